@@ -1,0 +1,32 @@
+// Public ESM entry: named exports over the CommonJS build (one implementation,
+// one native addon instance). __test__/esm.test.mjs checks this list matches
+// index.js exactly.
+import cjs from './index.js'
+
+export const {
+  ok,
+  err,
+  serializeCause,
+  deserializeCause,
+  serializeResult,
+  deserializeResult,
+  serializeMeta,
+  deserializeMeta,
+  serializeEntry,
+  deserializeEntry,
+  serializeState,
+  deserializeState,
+  stringifyState,
+  parseState,
+  createMemoryCache,
+  createFileCache,
+  createFileStore,
+  createKVCache,
+  createRedisStore,
+  createStatePersistence,
+  createHydratingCache,
+  escapeGlob,
+  globMatch,
+} = cjs
+
+export default cjs

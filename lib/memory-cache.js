@@ -1,0 +1,3 @@
+'use strict'
+// (to be written)
+module.exports = {}

@@ -1,0 +1,127 @@
+//! The one error type of the crate. Every failure a caller can see is a
+//! variant here, with a stable `code` string and the JavaScript class it is
+//! thrown as. No napi types: the binding layer (`js_error.rs`) maps it.
+
+use thiserror::Error;
+
+/// Which JavaScript error class a [`PersistError`] is surfaced as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsClass {
+    Error,
+    TypeError,
+    RangeError,
+    SyntaxError,
+}
+
+#[derive(Debug, Error)]
+pub enum PersistError {
+    /// A caller passed an argument or option of the wrong type or range.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// JSON that parsed but is not a state document / serialized result.
+    #[error("{0}")]
+    InvalidDocument(String),
+    /// Text that is not JSON.
+    #[error("{0}")]
+    Syntax(String),
+    /// A value too deep or too large to handle.
+    #[error("{0}")]
+    Range(String),
+    /// A stored value that cannot be read back (torn file, garbage in a key).
+    #[error("corrupt value at {location}: {reason}")]
+    Corrupt { location: String, reason: String },
+    /// A file-system operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store cannot be reached (connection refused, dropped).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store did not answer within the configured time.
+    #[error("store operation timed out after {0} ms")]
+    Timeout(u64),
+    /// The store answered with an error.
+    #[error("store error: {0}")]
+    Store(String),
+    /// The store was closed by the caller.
+    #[error("store is closed")]
+    Closed,
+    /// A bug: a panic caught at the boundary, or an invariant broken.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl PersistError {
+    /// Stable machine-readable code, set as `error.code` in JavaScript.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PersistError::InvalidArgument(_) => "ERR_INVALID_ARG",
+            PersistError::InvalidDocument(_) => "ERR_INVALID_DOCUMENT",
+            PersistError::Syntax(_) => "ERR_JSON_SYNTAX",
+            PersistError::Range(_) => "ERR_OUT_OF_RANGE",
+            PersistError::Corrupt { .. } => "ERR_CORRUPT",
+            PersistError::Io { .. } => "ERR_IO",
+            PersistError::Unavailable(_) => "ERR_STORE_UNAVAILABLE",
+            PersistError::Timeout(_) => "ERR_STORE_TIMEOUT",
+            PersistError::Store(_) => "ERR_STORE",
+            PersistError::Closed => "ERR_STORE_CLOSED",
+            PersistError::Internal(_) => "ERR_INTERNAL",
+        }
+    }
+
+    /// The JavaScript class this error is thrown as.
+    pub fn js_class(&self) -> JsClass {
+        match self {
+            PersistError::InvalidArgument(_) | PersistError::InvalidDocument(_) => {
+                JsClass::TypeError
+            }
+            PersistError::Syntax(_) => JsClass::SyntaxError,
+            PersistError::Range(_) => JsClass::RangeError,
+            _ => JsClass::Error,
+        }
+    }
+
+    pub fn io(op: &'static str, path: impl Into<String>, source: std::io::Error) -> Self {
+        PersistError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn corrupt(location: impl Into<String>, reason: impl Into<String>) -> Self {
+        PersistError::Corrupt {
+            location: location.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+pub type Result<T, E = PersistError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable_and_classes_match() {
+        assert_eq!(
+            PersistError::InvalidArgument("x".into()).code(),
+            "ERR_INVALID_ARG"
+        );
+        assert_eq!(
+            PersistError::InvalidArgument("x".into()).js_class(),
+            JsClass::TypeError
+        );
+        assert_eq!(PersistError::Syntax("x".into()).js_class(), JsClass::SyntaxError);
+        let c = PersistError::corrupt("a.json", "unexpected end");
+        assert_eq!(c.code(), "ERR_CORRUPT");
+        assert_eq!(c.to_string(), "corrupt value at a.json: unexpected end");
+        assert_eq!(PersistError::Timeout(500).code(), "ERR_STORE_TIMEOUT");
+        assert_eq!(PersistError::Closed.js_class(), JsClass::Error);
+    }
+}

@@ -1,0 +1,23 @@
+//! awaitly-persistence-native: a Rust core for `awaitly/persistence`.
+//!
+//! `lib.rs` only wires modules. Pure cores (no napi types, injected clock):
+//! `error`, `clock`, `glob`, `state_doc`, `lru`, `file_name`, `file_store`,
+//! `redis_store`. Bindings (thin, napi): `js_error`, `*_binding`.
+
+#![deny(clippy::unwrap_used)]
+
+pub mod clock;
+pub mod error;
+pub mod file_name;
+pub mod file_store;
+pub mod glob;
+pub mod lru;
+pub mod redis_store;
+pub mod state_doc;
+
+mod file_binding;
+mod glob_binding;
+mod js_error;
+mod memory_cache_binding;
+mod redis_binding;
+mod serialize_binding;
