@@ -1,0 +1,46 @@
+// Shared benchmark helpers: every suite measures with `measure` and returns
+// tables, so `npm run bench` prints one report with ratios side by side.
+
+import { performance } from 'node:perf_hooks'
+
+/**
+ * Run `fn` (sync or async; it may do `batch` operations per call) repeatedly
+ * for at least `minMs`, after `warmupMs` of warm-up. Returns ops/s.
+ */
+export async function measure(fn, { minMs = 500, warmupMs = 150, batch = 1 } = {}) {
+  const isAsync = fn.constructor.name === 'AsyncFunction'
+  const loop = async (ms) => {
+    let calls = 0
+    const start = performance.now()
+    let now = start
+    while (now - start < ms) {
+      for (let i = 0; i < 16; i++) {
+        if (isAsync) await fn()
+        else fn()
+      }
+      calls += 16
+      now = performance.now()
+    }
+    return (calls * batch) / ((now - start) / 1000)
+  }
+  await loop(warmupMs)
+  return loop(minMs)
+}
+
+/** Format ops/s with thousands separators. */
+export const fmt = (n) =>
+  n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toLocaleString('en-US', { maximumFractionDigits: 2 })
+
+/** Ratio a/b as `1.23×`. */
+export const ratio = (a, b) => `${(a / b).toFixed(2)}×`
+
+/**
+ * A table: `{ title, columns: string[], rows: (string|number)[][], notes?: string[] }`.
+ * Render as GitHub markdown.
+ */
+export function renderTable(t) {
+  const head = `| ${t.columns.join(' | ')} |\n|${t.columns.map(() => '---').join('|')}|\n`
+  const body = t.rows.map((r) => `| ${r.map((c) => (typeof c === 'number' ? fmt(c) : c)).join(' | ')} |`).join('\n')
+  const notes = (t.notes ?? []).map((n) => `\n> ${n}`).join('')
+  return `### ${t.title}\n\n${head}${body}\n${notes}\n`
+}

@@ -1,0 +1,28 @@
+// `npm run bench`: every suite in one run, native side by side with its JS
+// peers, ratios reported. Writes benchmark/results.md (README copies it).
+// Run one suite: `npm run bench -- serialize`.
+
+import { writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { renderTable } from './harness.mjs'
+
+const suites = ['serialize', 'memory-cache', 'file', 'redis']
+const only = process.argv.slice(2)
+
+const out = [
+  `# Benchmarks\n`,
+  `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${new Date().toISOString()}\n`,
+]
+for (const name of suites) {
+  if (only.length && !only.includes(name)) continue
+  const mod = await import(`./${name}.mjs`)
+  console.log(`\n## ${name}`)
+  const tables = await mod.run()
+  out.push(`## ${name}\n`)
+  for (const t of tables) {
+    const md = renderTable(t)
+    console.log(md)
+    out.push(md)
+  }
+}
+if (!only.length) writeFileSync(new URL('./results.md', import.meta.url), out.join('\n'))
