@@ -15,8 +15,30 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  */
 export declare function __panicForTest(): void
 
+/** Assemble the state document from `JSON.stringify([k1, e1, ..., {metadata}])`. */
+export declare function assembleState(parts: string): string
+
 /** Escape `* ? [ ] \` so `literal` matches only itself in a `keys()` pattern. */
 export declare function escapeGlob(literal: string): string
 
 /** Does `key` match the Redis-style glob `pattern`? */
 export declare function globMatch(pattern: string, key: string): boolean
+
+/**
+ * Throw a TypeError (`ERR_INVALID_ARG`) for a bad argument to a public
+ * function: `<fn>: <arg> must be <expected>, got <got>`.
+ */
+export declare function throwArgumentError(func: string, arg: string, expected: string, got: string): void
+
+/**
+ * Throw the TypeError (`ERR_INVALID_DOCUMENT`) for a problem the JavaScript
+ * fast path found in an in-memory document; the message is the core's.
+ */
+export declare function throwDocumentError(path: string, expected: string, got: string): void
+
+/**
+ * Throw the error describing why `text` is not a state document
+ * (SyntaxError `ERR_JSON_SYNTAX`, or TypeError `ERR_INVALID_DOCUMENT` naming
+ * the problem). Returns normally when `text` is a valid state document.
+ */
+export declare function validateState(text: string): void

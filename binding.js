@@ -836,5 +836,9 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.__panicForTest = nativeBinding.__panicForTest
+module.exports.assembleState = nativeBinding.assembleState
 module.exports.escapeGlob = nativeBinding.escapeGlob
 module.exports.globMatch = nativeBinding.globMatch
+module.exports.throwArgumentError = nativeBinding.throwArgumentError
+module.exports.throwDocumentError = nativeBinding.throwDocumentError
+module.exports.validateState = nativeBinding.validateState

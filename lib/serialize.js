@@ -1,6 +1,27 @@
 'use strict'
-// Result / cause / state serialization. The shapes are the JS module's, byte
-// for byte (see __test__/conformance.test.ts).
+// Result / cause / state serialization: the wire format of awaitly/persistence,
+// byte for byte (see __test__/conformance.test.ts).
+//
+// Division of labour (measured; see README "Performance"):
+// - V8 does the JSON of user values (JSON.stringify / JSON.parse) and builds
+//   the JS objects, Errors and Maps; walking JS values from Rust costs
+//   9-15 µs per entry against ~1 µs for V8.
+// - The Rust core (src/state_doc.rs) owns the state document: it assembles
+//   the `{"version":1,"entries":{...},"metadata":...}` envelope for
+//   stringifyState from V8's JSON of the pieces, and it owns the validation
+//   rules and every error message for documents that are not state documents.
+// - parseState / deserializeState build the Map in one JS pass that also does
+//   the rules' type checks (a few `typeof`s per entry, no allocation). On the
+//   first problem the JS pass hands over to the Rust validator, which throws
+//   the error naming the problem. Running the Rust validator on every valid
+//   document would add the UTF-8 copy and a second scan of the text to every
+//   call (see benchmark/serialize.mjs, "validate in Rust first").
+
+const { binding } = require('./native.js')
+
+// ---------------------------------------------------------------------------
+// Results
+// ---------------------------------------------------------------------------
 
 /** A successful Result. */
 const ok = (value) => ({ ok: true, value })
@@ -10,6 +31,39 @@ const err = (error, options) =>
   options !== undefined && options !== null && options.cause !== undefined
     ? { ok: false, error, cause: options.cause }
     : { ok: false, error }
+
+// ---------------------------------------------------------------------------
+// Small helpers (the words match the Rust core's messages)
+// ---------------------------------------------------------------------------
+
+/** `got` of a message: missing, null, array, object, string, number, ... */
+function kindOf(v) {
+  if (v === undefined) return 'missing'
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'array'
+  return typeof v
+}
+
+/** Like kindOf, but shows short literals (version, type, origin). */
+function gotValue(v) {
+  if (typeof v === 'number' && Number.isInteger(v) && Math.abs(v) < 1e15) return String(v)
+  if (typeof v === 'string') return JSON.stringify(v)
+  return kindOf(v)
+}
+
+/** A JSON object: not null, not an array. */
+const isRecord = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
+
+/** Something whose properties can be read (the JS module's implicit rule). */
+const isObjectLike = (v) => v !== null && (typeof v === 'object' || typeof v === 'function')
+
+function argError(fn, arg, expected, value) {
+  binding.throwArgumentError(fn, arg, expected, kindOf(value))
+}
+
+// ---------------------------------------------------------------------------
+// Causes
+// ---------------------------------------------------------------------------
 
 function serializeCause(cause) {
   if (cause === undefined) return { type: 'undefined' }
@@ -24,18 +78,31 @@ function serializeCause(cause) {
   }
 }
 
+function errorFrom(serialized) {
+  const error = new Error(serialized.errorMessage ?? 'Unknown error')
+  error.name = serialized.errorName ?? 'Error'
+  if (serialized.errorStack) error.stack = serialized.errorStack
+  return error
+}
+
+/**
+ * Restore a cause. Like the JS module, an unknown `type` yields `value`;
+ * unlike it, a non-object throws a TypeError (ERR_INVALID_ARG) instead of
+ * reading properties of null.
+ */
 function deserializeCause(serialized) {
+  if (!isObjectLike(serialized)) argError('deserializeCause', 'serialized', 'an object', serialized)
   if (serialized.type === 'undefined') return undefined
-  if (serialized.type === 'error') {
-    const error = new Error(serialized.errorMessage ?? 'Unknown error')
-    error.name = serialized.errorName ?? 'Error'
-    if (serialized.errorStack) error.stack = serialized.errorStack
-    return error
-  }
+  if (serialized.type === 'error') return errorFrom(serialized)
   return serialized.value
 }
 
+// ---------------------------------------------------------------------------
+// Results, metas, entries
+// ---------------------------------------------------------------------------
+
 function serializeResult(result) {
+  if (!isObjectLike(result)) argError('serializeResult', 'result', 'a Result object', result)
   if (result.ok) return { ok: true, value: result.value }
   return {
     ok: false,
@@ -45,12 +112,14 @@ function serializeResult(result) {
 }
 
 function deserializeResult(serialized) {
+  if (!isObjectLike(serialized)) argError('deserializeResult', 'serialized', 'an object', serialized)
   if (serialized.ok) return ok(serialized.value)
   const cause = serialized.cause ? deserializeCause(serialized.cause) : undefined
   return err(serialized.error, cause !== undefined ? { cause } : undefined)
 }
 
 function serializeMeta(meta) {
+  if (!isObjectLike(meta)) argError('serializeMeta', 'meta', 'an object', meta)
   if (meta.origin === 'result') {
     return {
       origin: 'result',
@@ -61,6 +130,7 @@ function serializeMeta(meta) {
 }
 
 function deserializeMeta(serialized) {
+  if (!isObjectLike(serialized)) argError('deserializeMeta', 'serialized', 'an object', serialized)
   if (serialized.origin === 'result') {
     return {
       origin: 'result',
@@ -71,42 +141,180 @@ function deserializeMeta(serialized) {
 }
 
 function serializeEntry(entry) {
+  if (!isObjectLike(entry)) argError('serializeEntry', 'entry', 'an object', entry)
+  if (!isObjectLike(entry.result)) argError('serializeEntry', 'entry.result', 'a Result object', entry.result)
   return { result: serializeResult(entry.result), meta: entry.meta ? serializeMeta(entry.meta) : undefined }
 }
 
 function deserializeEntry(serialized) {
+  if (!isObjectLike(serialized)) argError('deserializeEntry', 'serialized', 'an object', serialized)
+  if (!isObjectLike(serialized.result)) {
+    argError('deserializeEntry', 'serialized.result', 'an object', serialized.result)
+  }
   return {
     result: deserializeResult(serialized.result),
     meta: serialized.meta ? deserializeMeta(serialized.meta) : undefined,
   }
 }
 
-function setOwn(obj, key, value) {
-  if (key === '__proto__') {
-    Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true })
-  } else {
-    obj[key] = value
+// ---------------------------------------------------------------------------
+// State: writing
+// ---------------------------------------------------------------------------
+
+/**
+ * The entries of `state.steps` as `[key1, serializedEntry1, key2, ...]`, with
+ * the JS module's object-key semantics: keys become property keys (String),
+ * a later duplicate replaces the value in the first one's place, symbol keys
+ * vanish from JSON, and a `__proto__` step is dropped (the JS module's
+ * `entries[key] = ...` turned it into the prototype, so it never reached the
+ * document; we drop it without touching any prototype).
+ */
+function stateParts(fn, state) {
+  if (!isObjectLike(state)) argError(fn, 'state', 'a ResumeState object', state)
+  const steps = state.steps
+  if (steps === null || steps === undefined || typeof steps[Symbol.iterator] !== 'function') {
+    argError(fn, 'state.steps', 'a Map', steps)
   }
+  const parts = []
+  // Keys of a Map of strings are unique; anything else needs de-duplication.
+  let index = steps instanceof Map ? null : new Map()
+  for (const [key, entry] of steps) {
+    const serialized = serializeEntry(entry)
+    let name = key
+    if (typeof key !== 'string') {
+      if (typeof key === 'symbol') continue
+      name = String(key)
+      if (index === null) {
+        index = new Map()
+        for (let i = 0; i < parts.length; i += 2) index.set(parts[i], i)
+      }
+    }
+    if (name === '__proto__') continue
+    if (index !== null) {
+      const at = index.get(name)
+      if (at !== undefined) {
+        parts[at + 1] = serialized
+        continue
+      }
+      index.set(name, parts.length)
+    }
+    parts.push(name, serialized)
+  }
+  return parts
 }
 
 function serializeState(state, metadata) {
+  const parts = stateParts('serializeState', state)
   const entries = {}
-  for (const [key, entry] of state.steps) setOwn(entries, key, serializeEntry(entry))
+  for (let i = 0; i < parts.length; i += 2) entries[parts[i]] = parts[i + 1]
   return { version: 1, entries, metadata }
 }
 
-function deserializeState(serialized) {
+/**
+ * `JSON.stringify(serializeState(state, metadata))`, byte for byte: V8
+ * stringifies the pieces in one call, the Rust core assembles the document.
+ */
+function stringifyState(state, metadata) {
+  const parts = stateParts('stringifyState', state)
+  parts.push({ metadata })
+  return binding.assembleState(JSON.stringify(parts))
+}
+
+// ---------------------------------------------------------------------------
+// State: reading
+// ---------------------------------------------------------------------------
+
+const CAUSE_TYPES = '"error", "value" or "undefined"'
+
+/**
+ * Build `{ steps }` from a parsed document, checking the rules of
+ * src/state_doc.rs as it goes. `fail(key, sub, expected, got)` is called on
+ * the first problem and throws (path: `sub` under `entries[key]`, or the
+ * top-level `sub` when `key` is undefined).
+ */
+function readState(doc, fail) {
+  if (!isRecord(doc)) fail(undefined, '', 'an object', kindOf(doc))
+  if (doc.version !== 1) fail(undefined, 'version', '1', gotValue(doc.version))
+  const entries = doc.entries
+  if (!isRecord(entries)) fail(undefined, 'entries', 'an object', kindOf(entries))
   const steps = new Map()
-  for (const [key, entry] of Object.entries(serialized.entries)) steps.set(key, deserializeEntry(entry))
+  for (const [key, entry] of Object.entries(entries)) {
+    if (!isRecord(entry)) fail(key, '', 'an object', kindOf(entry))
+    const r = entry.result
+    if (!isRecord(r)) fail(key, '.result', 'an object', kindOf(r))
+    let result
+    if (r.ok === true) {
+      result = { ok: true, value: r.value }
+    } else if (r.ok === false) {
+      const cause = readCause(r.cause, key, '.result.cause', fail)
+      result = cause !== undefined ? { ok: false, error: r.error, cause } : { ok: false, error: r.error }
+    } else {
+      fail(key, '.result.ok', 'a boolean', kindOf(r.ok))
+    }
+    const m = entry.meta
+    let meta
+    if (m !== undefined && m !== null) {
+      if (!isRecord(m)) fail(key, '.meta', 'an object', kindOf(m))
+      if (m.origin === 'result') {
+        meta = { origin: 'result', resultCause: readCause(m.resultCause, key, '.meta.resultCause', fail) }
+      } else if (m.origin === 'throw') {
+        meta = { origin: 'throw', thrown: readCause(m.thrown, key, '.meta.thrown', fail) }
+      } else {
+        fail(key, '.meta.origin', '"result" or "throw"', gotValue(m.origin))
+      }
+    }
+    steps.set(key, { result, meta })
+  }
   return { steps }
 }
 
-function stringifyState(state, metadata) {
-  return JSON.stringify(serializeState(state, metadata))
+function readCause(c, key, sub, fail) {
+  if (c === undefined || c === null) return undefined
+  if (!isRecord(c)) fail(key, sub, 'an object', kindOf(c))
+  switch (c.type) {
+    case 'undefined':
+      return undefined
+    case 'error':
+      return errorFrom(c)
+    case 'value':
+      return c.value
+    default:
+      return fail(key, `${sub}.type`, CAUSE_TYPES, gotValue(c.type))
+  }
 }
 
+function problemPath(key, sub) {
+  return key === undefined ? sub : `entries[${JSON.stringify(key)}]${sub}`
+}
+
+/** Throw the core's TypeError (ERR_INVALID_DOCUMENT) for an in-memory document. */
+function throwProblem(key, sub, expected, got) {
+  binding.throwDocumentError(problemPath(key, sub), expected, got)
+}
+
+/**
+ * Restore ResumeState from a serialized state. Validates the document like
+ * parseState: TypeError (code ERR_INVALID_DOCUMENT) naming the first problem
+ * (an unsupported version included) instead of the JS module's crash.
+ */
+function deserializeState(serialized) {
+  return readState(serialized, throwProblem)
+}
+
+/**
+ * Parse a state document. SyntaxError (V8's own) for text that is not JSON;
+ * TypeError (code ERR_INVALID_DOCUMENT), message from the Rust validator,
+ * for JSON that is not a state document.
+ */
 function parseState(json) {
-  return deserializeState(JSON.parse(json))
+  const text = typeof json === 'string' ? json : String(json)
+  const doc = JSON.parse(text)
+  return readState(doc, (key, sub, expected, got) => {
+    // The Rust core re-reads the text and throws the error naming the problem.
+    binding.validateState(text)
+    // Only reached if the two readers disagree (a bug): still fail clearly.
+    throwProblem(key, sub, expected, got)
+  })
 }
 
 module.exports = {
