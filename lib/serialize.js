@@ -57,6 +57,16 @@ const isRecord = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
 /** Something whose properties can be read (the JS module's implicit rule). */
 const isObjectLike = (v) => v !== null && (typeof v === 'object' || typeof v === 'function')
 
+/** Give an error thrown by V8 a `code` (when it is an object without one). */
+function withCode(e, code) {
+  if (e !== null && typeof e === 'object' && e.code === undefined) {
+    try {
+      e.code = code
+    } catch {}
+  }
+  return e
+}
+
 function argError(fn, arg, expected, value) {
   binding.throwArgumentError(fn, arg, expected, kindOf(value))
 }
@@ -217,7 +227,16 @@ function serializeState(state, metadata) {
 function stringifyState(state, metadata) {
   const parts = stateParts('stringifyState', state)
   parts.push({ metadata })
-  return binding.assembleState(JSON.stringify(parts))
+  let json
+  try {
+    json = JSON.stringify(parts)
+  } catch (e) {
+    // V8's own error (circular / BigInt: TypeError; too deep: RangeError), with a code.
+    if (e instanceof RangeError) throw withCode(e, 'ERR_OUT_OF_RANGE')
+    if (e instanceof TypeError) throw withCode(e, 'ERR_INVALID_ARG')
+    throw e // an error thrown by a user's toJSON, untouched
+  }
+  return binding.assembleState(json)
 }
 
 // ---------------------------------------------------------------------------
@@ -308,7 +327,12 @@ function deserializeState(serialized) {
  */
 function parseState(json) {
   const text = typeof json === 'string' ? json : String(json)
-  const doc = JSON.parse(text)
+  let doc
+  try {
+    doc = JSON.parse(text)
+  } catch (e) {
+    throw e instanceof SyntaxError ? withCode(e, 'ERR_JSON_SYNTAX') : e // V8's exact SyntaxError
+  }
   return readState(doc, (key, sub, expected, got) => {
     // The Rust core re-reads the text and throws the error naming the problem.
     binding.validateState(text)
