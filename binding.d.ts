@@ -15,8 +15,11 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  */
 export declare function __panicForTest(): void
 
-/** Assemble the state document from `JSON.stringify([k1, e1, ..., {metadata}])`. */
-export declare function assembleState(parts: string): string
+/**
+ * Assemble the state document from the JSON texts of arrays whose elements
+ * are `key1, entry1, ..., {"metadata": m}` (see `state_doc::assemble_state_units`).
+ */
+export declare function assembleState(chunks: Array<string>): string
 
 /** Escape `* ? [ ] \` so `literal` matches only itself in a `keys()` pattern. */
 export declare function escapeGlob(literal: string): string

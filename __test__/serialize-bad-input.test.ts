@@ -211,10 +211,10 @@ describe('serialize* and stringifyState on bad input', () => {
 
   it('the native envelope assembler rejects garbage with a TypeError instead of crashing', () => {
     for (const bad of ['', '[', '[1]', '["a",1,{}]', '["a",{}]', '[{"x":1}]', '[{}] x', '\u0000']) {
-      const e = thrown(() => native.assembleState(bad))
+      const e = thrown(() => native.assembleState([bad]))
       expect(e).toBeInstanceOf(Error)
       expect(['ERR_INVALID_ARG', 'ERR_JSON_SYNTAX']).toContain(e.code)
     }
-    expect(native.assembleState('["a",{"result":{"ok":true}},{}]')).toBe('{"version":1,"entries":{"a":{"result":{"ok":true}}}}')
+    expect(native.assembleState(['["a",{"result":{"ok":true}},{}]'])).toBe('{"version":1,"entries":{"a":{"result":{"ok":true}}}}')
   })
 })

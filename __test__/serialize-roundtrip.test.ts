@@ -6,6 +6,7 @@ import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
 const lib = require('../index.js')
+const native = require('../binding.js')
 const { stringifyState, parseState, serializeState, deserializeState, serializeResult, deserializeResult, ok, err } = lib
 
 const state = (pairs: [unknown, unknown][]) => ({ steps: new Map(pairs) })
@@ -68,6 +69,22 @@ describe('stringifyState → parseState round trip', () => {
     expect(Object.keys(JSON.parse(text).entries)).toEqual(expected)
   })
 
+  it('large states (assembled from several chunks) are byte-identical, order and odd strings included', () => {
+    const pairs: [string, unknown][] = []
+    for (let i = 0; i < 700; i++) {
+      const key = i % 50 === 0 ? String(1000 - i) : i % 7 === 0 ? `k\ud800${i}` : `step:${i}`
+      const value = i % 3 === 0 ? { text: '日本語 ✓ \udc00', n: i } : { id: i, tags: ['a', 'b'] }
+      pairs.push([key, i % 5 === 0 ? { result: err('E', { cause: new Error(`c${i}`) }) } : okEntry(value)])
+    }
+    const s = state(pairs)
+    const { text, back } = roundTrip(s, { run: 'r\ud800' })
+    expect(back.steps.size).toBe(700)
+    expect([...back.steps.keys()]).toEqual(Object.keys(serializeState(s).entries))
+    const latin = state(pairs.filter((_, i) => i % 3 !== 0 && i % 7 !== 0))
+    expect(stringifyState(latin)).toBe(JSON.stringify(serializeState(latin)))
+    expect(text.length).toBeGreaterThan(10_000)
+  })
+
   it('non-string and duplicate step keys behave like object property keys', () => {
     const sym = Symbol('s')
     const s = state([[1, okEntry('one')], ['1', okEntry('uno')], [sym, okEntry('sym')], ['x', okEntry('x')]])
@@ -116,6 +133,33 @@ describe('stringifyState → parseState round trip', () => {
       result: { ok: true, value: [1, { b: null }] },
       meta: undefined,
     })
+  })
+})
+
+describe('the Rust envelope assembler', () => {
+  // V8 stringifies [key, entry, ...] in chunks; Rust assembles the document.
+  function viaRust(s: { steps: any }, metadata: unknown, pairsPerChunk: number): string {
+    const parts: unknown[] = []
+    for (const [k, e] of s.steps) if (k !== '__proto__') parts.push(k, lib.serializeEntry(e))
+    const chunks: string[] = []
+    let i = 0
+    for (; i + 2 * pairsPerChunk < parts.length; i += 2 * pairsPerChunk) chunks.push(JSON.stringify(parts.slice(i, i + 2 * pairsPerChunk)))
+    chunks.push(JSON.stringify([...parts.slice(i), { metadata }]))
+    return native.assembleState(chunks)
+  }
+
+  it('is byte-identical to stringifyState (keys order, escapes, lone surrogates, non-Latin-1 text, metadata)', () => {
+    const pairs: [string, unknown][] = []
+    for (let i = 0; i < 300; i++) {
+      const key = i % 40 === 0 ? String(500 - i) : i % 9 === 0 ? `k\ud800"${i}` : `step:${i}`
+      pairs.push([key, i % 4 === 0 ? { result: err({ c: i }, { cause: new Error(`e${i}`) }) } : okEntry({ t: i % 3 ? 'plain' : '日本\udc00', i })])
+    }
+    const s = state(pairs)
+    for (const meta of [undefined, null, { m: 'x\u2028' }, 'str', { toJSON: (k: string) => k }]) {
+      for (const per of [1, 7, 64, 1000]) expect(viaRust(s, meta, per)).toBe(stringifyState(s, meta))
+    }
+    const empty = state([])
+    expect(viaRust(empty, undefined, 64)).toBe(stringifyState(empty))
   })
 })
 

@@ -2,20 +2,25 @@
 // Result / cause / state serialization: the wire format of awaitly/persistence,
 // byte for byte (see __test__/conformance.test.ts).
 //
-// Division of labour (measured; see README "Performance"):
+// Division of labour (measured on the 2-core dev box; figures in
+// benchmark/serialize.mjs and the README):
 // - V8 does the JSON of user values (JSON.stringify / JSON.parse) and builds
-//   the JS objects, Errors and Maps; walking JS values from Rust costs
-//   9-15 µs per entry against ~1 µs for V8.
-// - The Rust core (src/state_doc.rs) owns the state document: it assembles
-//   the `{"version":1,"entries":{...},"metadata":...}` envelope for
-//   stringifyState from V8's JSON of the pieces, and it owns the validation
-//   rules and every error message for documents that are not state documents.
+//   the JS objects, Errors and Maps: walking JS values from Rust costs
+//   9-15 µs per entry against ~1 µs for V8, building them 5x JSON.parse.
+// - The Rust core (src/state_doc.rs) owns the state document's rules: its
+//   validator and every error message for JSON that is not a state document,
+//   and an envelope assembler byte-identical to stringifyState (pinned by
+//   tests; the Rust stores can use it). Argument errors are thrown from Rust
+//   too, so every error has its class and `code` from one place.
+// - stringifyState is one V8 JSON.stringify: sending the text through Rust
+//   measured 0.43x of it on a 1,000-entry state (a 370 KB string costs ~25 µs
+//   to cross in as UTF-16 but ~290 µs to create back in V8, plus the scan),
+//   and a 1-entry state pays ~1.2 µs of N-API crossing against ~1 µs of work.
 // - parseState / deserializeState build the Map in one JS pass that also does
 //   the rules' type checks (a few `typeof`s per entry, no allocation). On the
-//   first problem the JS pass hands over to the Rust validator, which throws
-//   the error naming the problem. Running the Rust validator on every valid
-//   document would add the UTF-8 copy and a second scan of the text to every
-//   call (see benchmark/serialize.mjs, "validate in Rust first").
+//   first problem the pass hands over to the Rust validator, which re-reads
+//   the text and throws the error naming the problem. Validating every valid
+//   document in Rust first measured 0.73x.
 
 const { binding } = require('./native.js')
 
@@ -214,29 +219,33 @@ function stateParts(fn, state) {
 }
 
 function serializeState(state, metadata) {
-  const parts = stateParts('serializeState', state)
+  return stateDocument('serializeState', state, metadata)
+}
+
+function stateDocument(fn, state, metadata) {
+  const parts = stateParts(fn, state)
   const entries = {}
   for (let i = 0; i < parts.length; i += 2) entries[parts[i]] = parts[i + 1]
   return { version: 1, entries, metadata }
 }
 
 /**
- * `JSON.stringify(serializeState(state, metadata))`, byte for byte: V8
- * stringifies the pieces in one call, the Rust core assembles the document.
+ * `JSON.stringify(serializeState(state, metadata))`, byte for byte, made by
+ * V8 in one call. (The Rust core has the same assembler,
+ * `binding.assembleState`, used by tests to pin the format; on the hot path
+ * it measured 0.43x of this, because the text must cross to Rust and back and
+ * be scanned; see benchmark/serialize.mjs.)
  */
 function stringifyState(state, metadata) {
-  const parts = stateParts('stringifyState', state)
-  parts.push({ metadata })
-  let json
+  const doc = stateDocument('stringifyState', state, metadata)
   try {
-    json = JSON.stringify(parts)
+    return JSON.stringify(doc)
   } catch (e) {
     // V8's own error (circular / BigInt: TypeError; too deep: RangeError), with a code.
     if (e instanceof RangeError) throw withCode(e, 'ERR_OUT_OF_RANGE')
     if (e instanceof TypeError) throw withCode(e, 'ERR_INVALID_ARG')
     throw e // an error thrown by a user's toJSON, untouched
   }
-  return binding.assembleState(json)
 }
 
 // ---------------------------------------------------------------------------

@@ -16,6 +16,9 @@ use crate::error::{PersistError, Result};
 /// The only document version this crate reads and writes.
 pub const STATE_VERSION: u32 = 1;
 
+/// A span `[start, end)` of code units.
+type Span = (usize, usize);
+
 /// Why a JSON value is not a state document: where, what was expected, and
 /// what was found (`"missing"` for an absent member).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,31 +99,34 @@ pub fn quote_utf16(units: &[u16]) -> String {
 
 /// Decode the inside of a JSON string literal (no quotes, already checked by
 /// the scanner) into UTF-16 code units, keeping lone surrogates.
-fn decode_units(raw: &str) -> Vec<u16> {
+fn decode_units(raw: &[u16]) -> Vec<u16> {
     let mut out = Vec::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            let mut buf = [0u16; 2];
-            out.extend_from_slice(c.encode_utf16(&mut buf));
+    let mut i = 0;
+    while i < raw.len() {
+        let c = raw[i];
+        i += 1;
+        if c != BACKSLASH {
+            out.push(c);
             continue;
         }
-        match chars.next() {
-            Some('b') => out.push(0x08),
-            Some('f') => out.push(0x0c),
-            Some('n') => out.push(0x0a),
-            Some('r') => out.push(0x0d),
-            Some('t') => out.push(0x09),
-            Some('u') => {
-                let hex: String = chars.by_ref().take(4).collect();
-                out.push(u16::from_str_radix(&hex, 16).unwrap_or(0xfffd));
+        let Some(&e) = raw.get(i) else { break };
+        i += 1;
+        out.push(match u8::try_from(e).unwrap_or(0) {
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => 0x0a,
+            b'r' => 0x0d,
+            b't' => 0x09,
+            b'u' => {
+                let hex = raw.get(i..i + 4).unwrap_or(&[]);
+                i += 4;
+                hex.iter()
+                    .map(|&h| char::from_u32(u32::from(h)).and_then(|c| c.to_digit(16)))
+                    .try_fold(0u16, |n, d| d.map(|d| n * 16 + d as u16))
+                    .unwrap_or(0xfffd)
             }
-            Some(other) => {
-                let mut buf = [0u16; 2];
-                out.extend_from_slice(other.encode_utf16(&mut buf));
-            }
-            None => {}
-        }
+            _ => e,
+        });
     }
     out
 }
@@ -149,8 +155,23 @@ fn array_index_units(units: &[u16]) -> Option<u64> {
 }
 
 // ---------------------------------------------------------------------------
-// Scanner: JSON syntax exactly as JSON.parse accepts it, iterative
+// Scanner: JSON syntax exactly as JSON.parse accepts it, over UTF-16 code
+// units (what a JS string is), iterative
 // ---------------------------------------------------------------------------
+
+/// An ASCII byte as a UTF-16 code unit.
+const fn u(c: u8) -> u16 {
+    c as u16
+}
+
+const QUOTE: u16 = u(b'"');
+const BACKSLASH: u16 = u(b'\\');
+const LBRACE: u16 = u(b'{');
+const RBRACE: u16 = u(b'}');
+const LBRACKET: u16 = u(b'[');
+const RBRACKET: u16 = u(b']');
+const COMMA: u16 = u(b',');
+const COLON: u16 = u(b':');
 
 /// The kind of a JSON value, as reported in messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,35 +198,34 @@ impl Kind {
 }
 
 struct Scanner<'a> {
-    text: &'a str,
-    b: &'a [u8],
+    b: &'a [u16],
     pos: usize,
 }
 
 impl<'a> Scanner<'a> {
-    fn new(text: &'a str) -> Self {
-        Scanner {
-            text,
-            b: text.as_bytes(),
-            pos: 0,
-        }
+    fn new(units: &'a [u16]) -> Self {
+        Scanner { b: units, pos: 0 }
     }
 
     fn syntax(&self, what: &str) -> PersistError {
         PersistError::Syntax(format!("{what} in JSON at position {}", self.pos))
     }
 
-    fn peek(&self) -> Option<u8> {
+    fn peek(&self) -> Option<u16> {
         self.b.get(self.pos).copied()
     }
 
+    fn is(&self, c: u8) -> bool {
+        self.peek() == Some(u(c))
+    }
+
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+        while let Some(0x20 | 0x09 | 0x0a | 0x0d) = self.peek() {
             self.pos += 1;
         }
     }
 
-    fn expect(&mut self, c: u8) -> Result<()> {
+    fn expect(&mut self, c: u16) -> Result<()> {
         self.ws();
         if self.peek() == Some(c) {
             self.pos += 1;
@@ -231,86 +251,91 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// At a `"`: scan the string, return the byte span of its inside.
-    fn string(&mut self) -> Result<(usize, usize)> {
-        if self.peek() != Some(b'"') {
+    fn is_digit(&self) -> bool {
+        matches!(self.peek(), Some(c) if (u(b'0')..=u(b'9')).contains(&c))
+    }
+
+    /// At a `"`: scan the string, return the span of its inside.
+    fn string(&mut self) -> Result<Span> {
+        if self.peek() != Some(QUOTE) {
             return Err(self.unexpected());
         }
         self.pos += 1;
         let start = self.pos;
         loop {
-            // Fast skip to the next quote or backslash.
-            match memchr::memchr2(b'"', b'\\', &self.b[self.pos..]) {
+            // Tight loop over plain units.
+            let rest = &self.b[self.pos..];
+            let off = rest
+                .iter()
+                .position(|&c| c == QUOTE || c == BACKSLASH || c < 0x20);
+            match off {
                 None => {
                     self.pos = self.b.len();
                     return Err(self.syntax("Unterminated string"));
                 }
-                Some(off) => {
-                    if self.b[self.pos..self.pos + off].iter().any(|&c| c < 0x20) {
-                        self.pos += self.b[self.pos..self.pos + off]
-                            .iter()
-                            .position(|&c| c < 0x20)
-                            .unwrap_or(0);
-                        return Err(self.syntax("Bad control character in string literal"));
-                    }
-                    self.pos += off;
-                }
+                Some(off) => self.pos += off,
             }
-            if self.b[self.pos] == b'"' {
-                let end = self.pos;
-                self.pos += 1;
-                return Ok((start, end));
-            }
-            // backslash escape
-            self.pos += 1;
-            match self.peek() {
-                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 1,
-                Some(b'u') => {
+            match self.b[self.pos] {
+                QUOTE => {
+                    let end = self.pos;
                     self.pos += 1;
-                    for _ in 0..4 {
-                        match self.peek() {
-                            Some(c) if c.is_ascii_hexdigit() => self.pos += 1,
-                            _ => return Err(self.syntax("Bad Unicode escape")),
+                    return Ok((start, end));
+                }
+                BACKSLASH => {
+                    self.pos += 1;
+                    match self.peek().and_then(|c| u8::try_from(c).ok()) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                            self.pos += 1
                         }
+                        Some(b'u') => {
+                            self.pos += 1;
+                            for _ in 0..4 {
+                                match self.peek().and_then(|c| u8::try_from(c).ok()) {
+                                    Some(c) if c.is_ascii_hexdigit() => self.pos += 1,
+                                    _ => return Err(self.syntax("Bad Unicode escape")),
+                                }
+                            }
+                        }
+                        _ => return Err(self.syntax("Bad escaped character")),
                     }
                 }
-                _ => return Err(self.syntax("Bad escaped character")),
+                _ => return Err(self.syntax("Bad control character in string literal")),
             }
         }
     }
 
-    fn number(&mut self) -> Result<(usize, usize)> {
+    fn number(&mut self) -> Result<Span> {
         let start = self.pos;
-        if self.peek() == Some(b'-') {
+        if self.is(b'-') {
             self.pos += 1;
         }
-        match self.peek() {
-            Some(b'0') => self.pos += 1,
-            Some(b'1'..=b'9') => {
-                while let Some(b'0'..=b'9') = self.peek() {
-                    self.pos += 1;
-                }
+        if self.is(b'0') {
+            self.pos += 1;
+        } else if self.is_digit() {
+            while self.is_digit() {
+                self.pos += 1;
             }
-            _ => return Err(self.syntax("No number after minus sign")),
+        } else {
+            return Err(self.syntax("No number after minus sign"));
         }
-        if self.peek() == Some(b'.') {
+        if self.is(b'.') {
             self.pos += 1;
-            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+            if !self.is_digit() {
                 return Err(self.syntax("Unterminated fractional number"));
             }
-            while let Some(b'0'..=b'9') = self.peek() {
+            while self.is_digit() {
                 self.pos += 1;
             }
         }
-        if let Some(b'e' | b'E') = self.peek() {
+        if self.is(b'e') || self.is(b'E') {
             self.pos += 1;
-            if let Some(b'+' | b'-') = self.peek() {
+            if self.is(b'+') || self.is(b'-') {
                 self.pos += 1;
             }
-            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+            if !self.is_digit() {
                 return Err(self.syntax("Exponent part is missing a number"));
             }
-            while let Some(b'0'..=b'9') = self.peek() {
+            while self.is_digit() {
                 self.pos += 1;
             }
         }
@@ -318,7 +343,8 @@ impl<'a> Scanner<'a> {
     }
 
     fn literal(&mut self, word: &[u8]) -> Result<()> {
-        if self.b[self.pos..].starts_with(word) {
+        let rest = &self.b[self.pos..];
+        if rest.len() >= word.len() && rest.iter().zip(word).all(|(&a, &w)| a == u(w)) {
             self.pos += word.len();
             Ok(())
         } else {
@@ -328,7 +354,7 @@ impl<'a> Scanner<'a> {
 
     /// A scalar at the cursor (after whitespace).
     fn scalar(&mut self) -> Result<Kind> {
-        match self.peek() {
+        match self.peek().and_then(|c| u8::try_from(c).ok()) {
             Some(b'"') => self.string().map(|_| Kind::String),
             Some(b't') => self.literal(b"true").map(|_| Kind::Bool),
             Some(b'f') => self.literal(b"false").map(|_| Kind::Bool),
@@ -338,20 +364,24 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    fn at_opener(&self) -> bool {
+        matches!(self.peek(), Some(LBRACE | LBRACKET))
+    }
+
     /// Skip any value, however deep, without recursion. Returns its kind.
     fn skip_value(&mut self) -> Result<Kind> {
         self.ws();
         let kind = match self.peek() {
-            Some(b'{') => Kind::Object,
-            Some(b'[') => Kind::Array,
+            Some(LBRACE) => Kind::Object,
+            Some(LBRACKET) => Kind::Array,
             _ => return self.scalar(),
         };
-        let mut closers: Vec<u8> = Vec::new();
+        let mut closers: Vec<u16> = Vec::new();
         'open: loop {
             // At an opener.
-            let is_obj = self.b[self.pos] == b'{';
+            let is_obj = self.b[self.pos] == LBRACE;
             self.pos += 1;
-            closers.push(if is_obj { b'}' } else { b']' });
+            closers.push(if is_obj { RBRACE } else { RBRACKET });
             self.ws();
             if self.peek() == closers.last().copied() {
                 self.pos += 1;
@@ -359,10 +389,10 @@ impl<'a> Scanner<'a> {
             } else {
                 if is_obj {
                     self.string()?;
-                    self.expect(b':')?;
+                    self.expect(COLON)?;
                     self.ws();
                 }
-                if let Some(b'{' | b'[') = self.peek() {
+                if self.at_opener() {
                     continue 'open;
                 }
                 self.scalar()?;
@@ -371,15 +401,15 @@ impl<'a> Scanner<'a> {
             while let Some(&top) = closers.last() {
                 self.ws();
                 match self.peek() {
-                    Some(b',') => {
+                    Some(COMMA) => {
                         self.pos += 1;
                         self.ws();
-                        if top == b'}' {
+                        if top == RBRACE {
                             self.string()?;
-                            self.expect(b':')?;
+                            self.expect(COLON)?;
                             self.ws();
                         }
-                        if let Some(b'{' | b'[') = self.peek() {
+                        if self.at_opener() {
                             continue 'open;
                         }
                         self.scalar()?;
@@ -398,23 +428,23 @@ impl<'a> Scanner<'a> {
     /// Iterate the members of the object at the cursor (`{` expected), calling
     /// `member(scanner, key_units)` which must consume the value.
     fn members(&mut self, mut member: impl FnMut(&mut Self, Vec<u16>) -> Result<()>) -> Result<()> {
-        self.expect(b'{')?;
+        self.expect(LBRACE)?;
         self.ws();
-        if self.peek() == Some(b'}') {
+        if self.peek() == Some(RBRACE) {
             self.pos += 1;
             return Ok(());
         }
         loop {
             self.ws();
             let (s, e) = self.string()?;
-            let key = decode_units(&self.text[s..e]);
-            self.expect(b':')?;
+            let key = decode_units(&self.b[s..e]);
+            self.expect(COLON)?;
             self.ws();
             member(self, key)?;
             self.ws();
             match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
+                Some(COMMA) => self.pos += 1,
+                Some(RBRACE) => {
                     self.pos += 1;
                     return Ok(());
                 }
@@ -430,8 +460,6 @@ impl<'a> Scanner<'a> {
 
 /// An entry key (UTF-16 code units) and the entry's first problem, if any.
 type EntryCheck = (Vec<u16>, Option<Problem>);
-/// A byte span `[start, end)` in the text.
-type Span = (usize, usize);
 
 /// What a member held, as far as the rules need to know.
 #[derive(Debug, Clone, PartialEq)]
@@ -472,10 +500,10 @@ impl Seen {
 /// Read a value we only need to classify (objects and arrays are skipped).
 fn classify(sc: &mut Scanner<'_>) -> Result<Seen> {
     sc.ws();
-    Ok(match sc.peek() {
+    Ok(match sc.peek().and_then(|c| u8::try_from(c).ok()) {
         Some(b'"') => {
             let (s, e) = sc.string()?;
-            Seen::Str(decode_units(&sc.text[s..e]))
+            Seen::Str(decode_units(&sc.b[s..e]))
         }
         Some(b't') => {
             sc.literal(b"true")?;
@@ -487,7 +515,8 @@ fn classify(sc: &mut Scanner<'_>) -> Result<Seen> {
         }
         Some(b'-' | b'0'..=b'9') => {
             let (s, e) = sc.number()?;
-            Seen::Number(sc.text[s..e].parse::<f64>().unwrap_or(f64::NAN))
+            let text: String = sc.b[s..e].iter().map(|&c| char::from(c as u8)).collect();
+            Seen::Number(text.parse::<f64>().unwrap_or(f64::NAN))
         }
         _ => Seen::Kind(sc.skip_value()?),
     })
@@ -495,7 +524,7 @@ fn classify(sc: &mut Scanner<'_>) -> Result<Seen> {
 
 fn is_obj(sc: &mut Scanner<'_>) -> bool {
     sc.ws();
-    sc.peek() == Some(b'{')
+    sc.peek() == Some(LBRACE)
 }
 
 /// A cause (`result.cause`, `meta.resultCause`, `meta.thrown`): `Ok(None)`
@@ -619,14 +648,19 @@ fn read_meta(sc: &mut Scanner<'_>) -> Result<Option<Problem>> {
 /// Check that `text` is a state document. `Err(Syntax)` for text that is not
 /// JSON, `Err(InvalidDocument)` naming the first problem (in the order a JS
 /// reader meets them: version, entries, then each entry in property order).
-pub fn validate_state(text: &str) -> Result<()> {
-    let mut sc = Scanner::new(text);
+pub fn validate_state_units(units: &[u16]) -> Result<()> {
+    let mut sc = Scanner::new(units);
     let problem = read_document(&mut sc)?;
     sc.at_end()?;
     match problem {
         None => Ok(()),
         Some(p) => Err(p.into_error()),
     }
+}
+
+/// [`validate_state_units`] for Rust text.
+pub fn validate_state(text: &str) -> Result<()> {
+    validate_state_units(&text.encode_utf16().collect::<Vec<u16>>())
 }
 
 fn read_document(sc: &mut Scanner<'_>) -> Result<Option<Problem>> {
@@ -693,83 +727,114 @@ fn read_document(sc: &mut Scanner<'_>) -> Result<Option<Problem>> {
 // Envelope assembly
 // ---------------------------------------------------------------------------
 
-/// Build the state document from the JSON text of the array
-/// `[key1, entry1, ..., keyN, entryN, {"metadata": m}]` (one
-/// `JSON.stringify` call in V8; the last element is `{}` when metadata is
-/// absent). Returns `{"version":1,"entries":{key1:entry1,...},"metadata":m}`
+/// Build the state document from `chunks`, each the JSON text (UTF-16 code
+/// units, as V8 made it with `JSON.stringify`) of an array; together their
+/// elements are `key1, entry1, ..., keyN, entryN, {"metadata": m}` (the last
+/// is `{}` when metadata is absent). Chunks keep each string V8 builds small
+/// (a string over ~128 KB costs V8 a large-object allocation, paid once more
+/// for every such copy).
+///
+/// Returns `{"version":1,"entries":{key1:entry1,...},"metadata":m}`,
 /// byte-identical to `JSON.stringify(serializeState(state, metadata))`,
-/// including JS property order (array-index keys first, ascending).
-pub fn assemble_state(parts: &str) -> Result<String> {
+/// including JS property order (array-index keys first, ascending). Keys and
+/// values are copied as V8 escaped them (lone surrogates as `\udXXX`).
+pub fn assemble_state_units(chunks: &[&[u16]]) -> Result<Vec<u16>> {
     let bad = |what: &str| PersistError::InvalidArgument(format!("assembleState: {what}"));
-    let mut sc = Scanner::new(parts);
-    sc.expect(b'[')?;
-    let mut index_pairs: Vec<(u64, Span, Span)> = Vec::new();
-    let mut pairs: Vec<(Span, Span)> = Vec::new();
-    let metadata: Option<Span>;
-    loop {
+    // (chunk, span, is_string) of every element, in order.
+    let mut elements: Vec<(usize, Span, bool)> = Vec::new();
+    let mut total = 0;
+    for (ci, chunk) in chunks.iter().enumerate() {
+        total += chunk.len();
+        let mut sc = Scanner::new(chunk);
+        sc.expect(LBRACKET)?;
         sc.ws();
-        match sc.peek() {
-            Some(b'"') => {
-                let key_start = sc.pos;
-                let (s, e) = sc.string()?;
-                let key = (key_start, sc.pos);
-                sc.expect(b',')?;
+        if sc.peek() == Some(RBRACKET) {
+            sc.pos += 1;
+        } else {
+            loop {
                 sc.ws();
-                if sc.peek() != Some(b'{') {
-                    return Err(bad("an entry must be an object"));
+                let start = sc.pos;
+                let is_string = sc.peek() == Some(QUOTE);
+                match sc.peek() {
+                    Some(QUOTE) => {
+                        sc.string()?;
+                    }
+                    Some(LBRACE) => {
+                        sc.skip_value()?;
+                    }
+                    _ => return Err(bad("elements must be key strings and objects")),
                 }
-                let vs = sc.pos;
-                sc.skip_value()?;
-                let value = (vs, sc.pos);
-                sc.expect(b',')?;
-                match array_index(&sc.b[s..e]) {
-                    Some(n) => index_pairs.push((n, key, value)),
-                    None => pairs.push((key, value)),
+                elements.push((ci, (start, sc.pos), is_string));
+                sc.ws();
+                match sc.peek() {
+                    Some(COMMA) => sc.pos += 1,
+                    Some(RBRACKET) => {
+                        sc.pos += 1;
+                        break;
+                    }
+                    _ => return Err(sc.unexpected()),
                 }
             }
-            Some(b'{') => {
-                let ws_start = sc.pos;
-                sc.skip_value()?;
-                let wrapper = &parts[ws_start..sc.pos];
-                const PREFIX: &str = "{\"metadata\":";
-                metadata = if wrapper == "{}" {
-                    None
-                } else if wrapper.starts_with(PREFIX) && wrapper.len() > PREFIX.len() + 1 {
-                    Some((ws_start + PREFIX.len(), sc.pos - 1))
-                } else {
-                    return Err(bad("the last element must be {} or {\"metadata\":...}"));
-                };
-                sc.expect(b']')?;
-                sc.at_end()?;
-                break;
-            }
-            _ => return Err(bad("expected a key string or the metadata object")),
+        }
+        sc.at_end()?;
+    }
+    let Some((&(wc, (ws, we), w_is_string), pairs)) = elements.split_last() else {
+        return Err(bad("the metadata object is missing"));
+    };
+    if w_is_string || pairs.len() % 2 != 0 {
+        return Err(bad("expected key/entry pairs then the metadata object"));
+    }
+    let wrapper = &chunks[wc][ws..we];
+    let prefix: Vec<u16> = "{\"metadata\":".encode_utf16().collect();
+    let metadata = if wrapper.len() == 2 {
+        None
+    } else if wrapper.len() > prefix.len() + 1 && wrapper.starts_with(&prefix) {
+        Some(&wrapper[prefix.len()..wrapper.len() - 1])
+    } else {
+        return Err(bad("the last element must be {} or {\"metadata\":...}"));
+    };
+    let mut indexed: Vec<(u64, usize)> = Vec::new();
+    let mut order: Vec<usize> = Vec::with_capacity(pairs.len() / 2);
+    for (i, pair) in pairs.chunks_exact(2).enumerate() {
+        let (kc, (ks, ke), k_is_string) = pair[0];
+        let (_, _, v_is_string) = pair[1];
+        if !k_is_string || v_is_string {
+            return Err(bad("expected key/entry pairs then the metadata object"));
+        }
+        match array_index_units(&chunks[kc][ks + 1..ke - 1]) {
+            Some(n) => indexed.push((n, i)),
+            None => order.push(i),
         }
     }
-    index_pairs.sort_by_key(|p| p.0);
-    let mut out = String::with_capacity(parts.len() + 32);
-    out.push_str("{\"version\":1,\"entries\":{");
+    indexed.sort_by_key(|&(n, _)| n);
+    let mut out: Vec<u16> = Vec::with_capacity(total + 32);
+    out.extend("{\"version\":1,\"entries\":{".encode_utf16());
     let mut first = true;
-    let all = index_pairs
-        .iter()
-        .map(|(_, k, v)| (k, v))
-        .chain(pairs.iter().map(|(k, v)| (k, v)));
-    for (k, v) in all {
+    for i in indexed.iter().map(|&(_, i)| i).chain(order) {
         if !first {
-            out.push(',');
+            out.push(COMMA);
         }
         first = false;
-        out.push_str(&parts[k.0..k.1]);
-        out.push(':');
-        out.push_str(&parts[v.0..v.1]);
+        let (kc, (ks, ke), _) = pairs[2 * i];
+        let (vc, (vs, ve), _) = pairs[2 * i + 1];
+        out.extend_from_slice(&chunks[kc][ks..ke]);
+        out.push(COLON);
+        out.extend_from_slice(&chunks[vc][vs..ve]);
     }
-    out.push('}');
-    if let Some((s, e)) = metadata {
-        out.push_str(",\"metadata\":");
-        out.push_str(&parts[s..e]);
+    out.push(RBRACE);
+    if let Some(m) = metadata {
+        out.extend(",\"metadata\":".encode_utf16());
+        out.extend_from_slice(m);
     }
-    out.push('}');
+    out.push(RBRACE);
     Ok(out)
+}
+
+/// [`assemble_state_units`] for Rust text, one chunk.
+pub fn assemble_state(parts: &str) -> Result<String> {
+    let units: Vec<u16> = parts.encode_utf16().collect();
+    let out = assemble_state_units(&[&units])?;
+    Ok(String::from_utf16_lossy(&out))
 }
 
 #[cfg(test)]
@@ -821,6 +886,32 @@ mod tests {
     }
 
     #[test]
+    fn assembles_across_chunks_and_keeps_code_units() {
+        let u = |s: &str| s.encode_utf16().collect::<Vec<u16>>();
+        let a = u(r#"["b",{"r":1},"7",{"r":2}]"#);
+        let mut b = u(r#"["k",{"v":"x"}]"#);
+        // a raw lone surrogate unit inside a value passes through unchanged
+        b[11] = 0xd800;
+        let c = u(r#"[{"metadata":[1]}]"#);
+        let empty = u("[]");
+        let out = assemble_state_units(&[&a, &empty, &b, &c]).unwrap();
+        let mut want =
+            u(r#"{"version":1,"entries":{"7":{"r":2},"b":{"r":1},"k":{"v":"x"}},"metadata":[1]}"#);
+        let at = want.iter().position(|&c| c == u16::from(b'x')).unwrap();
+        want[at] = 0xd800;
+        assert_eq!(out, want);
+        // a pair split across chunks
+        let k = u(r#"["a"]"#);
+        let v = u(r#"[{"r":1},{}]"#);
+        assert_eq!(
+            assemble_state_units(&[&k, &v]).unwrap(),
+            u(r#"{"version":1,"entries":{"a":{"r":1}}}"#)
+        );
+        assert!(assemble_state_units(&[]).is_err());
+        assert!(assemble_state_units(&[&empty]).is_err());
+    }
+
+    #[test]
     fn quotes_like_json_stringify() {
         let units: Vec<u16> = vec![
             0xd800,
@@ -837,7 +928,10 @@ mod tests {
             quote_utf16(&units),
             "\"\\ud800a\\\"\\\\\\n\\u0001\\udc00😀\""
         );
-        assert_eq!(decode_units("\\ud800a\\\"\\\\\\n\\u0001\\udc00😀"), units);
+        let raw: Vec<u16> = "\\ud800a\\\"\\\\\\n\\u0001\\udc00😀"
+            .encode_utf16()
+            .collect();
+        assert_eq!(decode_units(&raw), units);
     }
 
     #[test]
