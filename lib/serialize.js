@@ -176,56 +176,34 @@ function deserializeEntry(serialized) {
 // State: writing
 // ---------------------------------------------------------------------------
 
+function serializeState(state, metadata) {
+  return stateDocument('serializeState', state, metadata)
+}
+
 /**
- * The entries of `state.steps` as `[key1, serializedEntry1, key2, ...]`, with
- * the JS module's object-key semantics: keys become property keys (String),
- * a later duplicate replaces the value in the first one's place, symbol keys
- * vanish from JSON, and a `__proto__` step is dropped (the JS module's
+ * `{ version: 1, entries, metadata }` with the JS module's object-key
+ * semantics: a key becomes a property key (String), a later duplicate
+ * replaces the value in the first one's place, a symbol key never reaches
+ * JSON, and a `__proto__` step is dropped (the JS module's
  * `entries[key] = ...` turned it into the prototype, so it never reached the
  * document; we drop it without touching any prototype).
  */
-function stateParts(fn, state) {
+function stateDocument(fn, state, metadata) {
   if (!isObjectLike(state)) argError(fn, 'state', 'a ResumeState object', state)
   const steps = state.steps
   if (steps === null || steps === undefined || typeof steps[Symbol.iterator] !== 'function') {
     argError(fn, 'state.steps', 'a Map', steps)
   }
-  const parts = []
-  // Keys of a Map of strings are unique; anything else needs de-duplication.
-  let index = steps instanceof Map ? null : new Map()
+  const entries = {}
   for (const [key, entry] of steps) {
     const serialized = serializeEntry(entry)
-    let name = key
-    if (typeof key !== 'string') {
-      if (typeof key === 'symbol') continue
-      name = String(key)
-      if (index === null) {
-        index = new Map()
-        for (let i = 0; i < parts.length; i += 2) index.set(parts[i], i)
-      }
+    if (typeof key === 'string') {
+      if (key !== '__proto__') entries[key] = serialized
+    } else if (typeof key !== 'symbol') {
+      const name = String(key)
+      if (name !== '__proto__') entries[name] = serialized
     }
-    if (name === '__proto__') continue
-    if (index !== null) {
-      const at = index.get(name)
-      if (at !== undefined) {
-        parts[at + 1] = serialized
-        continue
-      }
-      index.set(name, parts.length)
-    }
-    parts.push(name, serialized)
   }
-  return parts
-}
-
-function serializeState(state, metadata) {
-  return stateDocument('serializeState', state, metadata)
-}
-
-function stateDocument(fn, state, metadata) {
-  const parts = stateParts(fn, state)
-  const entries = {}
-  for (let i = 0; i < parts.length; i += 2) entries[parts[i]] = parts[i + 1]
   return { version: 1, entries, metadata }
 }
 
