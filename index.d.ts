@@ -68,7 +68,22 @@ export interface SerializedState {
   metadata?: Record<string, unknown>
 }
 
+/**
+ * Errors thrown by the serialization functions carry a stable `code`:
+ * - `ERR_INVALID_ARG` (TypeError): an argument of the wrong type (`serializeResult(null)`,
+ *   `stringifyState({})`, `deserializeCause(null)`), or a value `JSON.stringify` rejects in
+ *   `stringifyState` (circular, BigInt: V8's own TypeError, code added);
+ * - `ERR_OUT_OF_RANGE` (RangeError): a value too deep for `JSON.stringify` (V8's own error);
+ * - `ERR_JSON_SYNTAX` (SyntaxError): `parseState` of text that is not JSON (V8's own error);
+ * - `ERR_INVALID_DOCUMENT` (TypeError): `parseState` / `deserializeState` of JSON that is not a
+ *   version-1 state document; the message names the problem, e.g.
+ *   `not a state document: entries["a"].result.ok must be a boolean, got string`.
+ */
+export type SerializationErrorCode = 'ERR_INVALID_ARG' | 'ERR_OUT_OF_RANGE' | 'ERR_JSON_SYNTAX' | 'ERR_INVALID_DOCUMENT'
+
+/** Serialize a cause: an Error keeps name/message/stack; a value JSON cannot hold becomes `String(value)`. */
 export declare function serializeCause(cause: unknown): SerializedCause
+/** Restore a cause. An unknown `type` yields `value` (as the JS module); a non-object throws `ERR_INVALID_ARG`. */
 export declare function deserializeCause(serialized: SerializedCause): unknown
 export declare function serializeResult(result: Result<unknown, unknown, unknown>): SerializedResult
 export declare function deserializeResult(serialized: SerializedResult): Result<unknown, unknown, unknown>
@@ -76,11 +91,22 @@ export declare function serializeMeta(meta: StepFailureMeta): SerializedMeta
 export declare function deserializeMeta(serialized: SerializedMeta): StepFailureMeta
 export declare function serializeEntry(entry: ResumeStateEntry): SerializedEntry
 export declare function deserializeEntry(serialized: SerializedEntry): ResumeStateEntry
+/**
+ * Serialize a ResumeState. Entry keys follow JS object-key rules (array-index keys first,
+ * ascending); a `__proto__` step is left out, as the JS module's output never held it.
+ */
 export declare function serializeState(state: ResumeState, metadata?: Record<string, unknown>): SerializedState
+/**
+ * Restore a ResumeState. Validates the whole document like `parseState` (only version 1 is
+ * read): TypeError `ERR_INVALID_DOCUMENT` naming the first problem.
+ */
 export declare function deserializeState(serialized: SerializedState): ResumeState
 /** `JSON.stringify(serializeState(state, metadata))`, byte for byte. */
 export declare function stringifyState(state: ResumeState, metadata?: Record<string, unknown>): string
-/** Parse a state document. Throws SyntaxError for text that is not JSON, TypeError for JSON that is not a state. */
+/**
+ * Parse a state document. SyntaxError (`ERR_JSON_SYNTAX`) for text that is not JSON, TypeError
+ * (`ERR_INVALID_DOCUMENT`) naming the problem for JSON that is not a version-1 state document.
+ */
 export declare function parseState(json: string): ResumeState
 
 // ============================================================================

@@ -66,6 +66,8 @@ const notStates: [string, string][] = [
   // keys quoted like JSON.stringify, lone surrogates included
   ['{"version":1,"entries":{"\\ud800\\n\\"":1}}', `${P}entries["\\ud800\\n\\""] must be an object, got number`],
   ['{"version":1,"entries":{"__proto__":1}}', `${P}entries["__proto__"] must be an object, got number`],
+  // a raw (unescaped) lone surrogate and other odd units in the text: crosses to Rust losslessly
+  ['{"version":1,"entries":{"\ud800\u2028\u007f\\u0001":1}}', `${P}entries["\\ud800\u2028\u007f\\u0001"] must be an object, got number`],
 ]
 
 describe('parseState', () => {
