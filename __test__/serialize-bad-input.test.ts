@@ -32,6 +32,8 @@ const notStates: [string, string][] = [
   ['{"version":2,"entries":{}}', `${P}version must be 1, got 2`],
   ['{"version":"1","entries":{}}', `${P}version must be 1, got "1"`],
   ['{"version":1}', `${P}entries is missing (expected an object)`],
+  [`{"version":"${'v'.repeat(64)}","entries":{}}`, `${P}version must be 1, got "${'v'.repeat(64)}"`],
+  [`{"version":"${'v'.repeat(65)}","entries":{}}`, `${P}version must be 1, got string`],
   ['{"version":1,"entries":null}', `${P}entries must be an object, got null`],
   ['{"version":1,"entries":[]}', `${P}entries must be an object, got array`],
   ['{"version":1,"entries":"x"}', `${P}entries must be an object, got string`],

@@ -52,7 +52,7 @@ function kindOf(v) {
 /** Like kindOf, but shows short literals (version, type, origin). */
 function gotValue(v) {
   if (typeof v === 'number' && Number.isInteger(v) && Math.abs(v) < 1e15) return String(v)
-  if (typeof v === 'string') return JSON.stringify(v)
+  if (typeof v === 'string') return v.length <= 64 ? JSON.stringify(v) : 'string' // as the Rust core
   return kindOf(v)
 }
 

@@ -487,7 +487,7 @@ impl Seen {
     fn got_value(&self) -> String {
         match self {
             Seen::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => format!("{}", *n as i64),
-            Seen::Str(u) => quote_utf16(u),
+            Seen::Str(u) if u.len() <= MAX_SHOWN_STRING => quote_utf16(u),
             other => other.got(),
         }
     }
@@ -496,6 +496,9 @@ impl Seen {
         matches!(self, Seen::Missing | Seen::Kind(Kind::Null))
     }
 }
+
+/// Longest string (UTF-16 units) a message quotes; longer ones show as `string`.
+const MAX_SHOWN_STRING: usize = 64;
 
 /// Read a value we only need to classify (objects and arrays are skipped).
 fn classify(sc: &mut Scanner<'_>) -> Result<Seen> {
@@ -1048,6 +1051,22 @@ mod tests {
         assert_eq!(
             problem("{\"version\":1,\"entries\":{\"\\ud800\\u0041\":{}}}"),
             "not a state document: entries[\"\\ud800A\"].result is missing (expected an object)"
+        );
+    }
+
+    #[test]
+    fn quotes_short_strings_only() {
+        let at = |n: usize| format!("{{\"version\":\"{}\",\"entries\":{{}}}}", "v".repeat(n));
+        assert_eq!(
+            problem(&at(64)),
+            format!(
+                "not a state document: version must be 1, got \"{}\"",
+                "v".repeat(64)
+            )
+        );
+        assert_eq!(
+            problem(&at(65)),
+            "not a state document: version must be 1, got string"
         );
     }
 
