@@ -3,6 +3,7 @@
 // `npm run bench -- serialize`. Use the release build (`npm run build`).
 
 import { createRequire } from 'node:module'
+import os from 'node:os'
 import { measure, fmt, ratio } from './harness.mjs'
 
 const require = createRequire(import.meta.url)
@@ -100,12 +101,12 @@ function makeState(n) {
 const best = (xs) => Math.max(...xs)
 
 /** Native and baseline measured in alternating rounds (the machine is shared): best of each. */
-async function pair(nativeFn, baseFn, rounds = 15) {
+async function pair(nativeFn, baseFn, rounds = 40) {
   const a = []
   const b = []
   for (let r = 0; r < rounds; r++) {
-    a.push(await measure(nativeFn, { minMs: 100, warmupMs: r === 0 ? 200 : 20 }))
-    b.push(await measure(baseFn, { minMs: 100, warmupMs: r === 0 ? 200 : 20 }))
+    a.push(await measure(nativeFn, { minMs: 25, warmupMs: r === 0 ? 200 : 5 }))
+    b.push(await measure(baseFn, { minMs: 25, warmupMs: r === 0 ? 200 : 5 }))
   }
   return [best(a), best(b)]
 }
@@ -202,7 +203,7 @@ export async function run() {
       rows,
       notes: [
         'State values: {id, name, tags:[…], nested:{…}}; every third entry is an err with an Error cause.',
-        'Best of 15 alternating rounds of 100 ms each (the machine is shared; interference only slows a round). Repeated runs of identical work vary by ±15%.',
+        `Best of 40 alternating rounds of 25 ms each (interference only slows a round). Load average during the run: ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')} on ${os.cpus().length} CPUs.`,
         'Goal: ≥0.90× on the 1,000-entry state both ways, ≥0.70× on single results.',
       ],
     },
