@@ -13,14 +13,15 @@
 //   tests; the Rust stores can use it). Argument errors are thrown from Rust
 //   too, so every error has its class and `code` from one place.
 // - stringifyState is one V8 JSON.stringify: sending the text through Rust
-//   measured 0.43x of it on a 1,000-entry state (a 370 KB string costs ~25 µs
-//   to cross in as UTF-16 but ~290 µs to create back in V8, plus the scan),
+//   measured 0.54x of it on a 1,000-entry state (272 KB: the text crosses in
+//   as UTF-16 cheaply, ~25 µs per 370 KB, but creating the result string back
+//   in V8 costs ~290 µs per 370 KB, plus the scan),
 //   and a 1-entry state pays ~1.2 µs of N-API crossing against ~1 µs of work.
 // - parseState / deserializeState build the Map in one JS pass that also does
 //   the rules' type checks (a few `typeof`s per entry, no allocation). On the
 //   first problem the pass hands over to the Rust validator, which re-reads
 //   the text and throws the error naming the problem. Validating every valid
-//   document in Rust first measured 0.73x.
+//   document in Rust first measured 0.58-0.77x.
 
 const { binding } = require('./native.js')
 
@@ -211,7 +212,7 @@ function stateDocument(fn, state, metadata) {
  * `JSON.stringify(serializeState(state, metadata))`, byte for byte, made by
  * V8 in one call. (The Rust core has the same assembler,
  * `binding.assembleState`, used by tests to pin the format; on the hot path
- * it measured 0.43x of this, because the text must cross to Rust and back and
+ * it measured 0.54x of this, because the text must cross to Rust and back and
  * be scanned; see benchmark/serialize.mjs.)
  */
 function stringifyState(state, metadata) {
