@@ -9,6 +9,39 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** Native half of one memory cache (see the module docs). */
+export declare class MemoryCacheCore {
+  /**
+   * `maxSize` (entries, 0/absent = unbounded) and `ttl` (ms, 0/absent =
+   * none) are validated here; `meta` must hold `2 * capacity` numbers,
+   * `regs` at least 8.
+   */
+  constructor(maxSize: unknown, ttl: unknown, meta: Float64Array, ring: Uint32Array, regs: Float64Array)
+  /**
+   * Store a new entry now (`regs[1]`) with the ttl in `regs[2..4]`;
+   * returns its slot (which may be the evicted LRU entry's).
+   */
+  insert(): number
+  /** Overwrite the entry in slot `regs[4]`: most recent, stored now. */
+  update(): void
+  /** Remove slot `regs[4]` (`regs[5]` = 1: it was found expired). */
+  remove(): boolean
+  /** Apply the pending hits (the glue calls this when the ring is full). */
+  flush(): void
+  /** Remove every entry (counters are kept). */
+  clear(): void
+  /** Remove entries expired at `regs[1]`; returns their slots. */
+  purgeStale(): Array<number>
+  /** Replace the metadata array by a larger one holding the same prefix. */
+  setMeta(meta: Float64Array): void
+  /** `[evictions, expirations]`. */
+  counters(): Array<number>
+  /** Live slots (entries not yet removed). */
+  get len(): number
+  /** Baseline for the benchmark: an empty method call. */
+  noop(): void
+}
+
 /**
  * Test hook: panics inside the Rust core, caught at the boundary and thrown
  * as a JS `Error` with code `ERR_INTERNAL` instead of aborting the process.
