@@ -40,7 +40,7 @@ function invalidArg(message) {
   return e
 }
 
-const describe = (v) => (v === null ? 'null' : `a ${typeof v}`)
+const describe = (v) => (v === null ? 'null' : typeof v === 'object' ? 'an object' : `a ${typeof v}`)
 
 function f64s(n) {
   return new Float64Array(new ArrayBuffer(Math.max(n, 8) * 8))

@@ -53,6 +53,8 @@ fn invalid(name: &str, expect: &str, got: impl std::fmt::Display) -> PersistErro
 fn type_desc(t: &str) -> String {
     if t == "null" {
         "null".into()
+    } else if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        format!("an {t}")
     } else {
         format!("a {t}")
     }
