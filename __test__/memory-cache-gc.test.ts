@@ -40,6 +40,16 @@ async function main() {
   track('droppedCache', dropped)
   dropped = null
 
+  // Destructured methods keep the cache (and its native state) alive.
+  await collect()
+  const liveBefore = require('./binding.js').memoryCacheLiveCount()
+  let { get, set } = createMemoryCache()
+  await collect()
+  set('d', val('destructured'))
+  const destructuredWorks = get('d') === refs.destructured.deref()
+  const liveWithMethods = require('./binding.js').memoryCacheLiveCount() - liveBefore
+  get = set = null
+
   const stale = createMemoryCache({ ttl: 5 })
   for (let i = 0; i < 20; i++) stale.set('s' + i, val('stale' + i))
   now += 6
@@ -59,6 +69,12 @@ async function main() {
     // still cached: must stay alive
     kept: Array.from({ length: 100 }, (_, i) => 200 + i).filter((i) => i !== 250 && alive(i === 260 ? 'k260-new' : 'k' + i)).length,
     keptValueReadable: c.get('k299').value.name,
+    destructuredWorks,
+    liveWithMethods,
+    destructuredValue: alive('destructured'),
+    // native registry entries of dropped caches are freed by their finalizer:
+    // only c, cleared and stale remain
+    liveCaches: require('./binding.js').memoryCacheLiveCount(),
   }
   process.stdout.write(JSON.stringify(out))
 }
@@ -81,6 +97,10 @@ describe('memory cache releases what it no longer holds (--expose-gc)', () => {
       droppedValue: false,
       kept: 99,
       keptValueReadable: 'k299',
+      destructuredWorks: true,
+      liveWithMethods: 1,
+      destructuredValue: false,
+      liveCaches: 3,
     })
   })
 })

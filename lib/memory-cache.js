@@ -15,7 +15,18 @@
 
 const { binding } = require('./native.js')
 
-const { MemoryCacheCore } = binding
+const {
+  memoryCacheInit,
+  memoryCacheCreate,
+  memoryCacheInsert,
+  memoryCacheUpdate,
+  memoryCacheRemove,
+  memoryCacheFlush,
+  memoryCacheClear,
+  memoryCachePurgeStale,
+  memoryCacheSetMeta,
+  memoryCacheCounters,
+} = binding
 
 /** Hits buffered before a flush call. */
 const RING = 1024
@@ -30,9 +41,12 @@ const R_TTL_TAG = 2
 const R_TTL = 3
 const R_SLOT = 4
 const R_EXPIRED = 5
+const R_HANDLE = 6
 
 const TYPE_TAGS = ['string', 'boolean', 'object', 'null', 'bigint', 'symbol', 'function']
 const tagOf = (v) => 2 + TYPE_TAGS.indexOf(v === null ? 'null' : typeof v)
+
+const OWNER = Symbol('memoryCacheOwner')
 
 function invalidArg(message) {
   const e = new TypeError(message)
@@ -45,6 +59,10 @@ const describe = (v) => (v === null ? 'null' : typeof v === 'object' ? 'an objec
 function f64s(n) {
   return new Float64Array(new ArrayBuffer(Math.max(n, 8) * 8))
 }
+
+// The argument registers of every native call made from this thread.
+const regs = f64s(8)
+memoryCacheInit(regs)
 
 /**
  * Create an in-memory StepCache with LRU eviction and TTL.
@@ -61,9 +79,10 @@ function createMemoryCache(options) {
   let cap = bounded && maxSize <= PREALLOC_MAX ? Math.floor(maxSize) : INITIAL
   let meta = f64s(2 * cap)
   const ring = new Uint32Array(new ArrayBuffer(RING * 4))
-  const regs = f64s(8)
-  // Validates maxSize and ttl (TypeError, code ERR_INVALID_ARG).
-  const core = new MemoryCacheCore(maxSize, ttlOption, meta, ring, regs)
+  // Validates maxSize and ttl (TypeError, code ERR_INVALID_ARG). The owner
+  // token frees the native state when this cache is garbage collected.
+  const owner = memoryCacheCreate(maxSize, ttlOption, meta, ring)
+  const handle = regs[R_HANDLE]
   const limit = bounded ? maxSize : Infinity
 
   const map = new Map()
@@ -79,7 +98,8 @@ function createMemoryCache(options) {
     const next = Math.min(cap * 2, limit)
     const m = f64s(2 * next)
     m.set(meta)
-    core.setMeta(m)
+    // (called from set, with its registers already written)
+    memoryCacheSetMeta(m)
     meta = m
     cap = next
   }
@@ -96,14 +116,16 @@ function createMemoryCache(options) {
     last = -1
     regs[R_SLOT] = slot
     regs[R_EXPIRED] = expired ? 1 : 0
-    core.remove()
+    regs[R_HANDLE] = handle
+    memoryCacheRemove()
     forget(slot, key)
   }
 
   function flush() {
     regs[R_PENDING] = pending
     pending = 0
-    core.flush()
+    regs[R_HANDLE] = handle
+    memoryCacheFlush()
   }
 
   function purge() {
@@ -111,7 +133,8 @@ function createMemoryCache(options) {
     pending = 0
     last = -1
     regs[R_NOW] = Date.now()
-    const gone = core.purgeStale()
+    regs[R_HANDLE] = handle
+    const gone = memoryCachePurgeStale()
     for (let i = 0; i < gone.length; i++) forget(gone[i], keys[gone[i]])
     return gone.length
   }
@@ -158,14 +181,15 @@ function createMemoryCache(options) {
       regs[R_PENDING] = pending
       pending = 0
       regs[R_NOW] = Date.now()
+      regs[R_HANDLE] = handle
       let slot = map.get(key)
       if (slot !== undefined) {
         regs[R_SLOT] = slot
-        core.update()
+        memoryCacheUpdate()
         vals[slot] = result
       } else {
         if (map.size === cap && cap < limit) grow()
-        slot = core.insert()
+        slot = memoryCacheInsert()
         if (slot < keys.length) {
           const old = keys[slot]
           if (old !== undefined) map.delete(old)
@@ -212,7 +236,8 @@ function createMemoryCache(options) {
       regs[R_PENDING] = 0
       pending = 0
       last = -1
-      core.clear()
+      regs[R_HANDLE] = handle
+      memoryCacheClear()
       map.clear()
       keys = []
       vals = []
@@ -227,8 +252,17 @@ function createMemoryCache(options) {
 
     /** Counters since creation: get hits/misses, LRU evictions, TTL expirations. */
     stats() {
-      const [evictions, expirations] = core.counters()
+      regs[R_PENDING] = pending
+      pending = 0
+      regs[R_HANDLE] = handle
+      const [evictions, expirations] = memoryCacheCounters()
       return { hits, misses, evictions, expirations }
+    },
+
+    // The owner token lives in the closure context every method shares, so
+    // the native state lives as long as any method (even destructured ones).
+    get [OWNER]() {
+      return owner
     },
 
     /** Remove every expired entry now; true if any was removed. */
