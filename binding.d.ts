@@ -28,8 +28,8 @@ export declare function escapeGlob(literal: string): string
 /** Does `key` match the Redis-style glob `pattern`? */
 export declare function globMatch(pattern: string, key: string): boolean
 
-/** Remove every entry (counters are kept). */
-export declare function memoryCacheClear(): void
+/** Remove every entry (counters are kept). Returns 0, or `ERR`. */
+export declare function memoryCacheClear(): number
 
 /** `[evictions, expirations]`. */
 export declare function memoryCacheCounters(): Array<number>
@@ -41,15 +41,18 @@ export declare function memoryCacheCounters(): Array<number>
  */
 export declare function memoryCacheCreate(maxSize: unknown, ttl: unknown, meta: Float64Array, ring: Uint32Array): ExternalObject<CacheOwner>
 
-/** Apply the pending hits (the glue calls this when the ring is full). */
-export declare function memoryCacheFlush(): void
+/**
+ * Apply the pending hits (the glue calls this when the ring is full).
+ * Returns 0, or `ERR`.
+ */
+export declare function memoryCacheFlush(): number
 
 /** Register this thread's argument array (at least 8 numbers). */
 export declare function memoryCacheInit(regs: Float64Array): void
 
 /**
  * Store a new entry now (`regs[1]`) with the ttl in `regs[2..4]`; returns
- * its slot (which may be the evicted LRU entry's).
+ * its slot (which may be the evicted LRU entry's), or `ERR`.
  */
 export declare function memoryCacheInsert(): number
 
@@ -62,11 +65,23 @@ export declare function memoryCacheNoop(): void
 /** Remove entries expired at `regs[1]`; returns their slots. */
 export declare function memoryCachePurgeStale(): Array<number>
 
-/** Remove slot `regs[4]` (`regs[5]` = 1: it was found expired). */
-export declare function memoryCacheRemove(): boolean
+/**
+ * Remove slot `regs[4]` (`regs[5]` = 1: it was found expired). Returns 1
+ * if it was in use, 0 if not, or `ERR`.
+ */
+export declare function memoryCacheRemove(): number
 
 /** Replace the metadata array by a larger one holding the same prefix. */
 export declare function memoryCacheSetMeta(meta: Float64Array): void
 
-/** Overwrite the entry in slot `regs[4]`: most recent, stored now. */
-export declare function memoryCacheUpdate(): void
+/**
+ * Throw the error parked by the last hot call that returned `ERR`
+ * (TypeError with code `ERR_INVALID_ARG` for a bad `options.ttl`).
+ */
+export declare function memoryCacheThrow(): void
+
+/**
+ * Overwrite the entry in slot `regs[4]`: most recent, stored now.
+ * Returns 0, or `ERR`.
+ */
+export declare function memoryCacheUpdate(): number

@@ -849,4 +849,5 @@ module.exports.memoryCacheNoop = nativeBinding.memoryCacheNoop
 module.exports.memoryCachePurgeStale = nativeBinding.memoryCachePurgeStale
 module.exports.memoryCacheRemove = nativeBinding.memoryCacheRemove
 module.exports.memoryCacheSetMeta = nativeBinding.memoryCacheSetMeta
+module.exports.memoryCacheThrow = nativeBinding.memoryCacheThrow
 module.exports.memoryCacheUpdate = nativeBinding.memoryCacheUpdate

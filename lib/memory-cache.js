@@ -26,7 +26,11 @@ const {
   memoryCachePurgeStale,
   memoryCacheSetMeta,
   memoryCacheCounters,
+  memoryCacheThrow,
 } = binding
+
+/** Returned by a native call that failed; memoryCacheThrow() throws its error. */
+const ERR = 0xffffffff
 
 /** Hits buffered before a flush call. */
 const RING = 1024
@@ -117,7 +121,7 @@ function createMemoryCache(options) {
     regs[R_SLOT] = slot
     regs[R_EXPIRED] = expired ? 1 : 0
     regs[R_HANDLE] = handle
-    memoryCacheRemove()
+    if (memoryCacheRemove() === ERR) memoryCacheThrow()
     forget(slot, key)
   }
 
@@ -125,7 +129,7 @@ function createMemoryCache(options) {
     regs[R_PENDING] = pending
     pending = 0
     regs[R_HANDLE] = handle
-    memoryCacheFlush()
+    if (memoryCacheFlush() === ERR) memoryCacheThrow()
   }
 
   function purge() {
@@ -185,11 +189,12 @@ function createMemoryCache(options) {
       let slot = map.get(key)
       if (slot !== undefined) {
         regs[R_SLOT] = slot
-        memoryCacheUpdate()
+        if (memoryCacheUpdate() === ERR) memoryCacheThrow()
         vals[slot] = result
       } else {
         if (map.size === cap && cap < limit) grow()
         slot = memoryCacheInsert()
+        if (slot === ERR) memoryCacheThrow()
         if (slot < keys.length) {
           const old = keys[slot]
           if (old !== undefined) map.delete(old)
@@ -237,7 +242,7 @@ function createMemoryCache(options) {
       pending = 0
       last = -1
       regs[R_HANDLE] = handle
-      memoryCacheClear()
+      if (memoryCacheClear() === ERR) memoryCacheThrow()
       map.clear()
       keys = []
       vals = []

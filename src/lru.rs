@@ -114,8 +114,9 @@ pub struct Counters {
 /// The LRU/TTL core. See the module docs.
 #[derive(Debug)]
 pub struct Lru {
-    prev: Vec<u32>,
-    next: Vec<u32>,
+    /// `[prev, next]` per slot, side by side so a move touches one cache
+    /// line per node.
+    links: Vec<[u32; 2]>,
     /// Most recently used.
     head: u32,
     /// Least recently used (next eviction).
@@ -137,8 +138,7 @@ impl Lru {
     /// as from [`parse_ttl`] (`None` = no expiry).
     pub fn new(max_size: u32, default_ttl: Option<f64>) -> Self {
         Lru {
-            prev: Vec::new(),
-            next: Vec::new(),
+            links: Vec::new(),
             head: NIL,
             tail: NIL,
             free: Vec::new(),
@@ -171,7 +171,7 @@ impl Lru {
 
     /// Slots ever handed out (the high-water mark; `meta` must hold twice this).
     pub fn slots_used(&self) -> usize {
-        self.prev.len()
+        self.links.len()
     }
 
     /// The effective TTL of an entry set with `entry_ttl` (as from
@@ -182,32 +182,32 @@ impl Lru {
 
     #[inline]
     fn is_live(&self, slot: u32) -> bool {
-        (slot as usize) < self.prev.len() && self.prev[slot as usize] != FREE
+        (slot as usize) < self.links.len() && self.links[slot as usize][0] != FREE
     }
 
     #[inline]
     fn unlink(&mut self, s: u32) {
-        let (p, n) = (self.prev[s as usize], self.next[s as usize]);
+        let (p, n) = (self.links[s as usize][0], self.links[s as usize][1]);
         if p == NIL {
             self.head = n;
         } else {
-            self.next[p as usize] = n;
+            self.links[p as usize][1] = n;
         }
         if n == NIL {
             self.tail = p;
         } else {
-            self.prev[n as usize] = p;
+            self.links[n as usize][0] = p;
         }
     }
 
     #[inline]
     fn push_front(&mut self, s: u32) {
-        self.prev[s as usize] = NIL;
-        self.next[s as usize] = self.head;
+        self.links[s as usize][0] = NIL;
+        self.links[s as usize][1] = self.head;
         if self.head == NIL {
             self.tail = s;
         } else {
-            self.prev[self.head as usize] = s;
+            self.links[self.head as usize][0] = s;
         }
         self.head = s;
     }
@@ -273,15 +273,14 @@ impl Lru {
             self.len += 1;
             s
         } else {
-            let s = self.prev.len();
+            let s = self.links.len();
             if s >= MAX_SLOTS as usize || 2 * s + 2 > meta.len() {
                 return Err(PersistError::Internal(format!(
                     "no room for slot {s} (metadata holds {})",
                     meta.len() / 2
                 )));
             }
-            self.prev.push(NIL);
-            self.next.push(NIL);
+            self.links.push([NIL, NIL]);
             self.len += 1;
             s as u32
         };
@@ -309,8 +308,8 @@ impl Lru {
             return false;
         }
         self.unlink(slot);
-        self.prev[slot as usize] = FREE;
-        self.next[slot as usize] = NIL;
+        self.links[slot as usize][0] = FREE;
+        self.links[slot as usize][1] = NIL;
         self.free.push(slot);
         self.len -= 1;
         if expired {
@@ -321,8 +320,7 @@ impl Lru {
 
     /// Remove every entry (counters are kept; slots are handed out afresh).
     pub fn clear(&mut self) {
-        self.prev.clear();
-        self.next.clear();
+        self.links.clear();
         self.free.clear();
         self.head = NIL;
         self.tail = NIL;
@@ -343,7 +341,7 @@ impl Lru {
         let mut min = f64::INFINITY;
         let mut s = self.head;
         while s != NIL {
-            let n = self.next[s as usize];
+            let n = self.links[s as usize][1];
             let i = 2 * s as usize;
             if let Some(c) = meta.get(i..i + 2) {
                 if expired(now_ms, c[0], c[1]) {
@@ -367,7 +365,7 @@ impl Lru {
         let mut s = self.head;
         while s != NIL {
             out.push(s);
-            s = self.next[s as usize];
+            s = self.links[s as usize][1];
         }
         out
     }

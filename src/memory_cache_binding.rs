@@ -69,6 +69,7 @@ struct Registry {
     regs: Option<Float64Array>,
     cores: Vec<Option<Core>>,
     free: Vec<u32>,
+    last_error: Option<PersistError>,
 }
 
 impl Drop for Registry {
@@ -229,57 +230,87 @@ pub fn memory_cache_create(
     r.map_err(|e| js_error::throw(&env, e))
 }
 
-/// Store a new entry now (`regs[1]`) with the ttl in `regs[2..4]`; returns
-/// its slot (which may be the evicted LRU entry's).
+/// Returned by the hot calls when they failed; the glue then calls
+/// `memoryCacheThrow()` to throw the stored error.
+const ERR: u32 = u32::MAX;
+
+/// Run a hot call: errors are parked in the registry and reported as [`ERR`]
+/// (a `#[napi]` function taking `Env` costs ~135 ns more per call here).
+#[inline]
+fn hot(f: impl FnOnce(&[f64], &mut Core) -> crate::error::Result<u32>) -> u32 {
+    match with_core(f) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = REGISTRY.with(|r| r.try_borrow_mut().map(|mut r| r.last_error = Some(e)));
+            ERR
+        }
+    }
+}
+
+/// Throw the error parked by the last hot call that returned `ERR`
+/// (TypeError with code `ERR_INVALID_ARG` for a bad `options.ttl`).
 #[napi(catch_unwind)]
-pub fn memory_cache_insert(env: Env) -> napi::Result<u32> {
-    with_core(|regs, core| {
+pub fn memory_cache_throw(env: Env) -> napi::Result<()> {
+    let e = REGISTRY
+        .with(|r| {
+            r.try_borrow_mut()
+                .ok()
+                .and_then(|mut r| r.last_error.take())
+        })
+        .unwrap_or_else(|| internal("no pending memory cache error"));
+    Err(js_error::throw(&env, e))
+}
+
+/// Store a new entry now (`regs[1]`) with the ttl in `regs[2..4]`; returns
+/// its slot (which may be the evicted LRU entry's), or `ERR`.
+#[napi(catch_unwind)]
+pub fn memory_cache_insert() -> u32 {
+    hot(|regs, core| {
         let ttl = entry_ttl(regs, &core.lru)?;
         // SAFETY: single-threaded access from the JS thread that owns the array.
         let meta = unsafe { core.meta.as_mut() };
         core.lru.insert(reg(regs, R_NOW), ttl, meta)
     })
-    .map_err(|e| js_error::throw(&env, e))
 }
 
 /// Overwrite the entry in slot `regs[4]`: most recent, stored now.
+/// Returns 0, or `ERR`.
 #[napi(catch_unwind)]
-pub fn memory_cache_update(env: Env) -> napi::Result<()> {
-    with_core(|regs, core| {
+pub fn memory_cache_update() -> u32 {
+    hot(|regs, core| {
         let ttl = entry_ttl(regs, &core.lru)?;
         let slot = slot_arg(regs)?;
         // SAFETY: single-threaded access from the JS thread that owns the array.
         let meta = unsafe { core.meta.as_mut() };
-        core.lru.update(slot, reg(regs, R_NOW), ttl, meta)
+        core.lru.update(slot, reg(regs, R_NOW), ttl, meta)?;
+        Ok(0)
     })
-    .map_err(|e| js_error::throw(&env, e))
 }
 
-/// Remove slot `regs[4]` (`regs[5]` = 1: it was found expired).
+/// Remove slot `regs[4]` (`regs[5]` = 1: it was found expired). Returns 1
+/// if it was in use, 0 if not, or `ERR`.
 #[napi(catch_unwind)]
-pub fn memory_cache_remove(env: Env) -> napi::Result<bool> {
-    with_core(|regs, core| {
-        Ok(core
-            .lru
-            .remove(slot_arg(regs)?, reg(regs, R_EXPIRED) != 0.0))
+pub fn memory_cache_remove() -> u32 {
+    hot(|regs, core| {
+        let slot = slot_arg(regs)?;
+        Ok(core.lru.remove(slot, reg(regs, R_EXPIRED) != 0.0) as u32)
     })
-    .map_err(|e| js_error::throw(&env, e))
 }
 
 /// Apply the pending hits (the glue calls this when the ring is full).
+/// Returns 0, or `ERR`.
 #[napi(catch_unwind)]
-pub fn memory_cache_flush(env: Env) -> napi::Result<()> {
-    with_core(|_, _| Ok(())).map_err(|e| js_error::throw(&env, e))
+pub fn memory_cache_flush() -> u32 {
+    hot(|_, _| Ok(0))
 }
 
-/// Remove every entry (counters are kept).
+/// Remove every entry (counters are kept). Returns 0, or `ERR`.
 #[napi(catch_unwind)]
-pub fn memory_cache_clear(env: Env) -> napi::Result<()> {
-    with_core(|_, core| {
+pub fn memory_cache_clear() -> u32 {
+    hot(|_, core| {
         core.lru.clear();
-        Ok(())
+        Ok(0)
     })
-    .map_err(|e| js_error::throw(&env, e))
 }
 
 /// Remove entries expired at `regs[1]`; returns their slots.
