@@ -19,6 +19,7 @@ const { createMemoryCache: createAwaitlyCache } = await import('awaitly/persiste
 const TTL = 60_000
 const SEQ = 1 << 20
 const BATCH = 1000
+const ROUNDS = 3
 
 function rng(seed) {
   let s = seed >>> 0
@@ -71,24 +72,31 @@ export async function run() {
     const keys = Array.from({ length: 2 * n }, (_, i) => `step:${i}:${(i * 2654435761) >>> 0}`)
     const r = rng(n)
     const idx = new Uint32Array(SEQ)
-    const ops = new Uint8Array(SEQ)
+    const opsSeq = new Uint8Array(SEQ)
     for (let i = 0; i < SEQ; i++) {
       idx[i] = r() % (2 * n)
-      ops[i] = r() % 5 === 0 ? 1 : 0
+      opsSeq[i] = r() % 5 === 0 ? 1 : 0
     }
-    const res = {}
+    // Build every cache, then measure them interleaved, best of ROUNDS
+    // (other processes on a shared machine only ever slow a run down).
+    const caches = {}
     for (const [name, make] of Object.entries(impls)) {
-      if (name === 'awaitly' && n > 10_000) {
-        res[name] = NaN
-        continue
-      }
-      let cache = make(n)
-      prefill(cache, keys, n)
-      const slow = name === 'awaitly'
-      res[name] = await mixed(cache, keys, idx, ops, { minMs: slow ? 1000 : 600, batch: slow ? 8 : BATCH })
-      cache = null
-      if (global.gc) global.gc()
+      if (name === 'awaitly' && n > 10_000) continue
+      caches[name] = make(n)
+      prefill(caches[name], keys, n)
     }
+    const res = { awaitly: NaN }
+    const seen = new Set()
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [name, cache] of Object.entries(caches)) {
+        const slow = name === 'awaitly'
+        const ops = await mixed(cache, keys, idx, opsSeq, { minMs: slow ? 500 : 300, batch: slow ? 8 : BATCH })
+        res[name] = seen.has(name) ? Math.max(res[name], ops) : ops
+        seen.add(name)
+      }
+    }
+    for (const name of Object.keys(caches)) caches[name] = null
+    if (global.gc) global.gc()
     figures[n] = res
     const goal =
       n === 10_000
@@ -115,7 +123,7 @@ export async function run() {
     rows,
     notes: [
       'maxSize = entries, ttl = 60 s (nothing expires during the run); keys drawn from 2 × entries strings, so ~50% of gets hit and ~50% of sets evict.',
-      'awaitly only up to 10,000 entries (its prefill through set is quadratic); Map is unbounded (no eviction, no ttl).',
+      `Best of ${ROUNDS} interleaved runs of 300 ms each. awaitly only up to 10,000 entries (its prefill through set is quadratic); Map is unbounded (no eviction, no ttl).`,
     ],
   }
   return [mixedTable, await perOp()]
@@ -135,30 +143,44 @@ async function perOp() {
     const idx = new Uint32Array(SEQ)
     for (let i = 0; i < SEQ; i++) idx[i] = r() % n
     const mask = SEQ - 1
+    const caches = {}
     for (const name of ['native', 'lru-cache']) {
-      const cache = impls[name](n)
-      prefill(cache, keys, n)
-      let p = 0
-      const loop = (body) => () => {
-        for (let i = 0; i < BATCH; i++) body(idx[(p + i) & mask])
-        p = (p + BATCH) & mask
+      caches[name] = impls[name](n)
+      prefill(caches[name], keys, n)
+    }
+    const best = { native: {}, 'lru-cache': {} }
+    const q = { native: n, 'lru-cache': n }
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const name of ['native', 'lru-cache']) {
+        const cache = caches[name]
+        let p = 0
+        const loop = (body) => () => {
+          for (let i = 0; i < BATCH; i++) body(idx[(p + i) & mask])
+          p = (p + BATCH) & mask
+        }
+        const t = { minMs: 200, warmupMs: 50, batch: BATCH }
+        const cur = {
+          getHit: ns(await measure(loop((j) => cache.get(keys[j])), t)),
+          getMiss: ns(await measure(loop((j) => cache.get(missKeys[j])), t)),
+          hasHit: ns(await measure(loop((j) => cache.has(keys[j])), t)),
+          setUpdate: ns(await measure(loop((j) => cache.set(keys[j], VALUE)), t)),
+          // Cycling through 2n keys in order: every set inserts the key evicted n sets ago.
+          setEvict: ns(
+            await measure(() => {
+              for (let i = 0; i < BATCH; i++) {
+                cache.set(keys[q[name]], VALUE)
+                q[name] = q[name] + 1 === 2 * n ? 0 : q[name] + 1
+              }
+            }, t),
+          ),
+        }
+        for (const [k, v] of Object.entries(cur)) best[name][k] = Math.min(best[name][k] ?? Infinity, v)
       }
-      const getHit = ns(await measure(loop((j) => cache.get(keys[j])), { batch: BATCH }))
-      const getMiss = ns(await measure(loop((j) => cache.get(missKeys[j])), { batch: BATCH }))
-      const hasHit = ns(await measure(loop((j) => cache.has(keys[j])), { batch: BATCH }))
-      const setUpdate = ns(await measure(loop((j) => cache.set(keys[j], VALUE)), { batch: BATCH }))
-      // Cycling through 2n keys in order: every set inserts the key evicted n sets ago.
-      let q = n
-      const setEvict = ns(
-        await measure(() => {
-          for (let i = 0; i < BATCH; i++) {
-            cache.set(keys[q], VALUE)
-            q = q + 1 === 2 * n ? 0 : q + 1
-          }
-        }, { batch: BATCH }),
-      )
+    }
+    for (const name of ['native', 'lru-cache']) {
+      const b = best[name]
       const f = (x) => x.toFixed(0)
-      rows.push([n.toLocaleString('en-US'), name, f(getHit), f(getMiss), f(hasHit), f(setUpdate), f(setEvict)])
+      rows.push([n.toLocaleString('en-US'), name, f(b.getHit), f(b.getMiss), f(b.hasHit), f(b.setUpdate), f(b.setEvict)])
     }
   }
   return {

@@ -90,8 +90,9 @@ function createMemoryCache(options) {
   const limit = bounded ? maxSize : Infinity
 
   const map = new Map()
-  let keys = []
-  let vals = []
+  // kv[2 * slot] = key, kv[2 * slot + 1] = value: side by side, so an
+  // eviction touches one cache line, not two.
+  let kv = []
   let pending = 0
   let last = -1
   let hits = 0
@@ -110,8 +111,8 @@ function createMemoryCache(options) {
 
   function forget(slot, key) {
     map.delete(key)
-    keys[slot] = undefined
-    vals[slot] = undefined
+    kv[2 * slot] = undefined
+    kv[2 * slot + 1] = undefined
   }
 
   function removeSlot(slot, key, expired) {
@@ -139,7 +140,7 @@ function createMemoryCache(options) {
     regs[R_NOW] = Date.now()
     regs[R_HANDLE] = handle
     const gone = memoryCachePurgeStale()
-    for (let i = 0; i < gone.length; i++) forget(gone[i], keys[gone[i]])
+    for (let i = 0; i < gone.length; i++) forget(gone[i], kv[2 * gone[i]])
     return gone.length
   }
 
@@ -163,7 +164,7 @@ function createMemoryCache(options) {
         ring[pending++] = slot
         if (pending === RING) flush()
       }
-      return vals[slot]
+      return kv[slot * 2 + 1]
     },
 
     set(key, result, options) {
@@ -190,19 +191,19 @@ function createMemoryCache(options) {
       if (slot !== undefined) {
         regs[R_SLOT] = slot
         if (memoryCacheUpdate() === ERR) memoryCacheThrow()
-        vals[slot] = result
+        kv[slot * 2 + 1] = result
       } else {
         if (map.size === cap && cap < limit) grow()
         slot = memoryCacheInsert()
         if (slot === ERR) memoryCacheThrow()
-        if (slot < keys.length) {
-          const old = keys[slot]
+        const i = slot * 2
+        if (i < kv.length) {
+          const old = kv[i]
           if (old !== undefined) map.delete(old)
-          keys[slot] = key
-          vals[slot] = result
+          kv[i] = key
+          kv[i + 1] = result
         } else {
-          keys.push(key)
-          vals.push(result)
+          kv.push(key, result)
         }
         map.set(key, slot)
       }
@@ -244,8 +245,7 @@ function createMemoryCache(options) {
       regs[R_HANDLE] = handle
       if (memoryCacheClear() === ERR) memoryCacheThrow()
       map.clear()
-      keys = []
-      vals = []
+      kv = []
       anyTtl = false
     },
 
