@@ -47,8 +47,13 @@ export declare function memoryCacheCreate(maxSize: unknown, ttl: unknown, meta: 
  */
 export declare function memoryCacheFlush(): number
 
-/** Register this thread's argument array (at least 8 numbers). */
-export declare function memoryCacheInit(regs: Float64Array): void
+/**
+ * Register this thread's argument array (at least 8 numbers) and return
+ * the one in use: the first registered. Every instance of the glue in this
+ * thread (re-evaluated modules, other vm contexts) must share it, since the
+ * calls themselves carry no arguments.
+ */
+export declare function memoryCacheInit(regs: Float64Array): unknown
 
 /**
  * Store a new entry now (`regs[1]`) with the ttl in `regs[2..4]`; returns

@@ -87,6 +87,27 @@ describe('createMemoryCache: StepCache contract', () => {
     expect(e.message).toBe('key must be a string, got a number')
   })
 
+  it('two instances of the glue in one thread (re-evaluated module) share the native registers', () => {
+    const path = require.resolve('../lib/memory-cache.js')
+    const first = require(path).createMemoryCache
+    delete require.cache[path]
+    const second = require(path).createMemoryCache
+    expect(second).not.toBe(first)
+    const a = first({ maxSize: 2 })
+    const b = second({ maxSize: 2 })
+    for (let i = 0; i < 2000; i++) {
+      a.set(`a${i % 5}`, r(i))
+      b.set(`b${i % 7}`, r(-i))
+      expect(a.get(`a${i % 5}`)).toEqual(r(i))
+      expect(b.get(`b${i % 7}`)).toEqual(r(-i))
+      expect(b.has(`a${i % 5}`)).toBe(false)
+    }
+    expect(a.size).toBe(2)
+    expect(b.size).toBe(2)
+    expect(a.stats().evictions).toBe(1998)
+    expect(b.stats().evictions).toBe(1998)
+  })
+
   it('grows past its initial allocation when unbounded or large', () => {
     for (const opts of [undefined, { maxSize: 100_000 }, { maxSize: 0, ttl: 0 }]) {
       const c = createMemoryCache(opts)

@@ -64,9 +64,9 @@ function f64s(n) {
   return new Float64Array(new ArrayBuffer(Math.max(n, 8) * 8))
 }
 
-// The argument registers of every native call made from this thread.
-const regs = f64s(8)
-memoryCacheInit(regs)
+// The argument registers of every native call made from this thread (shared
+// with any other instance of this module in the thread: the first one wins).
+const regs = memoryCacheInit(f64s(8))
 
 /**
  * Create an in-memory StepCache with LRU eviction and TTL.

@@ -163,18 +163,26 @@ fn slot_arg(regs: &[f64]) -> crate::error::Result<u32> {
     }
 }
 
-/// Register this thread's argument array (at least 8 numbers).
+/// Register this thread's argument array (at least 8 numbers) and return
+/// the one in use: the first registered. Every instance of the glue in this
+/// thread (re-evaluated modules, other vm contexts) must share it, since the
+/// calls themselves carry no arguments.
 #[napi(catch_unwind)]
-pub fn memory_cache_init(env: Env, regs: Float64Array) -> napi::Result<()> {
+pub fn memory_cache_init(env: &Env, regs: Float64Array) -> napi::Result<Unknown<'_>> {
     if regs.len() < REGS_LEN {
-        return Err(js_error::throw(&env, internal("regs too small")));
+        return Err(js_error::throw(env, internal("regs too small")));
     }
-    REGISTRY.with(|r| match r.try_borrow_mut() {
-        Ok(mut r) => {
-            r.regs = Some(regs);
-            Ok(())
+    REGISTRY.with(|r| {
+        let mut r = r
+            .try_borrow_mut()
+            .map_err(|_| js_error::throw(env, internal("memory cache re-entered")))?;
+        let current = r.regs.get_or_insert(regs);
+        // SAFETY: `current` holds a live reference; the value is returned to
+        // the JS thread that owns it.
+        unsafe {
+            let raw = <&mut Float64Array as ToNapiValue>::to_napi_value(env.raw(), current)?;
+            Ok(Unknown::from_raw_unchecked(env.raw(), raw))
         }
-        Err(_) => Err(js_error::throw(&env, internal("memory cache re-entered"))),
     })
 }
 
