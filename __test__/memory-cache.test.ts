@@ -108,6 +108,34 @@ describe('createMemoryCache: StepCache contract', () => {
     expect(b.stats().evictions).toBe(1998)
   })
 
+  it('works in worker threads (one native registry per thread)', async () => {
+    const { Worker } = await import('node:worker_threads')
+    const entry = require.resolve('../index.js')
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads')
+      const { createMemoryCache } = require(workerData.entry)
+      const c = createMemoryCache({ maxSize: 3 })
+      for (let i = 0; i < 10; i++) { c.set('k' + i, { ok: true, value: i }); c.get('k' + (i - 1)) }
+      parentPort.postMessage({ size: c.size, last: c.get('k9').value, stats: c.stats() })
+    `
+    const main = createMemoryCache({ maxSize: 3 })
+    main.set('m', r('main'))
+    const results = await Promise.all(
+      [0, 1].map(
+        () =>
+          new Promise((resolve, reject) => {
+            const w = new Worker(code, { eval: true, workerData: { entry } })
+            w.once('message', resolve)
+            w.once('error', reject)
+          }),
+      ),
+    )
+    for (const res of results) {
+      expect(res).toEqual({ size: 3, last: 9, stats: { hits: 10, misses: 1, evictions: 7, expirations: 0 } })
+    }
+    expect(main.get('m')).toEqual(r('main'))
+  })
+
   it('grows past its initial allocation when unbounded or large', () => {
     for (const opts of [undefined, { maxSize: 100_000 }, { maxSize: 0, ttl: 0 }]) {
       const c = createMemoryCache(opts)
