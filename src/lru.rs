@@ -515,6 +515,31 @@ mod tests {
     }
 
     #[test]
+    fn large_batches_on_large_caches_keep_the_exact_order() {
+        let n = 40_000u32;
+        let mut a = Lru::new(0, None);
+        let mut b = Lru::new(0, None);
+        let mut meta = vec![0.0; 2 * n as usize];
+        let mut meta_b = meta.clone();
+        for _ in 0..n {
+            a.insert(0.0, f64::INFINITY, &mut meta).unwrap();
+            b.insert(0.0, f64::INFINITY, &mut meta_b).unwrap();
+        }
+        let mut x = 12345u32;
+        let hits: Vec<u32> = (0..5000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 8) % (n + 10) // some beyond the slots: ignored
+            })
+            .collect();
+        for &s in &hits {
+            a.touch(s);
+        }
+        b.touch_all(&hits);
+        assert_eq!(a.order(), b.order());
+    }
+
+    #[test]
     fn ttl_boundary_matches_the_js_module() {
         let mut h = Harness::new(0, Some(100.0), 4);
         h.set("a", None);
