@@ -283,6 +283,18 @@ describe('TTL with the JavaScript clock (fake timers)', () => {
     expect(c.get('b')).toEqual(r(2))
   })
 
+  it('without any ttl nothing expires, however far the clock moves', () => {
+    vi.useFakeTimers()
+    const c = createMemoryCache({ maxSize: 10 })
+    c.set('a', r(1))
+    c.set('b', r(2), { ttl: 0 })
+    vi.advanceTimersByTime(1e12)
+    expect(c.get('a')).toEqual(r(1))
+    expect(c.get('b')).toEqual(r(2))
+    expect(c.purgeStale()).toBe(false)
+    expect(c.size).toBe(2)
+  })
+
   it('hits do not extend the ttl; overwrites restart it', () => {
     vi.useFakeTimers()
     const c = createMemoryCache({ ttl: 100 })

@@ -88,6 +88,9 @@ function createMemoryCache(options) {
   const owner = memoryCacheCreate(maxSize, ttlOption, meta, ring)
   const handle = regs[R_HANDLE]
   const limit = bounded ? maxSize : Infinity
+  // Without a default ttl, an entry set without its own never expires: its
+  // stored-at time is never read, so set skips the clock for it.
+  const defaultTtl = typeof ttlOption === 'number' && ttlOption > 0 && ttlOption !== Infinity
 
   const map = new Map()
   // kv[2 * slot] = key, kv[2 * slot + 1] = value: side by side, so an
@@ -185,7 +188,7 @@ function createMemoryCache(options) {
       regs[R_TTL_TAG] = tag
       regs[R_PENDING] = pending
       pending = 0
-      regs[R_NOW] = Date.now()
+      regs[R_NOW] = tag === 0 && !defaultTtl ? 0 : Date.now()
       regs[R_HANDLE] = handle
       let slot = map.get(key)
       if (slot !== undefined) {
