@@ -19,7 +19,7 @@ const { createMemoryCache: createAwaitlyCache } = await import('awaitly/persiste
 const TTL = 60_000
 const SEQ = 1 << 20
 const BATCH = 1000
-const ROUNDS = 3
+const ROUNDS = 5
 
 function rng(seed) {
   let s = seed >>> 0
@@ -90,7 +90,7 @@ export async function run() {
     for (let round = 0; round < ROUNDS; round++) {
       for (const [name, cache] of Object.entries(caches)) {
         const slow = name === 'awaitly'
-        const ops = await mixed(cache, keys, idx, opsSeq, { minMs: slow ? 500 : 300, batch: slow ? 8 : BATCH })
+        const ops = await mixed(cache, keys, idx, opsSeq, { minMs: slow ? 400 : 200, batch: slow ? 8 : BATCH })
         res[name] = seen.has(name) ? Math.max(res[name], ops) : ops
         seen.add(name)
       }
@@ -123,7 +123,7 @@ export async function run() {
     rows,
     notes: [
       'maxSize = entries, ttl = 60 s (nothing expires during the run); keys drawn from 2 × entries strings, so ~50% of gets hit and ~50% of sets evict.',
-      `Best of ${ROUNDS} interleaved runs of 300 ms each. awaitly only up to 10,000 entries (its prefill through set is quadratic); Map is unbounded (no eviction, no ttl).`,
+      `Best of ${ROUNDS} interleaved runs of 200 ms each. awaitly only up to 10,000 entries (its prefill through set is quadratic); Map is unbounded (no eviction, no ttl).`,
     ],
   }
   return [mixedTable, await perOp()]
