@@ -122,6 +122,84 @@ export declare function globMatch(pattern: string, key: string): boolean
 // StepCache (issue: memory cache)
 // ============================================================================
 
+/**
+ * A synchronous step-result cache, as awaitly's workflow engine calls it
+ * (`createWorkflow('name', deps, { cache })`). Same shape as awaitly's `StepCache`.
+ */
+export interface StepCache {
+  /** The result stored under `key`, or `undefined` (never `null`) when absent or expired. */
+  get(key: string): Result<unknown, unknown, unknown> | undefined
+  /**
+   * Store `result` under `key` (replacing any previous one).
+   * @param options.ttl This entry's time-to-live in **milliseconds**, instead of the
+   *   cache's `ttl`. `0` = this entry never expires. Default: the cache's `ttl`.
+   */
+  set(key: string, result: Result<unknown, unknown, unknown>, options?: { ttl?: number }): void
+  /** Whether a live (unexpired) entry exists for `key`. */
+  has(key: string): boolean
+  /** Remove `key`; `true` if a live entry was removed (`false` if absent or already expired). */
+  delete(key: string): boolean
+  /** Remove every entry. */
+  clear(): void
+}
+
+/** Options of {@link createMemoryCache}. Invalid values throw a `TypeError` (`code: 'ERR_INVALID_ARG'`) naming the option. */
+export interface MemoryCacheOptions {
+  /**
+   * Maximum number of **entries** (a non-negative integer). When a new key is set
+   * in a full cache, the **least recently used** entry is evicted (`get`, `has`
+   * and `set` make an entry most recently used).
+   * Default: `undefined` = unbounded (`0` and `Infinity` also mean unbounded).
+   */
+  maxSize?: number
+  /**
+   * Time-to-live of entries in **milliseconds** (a non-negative number, measured
+   * from the `set`; reads do not extend it). An entry is expired once
+   * `Date.now() - storedAt > ttl`; expired entries are never returned and are
+   * removed when touched, by `purgeStale()`, by `size`, or when their slot is
+   * needed. Time is read with `Date.now()`, so fake timers control it.
+   * Default: `undefined` = no expiry (`0` and `Infinity` also mean no expiry).
+   */
+  ttl?: number
+}
+
+/** Counters of a memory cache, cumulative since it was created (`clear()` keeps them). */
+export interface MemoryCacheStats {
+  /** `get` calls that returned an entry. */
+  hits: number
+  /** `get` calls that returned `undefined` (absent or expired). `has` is not counted. */
+  misses: number
+  /** Live entries removed to make room for a new key (least recently used first). */
+  evictions: number
+  /** Entries removed because their ttl had passed (touched, purged, or reclaimed when room was needed). */
+  expirations: number
+}
+
+/** The StepCache returned by {@link createMemoryCache}, plus lru-cache-style extras. */
+export interface MemoryCache extends StepCache {
+  /**
+   * Number of live entries (expired ones are purged first). O(1) until some
+   * entry can have expired, then one pass over the entries.
+   */
+  readonly size: number
+  /** Counters since creation; see {@link MemoryCacheStats}. */
+  stats(): MemoryCacheStats
+  /** Remove every expired entry now. Returns `true` if any was removed (like lru-cache). */
+  purgeStale(): boolean
+}
+
+/**
+ * An in-memory StepCache with O(1) least-recently-used eviction and TTL. The
+ * recency order, eviction and expiry bookkeeping live in the native core; the
+ * results themselves stay JavaScript objects, so `get` returns the very object
+ * that was `set` (Dates, class instances, functions, Errors stay intact).
+ *
+ * @example
+ * const cache = createMemoryCache({ maxSize: 1000, ttl: 60_000 })
+ * const workflow = createWorkflow('checkout', deps, { cache })
+ */
+export declare function createMemoryCache(options?: MemoryCacheOptions): MemoryCache
+
 // ============================================================================
 // File cache and file store (issue: file)
 // ============================================================================
