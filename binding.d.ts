@@ -9,14 +9,51 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class NativeRedisStore {
+  constructor(url: string, connectTimeoutMs: number, commandTimeoutMs: number)
+  /** Run a batch as one pipeline. */
+  exec(ops: Uint8Array, ttls: Uint32Array, keys: Array<string>, values: Array<string>): Promise<ExecOut>
+  /** Keys matching a Redis glob, by SCAN. */
+  keys(pattern: string): Promise<Array<string>>
+  /**
+   * `clearAsync` of the cache with `prefix`: SCAN + UNLINK of the keys it
+   * owns (see `Owners`). Resolves to the number of keys removed.
+   */
+  clearCachePrefix(prefix: string): Promise<number>
+  /** Connect now (if needed) and PING. */
+  ping(): Promise<void>
+  close(): Promise<void>
+  /** Connections opened so far (reconnects add one each). */
+  get connectionsOpened(): number
+}
+
 /**
  * Test hook: panics inside the Rust core, caught at the boundary and thrown
  * as a JS `Error` with code `ERR_INTERNAL` instead of aborting the process.
  */
 export declare function __panicForTest(): void
 
+/**
+ * Of `candidates`, the keys a cache with `prefix` may delete, given the
+ * registry keys found in the store.
+ */
+export declare function cacheDeletableKeys(prefix: string, registryKeys: Array<string>, candidates: Array<string>): Array<string>
+
 /** Escape `* ? [ ] \` so `literal` matches only itself in a `keys()` pattern. */
 export declare function escapeGlob(literal: string): string
 
+export interface ExecOut {
+  /** GET: string or null; DELETE/EXISTS: boolean; SET: null. */
+  values: Array<string | boolean | undefined | null>
+  /** Per-op failures (`[CODE] message`), only when some op failed. */
+  errors?: Array<string | undefined | null>
+}
+
 /** Does `key` match the Redis-style glob `pattern`? */
 export declare function globMatch(pattern: string, key: string): boolean
+
+/** The registry key that records `prefix` as a `kind` ('cache' | 'state') owner. */
+export declare function ownerRegistryKey(kind: string, prefix: string): string
+
+/** The reserved key space of the owner registry. */
+export declare function ownerRegistryPrefix(): string
