@@ -169,7 +169,7 @@ describe('native store batching', () => {
       return orig.call(this, o, ...rest)
     }
     try {
-      const s = createRedisStore()
+      const s = createRedisStore({ maxBatch: 1000 })
       const c = createKVCache({ store: s, prefix: `${base}batch:` })
       await Promise.all(Array.from({ length: 100 }, (_, i) => c.setAsync(`k${i}`, ok(i))))
       expect(calls).toBe(1)
@@ -183,6 +183,13 @@ describe('native store batching', () => {
       await s.get(`${base}batch:k1`)
       await s.get(`${base}batch:k2`)
       expect(calls).toBe(2)
+      // the default maxBatch (64) splits a big tick into pipelines of 64
+      const d = createRedisStore()
+      calls = ops = 0
+      await Promise.all(Array.from({ length: 100 }, (_, i) => d.get(`${base}batch:k${i}`)))
+      expect(calls).toBe(2)
+      expect(ops).toBe(100)
+      await d.close()
       await c.clearAsync()
       await s.close()
     } finally {

@@ -14,7 +14,7 @@ const OP_SET = 1
 const OP_DELETE = 2
 const OP_EXISTS = 3
 
-const DEFAULTS = { url: 'redis://127.0.0.1:6379', connectTimeout: 5000, commandTimeout: 5000, maxBatch: 4096 }
+const DEFAULTS = { url: 'redis://127.0.0.1:6379', connectTimeout: 5000, commandTimeout: 5000, maxBatch: 64 }
 
 function typeError(message) {
   const e = new TypeError(message)

@@ -29,7 +29,7 @@ pub const REGISTRY_PREFIX: &str = "__awaitly:owner:";
 /// The JS module's default state prefix: always protected from caches.
 pub const DEFAULT_STATE_PREFIX: &str = "workflow:state:";
 /// Keys per SCAN page and per UNLINK.
-pub const SCAN_COUNT: usize = 1000;
+pub const SCAN_COUNT: usize = 5000;
 
 /// Options of [`RedisStore::new`].
 #[derive(Debug, Clone)]
