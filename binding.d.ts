@@ -10,7 +10,7 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 export declare class NativeRedisStore {
-  constructor(url: string, connectTimeoutMs: number, commandTimeoutMs: number)
+  constructor(url: string, connectTimeoutMs: number, commandTimeoutMs: number, tlsCa?: string | undefined | null, tlsCert?: string | undefined | null, tlsKey?: string | undefined | null)
   /** Run a batch as one pipeline. */
   exec(ops: Uint8Array, ttls: Uint32Array, keys: Array<string>, values: Array<string>): Promise<ExecOut>
   /** Keys matching a Redis glob, by SCAN. */

@@ -129,7 +129,12 @@ function createRedisStore(options = {}) {
   const connectTimeout = timeoutOption('connectTimeout', options.connectTimeout, DEFAULTS.connectTimeout)
   const commandTimeout = timeoutOption('commandTimeout', options.commandTimeout, DEFAULTS.commandTimeout)
   const maxBatch = timeoutOption('maxBatch', options.maxBatch, DEFAULTS.maxBatch)
-  const native = new binding.NativeRedisStore(url, connectTimeout, commandTimeout)
+  const tls = options.tls === undefined || options.tls === null ? {} : options.tls
+  if (typeof tls !== 'object') throw typeError('createRedisStore: tls must be an object like { ca, cert, key } (PEM strings)')
+  for (const f of ['ca', 'cert', 'key']) {
+    if (tls[f] !== undefined && typeof tls[f] !== 'string') throw typeError(`createRedisStore: tls.${f} must be a PEM string`)
+  }
+  const native = new binding.NativeRedisStore(url, connectTimeout, commandTimeout, tls.ca, tls.cert, tls.key)
   const batcher = new Batcher(native, maxBatch)
   let closed = false
   const closedError = () => {

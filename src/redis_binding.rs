@@ -24,6 +24,18 @@ pub struct ExecOut {
     pub errors: Option<Vec<Option<String>>>,
 }
 
+/// Await `fut`, turning a panic inside it into `ERR_INTERNAL` (napi-rs would
+/// reject with a bare "Panic in async function").
+async fn guarded<T>(fut: impl std::future::Future<Output = crate::error::Result<T>>) -> Result<T> {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(r) => r.map_err(js_error::to_async),
+        Err(_) => Err(js_error::to_async(PersistError::Internal(
+            "panic in the Redis store".into(),
+        ))),
+    }
+}
+
 fn coded(e: &PersistError) -> String {
     format!("[{}] {}", e.code(), e)
 }
@@ -41,12 +53,18 @@ impl NativeRedisStore {
         url: String,
         connect_timeout_ms: u32,
         command_timeout_ms: u32,
+        tls_ca: Option<String>,
+        tls_cert: Option<String>,
+        tls_key: Option<String>,
     ) -> Result<Self> {
         js_error::guard(|| {
             RedisStore::new(RedisConfig {
                 url,
                 connect_timeout_ms: u64::from(connect_timeout_ms),
                 command_timeout_ms: u64::from(command_timeout_ms),
+                tls_ca,
+                tls_cert,
+                tls_key,
             })
         })
         .map(|core| NativeRedisStore { core })
@@ -90,7 +108,7 @@ impl NativeRedisStore {
             };
             batch.push(op);
         }
-        let results = self.core.exec(&batch).await.map_err(js_error::to_async)?;
+        let results = guarded(self.core.exec(&batch)).await?;
         let mut out_vals = Vec::with_capacity(n);
         let mut errors: Option<Vec<Option<String>>> = None;
         for (i, r) in results.into_iter().enumerate() {
@@ -113,24 +131,22 @@ impl NativeRedisStore {
     /// Keys matching a Redis glob, by SCAN.
     #[napi]
     pub async fn keys(&self, pattern: String) -> Result<Vec<String>> {
-        self.core.keys(&pattern).await.map_err(js_error::to_async)
+        guarded(self.core.keys(&pattern)).await
     }
 
     /// `clearAsync` of the cache with `prefix`: SCAN + UNLINK of the keys it
     /// owns (see `Owners`). Resolves to the number of keys removed.
     #[napi]
     pub async fn clear_cache_prefix(&self, prefix: String) -> Result<f64> {
-        self.core
-            .clear_cache_prefix(&prefix)
+        guarded(self.core.clear_cache_prefix(&prefix))
             .await
             .map(|n| n as f64)
-            .map_err(js_error::to_async)
     }
 
     /// Connect now (if needed) and PING.
     #[napi]
     pub async fn ping(&self) -> Result<()> {
-        self.core.ping().await.map_err(js_error::to_async)
+        guarded(self.core.ping()).await
     }
 
     #[napi]

@@ -40,6 +40,11 @@ pub struct RedisConfig {
     pub connect_timeout_ms: u64,
     /// Upper bound for one command / pipeline once connected, ms.
     pub command_timeout_ms: u64,
+    /// TLS material (PEM) for `rediss://`: a CA to trust instead of the
+    /// system roots, and a client certificate + key for mutual TLS.
+    pub tls_ca: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 impl Default for RedisConfig {
@@ -48,6 +53,9 @@ impl Default for RedisConfig {
             url: "redis://127.0.0.1:6379".into(),
             connect_timeout_ms: 5000,
             command_timeout_ms: 5000,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -138,9 +146,26 @@ impl RedisStore {
                 "createRedisStore: url: rediss:// (TLS) is not supported by this build".into(),
             ));
         }
-        let client = Client::open(url).map_err(|e| {
+        let bad_url = |e: RedisError| {
             PersistError::InvalidArgument(format!("createRedisStore: url: invalid Redis URL: {e}"))
-        })?;
+        };
+        let has_tls_material =
+            config.tls_ca.is_some() || config.tls_cert.is_some() || config.tls_key.is_some();
+        if has_tls_material && !url.starts_with("rediss://") {
+            return Err(PersistError::InvalidArgument(
+                "createRedisStore: tls options need a rediss:// url".into(),
+            ));
+        }
+        if config.tls_cert.is_some() != config.tls_key.is_some() {
+            return Err(PersistError::InvalidArgument(
+                "createRedisStore: tls.cert and tls.key go together".into(),
+            ));
+        }
+        let client = if has_tls_material || url.starts_with("rediss://") {
+            Self::tls_client(url, &config)?
+        } else {
+            Client::open(url).map_err(bad_url)?
+        };
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 client,
@@ -153,6 +178,29 @@ impl RedisStore {
                 reconnects: AtomicU64::new(0),
             }),
         })
+    }
+
+    #[cfg(feature = "redis-tls")]
+    fn tls_client(url: &str, config: &RedisConfig) -> Result<Client> {
+        let certs = redis::TlsCertificates {
+            client_tls: match (&config.tls_cert, &config.tls_key) {
+                (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
+                    client_cert: c.as_bytes().to_vec(),
+                    client_key: k.as_bytes().to_vec(),
+                }),
+                _ => None,
+            },
+            root_cert: config.tls_ca.as_ref().map(|c| c.as_bytes().to_vec()),
+        };
+        Client::build_with_tls(url, certs)
+            .map_err(|e| PersistError::InvalidArgument(format!("createRedisStore: tls: {e}")))
+    }
+
+    #[cfg(not(feature = "redis-tls"))]
+    fn tls_client(_url: &str, _config: &RedisConfig) -> Result<Client> {
+        Err(PersistError::InvalidArgument(
+            "createRedisStore: rediss:// (TLS) is not supported by this build".into(),
+        ))
     }
 
     pub fn config(&self) -> &RedisConfig {
@@ -607,6 +655,7 @@ mod tests {
             url: "redis://127.0.0.1:1".into(),
             connect_timeout_ms: 300,
             command_timeout_ms: 300,
+            ..Default::default()
         })?;
         let t = std::time::Instant::now();
         let e = store.exec(&[Op::Get("x".into())]).await.err();
