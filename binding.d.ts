@@ -11,8 +11,12 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 export declare class NativeRedisStore {
   constructor(url: string, connectTimeoutMs: number, commandTimeoutMs: number, tlsCa?: string | undefined | null, tlsCert?: string | undefined | null, tlsKey?: string | undefined | null)
-  /** Run a batch as one pipeline. */
-  exec(ops: Uint8Array, ttls: Uint32Array, keys: Array<string>, values: Array<string>): Promise<ExecOut>
+  /**
+   * Run a batch as one pipeline. `blob` is the op keys and the SET values
+   * concatenated (key, then value for a SET), `lens` their UTF-16 lengths:
+   * one string crosses the boundary instead of one per key and value.
+   */
+  exec(ops: Uint8Array, ttls: Uint32Array, lens: Uint32Array, blob: string): Promise<ExecOut>
   /** Keys matching a Redis glob, by SCAN. */
   keys(pattern: string): Promise<Array<string>>
   /**
@@ -43,9 +47,11 @@ export declare function cacheDeletableKeys(prefix: string, registryKeys: Array<s
 export declare function escapeGlob(literal: string): string
 
 export interface ExecOut {
-  /** GET: string or null; DELETE/EXISTS: boolean; SET: null. */
-  values: Array<string | boolean | undefined | null>
-  /** Per-op failures (`[CODE] message`), only when some op failed. */
+  codes: Uint8Array
+  /** UTF-16 lengths of the GET values, in order, concatenated in `blob`. */
+  lens: Uint32Array
+  blob: string
+  /** Per-op failures, only when some op failed. */
   errors?: Array<string | undefined | null>
 }
 

@@ -163,7 +163,7 @@ describe('native store batching', () => {
     const orig = proto.exec
     let calls = 0
     let ops = 0
-    proto.exec = function (this: any, o: Uint8Array, ...rest: any[]) {
+    proto.exec = function (this: any, o: Uint8Array, ...rest: any[]) { // eslint-disable-line
       calls++
       ops += o.length
       return orig.call(this, o, ...rest)

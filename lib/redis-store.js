@@ -47,6 +47,12 @@ function keyArg(method, key) {
   return key
 }
 
+// Outcome codes of the native exec (src/redis_binding.rs)
+const OUT_NONE = 0
+const OUT_VALUE = 1
+const OUT_TRUE = 2
+const OUT_FALSE = 3
+
 class Batcher {
   constructor(native, maxBatch) {
     this.native = native
@@ -59,8 +65,9 @@ class Batcher {
   reset() {
     this.ops = []
     this.ttls = []
-    this.keys = []
-    this.values = []
+    // keys and SET values, concatenated, with their lengths: one string crosses to Rust
+    this.lens = []
+    this.blob = ''
     this.waiters = []
   }
 
@@ -68,8 +75,12 @@ class Batcher {
     return new Promise((resolve, reject) => {
       this.ops.push(op)
       this.ttls.push(ttl)
-      this.keys.push(key)
-      if (op === OP_SET) this.values.push(value)
+      this.lens.push(key.length)
+      this.blob += key
+      if (op === OP_SET) {
+        this.lens.push(value.length)
+        this.blob += value
+      }
       this.waiters.push(resolve, reject)
       if (this.ops.length >= this.maxBatch) this.flush()
       else if (!this.scheduled) {
@@ -82,24 +93,39 @@ class Batcher {
   flush() {
     this.scheduled = false
     if (this.ops.length === 0) return
-    const { ops, ttls, keys, values, waiters } = this
+    const { ops, ttls, lens, blob, waiters } = this
     this.reset()
     let p
     try {
-      p = this.native.exec(Uint8Array.from(ops), Uint32Array.from(ttls), keys, values)
+      p = this.native.exec(Uint8Array.from(ops), Uint32Array.from(ttls), Uint32Array.from(lens), blob)
     } catch (e) {
       settleAll(waiters, fromNative(e))
       return
     }
     p.then(
       (out) => {
-        const vals = out.values
-        const errs = out.errors
-        for (let i = 0, n = vals.length; i < n; i++) {
-          if (errs && errs[i]) waiters[2 * i + 1](fromNative(new Error(errs[i])))
-          else {
-            const v = vals[i]
-            waiters[2 * i](v === null ? (ops[i] === OP_GET ? null : undefined) : v)
+        const { codes, lens: outLens, blob: outBlob, errors } = out
+        let pos = 0
+        let li = 0
+        for (let i = 0, n = codes.length; i < n; i++) {
+          switch (codes[i]) {
+            case OUT_NONE:
+              waiters[2 * i](ops[i] === OP_GET ? null : undefined)
+              break
+            case OUT_VALUE: {
+              const end = pos + outLens[li++]
+              waiters[2 * i](outBlob.slice(pos, end))
+              pos = end
+              break
+            }
+            case OUT_TRUE:
+              waiters[2 * i](true)
+              break
+            case OUT_FALSE:
+              waiters[2 * i](false)
+              break
+            default:
+              waiters[2 * i + 1](fromNative(new Error(errors?.[i] ?? '[ERR_INTERNAL] missing error')))
           }
         }
       },

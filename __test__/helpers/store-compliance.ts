@@ -78,6 +78,14 @@ export function defineStoreCompliance<S extends KeyValueStore>(
       await Promise.all(values.map((v, i) => store.set(k(`v${i}`), v)))
       expect(await Promise.all(values.map((_, i) => store.get(k(`v${i}`))))).toEqual(values)
       await Promise.all(values.map((_, i) => store.delete(k(`v${i}`))))
+      // non-ASCII keys, mixed in one batch with ASCII ones
+      const keys = ['ключ', 'clé-✓', '🚀:x', 'plain']
+      await Promise.all(keys.map((key, i) => store.set(k(key), `${key}=${i}é`)))
+      expect(await Promise.all(keys.map((key) => store.get(k(key))))).toEqual(keys.map((key, i) => `${key}=${i}é`))
+      const listed = await store.keys(`${escapeGlob(k(''))}*`)
+      expect(sorted(listed.filter((x) => keys.includes(x.slice(base.length))))).toEqual(sorted(keys.map(k)))
+      expect(await store.keys(escapeGlob(k('🚀:x')))).toEqual([k('🚀:x')])
+      await Promise.all(keys.map((key) => store.delete(k(key))))
     })
 
     it('keys(pattern) follows Redis globs, with escaped metacharacters matching themselves', async () => {
