@@ -17,8 +17,11 @@ export declare class NativeRedisStore {
    * one string crosses the boundary instead of one per key and value.
    */
   exec(ops: Uint8Array, ttls: Uint32Array, lens: Uint32Array, blob: string): Promise<ExecOut>
-  /** Keys matching a Redis glob, by SCAN. */
-  keys(pattern: string): Promise<Array<string>>
+  /**
+   * Keys matching a Redis glob, by SCAN: concatenated in `blob`, with
+   * their UTF-16 lengths (one string crosses instead of one per key).
+   */
+  keys(pattern: string): Promise<KeysOut>
   /**
    * `clearAsync` of the cache with `prefix`: SCAN + UNLINK of the keys it
    * owns (see `Owners`). Resolves to the number of keys removed.
@@ -57,6 +60,11 @@ export interface ExecOut {
 
 /** Does `key` match the Redis-style glob `pattern`? */
 export declare function globMatch(pattern: string, key: string): boolean
+
+export interface KeysOut {
+  lens: Uint32Array
+  blob: string
+}
 
 /** The registry key that records `prefix` as a `kind` ('cache' | 'state') owner. */
 export declare function ownerRegistryKey(kind: string, prefix: string): string

@@ -134,6 +134,18 @@ class Batcher {
   }
 }
 
+/** Split the native `keys` answer (one string + UTF-16 lengths) into keys. */
+function splitKeys({ lens, blob }) {
+  const out = new Array(lens.length)
+  let pos = 0
+  for (let i = 0; i < lens.length; i++) {
+    const end = pos + lens[i]
+    out[i] = blob.slice(pos, end)
+    pos = end
+  }
+  return out
+}
+
 function settleAll(waiters, e) {
   for (let i = 1; i < waiters.length; i += 2) {
     // one Error object per call, each with the same code and message
@@ -205,7 +217,7 @@ function createRedisStore(options = {}) {
     /** Keys matching a Redis glob, by SCAN (never KEYS). Order unspecified. */
     keys(pattern) {
       if (typeof pattern !== 'string') return Promise.reject(typeError('keys: pattern must be a string'))
-      return native_(native.keys(pattern))
+      return native_(native.keys(pattern)).then(splitKeys)
     },
     /** Connect now (if not connected) and PING; rejects with ERR_STORE_UNAVAILABLE / ERR_STORE_TIMEOUT. */
     ping() {
@@ -229,7 +241,7 @@ function createRedisStore(options = {}) {
       set: (key, value, ttl) => enqueue(OP_SET, key, value, ttl),
       delete: (key) => enqueue(OP_DELETE, key, undefined, 0),
       exists: (key) => enqueue(OP_EXISTS, key, undefined, 0),
-      keys: (pattern) => native_(native.keys(pattern)),
+      keys: (pattern) => native_(native.keys(pattern)).then(splitKeys),
       clearCachePrefix: (prefix) => native_(native.clearCachePrefix(prefix)),
     },
   })

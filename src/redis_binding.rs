@@ -51,6 +51,12 @@ pub struct ExecOut {
     pub errors: Option<Vec<Option<String>>>,
 }
 
+#[napi(object)]
+pub struct KeysOut {
+    pub lens: Uint32Array,
+    pub blob: String,
+}
+
 /// Split `blob` into pieces of the given UTF-16 lengths (JS string lengths).
 fn split_utf16(blob: &str, lens: &[u32]) -> crate::error::Result<Vec<String>> {
     let total: usize = lens.iter().map(|&l| l as usize).sum();
@@ -211,10 +217,21 @@ impl NativeRedisStore {
         })
     }
 
-    /// Keys matching a Redis glob, by SCAN.
+    /// Keys matching a Redis glob, by SCAN: concatenated in `blob`, with
+    /// their UTF-16 lengths (one string crosses instead of one per key).
     #[napi]
-    pub async fn keys(&self, pattern: String) -> Result<Vec<String>> {
-        guarded(self.core.keys(&pattern)).await
+    pub async fn keys(&self, pattern: String) -> Result<KeysOut> {
+        let keys = guarded(self.core.keys(&pattern)).await?;
+        let mut lens = Vec::with_capacity(keys.len());
+        let mut blob = String::with_capacity(keys.iter().map(String::len).sum());
+        for k in &keys {
+            lens.push(utf16_len(k));
+            blob.push_str(k);
+        }
+        Ok(KeysOut {
+            lens: Uint32Array::new(lens),
+            blob,
+        })
     }
 
     /// `clearAsync` of the cache with `prefix`: SCAN + UNLINK of the keys it
