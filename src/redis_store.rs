@@ -161,10 +161,15 @@ impl RedisStore {
                 "createRedisStore: tls.cert and tls.key go together".into(),
             ));
         }
+        // TCP_NODELAY, as every Redis client sets it: pipelined writes must
+        // not wait for the ACK of the previous one (Nagle).
+        let info = redis::IntoConnectionInfo::into_connection_info(url)
+            .map_err(bad_url)?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
         let client = if has_tls_material || url.starts_with("rediss://") {
-            Self::tls_client(url, &config)?
+            Self::tls_client(info, &config)?
         } else {
-            Client::open(url).map_err(bad_url)?
+            Client::open(info).map_err(bad_url)?
         };
         Ok(RedisStore {
             inner: Arc::new(Inner {
@@ -181,7 +186,7 @@ impl RedisStore {
     }
 
     #[cfg(feature = "redis-tls")]
-    fn tls_client(url: &str, config: &RedisConfig) -> Result<Client> {
+    fn tls_client(url: redis::ConnectionInfo, config: &RedisConfig) -> Result<Client> {
         let certs = redis::TlsCertificates {
             client_tls: match (&config.tls_cert, &config.tls_key) {
                 (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
@@ -197,7 +202,7 @@ impl RedisStore {
     }
 
     #[cfg(not(feature = "redis-tls"))]
-    fn tls_client(_url: &str, _config: &RedisConfig) -> Result<Client> {
+    fn tls_client(_url: redis::ConnectionInfo, _config: &RedisConfig) -> Result<Client> {
         Err(PersistError::InvalidArgument(
             "createRedisStore: rediss:// (TLS) is not supported by this build".into(),
         ))
