@@ -835,19 +835,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeRedisStore = nativeBinding.NativeRedisStore
 module.exports.__panicForTest = nativeBinding.__panicForTest
+module.exports.cacheDeletableKeys = nativeBinding.cacheDeletableKeys
 module.exports.escapeGlob = nativeBinding.escapeGlob
 module.exports.globMatch = nativeBinding.globMatch
-module.exports.memoryCacheClear = nativeBinding.memoryCacheClear
-module.exports.memoryCacheCounters = nativeBinding.memoryCacheCounters
-module.exports.memoryCacheCreate = nativeBinding.memoryCacheCreate
-module.exports.memoryCacheFlush = nativeBinding.memoryCacheFlush
-module.exports.memoryCacheInit = nativeBinding.memoryCacheInit
-module.exports.memoryCacheInsert = nativeBinding.memoryCacheInsert
-module.exports.memoryCacheLiveCount = nativeBinding.memoryCacheLiveCount
-module.exports.memoryCacheNoop = nativeBinding.memoryCacheNoop
-module.exports.memoryCachePurgeStale = nativeBinding.memoryCachePurgeStale
-module.exports.memoryCacheRemove = nativeBinding.memoryCacheRemove
-module.exports.memoryCacheSetMeta = nativeBinding.memoryCacheSetMeta
-module.exports.memoryCacheThrow = nativeBinding.memoryCacheThrow
-module.exports.memoryCacheUpdate = nativeBinding.memoryCacheUpdate
+module.exports.ownerRegistryKey = nativeBinding.ownerRegistryKey
+module.exports.ownerRegistryPrefix = nativeBinding.ownerRegistryPrefix

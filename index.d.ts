@@ -207,3 +207,94 @@ export declare function createMemoryCache(options?: MemoryCacheOptions): MemoryC
 // ============================================================================
 // KeyValueStore, KV cache, Redis store, state persistence, hydrating cache (issue: KV/Redis)
 // ============================================================================
+
+/**
+ * A string key-value store, as `awaitly/persistence` defines it. `ttl` is in
+ * seconds; absent or 0 means no expiry. `keys(pattern)` takes a Redis-style
+ * glob (`*`, `?`, `[a-z]`, `\x` escapes).
+ */
+export interface KeyValueStore {
+  get(key: string): Promise<string | null>
+  set(key: string, value: string, options?: { ttl?: number }): Promise<void>
+  delete(key: string): Promise<boolean>
+  exists(key: string): Promise<boolean>
+  keys(pattern: string): Promise<string[]>
+}
+
+export interface RedisStoreOptions {
+  /** `redis://[user:pass@]host:port[/db]`, `unix:/path` or `redis+unix:`. `rediss://` only in builds with the `redis-tls` feature. Default `redis://127.0.0.1:6379`. */
+  url?: string
+  /** Max ms to obtain a connection (connect, handshake, or wait for another call's attempt). Default 5000. */
+  connectTimeout?: number
+  /** Max ms for a command / pipeline once connected. Default 5000. */
+  commandTimeout?: number
+  /** Max calls per pipeline; the calls of one tick are split into pipelines of this size. Default 64. */
+  maxBatch?: number
+}
+
+/**
+ * A native (Rust) Redis KeyValueStore. One multiplexed connection, replaced
+ * when it breaks; the calls made in one tick go out as one pipeline. Errors
+ * carry `code`: `ERR_STORE_UNAVAILABLE` (refused / dropped),
+ * `ERR_STORE_TIMEOUT`, `ERR_STORE` (the server rejected a command),
+ * `ERR_STORE_CLOSED`, `ERR_INVALID_ARG` (TypeError).
+ */
+export interface RedisStore extends KeyValueStore {
+  /** Keys matching a Redis glob, by SCAN (never KEYS); order unspecified. */
+  keys(pattern: string): Promise<string[]>
+  /** Connect now if needed, and PING. */
+  ping(): Promise<void>
+  /** Close the connection; later calls reject with `ERR_STORE_CLOSED`. */
+  close(): Promise<void>
+  /** Connections opened so far (1 + reconnects). */
+  readonly connectionsOpened: number
+}
+
+export declare function createRedisStore(options?: RedisStoreOptions): RedisStore
+
+export interface KVCacheOptions {
+  store: KeyValueStore
+  /** Key prefix; entries live at `${prefix}${key}`. Default `'workflow:'`. */
+  prefix?: string
+  /** Seconds; absent or 0 = no expiry. Negative, fractional or non-numbers throw a TypeError here. */
+  ttl?: number
+  /** Bound of the in-process layer used by the sync methods (LRU). Default 1000; 0 disables it. */
+  maxMemoryEntries?: number
+}
+
+/** A StepCache whose sync methods use a bounded in-process LRU and whose async methods use the store. */
+export interface KVCache extends StepCacheLike {
+  getAsync(key: string): Promise<Result<unknown, unknown, unknown> | undefined>
+  setAsync(key: string, result: Result<unknown, unknown, unknown>): Promise<void>
+  hasAsync(key: string): Promise<boolean>
+  deleteAsync(key: string): Promise<boolean>
+  /** Deletes this cache's entries only (never state documents, never a longer prefix's keys). */
+  clearAsync(): Promise<void>
+}
+
+/** The sync StepCache methods (same shape as awaitly's StepCache). */
+export interface StepCacheLike {
+  get(key: string): Result<unknown, unknown, unknown> | undefined
+  set(key: string, result: Result<unknown, unknown, unknown>): void
+  has(key: string): boolean
+  delete(key: string): boolean
+  clear(): void
+}
+
+export declare function createKVCache(options: KVCacheOptions): KVCache
+
+export interface StatePersistence {
+  save(runId: string, state: ResumeState, metadata?: Record<string, unknown>): Promise<void>
+  /** undefined only when nothing is stored; a stored non-state rejects with code `ERR_CORRUPT`. */
+  load(runId: string): Promise<ResumeState | undefined>
+  delete(runId: string): Promise<boolean>
+  list(): Promise<string[]>
+}
+
+export declare function createStatePersistence(store: KeyValueStore, prefix?: string): StatePersistence
+
+export declare function createHydratingCache(
+  memoryCache: StepCacheLike,
+  persistence: Pick<StatePersistence, 'load'>,
+  runId: string,
+): StepCacheLike & { hydrate(): Promise<void> }

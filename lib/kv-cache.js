@@ -1,3 +1,223 @@
 'use strict'
-// (to be written)
-module.exports = {}
+// createKVCache: a StepCache over any KeyValueStore, with a bounded
+// in-process LRU for the sync methods. With a native store (createRedisStore)
+// the async methods go straight to its tick batcher (one native call and one
+// pipeline per tick) and clearAsync is one native SCAN + UNLINK call.
+//
+// Prefix isolation (see README "Prefix ownership"): before its first write a
+// cache registers its prefix under the reserved key
+// `__awaitly:owner:cache:<prefix>`; clearAsync deletes only keys whose longest
+// registered prefix is this cache's own and not a state prefix
+// (`workflow:state:` is always one). Keys stay `${prefix}${key}` as in the JS
+// module, so entries it wrote remain readable.
+
+const { binding } = require('./native.js')
+const { serializeResult, deserializeResult } = require('./serialize.js')
+const { NATIVE_STORE, typeError } = require('./redis-store.js').internal
+
+const STORE_METHODS = ['get', 'set', 'delete', 'exists', 'keys']
+const DEFAULT_MAX_MEMORY_ENTRIES = 1000
+const DELETE_BATCH = 100
+
+function checkStore(fn, store) {
+  if (store === null || typeof store !== 'object') throw typeError(`${fn}: store must be a KeyValueStore object`)
+  for (const m of STORE_METHODS) {
+    if (typeof store[m] !== 'function') throw typeError(`${fn}: store.${m} must be a function`)
+  }
+}
+
+function checkPrefix(fn, prefix) {
+  if (typeof prefix !== 'string') throw typeError(`${fn}: prefix must be a string, got ${typeof prefix}`)
+  return prefix
+}
+
+/** ttl in seconds: undefined/0 = no expiry; otherwise a positive whole number. */
+function checkTtl(ttl) {
+  if (ttl === undefined || ttl === 0) return 0
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 0 || ttl > 0xffffffff) {
+    throw typeError(`createKVCache: ttl must be a non-negative whole number of seconds (0 or absent: no expiry), got ${String(ttl)}`)
+  }
+  return ttl
+}
+
+function corrupt(key, reason, cause) {
+  const e = new Error(`corrupt value at ${key}: ${reason}`, cause ? { cause } : undefined)
+  e.code = 'ERR_CORRUPT'
+  return e
+}
+
+/** Registers `prefix` as an owner of `kind` in `store`, once (retried after a failure). */
+function ownerRegistration(store, kind, prefix) {
+  const regKey = binding.ownerRegistryKey(kind, prefix)
+  const native = store[NATIVE_STORE]
+  let done = false
+  let pending = null
+  return function ensure() {
+    if (done) return null
+    if (!pending) {
+      pending = (native ? native.set(regKey, '1', 0) : Promise.resolve(store.set(regKey, '1'))).then(
+        () => {
+          done = true
+        },
+        (e) => {
+          pending = null
+          throw e
+        },
+      )
+    }
+    return pending
+  }
+}
+
+/** Keys (from `keys`) under `prefix`, as stores with loose matching may return more. */
+async function keysUnder(store, prefix) {
+  const native = store[NATIVE_STORE]
+  const pattern = `${binding.escapeGlob(prefix)}*`
+  const keys = native ? await native.keys(pattern) : await store.keys(pattern)
+  const reg = binding.ownerRegistryPrefix()
+  return keys.filter((k) => typeof k === 'string' && k.startsWith(prefix) && !k.startsWith(reg))
+}
+
+/** A small LRU (Map insertion order = recency). */
+class Lru {
+  constructor(max) {
+    this.max = max
+    this.map = new Map()
+  }
+  get(k) {
+    const v = this.map.get(k)
+    if (v !== undefined) {
+      this.map.delete(k)
+      this.map.set(k, v)
+    }
+    return v
+  }
+  has(k) {
+    return this.map.has(k)
+  }
+  set(k, v) {
+    if (this.max === 0) return
+    this.map.delete(k)
+    this.map.set(k, v)
+    if (this.map.size > this.max) this.map.delete(this.map.keys().next().value)
+  }
+  delete(k) {
+    return this.map.delete(k)
+  }
+  clear() {
+    this.map.clear()
+  }
+}
+
+/**
+ * A StepCache backed by a KeyValueStore.
+ * @param {{ store, prefix?: string, ttl?: number, maxMemoryEntries?: number }} options
+ */
+function createKVCache(options) {
+  if (options === null || typeof options !== 'object') throw typeError('createKVCache: options must be an object')
+  const { store } = options
+  checkStore('createKVCache', store)
+  const prefix = checkPrefix('createKVCache', options.prefix === undefined ? 'workflow:' : options.prefix)
+  const ttl = checkTtl(options.ttl)
+  const maxMem = options.maxMemoryEntries === undefined ? DEFAULT_MAX_MEMORY_ENTRIES : options.maxMemoryEntries
+  if (maxMem !== Infinity && (typeof maxMem !== 'number' || !Number.isInteger(maxMem) || maxMem < 0)) {
+    throw typeError(`createKVCache: maxMemoryEntries must be a non-negative integer or Infinity, got ${String(maxMem)}`)
+  }
+  const memory = new Lru(maxMem)
+  const native = store[NATIVE_STORE]
+  const register = ownerRegistration(store, 'cache', prefix)
+  const ttlOpts = ttl ? { ttl } : undefined
+
+  const sGet = native ? native.get : (k) => store.get(k)
+  const sSet = native ? (k, v) => native.set(k, v, ttl) : (k, v) => store.set(k, v, ttlOpts)
+  const sDel = native ? native.delete : (k) => store.delete(k)
+  const sExists = native ? native.exists : (k) => store.exists(k)
+
+  function decode(fullKey, data) {
+    let parsed
+    try {
+      parsed = JSON.parse(data)
+    } catch (e) {
+      throw corrupt(fullKey, 'not JSON', e)
+    }
+    if (parsed === null || typeof parsed !== 'object' || typeof parsed.ok !== 'boolean') {
+      throw corrupt(fullKey, 'not a serialized Result')
+    }
+    try {
+      return deserializeResult(parsed)
+    } catch (e) {
+      throw corrupt(fullKey, 'not a serialized Result', e)
+    }
+  }
+
+  return {
+    get(key) {
+      return memory.get(key)
+    },
+    set(key, result) {
+      memory.set(key, result)
+    },
+    has(key) {
+      return memory.has(key)
+    },
+    delete(key) {
+      return memory.delete(key)
+    },
+    clear() {
+      memory.clear()
+    },
+
+    async getAsync(key) {
+      const fullKey = `${prefix}${key}`
+      const data = await sGet(fullKey)
+      if (data === null || data === undefined) return undefined
+      if (typeof data !== 'string') throw corrupt(fullKey, `store returned ${typeof data}, not a string`)
+      const result = decode(fullKey, data)
+      memory.set(key, result)
+      return result
+    },
+
+    async setAsync(key, result) {
+      const json = JSON.stringify(serializeResult(result))
+      const reg = register()
+      const write = sSet(`${prefix}${key}`, json)
+      if (reg) await Promise.all([reg, write])
+      else await write
+      memory.set(key, result)
+    },
+
+    hasAsync(key) {
+      return sExists(`${prefix}${key}`)
+    },
+
+    async deleteAsync(key) {
+      memory.delete(key)
+      return sDel(`${prefix}${key}`)
+    },
+
+    async clearAsync() {
+      if (native) {
+        await native.clearCachePrefix(prefix)
+      } else {
+        const [candidates, registry] = await Promise.all([
+          keysUnder(store, prefix),
+          store.keys(`${binding.escapeGlob(binding.ownerRegistryPrefix())}*`),
+        ])
+        const doomed = binding.cacheDeletableKeys(
+          prefix,
+          registry.filter((k) => typeof k === 'string'),
+          candidates,
+        )
+        for (let i = 0; i < doomed.length; i += DELETE_BATCH) {
+          await Promise.all(doomed.slice(i, i + DELETE_BATCH).map((k) => store.delete(k)))
+        }
+      }
+      memory.clear()
+    },
+  }
+}
+
+module.exports = { createKVCache }
+Object.defineProperty(module.exports, 'internal', {
+  value: { checkStore, checkPrefix, ownerRegistration, keysUnder, corrupt },
+})

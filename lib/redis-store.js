@@ -1,3 +1,253 @@
 'use strict'
-// (to be written)
-module.exports = {}
+// createRedisStore: a KeyValueStore on the native Redis core (src/redis_store.rs).
+// The only JS logic is tick batching: every call made in one tick is queued,
+// and at the end of the tick the queue goes to Rust as ONE native call (one
+// pipeline, one round trip, one promise), whose results settle the calls.
+
+const { binding, fromNative } = require('./native.js')
+
+/** Marks our native stores; createKVCache/createStatePersistence use the fast paths. */
+const NATIVE_STORE = Symbol.for('awaitly-persistence-native.redisStore')
+
+const OP_GET = 0
+const OP_SET = 1
+const OP_DELETE = 2
+const OP_EXISTS = 3
+
+const DEFAULTS = { url: 'redis://127.0.0.1:6379', connectTimeout: 5000, commandTimeout: 5000, maxBatch: 64 }
+
+function typeError(message) {
+  const e = new TypeError(message)
+  e.code = 'ERR_INVALID_ARG'
+  return e
+}
+
+function timeoutOption(name, value, dflt) {
+  if (value === undefined) return dflt
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > 2 ** 31) {
+    throw typeError(`createRedisStore: ${name} must be a positive integer number of milliseconds, got ${String(value)}`)
+  }
+  return value
+}
+
+/** Validate a KeyValueStore ttl (seconds): undefined/0 = no expiry. Returns 0 or the ttl. */
+function storeTtl(options) {
+  if (options === undefined || options === null) return 0
+  if (typeof options !== 'object') throw typeError('set: options must be an object like { ttl }')
+  const ttl = options.ttl
+  if (ttl === undefined || ttl === null || ttl === 0) return 0
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 0 || ttl > 0xffffffff) {
+    throw typeError(`set: ttl must be a non-negative whole number of seconds, got ${String(ttl)}`)
+  }
+  return ttl
+}
+
+function keyArg(method, key) {
+  if (typeof key !== 'string') throw typeError(`${method}: key must be a string, got ${typeof key}`)
+  return key
+}
+
+// Outcome codes of the native exec (src/redis_binding.rs)
+const OUT_NONE = 0
+const OUT_VALUE = 1
+const OUT_TRUE = 2
+const OUT_FALSE = 3
+
+class Batcher {
+  constructor(native, maxBatch) {
+    this.native = native
+    this.maxBatch = maxBatch
+    this.reset()
+    this.scheduled = false
+    this.flush = this.flush.bind(this)
+  }
+
+  reset() {
+    this.ops = []
+    this.ttls = []
+    // keys and SET values, concatenated, with their lengths: one string crosses to Rust
+    this.lens = []
+    this.blob = ''
+    this.waiters = []
+  }
+
+  push(op, key, value, ttl) {
+    return new Promise((resolve, reject) => {
+      this.ops.push(op)
+      this.ttls.push(ttl)
+      this.lens.push(key.length)
+      this.blob += key
+      if (op === OP_SET) {
+        this.lens.push(value.length)
+        this.blob += value
+      }
+      this.waiters.push(resolve, reject)
+      if (this.ops.length >= this.maxBatch) this.flush()
+      else if (!this.scheduled) {
+        this.scheduled = true
+        process.nextTick(this.flush)
+      }
+    })
+  }
+
+  flush() {
+    this.scheduled = false
+    if (this.ops.length === 0) return
+    const { ops, ttls, lens, blob, waiters } = this
+    this.reset()
+    let p
+    try {
+      p = this.native.exec(Uint8Array.from(ops), Uint32Array.from(ttls), Uint32Array.from(lens), blob)
+    } catch (e) {
+      settleAll(waiters, fromNative(e))
+      return
+    }
+    p.then(
+      (out) => {
+        const { codes, lens: outLens, blob: outBlob, errors } = out
+        let pos = 0
+        let li = 0
+        for (let i = 0, n = codes.length; i < n; i++) {
+          switch (codes[i]) {
+            case OUT_NONE:
+              waiters[2 * i](ops[i] === OP_GET ? null : undefined)
+              break
+            case OUT_VALUE: {
+              const end = pos + outLens[li++]
+              waiters[2 * i](outBlob.slice(pos, end))
+              pos = end
+              break
+            }
+            case OUT_TRUE:
+              waiters[2 * i](true)
+              break
+            case OUT_FALSE:
+              waiters[2 * i](false)
+              break
+            default:
+              waiters[2 * i + 1](fromNative(new Error(errors?.[i] ?? '[ERR_INTERNAL] missing error')))
+          }
+        }
+      },
+      (e) => settleAll(waiters, fromNative(e)),
+    )
+  }
+}
+
+/** Split the native `keys` answer (one string + UTF-16 lengths) into keys. */
+function splitKeys({ lens, blob }) {
+  const out = new Array(lens.length)
+  let pos = 0
+  for (let i = 0; i < lens.length; i++) {
+    const end = pos + lens[i]
+    out[i] = blob.slice(pos, end)
+    pos = end
+  }
+  return out
+}
+
+function settleAll(waiters, e) {
+  for (let i = 1; i < waiters.length; i += 2) {
+    // one Error object per call, each with the same code and message
+    const each = new Error(e.message)
+    each.code = e.code
+    waiters[i](each)
+  }
+}
+
+/**
+ * A KeyValueStore on Redis, native (Rust `redis` crate + tokio). One
+ * multiplexed connection, replaced when it breaks; calls made in the same
+ * tick go out as one pipeline.
+ */
+function createRedisStore(options = {}) {
+  if (options === null || typeof options !== 'object') throw typeError('createRedisStore: options must be an object')
+  const url = options.url === undefined ? DEFAULTS.url : options.url
+  if (typeof url !== 'string' || url.length === 0) throw typeError('createRedisStore: url must be a non-empty string')
+  const connectTimeout = timeoutOption('connectTimeout', options.connectTimeout, DEFAULTS.connectTimeout)
+  const commandTimeout = timeoutOption('commandTimeout', options.commandTimeout, DEFAULTS.commandTimeout)
+  const maxBatch = timeoutOption('maxBatch', options.maxBatch, DEFAULTS.maxBatch)
+  const tls = options.tls === undefined || options.tls === null ? {} : options.tls
+  if (typeof tls !== 'object') throw typeError('createRedisStore: tls must be an object like { ca, cert, key } (PEM strings)')
+  for (const f of ['ca', 'cert', 'key']) {
+    if (tls[f] !== undefined && typeof tls[f] !== 'string') throw typeError(`createRedisStore: tls.${f} must be a PEM string`)
+  }
+  const native = new binding.NativeRedisStore(url, connectTimeout, commandTimeout, tls.ca, tls.cert, tls.key)
+  const batcher = new Batcher(native, maxBatch)
+  let closed = false
+  const closedError = () => {
+    const e = new Error('store is closed')
+    e.code = 'ERR_STORE_CLOSED'
+    return e
+  }
+  const enqueue = (op, key, value, ttl) => (closed ? Promise.reject(closedError()) : batcher.push(op, key, value, ttl))
+  const native_ = (p) => (closed ? Promise.reject(closedError()) : p.catch((e) => Promise.reject(fromNative(e))))
+
+  const store = {
+    get(key) {
+      try {
+        return enqueue(OP_GET, keyArg('get', key), undefined, 0)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+    set(key, value, opts) {
+      try {
+        keyArg('set', key)
+        if (typeof value !== 'string') throw typeError(`set: value must be a string, got ${typeof value}`)
+        return enqueue(OP_SET, key, value, storeTtl(opts))
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+    delete(key) {
+      try {
+        return enqueue(OP_DELETE, keyArg('delete', key), undefined, 0)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+    exists(key) {
+      try {
+        return enqueue(OP_EXISTS, keyArg('exists', key), undefined, 0)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+    /** Keys matching a Redis glob, by SCAN (never KEYS). Order unspecified. */
+    keys(pattern) {
+      if (typeof pattern !== 'string') return Promise.reject(typeError('keys: pattern must be a string'))
+      return native_(native.keys(pattern)).then(splitKeys)
+    },
+    /** Connect now (if not connected) and PING; rejects with ERR_STORE_UNAVAILABLE / ERR_STORE_TIMEOUT. */
+    ping() {
+      return native_(native.ping())
+    },
+    /** Close the connection; later calls reject with ERR_STORE_CLOSED. */
+    async close() {
+      if (closed) return
+      batcher.flush()
+      closed = true
+      await native.close()
+    },
+    /** Connections opened so far (1 + reconnects). */
+    get connectionsOpened() {
+      return native.connectionsOpened
+    },
+  }
+  Object.defineProperty(store, NATIVE_STORE, {
+    value: {
+      get: (key) => enqueue(OP_GET, key, undefined, 0),
+      set: (key, value, ttl) => enqueue(OP_SET, key, value, ttl),
+      delete: (key) => enqueue(OP_DELETE, key, undefined, 0),
+      exists: (key) => enqueue(OP_EXISTS, key, undefined, 0),
+      keys: (pattern) => native_(native.keys(pattern)).then(splitKeys),
+      clearCachePrefix: (prefix) => native_(native.clearCachePrefix(prefix)),
+    },
+  })
+  return store
+}
+
+module.exports = { createRedisStore }
+// Internals for the other lib/ modules; not enumerable, so index.js does not re-export them.
+Object.defineProperty(module.exports, 'internal', { value: { NATIVE_STORE, storeTtl, typeError } })

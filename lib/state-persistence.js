@@ -1,3 +1,96 @@
 'use strict'
-// (to be written)
-module.exports = {}
+// createStatePersistence: save/load/delete/list workflow resume states in a
+// KeyValueStore. Stored text is stringifyState's, byte for byte. A stored
+// value that is not a state rejects with ERR_CORRUPT (the JS module turned it
+// into `undefined`, i.e. a silent fresh start); `load` resolves undefined only
+// when nothing is stored. Before its first save the persistence registers its
+// prefix as a state prefix (`__awaitly:owner:state:<prefix>`), so no cache
+// sharing the store deletes its documents (see lib/kv-cache.js).
+
+const { stringifyState, deserializeState } = require('./serialize.js')
+const { NATIVE_STORE, typeError } = require('./redis-store.js').internal
+const { checkStore, checkPrefix, ownerRegistration, keysUnder, corrupt } = require('./kv-cache.js').internal
+
+function isPlainObject(v) {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
+}
+
+/** Parse and check a stored state document; throws ERR_CORRUPT. */
+function decodeState(fullKey, data) {
+  if (typeof data !== 'string') throw corrupt(fullKey, `store returned ${typeof data}, not a string`)
+  let doc
+  try {
+    doc = JSON.parse(data)
+  } catch (e) {
+    throw corrupt(fullKey, 'not JSON', e)
+  }
+  if (!isPlainObject(doc) || typeof doc.version !== 'number' || !isPlainObject(doc.entries)) {
+    throw corrupt(fullKey, 'not a state document ({ version, entries })')
+  }
+  if (doc.version !== 1) throw corrupt(fullKey, `unsupported state version ${doc.version}`)
+  for (const [step, entry] of Object.entries(doc.entries)) {
+    if (!isPlainObject(entry) || !isPlainObject(entry.result) || typeof entry.result.ok !== 'boolean') {
+      throw corrupt(fullKey, `entry ${JSON.stringify(step)} is not { result: { ok, ... } }`)
+    }
+  }
+  try {
+    return deserializeState(doc)
+  } catch (e) {
+    throw corrupt(fullKey, 'not a state document', e)
+  }
+}
+
+function checkRunId(method, runId) {
+  if (typeof runId !== 'string') throw typeError(`${method}: runId must be a string, got ${typeof runId}`)
+  return runId
+}
+
+/**
+ * StatePersistence over a KeyValueStore.
+ * @param store a KeyValueStore (createRedisStore(), createFileStore(), or your own)
+ * @param prefix key prefix, default 'workflow:state:'
+ */
+function createStatePersistence(store, prefix = 'workflow:state:') {
+  checkStore('createStatePersistence', store)
+  checkPrefix('createStatePersistence', prefix)
+  const native = store[NATIVE_STORE]
+  const register = ownerRegistration(store, 'state', prefix)
+  const sGet = native ? native.get : (k) => store.get(k)
+  const sSet = native ? (k, v) => native.set(k, v, 0) : (k, v) => store.set(k, v)
+  const sDel = native ? native.delete : (k) => store.delete(k)
+
+  return {
+    async save(runId, state, metadata) {
+      checkRunId('save', runId)
+      const json = stringifyState(state, metadata)
+      const reg = register()
+      if (reg && native) {
+        // same tick: the registration and the write share one pipeline, in order
+        await Promise.all([reg, sSet(`${prefix}${runId}`, json)])
+        return
+      }
+      if (reg) await reg
+      await sSet(`${prefix}${runId}`, json)
+    },
+
+    async load(runId) {
+      checkRunId('load', runId)
+      const fullKey = `${prefix}${runId}`
+      const data = await sGet(fullKey)
+      if (data === null || data === undefined) return undefined
+      return decodeState(fullKey, data)
+    },
+
+    async delete(runId) {
+      checkRunId('delete', runId)
+      return sDel(`${prefix}${runId}`)
+    },
+
+    async list() {
+      const keys = await keysUnder(store, prefix)
+      return keys.map((k) => k.slice(prefix.length))
+    },
+  }
+}
+
+module.exports = { createStatePersistence }

@@ -1,1 +1,697 @@
-//! (to be written)
+//! Native Redis `KeyValueStore` core: one multiplexed connection, replaced
+//! when it breaks (ConnectionManager-style), every call bounded by the
+//! configured timeouts, batches of calls sent as one pipeline, `keys` by
+//! SCAN (never KEYS), prefix clearing by SCAN + UNLINK.
+//!
+//! Also the prefix-ownership rules ([`Owners`]) that keep a cache's
+//! `clearAsync()` away from state documents and from the keys of another
+//! cache with a longer prefix sharing the same store. They are pure and used
+//! for every store (the JS glue calls them through the binding for stores
+//! written in JavaScript).
+//!
+//! No napi types here: `cargo test` drives it against the Redis on
+//! 127.0.0.1:6379 (the CI starts one).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, RedisError, Value};
+use tokio::sync::Mutex;
+
+use crate::error::{PersistError, Result};
+use crate::glob;
+
+/// Reserved key space of the owner registry: `__awaitly:owner:<kind>:<prefix>`.
+pub const REGISTRY_PREFIX: &str = "__awaitly:owner:";
+/// The JS module's default state prefix: always protected from caches.
+pub const DEFAULT_STATE_PREFIX: &str = "workflow:state:";
+/// Keys per SCAN page and per UNLINK.
+pub const SCAN_COUNT: usize = 5000;
+
+/// Options of [`RedisStore::new`].
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://`, `rediss://` (only if built with TLS), `unix:` / `redis+unix:`.
+    pub url: String,
+    /// Upper bound for obtaining a connection (connect + handshake), ms.
+    pub connect_timeout_ms: u64,
+    /// Upper bound for one command / pipeline once connected, ms.
+    pub command_timeout_ms: u64,
+    /// TLS material (PEM) for `rediss://`: a CA to trust instead of the
+    /// system roots, and a client certificate + key for mutual TLS.
+    pub tls_ca: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".into(),
+            connect_timeout_ms: 5000,
+            command_timeout_ms: 5000,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// One operation of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Get(String),
+    /// key, value, ttl in whole seconds (None or 0: no expiry).
+    Set(String, String, Option<u64>),
+    Delete(String),
+    Exists(String),
+}
+
+/// The outcome of one [`Op`] in a batch that reached the server.
+#[derive(Debug)]
+pub enum OpResult {
+    /// GET: the value, or None when the key does not exist.
+    Value(Option<String>),
+    /// DELETE / EXISTS.
+    Bool(bool),
+    /// SET.
+    Done,
+    /// The server rejected this one command (e.g. WRONGTYPE), or its value
+    /// is not UTF-8.
+    Failed(PersistError),
+}
+
+impl PartialEq for OpResult {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (OpResult::Value(a), OpResult::Value(b)) => a == b,
+            (OpResult::Bool(a), OpResult::Bool(b)) => a == b,
+            (OpResult::Done, OpResult::Done) => true,
+            (OpResult::Failed(a), OpResult::Failed(b)) => {
+                a.code() == b.code() && a.to_string() == b.to_string()
+            }
+            _ => false,
+        }
+    }
+}
+
+struct Slot {
+    conn: Option<MultiplexedConnection>,
+    generation: u64,
+}
+
+struct Inner {
+    client: Client,
+    config: RedisConfig,
+    slot: Mutex<Slot>,
+    closed: AtomicBool,
+    reconnects: AtomicU64,
+}
+
+/// A Redis-backed key-value store. Cheap to clone (shared inner state).
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+fn ms(d: u64) -> Duration {
+    Duration::from_millis(d.max(1))
+}
+
+/// Map a client error to ours; `true` when the connection must be replaced.
+fn classify(e: &RedisError, timeout_ms: u64) -> (PersistError, bool) {
+    if e.is_timeout() {
+        return (PersistError::Timeout(timeout_ms), true);
+    }
+    if e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_unrecoverable_error()
+    {
+        return (PersistError::Unavailable(e.to_string()), true);
+    }
+    (PersistError::Store(e.to_string()), false)
+}
+
+impl RedisStore {
+    /// Parse the URL and set up the store. Does not connect: the first call
+    /// (or [`RedisStore::ping`]) does.
+    pub fn new(config: RedisConfig) -> Result<Self> {
+        let url = config.url.trim();
+        if url.starts_with("rediss://") && !cfg!(feature = "redis-tls") {
+            return Err(PersistError::InvalidArgument(
+                "createRedisStore: url: rediss:// (TLS) is not supported by this build".into(),
+            ));
+        }
+        let bad_url = |e: RedisError| {
+            PersistError::InvalidArgument(format!("createRedisStore: url: invalid Redis URL: {e}"))
+        };
+        let has_tls_material =
+            config.tls_ca.is_some() || config.tls_cert.is_some() || config.tls_key.is_some();
+        if has_tls_material && !url.starts_with("rediss://") {
+            return Err(PersistError::InvalidArgument(
+                "createRedisStore: tls options need a rediss:// url".into(),
+            ));
+        }
+        if config.tls_cert.is_some() != config.tls_key.is_some() {
+            return Err(PersistError::InvalidArgument(
+                "createRedisStore: tls.cert and tls.key go together".into(),
+            ));
+        }
+        // TCP_NODELAY, as every Redis client sets it: pipelined writes must
+        // not wait for the ACK of the previous one (Nagle).
+        let info = redis::IntoConnectionInfo::into_connection_info(url)
+            .map_err(bad_url)?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = if has_tls_material || url.starts_with("rediss://") {
+            Self::tls_client(info, &config)?
+        } else {
+            Client::open(info).map_err(bad_url)?
+        };
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                client,
+                config,
+                slot: Mutex::new(Slot {
+                    conn: None,
+                    generation: 0,
+                }),
+                closed: AtomicBool::new(false),
+                reconnects: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    #[cfg(feature = "redis-tls")]
+    fn tls_client(url: redis::ConnectionInfo, config: &RedisConfig) -> Result<Client> {
+        let certs = redis::TlsCertificates {
+            client_tls: match (&config.tls_cert, &config.tls_key) {
+                (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
+                    client_cert: c.as_bytes().to_vec(),
+                    client_key: k.as_bytes().to_vec(),
+                }),
+                _ => None,
+            },
+            root_cert: config.tls_ca.as_ref().map(|c| c.as_bytes().to_vec()),
+        };
+        Client::build_with_tls(url, certs)
+            .map_err(|e| PersistError::InvalidArgument(format!("createRedisStore: tls: {e}")))
+    }
+
+    #[cfg(not(feature = "redis-tls"))]
+    fn tls_client(_url: redis::ConnectionInfo, _config: &RedisConfig) -> Result<Client> {
+        Err(PersistError::InvalidArgument(
+            "createRedisStore: rediss:// (TLS) is not supported by this build".into(),
+        ))
+    }
+
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    /// How many connections were opened so far (1 after the first call).
+    pub fn connections_opened(&self) -> u64 {
+        self.inner.reconnects.load(Ordering::Relaxed)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst)
+    }
+
+    /// Close: drop the connection; every later call fails with `Closed`.
+    pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let mut slot = self.inner.slot.lock().await;
+        slot.conn = None;
+        slot.generation += 1;
+    }
+
+    /// The current connection, or a new one, within `connect_timeout_ms`
+    /// (waiting for another caller's connect attempt counts too).
+    async fn connection(&self) -> Result<(MultiplexedConnection, u64)> {
+        if self.is_closed() {
+            return Err(PersistError::Closed);
+        }
+        let cto = self.inner.config.connect_timeout_ms;
+        let attempt = async {
+            let mut slot = self.inner.slot.lock().await;
+            if let Some(c) = &slot.conn {
+                return Ok((c.clone(), slot.generation));
+            }
+            if self.is_closed() {
+                return Err(PersistError::Closed);
+            }
+            let cfg = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(ms(cto)))
+                .set_response_timeout(None);
+            match self
+                .inner
+                .client
+                .get_multiplexed_async_connection_with_config(&cfg)
+                .await
+            {
+                Ok(c) => {
+                    slot.generation += 1;
+                    slot.conn = Some(c.clone());
+                    self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
+                    Ok((c, slot.generation))
+                }
+                Err(e) => {
+                    if e.is_timeout() {
+                        Err(PersistError::Timeout(cto))
+                    } else if matches!(e.kind(), redis::ErrorKind::Server(_)) {
+                        // e.g. wrong password: the server answered
+                        Err(PersistError::Store(e.to_string()))
+                    } else {
+                        Err(PersistError::Unavailable(e.to_string()))
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(ms(cto), attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(PersistError::Timeout(cto)),
+        }
+    }
+
+    /// Forget the connection of `generation` (if still current) so that the
+    /// next call opens a new one.
+    async fn invalidate(&self, generation: u64) {
+        let mut slot = self.inner.slot.lock().await;
+        if slot.generation == generation {
+            slot.conn = None;
+        }
+    }
+
+    /// Run `pipe` on the shared connection within the timeouts.
+    async fn run(&self, pipe: &redis::Pipeline) -> Result<Vec<Value>> {
+        let (mut conn, generation) = self.connection().await?;
+        let cmd_to = self.inner.config.command_timeout_ms;
+        match tokio::time::timeout(ms(cmd_to), pipe.query_async::<Vec<Value>>(&mut conn)).await {
+            Ok(Ok(values)) => Ok(values),
+            Ok(Err(e)) => {
+                let (err, replace) = classify(&e, cmd_to);
+                if replace {
+                    self.invalidate(generation).await;
+                }
+                Err(err)
+            }
+            Err(_) => {
+                // No answer in time: the connection may be wedged (server
+                // paused, half-open socket); replace it.
+                self.invalidate(generation).await;
+                Err(PersistError::Timeout(cmd_to))
+            }
+        }
+    }
+
+    /// PING: connects if needed.
+    pub async fn ping(&self) -> Result<()> {
+        let mut p = redis::pipe();
+        p.cmd("PING");
+        self.run(&p).await.map(|_| ())
+    }
+
+    /// Send `ops` as one pipeline (one round trip) and return one result per
+    /// op, in order. A connection failure or timeout fails the whole batch.
+    pub async fn exec(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut p = redis::Pipeline::with_capacity(ops.len());
+        p.ignore_errors();
+        for op in ops {
+            match op {
+                Op::Get(k) => {
+                    p.cmd("GET").arg(k);
+                }
+                Op::Set(k, v, ttl) => {
+                    p.cmd("SET").arg(k).arg(v);
+                    if let Some(t) = ttl.filter(|t| *t > 0) {
+                        p.arg("EX").arg(t);
+                    }
+                }
+                Op::Delete(k) => {
+                    p.cmd("DEL").arg(k);
+                }
+                Op::Exists(k) => {
+                    p.cmd("EXISTS").arg(k);
+                }
+            }
+        }
+        let values = self.run(&p).await?;
+        if values.len() != ops.len() {
+            return Err(PersistError::Internal(format!(
+                "pipeline returned {} replies for {} commands",
+                values.len(),
+                ops.len()
+            )));
+        }
+        Ok(ops
+            .iter()
+            .zip(values)
+            .map(|(op, v)| decode(op, v))
+            .collect())
+    }
+
+    /// Every key matching the Redis glob `pattern`, by SCAN (deduplicated;
+    /// order unspecified). Reserved registry keys are left out unless the
+    /// pattern asks for them explicitly (starts with the registry prefix).
+    pub async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
+        let want_registry = pattern.starts_with("__awaitly");
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, page) = self.scan_page(cursor, pattern).await?;
+            for k in page {
+                if !want_registry && k.starts_with(REGISTRY_PREFIX) {
+                    continue;
+                }
+                if seen.insert(k.clone()) {
+                    out.push(k);
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        Ok(out)
+    }
+
+    async fn scan_page(&self, cursor: u64, pattern: &str) -> Result<(u64, Vec<String>)> {
+        let mut p = redis::pipe();
+        p.cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT);
+        let mut values = self.run(&p).await?;
+        let reply = values
+            .pop()
+            .ok_or_else(|| PersistError::Internal("SCAN: no reply".into()))?;
+        let (next, keys): (u64, Vec<Vec<u8>>) = redis::from_redis_value(reply)
+            .map_err(|e| PersistError::Store(format!("SCAN: unexpected reply: {e}")))?;
+        let keys = keys
+            .into_iter()
+            .filter_map(|k| String::from_utf8(k).ok())
+            .collect();
+        Ok((next, keys))
+    }
+
+    /// Read the owner registry (see [`Owners`]).
+    pub async fn owners(&self) -> Result<Owners> {
+        let pattern = format!("{}*", glob::escape(REGISTRY_PREFIX));
+        let keys = self.keys(&pattern).await?;
+        Ok(Owners::from_registry_keys(keys.iter().map(String::as_str)))
+    }
+
+    /// Delete every key under `prefix` that the cache with that prefix owns
+    /// (see [`Owners::cache_may_delete`]), by SCAN + UNLINK in pages; the
+    /// UNLINK of one page overlaps the SCAN of the next. Returns how many
+    /// keys were removed.
+    pub async fn clear_cache_prefix(&self, prefix: &str) -> Result<u64> {
+        let owners = self.owners().await?;
+        let pattern = format!("{}*", glob::escape(prefix));
+        let mut cursor = 0u64;
+        let mut seen = HashSet::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            let (next, page) = self.scan_page(cursor, &pattern).await?;
+            let doomed: Vec<String> = page
+                .into_iter()
+                .filter(|k| owners.cache_may_delete(prefix, k) && seen.insert(k.clone()))
+                .collect();
+            if !doomed.is_empty() {
+                let me = self.clone();
+                tasks.spawn(async move {
+                    let mut p = redis::pipe();
+                    p.cmd("UNLINK").arg(&doomed);
+                    let mut v = me.run(&p).await?;
+                    match v.pop() {
+                        Some(Value::Int(n)) => Ok(n.max(0) as u64),
+                        Some(Value::ServerError(e)) => Err(PersistError::Store(format!("{e:?}"))),
+                        _ => Ok(0),
+                    }
+                });
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut total = 0u64;
+        let mut first_err = None;
+        while let Some(r) = tasks.join_next().await {
+            match r {
+                Ok(Ok(n)) => total += n,
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_err.get_or_insert(PersistError::Internal(format!("unlink task: {e}")));
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
+    }
+}
+
+fn decode(op: &Op, v: Value) -> OpResult {
+    if let Value::ServerError(e) = v {
+        let code = e.code().to_string();
+        let detail = e.details().unwrap_or("").to_string();
+        return OpResult::Failed(PersistError::Store(
+            format!("{code} {detail}").trim().into(),
+        ));
+    }
+    match op {
+        Op::Get(k) => match v {
+            Value::Nil => OpResult::Value(None),
+            Value::BulkString(b) => match String::from_utf8(b) {
+                Ok(s) => OpResult::Value(Some(s)),
+                Err(_) => OpResult::Failed(PersistError::corrupt(k, "value is not UTF-8 text")),
+            },
+            Value::SimpleString(s) => OpResult::Value(Some(s)),
+            Value::Okay => OpResult::Value(Some("OK".into())),
+            other => OpResult::Failed(PersistError::Store(format!(
+                "GET: unexpected reply {other:?}"
+            ))),
+        },
+        Op::Set(..) => OpResult::Done,
+        Op::Delete(_) | Op::Exists(_) => match v {
+            Value::Int(n) => OpResult::Bool(n > 0),
+            Value::Boolean(b) => OpResult::Bool(b),
+            other => OpResult::Failed(PersistError::Store(format!("unexpected reply {other:?}"))),
+        },
+    }
+}
+
+/// Who owns which keys of a shared store. Each cache and state persistence
+/// registers its prefix (reserved key `__awaitly:owner:<kind>:<prefix>`)
+/// before its first write; `workflow:state:` is always a state prefix.
+/// A key belongs to the *longest* registered prefix it starts with; a cache
+/// deletes a key only if that owner is the cache's own prefix and that prefix
+/// is not (also) a state prefix. Registry keys themselves are never deleted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Owners {
+    /// (prefix, is_state)
+    entries: Vec<(String, bool)>,
+}
+
+/// Kinds in registry keys.
+pub const KIND_CACHE: &str = "cache";
+pub const KIND_STATE: &str = "state";
+
+impl Owners {
+    /// Registry key for a prefix of the given kind.
+    pub fn registry_key(kind: &str, prefix: &str) -> String {
+        format!("{REGISTRY_PREFIX}{kind}:{prefix}")
+    }
+
+    /// Build from registry keys (others are ignored); adds the default state prefix.
+    pub fn from_registry_keys<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut entries = vec![(DEFAULT_STATE_PREFIX.to_string(), true)];
+        for k in keys {
+            let Some(rest) = k.strip_prefix(REGISTRY_PREFIX) else {
+                continue;
+            };
+            if let Some(p) = rest.strip_prefix("state:") {
+                entries.push((p.to_string(), true));
+            } else if let Some(p) = rest.strip_prefix("cache:") {
+                entries.push((p.to_string(), false));
+            }
+        }
+        Owners { entries }
+    }
+
+    /// May the cache with prefix `cache_prefix` delete `key` in `clearAsync`?
+    pub fn cache_may_delete(&self, cache_prefix: &str, key: &str) -> bool {
+        if key.starts_with(REGISTRY_PREFIX) || !key.starts_with(cache_prefix) {
+            return false;
+        }
+        // Longest registered prefix of `key` (the cache's own counts too).
+        let mut best_len = cache_prefix.len();
+        let mut best_is_state = false;
+        for (p, is_state) in &self.entries {
+            if !key.starts_with(p.as_str()) {
+                continue;
+            }
+            if p.len() > best_len {
+                best_len = p.len();
+                best_is_state = *is_state;
+            } else if p.len() == best_len && *is_state {
+                best_is_state = true;
+            }
+        }
+        best_len == cache_prefix.len() && !best_is_state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ownership_longest_prefix_wins_and_state_is_protected() {
+        let o = Owners::from_registry_keys([
+            "__awaitly:owner:cache:workflow:",
+            "__awaitly:owner:cache:workflow:a:",
+            "__awaitly:owner:state:app:state:",
+            "unrelated",
+        ]);
+        // the JS module's trap: cache `workflow:` vs state `workflow:state:`
+        assert!(o.cache_may_delete("workflow:", "workflow:step1"));
+        assert!(!o.cache_may_delete("workflow:", "workflow:state:run1"));
+        // a longer cache prefix owns its keys
+        assert!(!o.cache_may_delete("workflow:", "workflow:a:x"));
+        assert!(o.cache_may_delete("workflow:a:", "workflow:a:x"));
+        // registered state prefix
+        assert!(!o.cache_may_delete("app:", "app:state:r"));
+        assert!(o.cache_may_delete("app:", "app:other"));
+        // a cache on a state prefix never deletes states
+        assert!(!o.cache_may_delete("workflow:state:", "workflow:state:r"));
+        // registry keys and foreign keys are never deleted
+        assert!(!o.cache_may_delete("", "__awaitly:owner:cache:workflow:"));
+        assert!(o.cache_may_delete("", "zzz"));
+        assert!(!o.cache_may_delete("x:", "y:1"));
+        assert_eq!(
+            Owners::registry_key(KIND_STATE, "s:"),
+            "__awaitly:owner:state:s:"
+        );
+    }
+
+    #[test]
+    fn bad_url_is_invalid_argument() {
+        let e = RedisStore::new(RedisConfig {
+            url: "http://nope".into(),
+            ..Default::default()
+        })
+        .err()
+        .map(|e| e.code());
+        assert_eq!(e, Some("ERR_INVALID_ARG"));
+    }
+
+    fn unique(tag: &str) -> String {
+        format!(
+            "rs-test:{tag}:{}:{}:",
+            std::process::id(),
+            crate::clock::Clock::now_ms(&crate::clock::SystemClock) as u64
+        )
+    }
+
+    #[tokio::test]
+    async fn roundtrip_scan_clear_against_local_redis() -> Result<()> {
+        let store = RedisStore::new(RedisConfig::default())?;
+        let pre = unique("rt");
+        let k = |s: &str| format!("{pre}{s}");
+        let res = store
+            .exec(&[
+                Op::Set(k("a"), "1".into(), None),
+                Op::Set(k("b*"), "2".into(), Some(60)),
+                Op::Get(k("a")),
+                Op::Get(k("missing")),
+                Op::Exists(k("b*")),
+                Op::Delete(k("missing")),
+            ])
+            .await?;
+        assert_eq!(
+            res,
+            vec![
+                OpResult::Done,
+                OpResult::Done,
+                OpResult::Value(Some("1".into())),
+                OpResult::Value(None),
+                OpResult::Bool(true),
+                OpResult::Bool(false),
+            ]
+        );
+        let mut keys = store.keys(&format!("{}*", glob::escape(&pre))).await?;
+        keys.sort();
+        assert_eq!(keys, vec![k("a"), k("b*")]);
+        let only_star = store.keys(&format!("{}b\\*", glob::escape(&pre))).await?;
+        assert_eq!(only_star, vec![k("b*")]);
+        assert_eq!(store.clear_cache_prefix(&pre).await?, 2);
+        assert!(store
+            .keys(&format!("{}*", glob::escape(&pre)))
+            .await?
+            .is_empty());
+        assert_eq!(store.connections_opened(), 1);
+        store.close().await;
+        assert_eq!(
+            store.exec(&[Op::Get(k("a"))]).await.err().map(|e| e.code()),
+            Some("ERR_STORE_CLOSED")
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_unavailable_quickly() -> Result<()> {
+        // port 1 on loopback: nothing listens there
+        let store = RedisStore::new(RedisConfig {
+            url: "redis://127.0.0.1:1".into(),
+            connect_timeout_ms: 300,
+            command_timeout_ms: 300,
+            ..Default::default()
+        })?;
+        let t = std::time::Instant::now();
+        let e = store.exec(&[Op::Get("x".into())]).await.err();
+        assert!(t.elapsed() < Duration::from_millis(1000));
+        let code = e.map(|e| e.code());
+        assert!(
+            code == Some("ERR_STORE_UNAVAILABLE") || code == Some("ERR_STORE_TIMEOUT"),
+            "{code:?}"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn server_error_fails_only_that_op() -> Result<()> {
+        let store = RedisStore::new(RedisConfig::default())?;
+        let pre = unique("werr");
+        let hash = format!("{pre}h");
+        let mut p = redis::pipe();
+        p.cmd("HSET").arg(&hash).arg("f").arg("v");
+        store.run(&p).await?;
+        let res = store
+            .exec(&[
+                Op::Get(hash.clone()),
+                Op::Set(format!("{pre}ok"), "v".into(), None),
+            ])
+            .await?;
+        assert!(
+            matches!(&res[0], OpResult::Failed(PersistError::Store(m)) if m.contains("WRONGTYPE"))
+        );
+        assert_eq!(res[1], OpResult::Done);
+        store.clear_cache_prefix(&pre).await?;
+        Ok(())
+    }
+}
