@@ -34,9 +34,24 @@ function loadBinding() {
   } catch (cause) {
     const id = platformId()
     const pkg = `awaitly-persistence-native-${id}`
-    const message = PREBUILT.includes(id)
-      ? `awaitly-persistence-native: no native binary for ${id}: the optional package "${pkg}" is not installed ` +
-        `(or failed to load). It is installed with awaitly-persistence-native unless optional dependencies were ` +
+    // Installed but unloadable (wrong libc, corrupt file, ...)? Say why.
+    let loadFailure
+    try {
+      require.resolve(`${pkg}/package.json`)
+      try {
+        require(pkg)
+        loadFailure = String(cause && cause.message)
+      } catch (e) {
+        loadFailure = String((e && e.message) || e)
+      }
+    } catch {
+      loadFailure = undefined
+    }
+    const message = loadFailure !== undefined
+      ? `awaitly-persistence-native: the platform package "${pkg}" is installed but its binary failed to load: ${loadFailure}`
+      : PREBUILT.includes(id)
+      ? `awaitly-persistence-native: no native binary for ${id}: the optional package "${pkg}" is not installed. ` +
+        `It is installed with awaitly-persistence-native unless optional dependencies were ` +
         `omitted (--omit=optional, --no-optional) or the lockfile was made on another platform. ` +
         `Fix: npm install ${pkg}@${require('../package.json').version}, or reinstall without omitting optional ` +
         `dependencies; from a source checkout, build it with \`npm run build\` (needs Rust).`
