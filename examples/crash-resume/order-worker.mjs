@@ -4,7 +4,7 @@
 // starts it again. Run on its own: DEMO_ORDER_ID=o1 DEMO_DIR=/tmp/x node order-worker.mjs
 import { createWorkflow, createResumeStateCollector } from 'awaitly/workflow'
 import { ok } from 'awaitly'
-import { openPersistence } from './store.mjs'
+import { openPersistence, createMemoryCache } from './store.mjs'
 
 const orderId = process.env.DEMO_ORDER_ID ?? 'ord-1042'
 const attempt = process.env.DEMO_ATTEMPT ?? '1'
@@ -68,7 +68,10 @@ const onEvent = (event) => {
   }
 }
 
-const workflow = createWorkflow('order', deps, { resumeState: saved, onEvent })
+// cache: the in-process step cache (native LRU); resumeState seeds it with the
+// saved steps, which awaitly then serves without running them.
+const cache = createMemoryCache({ maxSize: 1000 })
+const workflow = createWorkflow('order', deps, { cache, resumeState: saved, onEvent })
 
 let ranCount = 0
 let skippedCount = 0

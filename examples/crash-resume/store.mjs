@@ -3,7 +3,9 @@
 // order-worker.mjs so both look at the same place. (The package imports
 // itself by name, as your code would; in this repo Node resolves the name to
 // the checkout through package.json "exports".)
-import { createFileStore, createRedisStore, createStatePersistence } from 'awaitly-persistence-native'
+import { createFileStore, createRedisStore, createStatePersistence, createMemoryCache } from 'awaitly-persistence-native'
+
+export { createMemoryCache }
 
 export async function openPersistence() {
   const prefix = process.env.DEMO_PREFIX ?? 'demo:crash-resume:state:'
