@@ -4,7 +4,68 @@
 // set; async ones reject with a message `[CODE] text` (napi-rs cannot pick
 // the class or code of a rejection), which `fromNative` turns into `code`.
 
-const binding = require('../binding.js')
+// The platforms we publish prebuilt binaries for (package.json "napi.targets",
+// npm/<platform>/package.json): platform-arch[-abi] -> package suffix.
+const PREBUILT = ['linux-x64-gnu', 'linux-x64-musl', 'linux-arm64-gnu', 'darwin-x64', 'darwin-arm64', 'win32-x64-msvc']
+
+/** This machine's platform-arch[-abi], named as napi-rs names its packages. */
+function platformId() {
+  const { platform, arch } = process
+  if (platform === 'win32') return `win32-${arch}-msvc`
+  if (platform !== 'linux') return `${platform}-${arch}`
+  let musl = false
+  try {
+    const report = process.report && process.report.getReport()
+    musl = !!report && !(report.header && report.header.glibcVersionRuntime)
+  } catch {
+    musl = false
+  }
+  return `linux-${arch}-${musl ? 'musl' : 'gnu'}`
+}
+
+/**
+ * Load the addon through the generated loader (binding.js: a local
+ * `*.node` first, then the platform package). Its own failure message blames
+ * an npm bug; ours names the platform package that is missing.
+ */
+function loadBinding() {
+  try {
+    return require('../binding.js')
+  } catch (cause) {
+    const id = platformId()
+    const pkg = `awaitly-persistence-native-${id}`
+    // Installed but unloadable (wrong libc, corrupt file, ...)? Say why.
+    let loadFailure
+    try {
+      require.resolve(`${pkg}/package.json`)
+      try {
+        require(pkg)
+        loadFailure = String(cause && cause.message)
+      } catch (e) {
+        loadFailure = String((e && e.message) || e)
+      }
+    } catch {
+      loadFailure = undefined
+    }
+    const message = loadFailure !== undefined
+      ? `awaitly-persistence-native: the platform package "${pkg}" is installed but its binary failed to load: ${loadFailure}`
+      : PREBUILT.includes(id)
+      ? `awaitly-persistence-native: no native binary for ${id}: the optional package "${pkg}" is not installed. ` +
+        `It is installed with awaitly-persistence-native unless optional dependencies were ` +
+        `omitted (--omit=optional, --no-optional) or the lockfile was made on another platform. ` +
+        `Fix: npm install ${pkg}@${require('../package.json').version}, or reinstall without omitting optional ` +
+        `dependencies; from a source checkout, build it with \`npm run build\` (needs Rust).`
+      : `awaitly-persistence-native: no prebuilt binary for ${id} (prebuilt: ${PREBUILT.join(', ')}); ` +
+        `there is no package "${pkg}". Build from source with Rust: \`npm run build\` in a checkout.`
+    const error = new Error(message)
+    error.code = 'ERR_NATIVE_BINDING_NOT_FOUND'
+    error.platformPackage = pkg
+    error.cause = cause
+    throw error
+  }
+}
+
+const binding = loadBinding()
 
 const CODED = /^\[(ERR_[A-Z_]+)\] /
 

@@ -1,0 +1,139 @@
+// Install without Rust: `npm pack` the main package and the linux-x64-gnu
+// platform package (its .node copied in, as `napi artifacts` does before
+// publishing), install both from the tarballs into a new project with no
+// registry access (--offline) and with `cargo`/`rustc` off PATH, then run a
+// TypeScript file there that imports the package by name (ESM and CJS) and
+// uses every factory. Finally remove the platform package: loading must fail
+// with an error naming it.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { execFile } from 'node:child_process'
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { delimiter, dirname, join } from 'node:path'
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const PLATFORM = 'linux-x64-gnu'
+const PLATFORM_PKG = `awaitly-persistence-native-${PLATFORM}`
+const NODE_FILE = `awaitly-persistence-native.${PLATFORM}.node`
+const tsxCli = createRequire(import.meta.url).resolve('tsx/cli')
+const prefix = `test:pack:${process.pid}-${Date.now().toString(36)}:`
+
+// PATH without any directory holding cargo or rustc; no Rust env either.
+const env: NodeJS.ProcessEnv = { ...process.env }
+for (const k of Object.keys(env)) if (/^(CARGO|RUSTUP|RUSTC)/.test(k)) delete env[k]
+env.PATH = (process.env.PATH ?? '')
+  .split(delimiter)
+  .filter((d) => d && !existsSync(join(d, 'cargo')) && !existsSync(join(d, 'rustc')))
+  .join(delimiter)
+env.npm_config_cache = '' // set below to a private cache
+env.PACK_PREFIX = prefix
+
+function run(cmd: string, args: string[], cwd: string) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(cmd, args, { cwd, env, encoding: 'utf8', timeout: 120_000, maxBuffer: 1 << 24 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr })
+    })
+  })
+}
+
+let work: string
+let project: string
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'awaitly-pack-'))
+  env.npm_config_cache = join(work, 'npm-cache')
+  project = join(work, 'consumer')
+}, 120_000)
+
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true })
+})
+
+describe('packed packages install and work without Rust', () => {
+  it('has no cargo or rustc on the PATH it installs with', async () => {
+    expect(env.PATH).not.toBe('')
+    for (const tool of ['cargo', 'rustc']) {
+      const r = await run('sh', ['-c', `command -v ${tool} || echo missing`], work)
+      expect(r.stdout.trim(), tool).toBe('missing')
+    }
+  })
+
+  it('packs, installs offline from the tarballs and runs a TypeScript consumer (ESM + CJS, every factory)', async () => {
+    const built = join(root, NODE_FILE)
+    expect(existsSync(built), `${NODE_FILE} must be built first (npm run build)`).toBe(true)
+
+    // Main package: scripts off, so packing does not rebuild (prepare).
+    const packs = join(work, 'tarballs')
+    mkdirSync(packs)
+    const main = await run('npm', ['pack', '--ignore-scripts', '--pack-destination', packs, root], work)
+    expect(main.code, main.stderr).toBe(0)
+    // Platform package, staged as `napi artifacts` leaves npm/<platform>.
+    const staged = join(work, 'stage', PLATFORM)
+    cpSync(join(root, 'npm', PLATFORM), staged, { recursive: true })
+    copyFileSync(built, join(staged, NODE_FILE))
+    const plat = await run('npm', ['pack', '--ignore-scripts', '--pack-destination', packs, staged], work)
+    expect(plat.code, plat.stderr).toBe(0)
+    const tarballs = readdirSync(packs).sort()
+    expect(tarballs).toEqual([`${PLATFORM_PKG}-0.1.0.tgz`, 'awaitly-persistence-native-0.1.0.tgz'].sort())
+
+    // The main tarball carries no binary and no Rust sources.
+    const listing = await run('tar', ['-tzf', join(packs, 'awaitly-persistence-native-0.1.0.tgz')], work)
+    expect(listing.stdout).toContain('package/index.mjs')
+    expect(listing.stdout).toContain('package/binding.js')
+    expect(listing.stdout).not.toMatch(/\.node\b|Cargo\.toml|\.rs\b/)
+
+    // A new project; both packages from the tarballs, nothing from a registry.
+    cpSync(join(root, '__test__', 'fixtures', 'pack'), project, { recursive: true })
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, version: '1.0.0' }))
+    const install = await run(
+      'npm',
+      ['install', '--offline', '--no-audit', '--no-fund', join(packs, tarballs[0]), join(packs, tarballs[1])],
+      project,
+    )
+    expect(install.code, `${install.stdout}\n${install.stderr}`).toBe(0)
+    const installed = join(project, 'node_modules')
+    expect(existsSync(join(installed, PLATFORM_PKG, NODE_FILE))).toBe(true)
+    expect(readdirSync(join(installed, 'awaitly-persistence-native')).filter((f) => f.endsWith('.node'))).toEqual([])
+
+    const r = await run(process.execPath, [tsxCli, 'consumer.mts'], project)
+    expect(r.code, r.stderr).toBe(0)
+    const out = JSON.parse(r.stdout.trim().split('\n').pop() as string)
+    expect(out.memory).toEqual({ a: { ok: true, value: 1 }, b: null, c: { ok: true, value: 3 } })
+    expect(out.fileCache).toEqual({ ok: true, value: { id: 1 } })
+    expect(out.fileStore).toEqual({ get: 'v', exists: true, keys: ['k'] })
+    expect(out.kvCache).toEqual({ ok: false, error: 'DECLINED' })
+    expect(out.list).toEqual(['run-1'])
+    expect(out.hydrated).toEqual({ ok: true, value: { n: 1 } })
+    expect(out.redisState).toEqual(['step-1'])
+    expect(out.roundTrip).toEqual([['step-1', { result: { ok: true, value: { n: 1 } } }]])
+    expect(out.result).toEqual({ ok: true, value: 'x' })
+    expect(out.cjs).toEqual({
+      cached: { ok: true, value: 42 },
+      state: '{"version":1,"entries":{"s":{"result":{"ok":false,"error":"E"}}}}',
+      factories: [
+        'createFileCache',
+        'createFileStore',
+        'createHydratingCache',
+        'createKVCache',
+        'createMemoryCache',
+        'createRedisStore',
+        'createStatePersistence',
+      ],
+    })
+    expect(out.sameInstance).toBe(true)
+    expect(out.binary).toBe(join(installed, PLATFORM_PKG, NODE_FILE))
+
+    // Without the platform package, the error names it.
+    rmSync(join(installed, PLATFORM_PKG), { recursive: true, force: true })
+    const missing = await run(
+      process.execPath,
+      ['-e', "try { require('awaitly-persistence-native') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }"],
+      project,
+    )
+    const e = JSON.parse(missing.stdout.trim())
+    expect(e.code).toBe('ERR_NATIVE_BINDING_NOT_FOUND')
+    expect(e.message).toContain(`"${PLATFORM_PKG}"`)
+  }, 120_000)
+})

@@ -1,0 +1,99 @@
+// Crash-and-resume demo (`npm run demo`).
+//
+// Runs an order workflow (awaitly's createWorkflow) in a child process that
+// saves the workflow's resume state after every step with
+// createStatePersistence on the native file store (or the native Redis store
+// when REDIS_URL is set). Partway through, this process kills the child with
+// a real SIGKILL — no cleanup, no exit handlers — then starts it again: the
+// new run loads the saved state, skips the steps already done, finishes the
+// order and deletes the state. Exits non-zero if any of that does not happen.
+import { fork } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { openPersistence } from './store.mjs'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const worker = join(here, 'order-worker.mjs')
+const KILL_DURING = 'create-shipment'
+
+const orderId = `ord-${process.pid}-${Date.now().toString(36)}`
+const ownDir = !process.env.REDIS_URL && !process.env.DEMO_DIR
+if (ownDir) process.env.DEMO_DIR = mkdtempSync(join(tmpdir(), 'awaitly-crash-resume-'))
+if (process.env.REDIS_URL && !process.env.DEMO_PREFIX) {
+  process.env.DEMO_PREFIX = `demo:crash-resume:${process.pid}-${Date.now().toString(36)}:`
+}
+const { persistence, describe, close } = await openPersistence()
+
+const log = (line = '') => process.stdout.write(`${line}\n`)
+let failed = false
+const fail = (why) => {
+  failed = true
+  log(`✗ ${why}`)
+}
+
+/** Start one attempt; resolve with how it ended and what it told us. */
+function attempt(n, { killDuring } = {}) {
+  return new Promise((resolve) => {
+    const child = fork(worker, [], {
+      env: { ...process.env, DEMO_ORDER_ID: orderId, DEMO_ATTEMPT: String(n) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
+    log(`▶ run ${n}: worker pid ${child.pid}`)
+    const done = []
+    let killedDuring
+    child.on('message', (m) => {
+      if (m.type === 'step-done') done.push(m)
+      if (m.type === 'step-started' && m.key === killDuring && !killedDuring) {
+        killedDuring = m.key
+        // Let it get properly into the step, then pull the plug.
+        setTimeout(() => child.kill('SIGKILL'), 300)
+      }
+      if (m.type === 'complete') done.complete = m
+    })
+    child.on('exit', (code, signal) => resolve({ code, signal, done, killedDuring, complete: done.complete }))
+  })
+}
+
+try {
+  log('awaitly-persistence-native: crash-and-resume demo')
+  log(`  order ${orderId}: 5 steps; the resume state is saved after each step`)
+  log(`  state store: ${describe}`)
+  log()
+
+  const first = await attempt(1, { killDuring: KILL_DURING })
+  if (first.signal === 'SIGKILL') {
+    log(`✖ run 1 was killed with SIGKILL during step "${first.killedDuring}" (exit signal ${first.signal})`)
+  } else {
+    fail(`run 1 was expected to die of SIGKILL, it exited with code ${first.code} signal ${first.signal}`)
+  }
+  const afterCrash = await persistence.load(orderId)
+  if (afterCrash) {
+    log(`  saved state after the crash: ${afterCrash.steps.size} steps done (${[...afterCrash.steps.keys()].join(', ')})`)
+  } else {
+    fail('no saved state was found after the crash')
+  }
+  log()
+
+  const second = await attempt(2)
+  if (second.code !== 0) fail(`run 2 exited with code ${second.code} signal ${second.signal}`)
+  const skipped = second.done.filter((s) => !s.ran).map((s) => s.key)
+  const ran = second.done.filter((s) => s.ran).map((s) => s.key)
+  const left = await persistence.load(orderId)
+  const listed = (await persistence.list()).includes(orderId)
+  log()
+  if (left !== undefined || listed) fail(`the saved state of ${orderId} is still there after completion`)
+  if (afterCrash && skipped.length !== afterCrash.steps.size) {
+    fail(`run 2 skipped ${skipped.length} steps, the saved state held ${afterCrash.steps.size}`)
+  }
+  if (!second.complete) fail('run 2 did not complete the order')
+  if (!failed) {
+    log(`✓ resumed after the crash: run 2 skipped ${skipped.length} steps from the saved state (${skipped.join(', ')})`)
+    log(`  and ran ${ran.length} (${ran.join(', ')}); the order completed and its saved state was deleted.`)
+  }
+} finally {
+  await close()
+  if (ownDir) rmSync(process.env.DEMO_DIR, { recursive: true, force: true })
+}
+process.exitCode = failed ? 1 : 0

@@ -1,0 +1,28 @@
+// Where the demo keeps the workflow state: the native file store in DEMO_DIR,
+// or the native Redis store when REDIS_URL is set. Shared by run.mjs and
+// order-worker.mjs so both look at the same place. (The package imports
+// itself by name, as your code would; in this repo Node resolves the name to
+// the checkout through package.json "exports".)
+import { createFileStore, createRedisStore, createStatePersistence, createMemoryCache } from 'awaitly-persistence-native'
+
+export { createMemoryCache }
+
+export async function openPersistence() {
+  const prefix = process.env.DEMO_PREFIX ?? 'demo:crash-resume:state:'
+  if (process.env.REDIS_URL) {
+    const store = createRedisStore({ url: process.env.REDIS_URL })
+    return {
+      persistence: createStatePersistence(store, prefix),
+      describe: `Redis ${process.env.REDIS_URL} (prefix ${prefix})`,
+      close: () => store.close(),
+    }
+  }
+  const directory = process.env.DEMO_DIR
+  if (!directory) throw new Error('DEMO_DIR is not set (run.mjs sets it; or set REDIS_URL)')
+  const store = createFileStore({ directory })
+  return {
+    persistence: createStatePersistence(store, prefix),
+    describe: `the native file store at ${directory}`,
+    close: async () => {},
+  }
+}
