@@ -16,7 +16,11 @@ export declare function ok<T>(value: T): Ok<T>
 export declare function err<E, C = unknown>(error: E, options?: { cause?: C }): Err<E, C>
 
 /** Why a step failed: it returned an err (`result`) or threw (`throw`). */
-export type StepFailureMeta = { origin: 'result'; resultCause?: unknown } | { origin: 'throw'; thrown: unknown }
+export type StepFailureMeta =
+  | { origin: 'result'; resultCause?: unknown }
+  | { origin: 'throw'; thrown: unknown }
+  /** awaitly ≥ 1.x: a step that used its fallback (stored as a `throw` meta, as the JS module does). */
+  | { origin: 'fallback'; fallbackUsed: true; fallbackReason: string }
 
 export interface ResumeStateEntry {
   result: Result<unknown, unknown, unknown>
@@ -263,22 +267,13 @@ export interface KVCacheOptions {
 }
 
 /** A StepCache whose sync methods use a bounded in-process LRU and whose async methods use the store. */
-export interface KVCache extends StepCacheLike {
+export interface KVCache extends StepCache {
   getAsync(key: string): Promise<Result<unknown, unknown, unknown> | undefined>
   setAsync(key: string, result: Result<unknown, unknown, unknown>): Promise<void>
   hasAsync(key: string): Promise<boolean>
   deleteAsync(key: string): Promise<boolean>
   /** Deletes this cache's entries only (never state documents, never a longer prefix's keys). */
   clearAsync(): Promise<void>
-}
-
-/** The sync StepCache methods (same shape as awaitly's StepCache). */
-export interface StepCacheLike {
-  get(key: string): Result<unknown, unknown, unknown> | undefined
-  set(key: string, result: Result<unknown, unknown, unknown>): void
-  has(key: string): boolean
-  delete(key: string): boolean
-  clear(): void
 }
 
 export declare function createKVCache(options: KVCacheOptions): KVCache
@@ -294,7 +289,7 @@ export interface StatePersistence {
 export declare function createStatePersistence(store: KeyValueStore, prefix?: string): StatePersistence
 
 export declare function createHydratingCache(
-  memoryCache: StepCacheLike,
+  memoryCache: StepCache,
   persistence: Pick<StatePersistence, 'load'>,
   runId: string,
-): StepCacheLike & { hydrate(): Promise<void> }
+): StepCache & { hydrate(): Promise<void> }
