@@ -9,6 +9,38 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** One cache directory: naming, reads, atomic durable writes. */
+export declare class NativeFileDir {
+  constructor(directory: string, extension: string)
+  /** `[primary, legacy?]` file names of `key`. */
+  names(key: string): Array<string>
+  /** Is `file` a name of this cache's scheme? */
+  isOwn(file: string): boolean
+  /** Create the directory; remove temporaries of dead processes. */
+  init(): Promise<number>
+  /** Read `key`'s file: `null` when there is none. */
+  read(key: string): Promise<FileRead | null>
+  /** Atomically write `data` as `key`'s file. */
+  write(key: string, data: string, durable: boolean): Promise<void>
+  /** Remove `key`'s file (and its proven old name): whether one existed. */
+  remove(key: string): Promise<boolean>
+  /** Remove every file of this cache's naming scheme: how many. */
+  clear(): Promise<number>
+  /** Move `name` aside to `<name>.corrupt` if it is still the file read. */
+  quarantine(name: string, identity: string): Promise<string | null>
+}
+
+/** A file-backed KeyValueStore. */
+export declare class NativeFileStore {
+  constructor(directory: string, extension: string, durable: boolean)
+  get(key: string, nowMs: number): Promise<string | null>
+  /** `expires_at`: ms since the epoch, or null. */
+  set(key: string, value: string, expiresAt?: number | undefined | null): Promise<void>
+  delete(key: string, nowMs: number): Promise<boolean>
+  exists(key: string, nowMs: number): Promise<boolean>
+  keys(pattern: string, nowMs: number): Promise<Array<string>>
+}
+
 /**
  * Test hook: panics inside the Rust core, caught at the boundary and thrown
  * as a JS `Error` with code `ERR_INTERNAL` instead of aborting the process.
@@ -17,6 +49,13 @@ export declare function __panicForTest(): void
 
 /** Escape `* ? [ ] \` so `literal` matches only itself in a `keys()` pattern. */
 export declare function escapeGlob(literal: string): string
+
+/** A read: the file read, its text, and an identity for `quarantine`. */
+export interface FileRead {
+  name: string
+  text: string
+  identity: string
+}
 
 /** Does `key` match the Redis-style glob `pattern`? */
 export declare function globMatch(pattern: string, key: string): boolean

@@ -117,7 +117,10 @@ mod tests {
             PersistError::InvalidArgument("x".into()).js_class(),
             JsClass::TypeError
         );
-        assert_eq!(PersistError::Syntax("x".into()).js_class(), JsClass::SyntaxError);
+        assert_eq!(
+            PersistError::Syntax("x".into()).js_class(),
+            JsClass::SyntaxError
+        );
         let c = PersistError::corrupt("a.json", "unexpected end");
         assert_eq!(c.code(), "ERR_CORRUPT");
         assert_eq!(c.to_string(), "corrupt value at a.json: unexpected end");

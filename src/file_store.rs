@@ -1,1 +1,956 @@
-//! (to be written)
+//! Atomic, durable file I/O for the file cache and the file store. Pure Rust:
+//! no napi types; completions are plain callbacks, time is an argument.
+//!
+//! Writes go through one committer thread per directory handle, which works
+//! in batches (group commit): everything queued while the previous batch was
+//! syncing is taken at once, then
+//! 1. each write goes to its own temporary file `.awaitly-tmp.<pid>.<n>` in
+//!    the same directory (created exclusively, written in full);
+//! 2. one data sync covers all of them (`syncfs(2)` on Linux, one
+//!    `fdatasync` per file elsewhere);
+//! 3. in call order, each temporary is renamed over its target, deletes
+//!    unlink, clears remove the cache's own files;
+//! 4. one `fsync` of the directory makes the renames and unlinks durable;
+//! 5. only then is each caller told it is done.
+//!
+//! A crash at any instant leaves each target with its old or its new
+//! content, never a torn or empty file (rename is atomic; the new content was
+//! on disk before the rename). Calls of one handle are applied in call order,
+//! so the last `write` of a key wins. With `durable = false`, steps 2 and 4
+//! are skipped: still atomic against a process crash, not against power loss.
+//! Leftover temporaries of dead processes are removed by [`FileDir::init`].
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::{PersistError, Result};
+use crate::file_name::{
+    is_temp, json_quote_utf16, json_unquote_utf16, temp_pid, FileNames, Naming, CORRUPT_SUFFIX,
+    TEMP_PREFIX,
+};
+use crate::glob;
+
+/// A completion callback, called once from the committer thread.
+pub type Done<T> = Box<dyn FnOnce(Result<T>) + Send>;
+
+/// Temporaries of live processes younger than this are left alone by `init`.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
+
+static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+enum Op {
+    Write {
+        name: String,
+        data: Vec<u8>,
+        durable: bool,
+        done: Done<()>,
+    },
+    Delete {
+        names: Vec<String>,
+        done: Done<bool>,
+    },
+    Clear {
+        done: Done<u32>,
+    },
+    Quarantine {
+        name: String,
+        identity: String,
+        done: Done<Option<String>>,
+    },
+}
+
+#[derive(Default)]
+struct Queue {
+    ops: VecDeque<Op>,
+    closed: bool,
+    running: bool,
+}
+
+struct Shared {
+    dir: PathBuf,
+    naming: Naming,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
+/// One directory of cache files: reads, and queued atomic writes.
+pub struct FileDir {
+    shared: Arc<Shared>,
+}
+
+/// What a read found: the file it read, its text and an identity token (for
+/// [`FileDir::quarantine`], which moves it only if it is still that file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub name: String,
+    pub text: String,
+    pub identity: String,
+}
+
+fn lock(m: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl FileDir {
+    pub fn new(directory: &str, extension: &str) -> Result<FileDir> {
+        if directory.is_empty() || directory.contains('\0') {
+            return Err(PersistError::InvalidArgument(
+                "directory must be a non-empty path without NUL".into(),
+            ));
+        }
+        Ok(FileDir {
+            shared: Arc::new(Shared {
+                dir: PathBuf::from(directory),
+                naming: Naming::new(extension)?,
+                queue: Mutex::new(Queue::default()),
+                wake: Condvar::new(),
+            }),
+        })
+    }
+
+    pub fn naming(&self) -> &Naming {
+        &self.shared.naming
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Create the directory (and parents) and remove temporaries left by
+    /// processes that are gone (or older than an hour).
+    pub fn init(&self) -> Result<u32> {
+        let dir = &self.shared.dir;
+        fs::create_dir_all(dir).map_err(|e| io_err("mkdir", dir, e))?;
+        let mut removed = 0;
+        let me = std::process::id();
+        for entry in fs::read_dir(dir).map_err(|e| io_err("readdir", dir, e))? {
+            let Ok(entry) = entry else { continue };
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !is_temp(name) {
+                continue;
+            }
+            let pid = temp_pid(name);
+            if pid == Some(me) {
+                continue;
+            }
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age > STALE_TEMP);
+            let dead = pid.is_none_or(|p| !process_alive(p));
+            if (dead || old) && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Read a key's file (its legacy name if the primary is missing).
+    /// `Ok(None)`: no file. Text that is not UTF-8 is [`PersistError::Corrupt`].
+    pub fn read(&self, names: &FileNames) -> Result<Option<Found>> {
+        if let Some(found) = self.read_name(&names.primary)? {
+            return Ok(Some(found));
+        }
+        match &names.legacy {
+            Some(legacy) => self.read_name(legacy),
+            None => Ok(None),
+        }
+    }
+
+    fn read_name(&self, name: &str) -> Result<Option<Found>> {
+        let path = self.shared.dir.join(name);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("open", &path, e)),
+        };
+        let meta = file.metadata().map_err(|e| io_err("stat", &path, e))?;
+        if meta.is_dir() {
+            return Err(PersistError::corrupt(
+                path.display().to_string(),
+                "is a directory",
+            ));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.read_to_end(&mut bytes)
+            .map_err(|e| io_err("read", &path, e))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            PersistError::corrupt(path.display().to_string(), "not valid UTF-8 text")
+        })?;
+        Ok(Some(Found {
+            name: name.to_string(),
+            text,
+            identity: identity(&meta),
+        }))
+    }
+
+    /// Queue an atomic write of `data` to `name`.
+    pub fn write(&self, name: String, data: Vec<u8>, durable: bool, done: Done<()>) {
+        self.push(Op::Write {
+            name,
+            data,
+            durable,
+            done,
+        });
+    }
+
+    /// Queue removal of `names`; done with whether any existed.
+    pub fn delete(&self, names: Vec<String>, done: Done<bool>) {
+        self.push(Op::Delete { names, done });
+    }
+
+    /// Queue removal of every file of this naming scheme; done with the count.
+    pub fn clear(&self, done: Done<u32>) {
+        self.push(Op::Clear { done });
+    }
+
+    /// Queue moving `name` aside to `<name>.corrupt` (or `<name>.<n>.corrupt`
+    /// if taken; never replacing a file), only if it is still the file read
+    /// with `identity`. Done with the new name, or None if it had changed.
+    pub fn quarantine(&self, name: String, identity: String, done: Done<Option<String>>) {
+        self.push(Op::Quarantine {
+            name,
+            identity,
+            done,
+        });
+    }
+
+    fn push(&self, op: Op) {
+        let mut q = lock(&self.shared.queue);
+        q.ops.push_back(op);
+        if !q.running {
+            q.running = true;
+            let shared = Arc::clone(&self.shared);
+            let spawned = std::thread::Builder::new()
+                .name("awaitly-file-commit".into())
+                .spawn(move || committer(shared));
+            if let Err(e) = spawned {
+                q.running = false;
+                let ops: Vec<Op> = q.ops.drain(..).collect();
+                drop(q);
+                for op in ops {
+                    fail(op, PersistError::Internal(format!("spawn committer: {e}")));
+                }
+                return;
+            }
+        }
+        drop(q);
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Drop for FileDir {
+    fn drop(&mut self) {
+        lock(&self.shared.queue).closed = true;
+        self.shared.wake.notify_all();
+    }
+}
+
+fn fail(op: Op, e: PersistError) {
+    match op {
+        Op::Write { done, .. } => done(Err(e)),
+        Op::Delete { done, .. } => done(Err(e)),
+        Op::Clear { done } => done(Err(e)),
+        Op::Quarantine { done, .. } => done(Err(e)),
+    }
+}
+
+fn clone_err(e: &PersistError) -> PersistError {
+    match e {
+        PersistError::Io { op, path, source } => PersistError::io(
+            op,
+            path.clone(),
+            std::io::Error::new(source.kind(), source.to_string()),
+        ),
+        other => PersistError::Internal(other.to_string()),
+    }
+}
+
+fn io_err(op: &'static str, path: &Path, e: std::io::Error) -> PersistError {
+    PersistError::io(op, path.display().to_string(), e)
+}
+
+#[cfg(unix)]
+fn identity(meta: &fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "{}:{}:{}:{}",
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        meta.mtime_nsec()
+    )
+}
+
+#[cfg(not(unix))]
+fn identity(meta: &fs::Metadata) -> String {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}:{}", meta.len(), mtime)
+}
+
+#[cfg(unix)]
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only checks for existence/permission.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(not(unix))]
+fn process_alive(_pid: u32) -> bool {
+    true
+}
+
+/// Make the data of every file in `files` durable with as few syncs as possible.
+fn sync_data(dir: &Path, files: &[&File]) -> std::io::Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        if files.len() > 1 {
+            // SAFETY: syncfs on a valid open descriptor.
+            let r = unsafe { libc::syncfs(files[0].as_raw_fd()) };
+            if r == 0 {
+                return Ok(());
+            }
+        }
+    }
+    let _ = dir;
+    for f in files {
+        f.sync_data()?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+fn committer(shared: Arc<Shared>) {
+    loop {
+        let batch: Vec<Op> = {
+            let mut q = lock(&shared.queue);
+            loop {
+                if !q.ops.is_empty() {
+                    break q.ops.drain(..).collect();
+                }
+                if q.closed {
+                    q.running = false;
+                    return;
+                }
+                let (guard, timeout) = shared
+                    .wake
+                    .wait_timeout(q, Duration::from_secs(5))
+                    .unwrap_or_else(|p| p.into_inner());
+                q = guard;
+                if timeout.timed_out() && q.ops.is_empty() {
+                    // idle: let the thread go; the next push starts another
+                    q.running = false;
+                    return;
+                }
+            }
+        };
+        run_batch(&shared, batch);
+    }
+}
+
+struct Temp {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+fn write_temp(dir: &Path, data: &[u8]) -> Result<Temp> {
+    let pid = std::process::id();
+    loop {
+        let n = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("{TEMP_PREFIX}{pid}.{n}"));
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut file) => {
+                if let Err(e) = file.write_all(data) {
+                    drop(file);
+                    let _ = fs::remove_file(&path);
+                    return Err(io_err("write", &path, e));
+                }
+                return Ok(Temp {
+                    path,
+                    file: Some(file),
+                });
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err("create", &path, e)),
+        }
+    }
+}
+
+fn run_batch(shared: &Shared, batch: Vec<Op>) {
+    let dir = &shared.dir;
+    // 1. temporaries
+    let mut temps: Vec<Option<Result<Temp>>> = batch
+        .iter()
+        .map(|op| match op {
+            Op::Write { data, .. } => Some(write_temp(dir, data)),
+            _ => None,
+        })
+        .collect();
+    // 2. one data sync for the durable ones
+    let durable_files: Vec<&File> = batch
+        .iter()
+        .zip(temps.iter())
+        .filter_map(|(op, t)| match (op, t) {
+            (Op::Write { durable: true, .. }, Some(Ok(t))) => t.file.as_ref(),
+            _ => None,
+        })
+        .collect();
+    if let Err(e) = sync_data(dir, &durable_files) {
+        let err = io_err("fsync", dir, e);
+        for (op, t) in batch.iter().zip(temps.iter_mut()) {
+            if let (Op::Write { durable: true, .. }, Some(res)) = (op, t.as_mut()) {
+                if let Ok(temp) = res {
+                    let _ = fs::remove_file(&temp.path);
+                }
+                *res = Err(clone_err(&err));
+            }
+        }
+    }
+    for t in temps.iter_mut().flatten().flatten() {
+        t.file = None; // close
+    }
+    // 3. renames, deletes, clears in call order
+    let mut need_dir_sync = false;
+    let mut outcomes: Vec<Box<dyn FnOnce(Option<PersistError>)>> = Vec::with_capacity(batch.len());
+    for (op, temp) in batch.into_iter().zip(temps) {
+        match op {
+            Op::Write {
+                name,
+                durable,
+                done,
+                ..
+            } => {
+                let res = match temp {
+                    Some(Ok(t)) => {
+                        let target = dir.join(&name);
+                        match fs::rename(&t.path, &target) {
+                            Ok(()) => {
+                                need_dir_sync |= durable;
+                                Ok(())
+                            }
+                            Err(e) => {
+                                let _ = fs::remove_file(&t.path);
+                                Err(io_err("rename", &target, e))
+                            }
+                        }
+                    }
+                    Some(Err(e)) => Err(e),
+                    None => Err(PersistError::Internal("write without temporary".into())),
+                };
+                outcomes.push(finish(res, done));
+            }
+            Op::Delete { names, done } => {
+                let mut res = Ok(false);
+                for name in names {
+                    let path = dir.join(&name);
+                    match fs::remove_file(&path) {
+                        Ok(()) => {
+                            need_dir_sync = true;
+                            if let Ok(any) = res.as_mut() {
+                                *any = true;
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::NotFound => {}
+                        Err(e) => res = Err(io_err("unlink", &path, e)),
+                    }
+                }
+                outcomes.push(finish(res, done));
+            }
+            Op::Clear { done } => {
+                let res = clear_dir(dir, &shared.naming);
+                need_dir_sync |= matches!(res, Ok(n) if n > 0);
+                outcomes.push(finish(res, done));
+            }
+            Op::Quarantine {
+                name,
+                identity: id,
+                done,
+            } => {
+                let res = quarantine(dir, &name, &id);
+                need_dir_sync |= matches!(res, Ok(Some(_)));
+                outcomes.push(finish(res, done));
+            }
+        }
+    }
+    // 4. one directory sync
+    let dir_err = if need_dir_sync {
+        sync_dir(dir).err().map(|e| io_err("fsync", dir, e))
+    } else {
+        None
+    };
+    // 5. tell the callers
+    for outcome in outcomes {
+        outcome(dir_err.as_ref().map(clone_err));
+    }
+}
+
+/// Pair a result with its callback; the callback runs after the dir sync,
+/// with the dir-sync error (if any) replacing a success.
+fn finish<T: Send + 'static>(
+    res: Result<T>,
+    done: Done<T>,
+) -> Box<dyn FnOnce(Option<PersistError>)> {
+    Box::new(move |dir_err| match (res, dir_err) {
+        (Ok(_), Some(e)) => done(Err(e)),
+        (res, _) => done(res),
+    })
+}
+
+fn clear_dir(dir: &Path, naming: &Naming) -> Result<u32> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io_err("readdir", dir, e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_err("readdir", dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !naming.is_own(name) {
+            continue;
+        }
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(true) {
+            continue;
+        }
+        match fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("unlink", &entry.path(), e)),
+        }
+    }
+    Ok(removed)
+}
+
+fn quarantine(dir: &Path, name: &str, id: &str) -> Result<Option<String>> {
+    let src = dir.join(name);
+    match fs::metadata(&src) {
+        Ok(m) if identity(&m) == id => {}
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("stat", &src, e)),
+    }
+    for n in 0u32..1000 {
+        let mut target = if n == 0 {
+            format!("{name}{CORRUPT_SUFFIX}")
+        } else {
+            format!("{name}.{n}{CORRUPT_SUFFIX}")
+        };
+        if target.len() > crate::file_name::MAX_NAME_BYTES {
+            let keep = crate::file_name::MAX_NAME_BYTES - (target.len() - name.len());
+            let mut cut = keep;
+            while !name.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            target = target.replacen(name, &name[..cut], 1);
+        }
+        let dst = dir.join(&target);
+        // link + unlink: never replaces an existing file (rename would)
+        match fs::hard_link(&src, &dst) {
+            Ok(()) => {
+                fs::remove_file(&src).map_err(|e| io_err("unlink", &src, e))?;
+                return Ok(Some(target));
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err("link", &dst, e)),
+        }
+    }
+    Err(PersistError::corrupt(
+        src.display().to_string(),
+        "too many quarantined copies",
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// Key-value store: one file per key holding {"key","value","expiresAt"}.
+// ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    key: &'a RawValue,
+    #[serde(borrow)]
+    value: &'a RawValue,
+    #[serde(rename = "expiresAt")]
+    expires_at: Option<f64>,
+}
+
+/// A decoded store entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub key: Vec<u16>,
+    pub value: Vec<u16>,
+    pub expires_at: Option<f64>,
+}
+
+impl Entry {
+    pub fn live(&self, now_ms: f64) -> bool {
+        self.expires_at.is_none_or(|t| t > now_ms)
+    }
+}
+
+/// The envelope text for a store entry (key and value as exact UTF-16).
+pub fn encode_entry(key: &[u16], value: &[u16], expires_at: Option<f64>) -> String {
+    let exp = match expires_at {
+        Some(t) => format!("{}", t.round() as i64),
+        None => "null".to_string(),
+    };
+    format!(
+        "{{\"key\":{},\"value\":{},\"expiresAt\":{exp}}}",
+        json_quote_utf16(key),
+        json_quote_utf16(value)
+    )
+}
+
+/// Parse an envelope; anything else is [`PersistError::Corrupt`].
+pub fn decode_entry(location: &str, text: &str) -> Result<Entry> {
+    let bad = |why: &str| PersistError::corrupt(location, why);
+    let env: Envelope = serde_json::from_str(text).map_err(|e| bad(&e.to_string()))?;
+    let key = json_unquote_utf16(env.key.get()).ok_or_else(|| bad("key is not a string"))?;
+    let value = json_unquote_utf16(env.value.get()).ok_or_else(|| bad("value is not a string"))?;
+    Ok(Entry {
+        key,
+        value,
+        expires_at: env.expires_at,
+    })
+}
+
+/// A file-backed `KeyValueStore`: arbitrary string keys, TTLs, glob listing.
+pub struct KvFiles {
+    files: FileDir,
+    durable: bool,
+    ready: Mutex<bool>,
+}
+
+impl KvFiles {
+    pub fn new(directory: &str, extension: &str, durable: bool) -> Result<KvFiles> {
+        Ok(KvFiles {
+            files: FileDir::new(directory, extension)?,
+            durable,
+            ready: Mutex::new(false),
+        })
+    }
+
+    /// Create the directory once (a store has no `init()` in its interface).
+    pub fn ensure_ready(&self) -> Result<()> {
+        let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+        if !*ready {
+            self.files.init()?;
+            *ready = true;
+        }
+        Ok(())
+    }
+
+    fn name(&self, key: &[u16]) -> String {
+        self.files.naming().names(key).primary
+    }
+
+    /// The stored entry of `key`, expired or not.
+    pub fn entry(&self, key: &[u16]) -> Result<Option<Entry>> {
+        self.ensure_ready()?;
+        let name = self.name(key);
+        let Some(found) = self.files.read_name(&name)? else {
+            return Ok(None);
+        };
+        let entry = decode_entry(&found.name, &found.text)?;
+        if entry.key != key {
+            return Err(PersistError::corrupt(found.name, "file holds another key"));
+        }
+        Ok(Some(entry))
+    }
+
+    /// The live value of `key`.
+    pub fn get(&self, key: &[u16], now_ms: f64) -> Result<Option<Vec<u16>>> {
+        Ok(self.entry(key)?.filter(|e| e.live(now_ms)).map(|e| e.value))
+    }
+
+    pub fn exists(&self, key: &[u16], now_ms: f64) -> Result<bool> {
+        Ok(self.entry(key)?.is_some_and(|e| e.live(now_ms)))
+    }
+
+    /// Queue the write of an entry; `expires_at` in ms since the epoch.
+    pub fn set(&self, key: &[u16], value: &[u16], expires_at: Option<f64>, done: Done<()>) {
+        if let Err(e) = self.ensure_ready() {
+            return done(Err(e));
+        }
+        let text = encode_entry(key, value, expires_at);
+        self.files
+            .write(self.name(key), text.into_bytes(), self.durable, done);
+    }
+
+    /// Queue removal of `key`; done with whether a live entry was removed.
+    pub fn delete(&self, key: &[u16], now_ms: f64, done: Done<bool>) {
+        let live = match self.entry(key) {
+            Ok(e) => e.is_some_and(|e| e.live(now_ms)),
+            // a corrupt file is still removed when asked to delete its key
+            Err(PersistError::Corrupt { .. }) => false,
+            Err(e) => return done(Err(e)),
+        };
+        self.files.delete(
+            vec![self.name(key)],
+            Box::new(move |r| done(r.map(|removed| removed && live))),
+        );
+    }
+
+    /// Live keys matching the Redis-style glob `pattern`. Files that cannot
+    /// be read as entries are skipped (their `get` reports them).
+    pub fn keys(&self, pattern: &str, now_ms: f64) -> Result<Vec<Vec<u16>>> {
+        self.ensure_ready()?;
+        let dir = self.files.dir();
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir).map_err(|e| io_err("readdir", dir, e))? {
+            let Ok(entry) = entry else { continue };
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let naming = self.files.naming();
+            if !naming.is_own(name) {
+                continue;
+            }
+            if let Some(k) = naming.simple_key(name) {
+                if !glob::matches(pattern, &k) {
+                    continue;
+                }
+            }
+            let Ok(Some(found)) = self.files.read_name(name) else {
+                continue;
+            };
+            let Ok(e) = decode_entry(name, &found.text) else {
+                continue;
+            };
+            if !e.live(now_ms) || naming.names(&e.key).primary != name {
+                continue;
+            }
+            if glob::matches(pattern, &String::from_utf16_lossy(&e.key)) {
+                out.push(e.key);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    type TR = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!(
+            "awaitly-fs-test-{tag}-{}-{}",
+            std::process::id(),
+            TEMP_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&p);
+        p
+    }
+
+    fn u(s: &str) -> Vec<u16> {
+        s.encode_utf16().collect()
+    }
+
+    fn wait<T: Send + 'static>(f: impl FnOnce(Done<T>)) -> Result<T> {
+        let (tx, rx) = mpsc::channel();
+        f(Box::new(move |r| {
+            let _ = tx.send(r);
+        }));
+        rx.recv_timeout(Duration::from_secs(10))
+            .map_err(|e| PersistError::Internal(e.to_string()))?
+    }
+
+    #[test]
+    fn write_read_delete_clear() -> TR {
+        let dir = tmpdir("basic");
+        let d = FileDir::new(dir.to_str().unwrap_or_default(), ".json")?;
+        d.init()?;
+        fs::write(dir.join("notes.txt"), "keep")?;
+        fs::write(dir.join("other.data"), "keep")?;
+        let names = d.naming().names(&u("a:b"));
+        wait(|done| d.write(names.primary.clone(), b"{\"ok\":true}".to_vec(), true, done))?;
+        let found = d.read(&names)?.map(|f| f.text);
+        assert_eq!(found.as_deref(), Some("{\"ok\":true}"));
+        wait(|done| d.write("plain.json".into(), b"1".to_vec(), false, done))?;
+        assert!(wait(|done| d.delete(vec![names.primary.clone()], done))?);
+        assert!(!wait(|done| d.delete(vec![names.primary.clone()], done))?);
+        assert_eq!(d.read(&names)?, None);
+        assert_eq!(wait(|done| d.clear(done))?, 1);
+        let mut left: Vec<String> = fs::read_dir(&dir)?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["notes.txt", "other.data"]);
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn last_write_wins_and_temps_cleaned() -> TR {
+        let dir = tmpdir("order");
+        let d = FileDir::new(dir.to_str().unwrap_or_default(), ".json")?;
+        d.init()?;
+        let (tx, rx) = mpsc::channel();
+        for i in 0..200 {
+            let tx = tx.clone();
+            d.write(
+                "k.json".into(),
+                format!("{i}").into_bytes(),
+                i % 2 == 0,
+                Box::new(move |r| {
+                    let _ = tx.send(r);
+                }),
+            );
+        }
+        for _ in 0..200 {
+            rx.recv_timeout(Duration::from_secs(10))
+                .map_err(|e| PersistError::Internal(e.to_string()))??;
+        }
+        assert_eq!(fs::read_to_string(dir.join("k.json"))?, "199");
+        // a temp of a dead process goes, one of a live process stays
+        fs::write(dir.join(format!("{TEMP_PREFIX}999999999.1")), "x")?;
+        fs::write(dir.join(format!("{TEMP_PREFIX}1.1")), "x")?; // pid 1 is alive
+        assert_eq!(d.init()?, 1);
+        assert!(dir.join(format!("{TEMP_PREFIX}1.1")).exists());
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn quarantine_never_replaces() -> TR {
+        let dir = tmpdir("quar");
+        let d = FileDir::new(dir.to_str().unwrap_or_default(), ".json")?;
+        d.init()?;
+        let names = d.naming().names(&u("k"));
+        for round in 0..2 {
+            fs::write(dir.join("k.json"), format!("garbage{round}"))?;
+            let found = d
+                .read(&names)?
+                .ok_or_else(|| PersistError::Internal("gone".into()))?;
+            // a changed file is not moved
+            if round == 0 {
+                let stale = format!("{}x", found.identity);
+                assert_eq!(
+                    wait(|done| d.quarantine("k.json".into(), stale, done))?,
+                    None
+                );
+            }
+            let moved = wait(|done| d.quarantine("k.json".into(), found.identity, done))?;
+            let expect = if round == 0 {
+                "k.json.corrupt"
+            } else {
+                "k.json.1.corrupt"
+            };
+            assert_eq!(moved.as_deref(), Some(expect));
+        }
+        assert_eq!(fs::read_to_string(dir.join("k.json.corrupt"))?, "garbage0");
+        assert_eq!(
+            fs::read_to_string(dir.join("k.json.1.corrupt"))?,
+            "garbage1"
+        );
+        assert!(!dir.join("k.json").exists());
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn legacy_name_read_for_device_keys_only() -> TR {
+        let dir = tmpdir("legacy");
+        let d = FileDir::new(dir.to_str().unwrap_or_default(), ".json")?;
+        d.init()?;
+        fs::write(dir.join("CON.json"), "old")?;
+        fs::write(dir.join("a_b.json"), "simple")?;
+        let con = d.naming().names(&u("CON"));
+        if !cfg!(windows) {
+            assert_eq!(d.read(&con)?.map(|f| f.text).as_deref(), Some("old"));
+        }
+        assert_eq!(d.read(&d.naming().names(&u("a:b")))?, None);
+        fs::write(dir.join("bad.json"), [0xff, 0xfe])?;
+        let bad = d.read(&d.naming().names(&u("bad")));
+        assert!(matches!(bad, Err(PersistError::Corrupt { .. })));
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn kv_store_ttl_keys_and_lossless_keys() -> TR {
+        let dir = tmpdir("kv");
+        let kv = KvFiles::new(dir.to_str().unwrap_or_default(), ".kv.json", true)?;
+        let keys = [
+            u("workflow:state:run_1"),
+            u("workflow:state:run*[2]"),
+            u("plain"),
+            vec![0xd800, 0x61],
+        ];
+        for k in &keys {
+            wait(|done| kv.set(k, &u("v\"1"), None, done))?;
+        }
+        wait(|done| kv.set(&u("workflow:state:ttl"), &[0xdc00], Some(1500.0), done))?;
+        assert_eq!(kv.get(&keys[0], 1000.0)?, Some(u("v\"1")));
+        assert_eq!(
+            kv.get(&u("workflow:state:ttl"), 1000.0)?,
+            Some(vec![0xdc00])
+        );
+        assert_eq!(kv.get(&u("workflow:state:ttl"), 1500.0)?, None);
+        assert!(!kv.exists(&u("workflow:state:ttl"), 2000.0)?);
+        assert!(kv.exists(&keys[3], 2000.0)?);
+        let mut listed = kv.keys(&format!("{}*", glob::escape("workflow:state:")), 1000.0)?;
+        listed.sort();
+        let mut want = vec![keys[0].clone(), keys[1].clone(), u("workflow:state:ttl")];
+        want.sort();
+        assert_eq!(listed, want);
+        let star = kv.keys(&format!("{}*", glob::escape("workflow:state:run*")), 2000.0)?;
+        assert_eq!(star, vec![keys[1].clone()]);
+        assert_eq!(kv.keys("*", 2000.0)?.len(), 4);
+        assert!(!wait(|done| kv.delete(
+            &u("workflow:state:ttl"),
+            2000.0,
+            done
+        ))?);
+        assert!(wait(|done| kv.delete(&keys[0], 2000.0, done))?);
+        assert!(!wait(|done| kv.delete(&keys[0], 2000.0, done))?);
+        assert_eq!(kv.get(&u("missing"), 0.0)?, None);
+        fs::write(
+            dir.join("plain.kv.json"),
+            "{\"key\":\"other\",\"value\":\"x\",\"expiresAt\":null}",
+        )?;
+        assert!(matches!(
+            kv.get(&u("plain"), 0.0),
+            Err(PersistError::Corrupt { .. })
+        ));
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+}

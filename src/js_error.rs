@@ -35,10 +35,7 @@ pub fn throw(env: &Env, err: PersistError) -> napi::Error {
 /// An error for an async rejection: `[CODE] message`, decoded by `lib/native.js`.
 #[allow(dead_code)] // used by the async bindings
 pub fn to_async(err: PersistError) -> napi::Error {
-    napi::Error::new(
-        Status::GenericFailure,
-        format!("[{}] {}", err.code(), err),
-    )
+    napi::Error::new(Status::GenericFailure, format!("[{}] {}", err.code(), err))
 }
 
 /// Run `f`, turning a panic into [`PersistError::Internal`] so that no panic
