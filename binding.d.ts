@@ -20,8 +20,16 @@ export declare class NativeFileDir {
   init(): Promise<number>
   /** Read `key`'s file: `null` when there is none. */
   read(key: string): Promise<FileRead | null>
-  /** Atomically write `data` as `key`'s file. */
+  /**
+   * Atomically write `data` as `key`'s file. Queued before this returns,
+   * so calls apply in call order.
+   */
   write(key: string, data: string, durable: boolean): Promise<void>
+  /**
+   * Atomically write many files in one group commit (the writes of one
+   * JavaScript tick). Per write: `null`, or the error as `[CODE] message`.
+   */
+  writeMany(keys: Array<string>, data: Array<string>, durable: boolean): Promise<Array<string | null>>
   /** Remove `key`'s file (and its proven old name): whether one existed. */
   remove(key: string): Promise<boolean>
   /** Remove every file of this cache's naming scheme: how many. */
@@ -34,8 +42,12 @@ export declare class NativeFileDir {
 export declare class NativeFileStore {
   constructor(directory: string, extension: string, durable: boolean)
   get(key: string, nowMs: number): Promise<string | null>
-  /** `expires_at`: ms since the epoch, or null. */
+  /**
+   * `expires_at`: ms since the epoch, or null. Queued before this
+   * returns, so calls apply in call order.
+   */
   set(key: string, value: string, expiresAt?: number | undefined | null): Promise<void>
+  /** Whether a live entry was removed. Queued before this returns. */
   delete(key: string, nowMs: number): Promise<boolean>
   exists(key: string, nowMs: number): Promise<boolean>
   keys(pattern: string, nowMs: number): Promise<Array<string>>

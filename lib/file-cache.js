@@ -7,7 +7,7 @@
 // The glue holds what must be JS: the in-process LRU of live Result objects,
 // V8's JSON, and Errors.
 
-const { binding, call } = require('./native.js')
+const { binding, call, fromNative } = require('./native.js')
 const { serializeResult, deserializeResult } = require('./serialize.js')
 
 const DEFAULT_MEMORY_MAX_SIZE = 1000
@@ -114,6 +114,36 @@ function createFileCache(options) {
     if (memoryMaxSize > 0) memory.set(key, result)
   }
 
+  // The writes of one tick go to the native side in one call (one hop, one
+  // group commit); each caller still gets its own outcome.
+  let tick = null
+  const flushWrites = () => {
+    if (tick === null) return
+    const { keys, texts, settle } = tick
+    tick = null
+    native.writeMany(keys, texts, durable).then(
+      (errors) => {
+        for (let i = 0; i < settle.length; i++) {
+          if (errors[i] === null) settle[i][0]()
+          else settle[i][1](fromNative(new Error(errors[i])))
+        }
+      },
+      (e) => {
+        for (const s of settle) s[1](fromNative(e))
+      },
+    )
+  }
+  const queueWrite = (key, text) =>
+    new Promise((resolve, reject) => {
+      if (tick === null) {
+        tick = { keys: [], texts: [], settle: [] }
+        queueMicrotask(flushWrites)
+      }
+      tick.keys.push(key)
+      tick.texts.push(text)
+      tick.settle.push([resolve, reject])
+    })
+
   const sync = {
     get(key) {
       return memory.get(key)
@@ -157,16 +187,18 @@ function createFileCache(options) {
       async setAsync(key, result) {
         checkKey(key)
         checkResult(result)
-        await call(native.write(key, JSON.stringify(serializeResult(result), null, 2), durable))
+        await queueWrite(key, JSON.stringify(serializeResult(result), null, 2))
         remember(key, result)
       },
       async deleteAsync(key) {
         checkKey(key)
         memory.delete(key)
+        flushWrites() // writes called before this delete are queued before it
         return call(native.remove(key))
       },
       async clearAsync() {
         memory.clear()
+        flushWrites()
         await call(native.clear())
       },
     }

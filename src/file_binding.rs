@@ -101,39 +101,89 @@ impl NativeFileDir {
         .await
     }
 
-    /// Atomically write `data` as `key`'s file.
-    #[napi]
-    pub async fn write(&self, key: Utf16String, data: String, durable: bool) -> Result<()> {
+    /// Atomically write `data` as `key`'s file. Queued before this returns,
+    /// so calls apply in call order.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn write<'env>(
+        &self,
+        env: &'env Env,
+        key: Utf16String,
+        data: String,
+        durable: bool,
+    ) -> Result<PromiseRaw<'env, ()>> {
         let (done, rx) = channel();
         let name = self.inner.naming().names(&key).primary;
         self.inner.write(name, data.into_bytes(), durable, done);
-        settle(rx).await
+        env.spawn_future(settle(rx))
+    }
+
+    /// Atomically write many files in one group commit (the writes of one
+    /// JavaScript tick). Per write: `null`, or the error as `[CODE] message`.
+    #[napi(catch_unwind, ts_return_type = "Promise<Array<string | null>>")]
+    pub fn write_many<'env>(
+        &self,
+        env: &'env Env,
+        keys: Vec<Utf16String>,
+        data: Vec<String>,
+        durable: bool,
+    ) -> Result<PromiseRaw<'env, Vec<Option<String>>>> {
+        if keys.len() != data.len() {
+            return Err(js_error::throw(
+                env,
+                PersistError::InvalidArgument("writeMany: keys and data differ in length".into()),
+            ));
+        }
+        let mut receivers = Vec::with_capacity(keys.len());
+        let mut writes = Vec::with_capacity(keys.len());
+        for (key, text) in keys.into_iter().zip(data) {
+            let (done, rx) = channel::<()>();
+            receivers.push(rx);
+            let name = self.inner.naming().names(&key).primary;
+            writes.push((name, text.into_bytes(), durable, done));
+        }
+        self.inner.write_many(writes);
+        env.spawn_future(async move {
+            let mut out = Vec::with_capacity(receivers.len());
+            for rx in receivers {
+                out.push(match rx.await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(format!("[{}] {}", e.code(), e)),
+                    Err(_) => Some("[ERR_INTERNAL] file committer stopped".into()),
+                });
+            }
+            Ok(out)
+        })
     }
 
     /// Remove `key`'s file (and its proven old name): whether one existed.
-    #[napi]
-    pub async fn remove(&self, key: Utf16String) -> Result<bool> {
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+    pub fn remove<'env>(&self, env: &'env Env, key: Utf16String) -> Result<PromiseRaw<'env, bool>> {
         let (done, rx) = channel();
         let n = self.inner.naming().names(&key);
         self.inner
             .delete(std::iter::once(n.primary).chain(n.legacy).collect(), done);
-        settle(rx).await
+        env.spawn_future(settle(rx))
     }
 
     /// Remove every file of this cache's naming scheme: how many.
-    #[napi]
-    pub async fn clear(&self) -> Result<u32> {
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn clear<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, u32>> {
         let (done, rx) = channel();
         self.inner.clear(done);
-        settle(rx).await
+        env.spawn_future(settle(rx))
     }
 
     /// Move `name` aside to `<name>.corrupt` if it is still the file read.
-    #[napi]
-    pub async fn quarantine(&self, name: String, identity: String) -> Result<Option<String>> {
+    #[napi(catch_unwind, ts_return_type = "Promise<string | null>")]
+    pub fn quarantine<'env>(
+        &self,
+        env: &'env Env,
+        name: String,
+        identity: String,
+    ) -> Result<PromiseRaw<'env, Option<String>>> {
         let (done, rx) = channel();
         self.inner.quarantine(name, identity, done);
-        settle(rx).await
+        env.spawn_future(settle(rx))
     }
 }
 
@@ -158,35 +208,32 @@ impl NativeFileStore {
         blocking(move || Ok(s.get(&key, now_ms)?.map(Utf16String::from))).await
     }
 
-    /// `expires_at`: ms since the epoch, or null.
-    #[napi]
-    pub async fn set(
+    /// `expires_at`: ms since the epoch, or null. Queued before this
+    /// returns, so calls apply in call order.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn set<'env>(
         &self,
+        env: &'env Env,
         key: Utf16String,
         value: Utf16String,
         expires_at: Option<f64>,
-    ) -> Result<()> {
+    ) -> Result<PromiseRaw<'env, ()>> {
         let (done, rx) = channel();
-        let s = Arc::clone(&self.inner);
-        // ensure_ready / encoding may touch the disk: off the event loop
-        blocking(move || {
-            s.set(&key, &value, expires_at, done);
-            Ok(())
-        })
-        .await?;
-        settle(rx).await
+        self.inner.set(&key, &value, expires_at, done);
+        env.spawn_future(settle(rx))
     }
 
-    #[napi]
-    pub async fn delete(&self, key: Utf16String, now_ms: f64) -> Result<bool> {
+    /// Whether a live entry was removed. Queued before this returns.
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+    pub fn delete<'env>(
+        &self,
+        env: &'env Env,
+        key: Utf16String,
+        now_ms: f64,
+    ) -> Result<PromiseRaw<'env, bool>> {
         let (done, rx) = channel();
-        let s = Arc::clone(&self.inner);
-        blocking(move || {
-            s.delete(&key, now_ms, done);
-            Ok(())
-        })
-        .await?;
-        settle(rx).await
+        self.inner.delete(&key, now_ms, done);
+        env.spawn_future(settle(rx))
     }
 
     #[napi]

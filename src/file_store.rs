@@ -55,6 +55,8 @@ enum Op {
     },
     Delete {
         names: Vec<String>,
+        /// Run by the committer just before unlinking; ANDed into the result.
+        check: Option<Box<dyn FnOnce() -> bool + Send>>,
         done: Done<bool>,
     },
     Clear {
@@ -77,6 +79,9 @@ struct Queue {
 struct Shared {
     dir: PathBuf,
     naming: Naming,
+    /// Create the directory before the first write (stores have no `init`).
+    auto_init: bool,
+    ready: std::sync::atomic::AtomicBool,
     queue: Mutex<Queue>,
     wake: Condvar,
 }
@@ -101,6 +106,11 @@ fn lock(m: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
 
 impl FileDir {
     pub fn new(directory: &str, extension: &str) -> Result<FileDir> {
+        Self::with_auto_init(directory, extension, false)
+    }
+
+    /// A handle that creates its directory on first use.
+    pub fn with_auto_init(directory: &str, extension: &str, auto_init: bool) -> Result<FileDir> {
         if directory.is_empty() || directory.contains('\0') {
             return Err(PersistError::InvalidArgument(
                 "directory must be a non-empty path without NUL".into(),
@@ -110,6 +120,8 @@ impl FileDir {
             shared: Arc::new(Shared {
                 dir: PathBuf::from(directory),
                 naming: Naming::new(extension)?,
+                auto_init,
+                ready: std::sync::atomic::AtomicBool::new(false),
                 queue: Mutex::new(Queue::default()),
                 wake: Condvar::new(),
             }),
@@ -127,7 +139,23 @@ impl FileDir {
     /// Create the directory (and parents) and remove temporaries left by
     /// processes that are gone (or older than an hour).
     pub fn init(&self) -> Result<u32> {
-        let dir = &self.shared.dir;
+        let n = init_dir(&self.shared.dir)?;
+        self.shared.ready.store(true, Ordering::Release);
+        Ok(n)
+    }
+}
+
+fn ensure_ready(shared: &Shared) -> Result<()> {
+    if shared.ready.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    init_dir(&shared.dir)?;
+    shared.ready.store(true, Ordering::Release);
+    Ok(())
+}
+
+fn init_dir(dir: &Path) -> Result<u32> {
+    {
         fs::create_dir_all(dir).map_err(|e| io_err("mkdir", dir, e))?;
         let mut removed = 0;
         let me = std::process::id();
@@ -154,6 +182,13 @@ impl FileDir {
             }
         }
         Ok(removed)
+    }
+}
+
+impl FileDir {
+    /// `init` once (for auto-init handles; a no-op after the first success).
+    pub fn ensure_ready(&self) -> Result<()> {
+        ensure_ready(&self.shared)
     }
 
     /// Read a key's file (its legacy name if the primary is missing).
@@ -205,9 +240,28 @@ impl FileDir {
         });
     }
 
+    /// Queue several writes at once (one group commit when the committer is idle).
+    pub fn write_many(&self, writes: Vec<(String, Vec<u8>, bool, Done<()>)>) {
+        self.push_all(
+            writes
+                .into_iter()
+                .map(|(name, data, durable, done)| Op::Write {
+                    name,
+                    data,
+                    durable,
+                    done,
+                })
+                .collect(),
+        );
+    }
+
     /// Queue removal of `names`; done with whether any existed.
     pub fn delete(&self, names: Vec<String>, done: Done<bool>) {
-        self.push(Op::Delete { names, done });
+        self.push(Op::Delete {
+            names,
+            check: None,
+            done,
+        });
     }
 
     /// Queue removal of every file of this naming scheme; done with the count.
@@ -227,8 +281,12 @@ impl FileDir {
     }
 
     fn push(&self, op: Op) {
+        self.push_all(vec![op]);
+    }
+
+    fn push_all(&self, ops: Vec<Op>) {
         let mut q = lock(&self.shared.queue);
-        q.ops.push_back(op);
+        q.ops.extend(ops);
         if !q.running {
             q.running = true;
             let shared = Arc::clone(&self.shared);
@@ -355,6 +413,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 fn committer(shared: Arc<Shared>) {
+    let mut reaper = Reaper::new();
     loop {
         let batch: Vec<Op> = {
             let mut q = lock(&shared.queue);
@@ -364,6 +423,8 @@ fn committer(shared: Arc<Shared>) {
                 }
                 if q.closed {
                     q.running = false;
+                    drop(q);
+                    reaper.finish();
                     return;
                 }
                 let (guard, timeout) = shared
@@ -374,11 +435,13 @@ fn committer(shared: Arc<Shared>) {
                 if timeout.timed_out() && q.ops.is_empty() {
                     // idle: let the thread go; the next push starts another
                     q.running = false;
+                    drop(q);
+                    reaper.finish();
                     return;
                 }
             }
         };
-        run_batch(&shared, batch);
+        run_batch(&shared, batch, &mut reaper);
     }
 }
 
@@ -410,16 +473,180 @@ fn write_temp(dir: &Path, data: &[u8]) -> Result<Temp> {
     }
 }
 
-fn run_batch(shared: &Shared, batch: Vec<Op>) {
-    let dir = &shared.dir;
-    // 1. temporaries
-    let mut temps: Vec<Option<Result<Temp>>> = batch
-        .iter()
-        .map(|op| match op {
-            Op::Write { data, .. } => Some(write_temp(dir, data)),
-            _ => None,
+/// Most threads one batch uses for its file operations. Creating, renaming
+/// over and unlinking files mostly wait on the file system's journal (ext4
+/// frees the replaced file's blocks inside `rename`), so they overlap well.
+const IO_THREADS: usize = 8;
+
+/// Run `f` on every item, on up to [`IO_THREADS`] scoped threads.
+fn par_each<T: Send>(items: &mut [T], f: impl Fn(&mut T) + Sync) {
+    if items.len() <= 1 {
+        items.iter_mut().for_each(&f);
+        return;
+    }
+    let per = items.len().div_ceil(IO_THREADS.min(items.len()));
+    std::thread::scope(|s| {
+        let f = &f;
+        let mut chunks = items.chunks_mut(per);
+        let first = chunks.next();
+        for chunk in chunks {
+            s.spawn(move || chunk.iter_mut().for_each(f));
+        }
+        if let Some(chunk) = first {
+            chunk.iter_mut().for_each(f);
+        }
+    });
+}
+
+/// A fresh temporary-style name (`.awaitly-tmp.<pid>.<n>`) in `dir`.
+fn temp_path(dir: &Path) -> PathBuf {
+    let n = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!("{TEMP_PREFIX}{}.{n}", std::process::id()))
+}
+
+/// Rename each write's temporary over its target. Writes to one name stay in
+/// call order (one lane per name); distinct names go in parallel.
+///
+/// Freeing the replaced file's blocks is the slow part of a rename on ext4
+/// (journal + discard, ~1-3 ms each): so the old file is first hard-linked
+/// to a temporary name, the rename then frees nothing, and the old files are
+/// unlinked later by a reaper thread, off the callers' path. A crash leaves
+/// them as temporaries, which `init` removes.
+fn rename_segment(
+    dir: &Path,
+    lanes: Vec<Vec<(String, Result<Temp>)>>,
+    trash: &mut Vec<PathBuf>,
+) -> Vec<Result<()>> {
+    struct Lane {
+        jobs: Vec<(String, Result<Temp>)>,
+        out: Vec<Result<()>>,
+        trash: Vec<PathBuf>,
+    }
+    let mut lanes: Vec<Lane> = lanes
+        .into_iter()
+        .map(|jobs| Lane {
+            jobs,
+            out: Vec::new(),
+            trash: Vec::new(),
         })
         .collect();
+    par_each(&mut lanes, |lane| {
+        for (name, temp) in lane.jobs.drain(..) {
+            let res = temp.and_then(|t| {
+                let target = dir.join(&name);
+                let keep = temp_path(dir);
+                if fs::hard_link(&target, &keep).is_ok() {
+                    lane.trash.push(keep);
+                }
+                fs::rename(&t.path, &target).map_err(|e| {
+                    let _ = fs::remove_file(&t.path);
+                    io_err("rename", &target, e)
+                })
+            });
+            lane.out.push(res);
+        }
+    });
+    lanes
+        .into_iter()
+        .flat_map(|mut l| {
+            trash.append(&mut l.trash);
+            l.out
+        })
+        .collect()
+}
+
+/// Unlinks replaced files on its own thread, off the committer's path.
+struct Reaper {
+    tx: Option<std::sync::mpsc::Sender<Vec<PathBuf>>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Reaper {
+    fn new() -> Reaper {
+        Reaper {
+            tx: None,
+            handle: None,
+        }
+    }
+
+    fn send(&mut self, trash: Vec<PathBuf>) {
+        if trash.is_empty() {
+            return;
+        }
+        if self.tx.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<PathBuf>>();
+            let spawned = std::thread::Builder::new()
+                .name("awaitly-file-reap".into())
+                .spawn(move || {
+                    while let Ok(mut batch) = rx.recv() {
+                        while let Ok(more) = rx.try_recv() {
+                            batch.extend(more);
+                        }
+                        par_each(&mut batch, |p| {
+                            let _ = fs::remove_file(p);
+                        });
+                    }
+                });
+            match spawned {
+                Ok(h) => {
+                    self.tx = Some(tx);
+                    self.handle = Some(h);
+                }
+                Err(_) => {
+                    // no thread: free them here
+                    for p in trash {
+                        let _ = fs::remove_file(p);
+                    }
+                    return;
+                }
+            }
+        }
+        if let Some(tx) = &self.tx {
+            if let Err(back) = tx.send(trash) {
+                for p in back.0 {
+                    let _ = fs::remove_file(p);
+                }
+            }
+        }
+    }
+
+    /// Finish the queued unlinks and stop the thread.
+    fn finish(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
+    let dir = &shared.dir;
+    let trace = std::env::var_os("AWAITLY_FILE_TRACE").is_some();
+    let t0 = std::time::Instant::now();
+    let n_ops = batch.len();
+    if shared.auto_init {
+        if let Err(e) = ensure_ready(shared) {
+            for op in batch {
+                fail(op, clone_err(&e));
+            }
+            return;
+        }
+    }
+    // 1. temporaries, in parallel
+    let mut temps: Vec<(Option<&[u8]>, Option<Result<Temp>>)> = batch
+        .iter()
+        .map(|op| match op {
+            Op::Write { data, .. } => (Some(data.as_slice()), None),
+            _ => (None, None),
+        })
+        .collect();
+    par_each(&mut temps, |(data, out)| {
+        if let Some(data) = data {
+            *out = Some(write_temp(dir, data));
+        }
+    });
+    let mut temps: Vec<Option<Result<Temp>>> = temps.into_iter().map(|(_, t)| t).collect();
+    let t1 = t0.elapsed();
     // 2. one data sync for the durable ones
     let durable_files: Vec<&File> = batch
         .iter()
@@ -443,9 +670,39 @@ fn run_batch(shared: &Shared, batch: Vec<Op>) {
     for t in temps.iter_mut().flatten().flatten() {
         t.file = None; // close
     }
-    // 3. renames, deletes, clears in call order
+    let t2 = t0.elapsed();
+    // 3. renames (runs of writes, in parallel by name), deletes, clears and
+    //    quarantines, in call order
     let mut need_dir_sync = false;
     let mut outcomes: Vec<Box<dyn FnOnce(Option<PersistError>)>> = Vec::with_capacity(batch.len());
+    let mut pending: Vec<(String, bool, Done<()>, Result<Temp>)> = Vec::new();
+    let mut trash: Vec<PathBuf> = Vec::new();
+    let flush = |pending: &mut Vec<(String, bool, Done<()>, Result<Temp>)>,
+                 outcomes: &mut Vec<Box<dyn FnOnce(Option<PersistError>)>>,
+                 need_dir_sync: &mut bool,
+                 trash: &mut Vec<PathBuf>| {
+        if pending.is_empty() {
+            return;
+        }
+        // group by name, keeping call order inside each group
+        let mut lane_of: std::collections::HashMap<String, usize> = Default::default();
+        let mut lanes: Vec<Vec<(String, Result<Temp>)>> = Vec::new();
+        let mut waiters: Vec<Vec<(bool, Done<()>)>> = Vec::new();
+        for (name, durable, done, temp) in pending.drain(..) {
+            let i = *lane_of.entry(name.clone()).or_insert_with(|| {
+                lanes.push(Vec::new());
+                waiters.push(Vec::new());
+                lanes.len() - 1
+            });
+            lanes[i].push((name, temp));
+            waiters[i].push((durable, done));
+        }
+        let results = rename_segment(dir, lanes, trash);
+        for ((durable, done), res) in waiters.into_iter().flatten().zip(results) {
+            *need_dir_sync |= durable && res.is_ok();
+            outcomes.push(finish(res, done));
+        }
+    };
     for (op, temp) in batch.into_iter().zip(temps) {
         match op {
             Op::Write {
@@ -454,43 +711,43 @@ fn run_batch(shared: &Shared, batch: Vec<Op>) {
                 done,
                 ..
             } => {
-                let res = match temp {
-                    Some(Ok(t)) => {
-                        let target = dir.join(&name);
-                        match fs::rename(&t.path, &target) {
-                            Ok(()) => {
-                                need_dir_sync |= durable;
-                                Ok(())
-                            }
-                            Err(e) => {
-                                let _ = fs::remove_file(&t.path);
-                                Err(io_err("rename", &target, e))
-                            }
-                        }
-                    }
-                    Some(Err(e)) => Err(e),
-                    None => Err(PersistError::Internal("write without temporary".into())),
-                };
-                outcomes.push(finish(res, done));
+                let temp = temp.unwrap_or_else(|| {
+                    Err(PersistError::Internal("write without temporary".into()))
+                });
+                pending.push((name, durable, done, temp));
             }
-            Op::Delete { names, done } => {
+            Op::Delete { names, check, done } => {
+                flush(&mut pending, &mut outcomes, &mut need_dir_sync, &mut trash);
+                let live = check.map(|f| f()).unwrap_or(true);
                 let mut res = Ok(false);
                 for name in names {
                     let path = dir.join(&name);
-                    match fs::remove_file(&path) {
+                    // moved to a temporary name now (cheap), freed by the reaper
+                    let keep = temp_path(dir);
+                    if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                        res = Err(PersistError::io(
+                            "unlink",
+                            path.display().to_string(),
+                            std::io::Error::other("is a directory"),
+                        ));
+                        continue;
+                    }
+                    match fs::rename(&path, &keep) {
                         Ok(()) => {
+                            trash.push(keep);
                             need_dir_sync = true;
                             if let Ok(any) = res.as_mut() {
                                 *any = true;
                             }
                         }
                         Err(e) if e.kind() == ErrorKind::NotFound => {}
-                        Err(e) => res = Err(io_err("unlink", &path, e)),
+                        Err(e) => res = Err(io_err("rename", &path, e)),
                     }
                 }
-                outcomes.push(finish(res, done));
+                outcomes.push(finish(res.map(|removed| removed && live), done));
             }
             Op::Clear { done } => {
+                flush(&mut pending, &mut outcomes, &mut need_dir_sync, &mut trash);
                 let res = clear_dir(dir, &shared.naming);
                 need_dir_sync |= matches!(res, Ok(n) if n > 0);
                 outcomes.push(finish(res, done));
@@ -500,22 +757,34 @@ fn run_batch(shared: &Shared, batch: Vec<Op>) {
                 identity: id,
                 done,
             } => {
+                flush(&mut pending, &mut outcomes, &mut need_dir_sync, &mut trash);
                 let res = quarantine(dir, &name, &id);
                 need_dir_sync |= matches!(res, Ok(Some(_)));
                 outcomes.push(finish(res, done));
             }
         }
     }
+    flush(&mut pending, &mut outcomes, &mut need_dir_sync, &mut trash);
+    let t3 = t0.elapsed();
     // 4. one directory sync
     let dir_err = if need_dir_sync {
         sync_dir(dir).err().map(|e| io_err("fsync", dir, e))
     } else {
         None
     };
+    if trace {
+        eprintln!(
+            "awaitly-file batch ops={n_ops} temps={t1:?} sync={:?} renames={:?} dirsync={:?}",
+            t2 - t1,
+            t3 - t2,
+            t0.elapsed() - t3
+        );
+    }
     // 5. tell the callers
     for outcome in outcomes {
         outcome(dir_err.as_ref().map(clone_err));
     }
+    reaper.send(trash);
 }
 
 /// Pair a result with its callback; the callback runs after the dir sync,
@@ -653,26 +922,19 @@ pub fn decode_entry(location: &str, text: &str) -> Result<Entry> {
 pub struct KvFiles {
     files: FileDir,
     durable: bool,
-    ready: Mutex<bool>,
 }
 
 impl KvFiles {
     pub fn new(directory: &str, extension: &str, durable: bool) -> Result<KvFiles> {
         Ok(KvFiles {
-            files: FileDir::new(directory, extension)?,
+            files: FileDir::with_auto_init(directory, extension, true)?,
             durable,
-            ready: Mutex::new(false),
         })
     }
 
     /// Create the directory once (a store has no `init()` in its interface).
     pub fn ensure_ready(&self) -> Result<()> {
-        let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
-        if !*ready {
-            self.files.init()?;
-            *ready = true;
-        }
-        Ok(())
+        self.files.ensure_ready()
     }
 
     fn name(&self, key: &[u16]) -> String {
@@ -703,27 +965,28 @@ impl KvFiles {
     }
 
     /// Queue the write of an entry; `expires_at` in ms since the epoch.
+    /// Enqueued at once (call order is write order); the directory is
+    /// created by the committer if needed.
     pub fn set(&self, key: &[u16], value: &[u16], expires_at: Option<f64>, done: Done<()>) {
-        if let Err(e) = self.ensure_ready() {
-            return done(Err(e));
-        }
         let text = encode_entry(key, value, expires_at);
         self.files
             .write(self.name(key), text.into_bytes(), self.durable, done);
     }
 
-    /// Queue removal of `key`; done with whether a live entry was removed.
-    pub fn delete(&self, key: &[u16], now_ms: f64, done: Done<bool>) {
-        let live = match self.entry(key) {
-            Ok(e) => e.is_some_and(|e| e.live(now_ms)),
+    /// Queue removal of `key`; done with whether a live entry was removed
+    /// (the committer reads it just before unlinking, in call order).
+    pub fn delete(self: &Arc<Self>, key: &[u16], now_ms: f64, done: Done<bool>) {
+        let me = Arc::clone(self);
+        let k = key.to_vec();
+        let check = Box::new(move || {
             // a corrupt file is still removed when asked to delete its key
-            Err(PersistError::Corrupt { .. }) => false,
-            Err(e) => return done(Err(e)),
-        };
-        self.files.delete(
-            vec![self.name(key)],
-            Box::new(move |r| done(r.map(|removed| removed && live))),
-        );
+            matches!(me.entry(&k), Ok(Some(e)) if e.live(now_ms))
+        });
+        self.files.push(Op::Delete {
+            names: vec![self.name(key)],
+            check: Some(check),
+            done,
+        });
     }
 
     /// Live keys matching the Redis-style glob `pattern`. Files that cannot
@@ -907,7 +1170,11 @@ mod tests {
     #[test]
     fn kv_store_ttl_keys_and_lossless_keys() -> TR {
         let dir = tmpdir("kv");
-        let kv = KvFiles::new(dir.to_str().unwrap_or_default(), ".kv.json", true)?;
+        let kv = Arc::new(KvFiles::new(
+            dir.to_str().unwrap_or_default(),
+            ".kv.json",
+            true,
+        )?);
         let keys = [
             u("workflow:state:run_1"),
             u("workflow:state:run*[2]"),
