@@ -619,6 +619,13 @@ impl Reaper {
     }
 }
 
+/// A write's data and, after phase 1, its temporary.
+type TempSlot<'a> = (Option<&'a [u8]>, Option<Result<Temp>>);
+/// A write waiting for its rename: name, durable, callback, temporary.
+type PendingWrite = (String, bool, Done<()>, Result<Temp>);
+/// A finished operation, waiting for the directory sync's verdict.
+type Outcome = Box<dyn FnOnce(Option<PersistError>)>;
+
 fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
     let dir = &shared.dir;
     let trace = std::env::var_os("AWAITLY_FILE_TRACE").is_some();
@@ -633,7 +640,7 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
         }
     }
     // 1. temporaries, in parallel
-    let mut temps: Vec<(Option<&[u8]>, Option<Result<Temp>>)> = batch
+    let mut temps: Vec<TempSlot> = batch
         .iter()
         .map(|op| match op {
             Op::Write { data, .. } => (Some(data.as_slice()), None),
@@ -674,11 +681,11 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
     // 3. renames (runs of writes, in parallel by name), deletes, clears and
     //    quarantines, in call order
     let mut need_dir_sync = false;
-    let mut outcomes: Vec<Box<dyn FnOnce(Option<PersistError>)>> = Vec::with_capacity(batch.len());
-    let mut pending: Vec<(String, bool, Done<()>, Result<Temp>)> = Vec::new();
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.len());
+    let mut pending: Vec<PendingWrite> = Vec::new();
     let mut trash: Vec<PathBuf> = Vec::new();
-    let flush = |pending: &mut Vec<(String, bool, Done<()>, Result<Temp>)>,
-                 outcomes: &mut Vec<Box<dyn FnOnce(Option<PersistError>)>>,
+    let flush = |pending: &mut Vec<PendingWrite>,
+                 outcomes: &mut Vec<Outcome>,
                  need_dir_sync: &mut bool,
                  trash: &mut Vec<PathBuf>| {
         if pending.is_empty() {
