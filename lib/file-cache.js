@@ -207,6 +207,22 @@ function createFileCache(options) {
   // A caller-supplied FileSystemInterface: same names, same format; writes
   // are as atomic as its writeFile (the interface has no rename or fsync).
   const pathOf = (name) => `${directory}/${name}`
+  // One key's writes and deletes run one after another, in call order, so
+  // the last call wins even though fs.writeFile is not atomic.
+  const tails = new Map()
+  const serial = (key, fn) => {
+    const prev = tails.get(key) ?? Promise.resolve()
+    const run = prev.then(fn, fn)
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    tails.set(key, tail)
+    tail.then(() => {
+      if (tails.get(key) === tail) tails.delete(key)
+    })
+    return run
+  }
   return {
     ...sync,
     async init() {
@@ -241,20 +257,23 @@ function createFileCache(options) {
       checkKey(key)
       checkResult(result)
       const [name] = native.names(key)
-      await fs.writeFile(pathOf(name), JSON.stringify(serializeResult(result), null, 2))
+      const text = JSON.stringify(serializeResult(result), null, 2)
+      await serial(key, () => fs.writeFile(pathOf(name), text))
       remember(key, result)
     },
     async deleteAsync(key) {
       checkKey(key)
       memory.delete(key)
-      let removed = false
-      for (const name of native.names(key)) {
-        const path = pathOf(name)
-        if (!(await fs.exists(path))) continue
-        await fs.unlink(path)
-        removed = true
-      }
-      return removed
+      return serial(key, async () => {
+        let removed = false
+        for (const name of native.names(key)) {
+          const path = pathOf(name)
+          if (!(await fs.exists(path))) continue
+          await fs.unlink(path)
+          removed = true
+        }
+        return removed
+      })
     },
     async clearAsync() {
       memory.clear()
@@ -266,7 +285,13 @@ function createFileCache(options) {
         throw e
       }
       for (const file of files) {
-        if (native.isOwn(String(file))) await fs.unlink(pathOf(String(file)))
+        if (!native.isOwn(String(file))) continue
+        try {
+          await fs.unlink(pathOf(String(file)))
+        } catch (e) {
+          // a directory with a cache-like name is not ours to remove
+          if (!e || (e.code !== 'EISDIR' && e.code !== 'EPERM')) throw e
+        }
       }
     },
   }
