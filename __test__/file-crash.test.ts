@@ -51,7 +51,7 @@ describe('file cache crash safety', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'awaitly-crash-'))
     try {
       let seed = 12345
-      const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31)
+      const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 1)
       let maxFiles = 0
       for (let round = 0; round < 50; round++) {
         await runAndKill(dir, next(), 5 + (next() % 150))
