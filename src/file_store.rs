@@ -450,7 +450,31 @@ struct Temp {
     file: Option<File>,
 }
 
-fn write_temp(dir: &Path, data: &[u8]) -> Result<Temp> {
+/// Write `data` to a temporary: a recycled one (an old, unlinked version of
+/// some cache file, kept under a temporary name) when available, so that no
+/// blocks are allocated or freed in steady state, else a new file.
+fn write_temp(dir: &Path, data: &[u8], recycled: Option<PathBuf>) -> Result<Temp> {
+    if let Some(path) = recycled {
+        let reused = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut file| {
+                file.write_all(data)?;
+                file.set_len(data.len() as u64)?;
+                Ok(file)
+            });
+        match reused {
+            Ok(file) => {
+                return Ok(Temp {
+                    path,
+                    file: Some(file),
+                })
+            }
+            Err(_) => {
+                let _ = fs::remove_file(&path);
+            }
+        }
+    }
     let pid = std::process::id();
     loop {
         let n = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
@@ -559,13 +583,19 @@ fn rename_segment(
 struct Reaper {
     tx: Option<std::sync::mpsc::Sender<Vec<PathBuf>>>,
     handle: Option<std::thread::JoinHandle<()>>,
+    /// Replaced files kept for reuse as temporaries (see `write_temp`).
+    pool: Vec<PathBuf>,
 }
+
+/// Most replaced files kept for reuse; the rest are unlinked.
+const POOL_MAX: usize = 512;
 
 impl Reaper {
     fn new() -> Reaper {
         Reaper {
             tx: None,
             handle: None,
+            pool: Vec::new(),
         }
     }
 
@@ -610,8 +640,19 @@ impl Reaper {
         }
     }
 
-    /// Finish the queued unlinks and stop the thread.
+    /// Keep `trash` for reuse, unlinking what exceeds the pool.
+    fn recycle(&mut self, mut trash: Vec<PathBuf>) {
+        self.pool.append(&mut trash);
+        if self.pool.len() > POOL_MAX {
+            let extra = self.pool.split_off(POOL_MAX);
+            self.send(extra);
+        }
+    }
+
+    /// Unlink the pool and the queued files; stop the thread.
     fn finish(&mut self) {
+        let pool = std::mem::take(&mut self.pool);
+        self.send(pool);
         self.tx = None;
         if let Some(h) = self.handle.take() {
             let _ = h.join();
@@ -620,7 +661,7 @@ impl Reaper {
 }
 
 /// A write's data and, after phase 1, its temporary.
-type TempSlot<'a> = (Option<&'a [u8]>, Option<Result<Temp>>);
+type TempSlot<'a> = (Option<&'a [u8]>, Option<PathBuf>, Option<Result<Temp>>);
 /// A write waiting for its rename: name, durable, callback, temporary.
 type PendingWrite = (String, bool, Done<()>, Result<Temp>);
 /// A finished operation, waiting for the directory sync's verdict.
@@ -643,16 +684,24 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
     let mut temps: Vec<TempSlot> = batch
         .iter()
         .map(|op| match op {
-            Op::Write { data, .. } => (Some(data.as_slice()), None),
-            _ => (None, None),
+            // Only durable writes reuse old files: their new content is on
+            // disk before the rename. A non-durable write into a reused
+            // file could surface its stale blocks after a power loss.
+            Op::Write {
+                data,
+                durable: true,
+                ..
+            } => (Some(data.as_slice()), reaper.pool.pop(), None),
+            Op::Write { data, .. } => (Some(data.as_slice()), None, None),
+            _ => (None, None, None),
         })
         .collect();
-    par_each(&mut temps, |(data, out)| {
+    par_each(&mut temps, |(data, recycled, out)| {
         if let Some(data) = data {
-            *out = Some(write_temp(dir, data));
+            *out = Some(write_temp(dir, data, recycled.take()));
         }
     });
-    let mut temps: Vec<Option<Result<Temp>>> = temps.into_iter().map(|(_, t)| t).collect();
+    let mut temps: Vec<Option<Result<Temp>>> = temps.into_iter().map(|(_, _, t)| t).collect();
     let t1 = t0.elapsed();
     // 2. one data sync for the durable ones
     let durable_files: Vec<&File> = batch
@@ -684,6 +733,8 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.len());
     let mut pending: Vec<PendingWrite> = Vec::new();
     let mut trash: Vec<PathBuf> = Vec::new();
+    // deleted files: unlinked by the reaper, never reused
+    let mut removed: Vec<PathBuf> = Vec::new();
     let flush = |pending: &mut Vec<PendingWrite>,
                  outcomes: &mut Vec<Outcome>,
                  need_dir_sync: &mut bool,
@@ -741,7 +792,7 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
                     }
                     match fs::rename(&path, &keep) {
                         Ok(()) => {
-                            trash.push(keep);
+                            removed.push(keep);
                             need_dir_sync = true;
                             if let Ok(any) = res.as_mut() {
                                 *any = true;
@@ -791,7 +842,8 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
     for outcome in outcomes {
         outcome(dir_err.as_ref().map(clone_err));
     }
-    reaper.send(trash);
+    reaper.recycle(trash);
+    reaper.send(removed);
 }
 
 /// Pair a result with its callback; the callback runs after the dir sync,
@@ -1080,6 +1132,7 @@ mod tests {
         assert_eq!(wait(|done| d.clear(done))?, 1);
         let mut left: Vec<String> = fs::read_dir(&dir)?
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| !is_temp(n))
             .collect();
         left.sort();
         assert_eq!(left, vec!["notes.txt", "other.data"]);
