@@ -82,6 +82,10 @@ struct Shared {
     /// Create the directory before the first write (stores have no `init`).
     auto_init: bool,
     ready: std::sync::atomic::AtomicBool,
+    /// Batch counter: bumped by the committer before each batch's renames.
+    epoch: AtomicU64,
+    /// Reads in flight, by the epoch they started in (count per epoch).
+    readers: Mutex<std::collections::BTreeMap<u64, usize>>,
     queue: Mutex<Queue>,
     wake: Condvar,
 }
@@ -104,6 +108,12 @@ fn lock(m: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+type ReaderMap = std::collections::BTreeMap<u64, usize>;
+
+fn lock_map(m: &Mutex<ReaderMap>) -> std::sync::MutexGuard<'_, ReaderMap> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl FileDir {
     pub fn new(directory: &str, extension: &str) -> Result<FileDir> {
         Self::with_auto_init(directory, extension, false)
@@ -122,6 +132,8 @@ impl FileDir {
                 naming: Naming::new(extension)?,
                 auto_init,
                 ready: std::sync::atomic::AtomicBool::new(false),
+                epoch: AtomicU64::new(0),
+                readers: Mutex::new(Default::default()),
                 queue: Mutex::new(Queue::default()),
                 wake: Condvar::new(),
             }),
@@ -204,6 +216,32 @@ impl FileDir {
     }
 
     fn read_name(&self, name: &str) -> Result<Option<Found>> {
+        // A read that took less than REUSE_GRACE cannot have overlapped the
+        // reuse of its file (see `Reaper`); a slower one is done again.
+        let mut tries = 0;
+        loop {
+            let started = std::time::Instant::now();
+            let epoch = self.shared.epoch.load(Ordering::SeqCst);
+            *lock_map(&self.shared.readers).entry(epoch).or_insert(0) += 1;
+            let found = self.read_once(name);
+            {
+                let mut readers = lock_map(&self.shared.readers);
+                if let Some(n) = readers.get_mut(&epoch) {
+                    *n -= 1;
+                    if *n == 0 {
+                        readers.remove(&epoch);
+                    }
+                }
+            }
+            let found = found?;
+            tries += 1;
+            if started.elapsed() < REUSE_GRACE / 2 || tries >= 5 {
+                return Ok(found);
+            }
+        }
+    }
+
+    fn read_once(&self, name: &str) -> Result<Option<Found>> {
         let path = self.shared.dir.join(name);
         let mut file = match File::open(&path) {
             Ok(f) => f,
@@ -539,12 +577,12 @@ fn temp_path(dir: &Path) -> PathBuf {
 fn rename_segment(
     dir: &Path,
     lanes: Vec<Vec<(String, Result<Temp>)>>,
-    trash: &mut Vec<PathBuf>,
+    trash: &mut Vec<(PathBuf, u64)>,
 ) -> Vec<Result<()>> {
     struct Lane {
         jobs: Vec<(String, Result<Temp>)>,
         out: Vec<Result<()>>,
-        trash: Vec<PathBuf>,
+        trash: Vec<(PathBuf, u64)>,
     }
     let mut lanes: Vec<Lane> = lanes
         .into_iter()
@@ -560,7 +598,8 @@ fn rename_segment(
                 let target = dir.join(&name);
                 let keep = temp_path(dir);
                 if fs::hard_link(&target, &keep).is_ok() {
-                    lane.trash.push(keep);
+                    let size = fs::metadata(&keep).map(|m| m.len()).unwrap_or(0);
+                    lane.trash.push((keep, size));
                 }
                 fs::rename(&t.path, &target).map_err(|e| {
                     let _ = fs::remove_file(&t.path);
@@ -583,19 +622,39 @@ fn rename_segment(
 struct Reaper {
     tx: Option<std::sync::mpsc::Sender<Vec<PathBuf>>>,
     handle: Option<std::thread::JoinHandle<()>>,
-    /// Replaced files kept for reuse as temporaries (see `write_temp`).
-    pool: Vec<PathBuf>,
+    /// Replaced files kept for reuse as temporaries (see `write_temp`):
+    /// path, when it was replaced, its size. Oldest first.
+    pool: VecDeque<Pooled>,
+    pool_bytes: u64,
 }
 
-/// Most replaced files kept for reuse; the rest are unlinked.
-const POOL_MAX: usize = 512;
+/// A replaced file kept for reuse.
+struct Pooled {
+    path: PathBuf,
+    since: std::time::Instant,
+    size: u64,
+    /// The batch epoch in which it was replaced.
+    epoch: u64,
+}
+
+/// Most replaced files kept for reuse, and their total size; the rest are
+/// unlinked.
+const POOL_MAX: usize = 16_384;
+const POOL_BYTES: u64 = 64 << 20;
+/// A replaced file is reused only once no read of this handle that started
+/// before it was replaced is still running, and at least this long after it
+/// was replaced, so that readers in other processes, which opened it just
+/// before, can finish reading the old content (our own reads are tracked,
+/// and also retry when slower than half of this).
+const REUSE_GRACE: Duration = Duration::from_millis(50);
 
 impl Reaper {
     fn new() -> Reaper {
         Reaper {
             tx: None,
             handle: None,
-            pool: Vec::new(),
+            pool: VecDeque::new(),
+            pool_bytes: 0,
         }
     }
 
@@ -641,17 +700,44 @@ impl Reaper {
     }
 
     /// Keep `trash` for reuse, unlinking what exceeds the pool.
-    fn recycle(&mut self, mut trash: Vec<PathBuf>) {
-        self.pool.append(&mut trash);
-        if self.pool.len() > POOL_MAX {
-            let extra = self.pool.split_off(POOL_MAX);
-            self.send(extra);
+    fn recycle(&mut self, trash: Vec<(PathBuf, u64)>, epoch: u64) {
+        let since = std::time::Instant::now();
+        for (path, size) in trash {
+            self.pool_bytes += size;
+            self.pool.push_back(Pooled {
+                path,
+                since,
+                size,
+                epoch,
+            });
         }
+        let mut extra = Vec::new();
+        while self.pool.len() > POOL_MAX || self.pool_bytes > POOL_BYTES {
+            let Some(p) = self.pool.pop_front() else {
+                break;
+            };
+            self.pool_bytes -= p.size;
+            extra.push(p.path);
+        }
+        self.send(extra);
+    }
+
+    /// The oldest pooled file, if no reader can still be reading it.
+    /// `oldest_reader`: the epoch of the oldest read in flight.
+    fn take(&mut self, oldest_reader: Option<u64>) -> Option<PathBuf> {
+        let front = self.pool.front()?;
+        if front.since.elapsed() < REUSE_GRACE || oldest_reader.is_some_and(|r| r <= front.epoch) {
+            return None;
+        }
+        let p = self.pool.pop_front()?;
+        self.pool_bytes -= p.size;
+        Some(p.path)
     }
 
     /// Unlink the pool and the queued files; stop the thread.
     fn finish(&mut self) {
-        let pool = std::mem::take(&mut self.pool);
+        let pool: Vec<PathBuf> = self.pool.drain(..).map(|p| p.path).collect();
+        self.pool_bytes = 0;
         self.send(pool);
         self.tx = None;
         if let Some(h) = self.handle.take() {
@@ -680,6 +766,8 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
             return;
         }
     }
+    let epoch = shared.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+    let oldest_reader = lock_map(&shared.readers).keys().next().copied();
     // 1. temporaries, in parallel
     let mut temps: Vec<TempSlot> = batch
         .iter()
@@ -691,7 +779,7 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
                 data,
                 durable: true,
                 ..
-            } => (Some(data.as_slice()), reaper.pool.pop(), None),
+            } => (Some(data.as_slice()), reaper.take(oldest_reader), None),
             Op::Write { data, .. } => (Some(data.as_slice()), None, None),
             _ => (None, None, None),
         })
@@ -732,13 +820,13 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
     let mut need_dir_sync = false;
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.len());
     let mut pending: Vec<PendingWrite> = Vec::new();
-    let mut trash: Vec<PathBuf> = Vec::new();
+    let mut trash: Vec<(PathBuf, u64)> = Vec::new();
     // deleted files: unlinked by the reaper, never reused
     let mut removed: Vec<PathBuf> = Vec::new();
     let flush = |pending: &mut Vec<PendingWrite>,
                  outcomes: &mut Vec<Outcome>,
                  need_dir_sync: &mut bool,
-                 trash: &mut Vec<PathBuf>| {
+                 trash: &mut Vec<(PathBuf, u64)>| {
         if pending.is_empty() {
             return;
         }
@@ -842,7 +930,7 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
     for outcome in outcomes {
         outcome(dir_err.as_ref().map(clone_err));
     }
-    reaper.recycle(trash);
+    reaper.recycle(trash, epoch);
     reaper.send(removed);
 }
 
@@ -1167,6 +1255,49 @@ mod tests {
         fs::write(dir.join(format!("{TEMP_PREFIX}1.1")), "x")?; // pid 1 is alive
         assert_eq!(d.init()?, 1);
         assert!(dir.join(format!("{TEMP_PREFIX}1.1")).exists());
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn reused_temporaries_hold_exactly_the_new_content() -> TR {
+        let dir = tmpdir("reuse");
+        let d = FileDir::new(dir.to_str().unwrap_or_default(), ".json")?;
+        d.init()?;
+        for round in 0..6usize {
+            if round == 3 {
+                // let the replaced files of rounds 0-2 become reusable
+                std::thread::sleep(REUSE_GRACE + Duration::from_millis(50));
+            }
+            let (tx, rx) = mpsc::channel();
+            let mut want = Vec::new();
+            for k in 0..8usize {
+                let size = if (round + k) % 2 == 0 {
+                    100_000 + k
+                } else {
+                    3 + k
+                };
+                let byte = b'a' + ((round * 8 + k) % 26) as u8;
+                want.push((format!("k{k}.json"), vec![byte; size]));
+            }
+            for (name, data) in &want {
+                let tx = tx.clone();
+                d.write(
+                    name.clone(),
+                    data.clone(),
+                    true,
+                    Box::new(move |r| {
+                        let _ = tx.send(r);
+                    }),
+                );
+            }
+            for _ in 0..want.len() {
+                rx.recv_timeout(Duration::from_secs(10))??;
+            }
+            for (name, data) in &want {
+                assert_eq!(&fs::read(dir.join(name))?, data, "round {round} {name}");
+            }
+        }
         fs::remove_dir_all(&dir)?;
         Ok(())
     }
