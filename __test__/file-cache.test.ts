@@ -235,6 +235,28 @@ describe('createFileCache native-only behaviour', () => {
     expect(['ERR_IO', 'ERR_CORRUPT']).toContain(e2.code)
   })
 
+  it('reads racing writes of the same keys always see one whole value', async () => {
+    const cache = createFileCache({ directory: dir, memoryMaxSize: 0 })
+    await cache.init()
+    const keys = ['r0', 'r:1', 'r2']
+    for (const k of keys) await cache.setAsync(k, ok({ size: 1, body: 'a' }))
+    for (let round = 0; round < 30; round++) {
+      const ops: Promise<any>[] = []
+      for (let i = 0; i < 24; i++) {
+        const k = keys[i % keys.length]
+        const size = (round * 24 + i) % 2 ? 3 : 20_000 + i * 997
+        ops.push(cache.setAsync(k, ok({ size, body: 'b'.repeat(size) })))
+        ops.push(
+          cache.getAsync(k).then((r: any) => {
+            expect(r.value.body.length).toBe(r.value.size)
+          }),
+        )
+      }
+      await Promise.all(ops)
+      if (round % 10 === 9) await new Promise((r) => setTimeout(r, 60)) // let replaced files become reusable
+    }
+  })
+
   it('a file of invalid UTF-8 is corrupt', async () => {
     mkdirSync(dir)
     writeFileSync(path.join(dir, 'bin.json'), Buffer.from([0xff, 0xfe, 0x7b]))
