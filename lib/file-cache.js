@@ -233,7 +233,13 @@ function createFileCache(options) {
       for (const name of native.names(key)) {
         const path = pathOf(name)
         if (!(await fs.exists(path))) continue
-        const text = await fs.readFile(path)
+        let text
+        try {
+          text = await fs.readFile(path)
+        } catch (e) {
+          if (e && e.code === 'ENOENT') continue // removed since exists(): a miss
+          throw e
+        }
         let result
         try {
           if (typeof text !== 'string') throw corruptError(name, 'fs.readFile did not return a string')
