@@ -90,7 +90,7 @@ export async function run() {
         rows,
         notes: [
           'native durable: each tick’s writes are one group commit: temporaries (reusing replaced files, so no block allocation or freeing), one syncfs, parallel renames, one directory fsync; a write resolves only once on disk.',
-          'native durable:false: new temporary + rename, no fsync (atomic against a process crash only); replaced files are freed, which is what makes it slower than durable on ext4.',
+          'native durable:false: same path without the directory fsync, and data syncs only for reused files (a write into a fresh temporary is not synced): resolves before the rename is on disk.',
           'JS spec recipe: fs.writeFile in place (not atomic, not durable); reads do exists + readFile + JSON.parse.',
           'In-process LRU disabled (memoryMaxSize: 0) so every getAsync reads the disk.',
           ...notes,

@@ -29,8 +29,9 @@
 //! finished (read epochs) and at least 50 ms after it was replaced (readers
 //! in other processes); at most 4,096 files / 32 MiB are kept, the rest and
 //! deleted keys are unlinked by a reaper thread, and the pool is unlinked
-//! when the handle has been idle for 5 s or is dropped. Non-durable writes
-//! never reuse files (stale blocks could surface after a power loss).
+//! when the handle has been idle for 5 s or is dropped. A reused file's data
+//! is always synced before its rename, even for a non-durable write, so its
+//! old blocks (another key's old value) can never surface after a power loss.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -498,6 +499,9 @@ fn committer(shared: Arc<Shared>) {
 struct Temp {
     path: PathBuf,
     file: Option<File>,
+    /// A reused file: its data is always synced before the rename (even for
+    /// a non-durable write), so its old blocks can never surface.
+    reused: bool,
 }
 
 /// Write `data` to a temporary: a recycled one (an old, unlinked version of
@@ -518,6 +522,7 @@ fn write_temp(dir: &Path, data: &[u8], recycled: Option<PathBuf>) -> Result<Temp
                 return Ok(Temp {
                     path,
                     file: Some(file),
+                    reused: true,
                 })
             }
             Err(_) => {
@@ -539,6 +544,7 @@ fn write_temp(dir: &Path, data: &[u8], recycled: Option<PathBuf>) -> Result<Temp
                 return Ok(Temp {
                     path,
                     file: Some(file),
+                    reused: false,
                 });
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
@@ -780,23 +786,12 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
         }
     }
     let epoch = shared.epoch.fetch_add(1, Ordering::SeqCst) + 1;
-    let any_durable = batch
-        .iter()
-        .any(|op| matches!(op, Op::Write { durable: true, .. }));
     let oldest_reader = lock_map(&shared.readers).keys().next().copied();
     // 1. temporaries, in parallel
     let mut temps: Vec<TempSlot> = batch
         .iter()
         .map(|op| match op {
-            // Only durable writes reuse old files: their new content is on
-            // disk before the rename. A non-durable write into a reused
-            // file could surface its stale blocks after a power loss.
-            Op::Write {
-                data,
-                durable: true,
-                ..
-            } => (Some(data.as_slice()), reaper.take(oldest_reader), None),
-            Op::Write { data, .. } => (Some(data.as_slice()), None, None),
+            Op::Write { data, .. } => (Some(data.as_slice()), reaper.take(oldest_reader), None),
             _ => (None, None, None),
         })
         .collect();
@@ -812,14 +807,18 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
         .iter()
         .zip(temps.iter())
         .filter_map(|(op, t)| match (op, t) {
-            (Op::Write { durable: true, .. }, Some(Ok(t))) => t.file.as_ref(),
+            (Op::Write { durable, .. }, Some(Ok(t))) if *durable || t.reused => t.file.as_ref(),
             _ => None,
         })
         .collect();
     if let Err(e) = sync_data(dir, &durable_files) {
         let err = io_err("fsync", dir, e);
         for (op, t) in batch.iter().zip(temps.iter_mut()) {
-            if let (Op::Write { durable: true, .. }, Some(res)) = (op, t.as_mut()) {
+            if let (Op::Write { durable, .. }, Some(res)) = (op, t.as_mut()) {
+                let synced = *durable || res.as_ref().is_ok_and(|t| t.reused);
+                if !synced {
+                    continue;
+                }
                 if let Ok(temp) = res {
                     let _ = fs::remove_file(&temp.path);
                 }
@@ -946,12 +945,7 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
     for outcome in outcomes {
         outcome(dir_err.as_ref().map(clone_err));
     }
-    if any_durable {
-        reaper.recycle(trash, epoch);
-    } else {
-        // only durable writes reuse files: a non-durable handle frees them
-        reaper.send(trash.into_iter().map(|(p, _)| p).collect());
-    }
+    reaper.recycle(trash, epoch);
     reaper.send(removed);
 }
 
