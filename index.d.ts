@@ -139,8 +139,10 @@ export interface FileCacheOptions {
   onCorrupt?: 'error' | 'miss'
   /**
    * Native I/O only: `true` resolves `setAsync`/`deleteAsync`/`clearAsync` once
-   * the change is on disk (fsync, group-committed). `false` skips the fsyncs:
-   * still atomic against a process crash, not against power loss.
+   * the change is on disk (fsync, group-committed). `false` skips the
+   * directory fsync (and the data sync of fresh temporaries): writes stay
+   * atomic (old or new content, never torn), but after a power loss the
+   * latest writes may be missing.
    * @default true
    */
   durable?: boolean
