@@ -140,9 +140,10 @@ export interface FileCacheOptions {
   /**
    * Native I/O only: `true` resolves `setAsync`/`deleteAsync`/`clearAsync` once
    * the change is on disk (fsync, group-committed). `false` skips the
-   * directory fsync (and the data sync of fresh temporaries): writes stay
-   * atomic (old or new content, never torn), but after a power loss the
-   * latest writes may be missing.
+   * directory fsync (and the data sync of fresh temporaries): a process crash
+   * still leaves old or new content, never a torn file; after a power loss
+   * the latest writes may be lost (or, on file systems without ext4's
+   * rename heuristics, left empty).
    * @default true
    */
   durable?: boolean
