@@ -9,29 +9,48 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-export declare class NativeRedisStore {
-  constructor(url: string, connectTimeoutMs: number, commandTimeoutMs: number, tlsCa?: string | undefined | null, tlsCert?: string | undefined | null, tlsKey?: string | undefined | null)
+/** One cache directory: naming, reads, atomic durable writes. */
+export declare class NativeFileDir {
+  constructor(directory: string, extension: string)
+  /** `[primary, legacy?]` file names of `key`. */
+  names(key: string): Array<string>
+  /** Is `file` a name of this cache's scheme? */
+  isOwn(file: string): boolean
+  /** Create the directory; remove temporaries of dead processes. */
+  init(): Promise<number>
+  /** Read `key`'s file: `null` when there is none. */
+  read(key: string): Promise<FileRead | null>
   /**
-   * Run a batch as one pipeline. `blob` is the op keys and the SET values
-   * concatenated (key, then value for a SET), `lens` their UTF-16 lengths:
-   * one string crosses the boundary instead of one per key and value.
+   * Atomically write `data` as `key`'s file. Queued before this returns,
+   * so calls apply in call order.
    */
-  exec(ops: Uint8Array, ttls: Uint32Array, lens: Uint32Array, blob: string): Promise<ExecOut>
+  write(key: string, data: string, durable: boolean): Promise<void>
   /**
-   * Keys matching a Redis glob, by SCAN: concatenated in `blob`, with
-   * their UTF-16 lengths (one string crosses instead of one per key).
+   * Atomically write many files in one group commit (the writes of one
+   * JavaScript tick). Per write: `null`, or the error as `[CODE] message`.
    */
-  keys(pattern: string): Promise<KeysOut>
+  writeMany(keys: Array<string>, data: Array<string>, durable: boolean): Promise<Array<string | null>>
+  /** Remove `key`'s file (and its proven old name): whether one existed. */
+  remove(key: string): Promise<boolean>
+  /** Remove every file of this cache's naming scheme: how many. */
+  clear(): Promise<number>
+  /** Move `name` aside to `<name>.corrupt` if it is still the file read. */
+  quarantine(name: string, identity: string): Promise<string | null>
+}
+
+/** A file-backed KeyValueStore. */
+export declare class NativeFileStore {
+  constructor(directory: string, extension: string, durable: boolean)
+  get(key: string, nowMs: number): Promise<string | null>
   /**
-   * `clearAsync` of the cache with `prefix`: SCAN + UNLINK of the keys it
-   * owns (see `Owners`). Resolves to the number of keys removed.
+   * `expires_at`: ms since the epoch, or null. Queued before this
+   * returns, so calls apply in call order.
    */
-  clearCachePrefix(prefix: string): Promise<number>
-  /** Connect now (if needed) and PING. */
-  ping(): Promise<void>
-  close(): Promise<void>
-  /** Connections opened so far (reconnects add one each). */
-  get connectionsOpened(): number
+  set(key: string, value: string, expiresAt?: number | undefined | null): Promise<void>
+  /** Whether a live entry was removed. Queued before this returns. */
+  delete(key: string, nowMs: number): Promise<boolean>
+  exists(key: string, nowMs: number): Promise<boolean>
+  keys(pattern: string, nowMs: number): Promise<Array<string>>
 }
 
 /**
@@ -40,34 +59,15 @@ export declare class NativeRedisStore {
  */
 export declare function __panicForTest(): void
 
-/**
- * Of `candidates`, the keys a cache with `prefix` may delete, given the
- * registry keys found in the store.
- */
-export declare function cacheDeletableKeys(prefix: string, registryKeys: Array<string>, candidates: Array<string>): Array<string>
-
 /** Escape `* ? [ ] \` so `literal` matches only itself in a `keys()` pattern. */
 export declare function escapeGlob(literal: string): string
 
-export interface ExecOut {
-  codes: Uint8Array
-  /** UTF-16 lengths of the GET values, in order, concatenated in `blob`. */
-  lens: Uint32Array
-  blob: string
-  /** Per-op failures, only when some op failed. */
-  errors?: Array<string | undefined | null>
+/** A read: the file read, its text, and an identity for `quarantine`. */
+export interface FileRead {
+  name: string
+  text: string
+  identity: string
 }
 
 /** Does `key` match the Redis-style glob `pattern`? */
 export declare function globMatch(pattern: string, key: string): boolean
-
-export interface KeysOut {
-  lens: Uint32Array
-  blob: string
-}
-
-/** The registry key that records `prefix` as a `kind` ('cache' | 'state') owner. */
-export declare function ownerRegistryKey(kind: string, prefix: string): string
-
-/** The reserved key space of the owner registry. */
-export declare function ownerRegistryPrefix(): string

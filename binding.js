@@ -835,10 +835,8 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
-module.exports.NativeRedisStore = nativeBinding.NativeRedisStore
+module.exports.NativeFileDir = nativeBinding.NativeFileDir
+module.exports.NativeFileStore = nativeBinding.NativeFileStore
 module.exports.__panicForTest = nativeBinding.__panicForTest
-module.exports.cacheDeletableKeys = nativeBinding.cacheDeletableKeys
 module.exports.escapeGlob = nativeBinding.escapeGlob
 module.exports.globMatch = nativeBinding.globMatch
-module.exports.ownerRegistryKey = nativeBinding.ownerRegistryKey
-module.exports.ownerRegistryPrefix = nativeBinding.ownerRegistryPrefix

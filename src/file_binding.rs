@@ -1,1 +1,256 @@
-//! (to be written)
+//! Thin napi layer over `file_store` / `file_name`. Keys cross as exact
+//! UTF-16 (`Utf16String`: lone surrogates survive). Reads run on tokio's
+//! blocking pool; writes are queued to the directory's committer thread and
+//! resolve when their group commit is durable.
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::error::PersistError;
+use crate::file_store::{Done, FileDir, KvFiles};
+use crate::js_error;
+
+/// A read: the file read, its text, and an identity for `quarantine`.
+#[napi(object)]
+pub struct FileRead {
+    pub name: String,
+    pub text: String,
+    pub identity: String,
+}
+
+fn channel<T: Send + 'static>() -> (
+    Done<T>,
+    tokio::sync::oneshot::Receiver<crate::error::Result<T>>,
+) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    (
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+        rx,
+    )
+}
+
+async fn settle<T>(rx: tokio::sync::oneshot::Receiver<crate::error::Result<T>>) -> Result<T> {
+    match rx.await {
+        Ok(r) => r.map_err(js_error::to_async),
+        Err(_) => Err(js_error::to_async(PersistError::Internal(
+            "file committer stopped".into(),
+        ))),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(move || js_error::guard(f)).await {
+        Ok(r) => r.map_err(js_error::to_async),
+        Err(e) => Err(js_error::to_async(PersistError::Internal(e.to_string()))),
+    }
+}
+
+/// One cache directory: naming, reads, atomic durable writes.
+#[napi]
+pub struct NativeFileDir {
+    inner: Arc<FileDir>,
+}
+
+#[napi]
+impl NativeFileDir {
+    #[napi(constructor, catch_unwind)]
+    pub fn new(env: Env, directory: String, extension: String) -> Result<Self> {
+        js_error::guard(|| FileDir::new(&directory, &extension))
+            .map(|d| NativeFileDir { inner: Arc::new(d) })
+            .map_err(|e| js_error::throw(&env, e))
+    }
+
+    /// `[primary, legacy?]` file names of `key`.
+    #[napi(catch_unwind)]
+    pub fn names(&self, key: Utf16String) -> Vec<String> {
+        let n = self.inner.naming().names(&key);
+        std::iter::once(n.primary).chain(n.legacy).collect()
+    }
+
+    /// Is `file` a name of this cache's scheme?
+    #[napi(catch_unwind)]
+    pub fn is_own(&self, file: String) -> bool {
+        self.inner.naming().is_own(&file)
+    }
+
+    /// Create the directory; remove temporaries of dead processes.
+    #[napi]
+    pub async fn init(&self) -> Result<u32> {
+        let d = Arc::clone(&self.inner);
+        blocking(move || d.init()).await
+    }
+
+    /// Read `key`'s file: `null` when there is none.
+    #[napi]
+    pub async fn read(&self, key: Utf16String) -> Result<Option<FileRead>> {
+        let d = Arc::clone(&self.inner);
+        blocking(move || {
+            let names = d.naming().names(&key);
+            Ok(d.read(&names)?.map(|f| FileRead {
+                name: f.name,
+                text: f.text,
+                identity: f.identity,
+            }))
+        })
+        .await
+    }
+
+    /// Atomically write `data` as `key`'s file. Queued before this returns,
+    /// so calls apply in call order.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn write<'env>(
+        &self,
+        env: &'env Env,
+        key: Utf16String,
+        data: String,
+        durable: bool,
+    ) -> Result<PromiseRaw<'env, ()>> {
+        let (done, rx) = channel();
+        let name = self.inner.naming().names(&key).primary;
+        self.inner.write(name, data.into_bytes(), durable, done);
+        env.spawn_future(settle(rx))
+    }
+
+    /// Atomically write many files in one group commit (the writes of one
+    /// JavaScript tick). Per write: `null`, or the error as `[CODE] message`.
+    #[napi(catch_unwind, ts_return_type = "Promise<Array<string | null>>")]
+    pub fn write_many<'env>(
+        &self,
+        env: &'env Env,
+        keys: Vec<Utf16String>,
+        data: Vec<String>,
+        durable: bool,
+    ) -> Result<PromiseRaw<'env, Vec<Option<String>>>> {
+        if keys.len() != data.len() {
+            return Err(js_error::throw(
+                env,
+                PersistError::InvalidArgument("writeMany: keys and data differ in length".into()),
+            ));
+        }
+        let mut receivers = Vec::with_capacity(keys.len());
+        let mut writes = Vec::with_capacity(keys.len());
+        for (key, text) in keys.into_iter().zip(data) {
+            let (done, rx) = channel::<()>();
+            receivers.push(rx);
+            let name = self.inner.naming().names(&key).primary;
+            writes.push((name, text.into_bytes(), durable, done));
+        }
+        self.inner.write_many(writes);
+        env.spawn_future(async move {
+            let mut out = Vec::with_capacity(receivers.len());
+            for rx in receivers {
+                out.push(match rx.await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(format!("[{}] {}", e.code(), e)),
+                    Err(_) => Some("[ERR_INTERNAL] file committer stopped".into()),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Remove `key`'s file (and its proven old name): whether one existed.
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+    pub fn remove<'env>(&self, env: &'env Env, key: Utf16String) -> Result<PromiseRaw<'env, bool>> {
+        let (done, rx) = channel();
+        let n = self.inner.naming().names(&key);
+        self.inner
+            .delete(std::iter::once(n.primary).chain(n.legacy).collect(), done);
+        env.spawn_future(settle(rx))
+    }
+
+    /// Remove every file of this cache's naming scheme: how many.
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn clear<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, u32>> {
+        let (done, rx) = channel();
+        self.inner.clear(done);
+        env.spawn_future(settle(rx))
+    }
+
+    /// Move `name` aside to `<name>.corrupt` if it is still the file read.
+    #[napi(catch_unwind, ts_return_type = "Promise<string | null>")]
+    pub fn quarantine<'env>(
+        &self,
+        env: &'env Env,
+        name: String,
+        identity: String,
+    ) -> Result<PromiseRaw<'env, Option<String>>> {
+        let (done, rx) = channel();
+        self.inner.quarantine(name, identity, done);
+        env.spawn_future(settle(rx))
+    }
+}
+
+/// A file-backed KeyValueStore.
+#[napi]
+pub struct NativeFileStore {
+    inner: Arc<KvFiles>,
+}
+
+#[napi]
+impl NativeFileStore {
+    #[napi(constructor, catch_unwind)]
+    pub fn new(env: Env, directory: String, extension: String, durable: bool) -> Result<Self> {
+        js_error::guard(|| KvFiles::new(&directory, &extension, durable))
+            .map(|d| NativeFileStore { inner: Arc::new(d) })
+            .map_err(|e| js_error::throw(&env, e))
+    }
+
+    #[napi]
+    pub async fn get(&self, key: Utf16String, now_ms: f64) -> Result<Option<Utf16String>> {
+        let s = Arc::clone(&self.inner);
+        blocking(move || Ok(s.get(&key, now_ms)?.map(Utf16String::from))).await
+    }
+
+    /// `expires_at`: ms since the epoch, or null. Queued before this
+    /// returns, so calls apply in call order.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn set<'env>(
+        &self,
+        env: &'env Env,
+        key: Utf16String,
+        value: Utf16String,
+        expires_at: Option<f64>,
+    ) -> Result<PromiseRaw<'env, ()>> {
+        let (done, rx) = channel();
+        self.inner.set(&key, &value, expires_at, done);
+        env.spawn_future(settle(rx))
+    }
+
+    /// Whether a live entry was removed. Queued before this returns.
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+    pub fn delete<'env>(
+        &self,
+        env: &'env Env,
+        key: Utf16String,
+        now_ms: f64,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        let (done, rx) = channel();
+        self.inner.delete(&key, now_ms, done);
+        env.spawn_future(settle(rx))
+    }
+
+    #[napi]
+    pub async fn exists(&self, key: Utf16String, now_ms: f64) -> Result<bool> {
+        let s = Arc::clone(&self.inner);
+        blocking(move || s.exists(&key, now_ms)).await
+    }
+
+    #[napi]
+    pub async fn keys(&self, pattern: String, now_ms: f64) -> Result<Vec<Utf16String>> {
+        let s = Arc::clone(&self.inner);
+        blocking(move || {
+            Ok(s.keys(&pattern, now_ms)?
+                .into_iter()
+                .map(Utf16String::from)
+                .collect())
+        })
+        .await
+    }
+}
