@@ -286,15 +286,6 @@ export interface FileCache {
 
 export declare function createFileCache(options: FileCacheOptions): FileCache
 
-/** The spec's generic key-value store interface (`ttl` in seconds). */
-export interface KeyValueStore {
-  get(key: string): Promise<string | null>
-  set(key: string, value: string, options?: { ttl?: number }): Promise<void>
-  delete(key: string): Promise<boolean>
-  exists(key: string): Promise<boolean>
-  keys(pattern: string): Promise<string[]>
-}
-
 export interface FileStoreOptions {
   /** Directory holding one file per key (created on first use). */
   directory: string

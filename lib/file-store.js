@@ -7,9 +7,9 @@
 
 const { binding, call } = require('./native.js')
 
-function typeError(message, ctor = TypeError) {
-  const e = new ctor(message)
-  e.code = ctor === RangeError ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG'
+function typeError(message) {
+  const e = new TypeError(message)
+  e.code = 'ERR_INVALID_ARG'
   return e
 }
 
@@ -39,10 +39,10 @@ function createFileStore(options) {
       str(value, 'value')
       let expiresAt = null
       const ttl = opts === undefined || opts === null ? undefined : opts.ttl
-      if (ttl !== undefined && ttl !== null) {
-        if (typeof ttl !== 'number') throw typeError('options.ttl must be a number of seconds')
-        if (!(ttl > 0 && Number.isFinite(ttl))) {
-          throw typeError(`options.ttl must be a positive finite number of seconds, got ${ttl}`, RangeError)
+      // Seconds, as every KeyValueStore: absent or 0 = no expiry (as the Redis store).
+      if (ttl !== undefined && ttl !== null && ttl !== 0) {
+        if (typeof ttl !== 'number' || !(ttl > 0 && Number.isFinite(ttl))) {
+          throw typeError(`set: ttl must be a non-negative finite number of seconds, got ${String(ttl)}`)
         }
         expiresAt = Date.now() + ttl * 1000
       }
