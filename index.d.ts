@@ -357,7 +357,7 @@ export interface KVCacheOptions {
   /** Seconds; absent or 0 = no expiry. Negative, fractional or non-numbers throw a TypeError here. */
   ttl?: number
   /** Bound of the in-process layer used by the sync methods (LRU). Default 1000; 0 disables it. */
-  maxMemoryEntries?: number
+  memoryMaxSize?: number
 }
 
 /** A StepCache whose sync methods use a bounded in-process LRU and whose async methods use the store. */

@@ -50,7 +50,7 @@ describe('createKVCache options', () => {
     expect(() => createKVCache({})).toThrow(TypeError)
     expect(() => createKVCache({ store: { get() {}, set() {}, delete() {}, exists() {} } })).toThrow(/keys/)
     expect(() => createKVCache({ store: createMapStore(), prefix: 3 })).toThrow(TypeError)
-    expect(() => createKVCache({ store: createMapStore(), maxMemoryEntries: -1 })).toThrow(TypeError)
+    expect(() => createKVCache({ store: createMapStore(), memoryMaxSize: -1 })).toThrow(TypeError)
   })
 
   it('ttl absent or 0 sends no ttl (never EX 0); a ttl is passed in seconds', async () => {
@@ -139,8 +139,8 @@ describe('createKVCache behaviour', () => {
     })
   }
 
-  it('the memory layer is bounded (LRU, maxMemoryEntries, default 1000)', async () => {
-    const c = createKVCache({ store: createMapStore(), maxMemoryEntries: 3 })
+  it('the memory layer is bounded (LRU, memoryMaxSize, default 1000)', async () => {
+    const c = createKVCache({ store: createMapStore(), memoryMaxSize: 3 })
     for (const k of ['a', 'b', 'c']) c.set(k, ok(k))
     expect(c.get('a')).toEqual(ok('a')) // refresh a
     c.set('d', ok('d'))
@@ -151,7 +151,7 @@ describe('createKVCache behaviour', () => {
     expect(d.has('k499')).toBe(false)
     expect(d.has('k500')).toBe(true)
     expect(d.has('k1499')).toBe(true)
-    const off = createKVCache({ store: createMapStore(), maxMemoryEntries: 0 })
+    const off = createKVCache({ store: createMapStore(), memoryMaxSize: 0 })
     off.set('x', ok(1))
     expect(off.has('x')).toBe(false)
   })

@@ -9,40 +9,9 @@
 
 const { binding, call, fromNative } = require('./native.js')
 const { serializeResult, deserializeResult } = require('./serialize.js')
+const { createMemoryLayer } = require('./memory-cache.js')
 
-const DEFAULT_MEMORY_MAX_SIZE = 1000
 const FS_METHODS = ['readFile', 'writeFile', 'unlink', 'exists', 'readdir', 'mkdir']
-
-/** A bounded LRU of live values (Map keeps insertion order: oldest first). */
-class Lru {
-  constructor(max) {
-    this.max = max
-    this.map = new Map()
-  }
-  get(key) {
-    const map = this.map
-    if (!map.has(key)) return undefined
-    const v = map.get(key)
-    map.delete(key)
-    map.set(key, v)
-    return v
-  }
-  has(key) {
-    return this.map.has(key)
-  }
-  set(key, value) {
-    const map = this.map
-    map.delete(key)
-    map.set(key, value)
-    if (map.size > this.max) map.delete(map.keys().next().value)
-  }
-  delete(key) {
-    return this.map.delete(key)
-  }
-  clear() {
-    this.map.clear()
-  }
-}
 
 function typeError(message) {
   const e = new TypeError(message)
@@ -82,7 +51,7 @@ function parseFile(name, text) {
 
 function readOptions(options) {
   if (options === null || typeof options !== 'object') throw typeError('createFileCache: options must be an object')
-  const { directory, extension = '.json', fs, memoryMaxSize = DEFAULT_MEMORY_MAX_SIZE, onCorrupt = 'error', durable = true } =
+  const { directory, extension = '.json', fs, memoryMaxSize, onCorrupt = 'error', durable = true } =
     options
   if (typeof directory !== 'string' || directory === '') {
     throw typeError('createFileCache: options.directory must be a non-empty string')
@@ -94,9 +63,6 @@ function readOptions(options) {
       if (typeof fs[m] !== 'function') throw typeError(`createFileCache: options.fs.${m} must be a function`)
     }
   }
-  if (!(memoryMaxSize === Infinity || (Number.isInteger(memoryMaxSize) && memoryMaxSize >= 0))) {
-    throw typeError('createFileCache: options.memoryMaxSize must be a non-negative integer or Infinity')
-  }
   if (onCorrupt !== 'error' && onCorrupt !== 'miss') {
     throw typeError("createFileCache: options.onCorrupt must be 'error' or 'miss'")
   }
@@ -106,13 +72,11 @@ function readOptions(options) {
 
 function createFileCache(options) {
   const { directory, extension, fs, memoryMaxSize, onCorrupt, durable } = readOptions(options)
+  const memory = createMemoryLayer('createFileCache', memoryMaxSize)
   // Validates the extension (TypeError) and owns naming; its committer
   // thread starts only on the first native write.
   const native = new binding.NativeFileDir(directory, extension)
-  const memory = new Lru(memoryMaxSize)
-  const remember = (key, result) => {
-    if (memoryMaxSize > 0) memory.set(key, result)
-  }
+  const remember = (key, result) => memory.set(key, result)
 
   // The writes of one tick go to the native side in one call (one hop, one
   // group commit); each caller still gets its own outcome.

@@ -13,10 +13,10 @@
 
 const { binding } = require('./native.js')
 const { serializeResult, deserializeResult } = require('./serialize.js')
+const { createMemoryLayer } = require('./memory-cache.js')
 const { NATIVE_STORE, typeError } = require('./redis-store.js').internal
 
 const STORE_METHODS = ['get', 'set', 'delete', 'exists', 'keys']
-const DEFAULT_MAX_MEMORY_ENTRIES = 1000
 const DELETE_BATCH = 100
 
 function checkStore(fn, store) {
@@ -78,40 +78,9 @@ async function keysUnder(store, prefix) {
   return keys.filter((k) => typeof k === 'string' && k.startsWith(prefix) && !k.startsWith(reg))
 }
 
-/** A small LRU (Map insertion order = recency). */
-class Lru {
-  constructor(max) {
-    this.max = max
-    this.map = new Map()
-  }
-  get(k) {
-    const v = this.map.get(k)
-    if (v !== undefined) {
-      this.map.delete(k)
-      this.map.set(k, v)
-    }
-    return v
-  }
-  has(k) {
-    return this.map.has(k)
-  }
-  set(k, v) {
-    if (this.max === 0) return
-    this.map.delete(k)
-    this.map.set(k, v)
-    if (this.map.size > this.max) this.map.delete(this.map.keys().next().value)
-  }
-  delete(k) {
-    return this.map.delete(k)
-  }
-  clear() {
-    this.map.clear()
-  }
-}
-
 /**
  * A StepCache backed by a KeyValueStore.
- * @param {{ store, prefix?: string, ttl?: number, maxMemoryEntries?: number }} options
+ * @param {{ store, prefix?: string, ttl?: number, memoryMaxSize?: number }} options
  */
 function createKVCache(options) {
   if (options === null || typeof options !== 'object') throw typeError('createKVCache: options must be an object')
@@ -119,11 +88,7 @@ function createKVCache(options) {
   checkStore('createKVCache', store)
   const prefix = checkPrefix('createKVCache', options.prefix === undefined ? 'workflow:' : options.prefix)
   const ttl = checkTtl(options.ttl)
-  const maxMem = options.maxMemoryEntries === undefined ? DEFAULT_MAX_MEMORY_ENTRIES : options.maxMemoryEntries
-  if (maxMem !== Infinity && (typeof maxMem !== 'number' || !Number.isInteger(maxMem) || maxMem < 0)) {
-    throw typeError(`createKVCache: maxMemoryEntries must be a non-negative integer or Infinity, got ${String(maxMem)}`)
-  }
-  const memory = new Lru(maxMem)
+  const memory = createMemoryLayer('createKVCache', options.memoryMaxSize)
   const native = store[NATIVE_STORE]
   const register = ownerRegistration(store, 'cache', prefix)
   const ttlOpts = ttl ? { ttl } : undefined

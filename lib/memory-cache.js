@@ -281,4 +281,34 @@ function createMemoryCache(options) {
   return cache
 }
 
+/** Default bound of the in-process layer of the file and KV caches (entries). */
+const DEFAULT_MEMORY_MAX_SIZE = 1000
+
+const OFF_LAYER = Object.freeze({
+  get: () => undefined,
+  set: () => {},
+  has: () => false,
+  delete: () => false,
+  clear: () => {},
+})
+
+/**
+ * The bounded in-process layer behind the sync methods of createFileCache and
+ * createKVCache: the native LRU with `maxSize` entries (`Infinity` =
+ * unbounded), or, for `0`, a layer that keeps nothing. Validates the option.
+ */
+function createMemoryLayer(owner, memoryMaxSize = DEFAULT_MEMORY_MAX_SIZE) {
+  if (!(memoryMaxSize === Infinity || (Number.isInteger(memoryMaxSize) && memoryMaxSize >= 0))) {
+    const e = new TypeError(
+      `${owner}: options.memoryMaxSize must be a non-negative integer or Infinity, got ${String(memoryMaxSize)}`,
+    )
+    e.code = 'ERR_INVALID_ARG'
+    throw e
+  }
+  if (memoryMaxSize === 0) return OFF_LAYER
+  return createMemoryCache({ maxSize: memoryMaxSize })
+}
+
 module.exports = { createMemoryCache }
+// Internal (not re-exported by index.js): used by lib/file-cache.js and lib/kv-cache.js.
+Object.defineProperty(module.exports, 'createMemoryLayer', { value: createMemoryLayer, enumerable: false })
