@@ -15,6 +15,7 @@ pub mod file_store;
 pub mod glob;
 pub mod lru;
 pub mod redis_store;
+mod runtime;
 pub mod state_doc;
 
 mod file_binding;
