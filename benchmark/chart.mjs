@@ -10,13 +10,16 @@ export function ratioBars(sections) {
   for (const { suite, tables } of sections) {
     for (const t of tables) {
       t.columns.forEach((col, ci) => {
-        if (ci === 0) return
+        // a plain 'ratio' column compares design variants, not native vs a peer
+        if (ci === 0 || col === 'ratio') return
         const cells = t.rows.map((r) => (typeof r[ci] === 'string' ? /^([\d.]+)×$/.exec(r[ci]) : null))
         if (!cells.some(Boolean)) return
         t.rows.forEach((r, ri) => {
           if (!cells[ri]) return
-          const labelCols = r.slice(0, Math.min(2, ci)).filter((c) => typeof c === 'string' || typeof c === 'number')
-          bars.push({ label: `${suite}: ${labelCols.join(' ')} — ${col}`, value: Number(cells[ri][1]) })
+          // the row's name, plus a second naming column such as 'in flight'
+          const name = /in flight|impl/i.test(t.columns[1] ?? '') ? `${r[0]} ×${r[1]}` : `${r[0]}`
+          const label = `${suite}: ${name} — ${col}`
+          bars.push({ label: label.length > 80 ? `${label.slice(0, 79)}…` : label, value: Number(cells[ri][1]) })
         })
       })
     }
