@@ -246,19 +246,29 @@ impl FileDir {
                     }
                 }
             }
-            let found = found?;
+            let (found, stable) = found?;
             tries += 1;
-            if started.elapsed() < REUSE_GRACE / 2 || tries >= 5 {
+            if stable && (started.elapsed() < REUSE_GRACE / 2 || tries >= 5) {
                 return Ok(found);
+            }
+            if !stable && tries >= 20 {
+                return Err(PersistError::corrupt(
+                    self.shared.dir.join(name).display().to_string(),
+                    "the file kept changing while it was read",
+                ));
             }
         }
     }
 
-    fn read_once(&self, name: &str) -> Result<Option<Found>> {
+    /// One read. The flag says whether the file was stable: still the one at
+    /// `name`, unchanged, from open to the end of the read. A writer in
+    /// another process may reuse a replaced file in place (see `Reaper`), so
+    /// a file that moved or changed under the read is read again.
+    fn read_once(&self, name: &str) -> Result<(Option<Found>, bool)> {
         let path = self.shared.dir.join(name);
         let mut file = match File::open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok((None, true)),
             Err(e) => return Err(io_err("open", &path, e)),
         };
         let meta = file.metadata().map_err(|e| io_err("stat", &path, e))?;
@@ -271,14 +281,23 @@ impl FileDir {
         let mut bytes = Vec::with_capacity(meta.len() as usize);
         file.read_to_end(&mut bytes)
             .map_err(|e| io_err("read", &path, e))?;
+        let id = identity(&meta);
+        let after = file.metadata().map(|m| identity(&m)).ok();
+        let at_path = fs::metadata(&path).map(|m| identity(&m)).ok();
+        if after.as_ref() != Some(&id) || at_path.as_ref() != Some(&id) {
+            return Ok((None, false));
+        }
         let text = String::from_utf8(bytes).map_err(|_| {
             PersistError::corrupt(path.display().to_string(), "not valid UTF-8 text")
         })?;
-        Ok(Some(Found {
-            name: name.to_string(),
-            text,
-            identity: identity(&meta),
-        }))
+        Ok((
+            Some(Found {
+                name: name.to_string(),
+                text,
+                identity: id,
+            }),
+            true,
+        ))
     }
 
     /// Queue an atomic write of `data` to `name`.
