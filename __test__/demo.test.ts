@@ -33,6 +33,10 @@ afterAll(async () => {
   const left: string[] = []
   for await (const keys of client.scanIterator({ MATCH: `${prefix}*` })) left.push(...([] as string[]).concat(keys))
   if (left.length) await client.del(left)
+  // the owner-registry key of the demo's state prefix
+  const registry: string[] = []
+  for await (const keys of client.scanIterator({ MATCH: `__awaitly:owner:*${prefix}` })) registry.push(...([] as string[]).concat(keys))
+  if (registry.length) await client.del(registry)
   await client.quit()
   expect(left).toEqual([]) // the demo deleted its state itself
 })

@@ -25,6 +25,7 @@ const {
   createHydratingCache,
   stringifyState,
   parseState,
+  escapeGlob,
 } = native as any
 
 const REDIS_URL = 'redis://127.0.0.1:6379'
@@ -38,6 +39,12 @@ beforeAll(() => {
 })
 afterAll(async () => {
   for (const c of cleanups) await c()
+  // The caches and persistences registered their prefixes (owner registry); remove ours.
+  if (redisStores.length) {
+    const store = redisStores[0] as any
+    for (const k of await store.keys(`__awaitly:owner:*${escapeGlob(unique)}*`)) await store.delete(k)
+    expect(await store.keys(`*${escapeGlob(unique)}*`)).toEqual([])
+  }
   for (const s of redisStores) await s.close()
   rmSync(dir, { recursive: true, force: true })
 })

@@ -21,9 +21,6 @@ const KILL_DURING = 'create-shipment'
 const orderId = `ord-${process.pid}-${Date.now().toString(36)}`
 const ownDir = !process.env.REDIS_URL && !process.env.DEMO_DIR
 if (ownDir) process.env.DEMO_DIR = mkdtempSync(join(tmpdir(), 'awaitly-crash-resume-'))
-if (process.env.REDIS_URL && !process.env.DEMO_PREFIX) {
-  process.env.DEMO_PREFIX = `demo:crash-resume:${process.pid}-${Date.now().toString(36)}:`
-}
 const { persistence, describe, close } = await openPersistence()
 
 const log = (line = '') => process.stdout.write(`${line}\n`)
