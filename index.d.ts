@@ -328,6 +328,8 @@ export interface RedisStoreOptions {
   commandTimeout?: number
   /** Max calls per pipeline; the calls of one tick are split into pipelines of this size. Default 64. */
   maxBatch?: number
+  /** For `rediss://`: PEM strings of the CA to trust, and a client certificate and key for mutual TLS. Default: the web PKI roots, no client certificate. */
+  tls?: { ca?: string; cert?: string; key?: string }
 }
 
 /**

@@ -1,5 +1,5 @@
 // Public ESM entry: named exports over the CommonJS build (one implementation,
-// one native addon instance). __test__/esm.test.mjs checks this list matches
+// one native addon instance). __test__/smoke.test.ts checks this list matches
 // index.js exactly.
 import cjs from './index.js'
 

@@ -102,15 +102,18 @@ for (const mode of ['native', 'fs'] as const) {
       writeFileSync(path.join(dir, 'torn.json'), '{\n  "ok": true,\n  "val')
       writeFileSync(path.join(dir, 'empty.json'), '')
       writeFileSync(path.join(dir, 'shape.json'), '[1,2]')
-      for (const k of ['torn', 'empty', 'shape']) {
+      // parses and has a boolean ok, but its cause is not a serialized cause
+      writeFileSync(path.join(dir, 'cause.json'), '{"ok":false,"error":"E","cause":"boom"}')
+      for (const k of ['torn', 'empty', 'shape', 'cause']) {
         const e = await rejection(cache.getAsync(k))
         expect(e.code, k).toBe('ERR_CORRUPT')
         expect(e.message).toContain(`${k}.json`)
       }
-      expect(files()).toEqual(['empty.json', 'shape.json', 'torn.json']) // nothing deleted
+      expect(files()).toEqual(['cause.json', 'empty.json', 'shape.json', 'torn.json']) // nothing deleted
       const miss = make({ onCorrupt: 'miss' })
+      expect(await miss.getAsync('cause')).toBeUndefined()
       expect(await miss.getAsync('torn')).toBeUndefined()
-      expect(files()).toEqual(['empty.json', 'shape.json', 'torn.json.corrupt'])
+      expect(files()).toEqual(['cause.json.corrupt', 'empty.json', 'shape.json', 'torn.json.corrupt'])
       writeFileSync(path.join(dir, 'torn.json'), 'again{')
       expect(await miss.getAsync('torn')).toBeUndefined()
       expect(files()).toContain('torn.json.1.corrupt')
@@ -130,6 +133,16 @@ for (const mode of ['native', 'fs'] as const) {
       expect(cache.has('mem')).toBe(false)
       expect(files()).toEqual([...others, 'sub.json'].sort())
       expect(await cache.getAsync('simple')).toBeUndefined()
+    })
+
+    it('clearAsync lands after the writes queued before it', async () => {
+      const cache = make()
+      await cache.init()
+      const writes = [cache.setAsync('a', ok(1)), cache.setAsync('b:x', ok(2))]
+      await cache.clearAsync()
+      await Promise.all(writes)
+      expect(files()).toEqual([])
+      expect(await cache.getAsync('a')).toBeUndefined()
     })
 
     it('deleteAsync reports whether a file existed', async () => {

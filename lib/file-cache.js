@@ -46,7 +46,11 @@ function parseFile(name, text) {
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed) || typeof parsed.ok !== 'boolean') {
     throw corruptError(name, 'not a serialized result')
   }
-  return deserializeResult(parsed)
+  try {
+    return deserializeResult(parsed)
+  } catch (e) {
+    throw corruptError(name, e.message)
+  }
 }
 
 function readOptions(options) {
@@ -85,7 +89,15 @@ function createFileCache(options) {
     if (tick === null) return
     const { keys, texts, settle } = tick
     tick = null
-    native.writeMany(keys, texts, durable).then(
+    let pending
+    try {
+      pending = native.writeMany(keys, texts, durable)
+    } catch (e) {
+      // a synchronous native failure (bad input, caught panic): fail this tick's writes
+      for (const s of settle) s[1](fromNative(e))
+      return
+    }
+    pending.then(
       (errors) => {
         for (let i = 0; i < settle.length; i++) {
           if (errors[i] === null) settle[i][0]()
@@ -112,8 +124,8 @@ function createFileCache(options) {
     get(key) {
       return memory.get(key)
     },
-    set(key, result) {
-      remember(key, result)
+    set(key, result, options) {
+      memory.set(key, result, options)
     },
     has(key) {
       return memory.has(key)
@@ -247,6 +259,8 @@ function createFileCache(options) {
     },
     async clearAsync() {
       memory.clear()
+      // writes and deletes queued before this call land first, then the clear
+      await Promise.allSettled([...tails.values()])
       let files
       try {
         files = await fs.readdir(directory)

@@ -33,7 +33,7 @@ function createHydratingCache(memoryCache, persistence, runId) {
       return loading
     },
     get: (key) => memoryCache.get(key),
-    set: (key, result) => memoryCache.set(key, result),
+    set: (key, result, options) => memoryCache.set(key, result, options),
     has: (key) => memoryCache.has(key),
     delete: (key) => memoryCache.delete(key),
     clear: () => memoryCache.clear(),

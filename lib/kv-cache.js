@@ -119,8 +119,8 @@ function createKVCache(options) {
     get(key) {
       return memory.get(key)
     },
-    set(key, result) {
-      memory.set(key, result)
+    set(key, result, options) {
+      memory.set(key, result, options)
     },
     has(key) {
       return memory.has(key)

@@ -22,10 +22,11 @@ function typeError(message) {
   return e
 }
 
-function timeoutOption(name, value, dflt) {
+/** A positive integer option (`unit` names it in the error), or its default. */
+function positiveIntOption(name, value, dflt, unit) {
   if (value === undefined) return dflt
   if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > 2 ** 31) {
-    throw typeError(`createRedisStore: ${name} must be a positive integer number of milliseconds, got ${String(value)}`)
+    throw typeError(`createRedisStore: ${name} must be a positive integer${unit}, got ${String(value)}`)
   }
   return value
 }
@@ -164,9 +165,9 @@ function createRedisStore(options = {}) {
   if (options === null || typeof options !== 'object') throw typeError('createRedisStore: options must be an object')
   const url = options.url === undefined ? DEFAULTS.url : options.url
   if (typeof url !== 'string' || url.length === 0) throw typeError('createRedisStore: url must be a non-empty string')
-  const connectTimeout = timeoutOption('connectTimeout', options.connectTimeout, DEFAULTS.connectTimeout)
-  const commandTimeout = timeoutOption('commandTimeout', options.commandTimeout, DEFAULTS.commandTimeout)
-  const maxBatch = timeoutOption('maxBatch', options.maxBatch, DEFAULTS.maxBatch)
+  const connectTimeout = positiveIntOption('connectTimeout', options.connectTimeout, DEFAULTS.connectTimeout, ' number of milliseconds')
+  const commandTimeout = positiveIntOption('commandTimeout', options.commandTimeout, DEFAULTS.commandTimeout, ' number of milliseconds')
+  const maxBatch = positiveIntOption('maxBatch', options.maxBatch, DEFAULTS.maxBatch, ' (calls per pipeline)')
   const tls = options.tls === undefined || options.tls === null ? {} : options.tls
   if (typeof tls !== 'object') throw typeError('createRedisStore: tls must be an object like { ca, cert, key } (PEM strings)')
   for (const f of ['ca', 'cert', 'key']) {

@@ -36,15 +36,9 @@ pub fn matches(pattern: &str, text: &str) -> bool {
                     continue;
                 }
                 '[' => {
-                    if let Some((hit, next)) = class_match(&p, pi, t[ti]) {
-                        if hit {
-                            pi = next;
-                            ti += 1;
-                            continue;
-                        }
-                    } else if t[ti] == '[' {
-                        // unterminated class: '[' is literal
-                        pi += 1;
+                    let (hit, next) = class_match(&p, pi, t[ti]);
+                    if hit {
+                        pi = next;
                         ti += 1;
                         continue;
                     }
@@ -80,46 +74,45 @@ pub fn matches(pattern: &str, text: &str) -> bool {
     pi == p.len()
 }
 
-/// Match one character against the class starting at `p[start] == '['`.
-/// Returns (matched, index after the class), or None if the class never closes.
-fn class_match(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
+/// Match one character against the class starting at `p[start] == '['`,
+/// as Redis' `stringmatchlen` reads it: `^` first negates; `\x` is `x`; a `]`
+/// closes the class (even first: `[]` is an empty class); `a-z` is a range
+/// (either order); a class never closed runs to the end of the pattern.
+/// Returns (matched, index after the class).
+fn class_match(p: &[char], start: usize, c: char) -> (bool, usize) {
     let mut i = start + 1;
     let negate = i < p.len() && p[i] == '^';
     if negate {
         i += 1;
     }
     let mut hit = false;
-    let mut first = true;
     while i < p.len() {
-        if p[i] == ']' && !first {
-            return Some((hit != negate, i + 1));
-        }
-        first = false;
-        let mut lo = p[i];
-        if lo == '\\' && i + 1 < p.len() {
-            i += 1;
-            lo = p[i];
-        }
-        if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
-            let mut hi = p[i + 2];
-            let mut step = 3;
-            if hi == '\\' && i + 3 < p.len() {
-                hi = p[i + 3];
-                step = 4;
+        if p[i] == '\\' && i + 1 < p.len() {
+            if p[i + 1] == c {
+                hit = true;
             }
-            let (a, b) = if lo <= hi { (lo, hi) } else { (hi, lo) };
+            i += 2;
+        } else if p[i] == ']' {
+            i += 1;
+            break;
+        } else if i + 2 < p.len() && p[i + 1] == '-' {
+            let (a, b) = if p[i] <= p[i + 2] {
+                (p[i], p[i + 2])
+            } else {
+                (p[i + 2], p[i])
+            };
             if a <= c && c <= b {
                 hit = true;
             }
-            i += step;
+            i += 3;
         } else {
-            if lo == c {
+            if p[i] == c {
                 hit = true;
             }
             i += 1;
         }
     }
-    None
+    (hit != negate, i)
 }
 
 #[cfg(test)]
@@ -149,7 +142,15 @@ mod tests {
         assert!(!matches("h[a-c]llo", "hdllo"));
         assert!(matches("workflow:state:*", "workflow:state:run"));
         assert!(!matches("workflow:state:*", "workflow:cache:run"));
-        assert!(matches("a[", "a["));
+        // Redis' reading of odd classes: `]` first closes an empty class, an
+        // unclosed class runs to the end, `\]` is a literal `]` inside one
+        assert!(!matches("a[", "a["));
+        assert!(matches("a[bc", "ac"));
+        assert!(!matches("[]a]", "a"));
+        assert!(matches("[\\]a]", "]"));
+        assert!(matches("[z-a]", "m"));
+        assert!(matches("[^\\]]", "x"));
+        assert!(!matches("[^\\]]", "]"));
     }
 
     #[test]

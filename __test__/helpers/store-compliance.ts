@@ -117,7 +117,7 @@ export function defineStoreCompliance<S extends KeyValueStore>(
       await store.set(k('t:zero'), 'z', { ttl: 0 })
       expect(await store.get(k('t:short'))).toBe('s')
       expect(await store.exists(k('t:short'))).toBe(true)
-      await sleep(1300)
+      await sleep(2100)
       expect(await store.get(k('t:short'))).toBeNull()
       expect(await store.exists(k('t:short'))).toBe(false)
       expect(sorted(await store.keys(under('t:')))).toEqual([k('t:none'), k('t:zero')])
