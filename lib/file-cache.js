@@ -7,17 +7,11 @@
 // The glue holds what must be JS: the in-process LRU of live Result objects,
 // V8's JSON, and Errors.
 
-const { binding, call, fromNative } = require('./native.js')
+const { binding, call, fromNative, invalidArg: typeError } = require('./native.js')
 const { serializeResult, deserializeResult } = require('./serialize.js')
-const { createMemoryLayer } = require('./memory-cache.js')
+const { createMemoryLayer, delegateStepCache } = require('./memory-cache.js')
 
 const FS_METHODS = ['readFile', 'writeFile', 'unlink', 'exists', 'readdir', 'mkdir']
-
-function typeError(message) {
-  const e = new TypeError(message)
-  e.code = 'ERR_INVALID_ARG'
-  return e
-}
 
 function corruptError(name, reason) {
   const e = new Error(`corrupt value at ${name}: ${reason}`)
@@ -120,23 +114,7 @@ function createFileCache(options) {
       tick.settle.push([resolve, reject])
     })
 
-  const sync = {
-    get(key) {
-      return memory.get(key)
-    },
-    set(key, result, options) {
-      memory.set(key, result, options)
-    },
-    has(key) {
-      return memory.has(key)
-    },
-    delete(key) {
-      return memory.delete(key)
-    },
-    clear() {
-      memory.clear()
-    },
-  }
+  const sync = delegateStepCache(memory)
 
   if (!fs) {
     return {

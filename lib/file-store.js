@@ -5,13 +5,7 @@
 // so keys() can list the exact original keys. TTLs are in seconds, like the
 // spec's KeyValueStore; expiry is judged with Date.now().
 
-const { binding, call } = require('./native.js')
-
-function typeError(message) {
-  const e = new TypeError(message)
-  e.code = 'ERR_INVALID_ARG'
-  return e
-}
+const { binding, call, invalidArg: typeError } = require('./native.js')
 
 function str(value, what) {
   if (typeof value !== 'string') {

@@ -4,7 +4,8 @@
 // set its flag after the await, so two concurrent calls loaded twice); a
 // failed load is not remembered, so hydrate() can be retried.
 
-const { typeError } = require('./redis-store.js').internal
+const { invalidArg: typeError } = require('./native.js')
+const { delegateStepCache } = require('./memory-cache.js')
 
 function createHydratingCache(memoryCache, persistence, runId) {
   for (const m of ['get', 'set', 'has', 'delete', 'clear']) {
@@ -32,11 +33,7 @@ function createHydratingCache(memoryCache, persistence, runId) {
       }
       return loading
     },
-    get: (key) => memoryCache.get(key),
-    set: (key, result, options) => memoryCache.set(key, result, options),
-    has: (key) => memoryCache.has(key),
-    delete: (key) => memoryCache.delete(key),
-    clear: () => memoryCache.clear(),
+    ...delegateStepCache(memoryCache),
   }
 }
 

@@ -11,10 +11,10 @@
 // (`workflow:state:` is always one). Keys stay `${prefix}${key}` as in the JS
 // module, so entries it wrote remain readable.
 
-const { binding } = require('./native.js')
+const { binding, invalidArg: typeError } = require('./native.js')
 const { serializeResult, deserializeResult } = require('./serialize.js')
-const { createMemoryLayer } = require('./memory-cache.js')
-const { NATIVE_STORE, typeError } = require('./redis-store.js').internal
+const { createMemoryLayer, delegateStepCache } = require('./memory-cache.js')
+const { NATIVE_STORE } = require('./redis-store.js').internal
 
 const STORE_METHODS = ['get', 'set', 'delete', 'exists', 'keys']
 const DELETE_BATCH = 100
@@ -116,21 +116,7 @@ function createKVCache(options) {
   }
 
   return {
-    get(key) {
-      return memory.get(key)
-    },
-    set(key, result, options) {
-      memory.set(key, result, options)
-    },
-    has(key) {
-      return memory.has(key)
-    },
-    delete(key) {
-      return memory.delete(key)
-    },
-    clear() {
-      memory.clear()
-    },
+    ...delegateStepCache(memory),
 
     async getAsync(key) {
       const fullKey = `${prefix}${key}`

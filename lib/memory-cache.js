@@ -13,7 +13,7 @@
 //   reads or changes the order. So get/has never cross into native code
 //   (except one flush per RING hits), set/delete cross exactly once.
 
-const { binding } = require('./native.js')
+const { binding, invalidArg } = require('./native.js')
 
 const {
   memoryCacheInit,
@@ -51,12 +51,6 @@ const TYPE_TAGS = ['string', 'boolean', 'object', 'null', 'bigint', 'symbol', 'f
 const tagOf = (v) => 2 + TYPE_TAGS.indexOf(v === null ? 'null' : typeof v)
 
 const OWNER = Symbol('memoryCacheOwner')
-
-function invalidArg(message) {
-  const e = new TypeError(message)
-  e.code = 'ERR_INVALID_ARG'
-  return e
-}
 
 const describe = (v) => (v === null ? 'null' : typeof v === 'object' ? 'an object' : `a ${typeof v}`)
 
@@ -299,16 +293,26 @@ const OFF_LAYER = Object.freeze({
  */
 function createMemoryLayer(owner, memoryMaxSize = DEFAULT_MEMORY_MAX_SIZE) {
   if (!(memoryMaxSize === Infinity || (Number.isInteger(memoryMaxSize) && memoryMaxSize >= 0))) {
-    const e = new TypeError(
+    throw invalidArg(
       `${owner}: options.memoryMaxSize must be a non-negative integer or Infinity, got ${String(memoryMaxSize)}`,
     )
-    e.code = 'ERR_INVALID_ARG'
-    throw e
   }
   if (memoryMaxSize === 0) return OFF_LAYER
   return createMemoryCache({ maxSize: memoryMaxSize })
 }
 
+/** The five sync StepCache methods of a wrapper, delegating to `target` (ttl options included). */
+function delegateStepCache(target) {
+  return {
+    get: (key) => target.get(key),
+    set: (key, result, options) => target.set(key, result, options),
+    has: (key) => target.has(key),
+    delete: (key) => target.delete(key),
+    clear: () => target.clear(),
+  }
+}
+
 module.exports = { createMemoryCache }
 // Internal (not re-exported by index.js): used by lib/file-cache.js and lib/kv-cache.js.
 Object.defineProperty(module.exports, 'createMemoryLayer', { value: createMemoryLayer, enumerable: false })
+Object.defineProperty(module.exports, 'delegateStepCache', { value: delegateStepCache, enumerable: false })

@@ -90,4 +90,11 @@ async function call(promise) {
   }
 }
 
-module.exports = { binding, fromNative, call }
+/** A TypeError for a bad argument or option, with code ERR_INVALID_ARG. */
+function invalidArg(message) {
+  const e = new TypeError(message)
+  e.code = 'ERR_INVALID_ARG'
+  return e
+}
+
+module.exports = { binding, fromNative, call, invalidArg }

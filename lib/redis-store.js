@@ -4,7 +4,7 @@
 // and at the end of the tick the queue goes to Rust as ONE native call (one
 // pipeline, one round trip, one promise), whose results settle the calls.
 
-const { binding, fromNative } = require('./native.js')
+const { binding, fromNative, invalidArg: typeError } = require('./native.js')
 
 /** Marks our native stores; createKVCache/createStatePersistence use the fast paths. */
 const NATIVE_STORE = Symbol.for('awaitly-persistence-native.redisStore')
@@ -15,12 +15,6 @@ const OP_DELETE = 2
 const OP_EXISTS = 3
 
 const DEFAULTS = { url: 'redis://127.0.0.1:6379', connectTimeout: 5000, commandTimeout: 5000, maxBatch: 64 }
-
-function typeError(message) {
-  const e = new TypeError(message)
-  e.code = 'ERR_INVALID_ARG'
-  return e
-}
 
 /** A positive integer option (`unit` names it in the error), or its default. */
 function positiveIntOption(name, value, dflt, unit) {
@@ -251,4 +245,4 @@ function createRedisStore(options = {}) {
 
 module.exports = { createRedisStore }
 // Internals for the other lib/ modules; not enumerable, so index.js does not re-export them.
-Object.defineProperty(module.exports, 'internal', { value: { NATIVE_STORE, storeTtl, typeError } })
+Object.defineProperty(module.exports, 'internal', { value: { NATIVE_STORE, storeTtl } })

@@ -8,7 +8,8 @@
 // sharing the store deletes its documents (see lib/kv-cache.js).
 
 const { stringifyState, deserializeState } = require('./serialize.js')
-const { NATIVE_STORE, typeError } = require('./redis-store.js').internal
+const { NATIVE_STORE } = require('./redis-store.js').internal
+const { invalidArg: typeError } = require('./native.js')
 const { checkStore, checkPrefix, ownerRegistration, keysUnder, corrupt } = require('./kv-cache.js').internal
 
 function isPlainObject(v) {
