@@ -18,7 +18,7 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** One cache directory: naming, reads, atomic durable writes. */
 export declare class NativeFileDir {
-  constructor(directory: string, extension: string)
+  constructor(directory: string, extension: string, reuseFiles?: boolean | undefined | null)
   /** `[primary, legacy?]` file names of `key`. */
   names(key: string): Array<string>
   /** Is `file` a name of this cache's scheme? */
@@ -47,7 +47,7 @@ export declare class NativeFileDir {
 
 /** A file-backed KeyValueStore. */
 export declare class NativeFileStore {
-  constructor(directory: string, extension: string, durable: boolean)
+  constructor(directory: string, extension: string, durable: boolean, reuseFiles?: boolean | undefined | null)
   get(key: string, nowMs: number): Promise<string | null>
   /**
    * `expires_at`: ms since the epoch, or null. Queued before this

@@ -255,6 +255,18 @@ export interface FileCacheOptions {
    * @default true
    */
   durable?: boolean
+  /**
+   * Reuse replaced files as the temporaries of later writes (overwritten in
+   * place, synced, renamed), which avoids a block allocation and a block free
+   * per write: durable writes at 64 in flight measured ~6× faster with it.
+   * Our own reads (in this and other processes) detect a file that changed
+   * under them and read again; a foreign reader of the same directory (the JS
+   * module, `cat`) still reading a file 50 ms after it was replaced could see
+   * other content. Set `false` when other programs read this directory while
+   * it is written. Native I/O only.
+   * @default true
+   */
+  reuseFiles?: boolean
 }
 
 /**
@@ -267,8 +279,8 @@ export interface FileCacheOptions {
 export interface FileCache {
   /** In-process layer only (no disk read). */
   get(key: string): Result<unknown, unknown, unknown> | undefined
-  /** In-process layer only (no disk write). */
-  set(key: string, result: Result<unknown, unknown, unknown>): void
+  /** In-process layer only (no disk write); `options.ttl` in milliseconds, as StepCache. */
+  set(key: string, result: Result<unknown, unknown, unknown>, options?: { ttl?: number }): void
   has(key: string): boolean
   delete(key: string): boolean
   clear(): void
@@ -293,6 +305,8 @@ export interface FileStoreOptions {
   extension?: string
   /** See FileCacheOptions.durable. @default true */
   durable?: boolean
+  /** See FileCacheOptions.reuseFiles. @default true */
+  reuseFiles?: boolean
 }
 
 /**

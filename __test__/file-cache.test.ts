@@ -221,6 +221,21 @@ for (const mode of ['native', 'fs'] as const) {
 }
 
 describe('createFileCache native-only behaviour', () => {
+  it('reuseFiles: replaced files are pooled for reuse by default, unlinked when off', async () => {
+    const pooled = (d: string) => readdirSync(d).filter((n) => n.startsWith('.awaitly-tmp.'))
+    for (const reuseFiles of [true, false]) {
+      const d = path.join(root, `reuse-${reuseFiles}`)
+      const cache = createFileCache({ directory: d, reuseFiles })
+      await cache.init()
+      for (let i = 0; i < 3; i++) await cache.setAsync('a', ok(i))
+      await new Promise((r) => setTimeout(r, 200)) // the reaper thread unlinks off the write path
+      expect(await cache.getAsync('a')).toEqual(ok(2))
+      if (reuseFiles) expect(pooled(d).length, 'pooled').toBeGreaterThan(0)
+      else expect(pooled(d), 'nothing pooled').toEqual([])
+    }
+    expect(() => createFileCache({ directory: dir, reuseFiles: 'yes' })).toThrow(TypeError)
+  })
+
   it('init removes temporaries of dead processes and nothing else', async () => {
     mkdirSync(dir)
     writeFileSync(path.join(dir, '.awaitly-tmp.999999999.7'), 'torn')

@@ -49,7 +49,7 @@ function parseFile(name, text) {
 
 function readOptions(options) {
   if (options === null || typeof options !== 'object') throw typeError('createFileCache: options must be an object')
-  const { directory, extension = '.json', fs, memoryMaxSize, onCorrupt = 'error', durable = true } =
+  const { directory, extension = '.json', fs, memoryMaxSize, onCorrupt = 'error', durable = true, reuseFiles = true } =
     options
   if (typeof directory !== 'string' || directory === '') {
     throw typeError('createFileCache: options.directory must be a non-empty string')
@@ -65,15 +65,16 @@ function readOptions(options) {
     throw typeError("createFileCache: options.onCorrupt must be 'error' or 'miss'")
   }
   if (typeof durable !== 'boolean') throw typeError('createFileCache: options.durable must be a boolean')
-  return { directory, extension, fs: fs ?? undefined, memoryMaxSize, onCorrupt, durable }
+  if (typeof reuseFiles !== 'boolean') throw typeError('createFileCache: options.reuseFiles must be a boolean')
+  return { directory, extension, fs: fs ?? undefined, memoryMaxSize, onCorrupt, durable, reuseFiles }
 }
 
 function createFileCache(options) {
-  const { directory, extension, fs, memoryMaxSize, onCorrupt, durable } = readOptions(options)
+  const { directory, extension, fs, memoryMaxSize, onCorrupt, durable, reuseFiles } = readOptions(options)
   const memory = createMemoryLayer('createFileCache', memoryMaxSize)
   // Validates the extension (TypeError) and owns naming; its committer
   // thread starts only on the first native write.
-  const native = new binding.NativeFileDir(directory, extension)
+  const native = new binding.NativeFileDir(directory, extension, reuseFiles)
   const remember = (key, result) => memory.set(key, result)
 
   // The writes of one tick go to the native side in one call (one hop, one

@@ -16,13 +16,14 @@ function str(value, what) {
 
 function createFileStore(options) {
   if (options === null || typeof options !== 'object') throw typeError('createFileStore: options must be an object')
-  const { directory, extension = '.kv.json', durable = true } = options
+  const { directory, extension = '.kv.json', durable = true, reuseFiles = true } = options
   if (typeof directory !== 'string' || directory === '') {
     throw typeError('createFileStore: options.directory must be a non-empty string')
   }
   if (typeof extension !== 'string') throw typeError('createFileStore: options.extension must be a string')
   if (typeof durable !== 'boolean') throw typeError('createFileStore: options.durable must be a boolean')
-  const native = new binding.NativeFileStore(directory, extension, durable)
+  if (typeof reuseFiles !== 'boolean') throw typeError('createFileStore: options.reuseFiles must be a boolean')
+  const native = new binding.NativeFileStore(directory, extension, durable, reuseFiles)
 
   return {
     async get(key) {

@@ -60,9 +60,17 @@ pub struct NativeFileDir {
 #[napi]
 impl NativeFileDir {
     #[napi(constructor, catch_unwind)]
-    pub fn new(env: Env, directory: String, extension: String) -> Result<Self> {
+    pub fn new(
+        env: Env,
+        directory: String,
+        extension: String,
+        reuse_files: Option<bool>,
+    ) -> Result<Self> {
         js_error::guard(|| FileDir::new(&directory, &extension))
-            .map(|d| NativeFileDir { inner: Arc::new(d) })
+            .map(|d| {
+                d.set_reuse(reuse_files.unwrap_or(true));
+                NativeFileDir { inner: Arc::new(d) }
+            })
             .map_err(|e| js_error::throw(&env, e))
     }
 
@@ -196,9 +204,18 @@ pub struct NativeFileStore {
 #[napi]
 impl NativeFileStore {
     #[napi(constructor, catch_unwind)]
-    pub fn new(env: Env, directory: String, extension: String, durable: bool) -> Result<Self> {
+    pub fn new(
+        env: Env,
+        directory: String,
+        extension: String,
+        durable: bool,
+        reuse_files: Option<bool>,
+    ) -> Result<Self> {
         js_error::guard(|| KvFiles::new(&directory, &extension, durable))
-            .map(|d| NativeFileStore { inner: Arc::new(d) })
+            .map(|d| {
+                d.set_reuse(reuse_files.unwrap_or(true));
+                NativeFileStore { inner: Arc::new(d) }
+            })
             .map_err(|e| js_error::throw(&env, e))
     }
 

@@ -99,6 +99,9 @@ struct Shared {
     epoch: AtomicU64,
     /// Reads in flight, by the epoch they started in (count per epoch).
     readers: Mutex<std::collections::BTreeMap<u64, usize>>,
+    /// Reuse replaced files as later temporaries (see `Reaper`); when off,
+    /// replaced files are unlinked on the reaper thread.
+    reuse: std::sync::atomic::AtomicBool,
     queue: Mutex<Queue>,
     wake: Condvar,
 }
@@ -147,6 +150,7 @@ impl FileDir {
                 ready: std::sync::atomic::AtomicBool::new(false),
                 epoch: AtomicU64::new(0),
                 readers: Mutex::new(Default::default()),
+                reuse: std::sync::atomic::AtomicBool::new(true),
                 queue: Mutex::new(Queue::default()),
                 wake: Condvar::new(),
             }),
@@ -155,6 +159,14 @@ impl FileDir {
 
     pub fn naming(&self) -> &Naming {
         &self.shared.naming
+    }
+
+    /// Turn the reuse of replaced files off (or on again). Off: no file is
+    /// ever overwritten in place, so readers in other processes (the JS
+    /// module, say) can never see a replaced file change under them; durable
+    /// writes then pay for block allocation and freeing (much slower).
+    pub fn set_reuse(&self, on: bool) {
+        self.shared.reuse.store(on, Ordering::SeqCst);
     }
 
     pub fn dir(&self) -> &Path {
@@ -806,11 +818,20 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
     }
     let epoch = shared.epoch.fetch_add(1, Ordering::SeqCst) + 1;
     let oldest_reader = lock_map(&shared.readers).keys().next().copied();
+    let reuse = shared.reuse.load(Ordering::SeqCst);
     // 1. temporaries, in parallel
     let mut temps: Vec<TempSlot> = batch
         .iter()
         .map(|op| match op {
-            Op::Write { data, .. } => (Some(data.as_slice()), reaper.take(oldest_reader), None),
+            Op::Write { data, .. } => (
+                Some(data.as_slice()),
+                if reuse {
+                    reaper.take(oldest_reader)
+                } else {
+                    None
+                },
+                None,
+            ),
             _ => (None, None, None),
         })
         .collect();
@@ -964,7 +985,11 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
     for outcome in outcomes {
         outcome(dir_err.as_ref().map(clone_err));
     }
-    reaper.recycle(trash, epoch);
+    if reuse {
+        reaper.recycle(trash, epoch);
+    } else {
+        reaper.send(trash.into_iter().map(|(path, _)| path).collect());
+    }
     reaper.send(removed);
 }
 
@@ -1111,6 +1136,11 @@ impl KvFiles {
             files: FileDir::with_auto_init(directory, extension, true)?,
             durable,
         })
+    }
+
+    /// See [`FileDir::set_reuse`].
+    pub fn set_reuse(&self, on: bool) {
+        self.files.set_reuse(on)
     }
 
     /// Create the directory once (a store has no `init()` in its interface).
