@@ -7,17 +7,11 @@
 // The glue holds what must be JS: the in-process LRU of live Result objects,
 // V8's JSON, and Errors.
 
-const { binding, call, fromNative, invalidArg: typeError } = require('./native.js')
+const { binding, call, fromNative, invalidArg: typeError, corruptError } = require('./native.js')
 const { serializeResult, deserializeResult } = require('./serialize.js')
 const { createMemoryLayer, delegateStepCache } = require('./memory-cache.js')
 
 const FS_METHODS = ['readFile', 'writeFile', 'unlink', 'exists', 'readdir', 'mkdir']
-
-function corruptError(name, reason) {
-  const e = new Error(`corrupt value at ${name}: ${reason}`)
-  e.code = 'ERR_CORRUPT'
-  return e
-}
 
 function checkKey(key) {
   if (typeof key !== 'string') throw typeError(`key must be a string, got ${key === null ? 'null' : typeof key}`)

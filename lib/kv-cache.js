@@ -11,7 +11,7 @@
 // (`workflow:state:` is always one). Keys stay `${prefix}${key}` as in the JS
 // module, so entries it wrote remain readable.
 
-const { binding, invalidArg: typeError } = require('./native.js')
+const { binding, invalidArg: typeError, corruptError: corrupt, wholeSecondsTtl } = require('./native.js')
 const { serializeResult, deserializeResult } = require('./serialize.js')
 const { createMemoryLayer, delegateStepCache } = require('./memory-cache.js')
 const { NATIVE_STORE } = require('./redis-store.js').internal
@@ -32,20 +32,6 @@ function checkPrefix(fn, prefix) {
 }
 
 /** ttl in seconds: undefined/0 = no expiry; otherwise a positive whole number. */
-function checkTtl(ttl) {
-  if (ttl === undefined || ttl === 0) return 0
-  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 0 || ttl > 0xffffffff) {
-    throw typeError(`createKVCache: ttl must be a non-negative whole number of seconds (0 or absent: no expiry), got ${String(ttl)}`)
-  }
-  return ttl
-}
-
-function corrupt(key, reason, cause) {
-  const e = new Error(`corrupt value at ${key}: ${reason}`, cause ? { cause } : undefined)
-  e.code = 'ERR_CORRUPT'
-  return e
-}
-
 /** Registers `prefix` as an owner of `kind` in `store`, once (retried after a failure). */
 function ownerRegistration(store, kind, prefix) {
   const regKey = binding.ownerRegistryKey(kind, prefix)
@@ -87,7 +73,7 @@ function createKVCache(options) {
   const { store } = options
   checkStore('createKVCache', store)
   const prefix = checkPrefix('createKVCache', options.prefix === undefined ? 'workflow:' : options.prefix)
-  const ttl = checkTtl(options.ttl)
+  const ttl = wholeSecondsTtl('createKVCache: ttl', options.ttl)
   const memory = createMemoryLayer('createKVCache', options.memoryMaxSize)
   const native = store[NATIVE_STORE]
   const register = ownerRegistration(store, 'cache', prefix)
@@ -170,5 +156,5 @@ function createKVCache(options) {
 
 module.exports = { createKVCache }
 Object.defineProperty(module.exports, 'internal', {
-  value: { checkStore, checkPrefix, ownerRegistration, keysUnder, corrupt },
+  value: { checkStore, checkPrefix, ownerRegistration, keysUnder },
 })

@@ -97,4 +97,23 @@ function invalidArg(message) {
   return e
 }
 
-module.exports = { binding, fromNative, call, invalidArg }
+/** A stored value that cannot be read back (code ERR_CORRUPT), worded as the Rust core's. */
+function corruptError(location, reason, cause) {
+  const e = new Error(`corrupt value at ${location}: ${reason}`, cause ? { cause } : undefined)
+  e.code = 'ERR_CORRUPT'
+  return e
+}
+
+/**
+ * A KeyValueStore ttl: a whole number of seconds; undefined or 0 = no expiry
+ * (returns 0). Anything else throws invalidArg naming `what`.
+ */
+function wholeSecondsTtl(what, ttl) {
+  if (ttl === undefined || ttl === 0) return 0
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 0 || ttl > 0xffffffff) {
+    throw invalidArg(`${what} must be a non-negative whole number of seconds (0 or absent: no expiry), got ${String(ttl)}`)
+  }
+  return ttl
+}
+
+module.exports = { binding, fromNative, call, invalidArg, corruptError, wholeSecondsTtl }

@@ -4,7 +4,7 @@
 // and at the end of the tick the queue goes to Rust as ONE native call (one
 // pipeline, one round trip, one promise), whose results settle the calls.
 
-const { binding, fromNative, invalidArg: typeError } = require('./native.js')
+const { binding, fromNative, invalidArg: typeError, wholeSecondsTtl } = require('./native.js')
 
 /** Marks our native stores; createKVCache/createStatePersistence use the fast paths. */
 const NATIVE_STORE = Symbol.for('awaitly-persistence-native.redisStore')
@@ -29,12 +29,8 @@ function positiveIntOption(name, value, dflt, unit) {
 function storeTtl(options) {
   if (options === undefined || options === null) return 0
   if (typeof options !== 'object') throw typeError('set: options must be an object like { ttl }')
-  const ttl = options.ttl
-  if (ttl === undefined || ttl === null || ttl === 0) return 0
-  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 0 || ttl > 0xffffffff) {
-    throw typeError(`set: ttl must be a non-negative whole number of seconds, got ${String(ttl)}`)
-  }
-  return ttl
+  // a store's set also takes { ttl: null } as no expiry, as the npm clients do
+  return options.ttl === null ? 0 : wholeSecondsTtl('set: ttl', options.ttl)
 }
 
 function keyArg(method, key) {

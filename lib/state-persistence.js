@@ -7,37 +7,22 @@
 // prefix as a state prefix (`__awaitly:owner:state:<prefix>`), so no cache
 // sharing the store deletes its documents (see lib/kv-cache.js).
 
-const { stringifyState, deserializeState } = require('./serialize.js')
+const { stringifyState, parseState } = require('./serialize.js')
 const { NATIVE_STORE } = require('./redis-store.js').internal
-const { invalidArg: typeError } = require('./native.js')
-const { checkStore, checkPrefix, ownerRegistration, keysUnder, corrupt } = require('./kv-cache.js').internal
+const { invalidArg: typeError, corruptError: corrupt } = require('./native.js')
+const { checkStore, checkPrefix, ownerRegistration, keysUnder } = require('./kv-cache.js').internal
 
-function isPlainObject(v) {
-  return v !== null && typeof v === 'object' && !Array.isArray(v)
-}
-
-/** Parse and check a stored state document; throws ERR_CORRUPT. */
+/**
+ * A stored state document, read by parseState (which checks the whole
+ * document: JSON, version 1, entries, results, causes, metas); anything it
+ * rejects is ERR_CORRUPT here, with parseState's error as the cause.
+ */
 function decodeState(fullKey, data) {
   if (typeof data !== 'string') throw corrupt(fullKey, `store returned ${typeof data}, not a string`)
-  let doc
   try {
-    doc = JSON.parse(data)
+    return parseState(data)
   } catch (e) {
-    throw corrupt(fullKey, 'not JSON', e)
-  }
-  if (!isPlainObject(doc) || typeof doc.version !== 'number' || !isPlainObject(doc.entries)) {
-    throw corrupt(fullKey, 'not a state document ({ version, entries })')
-  }
-  if (doc.version !== 1) throw corrupt(fullKey, `unsupported state version ${doc.version}`)
-  for (const [step, entry] of Object.entries(doc.entries)) {
-    if (!isPlainObject(entry) || !isPlainObject(entry.result) || typeof entry.result.ok !== 'boolean') {
-      throw corrupt(fullKey, `entry ${JSON.stringify(step)} is not { result: { ok, ... } }`)
-    }
-  }
-  try {
-    return deserializeState(doc)
-  } catch (e) {
-    throw corrupt(fullKey, 'not a state document', e)
+    throw corrupt(fullKey, e.message, e)
   }
 }
 
