@@ -60,17 +60,25 @@ export declare class NativeFileStore {
   keys(pattern: string, nowMs: number): Promise<Array<string>>
 }
 
+/**
+ * The store's core is shared with every call in flight: each method clones
+ * it into a `'static` future, so a call never borrows the JS object, whose
+ * memory Node frees when its worker thread is torn down (a future borrowing
+ * `&self` then read freed memory: the crash of issue 9).
+ */
 export declare class NativeRedisStore {
   constructor(url: string, connectTimeoutMs: number, commandTimeoutMs: number, tlsCa?: string | undefined | null, tlsCert?: string | undefined | null, tlsKey?: string | undefined | null)
   /**
    * Run a batch as one pipeline. `blob` is the op keys and the SET values
    * concatenated (key, then value for a SET), `lens` their UTF-16 lengths:
-   * one string crosses the boundary instead of one per key and value.
+   * one string crosses the boundary instead of one per key and value. It
+   * crosses as UTF-16, so lone surrogates survive (stored as WTF-8).
    */
   exec(ops: Uint8Array, ttls: Uint32Array, lens: Uint32Array, blob: string): Promise<ExecOut>
   /**
    * Keys matching a Redis glob, by SCAN: concatenated in `blob`, with
    * their UTF-16 lengths (one string crosses instead of one per key).
+   * Keys that are not text (no JS string maps to them) are left out.
    */
   keys(pattern: string): Promise<KeysOut>
   /**
@@ -99,9 +107,18 @@ export declare function assembleState(chunks: Array<string>): string
 
 /**
  * Of `candidates`, the keys a cache with `prefix` may delete, given the
- * registry keys found in the store.
+ * registry keys found in the store (for stores written in JavaScript).
  */
 export declare function cacheDeletableKeys(prefix: string, registryKeys: Array<string>, candidates: Array<string>): Array<string>
+
+/**
+ * Finish the queued file operations of this environment's directories and
+ * unlink the replaced and deleted files they still keep, so that nothing
+ * deleted or overwritten stays on disk. Called by the glue on process
+ * `exit` (normal end or `process.exit()`), and by the environment's
+ * teardown hook (worker termination). Blocks, at most 5 s per directory.
+ */
+export declare function drainFileDirs(): void
 
 /** Escape `* ? [ ] \` so `literal` matches only itself in a `keys()` pattern. */
 export declare function escapeGlob(literal: string): string

@@ -7,7 +7,7 @@
 // The glue holds what must be JS: the in-process LRU of live Result objects,
 // V8's JSON, and Errors.
 
-const { binding, call, fromNative, invalidArg: typeError, corruptError } = require('./native.js')
+const { binding, call, fromNative, invalidArg: typeError, corruptError, drainFileDirsOnExit } = require('./native.js')
 const { serializeResult, deserializeResult } = require('./serialize.js')
 const { createMemoryLayer, delegateStepCache } = require('./memory-cache.js')
 
@@ -69,6 +69,7 @@ function createFileCache(options) {
   // Validates the extension (TypeError) and owns naming; its committer
   // thread starts only on the first native write.
   const native = new binding.NativeFileDir(directory, extension, reuseFiles)
+  drainFileDirsOnExit()
   const remember = (key, result) => memory.set(key, result)
 
   // The writes of one tick go to the native side in one call (one hop, one

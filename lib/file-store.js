@@ -5,7 +5,7 @@
 // so keys() can list the exact original keys. TTLs are in seconds, like the
 // spec's KeyValueStore; expiry is judged with Date.now().
 
-const { binding, call, invalidArg: typeError } = require('./native.js')
+const { binding, call, invalidArg: typeError, drainFileDirsOnExit } = require('./native.js')
 
 function str(value, what) {
   if (typeof value !== 'string') {
@@ -24,6 +24,7 @@ function createFileStore(options) {
   if (typeof durable !== 'boolean') throw typeError('createFileStore: options.durable must be a boolean')
   if (typeof reuseFiles !== 'boolean') throw typeError('createFileStore: options.reuseFiles must be a boolean')
   const native = new binding.NativeFileStore(directory, extension, durable, reuseFiles)
+  drainFileDirsOnExit()
 
   return {
     async get(key) {

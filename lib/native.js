@@ -116,4 +116,17 @@ function wholeSecondsTtl(what, ttl) {
   return ttl
 }
 
-module.exports = { binding, fromNative, call, invalidArg, corruptError, wholeSecondsTtl }
+let drainHooked = false
+/**
+ * Called when a native file directory is opened: on process `exit` (a normal
+ * end, or `process.exit()`), finish its queued operations and unlink the
+ * replaced and deleted files it keeps for reuse, so nothing deleted stays on
+ * disk. (A terminated worker runs no JS: the native teardown hook does it.)
+ */
+function drainFileDirsOnExit() {
+  if (drainHooked) return
+  drainHooked = true
+  process.once('exit', () => binding.drainFileDirs())
+}
+
+module.exports = { binding, fromNative, call, invalidArg, corruptError, wholeSecondsTtl, drainFileDirsOnExit }

@@ -2,6 +2,11 @@
 //! UTF-16 (`Utf16String`: lone surrogates survive). Reads run on tokio's
 //! blocking pool; writes are queued to the directory's committer thread and
 //! resolve when their group commit is durable.
+//!
+//! No method returns a future that borrows `self`: each clones the shared
+//! core into a `'static` future, because Node frees the JS object (and the
+//! struct inside it) when a worker thread is torn down, while the call may
+//! still be running on another thread.
 
 use std::sync::Arc;
 
@@ -9,7 +14,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::error::PersistError;
-use crate::file_store::{Done, FileDir, KvFiles};
+use crate::file_store::{DrainHandle, Done, FileDir, KvFiles};
 use crate::js_error;
 
 /// A read: the file read, its text, and an identity for `quarantine`.
@@ -51,6 +56,48 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+thread_local! {
+    /// The directories opened on this thread's JS environment (main thread
+    /// or one worker), drained when it exits: see [`drain_file_dirs`].
+    static DIRS: std::cell::RefCell<Option<Vec<DrainHandle>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// How long exit waits for a directory's queued operations.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Remember `handle` for [`drain_file_dirs`]; the first directory of an
+/// environment also hooks its teardown (a terminated worker runs no JS).
+fn register_dir(env: &Env, handle: DrainHandle) {
+    DIRS.with(|d| {
+        let mut d = d.borrow_mut();
+        let first = d.is_none();
+        let list = d.get_or_insert_with(Vec::new);
+        list.retain(|h| !h.is_dead());
+        list.push(handle);
+        if first {
+            let _ = env.add_env_cleanup_hook((), |_| drain_dirs());
+        }
+    });
+}
+
+fn drain_dirs() {
+    let handles: Vec<DrainHandle> =
+        DIRS.with(|d| d.borrow().as_ref().map(|v| v.to_vec()).unwrap_or_default());
+    for h in handles {
+        h.drain(DRAIN_TIMEOUT);
+    }
+}
+
+/// Finish the queued file operations of this environment's directories and
+/// unlink the replaced and deleted files they still keep, so that nothing
+/// deleted or overwritten stays on disk. Called by the glue on process
+/// `exit` (normal end or `process.exit()`), and by the environment's
+/// teardown hook (worker termination). Blocks, at most 5 s per directory.
+#[napi(catch_unwind)]
+pub fn drain_file_dirs() {
+    drain_dirs();
+}
+
 /// One cache directory: naming, reads, atomic durable writes.
 #[napi]
 pub struct NativeFileDir {
@@ -69,6 +116,7 @@ impl NativeFileDir {
         js_error::guard(|| FileDir::new(&directory, &extension))
             .map(|d| {
                 d.set_reuse(reuse_files.unwrap_or(true));
+                register_dir(&env, d.drain_handle());
                 NativeFileDir { inner: Arc::new(d) }
             })
             .map_err(|e| js_error::throw(&env, e))
@@ -88,25 +136,28 @@ impl NativeFileDir {
     }
 
     /// Create the directory; remove temporaries of dead processes.
-    #[napi]
-    pub async fn init(&self) -> Result<u32> {
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn init<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, u32>> {
         let d = Arc::clone(&self.inner);
-        blocking(move || d.init()).await
+        env.spawn_future(blocking(move || d.init()))
     }
 
     /// Read `key`'s file: `null` when there is none.
-    #[napi]
-    pub async fn read(&self, key: Utf16String) -> Result<Option<FileRead>> {
+    #[napi(catch_unwind, ts_return_type = "Promise<FileRead | null>")]
+    pub fn read<'env>(
+        &self,
+        env: &'env Env,
+        key: Utf16String,
+    ) -> Result<PromiseRaw<'env, Option<FileRead>>> {
         let d = Arc::clone(&self.inner);
-        blocking(move || {
+        env.spawn_future(blocking(move || {
             let names = d.naming().names(&key);
             Ok(d.read(&names)?.map(|f| FileRead {
                 name: f.name,
                 text: f.text,
                 identity: f.identity,
             }))
-        })
-        .await
+        }))
     }
 
     /// Atomically write `data` as `key`'s file. Queued before this returns,
@@ -214,15 +265,23 @@ impl NativeFileStore {
         js_error::guard(|| KvFiles::new(&directory, &extension, durable))
             .map(|d| {
                 d.set_reuse(reuse_files.unwrap_or(true));
+                register_dir(&env, d.drain_handle());
                 NativeFileStore { inner: Arc::new(d) }
             })
             .map_err(|e| js_error::throw(&env, e))
     }
 
-    #[napi]
-    pub async fn get(&self, key: Utf16String, now_ms: f64) -> Result<Option<Utf16String>> {
+    #[napi(catch_unwind, ts_return_type = "Promise<string | null>")]
+    pub fn get<'env>(
+        &self,
+        env: &'env Env,
+        key: Utf16String,
+        now_ms: f64,
+    ) -> Result<PromiseRaw<'env, Option<Utf16String>>> {
         let s = Arc::clone(&self.inner);
-        blocking(move || Ok(s.get(&key, now_ms)?.map(Utf16String::from))).await
+        env.spawn_future(blocking(move || {
+            Ok(s.get(&key, now_ms)?.map(Utf16String::from))
+        }))
     }
 
     /// `expires_at`: ms since the epoch, or null. Queued before this
@@ -253,21 +312,30 @@ impl NativeFileStore {
         env.spawn_future(settle(rx))
     }
 
-    #[napi]
-    pub async fn exists(&self, key: Utf16String, now_ms: f64) -> Result<bool> {
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+    pub fn exists<'env>(
+        &self,
+        env: &'env Env,
+        key: Utf16String,
+        now_ms: f64,
+    ) -> Result<PromiseRaw<'env, bool>> {
         let s = Arc::clone(&self.inner);
-        blocking(move || s.exists(&key, now_ms)).await
+        env.spawn_future(blocking(move || s.exists(&key, now_ms)))
     }
 
-    #[napi]
-    pub async fn keys(&self, pattern: String, now_ms: f64) -> Result<Vec<Utf16String>> {
+    #[napi(catch_unwind, ts_return_type = "Promise<Array<string>>")]
+    pub fn keys<'env>(
+        &self,
+        env: &'env Env,
+        pattern: String,
+        now_ms: f64,
+    ) -> Result<PromiseRaw<'env, Vec<Utf16String>>> {
         let s = Arc::clone(&self.inner);
-        blocking(move || {
+        env.spawn_future(blocking(move || {
             Ok(s.keys(&pattern, now_ms)?
                 .into_iter()
                 .map(Utf16String::from)
                 .collect())
-        })
-        .await
+        }))
     }
 }

@@ -22,16 +22,26 @@
 //!
 //! Speed on ext4 (measured, see benchmark/file.mjs): creating files after a
 //! sync and freeing the blocks of replaced files both wait on the journal
-//! (~1 ms each). So a replaced file is hard-linked to a temporary name before
-//! the rename (the rename frees nothing) and later reused as the temporary
-//! of a durable write: overwritten in place, synced, renamed. It is reused
-//! only after every read of this handle that might have opened it has
-//! finished (read epochs) and at least 50 ms after it was replaced (readers
-//! in other processes); at most 4,096 files / 32 MiB are kept, the rest and
-//! deleted keys are unlinked by a reaper thread, and the pool is unlinked
-//! when the handle has been idle for 5 s or is dropped. A reused file's data
-//! is always synced before its rename, even for a non-durable write, so its
-//! old blocks (another key's old value) can never surface after a power loss.
+//! (~1 ms each). So on Linux the temporary is *exchanged* with the target
+//! (`renameat2(RENAME_EXCHANGE)`, atomic like a rename): the target then
+//! holds the new content and the temporary's name holds the replaced file,
+//! which no other name and no other process refers to. That file is later
+//! reused as the temporary of a write: overwritten in place, synced,
+//! exchanged. Exclusive ownership is what makes reuse safe with several
+//! writer processes on one directory (an earlier scheme hard-linked the old
+//! target, and two processes could link, then both reuse, the same file:
+//! two keys on one inode). A replaced file is reused only after every read
+//! of this handle that might have opened it has finished (read epochs) and
+//! at least 50 ms after it was replaced (readers in other processes, whose
+//! reads re-check the file's identity and read again); at most 4,096 files /
+//! 32 MiB are kept, the rest and deleted keys are unlinked by a reaper
+//! thread, and the pool is unlinked when the handle has been idle for 5 s,
+//! is dropped, or [`DrainHandle::drain`] is called (at process exit and
+//! worker teardown). A reused file's data is always synced before its
+//! exchange, even for a non-durable write, so its old blocks (another key's
+//! old value) can never surface after a power loss. Where the exchange is
+//! not available (other systems, file systems without it) nothing is reused:
+//! the replaced file is hard-linked aside and unlinked by the reaper.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -87,6 +97,9 @@ struct Queue {
     ops: VecDeque<Op>,
     closed: bool,
     running: bool,
+    /// Asked by [`DrainHandle::drain`]: once the queue is empty, unlink the
+    /// pool, finish the reaper and let the committer go.
+    drain: bool,
 }
 
 struct Shared {
@@ -102,8 +115,13 @@ struct Shared {
     /// Reuse replaced files as later temporaries (see `Reaper`); when off,
     /// replaced files are unlinked on the reaper thread.
     reuse: std::sync::atomic::AtomicBool,
+    /// `renameat2(RENAME_EXCHANGE)` works here (cleared on the first
+    /// EINVAL/ENOSYS); reuse needs it.
+    exchange: std::sync::atomic::AtomicBool,
     queue: Mutex<Queue>,
     wake: Condvar,
+    /// Signalled when the committer stops (`running` turns false).
+    stopped: Condvar,
 }
 
 /// One directory of cache files: reads, and queued atomic writes.
@@ -151,8 +169,10 @@ impl FileDir {
                 epoch: AtomicU64::new(0),
                 readers: Mutex::new(Default::default()),
                 reuse: std::sync::atomic::AtomicBool::new(true),
+                exchange: std::sync::atomic::AtomicBool::new(cfg!(target_os = "linux")),
                 queue: Mutex::new(Queue::default()),
                 wake: Condvar::new(),
+                stopped: Condvar::new(),
             }),
         })
     }
@@ -173,6 +193,53 @@ impl FileDir {
         &self.shared.dir
     }
 
+    /// A handle that can drain this directory's pool without keeping it alive.
+    pub fn drain_handle(&self) -> DrainHandle {
+        DrainHandle(Arc::downgrade(&self.shared))
+    }
+}
+
+/// Drains a [`FileDir`]'s replaced files at exit (see [`DrainHandle::drain`]).
+#[derive(Clone)]
+pub struct DrainHandle(std::sync::Weak<Shared>);
+
+impl DrainHandle {
+    /// Wait (at most `timeout`) for the queued operations to finish, then
+    /// unlink every replaced and deleted file still kept: after it, no file
+    /// of ours in the directory holds a deleted or replaced value. Later
+    /// calls of the handle work as before. False if it timed out.
+    pub fn drain(&self, timeout: Duration) -> bool {
+        let Some(shared) = self.0.upgrade() else {
+            return true;
+        };
+        let deadline = std::time::Instant::now() + timeout;
+        let mut q = lock(&shared.queue);
+        if !q.running {
+            return true;
+        }
+        q.drain = true;
+        shared.wake.notify_all();
+        while q.running {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            q = shared
+                .stopped
+                .wait_timeout(q, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// Whether the directory handle is gone.
+    pub fn is_dead(&self) -> bool {
+        self.0.strong_count() == 0
+    }
+}
+
+impl FileDir {
     /// Create the directory (and parents) and remove temporaries left by
     /// processes that are gone (or older than an hour).
     pub fn init(&self) -> Result<u32> {
@@ -482,6 +549,19 @@ fn sync_data(dir: &Path, files: &[&File]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Set `path`'s times to now (best effort, one syscall).
+#[cfg(unix)]
+fn touch(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    if let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) {
+        // SAFETY: a valid NUL-terminated path; NULL times mean "now".
+        unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), std::ptr::null(), 0) };
+    }
+}
+
+#[cfg(not(unix))]
+fn touch(_path: &Path) {}
+
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
@@ -503,11 +583,8 @@ fn committer(shared: Arc<Shared>) {
                 if !q.ops.is_empty() {
                     break q.ops.drain(..).collect();
                 }
-                if q.closed {
-                    q.running = false;
-                    drop(q);
-                    reaper.finish();
-                    return;
+                if q.closed || q.drain {
+                    break Vec::new();
                 }
                 let (guard, timeout) = shared
                     .wake
@@ -515,15 +592,25 @@ fn committer(shared: Arc<Shared>) {
                     .unwrap_or_else(|p| p.into_inner());
                 q = guard;
                 if timeout.timed_out() && q.ops.is_empty() {
-                    // idle: let the thread go; the next push starts another
-                    q.running = false;
-                    drop(q);
-                    reaper.finish();
-                    return;
+                    break Vec::new(); // idle: let the thread go
                 }
             }
         };
-        run_batch(&shared, batch, &mut reaper);
+        if !batch.is_empty() {
+            run_batch(&shared, batch, &mut reaper);
+            continue;
+        }
+        // Stopping: unlink the pool and wait for the reaper, then go unless
+        // work arrived meanwhile (a push saw `running` and did not spawn).
+        reaper.finish();
+        let mut q = lock(&shared.queue);
+        q.drain = false;
+        if q.ops.is_empty() {
+            q.running = false;
+            drop(q);
+            shared.stopped.notify_all();
+            return;
+        }
     }
 }
 
@@ -615,23 +702,28 @@ fn temp_path(dir: &Path) -> PathBuf {
     dir.join(format!("{TEMP_PREFIX}{}.{n}", std::process::id()))
 }
 
+/// A replaced file set aside by [`rename_segment`]: its path, size, and
+/// whether it may be reused (exclusively ours, by exchange).
+type Trash = (PathBuf, u64, bool);
+
 /// Rename each write's temporary over its target. Writes to one name stay in
 /// call order (one lane per name); distinct names go in parallel.
 ///
 /// Freeing the replaced file's blocks is the slow part of a rename on ext4
-/// (journal + discard, ~1-3 ms each): so the old file is first hard-linked
-/// to a temporary name, the rename then frees nothing, and the old files are
-/// unlinked later by a reaper thread, off the callers' path. A crash leaves
-/// them as temporaries, which `init` removes.
+/// (journal + discard, ~1-3 ms each): so the old file is kept (see
+/// [`replace`]), the replacement frees nothing, and the old files are reused
+/// or unlinked later, off the callers' path. A crash leaves them as
+/// temporaries, which `init` removes.
 fn rename_segment(
     dir: &Path,
+    exchange: &std::sync::atomic::AtomicBool,
     lanes: Vec<Vec<(String, Result<Temp>)>>,
-    trash: &mut Vec<(PathBuf, u64)>,
+    trash: &mut Vec<Trash>,
 ) -> Vec<Result<()>> {
     struct Lane {
         jobs: Vec<(String, Result<Temp>)>,
         out: Vec<Result<()>>,
-        trash: Vec<(PathBuf, u64)>,
+        trash: Vec<Trash>,
     }
     let mut lanes: Vec<Lane> = lanes
         .into_iter()
@@ -645,15 +737,16 @@ fn rename_segment(
         for (name, temp) in lane.jobs.drain(..) {
             let res = temp.and_then(|t| {
                 let target = dir.join(&name);
-                let keep = temp_path(dir);
-                if fs::hard_link(&target, &keep).is_ok() {
-                    let size = fs::metadata(&keep).map(|m| m.len()).unwrap_or(0);
-                    lane.trash.push((keep, size));
+                match replace(dir, &t, &target, exchange) {
+                    Ok(old) => {
+                        lane.trash.extend(old);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let _ = fs::remove_file(&t.path);
+                        Err(io_err("rename", &target, e))
+                    }
                 }
-                fs::rename(&t.path, &target).map_err(|e| {
-                    let _ = fs::remove_file(&t.path);
-                    io_err("rename", &target, e)
-                })
             });
             lane.out.push(res);
         }
@@ -665,6 +758,86 @@ fn rename_segment(
             l.out
         })
         .collect()
+}
+
+/// Atomically put `temp` at `target`; the replaced file, if any, is kept
+/// and returned (its blocks are not freed on the caller's path).
+///
+/// With the exchange (Linux), the replaced file ends up at the temporary's
+/// name and nowhere else: reusable. Without it, it is hard-linked aside first
+/// and may still be linked elsewhere (another process may have linked the
+/// same file): only to be unlinked, never reused.
+fn replace(
+    dir: &Path,
+    temp: &Temp,
+    target: &Path,
+    exchange: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<Option<Trash>> {
+    #[cfg(target_os = "linux")]
+    if exchange.load(Ordering::Relaxed) {
+        loop {
+            match renameat2(&temp.path, target, libc::RENAME_EXCHANGE) {
+                Ok(()) => {
+                    let size = fs::symlink_metadata(&temp.path).map_or(0, |m| m.len());
+                    return Ok(Some((temp.path.clone(), size, true)));
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    // no target yet: place it, unless one appeared meanwhile
+                    match renameat2(&temp.path, target, libc::RENAME_NOREPLACE) {
+                        Ok(()) => return Ok(None),
+                        Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+                    ) =>
+                {
+                    exchange.store(false, Ordering::Relaxed);
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = exchange;
+    let keep = temp_path(dir);
+    let kept = fs::hard_link(target, &keep).is_ok();
+    fs::rename(&temp.path, target)?;
+    Ok(kept.then(|| {
+        let size = fs::symlink_metadata(&keep).map_or(0, |m| m.len());
+        (keep, size, false)
+    }))
+}
+
+#[cfg(target_os = "linux")]
+fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(ErrorKind::InvalidInput))
+    };
+    let (from, to) = (c(from)?, c(to)?);
+    // SAFETY: two valid NUL-terminated paths, relative to the cwd. The raw
+    // syscall: glibc's wrapper is missing from older glibc and musl.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            flags,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Unlinks replaced files on its own thread, off the committer's path.
@@ -748,10 +921,13 @@ impl Reaper {
         }
     }
 
-    /// Keep `trash` for reuse, unlinking what exceeds the pool.
+    /// Keep `trash` for reuse, unlinking what exceeds the pool. Each kept
+    /// file's mtime is set to now, so that `init` in another process does
+    /// not take it for a stale temporary while it waits here.
     fn recycle(&mut self, trash: Vec<(PathBuf, u64)>, epoch: u64) {
         let since = std::time::Instant::now();
         for (path, size) in trash {
+            touch(&path);
             let size = size.div_ceil(4096).max(1) * 4096; // blocks on disk
             self.pool_bytes += size;
             self.pool.push_back(Pooled {
@@ -818,7 +994,7 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
     }
     let epoch = shared.epoch.fetch_add(1, Ordering::SeqCst) + 1;
     let oldest_reader = lock_map(&shared.readers).keys().next().copied();
-    let reuse = shared.reuse.load(Ordering::SeqCst);
+    let reuse = shared.reuse.load(Ordering::SeqCst) && shared.exchange.load(Ordering::Relaxed);
     // 1. temporaries, in parallel
     let mut temps: Vec<TempSlot> = batch
         .iter()
@@ -875,13 +1051,13 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
     let mut need_dir_sync = false;
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.len());
     let mut pending: Vec<PendingWrite> = Vec::new();
-    let mut trash: Vec<(PathBuf, u64)> = Vec::new();
+    let mut trash: Vec<Trash> = Vec::new();
     // deleted files: unlinked by the reaper, never reused
     let mut removed: Vec<PathBuf> = Vec::new();
     let flush = |pending: &mut Vec<PendingWrite>,
                  outcomes: &mut Vec<Outcome>,
                  need_dir_sync: &mut bool,
-                 trash: &mut Vec<(PathBuf, u64)>| {
+                 trash: &mut Vec<Trash>| {
         if pending.is_empty() {
             return;
         }
@@ -898,7 +1074,7 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
             lanes[i].push((name, temp));
             waiters[i].push((durable, done));
         }
-        let results = rename_segment(dir, lanes, trash);
+        let results = rename_segment(dir, &shared.exchange, lanes, trash);
         for ((durable, done), res) in waiters.into_iter().flatten().zip(results) {
             *need_dir_sync |= durable && res.is_ok();
             outcomes.push(finish(res, done));
@@ -985,11 +1161,10 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
     for outcome in outcomes {
         outcome(dir_err.as_ref().map(clone_err));
     }
-    if reuse {
-        reaper.recycle(trash, epoch);
-    } else {
-        reaper.send(trash.into_iter().map(|(path, _)| path).collect());
-    }
+    let (reusable, other): (Vec<Trash>, Vec<Trash>) =
+        trash.into_iter().partition(|t| reuse && t.2);
+    reaper.recycle(reusable.into_iter().map(|(p, n, _)| (p, n)).collect(), epoch);
+    reaper.send(other.into_iter().map(|(p, ..)| p).collect());
     reaper.send(removed);
 }
 
@@ -1141,6 +1316,11 @@ impl KvFiles {
     /// See [`FileDir::set_reuse`].
     pub fn set_reuse(&self, on: bool) {
         self.files.set_reuse(on)
+    }
+
+    /// See [`FileDir::drain_handle`].
+    pub fn drain_handle(&self) -> DrainHandle {
+        self.files.drain_handle()
     }
 
     /// Create the directory once (a store has no `init()` in its interface).

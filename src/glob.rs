@@ -15,6 +15,19 @@ pub fn escape(literal: &str) -> String {
     out
 }
 
+/// [`escape`] on bytes (the WTF-8 of a JS string, say): the metacharacters
+/// are ASCII, so every other byte passes through unchanged.
+pub fn escape_bytes(literal: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(literal.len() + 4);
+    for &b in literal {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out
+}
+
 /// Does `text` match the glob `pattern`? Iterative (no recursion), linear in
 /// practice: one backtrack point for the last `*`, as Redis' own matcher.
 pub fn matches(pattern: &str, text: &str) -> bool {

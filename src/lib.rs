@@ -17,6 +17,7 @@ pub mod lru;
 pub mod redis_store;
 mod runtime;
 pub mod state_doc;
+pub mod wtf8;
 
 mod file_binding;
 mod glob_binding;

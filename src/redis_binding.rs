@@ -17,6 +17,7 @@ use napi_derive::napi;
 use crate::error::PersistError;
 use crate::js_error;
 use crate::redis_store::{Op, OpResult, Owners, RedisConfig, RedisStore, REGISTRY_PREFIX};
+use crate::wtf8;
 
 #[cfg(test)]
 mod tests {
@@ -24,12 +25,14 @@ mod tests {
 
     #[test]
     fn split_by_utf16_lengths() -> crate::error::Result<()> {
-        assert_eq!(split_utf16("abcde", &[2, 0, 3])?, vec!["ab", "", "cde"]);
-        // é is 1 UTF-16 unit (2 bytes), 🚀 is 2 units (4 bytes)
-        assert_eq!(split_utf16("aé🚀bc", &[2, 2, 2])?, vec!["aé", "🚀", "bc"]);
-        assert!(split_utf16("aé", &[1]).is_err());
-        assert!(split_utf16("aé", &[3]).is_err());
-        assert_eq!(utf16_len("a🚀é"), 4);
+        let u = |s: &str| s.encode_utf16().collect::<Vec<u16>>();
+        let units = u("abcde");
+        assert_eq!(split_units(&units, &[2, 0, 3])?, vec![&units[..2], &[][..], &units[2..]]);
+        assert!(split_units(&units, &[1]).is_err());
+        assert!(split_units(&units, &[6]).is_err());
+        // a lone surrogate is one unit like any other
+        let lone = [0x61, 0xD800, 0x62];
+        assert_eq!(split_units(&lone, &[1, 2])?, vec![&lone[..1], &lone[1..]]);
         Ok(())
     }
 }
@@ -46,7 +49,7 @@ pub struct ExecOut {
     pub codes: Uint8Array,
     /// UTF-16 lengths of the GET values, in order, concatenated in `blob`.
     pub lens: Uint32Array,
-    pub blob: String,
+    pub blob: Utf16String,
     /// Per-op failures, only when some op failed.
     pub errors: Option<Vec<Option<String>>>,
 }
@@ -54,57 +57,27 @@ pub struct ExecOut {
 #[napi(object)]
 pub struct KeysOut {
     pub lens: Uint32Array,
-    pub blob: String,
+    pub blob: Utf16String,
 }
 
 /// Split `blob` into pieces of the given UTF-16 lengths (JS string lengths).
-fn split_utf16(blob: &str, lens: &[u32]) -> crate::error::Result<Vec<String>> {
-    let total: usize = lens.iter().map(|&l| l as usize).sum();
+fn split_units<'a>(blob: &'a [u16], lens: &[u32]) -> crate::error::Result<Vec<&'a [u16]>> {
     let mut out = Vec::with_capacity(lens.len());
-    if blob.is_ascii() {
-        // UTF-16 units == bytes
-        if blob.len() != total {
-            return Err(PersistError::Internal(
-                "exec: batch text and lengths disagree".into(),
-            ));
-        }
-        let mut pos = 0usize;
-        for &l in lens {
-            let end = pos + l as usize;
-            out.push(blob.get(pos..end).unwrap_or_default().to_string());
-            pos = end;
-        }
-        return Ok(out);
-    }
-    let mut chars = blob.char_indices();
-    let mut start = 0usize;
+    let mut pos = 0usize;
     for &l in lens {
-        let mut units = 0usize;
-        let mut end = start;
-        while units < l as usize {
-            let (i, c) = chars.next().ok_or_else(|| {
-                PersistError::Internal("exec: batch text shorter than its lengths".into())
-            })?;
-            units += c.len_utf16();
-            end = i + c.len_utf8();
-        }
-        out.push(blob[start..end].to_string());
-        start = end;
+        let end = pos + l as usize;
+        let piece = blob.get(pos..end).ok_or_else(|| {
+            PersistError::Internal("exec: batch text shorter than its lengths".into())
+        })?;
+        out.push(piece);
+        pos = end;
     }
-    if start != blob.len() {
+    if pos != blob.len() {
         return Err(PersistError::Internal(
             "exec: batch text longer than its lengths".into(),
         ));
     }
     Ok(out)
-}
-
-fn utf16_len(s: &str) -> u32 {
-    if s.is_ascii() {
-        s.len() as u32
-    } else {
-        s.encode_utf16().count() as u32
-    }
 }
 
 /// Await `fut`, turning a panic inside it into `ERR_INTERNAL` (napi-rs would
@@ -123,6 +96,10 @@ fn coded(e: &PersistError) -> String {
     format!("[{}] {}", e.code(), e)
 }
 
+/// The store's core is shared with every call in flight: each method clones
+/// it into a `'static` future, so a call never borrows the JS object, whose
+/// memory Node frees when its worker thread is torn down (a future borrowing
+/// `&self` then read freed memory: the crash of issue 9).
 #[napi]
 pub struct NativeRedisStore {
     core: RedisStore,
@@ -156,109 +133,147 @@ impl NativeRedisStore {
 
     /// Run a batch as one pipeline. `blob` is the op keys and the SET values
     /// concatenated (key, then value for a SET), `lens` their UTF-16 lengths:
-    /// one string crosses the boundary instead of one per key and value.
-    #[napi]
-    pub async fn exec(
+    /// one string crosses the boundary instead of one per key and value. It
+    /// crosses as UTF-16, so lone surrogates survive (stored as WTF-8).
+    #[napi(catch_unwind, ts_return_type = "Promise<ExecOut>")]
+    pub fn exec<'env>(
         &self,
+        env: &'env Env,
         ops: Uint8Array,
         ttls: Uint32Array,
         lens: Uint32Array,
-        blob: String,
-    ) -> Result<ExecOut> {
-        let n = ops.len();
-        let fail = |m: &str| js_error::to_async(PersistError::Internal(format!("exec: {m}")));
-        if ttls.len() != n {
-            return Err(fail("batch arrays differ in length"));
-        }
-        let pieces = split_utf16(&blob, &lens).map_err(js_error::to_async)?;
-        let mut pieces = pieces.into_iter();
-        let mut batch = Vec::with_capacity(n);
-        for i in 0..n {
-            let key = pieces.next().ok_or_else(|| fail("missing key"))?;
-            let op = match ops[i] {
-                0 => Op::Get(key),
-                1 => {
-                    let v = pieces.next().ok_or_else(|| fail("missing value"))?;
-                    let t = ttls[i];
-                    Op::Set(key, v, (t > 0).then_some(u64::from(t)))
-                }
-                2 => Op::Delete(key),
-                3 => Op::Exists(key),
-                k => return Err(fail(&format!("unknown op {k}"))),
-            };
-            batch.push(op);
-        }
-        let results = guarded(self.core.exec(&batch)).await?;
-        let mut codes = Vec::with_capacity(n);
-        let mut out_lens = Vec::new();
-        let mut out_blob = String::new();
-        let mut errors: Option<Vec<Option<String>>> = None;
-        for (i, r) in results.into_iter().enumerate() {
-            match r {
-                OpResult::Value(Some(s)) => {
-                    codes.push(OUT_VALUE);
-                    out_lens.push(utf16_len(&s));
-                    out_blob.push_str(&s);
-                }
-                OpResult::Value(None) | OpResult::Done => codes.push(OUT_NONE),
-                OpResult::Bool(true) => codes.push(OUT_TRUE),
-                OpResult::Bool(false) => codes.push(OUT_FALSE),
-                OpResult::Failed(e) => {
-                    codes.push(OUT_ERROR);
-                    errors.get_or_insert_with(|| vec![None; n])[i] = Some(coded(&e));
-                }
-            }
-        }
-        Ok(ExecOut {
-            codes: Uint8Array::new(codes),
-            lens: Uint32Array::new(out_lens),
-            blob: out_blob,
-            errors,
+        blob: Utf16String,
+    ) -> Result<PromiseRaw<'env, ExecOut>> {
+        let batch = decode_batch(&ops, &ttls, &lens, &blob);
+        let core = self.core.clone();
+        env.spawn_future(async move {
+            let batch = batch.map_err(js_error::to_async)?;
+            let results = guarded(core.exec(&batch)).await?;
+            Ok(encode_results(results))
         })
     }
 
     /// Keys matching a Redis glob, by SCAN: concatenated in `blob`, with
     /// their UTF-16 lengths (one string crosses instead of one per key).
-    #[napi]
-    pub async fn keys(&self, pattern: String) -> Result<KeysOut> {
-        let keys = guarded(self.core.keys(&pattern)).await?;
-        let mut lens = Vec::with_capacity(keys.len());
-        let mut blob = String::with_capacity(keys.iter().map(String::len).sum());
-        for k in &keys {
-            lens.push(utf16_len(k));
-            blob.push_str(k);
-        }
-        Ok(KeysOut {
-            lens: Uint32Array::new(lens),
-            blob,
+    /// Keys that are not text (no JS string maps to them) are left out.
+    #[napi(catch_unwind, ts_return_type = "Promise<KeysOut>")]
+    pub fn keys<'env>(&self, env: &'env Env, pattern: Utf16String) -> Result<PromiseRaw<'env, KeysOut>> {
+        let core = self.core.clone();
+        let pattern = wtf8::encode(&pattern);
+        env.spawn_future(async move {
+            let keys = guarded(core.keys(&pattern)).await?;
+            let mut lens = Vec::with_capacity(keys.len());
+            let mut blob = Vec::with_capacity(keys.iter().map(Vec::len).sum());
+            for k in &keys {
+                let before = blob.len();
+                if wtf8::decode_into(k, &mut blob) {
+                    lens.push((blob.len() - before) as u32);
+                }
+            }
+            Ok(KeysOut {
+                lens: Uint32Array::new(lens),
+                blob: Utf16String::from(blob),
+            })
         })
     }
 
     /// `clearAsync` of the cache with `prefix`: SCAN + UNLINK of the keys it
     /// owns (see `Owners`). Resolves to the number of keys removed.
-    #[napi]
-    pub async fn clear_cache_prefix(&self, prefix: String) -> Result<f64> {
-        guarded(self.core.clear_cache_prefix(&prefix))
-            .await
-            .map(|n| n as f64)
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn clear_cache_prefix<'env>(
+        &self,
+        env: &'env Env,
+        prefix: Utf16String,
+    ) -> Result<PromiseRaw<'env, f64>> {
+        let core = self.core.clone();
+        let prefix = wtf8::encode(&prefix);
+        env.spawn_future(async move {
+            guarded(core.clear_cache_prefix(&prefix))
+                .await
+                .map(|n| n as f64)
+        })
     }
 
     /// Connect now (if needed) and PING.
-    #[napi]
-    pub async fn ping(&self) -> Result<()> {
-        guarded(self.core.ping()).await
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn ping<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let core = self.core.clone();
+        env.spawn_future(async move { guarded(core.ping()).await })
     }
 
-    #[napi]
-    pub async fn close(&self) -> Result<()> {
-        self.core.close().await;
-        Ok(())
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let core = self.core.clone();
+        env.spawn_future(async move {
+            core.close().await;
+            Ok(())
+        })
     }
 
     /// Connections opened so far (reconnects add one each).
     #[napi(getter)]
     pub fn connections_opened(&self) -> f64 {
         self.core.connections_opened() as f64
+    }
+}
+
+/// The ops of one `exec` call, keys and values as WTF-8 bytes.
+fn decode_batch(
+    ops: &[u8],
+    ttls: &[u32],
+    lens: &[u32],
+    blob: &[u16],
+) -> crate::error::Result<Vec<Op>> {
+    let n = ops.len();
+    let fail = |m: &str| PersistError::Internal(format!("exec: {m}"));
+    if ttls.len() != n {
+        return Err(fail("batch arrays differ in length"));
+    }
+    let mut pieces = split_units(blob, lens)?.into_iter().map(wtf8::encode);
+    let mut batch = Vec::with_capacity(n);
+    for (&kind, &ttl) in ops.iter().zip(ttls) {
+        let key = pieces.next().ok_or_else(|| fail("missing key"))?;
+        batch.push(match kind {
+            0 => Op::Get(key),
+            1 => {
+                let v = pieces.next().ok_or_else(|| fail("missing value"))?;
+                Op::Set(key, v, (ttl > 0).then_some(u64::from(ttl)))
+            }
+            2 => Op::Delete(key),
+            3 => Op::Exists(key),
+            k => return Err(fail(&format!("unknown op {k}"))),
+        });
+    }
+    Ok(batch)
+}
+
+fn encode_results(results: Vec<OpResult>) -> ExecOut {
+    let n = results.len();
+    let mut codes = Vec::with_capacity(n);
+    let mut out_lens = Vec::new();
+    let mut out_blob: Vec<u16> = Vec::new();
+    let mut errors: Option<Vec<Option<String>>> = None;
+    for (i, r) in results.into_iter().enumerate() {
+        match r {
+            OpResult::Value(Some(units)) => {
+                codes.push(OUT_VALUE);
+                out_lens.push(units.len() as u32);
+                out_blob.extend_from_slice(&units);
+            }
+            OpResult::Value(None) | OpResult::Done => codes.push(OUT_NONE),
+            OpResult::Bool(true) => codes.push(OUT_TRUE),
+            OpResult::Bool(false) => codes.push(OUT_FALSE),
+            OpResult::Failed(e) => {
+                codes.push(OUT_ERROR);
+                errors.get_or_insert_with(|| vec![None; n])[i] = Some(coded(&e));
+            }
+        }
+    }
+    ExecOut {
+        codes: Uint8Array::new(codes),
+        lens: Uint32Array::new(out_lens),
+        blob: Utf16String::from(out_blob),
+        errors,
     }
 }
 
@@ -270,21 +285,25 @@ pub fn owner_registry_prefix() -> String {
 
 /// The registry key that records `prefix` as a `kind` ('cache' | 'state') owner.
 #[napi(catch_unwind)]
-pub fn owner_registry_key(kind: String, prefix: String) -> String {
-    Owners::registry_key(&kind, &prefix)
+pub fn owner_registry_key(kind: String, prefix: Utf16String) -> Utf16String {
+    let mut key: Vec<u16> = Owners::registry_key(&kind, "").encode_utf16().collect();
+    key.extend_from_slice(&prefix);
+    Utf16String::from(key)
 }
 
 /// Of `candidates`, the keys a cache with `prefix` may delete, given the
-/// registry keys found in the store.
+/// registry keys found in the store (for stores written in JavaScript).
 #[napi(catch_unwind)]
 pub fn cache_deletable_keys(
-    prefix: String,
-    registry_keys: Vec<String>,
-    candidates: Vec<String>,
-) -> Vec<String> {
-    let owners = Owners::from_registry_keys(registry_keys.iter().map(String::as_str));
+    prefix: Utf16String,
+    registry_keys: Vec<Utf16String>,
+    candidates: Vec<Utf16String>,
+) -> Vec<Utf16String> {
+    let registry: Vec<Vec<u8>> = registry_keys.iter().map(|k| wtf8::encode(k)).collect();
+    let owners = Owners::from_registry_keys(registry.iter().map(Vec::as_slice));
+    let prefix = wtf8::encode(&prefix);
     candidates
         .into_iter()
-        .filter(|k| owners.cache_may_delete(&prefix, k))
+        .filter(|k| owners.cache_may_delete(&prefix, &wtf8::encode(k)))
         .collect()
 }

@@ -23,6 +23,7 @@ use tokio::sync::Mutex;
 
 use crate::error::{PersistError, Result};
 use crate::glob;
+use crate::wtf8;
 
 /// Reserved key space of the owner registry: `__awaitly:owner:<kind>:<prefix>`.
 pub const REGISTRY_PREFIX: &str = "__awaitly:owner:";
@@ -60,27 +61,28 @@ impl Default for RedisConfig {
     }
 }
 
-/// One operation of a batch.
+/// One operation of a batch. Keys and values are bytes: the WTF-8 of the
+/// JS strings ([`crate::wtf8`]), so every JS string is stored exactly.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    Get(String),
+    Get(Vec<u8>),
     /// key, value, ttl in whole seconds (None or 0: no expiry).
-    Set(String, String, Option<u64>),
-    Delete(String),
-    Exists(String),
+    Set(Vec<u8>, Vec<u8>, Option<u64>),
+    Delete(Vec<u8>),
+    Exists(Vec<u8>),
 }
 
 /// The outcome of one [`Op`] in a batch that reached the server.
 #[derive(Debug)]
 pub enum OpResult {
-    /// GET: the value, or None when the key does not exist.
-    Value(Option<String>),
+    /// GET: the value as UTF-16 units, or None when the key does not exist.
+    Value(Option<Vec<u16>>),
     /// DELETE / EXISTS.
     Bool(bool),
     /// SET.
     Done,
     /// The server rejected this one command (e.g. WRONGTYPE), or its value
-    /// is not UTF-8.
+    /// is not text ([`PersistError::Corrupt`]).
     Failed(PersistError),
 }
 
@@ -360,15 +362,15 @@ impl RedisStore {
     /// Every key matching the Redis glob `pattern`, by SCAN (deduplicated;
     /// order unspecified). Reserved registry keys are left out unless the
     /// pattern asks for them explicitly (starts with the registry prefix).
-    pub async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
-        let want_registry = pattern.starts_with("__awaitly");
+    pub async fn keys(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let want_registry = pattern.starts_with(b"__awaitly");
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         let mut cursor: u64 = 0;
         loop {
             let (next, page) = self.scan_page(cursor, pattern).await?;
             for k in page {
-                if !want_registry && k.starts_with(REGISTRY_PREFIX) {
+                if !want_registry && k.starts_with(REGISTRY_PREFIX.as_bytes()) {
                     continue;
                 }
                 if seen.insert(k.clone()) {
@@ -383,7 +385,7 @@ impl RedisStore {
         Ok(out)
     }
 
-    async fn scan_page(&self, cursor: u64, pattern: &str) -> Result<(u64, Vec<String>)> {
+    async fn scan_page(&self, cursor: u64, pattern: &[u8]) -> Result<(u64, Vec<Vec<u8>>)> {
         let mut p = redis::pipe();
         p.cmd("SCAN")
             .arg(cursor)
@@ -397,33 +399,30 @@ impl RedisStore {
             .ok_or_else(|| PersistError::Internal("SCAN: no reply".into()))?;
         let (next, keys): (u64, Vec<Vec<u8>>) = redis::from_redis_value(reply)
             .map_err(|e| PersistError::Store(format!("SCAN: unexpected reply: {e}")))?;
-        let keys = keys
-            .into_iter()
-            .filter_map(|k| String::from_utf8(k).ok())
-            .collect();
         Ok((next, keys))
     }
 
     /// Read the owner registry (see [`Owners`]).
     pub async fn owners(&self) -> Result<Owners> {
         let pattern = format!("{}*", glob::escape(REGISTRY_PREFIX));
-        let keys = self.keys(&pattern).await?;
-        Ok(Owners::from_registry_keys(keys.iter().map(String::as_str)))
+        let keys = self.keys(pattern.as_bytes()).await?;
+        Ok(Owners::from_registry_keys(keys.iter().map(Vec::as_slice)))
     }
 
     /// Delete every key under `prefix` that the cache with that prefix owns
     /// (see [`Owners::cache_may_delete`]), by SCAN + UNLINK in pages; the
     /// UNLINK of one page overlaps the SCAN of the next. Returns how many
     /// keys were removed.
-    pub async fn clear_cache_prefix(&self, prefix: &str) -> Result<u64> {
+    pub async fn clear_cache_prefix(&self, prefix: &[u8]) -> Result<u64> {
         let owners = self.owners().await?;
-        let pattern = format!("{}*", glob::escape(prefix));
+        let mut pattern = glob::escape_bytes(prefix);
+        pattern.push(b'*');
         let mut cursor = 0u64;
         let mut seen = HashSet::new();
         let mut tasks = tokio::task::JoinSet::new();
         loop {
             let (next, page) = self.scan_page(cursor, &pattern).await?;
-            let doomed: Vec<String> = page
+            let doomed: Vec<Vec<u8>> = page
                 .into_iter()
                 .filter(|k| owners.cache_may_delete(prefix, k) && seen.insert(k.clone()))
                 .collect();
@@ -476,12 +475,15 @@ fn decode(op: &Op, v: Value) -> OpResult {
     match op {
         Op::Get(k) => match v {
             Value::Nil => OpResult::Value(None),
-            Value::BulkString(b) => match String::from_utf8(b) {
-                Ok(s) => OpResult::Value(Some(s)),
-                Err(_) => OpResult::Failed(PersistError::corrupt(k, "value is not UTF-8 text")),
+            Value::BulkString(b) => match wtf8::decode(&b) {
+                Some(units) => OpResult::Value(Some(units)),
+                None => OpResult::Failed(PersistError::corrupt(
+                    String::from_utf8_lossy(k),
+                    "value is not text (not UTF-8, nor a JS string we wrote)",
+                )),
             },
-            Value::SimpleString(s) => OpResult::Value(Some(s)),
-            Value::Okay => OpResult::Value(Some("OK".into())),
+            Value::SimpleString(s) => OpResult::Value(Some(s.encode_utf16().collect())),
+            Value::Okay => OpResult::Value(Some("OK".encode_utf16().collect())),
             other => OpResult::Failed(PersistError::Store(format!(
                 "GET: unexpected reply {other:?}"
             ))),
@@ -503,8 +505,8 @@ fn decode(op: &Op, v: Value) -> OpResult {
 /// is not (also) a state prefix. Registry keys themselves are never deleted.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Owners {
-    /// (prefix, is_state)
-    entries: Vec<(String, bool)>,
+    /// (prefix, is_state), prefixes as bytes (WTF-8)
+    entries: Vec<(Vec<u8>, bool)>,
 }
 
 /// Kinds in registry keys.
@@ -518,31 +520,31 @@ impl Owners {
     }
 
     /// Build from registry keys (others are ignored); adds the default state prefix.
-    pub fn from_registry_keys<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut entries = vec![(DEFAULT_STATE_PREFIX.to_string(), true)];
+    pub fn from_registry_keys<'a>(keys: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut entries = vec![(DEFAULT_STATE_PREFIX.as_bytes().to_vec(), true)];
         for k in keys {
-            let Some(rest) = k.strip_prefix(REGISTRY_PREFIX) else {
+            let Some(rest) = k.strip_prefix(REGISTRY_PREFIX.as_bytes()) else {
                 continue;
             };
-            if let Some(p) = rest.strip_prefix("state:") {
-                entries.push((p.to_string(), true));
-            } else if let Some(p) = rest.strip_prefix("cache:") {
-                entries.push((p.to_string(), false));
+            if let Some(p) = rest.strip_prefix(b"state:") {
+                entries.push((p.to_vec(), true));
+            } else if let Some(p) = rest.strip_prefix(b"cache:") {
+                entries.push((p.to_vec(), false));
             }
         }
         Owners { entries }
     }
 
     /// May the cache with prefix `cache_prefix` delete `key` in `clearAsync`?
-    pub fn cache_may_delete(&self, cache_prefix: &str, key: &str) -> bool {
-        if key.starts_with(REGISTRY_PREFIX) || !key.starts_with(cache_prefix) {
+    pub fn cache_may_delete(&self, cache_prefix: &[u8], key: &[u8]) -> bool {
+        if key.starts_with(REGISTRY_PREFIX.as_bytes()) || !key.starts_with(cache_prefix) {
             return false;
         }
         // Longest registered prefix of `key` (the cache's own counts too).
         let mut best_len = cache_prefix.len();
         let mut best_is_state = false;
         for (p, is_state) in &self.entries {
-            if !key.starts_with(p.as_str()) {
+            if !key.starts_with(p) {
                 continue;
             }
             if p.len() > best_len {
@@ -562,27 +564,31 @@ mod tests {
 
     #[test]
     fn ownership_longest_prefix_wins_and_state_is_protected() {
-        let o = Owners::from_registry_keys([
-            "__awaitly:owner:cache:workflow:",
-            "__awaitly:owner:cache:workflow:a:",
-            "__awaitly:owner:state:app:state:",
-            "unrelated",
-        ]);
+        let o = Owners::from_registry_keys(
+            [
+                "__awaitly:owner:cache:workflow:",
+                "__awaitly:owner:cache:workflow:a:",
+                "__awaitly:owner:state:app:state:",
+                "unrelated",
+            ]
+            .map(str::as_bytes),
+        );
+        let may = |p: &str, k: &str| o.cache_may_delete(p.as_bytes(), k.as_bytes());
         // the JS module's trap: cache `workflow:` vs state `workflow:state:`
-        assert!(o.cache_may_delete("workflow:", "workflow:step1"));
-        assert!(!o.cache_may_delete("workflow:", "workflow:state:run1"));
+        assert!(may("workflow:", "workflow:step1"));
+        assert!(!may("workflow:", "workflow:state:run1"));
         // a longer cache prefix owns its keys
-        assert!(!o.cache_may_delete("workflow:", "workflow:a:x"));
-        assert!(o.cache_may_delete("workflow:a:", "workflow:a:x"));
+        assert!(!may("workflow:", "workflow:a:x"));
+        assert!(may("workflow:a:", "workflow:a:x"));
         // registered state prefix
-        assert!(!o.cache_may_delete("app:", "app:state:r"));
-        assert!(o.cache_may_delete("app:", "app:other"));
+        assert!(!may("app:", "app:state:r"));
+        assert!(may("app:", "app:other"));
         // a cache on a state prefix never deletes states
-        assert!(!o.cache_may_delete("workflow:state:", "workflow:state:r"));
+        assert!(!may("workflow:state:", "workflow:state:r"));
         // registry keys and foreign keys are never deleted
-        assert!(!o.cache_may_delete("", "__awaitly:owner:cache:workflow:"));
-        assert!(o.cache_may_delete("", "zzz"));
-        assert!(!o.cache_may_delete("x:", "y:1"));
+        assert!(!may("", "__awaitly:owner:cache:workflow:"));
+        assert!(may("", "zzz"));
+        assert!(!may("x:", "y:1"));
         assert_eq!(
             Owners::registry_key(KIND_STATE, "s:"),
             "__awaitly:owner:state:s:"
@@ -612,11 +618,11 @@ mod tests {
     async fn roundtrip_scan_clear_against_local_redis() -> Result<()> {
         let store = RedisStore::new(RedisConfig::default())?;
         let pre = unique("rt");
-        let k = |s: &str| format!("{pre}{s}");
+        let k = |s: &str| format!("{pre}{s}").into_bytes();
         let res = store
             .exec(&[
-                Op::Set(k("a"), "1".into(), None),
-                Op::Set(k("b*"), "2".into(), Some(60)),
+                Op::Set(k("a"), b"1".to_vec(), None),
+                Op::Set(k("b*"), b"2".to_vec(), Some(60)),
                 Op::Get(k("a")),
                 Op::Get(k("missing")),
                 Op::Exists(k("b*")),
@@ -628,22 +634,22 @@ mod tests {
             vec![
                 OpResult::Done,
                 OpResult::Done,
-                OpResult::Value(Some("1".into())),
+                OpResult::Value(Some(vec![u16::from(b'1')])),
                 OpResult::Value(None),
                 OpResult::Bool(true),
                 OpResult::Bool(false),
             ]
         );
-        let mut keys = store.keys(&format!("{}*", glob::escape(&pre))).await?;
+        let all = format!("{}*", glob::escape(&pre)).into_bytes();
+        let mut keys = store.keys(&all).await?;
         keys.sort();
         assert_eq!(keys, vec![k("a"), k("b*")]);
-        let only_star = store.keys(&format!("{}b\\*", glob::escape(&pre))).await?;
+        let only_star = store
+            .keys(format!("{}b\\*", glob::escape(&pre)).as_bytes())
+            .await?;
         assert_eq!(only_star, vec![k("b*")]);
-        assert_eq!(store.clear_cache_prefix(&pre).await?, 2);
-        assert!(store
-            .keys(&format!("{}*", glob::escape(&pre)))
-            .await?
-            .is_empty());
+        assert_eq!(store.clear_cache_prefix(pre.as_bytes()).await?, 2);
+        assert!(store.keys(&all).await?.is_empty());
         assert_eq!(store.connections_opened(), 1);
         store.close().await;
         assert_eq!(
@@ -663,7 +669,7 @@ mod tests {
             ..Default::default()
         })?;
         let t = std::time::Instant::now();
-        let e = store.exec(&[Op::Get("x".into())]).await.err();
+        let e = store.exec(&[Op::Get(b"x".to_vec())]).await.err();
         assert!(t.elapsed() < Duration::from_millis(1000));
         let code = e.map(|e| e.code());
         assert!(
@@ -683,15 +689,15 @@ mod tests {
         store.run(&p).await?;
         let res = store
             .exec(&[
-                Op::Get(hash.clone()),
-                Op::Set(format!("{pre}ok"), "v".into(), None),
+                Op::Get(hash.clone().into_bytes()),
+                Op::Set(format!("{pre}ok").into_bytes(), b"v".to_vec(), None),
             ])
             .await?;
         assert!(
             matches!(&res[0], OpResult::Failed(PersistError::Store(m)) if m.contains("WRONGTYPE"))
         );
         assert_eq!(res[1], OpResult::Done);
-        store.clear_cache_prefix(&pre).await?;
+        store.clear_cache_prefix(pre.as_bytes()).await?;
         Ok(())
     }
 }
