@@ -14,7 +14,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::error::PersistError;
-use crate::file_store::{DrainHandle, Done, FileDir, KvFiles};
+use crate::file_store::{Done, DrainHandle, FileDir, KvFiles};
 use crate::js_error;
 
 /// A read: the file read, its text, and an identity for `quarantine`.

@@ -1161,9 +1161,11 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
     for outcome in outcomes {
         outcome(dir_err.as_ref().map(clone_err));
     }
-    let (reusable, other): (Vec<Trash>, Vec<Trash>) =
-        trash.into_iter().partition(|t| reuse && t.2);
-    reaper.recycle(reusable.into_iter().map(|(p, n, _)| (p, n)).collect(), epoch);
+    let (reusable, other): (Vec<Trash>, Vec<Trash>) = trash.into_iter().partition(|t| reuse && t.2);
+    reaper.recycle(
+        reusable.into_iter().map(|(p, n, _)| (p, n)).collect(),
+        epoch,
+    );
     reaper.send(other.into_iter().map(|(p, ..)| p).collect());
     reaper.send(removed);
 }
@@ -1444,6 +1446,65 @@ mod tests {
         }));
         rx.recv_timeout(Duration::from_secs(10))
             .map_err(|e| PersistError::Internal(e.to_string()))?
+    }
+
+    /// Two handles on one directory (as two processes have) writing the same
+    /// keys, with reuse: no file ever gets a second name, so no key can end
+    /// up sharing another key's file (the hard-link scheme did exactly that).
+    #[cfg(unix)]
+    #[test]
+    fn two_handles_one_directory_never_share_a_file() -> TR {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tmpdir("two-handles");
+        let path = dir.to_str().unwrap_or_default().to_string();
+        let handles = [FileDir::new(&path, ".json")?, FileDir::new(&path, ".json")?];
+        handles[0].init()?;
+        for round in 0..12usize {
+            if round % 4 == 3 {
+                std::thread::sleep(REUSE_GRACE + Duration::from_millis(20));
+            }
+            let (tx, rx) = mpsc::channel();
+            let mut n = 0;
+            for (h, d) in handles.iter().enumerate() {
+                for k in 0..40usize {
+                    let tx = tx.clone();
+                    let data = format!("{h}:{k}:{round}").into_bytes();
+                    d.write(
+                        format!("k{k}.json"),
+                        data,
+                        round % 2 == 0,
+                        Box::new(move |r| {
+                            let _ = tx.send(r);
+                        }),
+                    );
+                    n += 1;
+                }
+            }
+            for _ in 0..n {
+                rx.recv_timeout(Duration::from_secs(10))??;
+            }
+            for k in 0..40usize {
+                let m = fs::metadata(dir.join(format!("k{k}.json")))?;
+                assert_eq!(m.nlink(), 1, "k{k} has {} names", m.nlink());
+                let text = fs::read_to_string(dir.join(format!("k{k}.json")))?;
+                assert!(text.starts_with("0:") || text.starts_with("1:"), "{text}");
+                assert_eq!(text.split(':').nth(1), Some(k.to_string().as_str()));
+            }
+        }
+        // drained: only the 40 key files are left
+        for h in &handles {
+            assert!(h.drain_handle().drain(Duration::from_secs(5)));
+        }
+        let left: Vec<String> = fs::read_dir(&dir)?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| is_temp(n))
+            .collect();
+        assert_eq!(left, Vec::<String>::new());
+        // and the handles still work after a drain
+        wait(|done| handles[1].write("after.json".into(), b"x".to_vec(), true, done))?;
+        assert_eq!(fs::read(dir.join("after.json"))?, b"x");
+        let _ = fs::remove_dir_all(&dir);
+        Ok(())
     }
 
     #[test]

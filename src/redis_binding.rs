@@ -27,7 +27,10 @@ mod tests {
     fn split_by_utf16_lengths() -> crate::error::Result<()> {
         let u = |s: &str| s.encode_utf16().collect::<Vec<u16>>();
         let units = u("abcde");
-        assert_eq!(split_units(&units, &[2, 0, 3])?, vec![&units[..2], &[][..], &units[2..]]);
+        assert_eq!(
+            split_units(&units, &[2, 0, 3])?,
+            vec![&units[..2], &[][..], &units[2..]]
+        );
         assert!(split_units(&units, &[1]).is_err());
         assert!(split_units(&units, &[6]).is_err());
         // a lone surrogate is one unit like any other
@@ -157,7 +160,11 @@ impl NativeRedisStore {
     /// their UTF-16 lengths (one string crosses instead of one per key).
     /// Keys that are not text (no JS string maps to them) are left out.
     #[napi(catch_unwind, ts_return_type = "Promise<KeysOut>")]
-    pub fn keys<'env>(&self, env: &'env Env, pattern: Utf16String) -> Result<PromiseRaw<'env, KeysOut>> {
+    pub fn keys<'env>(
+        &self,
+        env: &'env Env,
+        pattern: Utf16String,
+    ) -> Result<PromiseRaw<'env, KeysOut>> {
         let core = self.core.clone();
         let pattern = wtf8::encode(&pattern);
         env.spawn_future(async move {

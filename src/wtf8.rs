@@ -84,9 +84,8 @@ fn decode_slow(b: &[u8], out: &mut Vec<u16>) -> bool {
                 if x == 0xE0 && y < 0xA0 {
                     return false; // overlong
                 }
-                let cp = (u32::from(x & 0x0F) << 12)
-                    | (u32::from(y & 0x3F) << 6)
-                    | u32::from(z & 0x3F);
+                let cp =
+                    (u32::from(x & 0x0F) << 12) | (u32::from(y & 0x3F) << 6) | u32::from(z & 0x3F);
                 (cp, 3)
             }
             0xF0..=0xF4 => {
@@ -132,7 +131,14 @@ mod tests {
 
     #[test]
     fn well_formed_strings_are_their_utf8() {
-        for s in ["", "abc", "é", "🚀 x", "日本語", "\u{7f}\u{80}\u{7ff}\u{800}\u{ffff}"] {
+        for s in [
+            "",
+            "abc",
+            "é",
+            "🚀 x",
+            "日本語",
+            "\u{7f}\u{80}\u{7ff}\u{800}\u{ffff}",
+        ] {
             assert_eq!(encode(&units(s)), s.as_bytes());
             assert_eq!(decode(s.as_bytes()), Some(units(s)));
         }
@@ -152,7 +158,9 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for c in &cases {
             let b = encode(c);
-            assert!(std::str::from_utf8(&b).is_err() || !c.iter().any(|u| (0xD800..0xE000).contains(u)));
+            assert!(
+                std::str::from_utf8(&b).is_err() || !c.iter().any(|u| (0xD800..0xE000).contains(u))
+            );
             assert_eq!(decode(&b).as_ref(), Some(c), "{c:x?}");
             assert!(seen.insert(b));
         }
@@ -163,11 +171,11 @@ mod tests {
     fn foreign_bytes_are_rejected() {
         for b in [
             &[0xFF][..],
-            &[0xC0, 0x80],             // overlong
-            &[0xE0, 0x80, 0x80],       // overlong
+            &[0xC0, 0x80],                         // overlong
+            &[0xE0, 0x80, 0x80],                   // overlong
             &[0xED, 0xA0, 0x80, 0xED, 0xB0, 0x80], // CESU-8 pair
-            &[0x61, 0xE2, 0x82],       // truncated
-            &[0xF4, 0x90, 0x80, 0x80], // > U+10FFFF
+            &[0x61, 0xE2, 0x82],                   // truncated
+            &[0xF4, 0x90, 0x80, 0x80],             // > U+10FFFF
         ] {
             assert_eq!(decode(b), None, "{b:x?}");
         }
