@@ -403,3 +403,48 @@ export declare function createHydratingCache(
   persistence: Pick<StatePersistence, 'load'>,
   runId: string,
 ): StepCache & { hydrate(): Promise<void> }
+
+// ---------------------------------------------------------------------------
+// Errors: every error this package raises, as one type (README "Errors").
+// ---------------------------------------------------------------------------
+
+/** Codes of the errors thrown as a `TypeError`. */
+export type PersistenceTypeErrorCode = 'ERR_INVALID_ARG' | 'ERR_INVALID_DOCUMENT'
+/** Codes of the errors thrown as a plain `Error`. */
+export type PersistenceErrorOnlyCode =
+  | 'ERR_CORRUPT'
+  | 'ERR_IO'
+  | 'ERR_STORE_UNAVAILABLE'
+  | 'ERR_STORE_TIMEOUT'
+  | 'ERR_STORE'
+  | 'ERR_STORE_CLOSED'
+  | 'ERR_INTERNAL'
+  | 'ERR_NATIVE_BINDING_NOT_FOUND'
+/** Every `code` an error of this package can carry. */
+export type PersistenceErrorCode = PersistenceTypeErrorCode | 'ERR_JSON_SYNTAX' | 'ERR_OUT_OF_RANGE' | PersistenceErrorOnlyCode
+
+/**
+ * An error raised by this package: its class and `code` go together, so
+ * checking `code` narrows the class (and the other way round):
+ * - `TypeError`: `ERR_INVALID_ARG` (a bad argument or option), `ERR_INVALID_DOCUMENT`
+ *   (JSON that is not a state document / serialized value);
+ * - `SyntaxError`: `ERR_JSON_SYNTAX` (text that is not JSON);
+ * - `RangeError`: `ERR_OUT_OF_RANGE` (a value too deep for `JSON.stringify`);
+ * - `Error`: `ERR_CORRUPT`, `ERR_IO`, `ERR_STORE_UNAVAILABLE`, `ERR_STORE_TIMEOUT`,
+ *   `ERR_STORE`, `ERR_STORE_CLOSED`, `ERR_INTERNAL` (a Rust panic caught at the boundary),
+ *   `ERR_NATIVE_BINDING_NOT_FOUND` (with `platformPackage`, the package that is missing).
+ */
+export type PersistenceError =
+  | (TypeError & { code: PersistenceTypeErrorCode })
+  | (SyntaxError & { code: 'ERR_JSON_SYNTAX' })
+  | (RangeError & { code: 'ERR_OUT_OF_RANGE' })
+  | (Error & { code: Exclude<PersistenceErrorOnlyCode, 'ERR_NATIVE_BINDING_NOT_FOUND'> })
+  | (Error & { code: 'ERR_NATIVE_BINDING_NOT_FOUND'; platformPackage: string })
+
+/**
+ * Is `error` a {@link PersistenceError}: an `Error` of the class its `code` belongs to,
+ * with one of the codes above? For `catch (e)` without casts. It checks the shape
+ * (class + code), so an error of the same shape from elsewhere (Node's own
+ * `RangeError` with code `ERR_OUT_OF_RANGE`) passes too.
+ */
+export declare function isPersistenceError(error: unknown): error is PersistenceError

@@ -27,6 +27,7 @@ export const {
   createHydratingCache,
   escapeGlob,
   globMatch,
+  isPersistenceError,
 } = cjs
 
 export default cjs

@@ -26,19 +26,26 @@ function demo(env: Record<string, string | undefined>) {
 const onFile = demo({ REDIS_URL: undefined, DEMO_PREFIX: undefined, DEMO_DIR: undefined })
 const onRedis = demo({ REDIS_URL: 'redis://127.0.0.1:6379', DEMO_PREFIX: prefix, DEMO_DIR: undefined })
 
-afterAll(async () => {
-  await onRedis
+// Every key of the Redis run holds its own prefix: its state keys
+// (`${prefix}<order>`) and the owner-registry key of that prefix
+// (`__awaitly:owner:state:${prefix}`). The demo must leave none of them; any
+// found are removed here, then reported.
+async function demoKeysInRedis(): Promise<string[]> {
   const client = createClient({ url: 'redis://127.0.0.1:6379' })
   await client.connect()
-  const left: string[] = []
-  for await (const keys of client.scanIterator({ MATCH: `${prefix}*` })) left.push(...([] as string[]).concat(keys))
-  if (left.length) await client.del(left)
-  // the owner-registry key of the demo's state prefix
-  const registry: string[] = []
-  for await (const keys of client.scanIterator({ MATCH: `__awaitly:owner:*${prefix}` })) registry.push(...([] as string[]).concat(keys))
-  if (registry.length) await client.del(registry)
-  await client.quit()
-  expect(left).toEqual([]) // the demo deleted its state itself
+  try {
+    const found: string[] = []
+    for await (const keys of client.scanIterator({ MATCH: `*${prefix}*`, COUNT: 1000 })) found.push(...([] as string[]).concat(keys))
+    if (found.length) await client.del(found)
+    return found.sort()
+  } finally {
+    await client.quit()
+  }
+}
+
+afterAll(async () => {
+  await onRedis
+  await demoKeysInRedis()
 })
 
 const STEPS = ['validate-order', 'reserve-inventory', 'charge-payment', 'create-shipment', 'send-confirmation']
@@ -76,5 +83,11 @@ describe('npm run demo', () => {
     const { code, out } = await onRedis
     expect(out).toContain(`state store: Redis redis://127.0.0.1:6379 (prefix ${prefix})`)
     checkOutput(code, out)
+    expect(out).toMatch(/Nothing of the demo is left in the store/)
+  }, 60_000)
+
+  it('leaves no key of its own in Redis: no state, no owner-registry key', async () => {
+    await onRedis
+    expect(await demoKeysInRedis()).toEqual([])
   }, 60_000)
 })

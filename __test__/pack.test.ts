@@ -1,5 +1,6 @@
-// Install without Rust: `npm pack` the main package and the linux-x64-gnu
-// platform package (its .node copied in, as `napi artifacts` does before
+// Install without Rust: `npm pack` the main package (scripts on: its prepack
+// drops `scripts`, so the packed package.json has no build script) and the
+// linux-x64-gnu platform package (its .node copied in, as `napi artifacts` does before
 // publishing), install both from the tarballs into a new project with no
 // registry access (--offline) and with `cargo`/`rustc` off PATH, then run a
 // TypeScript file there that imports the package by name (ESM and CJS) and
@@ -7,7 +8,7 @@
 // with an error naming it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFile } from 'node:child_process'
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
 import { createRequire } from 'node:module'
@@ -64,11 +65,24 @@ describe('packed packages install and work without Rust', () => {
     const built = join(root, NODE_FILE)
     expect(existsSync(built), `${NODE_FILE} must be built first (npm run build)`).toBe(true)
 
-    // Main package: scripts off, so packing does not rebuild (prepare).
+    // Main package: packed with its scripts on, as `npm pack` / `npm publish`
+    // do, from a copy of the checkout (prepack rewrites package.json for the
+    // duration of the pack; other test files read the checkout's meanwhile).
     const packs = join(work, 'tarballs')
     mkdirSync(packs)
-    const main = await run('npm', ['pack', '--ignore-scripts', '--pack-destination', packs, root], work)
-    expect(main.code, main.stderr).toBe(0)
+    const source = join(work, 'source')
+    const manifestText = readFileSync(join(root, 'package.json'), 'utf8')
+    const manifest = JSON.parse(manifestText)
+    expect(manifest.scripts.prepare, 'a checkout builds on npm install').toBe('npm run build')
+    for (const entry of [...manifest.files, 'package.json', 'README.md', 'scripts']) {
+      cpSync(join(root, entry), join(source, entry), { recursive: true })
+    }
+    const main = await run('npm', ['pack', '--pack-destination', packs, source], work)
+    expect(main.code, `${main.stdout}\n${main.stderr}`).toBe(0)
+    // prepack stripped the scripts, so `prepare` (a build) did not run, and postpack restored them
+    expect(`${main.stdout}\n${main.stderr}`).not.toMatch(/napi build/)
+    expect(readFileSync(join(source, 'package.json'), 'utf8')).toBe(manifestText)
+    expect(existsSync(join(source, '.package.json.dev'))).toBe(false)
     // Platform package, staged as `napi artifacts` leaves npm/<platform>.
     const staged = join(work, 'stage', PLATFORM)
     cpSync(join(root, 'npm', PLATFORM), staged, { recursive: true })
@@ -83,6 +97,13 @@ describe('packed packages install and work without Rust', () => {
     expect(listing.stdout).toContain('package/index.mjs')
     expect(listing.stdout).toContain('package/binding.js')
     expect(listing.stdout).not.toMatch(/\.node\b|Cargo\.toml|\.rs\b/)
+    // The packed package.json asks nobody to build: no lifecycle script at all.
+    const packed = await run('tar', ['-xOzf', join(packs, 'awaitly-persistence-native-0.1.0.tgz'), 'package/package.json'], work)
+    expect(packed.code, packed.stderr).toBe(0)
+    const packedManifest = JSON.parse(packed.stdout)
+    expect(packedManifest.scripts, 'no prepare/install/postinstall or any other script').toBeUndefined()
+    expect(packedManifest.engines).toEqual(manifest.engines)
+    expect(packedManifest.exports).toEqual(manifest.exports)
 
     // A new project; both packages from the tarballs, nothing from a registry.
     cpSync(join(root, '__test__', 'fixtures', 'pack'), project, { recursive: true })

@@ -86,12 +86,11 @@ fn split_units<'a>(blob: &'a [u16], lens: &[u32]) -> crate::error::Result<Vec<&'
 /// Await `fut`, turning a panic inside it into `ERR_INTERNAL` (napi-rs would
 /// reject with a bare "Panic in async function").
 async fn guarded<T>(fut: impl std::future::Future<Output = crate::error::Result<T>>) -> Result<T> {
-    use futures_util::FutureExt;
-    match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+    match js_error::catch_panic_async(fut).await {
         Ok(r) => r.map_err(js_error::to_async),
-        Err(_) => Err(js_error::to_async(PersistError::Internal(
-            "panic in the Redis store".into(),
-        ))),
+        Err(what) => Err(js_error::to_async(PersistError::Internal(format!(
+            "panic in the Redis store: {what}"
+        )))),
     }
 }
 

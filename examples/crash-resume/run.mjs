@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { openPersistence } from './store.mjs'
+import { openPersistence, stateOwnerKey } from './store.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const worker = join(here, 'order-worker.mjs')
@@ -21,7 +21,7 @@ const KILL_DURING = 'create-shipment'
 const orderId = `ord-${process.pid}-${Date.now().toString(36)}`
 const ownDir = !process.env.REDIS_URL && !process.env.DEMO_DIR
 if (ownDir) process.env.DEMO_DIR = mkdtempSync(join(tmpdir(), 'awaitly-crash-resume-'))
-const { persistence, describe, close } = await openPersistence()
+const { store, prefix, persistence, describe, close } = await openPersistence()
 
 const log = (line = '') => process.stdout.write(`${line}\n`)
 let failed = false
@@ -85,9 +85,23 @@ try {
     fail(`run 2 skipped ${skipped.length} steps, the saved state held ${afterCrash.steps.size}`)
   }
   if (!second.complete) fail('run 2 did not complete the order')
+  // Leave nothing behind: the state is gone; the prefix's owner-registry key
+  // goes too, unless states of other runs of the demo are still under it.
+  const ownerKey = stateOwnerKey(prefix)
+  const othersRunning = (await persistence.list()).length > 0
+  if (!othersRunning) await store.delete(ownerKey)
+  const leftover = []
+  if (await store.exists(`${prefix}${orderId}`)) leftover.push(`${prefix}${orderId}`)
+  if (!othersRunning && (await store.exists(ownerKey))) leftover.push(ownerKey)
+  if (leftover.length) fail(`keys of the demo left in the store: ${leftover.join(', ')}`)
   if (!failed) {
     log(`✓ resumed after the crash: run 2 skipped ${skipped.length} steps from the saved state (${skipped.join(', ')})`)
     log(`  and ran ${ran.length} (${ran.join(', ')}); the order completed and its saved state was deleted.`)
+    log(
+      othersRunning
+        ? "  The prefix's owner-registry key stays: other runs of the demo have states under it."
+        : "  Nothing of the demo is left in the store (its state and the prefix's owner-registry key are gone).",
+    )
   }
 } finally {
   await close()

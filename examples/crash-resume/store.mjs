@@ -12,6 +12,8 @@ export async function openPersistence() {
   if (process.env.REDIS_URL) {
     const store = createRedisStore({ url: process.env.REDIS_URL })
     return {
+      store,
+      prefix,
       persistence: createStatePersistence(store, prefix),
       describe: `Redis ${process.env.REDIS_URL} (prefix ${prefix})`,
       close: () => store.close(),
@@ -21,8 +23,17 @@ export async function openPersistence() {
   if (!directory) throw new Error('DEMO_DIR is not set (run.mjs sets it; or set REDIS_URL)')
   const store = createFileStore({ directory })
   return {
+    store,
+    prefix,
     persistence: createStatePersistence(store, prefix),
     describe: `the native file store at ${directory}`,
     close: async () => {},
   }
 }
+
+/**
+ * The key a state persistence writes once to register its prefix (README
+ * "Clear isolation": `__awaitly:owner:state:<prefix>`, kept by design so that
+ * no cache sharing the store ever clears the states).
+ */
+export const stateOwnerKey = (prefix) => `__awaitly:owner:state:${prefix}`
