@@ -20,7 +20,7 @@
 //   allocated at full size up front, 200,000 caches made in one synchronous
 //   loop held 4 GB.
 
-const { binding, invalidArg } = require('./native.js')
+const { binding, invalidArg, describe, checkKey } = require('./native.js')
 
 const {
   memoryCacheInit,
@@ -63,8 +63,6 @@ const TYPE_TAGS = ['string', 'boolean', 'object', 'null', 'bigint', 'symbol', 'f
 const tagOf = (v) => 2 + TYPE_TAGS.indexOf(v === null ? 'null' : typeof v)
 
 const OWNER = Symbol('memoryCacheOwner')
-
-const describe = (v) => (v === null ? 'null' : typeof v === 'object' ? 'an object' : `a ${typeof v}`)
 
 function f64s(n) {
   return new Float64Array(new ArrayBuffer(Math.max(n, 8) * 8))
@@ -174,6 +172,7 @@ function createMemoryCache(options) {
     get(key) {
       const slot = map.get(key)
       if (slot === undefined) {
+        checkKey(key) // only string keys are ever stored: a non-string one always lands here
         misses++
         return undefined
       }
@@ -194,7 +193,7 @@ function createMemoryCache(options) {
     },
 
     set(key, result, options) {
-      if (typeof key !== 'string') throw invalidArg(`key must be a string, got ${describe(key)}`)
+      if (typeof key !== 'string') checkKey(key)
       let tag = 0
       if (options !== undefined) {
         if (options === null || typeof options !== 'object') {
@@ -239,7 +238,10 @@ function createMemoryCache(options) {
 
     has(key) {
       const slot = map.get(key)
-      if (slot === undefined) return false
+      if (slot === undefined) {
+        checkKey(key)
+        return false
+      }
       const b = slot * 2
       const ttl = meta[b + 1]
       if (ttl !== Infinity && Date.now() - meta[b] > ttl) {
@@ -256,7 +258,10 @@ function createMemoryCache(options) {
 
     delete(key) {
       const slot = map.get(key)
-      if (slot === undefined) return false
+      if (slot === undefined) {
+        checkKey(key)
+        return false
+      }
       const b = slot * 2
       const ttl = meta[b + 1]
       const expired = ttl !== Infinity && Date.now() - meta[b] > ttl
@@ -307,11 +312,12 @@ function createMemoryCache(options) {
 /** Default bound of the in-process layer of the file and KV caches (entries). */
 const DEFAULT_MEMORY_MAX_SIZE = 1000
 
+// keeps nothing, but takes keys as a cache does
 const OFF_LAYER = Object.freeze({
-  get: () => undefined,
-  set: () => {},
-  has: () => false,
-  delete: () => false,
+  get: (key) => void checkKey(key),
+  set: (key) => void checkKey(key),
+  has: (key) => (checkKey(key), false),
+  delete: (key) => (checkKey(key), false),
   clear: () => {},
 })
 

@@ -90,9 +90,9 @@ async function call(promise) {
   }
 }
 
-/** A TypeError for a bad argument or option, with code ERR_INVALID_ARG. */
-function invalidArg(message) {
-  const e = new TypeError(message)
+/** A TypeError for a bad argument or option, with code ERR_INVALID_ARG (and V8's error as `cause`, if any). */
+function invalidArg(message, cause) {
+  const e = new TypeError(message, cause ? { cause } : undefined)
   e.code = 'ERR_INVALID_ARG'
   return e
 }
@@ -102,6 +102,23 @@ function corruptError(location, reason, cause) {
   const e = new Error(`corrupt value at ${location}: ${reason}`, cause ? { cause } : undefined)
   e.code = 'ERR_CORRUPT'
   return e
+}
+
+/** `got` of an argument message: undefined, null, an array, an object, a number, ... */
+function describe(v) {
+  if (v === null || v === undefined) return String(v)
+  if (typeof v === 'object') return Array.isArray(v) ? 'an array' : 'an object'
+  return `a ${typeof v}`
+}
+
+/**
+ * A StepCache key: a string (awaitly's types; the JS module's `${prefix}${key}`
+ * and file names made `1` and `'1'` one entry). Every method of every cache
+ * checks it before it reads or writes anything; returns the key.
+ */
+function checkKey(key) {
+  if (typeof key !== 'string') throw invalidArg(`key must be a string, got ${describe(key)}`)
+  return key
 }
 
 /**
@@ -116,4 +133,13 @@ function wholeSecondsTtl(what, ttl) {
   return ttl
 }
 
-module.exports = { binding, fromNative, call, invalidArg, corruptError, wholeSecondsTtl }
+module.exports = {
+  binding,
+  fromNative,
+  call,
+  invalidArg,
+  corruptError,
+  describe,
+  checkKey,
+  wholeSecondsTtl,
+}
