@@ -199,3 +199,49 @@ describe('KV cache setAsync: the value is checked as the file cache checks it, b
     expect(await ours(prefix)).toEqual([])
   })
 })
+
+describe('hydrate() over a persistence whose load returns a non-state', () => {
+  function memory() {
+    const m = new Map<string, any>()
+    return { m, get: (k: string) => m.get(k), set: (k: string, v: any) => void m.set(k, v), has: (k: string) => m.has(k), delete: (k: string) => m.delete(k), clear: () => m.clear() }
+  }
+  const cases: [string, unknown, RegExp][] = [
+    ['{}', {}, /steps must be a Map, got undefined/],
+    ['{ steps: 5 }', { steps: 5 }, /steps must be a Map, got a number/],
+    ['{ steps: null }', { steps: null }, /steps must be a Map, got null/],
+    ['5', 5, /the state must be an object like \{ steps: Map \}, got a number/],
+    ['"state"', 'state', /the state must be an object/],
+    ['false', false, /got a boolean/],
+    ['an entry that is null', { steps: new Map<string, any>([['a', { result: ok(1) }], ['b', null]]) }, /steps\.get\("b"\) must be an entry \{ result, meta\? \}, got null/],
+    ['a result that is not a Result', { steps: new Map([['a', { result: ok(1) }], ['b', { result: { value: 1 } }]]) }, /steps\.get\("b"\)\.result must be a Result, got an object/],
+    ['a non-string key', { steps: new Map<any, any>([[1, { result: ok(1) }]]) }, /a step key must be a string, got a number/],
+    ['steps items that are not pairs', { steps: [5] }, /each step must be a \[key, entry\] pair, got a number/],
+  ]
+  for (const [what, loaded, message] of cases) {
+    it(`${what}: TypeError ERR_INVALID_DOCUMENT naming the run and the problem; nothing is set`, async () => {
+      const mem = memory()
+      const cache = createHydratingCache(mem, { load: async () => loaded }, 'run-7')
+      const e = await rejection(cache.hydrate())
+      expect(e).toBeInstanceOf(TypeError)
+      expect(e.code).toBe('ERR_INVALID_DOCUMENT')
+      expect(e.message).toMatch(/^hydrate: persistence\.load\("run-7"\) did not return a ResumeState: /)
+      expect(e.message).toMatch(message)
+      expect(e.message).not.toMatch(/is not iterable/)
+      expect(mem.m.size).toBe(0)
+    })
+  }
+
+  it('undefined and null mean nothing saved; a failed hydrate can be retried', async () => {
+    let answer: unknown = {}
+    const mem = memory()
+    const cache = createHydratingCache(mem, { load: async () => answer }, 'r')
+    expect((await rejection(cache.hydrate())).code).toBe('ERR_INVALID_DOCUMENT')
+    answer = { steps: new Map([['a', { result: ok(1) }]]) }
+    await cache.hydrate()
+    expect(cache.get('a')).toEqual(ok(1))
+    for (const nothing of [undefined, null]) {
+      const c = createHydratingCache(memory(), { load: async () => nothing }, 'r')
+      await expect(c.hydrate()).resolves.toBeUndefined()
+    }
+  })
+})

@@ -104,6 +104,13 @@ function corruptError(location, reason, cause) {
   return e
 }
 
+/** A TypeError for a loaded thing that is not the document it should be (code ERR_INVALID_DOCUMENT). */
+function invalidDocument(message) {
+  const e = new TypeError(message)
+  e.code = 'ERR_INVALID_DOCUMENT'
+  return e
+}
+
 /** `got` of an argument message: undefined, null, an array, an object, a number, ... */
 function describe(v) {
   if (v === null || v === undefined) return String(v)
@@ -138,6 +145,7 @@ module.exports = {
   fromNative,
   call,
   invalidArg,
+  invalidDocument,
   corruptError,
   describe,
   checkKey,
