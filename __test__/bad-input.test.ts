@@ -245,3 +245,42 @@ describe('hydrate() over a persistence whose load returns a non-state', () => {
     }
   })
 })
+
+describe('file store set options are validated exactly as the Redis store validates them', () => {
+  let root: string
+  beforeEach(() => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'bad-input-fs-'))
+  })
+  afterEach(() => rmSync(root, { recursive: true, force: true }))
+
+  const badOptions: [string, unknown][] = [
+    ['5', 5],
+    ['"60"', '60'],
+    ['{ ttl: 1.5 }', { ttl: 1.5 }],
+    ['{ ttl: -1 }', { ttl: -1 }],
+    ['{ ttl: NaN }', { ttl: NaN }],
+    ['{ ttl: Infinity }', { ttl: Infinity }],
+    ['{ ttl: "5" }', { ttl: '5' }],
+    ['{ ttl: 2 ** 32 }', { ttl: 2 ** 32 }],
+  ]
+
+  it('the same TypeError (class, code, message) as createRedisStore, and no file', async () => {
+    const dir = path.join(root, 'store')
+    const store = createFileStore({ directory: dir })
+    const key = `${base}opts`
+    for (const [what, opts] of badOptions) {
+      const fromFile = await rejection(store.set(key, 'v', opts))
+      const fromRedis = await rejection(redis.set(key, 'v', opts))
+      expectInvalidArg(fromFile, what)
+      expectInvalidArg(fromRedis, what)
+      expect(fromFile.message, what).toBe(fromRedis.message)
+    }
+    expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([])
+    expect(await ours(key)).toEqual([])
+    // accepted by both: absent, null, {}, { ttl: 0 }, { ttl: null }, whole seconds
+    for (const opts of [undefined, null, {}, { ttl: 0 }, { ttl: null }, { ttl: 60 }]) {
+      await store.set('ok', 'v', opts)
+    }
+    expect(await store.keys('*')).toEqual(['ok'])
+  })
+})

@@ -140,6 +140,17 @@ function wholeSecondsTtl(what, ttl) {
   return ttl
 }
 
+/**
+ * The options of a KeyValueStore `set(key, value, options?)` (every store we
+ * ship): absent/null, or `{ ttl }` as in wholeSecondsTtl (`ttl: null` = no
+ * expiry too, as the npm clients take it). Returns 0 (no expiry) or the ttl.
+ */
+function storeTtl(options) {
+  if (options === undefined || options === null) return 0
+  if (typeof options !== 'object') throw invalidArg('set: options must be an object like { ttl }')
+  return options.ttl === null ? 0 : wholeSecondsTtl('set: ttl', options.ttl)
+}
+
 module.exports = {
   binding,
   fromNative,
@@ -150,4 +161,5 @@ module.exports = {
   describe,
   checkKey,
   wholeSecondsTtl,
+  storeTtl,
 }
