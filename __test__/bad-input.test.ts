@@ -284,3 +284,34 @@ describe('file store set options are validated exactly as the Redis store valida
     expect(await store.keys('*')).toEqual(['ok'])
   })
 })
+
+describe('state persistence save: metadata is absent or an object', () => {
+  const state = { steps: new Map([['a', { result: ok(1) }]]) }
+  const bad: [string, unknown, string][] = [
+    ['5', 5, 'a number'],
+    ['null', null, 'null'],
+    ['an array', [1], 'an array'],
+    ['a string', 'm', 'a string'],
+    ['a function', () => 1, 'a function'],
+    ['true', true, 'a boolean'],
+  ]
+
+  it('anything else is a TypeError ERR_INVALID_ARG before anything is written (Redis: no key, no owner key)', async () => {
+    const prefix = `${base}state:`
+    const js = recordingStore()
+    for (const p of [createStatePersistence(redis, prefix), createStatePersistence(js, prefix)]) {
+      for (const [what, metadata, got] of bad) {
+        const e = await rejection(p.save('run-1', state, metadata))
+        expectInvalidArg(e, what)
+        expect(e.message, what).toBe(`save: metadata must be an object (Record<string, unknown>) or absent, got ${got}`)
+      }
+    }
+    expect(js.calls).toEqual([])
+    expect(await ours(prefix)).toEqual([])
+    // absent and objects are saved, and the metadata is stored as given
+    const p = createStatePersistence(js, prefix)
+    await p.save('run-1', state)
+    await p.save('run-2', state, { user: 'u1', nested: { n: 1 } })
+    expect(JSON.parse(await js.inner.get(`${prefix}run-2`)).metadata).toEqual({ user: 'u1', nested: { n: 1 } })
+  })
+})
