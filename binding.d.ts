@@ -155,10 +155,10 @@ export declare function memoryCacheCounters(): Array<number>
 
 /**
  * Create a cache: validates `maxSize` (entries, 0/absent = unbounded) and
- * `ttl` (ms, 0/absent = none); `meta` holds `2 * capacity` numbers. Writes
- * the handle to `regs[6]` and returns the owner token to keep alive.
+ * `ttl` (ms, 0/absent = none). It has no arrays yet (see the module docs).
+ * Writes the handle to `regs[6]` and returns the owner token to keep alive.
  */
-export declare function memoryCacheCreate(maxSize: unknown, ttl: unknown, meta: Float64Array, ring: Uint32Array): ExternalObject<CacheOwner>
+export declare function memoryCacheCreate(maxSize: unknown, ttl: unknown): ExternalObject<CacheOwner>
 
 /**
  * Apply the pending hits (the glue calls this when the ring is full).
@@ -195,8 +195,18 @@ export declare function memoryCachePurgeStale(): Array<number>
  */
 export declare function memoryCacheRemove(): number
 
-/** Replace the metadata array by a larger one holding the same prefix. */
+/**
+ * Give the cache its metadata array, or replace it by a larger one holding
+ * the same prefix.
+ */
 export declare function memoryCacheSetMeta(meta: Float64Array): void
+
+/**
+ * Give the cache its hit ring, or replace it by a larger one (the glue
+ * grows it as hits come). The pending hits, in the old ring, are applied
+ * first.
+ */
+export declare function memoryCacheSetRing(ring: Uint32Array): void
 
 /**
  * Throw the error parked by the last hot call that returned `ERR`

@@ -855,6 +855,7 @@ module.exports.memoryCacheNoop = nativeBinding.memoryCacheNoop
 module.exports.memoryCachePurgeStale = nativeBinding.memoryCachePurgeStale
 module.exports.memoryCacheRemove = nativeBinding.memoryCacheRemove
 module.exports.memoryCacheSetMeta = nativeBinding.memoryCacheSetMeta
+module.exports.memoryCacheSetRing = nativeBinding.memoryCacheSetRing
 module.exports.memoryCacheThrow = nativeBinding.memoryCacheThrow
 module.exports.memoryCacheUpdate = nativeBinding.memoryCacheUpdate
 module.exports.ownerRegistryKey = nativeBinding.ownerRegistryKey

@@ -129,6 +129,9 @@ export declare function globMatch(pattern: string, key: string): boolean
 /**
  * A synchronous step-result cache, as awaitly's workflow engine calls it
  * (`createWorkflow('name', deps, { cache })`). Same shape as awaitly's `StepCache`.
+ * In every cache of this package (memory, file, KV), every method taking a key
+ * throws a TypeError (`code: 'ERR_INVALID_ARG'`) for a non-string key, before
+ * anything is read or written.
  */
 export interface StepCache {
   /** The result stored under `key`, or `undefined` (never `null`) when absent or expired. */
@@ -288,7 +291,12 @@ export interface FileCache {
   init(): Promise<void>
   /** Read a result from disk (undefined when absent); rejects ERR_CORRUPT / ERR_IO. */
   getAsync(key: string): Promise<Result<unknown, unknown, unknown> | undefined>
-  /** Write a result atomically (and durably, unless `durable: false`). */
+  /**
+   * Write a result atomically (and durably, unless `durable: false`). Rejects before
+   * writing, naming the key: TypeError `ERR_INVALID_ARG` for a non-Result or a value
+   * JSON cannot hold (circular, BigInt; V8's error as `cause`), RangeError
+   * `ERR_OUT_OF_RANGE` for one too deep.
+   */
   setAsync(key: string, result: Result<unknown, unknown, unknown>): Promise<void>
   /** Remove a key's file: whether one existed. */
   deleteAsync(key: string): Promise<boolean>
@@ -313,6 +321,14 @@ export interface FileStoreOptions {
  * A native file-backed KeyValueStore: one file per key holding
  * `{"key","value","expiresAt"}`, atomic durable writes, `ttl` in seconds
  * (expired entries read as null), `keys(pattern)` with Redis-style globs.
+ * - `set` options are validated as the Redis store's: `{ ttl }` in whole seconds
+ *   (absent, 0 or null = no expiry); anything else (`5`, `{ ttl: 1.5 }`) rejects
+ *   TypeError `ERR_INVALID_ARG` before anything is written.
+ * - A corrupt entry (torn, not UTF-8, not an envelope, holding another key) is never
+ *   skipped: `get`/`exists` of its key and `keys(pattern)` (when the file may hold a
+ *   matching key) reject `ERR_CORRUPT` naming the file; `delete` of its key removes
+ *   the file and resolves `true`. `delete` resolves `false` only for no file or an
+ *   expired entry.
  */
 export declare function createFileStore(options: FileStoreOptions): KeyValueStore
 
@@ -342,7 +358,13 @@ export interface RedisStoreOptions {
   commandTimeout?: number
   /** Max calls per pipeline; the calls of one tick are split into pipelines of this size. Default 64. */
   maxBatch?: number
-  /** For `rediss://`: PEM strings of the CA to trust, and a client certificate and key for mutual TLS. Default: the web PKI roots, no client certificate. */
+  /**
+   * For `rediss://`: PEM strings of the CA to trust, and a client certificate and key for
+   * mutual TLS. Default: the web PKI roots, no client certificate. Checked at creation:
+   * `ca` must hold at least one certificate usable as a trust anchor, `cert` at least one
+   * certificate, `key` a usable private key belonging to `cert`; else a TypeError
+   * (`ERR_INVALID_ARG`) naming `tls.ca`, `tls.cert` or `tls.key`.
+   */
   tls?: { ca?: string; cert?: string; key?: string }
 }
 
@@ -376,9 +398,13 @@ export interface KVCacheOptions {
   memoryMaxSize?: number
 }
 
-/** A StepCache whose sync methods use a bounded in-process LRU and whose async methods use the store. */
+/**
+ * A StepCache whose sync methods use a bounded in-process LRU and whose async methods use the store.
+ * A non-string key is a TypeError (`ERR_INVALID_ARG`) from every method, before any store call.
+ */
 export interface KVCache extends StepCache {
   getAsync(key: string): Promise<Result<unknown, unknown, unknown> | undefined>
+  /** Rejects before any store call exactly as {@link FileCache.setAsync} (a non-Result, circular, BigInt, too deep). */
   setAsync(key: string, result: Result<unknown, unknown, unknown>): Promise<void>
   hasAsync(key: string): Promise<boolean>
   deleteAsync(key: string): Promise<boolean>
@@ -389,15 +415,26 @@ export interface KVCache extends StepCache {
 export declare function createKVCache(options: KVCacheOptions): KVCache
 
 export interface StatePersistence {
+  /**
+   * `metadata` absent or an object; anything else (null, an array, a primitive, a
+   * function) rejects TypeError `ERR_INVALID_ARG` before anything is written.
+   */
   save(runId: string, state: ResumeState, metadata?: Record<string, unknown>): Promise<void>
   /** undefined only when nothing is stored; a stored non-state rejects with code `ERR_CORRUPT`. */
   load(runId: string): Promise<ResumeState | undefined>
   delete(runId: string): Promise<boolean>
+  /** The saved run ids; rejects if the store's `keys` does (the file store: `ERR_CORRUPT` for a corrupt entry). */
   list(): Promise<string[]>
 }
 
 export declare function createStatePersistence(store: KeyValueStore, prefix?: string): StatePersistence
 
+/**
+ * `hydrate()` loads `runId` once: `undefined`/`null` = nothing saved; anything else
+ * that is not a ResumeState (`{ steps }` of string keys and `{ result, meta? }`
+ * entries) rejects TypeError `ERR_INVALID_DOCUMENT` naming the run and the problem,
+ * before any entry is set (a failed hydrate can be retried).
+ */
 export declare function createHydratingCache(
   memoryCache: StepCache,
   persistence: Pick<StatePersistence, 'load'>,

@@ -113,7 +113,7 @@ describe('createFileStore (KeyValueStore on local files)', () => {
     expect(readdirSync(dir).filter((n) => n.startsWith('.awaitly-tmp.') && !n.includes(String(process.pid)))).toEqual([])
   })
 
-  it('a corrupt entry rejects with ERR_CORRUPT; keys() skips it; delete removes it', async () => {
+  it('a corrupt entry rejects with ERR_CORRUPT, in keys() too (never skipped); delete removes it and says true', async () => {
     const store = createFileStore({ directory: dir })
     await store.set('good', 'g')
     writeFileSync(path.join(dir, 'bad.kv.json'), '{"key":"bad","value":"tor')
@@ -121,9 +121,13 @@ describe('createFileStore (KeyValueStore on local files)', () => {
     expect((await rejection(store.get('bad'))).code).toBe('ERR_CORRUPT')
     expect((await rejection(store.get('liar'))).code).toBe('ERR_CORRUPT')
     expect((await rejection(store.exists('bad'))).code).toBe('ERR_CORRUPT')
-    expect(await store.keys('*')).toEqual(['good'])
-    expect(await store.delete('bad')).toBe(false)
+    expect((await rejection(store.keys('*'))).code).toBe('ERR_CORRUPT')
+    expect(await store.keys('g*')).toEqual(['good'])
+    expect(await store.delete('bad')).toBe(true)
     expect(await store.get('bad')).toBeNull()
+    expect((await rejection(store.keys('*'))).message).toContain('liar.kv.json')
+    expect(await store.delete('liar')).toBe(true)
+    expect(await store.keys('*')).toEqual(['good'])
   })
 
   it('rejects bad arguments with TypeError', async () => {

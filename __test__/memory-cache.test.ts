@@ -77,14 +77,20 @@ describe('createMemoryCache: StepCache contract', () => {
     expect((c.get('e') as any).cause).toBe(e)
   })
 
-  it('keys are compared as strings; non-string keys are rejected on set', () => {
+  it('keys are strings: a non-string key is a TypeError from every method (never a silent miss)', () => {
     const c = createMemoryCache()
     c.set('1', r(1))
-    expect(c.get(1 as any)).toBeUndefined()
-    const e = thrown(() => c.set(1 as any, r(1)))
-    expect(e).toBeInstanceOf(TypeError)
-    expect(e.code).toBe('ERR_INVALID_ARG')
-    expect(e.message).toBe('key must be a string, got a number')
+    for (const m of ['get', 'set', 'has', 'delete'] as const) {
+      const e = thrown(() => (c as any)[m](1, r(1)))
+      expect(e, m).toBeInstanceOf(TypeError)
+      expect(e.code).toBe('ERR_INVALID_ARG')
+      expect(e.message).toBe('key must be a string, got a number')
+    }
+    expect(thrown(() => c.get(null as any)).message).toBe('key must be a string, got null')
+    expect(thrown(() => c.has({} as any)).message).toBe('key must be a string, got an object')
+    expect(c.get('1')).toEqual(r(1))
+    expect(c.size).toBe(1)
+    expect(c.stats().misses).toBe(0)
   })
 
   it('two instances of the glue in one thread (re-evaluated module) share the native registers', () => {

@@ -70,4 +70,61 @@ describe('native Redis store over TLS (rediss://)', () => {
   it('tls options without rediss:// are a TypeError', () => {
     expect(() => createRedisStore({ url: 'redis://127.0.0.1:1', tls: { ca: 'x' } })).toThrow(TypeError)
   })
+
+  // Bad PEM material is a TypeError naming the option when the store is
+  // created (it was accepted, and every call then failed or timed out at
+  // connect time without naming it).
+  describe('bad PEM material is a TypeError ERR_INVALID_ARG at creation, naming tls.ca / tls.cert / tls.key', () => {
+    const pem = (f: string) => readFileSync(join(dir, f), 'utf8')
+    const block = (label: string, body: string) => `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`
+    const created = (tls: object) => {
+      try {
+        createRedisStore({ url: `rediss://127.0.0.1:${port}`, tls, connectTimeout: 500 })
+      } catch (e) {
+        return e as any
+      }
+      return null
+    }
+    it('tls.ca: no certificate in it, broken base64, or a block that is not a certificate', () => {
+      const notACert = block('CERTIFICATE', Buffer.from('not a certificate at all').toString('base64'))
+      for (const [what, ca, why] of [
+        ['garbage', 'garbage', /no certificate found/],
+        ['empty', '', /no certificate found/],
+        ['a private key', pem('ca.key'), /no certificate found/],
+        ['broken base64', block('CERTIFICATE', '!!!not base64!!!'), /not valid PEM/],
+        ['DER that is no certificate', notACert, /not a usable CA certificate/],
+        ['a good CA then a bad one', pem('ca.pem') + notACert, /not a usable CA certificate/],
+      ] as const) {
+        const e = created({ ca })
+        expect(e, what).toBeInstanceOf(TypeError)
+        expect(e.code, what).toBe('ERR_INVALID_ARG')
+        expect(e.message, what).toMatch(/^createRedisStore: tls\.ca: /)
+        expect(e.message, what).toMatch(why)
+      }
+    })
+
+    it('tls.cert and tls.key: unreadable, not a key, or a key of another certificate', () => {
+      const cases: [string, object, RegExp][] = [
+        ['cert garbage', { cert: 'garbage', key: pem('srv.key') }, /^createRedisStore: tls\.cert: no certificate found/],
+        ['cert is a key', { cert: pem('srv.key'), key: pem('srv.key') }, /^createRedisStore: tls\.cert: no certificate found/],
+        ['key garbage', { cert: pem('srv.pem'), key: 'garbage' }, /^createRedisStore: tls\.key: no private key found/],
+        ['key is a certificate', { cert: pem('srv.pem'), key: pem('srv.pem') }, /^createRedisStore: tls\.key: no private key found/],
+        ['key of another certificate', { cert: pem('srv.pem'), key: pem('ca.key') }, /^createRedisStore: tls\.key: does not belong to the certificate in tls\.cert/],
+      ]
+      for (const [what, tls, message] of cases) {
+        const e = created({ ca: pem('ca.pem'), ...tls })
+        expect(e, what).toBeInstanceOf(TypeError)
+        expect(e.code, what).toBe('ERR_INVALID_ARG')
+        expect(e.message, what).toMatch(message)
+      }
+    })
+
+    it('good material is accepted (a CA bundle, a matching certificate and key)', async () => {
+      expect(created({ ca: pem('ca.pem') + pem('ca.pem') })).toBeNull()
+      expect(created({ ca: pem('ca.pem'), cert: pem('srv.pem'), key: pem('srv.key') })).toBeNull()
+      const store = createRedisStore({ url: `rediss://localhost:${port}`, tls: { ca: pem('ca.pem'), cert: pem('srv.pem'), key: pem('srv.key') }, connectTimeout: 2000 })
+      await store.ping()
+      await store.close()
+    })
+  })
 })

@@ -7,21 +7,12 @@
 // The glue holds what must be JS: the in-process LRU of live Result objects,
 // V8's JSON, and Errors.
 
-const { binding, call, fromNative, invalidArg: typeError, corruptError, drainFileDirsOnExit } = require('./native.js')
-const { serializeResult, deserializeResult } = require('./serialize.js')
+const { binding, call, fromNative, invalidArg: typeError, corruptError, checkKey, drainFileDirsOnExit } = require('./native.js')
+const { deserializeResult } = require('./serialize.js')
+const { isResult, resultText } = require('./serialize.js').internal
 const { createMemoryLayer, delegateStepCache } = require('./memory-cache.js')
 
 const FS_METHODS = ['readFile', 'writeFile', 'unlink', 'exists', 'readdir', 'mkdir']
-
-function checkKey(key) {
-  if (typeof key !== 'string') throw typeError(`key must be a string, got ${key === null ? 'null' : typeof key}`)
-}
-
-function checkResult(result) {
-  if (result === null || typeof result !== 'object' || typeof result.ok !== 'boolean') {
-    throw typeError('result must be a Result ({ ok: true, value } or { ok: false, error })')
-  }
-}
 
 /** Parse a cache file's text into a Result, or throw ERR_CORRUPT. */
 function parseFile(name, text) {
@@ -31,7 +22,7 @@ function parseFile(name, text) {
   } catch (e) {
     throw corruptError(name, e.message)
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed) || typeof parsed.ok !== 'boolean') {
+  if (!isResult(parsed)) {
     throw corruptError(name, 'not a serialized result')
   }
   try {
@@ -136,8 +127,7 @@ function createFileCache(options) {
       },
       async setAsync(key, result) {
         checkKey(key)
-        checkResult(result)
-        await queueWrite(key, JSON.stringify(serializeResult(result), null, 2))
+        await queueWrite(key, resultText(key, result, 2))
         remember(key, result)
       },
       async deleteAsync(key) {
@@ -211,9 +201,8 @@ function createFileCache(options) {
     },
     async setAsync(key, result) {
       checkKey(key)
-      checkResult(result)
+      const text = resultText(key, result, 2)
       const [name] = native.names(key)
-      const text = JSON.stringify(serializeResult(result), null, 2)
       await serial(key, () => fs.writeFile(pathOf(name), text))
       remember(key, result)
     },

@@ -3,9 +3,10 @@
 // native (src/file_store.rs `KvFiles`). One file per key, named by the same
 // scheme as the file cache, holding our envelope {"key","value","expiresAt"}
 // so keys() can list the exact original keys. TTLs are in seconds, like the
-// spec's KeyValueStore; expiry is judged with Date.now().
+// spec's KeyValueStore, validated exactly as the Redis store validates them
+// (storeTtl); expiry is judged with Date.now().
 
-const { binding, call, invalidArg: typeError, drainFileDirsOnExit } = require('./native.js')
+const { binding, call, invalidArg: typeError, storeTtl, drainFileDirsOnExit } = require('./native.js')
 
 function str(value, what) {
   if (typeof value !== 'string') {
@@ -33,16 +34,9 @@ function createFileStore(options) {
     async set(key, value, opts) {
       str(key, 'key')
       str(value, 'value')
-      let expiresAt = null
-      const ttl = opts === undefined || opts === null ? undefined : opts.ttl
-      // Seconds, as every KeyValueStore: absent or 0 = no expiry (as the Redis store).
-      if (ttl !== undefined && ttl !== null && ttl !== 0) {
-        if (typeof ttl !== 'number' || !(ttl > 0 && Number.isFinite(ttl))) {
-          throw typeError(`set: ttl must be a non-negative finite number of seconds, got ${String(ttl)}`)
-        }
-        expiresAt = Date.now() + ttl * 1000
-      }
-      await call(native.set(key, value, expiresAt))
+      // the Redis store's validator: whole seconds, absent/0/null = no expiry
+      const ttl = storeTtl(opts)
+      await call(native.set(key, value, ttl === 0 ? null : Date.now() + ttl * 1000))
     },
     async delete(key) {
       return call(native.delete(str(key, 'key'), Date.now()))

@@ -11,8 +11,9 @@
 // (`workflow:state:` is always one). Keys stay `${prefix}${key}` as in the JS
 // module, so entries it wrote remain readable.
 
-const { binding, invalidArg: typeError, corruptError: corrupt, wholeSecondsTtl } = require('./native.js')
-const { serializeResult, deserializeResult } = require('./serialize.js')
+const { binding, invalidArg: typeError, corruptError: corrupt, wholeSecondsTtl, checkKey } = require('./native.js')
+const { deserializeResult } = require('./serialize.js')
+const { isResult, resultText } = require('./serialize.js').internal
 const { createMemoryLayer, delegateStepCache } = require('./memory-cache.js')
 const { NATIVE_STORE } = require('./redis-store.js').internal
 
@@ -31,7 +32,6 @@ function checkPrefix(fn, prefix) {
   return prefix
 }
 
-/** ttl in seconds: undefined/0 = no expiry; otherwise a positive whole number. */
 /** Registers `prefix` as an owner of `kind` in `store`, once (retried after a failure). */
 function ownerRegistration(store, kind, prefix) {
   const regKey = binding.ownerRegistryKey(kind, prefix)
@@ -91,7 +91,7 @@ function createKVCache(options) {
     } catch (e) {
       throw corrupt(fullKey, 'not JSON', e)
     }
-    if (parsed === null || typeof parsed !== 'object' || typeof parsed.ok !== 'boolean') {
+    if (!isResult(parsed)) {
       throw corrupt(fullKey, 'not a serialized Result')
     }
     try {
@@ -101,11 +101,13 @@ function createKVCache(options) {
     }
   }
 
+  // Every method checks its key (checkKey) before it reads or writes: the
+  // sync ones through the memory layer, the async ones here.
   return {
     ...delegateStepCache(memory),
 
     async getAsync(key) {
-      const fullKey = `${prefix}${key}`
+      const fullKey = `${prefix}${checkKey(key)}`
       const data = await sGet(fullKey)
       if (data === null || data === undefined) return undefined
       if (typeof data !== 'string') throw corrupt(fullKey, `store returned ${typeof data}, not a string`)
@@ -115,7 +117,10 @@ function createKVCache(options) {
     },
 
     async setAsync(key, result) {
-      const json = JSON.stringify(serializeResult(result))
+      checkKey(key)
+      // the file cache's check and encoding: a non-Result, circular or BigInt
+      // value is a TypeError naming the key, before anything is written
+      const json = resultText(key, result)
       const reg = register()
       const write = sSet(`${prefix}${key}`, json)
       if (reg) await Promise.all([reg, write])
@@ -123,11 +128,12 @@ function createKVCache(options) {
       memory.set(key, result)
     },
 
-    hasAsync(key) {
-      return sExists(`${prefix}${key}`)
+    async hasAsync(key) {
+      return sExists(`${prefix}${checkKey(key)}`)
     },
 
     async deleteAsync(key) {
+      checkKey(key)
       memory.delete(key)
       return sDel(`${prefix}${key}`)
     },

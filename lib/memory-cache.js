@@ -12,8 +12,15 @@
 //   applies those hits, in order, at the start of its next call, before it
 //   reads or changes the order. So get/has never cross into native code
 //   (except one flush per RING hits), set/delete cross exactly once.
+// - Memory follows what is used: a new cache has no `meta` and no `ring`;
+//   the first set allocates `meta` for 4 slots, the first hit to record a
+//   ring of 16, and both double as entries and hits come (`meta` up to
+//   maxSize, `ring` up to RING). The native registry keeps them until the
+//   cache's finalizer runs, after a GC and a turn of the event loop:
+//   allocated at full size up front, 200,000 caches made in one synchronous
+//   loop held 4 GB.
 
-const { binding, invalidArg } = require('./native.js')
+const { binding, invalidArg, describe, checkKey } = require('./native.js')
 
 const {
   memoryCacheInit,
@@ -25,6 +32,7 @@ const {
   memoryCacheClear,
   memoryCachePurgeStale,
   memoryCacheSetMeta,
+  memoryCacheSetRing,
   memoryCacheCounters,
   memoryCacheThrow,
 } = binding
@@ -32,11 +40,15 @@ const {
 /** Returned by a native call that failed; memoryCacheThrow() throws its error. */
 const ERR = 0xffffffff
 
-/** Hits buffered before a flush call. */
+/** Hits buffered before a flush call, at most (the ring starts at RING_INITIAL and doubles). */
 const RING = 1024
-/** Slots preallocated when maxSize is larger or unbounded (then doubled as needed). */
-const INITIAL = 1024
-const PREALLOC_MAX = 65536
+const RING_INITIAL = 16
+/** Slots of a cache's first metadata array (then doubled as needed, up to maxSize). */
+const INITIAL = 4
+// Placeholders until a cache's first set / first recorded hit (never written:
+// `meta` is read only for a slot in use, the ring only below `ringCap`).
+const NO_META = new Float64Array(0)
+const NO_RING = new Uint32Array(0)
 
 // regs layout (see memory_cache_binding.rs)
 const R_PENDING = 0
@@ -51,8 +63,6 @@ const TYPE_TAGS = ['string', 'boolean', 'object', 'null', 'bigint', 'symbol', 'f
 const tagOf = (v) => 2 + TYPE_TAGS.indexOf(v === null ? 'null' : typeof v)
 
 const OWNER = Symbol('memoryCacheOwner')
-
-const describe = (v) => (v === null ? 'null' : typeof v === 'object' ? 'an object' : `a ${typeof v}`)
 
 function f64s(n) {
   return new Float64Array(new ArrayBuffer(Math.max(n, 8) * 8))
@@ -74,12 +84,13 @@ function createMemoryCache(options) {
   const ttlOption = options === undefined ? undefined : options.ttl
 
   const bounded = typeof maxSize === 'number' && maxSize >= 1 && Number.isFinite(maxSize)
-  let cap = bounded && maxSize <= PREALLOC_MAX ? Math.floor(maxSize) : INITIAL
-  let meta = f64s(2 * cap)
-  const ring = new Uint32Array(new ArrayBuffer(RING * 4))
+  let cap = 0
+  let meta = NO_META
+  let ringCap = 0
+  let ring = NO_RING
   // Validates maxSize and ttl (TypeError, code ERR_INVALID_ARG). The owner
   // token frees the native state when this cache is garbage collected.
-  const owner = memoryCacheCreate(maxSize, ttlOption, meta, ring)
+  const owner = memoryCacheCreate(maxSize, ttlOption)
   const handle = regs[R_HANDLE]
   const limit = bounded ? maxSize : Infinity
   // Without a default ttl, an entry set without its own never expires: its
@@ -97,7 +108,7 @@ function createMemoryCache(options) {
   let anyTtl = false
 
   function grow() {
-    const next = Math.min(cap * 2, limit)
+    const next = Math.min(Math.max(cap * 2, INITIAL), limit)
     const m = f64s(2 * next)
     m.set(meta)
     // (called from set, with its registers already written)
@@ -130,6 +141,22 @@ function createMemoryCache(options) {
     if (memoryCacheFlush() === ERR) memoryCacheThrow()
   }
 
+  /** The ring is full (or not there yet): apply its hits, and give it twice the room while below RING. */
+  function ringFull() {
+    if (ringCap >= RING) {
+      flush()
+      return
+    }
+    const n = Math.max(ringCap * 2, RING_INITIAL)
+    const next = new Uint32Array(new ArrayBuffer(n * 4))
+    regs[R_PENDING] = pending
+    pending = 0
+    regs[R_HANDLE] = handle
+    memoryCacheSetRing(next) // applies the pending hits first, from the old ring
+    ring = next
+    ringCap = n
+  }
+
   function purge() {
     regs[R_PENDING] = pending
     pending = 0
@@ -145,6 +172,7 @@ function createMemoryCache(options) {
     get(key) {
       const slot = map.get(key)
       if (slot === undefined) {
+        checkKey(key) // only string keys are ever stored: a non-string one always lands here
         misses++
         return undefined
       }
@@ -158,14 +186,14 @@ function createMemoryCache(options) {
       hits++
       if (slot !== last) {
         last = slot
+        if (pending === ringCap) ringFull()
         ring[pending++] = slot
-        if (pending === RING) flush()
       }
       return kv[slot * 2 + 1]
     },
 
     set(key, result, options) {
-      if (typeof key !== 'string') throw invalidArg(`key must be a string, got ${describe(key)}`)
+      if (typeof key !== 'string') checkKey(key)
       let tag = 0
       if (options !== undefined) {
         if (options === null || typeof options !== 'object') {
@@ -210,7 +238,10 @@ function createMemoryCache(options) {
 
     has(key) {
       const slot = map.get(key)
-      if (slot === undefined) return false
+      if (slot === undefined) {
+        checkKey(key)
+        return false
+      }
       const b = slot * 2
       const ttl = meta[b + 1]
       if (ttl !== Infinity && Date.now() - meta[b] > ttl) {
@@ -219,15 +250,18 @@ function createMemoryCache(options) {
       }
       if (slot !== last) {
         last = slot
+        if (pending === ringCap) ringFull()
         ring[pending++] = slot
-        if (pending === RING) flush()
       }
       return true
     },
 
     delete(key) {
       const slot = map.get(key)
-      if (slot === undefined) return false
+      if (slot === undefined) {
+        checkKey(key)
+        return false
+      }
       const b = slot * 2
       const ttl = meta[b + 1]
       const expired = ttl !== Infinity && Date.now() - meta[b] > ttl
@@ -278,11 +312,12 @@ function createMemoryCache(options) {
 /** Default bound of the in-process layer of the file and KV caches (entries). */
 const DEFAULT_MEMORY_MAX_SIZE = 1000
 
+// keeps nothing, but takes keys as a cache does
 const OFF_LAYER = Object.freeze({
-  get: () => undefined,
-  set: () => {},
-  has: () => false,
-  delete: () => false,
+  get: (key) => void checkKey(key),
+  set: (key) => void checkKey(key),
+  has: (key) => (checkKey(key), false),
+  delete: (key) => (checkKey(key), false),
   clear: () => {},
 })
 

@@ -90,9 +90,9 @@ async function call(promise) {
   }
 }
 
-/** A TypeError for a bad argument or option, with code ERR_INVALID_ARG. */
-function invalidArg(message) {
-  const e = new TypeError(message)
+/** A TypeError for a bad argument or option, with code ERR_INVALID_ARG (and V8's error as `cause`, if any). */
+function invalidArg(message, cause) {
+  const e = new TypeError(message, cause ? { cause } : undefined)
   e.code = 'ERR_INVALID_ARG'
   return e
 }
@@ -102,6 +102,30 @@ function corruptError(location, reason, cause) {
   const e = new Error(`corrupt value at ${location}: ${reason}`, cause ? { cause } : undefined)
   e.code = 'ERR_CORRUPT'
   return e
+}
+
+/** A TypeError for a loaded thing that is not the document it should be (code ERR_INVALID_DOCUMENT). */
+function invalidDocument(message) {
+  const e = new TypeError(message)
+  e.code = 'ERR_INVALID_DOCUMENT'
+  return e
+}
+
+/** `got` of an argument message: undefined, null, an array, an object, a number, ... */
+function describe(v) {
+  if (v === null || v === undefined) return String(v)
+  if (typeof v === 'object') return Array.isArray(v) ? 'an array' : 'an object'
+  return `a ${typeof v}`
+}
+
+/**
+ * A StepCache key: a string (awaitly's types; the JS module's `${prefix}${key}`
+ * and file names made `1` and `'1'` one entry). Every method of every cache
+ * checks it before it reads or writes anything; returns the key.
+ */
+function checkKey(key) {
+  if (typeof key !== 'string') throw invalidArg(`key must be a string, got ${describe(key)}`)
+  return key
 }
 
 /**
@@ -129,4 +153,27 @@ function drainFileDirsOnExit() {
   process.once('exit', () => binding.drainFileDirs())
 }
 
-module.exports = { binding, fromNative, call, invalidArg, corruptError, wholeSecondsTtl, drainFileDirsOnExit }
+/**
+ * The options of a KeyValueStore `set(key, value, options?)` (every store we
+ * ship): absent/null, or `{ ttl }` as in wholeSecondsTtl (`ttl: null` = no
+ * expiry too, as the npm clients take it). Returns 0 (no expiry) or the ttl.
+ */
+function storeTtl(options) {
+  if (options === undefined || options === null) return 0
+  if (typeof options !== 'object') throw invalidArg('set: options must be an object like { ttl }')
+  return options.ttl === null ? 0 : wholeSecondsTtl('set: ttl', options.ttl)
+}
+
+module.exports = {
+  binding,
+  fromNative,
+  call,
+  invalidArg,
+  invalidDocument,
+  corruptError,
+  describe,
+  checkKey,
+  wholeSecondsTtl,
+  storeTtl,
+  drainFileDirsOnExit,
+}

@@ -4,7 +4,7 @@
 // and at the end of the tick the queue goes to Rust as ONE native call (one
 // pipeline, one round trip, one promise), whose results settle the calls.
 
-const { binding, fromNative, invalidArg: typeError, wholeSecondsTtl } = require('./native.js')
+const { binding, fromNative, invalidArg: typeError, storeTtl } = require('./native.js')
 
 /** Marks our native stores; createKVCache/createStatePersistence use the fast paths. */
 const NATIVE_STORE = Symbol.for('awaitly-persistence-native.redisStore')
@@ -23,14 +23,6 @@ function positiveIntOption(name, value, dflt, unit) {
     throw typeError(`createRedisStore: ${name} must be a positive integer${unit}, got ${String(value)}`)
   }
   return value
-}
-
-/** Validate a KeyValueStore ttl (seconds): undefined/0 = no expiry. Returns 0 or the ttl. */
-function storeTtl(options) {
-  if (options === undefined || options === null) return 0
-  if (typeof options !== 'object') throw typeError('set: options must be an object like { ttl }')
-  // a store's set also takes { ttl: null } as no expiry, as the npm clients do
-  return options.ttl === null ? 0 : wholeSecondsTtl('set: ttl', options.ttl)
 }
 
 function keyArg(method, key) {
@@ -241,4 +233,4 @@ function createRedisStore(options = {}) {
 
 module.exports = { createRedisStore }
 // Internals for the other lib/ modules; not enumerable, so index.js does not re-export them.
-Object.defineProperty(module.exports, 'internal', { value: { NATIVE_STORE, storeTtl } })
+Object.defineProperty(module.exports, 'internal', { value: { NATIVE_STORE } })

@@ -23,7 +23,7 @@
 //   the text and throws the error naming the problem. Validating every valid
 //   document in Rust first measured 0.58-0.77x.
 
-const { binding } = require('./native.js')
+const { binding, invalidArg, describe } = require('./native.js')
 
 // ---------------------------------------------------------------------------
 // Results
@@ -124,6 +124,36 @@ function serializeResult(result) {
     ok: false,
     error: result.error,
     cause: result.cause !== undefined ? serializeCause(result.cause) : undefined,
+  }
+}
+
+/** A Result as the caches store it: an object (not an array) with a boolean `ok`. */
+const isResult = (r) => r !== null && typeof r === 'object' && !Array.isArray(r) && typeof r.ok === 'boolean'
+
+/**
+ * The stored JSON text of a cache entry (file and KV caches):
+ * `JSON.stringify(serializeResult(result), null, space)`. Throws, before
+ * anything is written: TypeError ERR_INVALID_ARG for a result that is not a
+ * Result or holds what JSON cannot carry (circular, BigInt: V8's error is the
+ * cause), RangeError ERR_OUT_OF_RANGE for one too deep; both name the key.
+ * An error thrown by the user's own toJSON passes through untouched.
+ */
+function resultText(key, result, space) {
+  if (!isResult(result)) {
+    throw invalidArg(`result for key ${JSON.stringify(key)} must be a Result ({ ok: true, value } or { ok: false, error }), got ${describe(result)}`)
+  }
+  try {
+    return JSON.stringify(serializeResult(result), null, space)
+  } catch (e) {
+    if (e instanceof RangeError) {
+      const r = new RangeError(`result for key ${JSON.stringify(key)} is too deep to store as JSON: ${e.message}`, { cause: e })
+      r.code = 'ERR_OUT_OF_RANGE'
+      throw r
+    }
+    if (e instanceof TypeError && e.code === undefined) {
+      throw invalidArg(`result for key ${JSON.stringify(key)} cannot be stored as JSON: ${e.message}`, e)
+    }
+    throw e
   }
 }
 
@@ -345,3 +375,5 @@ module.exports = {
   stringifyState,
   parseState,
 }
+// Internal (not re-exported by index.js): used by lib/file-cache.js, lib/kv-cache.js, lib/hydrating-cache.js.
+Object.defineProperty(module.exports, 'internal', { value: { isResult, resultText } })

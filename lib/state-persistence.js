@@ -9,7 +9,7 @@
 
 const { stringifyState, parseState } = require('./serialize.js')
 const { NATIVE_STORE } = require('./redis-store.js').internal
-const { invalidArg: typeError, corruptError: corrupt } = require('./native.js')
+const { invalidArg: typeError, corruptError: corrupt, describe } = require('./native.js')
 const { checkStore, checkPrefix, ownerRegistration, keysUnder } = require('./kv-cache.js').internal
 
 /**
@@ -23,6 +23,18 @@ function decodeState(fullKey, data) {
     return parseState(data)
   } catch (e) {
     throw corrupt(fullKey, e.message, e)
+  }
+}
+
+/**
+ * save's metadata: absent, or an object (awaitly's `Record<string, unknown>`).
+ * null, arrays, primitives and functions are a TypeError (the JS module
+ * stored `"metadata":5`, or dropped a function silently).
+ */
+function checkMetadata(metadata) {
+  if (metadata === undefined) return
+  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
+    throw typeError(`save: metadata must be an object (Record<string, unknown>) or absent, got ${describe(metadata)}`)
   }
 }
 
@@ -48,6 +60,7 @@ function createStatePersistence(store, prefix = 'workflow:state:') {
   return {
     async save(runId, state, metadata) {
       checkRunId('save', runId)
+      checkMetadata(metadata)
       const json = stringifyState(state, metadata)
       const reg = register()
       if (reg && native) {

@@ -197,6 +197,41 @@ impl Naming {
     }
 }
 
+impl Naming {
+    /// Could `file` be the file of a key starting with `prefix` (UTF-16
+    /// units)? For a hashed name this is judged from its readable part (the
+    /// key's first [`PREFIX_UNITS`] units, sanitised): `false` only when no
+    /// such key has that name. For a simple name, whether its key starts with
+    /// `prefix`; `true` for any other name (it cannot be ruled out).
+    pub fn may_start_with(&self, file: &str, prefix: &[u16]) -> bool {
+        let Some(stem) = file.strip_suffix(self.ext.as_str()) else {
+            return true;
+        };
+        if let Some(key) = self.simple_key(file) {
+            return key.len() >= prefix.len()
+                && prefix
+                    .iter()
+                    .zip(key.bytes())
+                    .all(|(&u, b)| u == u16::from(b));
+        }
+        let Some((shown, _)) = stem.split_once('~') else {
+            return true;
+        };
+        let shown = shown.as_bytes();
+        for (i, &u) in prefix.iter().take(PREFIX_UNITS).enumerate() {
+            // a readable part shorter than PREFIX_UNITS is the whole key
+            let Some(&b) = shown.get(i) else {
+                return false;
+            };
+            let want = if is_simple_unit(u) { u as u8 } else { b'_' };
+            if b != want {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// Is `file` one of our temporary files?
 pub fn is_temp(file: &str) -> bool {
     file.starts_with(TEMP_PREFIX)
@@ -421,6 +456,53 @@ mod tests {
                 assert!(names.insert(name), "collision for {key:?}");
             }
         }
+    }
+
+    #[test]
+    fn may_start_with_rules_out_only_impossible_names() {
+        let n = json();
+        let (long20, long10, long30) = ("long:".repeat(20), "long:".repeat(10), "long:".repeat(30));
+        let keys: [&str; 7] = [
+            "workflow:state:run-1",
+            "workflow:cache:run-1",
+            "wf",
+            "plain_key",
+            "é:x",
+            "\u{1F600}k",
+            &long20,
+        ];
+        let prefixes: [&str; 11] = [
+            "",
+            "workflow:",
+            "workflow:state:",
+            "workflow_state_",
+            "wf",
+            "wf:",
+            "plain",
+            "é",
+            "\u{1F600}",
+            &long10,
+            &long30,
+        ];
+        for key in keys {
+            let name = n.names(&u(key)).primary;
+            for prefix in prefixes {
+                let possible = n.may_start_with(&name, &u(prefix));
+                // never rules out a key that does start with the prefix
+                if key.starts_with(prefix) {
+                    assert!(possible, "{key} / {prefix}");
+                }
+            }
+        }
+        let state = n.names(&u("workflow:state:run-1")).primary;
+        assert!(!n.may_start_with(&state, &u("workflow:cache:")));
+        assert!(!n.may_start_with(&state, &u("workflow:state:run-1:more")));
+        // the readable part cannot tell `:` from `_`
+        assert!(n.may_start_with(&state, &u("workflow_state_")));
+        assert!(!n.may_start_with("plain_key.json", &u("plainkey")));
+        assert!(n.may_start_with("plain_key.json", &u("plain_")));
+        assert!(!n.may_start_with("wf.json", &u("wf:")));
+        assert!(n.may_start_with("other.txt", &u("x")));
     }
 
     #[test]

@@ -1366,15 +1366,17 @@ impl KvFiles {
             .write(self.name(key), text.into_bytes(), self.durable, done);
     }
 
-    /// Queue removal of `key`; done with whether a live entry was removed
-    /// (the committer reads it just before unlinking, in call order).
+    /// Queue removal of `key`'s file; done with whether something was
+    /// removed that was not an expired entry: `true` for a live entry and for
+    /// a file that cannot be read as one (corrupt, another key's: `get`
+    /// rejects it with ERR_CORRUPT, `delete` removes it), `false` for no file
+    /// or an expired entry. The committer reads it just before unlinking, in
+    /// call order.
     pub fn delete(self: &Arc<Self>, key: &[u16], now_ms: f64, done: Done<bool>) {
         let me = Arc::clone(self);
         let k = key.to_vec();
-        let check = Box::new(move || {
-            // a corrupt file is still removed when asked to delete its key
-            matches!(me.entry(&k), Ok(Some(e)) if e.live(now_ms))
-        });
+        // (with no file nothing is removed, so `true` then is never reported)
+        let check = Box::new(move || !matches!(me.entry(&k), Ok(Some(e)) if !e.live(now_ms)));
         self.files.push(Op::Delete {
             names: vec![self.name(key)],
             check: Some(check),
@@ -1382,35 +1384,43 @@ impl KvFiles {
         });
     }
 
-    /// Live keys matching the Redis-style glob `pattern`. Files that cannot
-    /// be read as entries are skipped (their `get` reports them).
+    /// Live keys matching the Redis-style glob `pattern`. A file of this
+    /// store that may hold a matching key but cannot be read as an entry
+    /// (corrupt, not UTF-8, another key's, a directory, unreadable) fails the
+    /// call with the error its `get` gives (ERR_CORRUPT / ERR_IO naming the
+    /// file): never skipped silently. Files whose names rule a match out are
+    /// not read (a simple name is its key; a hashed name shows the key's
+    /// first units, checked against the pattern's literal prefix).
     pub fn keys(&self, pattern: &str, now_ms: f64) -> Result<Vec<Vec<u16>>> {
         self.ensure_ready()?;
         let dir = self.files.dir();
+        let naming = self.files.naming();
+        let literal: Vec<u16> = glob::literal_prefix(pattern).encode_utf16().collect();
         let mut out = Vec::new();
         for entry in fs::read_dir(dir).map_err(|e| io_err("readdir", dir, e))? {
-            let Ok(entry) = entry else { continue };
+            let entry = entry.map_err(|e| io_err("readdir", dir, e))?;
             let name = entry.file_name();
+            // not UTF-8: no name of this scheme
             let Some(name) = name.to_str() else { continue };
-            let naming = self.files.naming();
             if !naming.is_own(name) {
                 continue;
             }
-            if let Some(k) = naming.simple_key(name) {
-                if !glob::matches(pattern, &k) {
-                    continue;
-                }
-            }
-            let Ok(Some(found)) = self.files.read_name(name) else {
-                continue;
+            let may_match = match naming.simple_key(name) {
+                Some(k) => glob::matches(pattern, &k),
+                None => naming.may_start_with(name, &literal),
             };
-            let Ok(e) = decode_entry(name, &found.text) else {
-                continue;
-            };
-            if !e.live(now_ms) || naming.names(&e.key).primary != name {
+            if !may_match {
                 continue;
             }
-            if glob::matches(pattern, &String::from_utf16_lossy(&e.key)) {
+            // None: removed since the listing
+            let Some(found) = self.files.read_name(name)? else {
+                continue;
+            };
+            let e = decode_entry(name, &found.text)?;
+            if naming.names(&e.key).primary != name {
+                return Err(PersistError::corrupt(name, "file holds another key"));
+            }
+            if e.live(now_ms) && glob::matches(pattern, &String::from_utf16_lossy(&e.key)) {
                 out.push(e.key);
             }
         }
@@ -1713,6 +1723,51 @@ mod tests {
             kv.get(&u("plain"), 0.0),
             Err(PersistError::Corrupt { .. })
         ));
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn kv_store_reports_corrupt_files_in_keys_and_deletes_them() -> TR {
+        let dir = tmpdir("kv-corrupt");
+        let kv = Arc::new(KvFiles::new(
+            dir.to_str().unwrap_or_default(),
+            ".kv.json",
+            true,
+        )?);
+        let state = u("workflow:state:run-1");
+        for k in [&state, &u("workflow:cache:a"), &u("plain")] {
+            wait(|done| kv.set(k, &u("v"), None, done))?;
+        }
+        let state_file = kv.name(&state);
+        fs::write(dir.join(&state_file), "{\"key\":")?;
+        let corrupt = |r: Result<Vec<Vec<u16>>>| match r {
+            Err(PersistError::Corrupt { location, .. }) => location == state_file,
+            _ => false,
+        };
+        assert!(corrupt(kv.keys("*", 0.0)));
+        assert!(corrupt(kv.keys("workflow:state:*", 0.0)));
+        assert!(corrupt(kv.keys("workflow:*", 0.0)));
+        // names that cannot hold a match are not read
+        assert_eq!(
+            kv.keys("workflow:cache:*", 0.0)?,
+            vec![u("workflow:cache:a")]
+        );
+        assert_eq!(kv.keys("pl*", 0.0)?, vec![u("plain")]);
+        // a file that holds another key is corrupt for keys() as for get()
+        fs::copy(dir.join(kv.name(&u("plain"))), dir.join("other.kv.json"))?;
+        assert!(matches!(
+            kv.keys("o*", 0.0),
+            Err(PersistError::Corrupt { location, .. }) if location == "other.kv.json"
+        ));
+        // delete removes a corrupt file and says something was removed
+        assert!(wait(|done| kv.delete(&state, 0.0, done))?);
+        assert!(!dir.join(&state_file).exists());
+        assert!(wait(|done| kv.delete(&u("other"), 0.0, done))?);
+        assert!(!wait(|done| kv.delete(&u("other"), 0.0, done))?);
+        let mut all = kv.keys("*", 0.0)?;
+        all.sort();
+        assert_eq!(all, vec![u("plain"), u("workflow:cache:a")]);
         fs::remove_dir_all(&dir)?;
         Ok(())
     }

@@ -87,6 +87,29 @@ pub fn matches(pattern: &str, text: &str) -> bool {
     pi == p.len()
 }
 
+/// The literal text every match of `pattern` starts with: its characters up
+/// to the first `*`, `?` or `[`, with `\x` read as `x` (as [`matches`] reads
+/// them). `"wf\\*:*"` → `"wf*:"`.
+pub fn literal_prefix(pattern: &str) -> String {
+    let p: Vec<char> = pattern.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '*' | '?' | '[' => break,
+            '\\' if i + 1 < p.len() => {
+                out.push(p[i + 1]);
+                i += 2;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// Match one character against the class starting at `p[start] == '['`,
 /// as Redis' `stringmatchlen` reads it: `^` first negates; `\x` is `x`; a `]`
 /// closes the class (even first: `[]` is an empty class); `a-z` is a range
@@ -164,6 +187,24 @@ mod tests {
         assert!(matches("[z-a]", "m"));
         assert!(matches("[^\\]]", "x"));
         assert!(!matches("[^\\]]", "]"));
+    }
+
+    #[test]
+    fn literal_prefix_is_what_every_match_starts_with() {
+        assert_eq!(literal_prefix("workflow:state:*"), "workflow:state:");
+        assert_eq!(
+            literal_prefix(&format!("{}*", escape("a*[b]?\\"))),
+            "a*[b]?\\"
+        );
+        assert_eq!(literal_prefix("ab?c"), "ab");
+        assert_eq!(literal_prefix("ab[c]"), "ab");
+        assert_eq!(literal_prefix("*"), "");
+        assert_eq!(literal_prefix("exact"), "exact");
+        assert_eq!(literal_prefix("trailing\\"), "trailing\\");
+        for (pat, text) in [("a\\*b*", "a*bc"), ("x?", "xy"), ("p[q]", "pq")] {
+            assert!(matches(pat, text));
+            assert!(text.starts_with(&literal_prefix(pat)));
+        }
     }
 
     #[test]

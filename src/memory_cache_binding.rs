@@ -19,6 +19,15 @@
 //! - per cache, `ring`: slots hit since the last call, in order; every call
 //!   applies them to the recency order first.
 //!
+//! Neither per-cache array exists when the cache is created: the glue
+//! allocates `meta` at the first `set` and `ring` at the first hit to record,
+//! both small, and replaces them by larger ones as the cache fills
+//! (`memoryCacheSetMeta`) and as hits come (`memoryCacheSetRing`). The
+//! registry keeps them until the cache's finalizer runs, which is after a GC
+//! *and* a turn of the event loop, so memory must follow what is used:
+//! allocated at full size up front (16 KB + 4 KB), 200,000 caches made in one
+//! synchronous loop held 4 GB.
+//!
 //! Each cache lives in a thread-local registry under a numeric handle; the
 //! glue holds the `External` returned by `memoryCacheCreate`, whose finalizer
 //! frees the registry entry when the cache is garbage collected.
@@ -63,8 +72,17 @@ fn opt_value(v: &Unknown<'_>) -> napi::Result<OptValue<'static>> {
 
 struct Core {
     lru: Lru,
-    meta: Float64Array,
-    ring: Uint32Array,
+    /// None until the first insert.
+    meta: Option<Float64Array>,
+    /// None until the first hit the glue records.
+    ring: Option<Uint32Array>,
+}
+
+/// A cache's metadata, writable (an error before its first array).
+fn meta_mut(meta: &mut Option<Float64Array>) -> crate::error::Result<&mut [f64]> {
+    let meta = meta.as_mut().ok_or_else(|| internal("no metadata array"))?;
+    // SAFETY: single-threaded access from the JS thread that owns the array.
+    Ok(unsafe { meta.as_mut() })
 }
 
 #[derive(Default)]
@@ -138,7 +156,7 @@ fn with_core<T>(
             .ok_or_else(|| internal("unknown memory cache handle"))?;
         let n = reg(regs, R_PENDING) as usize;
         if n > 0 {
-            let ring: &[u32] = &core.ring;
+            let ring: &[u32] = core.ring.as_deref().unwrap_or(&[]);
             core.lru.touch_all(&ring[..n.min(ring.len())]);
             if let Some(p) = regs.get_mut(R_PENDING) {
                 *p = 0.0;
@@ -190,28 +208,23 @@ pub fn memory_cache_init(env: &Env, regs: Float64Array) -> napi::Result<Unknown<
 }
 
 /// Create a cache: validates `maxSize` (entries, 0/absent = unbounded) and
-/// `ttl` (ms, 0/absent = none); `meta` holds `2 * capacity` numbers. Writes
-/// the handle to `regs[6]` and returns the owner token to keep alive.
+/// `ttl` (ms, 0/absent = none). It has no arrays yet (see the module docs).
+/// Writes the handle to `regs[6]` and returns the owner token to keep alive.
 #[napi(catch_unwind)]
 pub fn memory_cache_create(
     env: Env,
     max_size: Unknown<'_>,
     ttl: Unknown<'_>,
-    meta: Float64Array,
-    ring: Uint32Array,
 ) -> napi::Result<External<CacheOwner>> {
     let max = opt_value(&max_size)?;
     let ttl = opt_value(&ttl)?;
     let r = (|| {
         let max_size = lru::parse_max_size(max)?;
         let ttl = lru::parse_ttl("ttl", ttl)?;
-        if ring.is_empty() {
-            return Err(internal("ring too small"));
-        }
         let core = Core {
             lru: Lru::new(max_size, ttl),
-            meta,
-            ring,
+            meta: None,
+            ring: None,
         };
         REGISTRY.with(|r| {
             let mut r = r
@@ -278,8 +291,7 @@ pub fn memory_cache_throw(env: Env) -> napi::Result<()> {
 pub fn memory_cache_insert() -> u32 {
     hot(|regs, core| {
         let ttl = entry_ttl(regs, &core.lru)?;
-        // SAFETY: single-threaded access from the JS thread that owns the array.
-        let meta = unsafe { core.meta.as_mut() };
+        let meta = meta_mut(&mut core.meta)?;
         core.lru.insert(reg(regs, R_NOW), ttl, meta)
     })
 }
@@ -291,8 +303,7 @@ pub fn memory_cache_update() -> u32 {
     hot(|regs, core| {
         let ttl = entry_ttl(regs, &core.lru)?;
         let slot = slot_arg(regs)?;
-        // SAFETY: single-threaded access from the JS thread that owns the array.
-        let meta = unsafe { core.meta.as_mut() };
+        let meta = meta_mut(&mut core.meta)?;
         core.lru.update(slot, reg(regs, R_NOW), ttl, meta)?;
         Ok(0)
     })
@@ -327,18 +338,37 @@ pub fn memory_cache_clear() -> u32 {
 /// Remove entries expired at `regs[1]`; returns their slots.
 #[napi(catch_unwind)]
 pub fn memory_cache_purge_stale(env: Env) -> napi::Result<Vec<u32>> {
-    with_core(|regs, core| Ok(core.lru.purge_stale(reg(regs, R_NOW), &core.meta)))
-        .map_err(|e| js_error::throw(&env, e))
+    with_core(|regs, core| {
+        let meta: &[f64] = core.meta.as_deref().unwrap_or(&[]);
+        Ok(core.lru.purge_stale(reg(regs, R_NOW), meta))
+    })
+    .map_err(|e| js_error::throw(&env, e))
 }
 
-/// Replace the metadata array by a larger one holding the same prefix.
+/// Give the cache its metadata array, or replace it by a larger one holding
+/// the same prefix.
 #[napi(catch_unwind)]
 pub fn memory_cache_set_meta(env: Env, meta: Float64Array) -> napi::Result<()> {
     with_core(|_, core| {
         if meta.len() < 2 * core.lru.slots_used() {
             return Err(internal("metadata array shrank"));
         }
-        core.meta = meta;
+        core.meta = Some(meta);
+        Ok(())
+    })
+    .map_err(|e| js_error::throw(&env, e))
+}
+
+/// Give the cache its hit ring, or replace it by a larger one (the glue
+/// grows it as hits come). The pending hits, in the old ring, are applied
+/// first.
+#[napi(catch_unwind)]
+pub fn memory_cache_set_ring(env: Env, ring: Uint32Array) -> napi::Result<()> {
+    with_core(|_, core| {
+        if ring.is_empty() || ring.len() < core.ring.as_ref().map_or(0, |r| r.len()) {
+            return Err(internal("hit ring shrank"));
+        }
+        core.ring = Some(ring);
         Ok(())
     })
     .map_err(|e| js_error::throw(&env, e))
