@@ -139,7 +139,10 @@ export interface FileRead {
   identity: string
 }
 
-/** Does `key` match the Redis-style glob `pattern`? */
+/**
+ * Does `key` match the Redis-style glob `pattern`? Exact on UTF-16: a lone
+ * surrogate matches only itself.
+ */
 export declare function globMatch(pattern: string, key: string): boolean
 
 export interface KeysOut {

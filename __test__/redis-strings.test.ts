@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
-const { createRedisStore, createKVCache, createStatePersistence, escapeGlob, ok } = require('../index.js')
+const { createRedisStore, createKVCache, createStatePersistence, escapeGlob, globMatch, ok } = require('../index.js')
 const { createClient, RESP_TYPES } = require('redis')
 
 const prefix = `test:strings:${process.pid}:`
@@ -59,6 +59,20 @@ describe('native Redis store: exact strings', () => {
   it('a value no JS string maps to is reported as ERR_CORRUPT, never a silent miss', async () => {
     await npm.set(`${prefix}garbage`, Buffer.from([0x66, 0xff, 0xfe]))
     await expect(store.get(`${prefix}garbage`)).rejects.toMatchObject({ code: 'ERR_CORRUPT' })
+  })
+
+  it('prefixes and globs with lone surrogates match exactly', async () => {
+    expect(globMatch('a\uD800', 'a\uDBFF')).toBe(false)
+    expect(globMatch('a\uD800*', 'a\uD800b')).toBe(true)
+    expect(globMatch(escapeGlob('*\uD800') + '*', '*\uD800x')).toBe(true)
+    const states = createStatePersistence(store, `${prefix}p:\uD800:`)
+    const other = createStatePersistence(store, `${prefix}p:\uDBFF:`)
+    await states.save('r1', { steps: new Map() })
+    await other.save('r2', { steps: new Map() })
+    expect(await states.list()).toEqual(['r1'])
+    expect(await other.list()).toEqual(['r2'])
+    await states.delete('r1')
+    await other.delete('r2')
   })
 
   it('the KV cache and state persistence keep lone-surrogate keys apart', async () => {

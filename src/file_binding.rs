@@ -62,7 +62,7 @@ thread_local! {
     static DIRS: std::cell::RefCell<Option<Vec<DrainHandle>>> = const { std::cell::RefCell::new(None) };
 }
 
-/// How long exit waits for a directory's queued operations.
+/// How long exit waits for the directories' queued operations, in all.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Remember `handle` for [`drain_file_dirs`]; the first directory of an
@@ -81,10 +81,21 @@ fn register_dir(env: &Env, handle: DrainHandle) {
 }
 
 fn drain_dirs() {
-    let handles: Vec<DrainHandle> =
-        DIRS.with(|d| d.borrow().as_ref().map(|v| v.to_vec()).unwrap_or_default());
-    for h in handles {
-        h.drain(DRAIN_TIMEOUT);
+    let handles: Vec<DrainHandle> = DIRS
+        .try_with(|d| {
+            d.try_borrow()
+                .ok()
+                .and_then(|d| d.as_ref().map(|v| v.to_vec()))
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    // all at once, against one deadline
+    for h in &handles {
+        h.start();
+    }
+    let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
+    for h in &handles {
+        h.wait(deadline);
     }
 }
 
@@ -327,7 +338,7 @@ impl NativeFileStore {
     pub fn keys<'env>(
         &self,
         env: &'env Env,
-        pattern: String,
+        pattern: Utf16String,
         now_ms: f64,
     ) -> Result<PromiseRaw<'env, Vec<Utf16String>>> {
         let s = Arc::clone(&self.inner);

@@ -209,16 +209,28 @@ impl DrainHandle {
     /// of ours in the directory holds a deleted or replaced value. Later
     /// calls of the handle work as before. False if it timed out.
     pub fn drain(&self, timeout: Duration) -> bool {
+        self.start();
+        self.wait(std::time::Instant::now() + timeout)
+    }
+
+    /// Ask for a drain without waiting (see [`DrainHandle::wait`]), so that
+    /// several directories drain at once.
+    pub fn start(&self) {
+        if let Some(shared) = self.0.upgrade() {
+            let mut q = lock(&shared.queue);
+            if q.running {
+                q.drain = true;
+                shared.wake.notify_all();
+            }
+        }
+    }
+
+    /// Wait until the committer has stopped (drained), or `deadline`.
+    pub fn wait(&self, deadline: std::time::Instant) -> bool {
         let Some(shared) = self.0.upgrade() else {
             return true;
         };
-        let deadline = std::time::Instant::now() + timeout;
         let mut q = lock(&shared.queue);
-        if !q.running {
-            return true;
-        }
-        q.drain = true;
-        shared.wake.notify_all();
         while q.running {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
@@ -625,16 +637,42 @@ struct Temp {
 /// Write `data` to a temporary: a recycled one (an old, unlinked version of
 /// some cache file, kept under a temporary name) when available, so that no
 /// blocks are allocated or freed in steady state, else a new file.
+/// Open a pooled file for overwriting, only if it is still what the pool
+/// took: a regular file (no symlink is followed) with no other name.
+fn open_exclusive(path: &Path) -> std::io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW);
+    }
+    let file = opts.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || links(&meta) != 1 {
+        return Err(std::io::Error::other("not an exclusive regular file"));
+    }
+    Ok(file)
+}
+
+#[cfg(unix)]
+fn links(meta: &fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.nlink()
+}
+
+#[cfg(not(unix))]
+fn links(_meta: &fs::Metadata) -> u64 {
+    1
+}
+
 fn write_temp(dir: &Path, data: &[u8], recycled: Option<PathBuf>) -> Result<Temp> {
     if let Some(path) = recycled {
-        let reused = OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .and_then(|mut file| {
-                file.write_all(data)?;
-                file.set_len(data.len() as u64)?;
-                Ok(file)
-            });
+        let reused = open_exclusive(&path).and_then(|mut file| {
+            file.write_all(data)?;
+            file.set_len(data.len() as u64)?;
+            Ok(file)
+        });
         match reused {
             Ok(file) => {
                 return Ok(Temp {
@@ -651,7 +689,7 @@ fn write_temp(dir: &Path, data: &[u8], recycled: Option<PathBuf>) -> Result<Temp
     let pid = std::process::id();
     loop {
         let n = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!("{TEMP_PREFIX}{pid}.{n}"));
+        let path = dir.join(format!("{TEMP_PREFIX}{pid}.{}.{n}", temp_nonce()));
         match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut file) => {
                 if let Err(e) = file.write_all(data) {
@@ -696,10 +734,30 @@ fn par_each<T: Send>(items: &mut [T], f: impl Fn(&mut T) + Sync) {
     });
 }
 
+/// A random tag of this process for its temporaries' names: two processes
+/// with the same pid (in two PID namespaces, say containers sharing a
+/// volume) never pick the same name.
+fn temp_nonce() -> &'static str {
+    static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NONCE.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        if let Ok(t) = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
+            h.write_u128(t.as_nanos());
+        }
+        format!("{:016x}", h.finish())
+    })
+}
+
 /// A fresh temporary-style name (`.awaitly-tmp.<pid>.<n>`) in `dir`.
 fn temp_path(dir: &Path) -> PathBuf {
     let n = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!("{TEMP_PREFIX}{}.{n}", std::process::id()))
+    dir.join(format!(
+        "{TEMP_PREFIX}{}.{}.{n}",
+        std::process::id(),
+        temp_nonce()
+    ))
 }
 
 /// A replaced file set aside by [`rename_segment`]: its path, size, and
@@ -775,26 +833,39 @@ fn replace(
 ) -> std::io::Result<Option<Trash>> {
     #[cfg(target_os = "linux")]
     if exchange.load(Ordering::Relaxed) {
+        let unsupported = |e: &std::io::Error| {
+            matches!(
+                e.raw_os_error(),
+                Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+            )
+        };
         loop {
             match renameat2(&temp.path, target, libc::RENAME_EXCHANGE) {
                 Ok(()) => {
-                    let size = fs::symlink_metadata(&temp.path).map_or(0, |m| m.len());
-                    return Ok(Some((temp.path.clone(), size, true)));
+                    let meta = fs::symlink_metadata(&temp.path)?;
+                    if meta.is_dir() {
+                        // a directory at the key's name: put it back, fail
+                        renameat2(&temp.path, target, libc::RENAME_EXCHANGE)?;
+                        return Err(std::io::Error::other("is a directory"));
+                    }
+                    // reusable only if no other name (a backup's hard link,
+                    // say) and nothing else (a symlink) can reach it
+                    let exclusive = meta.is_file() && links(&meta) == 1;
+                    return Ok(Some((temp.path.clone(), meta.len(), exclusive)));
                 }
                 Err(e) if e.kind() == ErrorKind::NotFound => {
                     // no target yet: place it, unless one appeared meanwhile
                     match renameat2(&temp.path, target, libc::RENAME_NOREPLACE) {
                         Ok(()) => return Ok(None),
                         Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                        Err(e) if unsupported(&e) => {
+                            exchange.store(false, Ordering::Relaxed);
+                            break;
+                        }
                         Err(e) => return Err(e),
                     }
                 }
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
-                    ) =>
-                {
+                Err(e) if unsupported(&e) => {
                     exchange.store(false, Ordering::Relaxed);
                     break;
                 }
@@ -806,7 +877,12 @@ fn replace(
     let _ = exchange;
     let keep = temp_path(dir);
     let kept = fs::hard_link(target, &keep).is_ok();
-    fs::rename(&temp.path, target)?;
+    if let Err(e) = fs::rename(&temp.path, target) {
+        if kept {
+            let _ = fs::remove_file(&keep);
+        }
+        return Err(e);
+    }
     Ok(kept.then(|| {
         let size = fs::symlink_metadata(&keep).map_or(0, |m| m.len());
         (keep, size, false)
@@ -1391,11 +1467,11 @@ impl KvFiles {
     /// file): never skipped silently. Files whose names rule a match out are
     /// not read (a simple name is its key; a hashed name shows the key's
     /// first units, checked against the pattern's literal prefix).
-    pub fn keys(&self, pattern: &str, now_ms: f64) -> Result<Vec<Vec<u16>>> {
+    pub fn keys(&self, pattern: &[u16], now_ms: f64) -> Result<Vec<Vec<u16>>> {
         self.ensure_ready()?;
         let dir = self.files.dir();
         let naming = self.files.naming();
-        let literal: Vec<u16> = glob::literal_prefix(pattern).encode_utf16().collect();
+        let literal = glob::literal_prefix_units(pattern);
         let mut out = Vec::new();
         for entry in fs::read_dir(dir).map_err(|e| io_err("readdir", dir, e))? {
             let entry = entry.map_err(|e| io_err("readdir", dir, e))?;
@@ -1406,7 +1482,7 @@ impl KvFiles {
                 continue;
             }
             let may_match = match naming.simple_key(name) {
-                Some(k) => glob::matches(pattern, &k),
+                Some(k) => glob::matches_units(pattern, &k.encode_utf16().collect::<Vec<u16>>()),
                 None => naming.may_start_with(name, &literal),
             };
             if !may_match {
@@ -1420,7 +1496,7 @@ impl KvFiles {
             if naming.names(&e.key).primary != name {
                 return Err(PersistError::corrupt(name, "file holds another key"));
             }
-            if e.live(now_ms) && glob::matches(pattern, &String::from_utf16_lossy(&e.key)) {
+            if e.live(now_ms) && glob::matches_units(pattern, &e.key) {
                 out.push(e.key);
             }
         }
@@ -1514,6 +1590,51 @@ mod tests {
         wait(|done| handles[1].write("after.json".into(), b"x".to_vec(), true, done))?;
         assert_eq!(fs::read(dir.join("after.json"))?, b"x");
         let _ = fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    /// What sits at a key's name and is not ours alone is never written
+    /// through: a file with a second hard link (a backup), a symlink, a
+    /// directory.
+    #[cfg(unix)]
+    #[test]
+    fn foreign_links_symlinks_and_directories_are_never_written_through() -> TR {
+        let dir = tmpdir("foreign");
+        let outside = tmpdir("foreign-outside");
+        fs::create_dir_all(&outside)?;
+        let d = FileDir::new(dir.to_str().unwrap_or_default(), ".json")?;
+        d.init()?;
+        let put = |name: &str, data: &str| {
+            wait(|done| d.write(name.into(), data.as_bytes().to_vec(), true, done))
+        };
+        // a hard link kept by a "backup", and a symlink to a file outside
+        put("a.json", "a1")?;
+        fs::hard_link(dir.join("a.json"), outside.join("backup-a.json"))?;
+        fs::write(outside.join("target"), "outside")?;
+        std::os::unix::fs::symlink(outside.join("target"), dir.join("s.json"))?;
+        put("a.json", "a2")?;
+        put("s.json", "s1")?;
+        // let the replaced files become reusable, then write other keys
+        std::thread::sleep(REUSE_GRACE + Duration::from_millis(30));
+        for k in 0..8 {
+            put(&format!("k{k}.json"), &format!("secret {k}"))?;
+        }
+        assert_eq!(fs::read_to_string(outside.join("backup-a.json"))?, "a1");
+        assert_eq!(fs::read_to_string(outside.join("target"))?, "outside");
+        assert_eq!(fs::read_to_string(dir.join("s.json"))?, "s1");
+        // a directory at a key's name: the write fails, the directory stays
+        fs::create_dir(dir.join("d.json"))?;
+        fs::write(dir.join("d.json").join("inside"), "mine")?;
+        assert!(put("d.json", "x").is_err());
+        assert_eq!(fs::read_to_string(dir.join("d.json").join("inside"))?, "mine");
+        assert!(d.drain_handle().drain(Duration::from_secs(5)));
+        let left: Vec<String> = fs::read_dir(&dir)?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| is_temp(n))
+            .collect();
+        assert_eq!(left, Vec::<String>::new());
+        let _ = fs::remove_dir_all(&dir);
+        let _ = fs::remove_dir_all(&outside);
         Ok(())
     }
 
@@ -1699,14 +1820,14 @@ mod tests {
         assert_eq!(kv.get(&u("workflow:state:ttl"), 1500.0)?, None);
         assert!(!kv.exists(&u("workflow:state:ttl"), 2000.0)?);
         assert!(kv.exists(&keys[3], 2000.0)?);
-        let mut listed = kv.keys(&format!("{}*", glob::escape("workflow:state:")), 1000.0)?;
+        let mut listed = kv.keys(&u(&format!("{}*", glob::escape("workflow:state:"))), 1000.0)?;
         listed.sort();
         let mut want = vec![keys[0].clone(), keys[1].clone(), u("workflow:state:ttl")];
         want.sort();
         assert_eq!(listed, want);
-        let star = kv.keys(&format!("{}*", glob::escape("workflow:state:run*")), 2000.0)?;
+        let star = kv.keys(&u(&format!("{}*", glob::escape("workflow:state:run*"))), 2000.0)?;
         assert_eq!(star, vec![keys[1].clone()]);
-        assert_eq!(kv.keys("*", 2000.0)?.len(), 4);
+        assert_eq!(kv.keys(&u("*"), 2000.0)?.len(), 4);
         assert!(!wait(|done| kv.delete(
             &u("workflow:state:ttl"),
             2000.0,
@@ -1745,19 +1866,19 @@ mod tests {
             Err(PersistError::Corrupt { location, .. }) => location == state_file,
             _ => false,
         };
-        assert!(corrupt(kv.keys("*", 0.0)));
-        assert!(corrupt(kv.keys("workflow:state:*", 0.0)));
-        assert!(corrupt(kv.keys("workflow:*", 0.0)));
+        assert!(corrupt(kv.keys(&u("*"), 0.0)));
+        assert!(corrupt(kv.keys(&u("workflow:state:*"), 0.0)));
+        assert!(corrupt(kv.keys(&u("workflow:*"), 0.0)));
         // names that cannot hold a match are not read
         assert_eq!(
-            kv.keys("workflow:cache:*", 0.0)?,
+            kv.keys(&u("workflow:cache:*"), 0.0)?,
             vec![u("workflow:cache:a")]
         );
-        assert_eq!(kv.keys("pl*", 0.0)?, vec![u("plain")]);
+        assert_eq!(kv.keys(&u("pl*"), 0.0)?, vec![u("plain")]);
         // a file that holds another key is corrupt for keys() as for get()
         fs::copy(dir.join(kv.name(&u("plain"))), dir.join("other.kv.json"))?;
         assert!(matches!(
-            kv.keys("o*", 0.0),
+            kv.keys(&u("o*"), 0.0),
             Err(PersistError::Corrupt { location, .. }) if location == "other.kv.json"
         ));
         // delete removes a corrupt file and says something was removed
@@ -1765,7 +1886,7 @@ mod tests {
         assert!(!dir.join(&state_file).exists());
         assert!(wait(|done| kv.delete(&u("other"), 0.0, done))?);
         assert!(!wait(|done| kv.delete(&u("other"), 0.0, done))?);
-        let mut all = kv.keys("*", 0.0)?;
+        let mut all = kv.keys(&u("*"), 0.0)?;
         all.sort();
         assert_eq!(all, vec![u("plain"), u("workflow:cache:a")]);
         fs::remove_dir_all(&dir)?;
