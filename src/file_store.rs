@@ -1626,7 +1626,10 @@ mod tests {
         fs::create_dir(dir.join("d.json"))?;
         fs::write(dir.join("d.json").join("inside"), "mine")?;
         assert!(put("d.json", "x").is_err());
-        assert_eq!(fs::read_to_string(dir.join("d.json").join("inside"))?, "mine");
+        assert_eq!(
+            fs::read_to_string(dir.join("d.json").join("inside"))?,
+            "mine"
+        );
         assert!(d.drain_handle().drain(Duration::from_secs(5)));
         let left: Vec<String> = fs::read_dir(&dir)?
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -1825,7 +1828,10 @@ mod tests {
         let mut want = vec![keys[0].clone(), keys[1].clone(), u("workflow:state:ttl")];
         want.sort();
         assert_eq!(listed, want);
-        let star = kv.keys(&u(&format!("{}*", glob::escape("workflow:state:run*"))), 2000.0)?;
+        let star = kv.keys(
+            &u(&format!("{}*", glob::escape("workflow:state:run*"))),
+            2000.0,
+        )?;
         assert_eq!(star, vec![keys[1].clone()]);
         assert_eq!(kv.keys(&u("*"), 2000.0)?.len(), 4);
         assert!(!wait(|done| kv.delete(

@@ -53,7 +53,10 @@ fn points(units: &[u16]) -> Vec<u32> {
 pub fn escape_units(literal: &[u16]) -> Vec<u16> {
     let mut out = Vec::with_capacity(literal.len() + 4);
     for &u in literal {
-        if [b'*', b'?', b'[', b']', b'\\'].iter().any(|&m| u == u16::from(m)) {
+        if [b'*', b'?', b'[', b']', b'\\']
+            .iter()
+            .any(|&m| u == u16::from(m))
+        {
             out.push(u16::from(b'\\'));
         }
         out.push(u);
@@ -236,7 +239,11 @@ mod tests {
 
     #[test]
     fn literal_prefix_is_what_every_match_starts_with() {
-        let lp = |p: &str| String::from_utf16_lossy(&literal_prefix_units(&p.encode_utf16().collect::<Vec<u16>>()));
+        let lp = |p: &str| {
+            String::from_utf16_lossy(&literal_prefix_units(
+                &p.encode_utf16().collect::<Vec<u16>>(),
+            ))
+        };
         assert_eq!(lp("workflow:state:*"), "workflow:state:");
         assert_eq!(lp(&format!("{}*", escape("a*[b]?\\"))), "a*[b]?\\");
         assert_eq!(lp("ab?c"), "ab");
