@@ -52,7 +52,7 @@ pub struct ExecOut {
     pub codes: Uint8Array,
     /// UTF-16 lengths of the GET values, in order, concatenated in `blob`.
     pub lens: Uint32Array,
-    pub blob: Utf16String,
+    pub blob: JsText,
     /// Per-op failures, only when some op failed.
     pub errors: Option<Vec<Option<String>>>,
 }
@@ -60,7 +60,22 @@ pub struct ExecOut {
 #[napi(object)]
 pub struct KeysOut {
     pub lens: Uint32Array,
-    pub blob: Utf16String,
+    pub blob: JsText,
+}
+
+/// Text going back to JS: ASCII as a one-byte (latin1) V8 string, which JS
+/// slices and parses faster and stores in half the memory; anything else as
+/// UTF-16 (exact, lone surrogates included).
+type JsText = Either<Latin1String, Utf16String>;
+
+fn js_text(units: Vec<u16>) -> JsText {
+    if units.iter().all(|&u| u < 0x80) {
+        let bytes: Vec<u8> = units.iter().map(|&u| u as u8).collect();
+        if let Ok(ascii) = String::from_utf8(bytes) {
+            return Either::A(Latin1String::from(ascii));
+        }
+    }
+    Either::B(Utf16String::from(units))
 }
 
 /// Split `blob` into pieces of the given UTF-16 lengths (JS string lengths).
@@ -178,7 +193,7 @@ impl NativeRedisStore {
             }
             Ok(KeysOut {
                 lens: Uint32Array::new(lens),
-                blob: Utf16String::from(blob),
+                blob: js_text(blob),
             })
         })
     }
@@ -278,7 +293,7 @@ fn encode_results(results: Vec<OpResult>) -> ExecOut {
     ExecOut {
         codes: Uint8Array::new(codes),
         lens: Uint32Array::new(out_lens),
-        blob: Utf16String::from(out_blob),
+        blob: js_text(out_blob),
         errors,
     }
 }
