@@ -127,7 +127,7 @@ export interface ExecOut {
   codes: Uint8Array
   /** UTF-16 lengths of the GET values, in order, concatenated in `blob`. */
   lens: Uint32Array
-  blob: JsText
+  blob: string
   /** Per-op failures, only when some op failed. */
   errors?: Array<string | undefined | null>
 }
@@ -147,7 +147,7 @@ export declare function globMatch(pattern: string, key: string): boolean
 
 export interface KeysOut {
   lens: Uint32Array
-  blob: JsText
+  blob: string
 }
 
 /** Remove every entry (counters are kept). Returns 0, or `ERR`. */

@@ -52,6 +52,7 @@ pub struct ExecOut {
     pub codes: Uint8Array,
     /// UTF-16 lengths of the GET values, in order, concatenated in `blob`.
     pub lens: Uint32Array,
+    #[napi(ts_type = "string")]
     pub blob: JsText,
     /// Per-op failures, only when some op failed.
     pub errors: Option<Vec<Option<String>>>,
@@ -60,6 +61,7 @@ pub struct ExecOut {
 #[napi(object)]
 pub struct KeysOut {
     pub lens: Uint32Array,
+    #[napi(ts_type = "string")]
     pub blob: JsText,
 }
 
