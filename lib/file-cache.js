@@ -10,7 +10,12 @@
 const { binding, call, fromNative, invalidArg: typeError, corruptError, checkKey, drainFileDirsOnExit } = require('./native.js')
 const { deserializeResult } = require('./serialize.js')
 const { isResult, resultText } = require('./serialize.js').internal
-const { createMemoryLayer, delegateStepCache } = require('./memory-cache.js')
+const { createMemoryLayer } = require('./memory-cache.js')
+const { assemble, writeBehindOptions, createTickets } = require('./write-behind.js')
+const fsp = require('node:fs/promises')
+
+const PLAIN_KEY = /^[A-Za-z0-9_-]+$/
+const STAT_BATCH = 256
 
 const FS_METHODS = ['readFile', 'writeFile', 'unlink', 'exists', 'readdir', 'mkdir']
 
@@ -51,11 +56,13 @@ function readOptions(options) {
   }
   if (typeof durable !== 'boolean') throw typeError('createFileCache: options.durable must be a boolean')
   if (typeof reuseFiles !== 'boolean') throw typeError('createFileCache: options.reuseFiles must be a boolean')
-  return { directory, extension, fs: fs ?? undefined, memoryMaxSize, onCorrupt, durable, reuseFiles }
+  const { writeBehind, onError } = writeBehindOptions('createFileCache', options)
+  return { directory, extension, fs: fs ?? undefined, memoryMaxSize, onCorrupt, durable, reuseFiles, writeBehind, onError }
 }
 
 function createFileCache(options) {
-  const { directory, extension, fs, memoryMaxSize, onCorrupt, durable, reuseFiles } = readOptions(options)
+  const opts = readOptions(options)
+  const { directory, extension, fs, memoryMaxSize, onCorrupt, durable, reuseFiles } = opts
   const memory = createMemoryLayer('createFileCache', memoryMaxSize)
   // Validates the extension (TypeError) and owns naming; its committer
   // thread starts only on the first native write.
@@ -101,13 +108,82 @@ function createFileCache(options) {
       tick.settle.push([resolve, reject])
     })
 
-  const sync = delegateStepCache(memory)
+  const encode = (key, result) => resultText(key, result, 2)
+  const tickets = createTickets()
+
+  /**
+   * init()'s preload: the newest files (by mtime) of keys whose name is the
+   * key itself (`<key><ext>`, keys of only [A-Za-z0-9_-]; a hashed name does
+   * not hold its key, so those entries stay on disk until getAsync reads
+   * them) fill the in-process layer, up to memoryMaxSize. The newest ends up
+   * most recently used. Corrupt files follow onCorrupt.
+   */
+  async function preload() {
+    const limit = memoryMaxSize === undefined ? 1000 : memoryMaxSize
+    if (limit === 0) return
+    let entries
+    try {
+      entries = await fsp.readdir(directory)
+    } catch (e) {
+      if (e && e.code === 'ENOENT') return
+      throw e
+    }
+    const mark = tickets.hold()
+    try {
+      const candidates = []
+      for (const name of entries) {
+        if (!name.endsWith(extension)) continue
+        const key = name.slice(0, name.length - extension.length)
+        if (!PLAIN_KEY.test(key) || !native.isOwn(name) || native.names(key)[0] !== name) continue
+        candidates.push({ key, name, mtime: 0 })
+      }
+      for (let i = 0; i < candidates.length; i += STAT_BATCH) {
+        await Promise.all(
+          candidates.slice(i, i + STAT_BATCH).map(async (c) => {
+            try {
+              c.mtime = (await fsp.stat(`${directory}/${c.name}`)).mtimeMs
+            } catch {
+              c.mtime = -1 // removed since the listing
+            }
+          }),
+        )
+      }
+      const chosen = candidates
+        .filter((c) => c.mtime >= 0)
+        .sort((a, b) => b.mtime - a.mtime)
+        .slice(0, limit)
+      const read = []
+      for (let i = 0; i < chosen.length; i += STAT_BATCH) {
+        const part = await Promise.all(chosen.slice(i, i + STAT_BATCH).map((c) => call(native.read(c.key))))
+        for (const r of part) read.push(r)
+      }
+      let firstCorrupt = null
+      // oldest first, so the newest is the most recently used
+      for (let i = chosen.length - 1; i >= 0; i--) {
+        const { key } = chosen[i]
+        const found = read[i]
+        if (found === null || tickets.touchedAfter(key, mark)) continue
+        try {
+          memory.set(key, parseFile(found.name, found.text))
+        } catch (e) {
+          if (onCorrupt !== 'miss') {
+            if (firstCorrupt === null) firstCorrupt = e
+            continue
+          }
+          await call(native.quarantine(found.name, found.identity))
+        }
+      }
+      if (firstCorrupt) throw firstCorrupt
+    } finally {
+      tickets.release()
+    }
+  }
 
   if (!fs) {
-    return {
-      ...sync,
+    return assemble('createFileCache', 'ERR_IO', memory, {
       async init() {
         await call(native.init())
+        await preload()
       },
       async getAsync(key) {
         checkKey(key)
@@ -125,23 +201,16 @@ function createFileCache(options) {
         remember(key, result)
         return result
       },
-      async setAsync(key, result) {
-        checkKey(key)
-        await queueWrite(key, resultText(key, result, 2))
-        remember(key, result)
-      },
-      async deleteAsync(key) {
-        checkKey(key)
-        memory.delete(key)
+      writeOnly: (key, text) => queueWrite(key, text),
+      removeOnly(key) {
         flushWrites() // writes called before this delete are queued before it
         return call(native.remove(key))
       },
-      async clearAsync() {
-        memory.clear()
+      async clearOnly() {
         flushWrites()
         await call(native.clear())
       },
-    }
+    }, opts, encode, tickets)
   }
 
   // A caller-supplied FileSystemInterface: same names, same format; writes
@@ -163,8 +232,7 @@ function createFileCache(options) {
     })
     return run
   }
-  return {
-    ...sync,
+  return assemble('createFileCache', 'ERR_IO', memory, {
     async init() {
       await fs.mkdir(directory, { recursive: true })
     },
@@ -199,16 +267,11 @@ function createFileCache(options) {
       }
       return undefined
     },
-    async setAsync(key, result) {
-      checkKey(key)
-      const text = resultText(key, result, 2)
+    writeOnly(key, text) {
       const [name] = native.names(key)
-      await serial(key, () => fs.writeFile(pathOf(name), text))
-      remember(key, result)
+      return serial(key, () => fs.writeFile(pathOf(name), text))
     },
-    async deleteAsync(key) {
-      checkKey(key)
-      memory.delete(key)
+    removeOnly(key) {
       return serial(key, async () => {
         let removed = false
         for (const name of native.names(key)) {
@@ -220,8 +283,7 @@ function createFileCache(options) {
         return removed
       })
     },
-    async clearAsync() {
-      memory.clear()
+    async clearOnly() {
       // writes and deletes queued before this call land first, then the clear
       await Promise.allSettled([...tails.values()])
       let files
@@ -241,7 +303,7 @@ function createFileCache(options) {
         }
       }
     },
-  }
+  }, opts, encode)
 }
 
 module.exports = { createFileCache }
