@@ -84,6 +84,16 @@ describe('write-behind end to end with awaitly createWorkflow, two processes', (
     })
   }
 
+  it('file: process.exit() in the same job as a sync set still writes it (and everything before)', async () => {
+    const loc = join(dir, 'e2e-exit')
+    const one = await child('file', loc, 'write', 'exit')
+    expect(one.code, one.stderr).toBe(0)
+    expect(one.line.calls).toEqual(RAN)
+    expect(await createFileCache({ directory: loc }).getAsync('late-u1')).toEqual(ok('late'))
+    const two = await child('file', loc, 'read', 'normal')
+    expect(two.line.calls).toEqual(SKIPPED)
+  })
+
   it('a store whose set rejects: onError sees each failure, flush() rejects with them, no unhandled rejection, process stays up', async () => {
     const r = await child('kv', `${base}failing:`, 'write', 'failing')
     expect(r.code, r.stderr).toBe(0)

@@ -7,7 +7,16 @@
 // The glue holds what must be JS: the in-process LRU of live Result objects,
 // V8's JSON, and Errors.
 
-const { binding, call, fromNative, invalidArg: typeError, corruptError, checkKey, drainFileDirsOnExit } = require('./native.js')
+const {
+  binding,
+  call,
+  fromNative,
+  invalidArg: typeError,
+  corruptError,
+  checkKey,
+  drainFileDirsOnExit,
+  unsentTicks,
+} = require('./native.js')
 const { deserializeResult } = require('./serialize.js')
 const { isResult, resultText } = require('./serialize.js').internal
 const { createMemoryLayer } = require('./memory-cache.js')
@@ -77,6 +86,7 @@ function createFileCache(options) {
     if (tick === null) return
     const { keys, texts, settle } = tick
     tick = null
+    unsentTicks.delete(flushWrites)
     let pending
     try {
       pending = native.writeMany(keys, texts, durable)
@@ -102,6 +112,7 @@ function createFileCache(options) {
       if (tick === null) {
         tick = { keys: [], texts: [], settle: [] }
         queueMicrotask(flushWrites)
+        unsentTicks.add(flushWrites) // so that process.exit() in this job still sends it
       }
       tick.keys.push(key)
       tick.texts.push(text)
