@@ -321,7 +321,8 @@ export interface WriteBehindError extends Error {
  * ones use the disk. File format: the JS module's
  * `JSON.stringify(serializeResult(result), null, 2)`. Names: `<key><ext>` for
  * keys of only `[A-Za-z0-9_-]` (the JS module's name), otherwise
- * `<prefix>~<sha256 of the key's UTF-16><ext>`.
+ * `<prefix>~<sha256 of the key's UTF-16><ext>`, whose file also holds the key
+ * (`"key"`, first member) so that `init()` can preload it.
  */
 export interface FileCache {
   /** In-process layer only (no disk read). */
@@ -341,10 +342,10 @@ export interface FileCache {
   /**
    * Create the directory; remove temporaries left by crashed processes; then
    * preload: the newest files (by mtime) fill the in-process layer, up to
-   * `memoryMaxSize`, the newest most recently used. Only files named
-   * `<key><ext>` (keys of only `[A-Za-z0-9_-]`) can be preloaded: a hashed name
-   * does not hold its key, so those entries are read by `getAsync` only. A
-   * corrupt file follows `onCorrupt` (`'error'`: the others are loaded, then
+   * `memoryMaxSize`, the newest most recently used. A file under a hashed name
+   * holds its key (a `"key"` member, written since write-behind); older hashed
+   * files hold none and are read by `getAsync` only. Native I/O only (with `fs`,
+   * `init()` only creates the directory). A corrupt file follows `onCorrupt` (`'error'`: the others are loaded, then
    * `init()` rejects `ERR_CORRUPT`; `'miss'`: moved aside). A key set or deleted
    * during the preload keeps its newer state.
    */

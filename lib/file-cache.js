@@ -119,7 +119,23 @@ function createFileCache(options) {
       tick.settle.push([resolve, reject])
     })
 
-  const encode = (key, result) => resultText(key, result, 2)
+  // A file under a hashed name also holds its key (a "key" member first), so
+  // that init() can preload it; the JS module never reads hashed names, and
+  // plain names keep its format byte for byte.
+  const encode = (key, result) => {
+    const text = resultText(key, result, 2)
+    if (PLAIN_KEY.test(key) && native.names(key)[0] === `${key}${extension}`) return text
+    return `{\n  "key": ${JSON.stringify(key)},\n${text.slice(2)}`
+  }
+  /** The key a hashed-name file holds, or null (an older file without one, unreadable, not ours). */
+  const storedKey = async (name) => {
+    try {
+      const key = JSON.parse(await fsp.readFile(`${directory}/${name}`, 'utf8')).key
+      return typeof key === 'string' && native.names(key)[0] === name ? key : null
+    } catch {
+      return null // corrupt or gone: getAsync of its key reports it as today
+    }
+  }
   const tickets = createTickets()
 
   /**
@@ -144,9 +160,11 @@ function createFileCache(options) {
       const candidates = []
       for (const name of entries) {
         if (!name.endsWith(extension)) continue
+        if (!native.isOwn(name)) continue
         const key = name.slice(0, name.length - extension.length)
-        if (!PLAIN_KEY.test(key) || !native.isOwn(name) || native.names(key)[0] !== name) continue
-        candidates.push({ key, name, mtime: 0 })
+        // a hashed name: the key is read from the file (below), for the newest only
+        const plain = PLAIN_KEY.test(key) && native.names(key)[0] === name
+        candidates.push({ key: plain ? key : null, name, mtime: 0 })
       }
       for (let i = 0; i < candidates.length; i += STAT_BATCH) {
         await Promise.all(
@@ -159,10 +177,13 @@ function createFileCache(options) {
           }),
         )
       }
-      const chosen = candidates
-        .filter((c) => c.mtime >= 0)
-        .sort((a, b) => b.mtime - a.mtime)
-        .slice(0, limit)
+      const byAge = candidates.filter((c) => c.mtime >= 0).sort((a, b) => b.mtime - a.mtime)
+      const chosen = []
+      for (let i = 0; i < byAge.length && chosen.length < limit; i += STAT_BATCH) {
+        const part = byAge.slice(i, i + STAT_BATCH)
+        await Promise.all(part.map(async (c) => (c.key === null ? (c.key = await storedKey(c.name)) : undefined)))
+        for (const c of part) if (c.key !== null && chosen.length < limit) chosen.push(c)
+      }
       const read = []
       for (let i = 0; i < chosen.length; i += STAT_BATCH) {
         const part = await Promise.all(chosen.slice(i, i + STAT_BATCH).map((c) => call(native.read(c.key))))
