@@ -307,7 +307,8 @@ export interface PersistentCacheStats extends MemoryCacheStats {
 /**
  * The error `flush()` rejects with: an `AggregateError` (at run time; typed
  * as Error here so that no ES2021 lib is needed) whose `errors` are the
- * write-behind failures since the previous `flush()` (each with its own `code`),
+ * write-behind failures since the previous `flush()` (each with its own `code`;
+ * at most the first 1000 are kept, the message gives the full count),
  * `code` `'ERR_IO'` (file cache) or `'ERR_STORE'` (KV cache).
  */
 export interface WriteBehindError extends Error {

@@ -218,8 +218,13 @@ describe('write-behind in process', () => {
         ['b', 'ERR_STORE'],
       ])
       await expect(c.flush()).resolves.toBeUndefined() // failures are reported once
-      expect(c.stats().writeErrors).toBe(2)
       expect(c.get('a')).toEqual(ok(1)) // the in-process layer keeps serving
+      // with no flush() for a long time, at most 1000 failures are kept (all are counted)
+      for (let i = 0; i < 1500; i++) c.set(`many${i}`, ok(i))
+      const many: any = await c.flush().catch((x: unknown) => x)
+      expect(many.errors).toHaveLength(1000)
+      expect(many.message).toMatch(/^createKVCache: 1500 write-behind operations failed/)
+      expect(c.stats().writeErrors).toBe(1502)
       await new Promise((r) => setTimeout(r, 20))
       expect(unhandled).toEqual([])
     } finally {

@@ -14,6 +14,9 @@
 //    rejects with the failures since the last flush.
 
 const { invalidArg, checkKey } = require('./native.js')
+
+/** Failures kept for the next flush() (the rest are counted): no flush() must not mean unbounded memory. */
+const MAX_KEPT = 1000
 const { delegateStepCache } = require('./memory-cache.js')
 
 /** Reads and validates `writeBehind` and `onError`. */
@@ -34,13 +37,15 @@ function writeBehindOptions(owner, options) {
 function createWriteBehind(owner, code, onError) {
   const pending = new Set()
   let failures = []
+  let failed = 0 // since the last flush, kept or not
   let writeErrors = 0
   let keepAlive = null
   const warned = new Set()
 
   function report(error, key) {
     writeErrors++
-    failures.push(error)
+    failed++
+    if (failures.length < MAX_KEPT) failures.push(error)
     if (onError) {
       try {
         onError(error, key)
@@ -85,14 +90,16 @@ function createWriteBehind(owner, code, onError) {
   async function flush() {
     if (pending.size > 0) await Promise.allSettled([...pending])
     // the rejection handlers of the settled promises have run (they were attached first)
-    if (failures.length === 0) return
+    if (failed === 0) return
     const errors = failures
+    const n = failed
     failures = []
+    failed = 0
     const e = new AggregateError(
       errors,
-      `${owner}: ${errors.length} write-behind operation${errors.length === 1 ? '' : 's'} failed since the last flush (first: ${
-        errors[0] && errors[0].message
-      })`,
+      `${owner}: ${n} write-behind operation${n === 1 ? '' : 's'} failed since the last flush${
+        n > errors.length ? ` (the first ${errors.length} in errors)` : ''
+      } (first: ${errors[0] && errors[0].message})`,
     )
     e.code = code
     throw e
