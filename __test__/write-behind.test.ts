@@ -135,6 +135,29 @@ describe('write-behind in process', () => {
     expect(c.stats()).toMatchObject({ writeErrors: 0, pendingWrites: 0 })
   })
 
+  it('file with an fs object (node:fs/promises): a clear never removes what was set after it', async () => {
+    const fsp = await import('node:fs/promises')
+    const fs = {
+      readFile: (p: string) => fsp.readFile(p, 'utf8'),
+      writeFile: (p: string, d: string) => fsp.writeFile(p, d),
+      unlink: (p: string) => fsp.unlink(p),
+      exists: (p: string) => fsp.access(p).then(() => true, () => false),
+      readdir: (p: string) => fsp.readdir(p),
+      mkdir: (p: string, o?: { recursive?: boolean }) => fsp.mkdir(p, o).then(() => undefined),
+    }
+    const directory = join(dir, 'fs-iface')
+    const c = createFileCache({ directory, fs })
+    await c.init()
+    for (let i = 0; i < 50; i++) c.set(`x${i}`, ok(i))
+    c.clear()
+    for (let i = 0; i < 50; i++) c.set(`y${i}`, ok(i))
+    c.set('x0', ok('again'))
+    await c.flush()
+    const names = readdirSync(directory).sort()
+    expect(names).toEqual([...Array.from({ length: 50 }, (_, i) => `y${i}.json`), 'x0.json'].sort())
+    expect(await createFileCache({ directory, fs }).getAsync('x0')).toEqual(ok('again'))
+  })
+
   for (const [name, make] of [
     ['native-redis', () => redis],
     ['js-map', () => createMapStore()],

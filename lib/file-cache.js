@@ -251,8 +251,11 @@ function createFileCache(options) {
   // One key's writes and deletes run one after another, in call order, so
   // the last call wins even though fs.writeFile is not atomic.
   const tails = new Map()
+  // A clear in flight (readdir + unlinks): the calls made after it wait for
+  // it, so it cannot unlink what they write.
+  let clearing = null
   const serial = (key, fn) => {
-    const prev = tails.get(key) ?? Promise.resolve()
+    const prev = tails.get(key) ?? clearing ?? Promise.resolve()
     const run = prev.then(fn, fn)
     const tail = run.then(
       () => undefined,
@@ -264,7 +267,7 @@ function createFileCache(options) {
     })
     return run
   }
-  return assemble('createFileCache', 'ERR_IO', memory, {
+  const cache = assemble('createFileCache', 'ERR_IO', memory, {
     async init() {
       await fs.mkdir(directory, { recursive: true })
     },
@@ -315,27 +318,43 @@ function createFileCache(options) {
         return removed
       })
     },
-    async clearOnly() {
-      // writes and deletes queued before this call land first, then the clear
-      await Promise.allSettled([...tails.values()])
-      let files
-      try {
-        files = await fs.readdir(directory)
-      } catch (e) {
-        if (e && e.code === 'ENOENT') return
-        throw e
-      }
-      for (const file of files) {
-        if (!native.isOwn(String(file))) continue
-        try {
-          await fs.unlink(pathOf(String(file)))
-        } catch (e) {
-          // a directory with a cache-like name is not ours to remove
-          if (!e || (e.code !== 'EISDIR' && e.code !== 'EPERM')) throw e
-        }
-      }
+    clearOnly() {
+      // writes, deletes and clears queued before this call land first, then the clear
+      const before = Promise.allSettled([...tails.values(), clearing])
+      tails.clear()
+      const run = before.then(clearFiles)
+      const done = run.then(
+        () => {
+          if (clearing === done) clearing = null
+        },
+        () => {
+          if (clearing === done) clearing = null
+        },
+      )
+      clearing = done
+      return run
     },
   }, opts, encode)
+  return cache
+
+  async function clearFiles() {
+    let files
+    try {
+      files = await fs.readdir(directory)
+    } catch (e) {
+      if (e && e.code === 'ENOENT') return
+      throw e
+    }
+    for (const file of files) {
+      if (!native.isOwn(String(file))) continue
+      try {
+        await fs.unlink(pathOf(String(file)))
+      } catch (e) {
+        // a directory with a cache-like name is not ours to remove
+        if (!e || (e.code !== 'EISDIR' && e.code !== 'EPERM')) throw e
+      }
+    }
+  }
 }
 
 module.exports = { createFileCache }
