@@ -182,6 +182,16 @@ describe('write-behind in process', () => {
       expect(await store.get(`${prefix}a`)).toBeNull()
       expect(await store.get(`${prefix}x`)).toBeNull()
       expect(await store.get(`${prefix}y`)).toBe('{"ok":true,"value":"y"}')
+      // one key written in 200 consecutive ticks (separate pipelines): the last call wins
+      for (let i = 0; i < 200; i++) {
+        c.set('t', ok(i))
+        if (i % 3 === 0) c.delete('t')
+        await new Promise((r) => setImmediate(r))
+      }
+      await c.flush()
+      expect(await store.get(`${prefix}t`)).toBe('{"ok":true,"value":199}')
+      c.delete('t')
+      await c.flush()
       const fresh = createKVCache({ store, prefix })
       expect(await fresh.load()).toBe(1)
       expect(fresh.get('y')).toEqual(ok('y'))

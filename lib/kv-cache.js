@@ -86,6 +86,25 @@ function createKVCache(options) {
   // called after it wait for it, so it cannot delete what was written later.
   let clearing = null
   const afterClear = (fn) => (clearing ? clearing.then(fn, fn) : fn())
+  // One key's writes and deletes in flight: a call on a key whose previous
+  // write or delete has not settled waits for it. The store's calls of
+  // different ticks are separate requests (separate native tasks on the Redis
+  // store), which need not arrive in order; the calls of one tick are one
+  // pipeline and keep their order, so only a key's second call in flight waits.
+  const inflight = new Map()
+  const perKey = (key, fn) => {
+    const prev = inflight.get(key)
+    const run = prev ? prev.then(() => afterClear(fn)) : afterClear(fn)
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    inflight.set(key, tail)
+    tail.then(() => {
+      if (inflight.get(key) === tail) inflight.delete(key)
+    })
+    return run
+  }
 
   const sGet = native ? native.get : (k) => store.get(k)
   const sSet = native ? (k, v) => native.set(k, v, ttl) : (k, v) => store.set(k, v, ttlOpts)
@@ -148,18 +167,20 @@ function createKVCache(options) {
     // the file cache's check and encoding (resultText): a non-Result, circular
     // or BigInt value is a TypeError naming the key, before anything is written
     writeOnly: (key, json) =>
-      afterClear(() => {
+      perKey(key, () => {
         const reg = register()
         const write = sSet(`${prefix}${key}`, json)
         return reg ? Promise.all([reg, write]) : write
       }),
 
-    removeOnly: (key) => afterClear(() => sDel(`${prefix}${key}`)),
+    removeOnly: (key) => perKey(key, () => sDel(`${prefix}${key}`)),
 
     clearOnly() {
+      // the writes and deletes called before this clear have landed before it starts
+      const before = inflight.size ? Promise.allSettled([...inflight.values()]) : null
       const run = afterClear(async () => {
+        if (before) await before
         if (native) {
-          native.flushBatch() // calls queued before this clear go out first
           await native.clearCachePrefix(prefix)
         } else {
           const [candidates, registry] = await Promise.all([

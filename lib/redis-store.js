@@ -226,7 +226,6 @@ function createRedisStore(options = {}) {
       exists: (key) => enqueue(OP_EXISTS, key, undefined, 0),
       keys: (pattern) => native_(native.keys(pattern)).then(splitKeys),
       clearCachePrefix: (prefix) => native_(native.clearCachePrefix(prefix)),
-      flushBatch: () => batcher.flush(),
     },
   })
   return store
