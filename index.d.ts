@@ -270,25 +270,95 @@ export interface FileCacheOptions {
    * @default true
    */
   reuseFiles?: boolean
+  /**
+   * Write-behind (README "Which caches persist, and when"): `true` makes the
+   * sync `set`, `delete` and `clear` (the methods awaitly's engine calls)
+   * update the in-process layer at once and queue the same durable operation
+   * as the `*Async` method, in call order per key (also relative to `*Async`
+   * calls on this cache). Queued work keeps the process alive until done;
+   * `flush()` waits for it. `false`: the sync methods touch the in-process
+   * layer only (the JS module's behaviour). Not a boolean: TypeError `ERR_INVALID_ARG`.
+   * @default true
+   */
+  writeBehind?: boolean
+  /**
+   * Called once per failed write-behind operation with the error (its `code`
+   * as the `*Async` method's would be) and the key (`undefined` for a
+   * `clear`). Without it, the first failure of each `code` is a
+   * `process.emitWarning` (code `AWAITLY_WRITE_BEHIND`). Either way the
+   * failure is counted in `stats().writeErrors` and reported by the next
+   * `flush()`; it is never an unhandled rejection. A throwing `onError` is
+   * reported as a warning. Not a function: TypeError `ERR_INVALID_ARG`.
+   */
+  onError?: (error: Error, key: string | undefined) => void
+}
+
+/**
+ * Counters of a file or KV cache: its in-process layer's (see
+ * {@link MemoryCacheStats}; all 0 with `memoryMaxSize: 0`) and its write-behind's.
+ */
+export interface PersistentCacheStats extends MemoryCacheStats {
+  /** Write-behind operations (sync `set`/`delete`/`clear`) that failed, since creation. */
+  writeErrors: number
+  /** Write-behind operations queued and not yet settled. */
+  pendingWrites: number
+}
+
+/**
+ * The error `flush()` rejects with: an `AggregateError` (at run time; typed
+ * as Error here so that no ES2021 lib is needed) whose `errors` are the
+ * write-behind failures since the previous `flush()` (each with its own `code`;
+ * at most the first 1000 are kept, the message gives the full count),
+ * `code` `'ERR_IO'` (file cache) or `'ERR_STORE'` (KV cache).
+ */
+export interface WriteBehindError extends Error {
+  code: 'ERR_IO' | 'ERR_STORE'
+  errors: Error[]
 }
 
 /**
  * A StepCache backed by one file per key. The sync methods use a bounded
- * in-process LRU; the async ones use the disk. File format: the JS module's
+ * in-process LRU and (write-behind, default) queue the disk write; the async
+ * ones use the disk. File format: the JS module's
  * `JSON.stringify(serializeResult(result), null, 2)`. Names: `<key><ext>` for
  * keys of only `[A-Za-z0-9_-]` (the JS module's name), otherwise
- * `<prefix>~<sha256 of the key's UTF-16><ext>`.
+ * `<prefix>~<sha256 of the key's UTF-16><ext>`, whose file also holds the key
+ * (`"key"`, first member) so that `init()` can preload it.
  */
 export interface FileCache {
   /** In-process layer only (no disk read). */
   get(key: string): Result<unknown, unknown, unknown> | undefined
-  /** In-process layer only (no disk write); `options.ttl` in milliseconds, as StepCache. */
+  /**
+   * In-process layer at once (`options.ttl` in milliseconds, in-process only; the
+   * file has no expiry); with `writeBehind` (default) the file write is queued as
+   * `setAsync`'s. A value `setAsync` would reject is kept in-process and its
+   * failure goes to `onError` / `flush()` (never thrown into the engine).
+   */
   set(key: string, result: Result<unknown, unknown, unknown>, options?: { ttl?: number }): void
   has(key: string): boolean
+  /** In-process at once; with `writeBehind`, the file removal is queued. Returns whether the in-process layer had it. */
   delete(key: string): boolean
+  /** In-process at once; with `writeBehind`, removal of this cache's files is queued. */
   clear(): void
-  /** Create the directory; remove temporaries left by crashed processes. */
+  /**
+   * Create the directory; remove temporaries left by crashed processes; then
+   * preload: the newest files (by mtime) fill the in-process layer, up to
+   * `memoryMaxSize`, the newest most recently used. A file under a hashed name
+   * holds its key (a `"key"` member, written since write-behind); older hashed
+   * files hold none and are read by `getAsync` only. Native I/O only (with `fs`,
+   * `init()` only creates the directory). A corrupt file follows `onCorrupt` (`'error'`: the others are loaded, then
+   * `init()` rejects `ERR_CORRUPT`; `'miss'`: moved aside). A key set or deleted
+   * during the preload keeps its newer state.
+   */
   init(): Promise<void>
+  /**
+   * Settles once every write-behind operation queued before it is durable (as
+   * `setAsync` would have resolved); rejects with a {@link WriteBehindError}
+   * holding the failures since the last `flush()` (each reported once).
+   */
+  flush(): Promise<void>
+  /** See {@link PersistentCacheStats}. */
+  stats(): PersistentCacheStats
   /** Read a result from disk (undefined when absent); rejects ERR_CORRUPT / ERR_IO. */
   getAsync(key: string): Promise<Result<unknown, unknown, unknown> | undefined>
   /**
@@ -396,10 +466,20 @@ export interface KVCacheOptions {
   ttl?: number
   /** Bound of the in-process layer used by the sync methods (LRU). Default 1000; 0 disables it. */
   memoryMaxSize?: number
+  /**
+   * As {@link FileCacheOptions.writeBehind}: the sync `set`/`delete`/`clear` also queue
+   * the store's `set` (with the cache's `ttl`, in seconds; a sync `set`'s `options.ttl`
+   * applies in-process only), `delete`, and the clear of this cache's keys.
+   * @default true
+   */
+  writeBehind?: boolean
+  /** As {@link FileCacheOptions.onError}. */
+  onError?: (error: Error, key: string | undefined) => void
 }
 
 /**
- * A StepCache whose sync methods use a bounded in-process LRU and whose async methods use the store.
+ * A StepCache whose sync methods use a bounded in-process LRU (and, write-behind by default, queue
+ * the store operation) and whose async methods use the store.
  * A non-string key is a TypeError (`ERR_INVALID_ARG`) from every method, before any store call.
  */
 export interface KVCache extends StepCache {
@@ -410,6 +490,20 @@ export interface KVCache extends StepCache {
   deleteAsync(key: string): Promise<boolean>
   /** Deletes this cache's entries only (never state documents, never a longer prefix's keys). */
   clearAsync(): Promise<void>
+  /**
+   * Preload: read what the store holds under this cache's prefix into the in-process
+   * layer, up to `memoryMaxSize` entries (which ones, when there are more, is the
+   * store's key order: a KeyValueStore has no age). Keys by `keys(prefix*)` (SCAN on
+   * the Redis store, never KEYS), values by GETs issued in one tick (pipelined on the
+   * Redis store). Resolves with the number loaded; an undecodable entry rejects
+   * `ERR_CORRUPT` after the others are loaded. Keys set or deleted meanwhile keep
+   * their newer state.
+   */
+  load(): Promise<number>
+  /** As {@link FileCache.flush} (code `ERR_STORE`). */
+  flush(): Promise<void>
+  /** See {@link PersistentCacheStats}. */
+  stats(): PersistentCacheStats
 }
 
 export declare function createKVCache(options: KVCacheOptions): KVCache

@@ -105,18 +105,23 @@ type CacheCase = {
   reopen?: (keys: string[], first: any) => Promise<any>
 }
 
+const fileCaches = new Map<unknown, string>()
+const kvFileCaches = new Map<unknown, string>()
 const cacheCases: CacheCase[] = [
   { name: 'createMemoryCache', make: async () => createMemoryCache({ maxSize: 100, ttl: 60_000 }) },
   {
     name: 'createFileCache (native I/O)',
+    // a directory per cache: init() preloads what earlier caches wrote behind
     make: async () => {
-      const cache = createFileCache({ directory: join(dir, 'file-cache') })
+      const directory = join(dir, `file-cache-${fileCaches.size}`)
+      const cache = createFileCache({ directory })
       await cache.init()
+      fileCaches.set(cache, directory)
       return cache
     },
     reopen: async (keys, first) => {
       for (const k of keys) await first.setAsync(k, first.get(k))
-      const cache = createFileCache({ directory: join(dir, 'file-cache') })
+      const cache = createFileCache({ directory: fileCaches.get(first) })
       await cache.init()
       for (const k of keys) expect(await cache.getAsync(k)).toBeDefined()
       return cache
@@ -124,10 +129,16 @@ const cacheCases: CacheCase[] = [
   },
   {
     name: 'createKVCache on createFileStore',
-    make: async () => createKVCache({ store: createFileStore({ directory: join(dir, 'kv-file') }), prefix: 'c:' }),
+    // a prefix per cache: the sync sets of earlier caches are written behind
+    make: async () => {
+      const prefix = `c${kvFileCaches.size}:`
+      const cache = createKVCache({ store: createFileStore({ directory: join(dir, 'kv-file') }), prefix })
+      kvFileCaches.set(cache, prefix)
+      return cache
+    },
     reopen: async (keys, first) => {
       for (const k of keys) await first.setAsync(k, first.get(k))
-      const cache = createKVCache({ store: createFileStore({ directory: join(dir, 'kv-file') }), prefix: 'c:' })
+      const cache = createKVCache({ store: createFileStore({ directory: join(dir, 'kv-file') }), prefix: kvFileCaches.get(first) })
       for (const k of keys) expect(await cache.getAsync(k)).toBeDefined()
       return cache
     },
@@ -135,13 +146,15 @@ const cacheCases: CacheCase[] = [
   {
     name: 'createKVCache on createRedisStore',
     make: async () => {
-      const cache = createKVCache({ store: redisStore(), prefix: `${unique}cache:`, ttl: 60 })
+      const prefix = `${unique}cache${kvFileCaches.size}:` // a prefix per cache, as above
+      const cache = createKVCache({ store: redisStore(), prefix, ttl: 60 })
+      kvFileCaches.set(cache, prefix)
       cleanups.push(() => cache.clearAsync())
       return cache
     },
     reopen: async (keys, first) => {
       for (const k of keys) await first.setAsync(k, first.get(k))
-      const cache = createKVCache({ store: redisStore(), prefix: `${unique}cache:`, ttl: 60 })
+      const cache = createKVCache({ store: redisStore(), prefix: kvFileCaches.get(first), ttl: 60 })
       for (const k of keys) expect(await cache.getAsync(k)).toBeDefined()
       return cache
     },

@@ -58,8 +58,8 @@ for (const mode of ['native', 'fs'] as const) {
       expect(fresh.has('user-1')).toBe(true)
     })
 
-    it('sync methods work on the in-process layer only, bounded LRU', async () => {
-      const cache = make({ memoryMaxSize: 2 })
+    it('with writeBehind: false, sync methods work on the in-process layer only, bounded LRU', async () => {
+      const cache = make({ memoryMaxSize: 2, writeBehind: false })
       await cache.init()
       cache.set('a', ok(1))
       cache.set('b', ok(2))

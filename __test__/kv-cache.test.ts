@@ -87,10 +87,10 @@ describe('createKVCache behaviour', () => {
     ['native-redis', () => redis],
     ['js-map', () => createMapStore()],
   ] as const) {
-    it(`${name}: async methods store JS-module JSON at prefix+key; sync methods use the memory layer`, async () => {
+    it(`${name}: async methods store JS-module JSON at prefix+key; with writeBehind: false sync methods use the memory layer only`, async () => {
       const store: any = make()
       const prefix = `${base}${name}:`
-      const c = createKVCache({ store, prefix })
+      const c = createKVCache({ store, prefix, writeBehind: false })
       const failure = err('E', { cause: new Error('boom') })
       await c.setAsync('a', ok({ x: 1 }))
       await c.setAsync('b', failure)

@@ -7,10 +7,24 @@
 // The glue holds what must be JS: the in-process LRU of live Result objects,
 // V8's JSON, and Errors.
 
-const { binding, call, fromNative, invalidArg: typeError, corruptError, checkKey, drainFileDirsOnExit } = require('./native.js')
+const {
+  binding,
+  call,
+  fromNative,
+  invalidArg: typeError,
+  corruptError,
+  checkKey,
+  drainFileDirsOnExit,
+  unsentTicks,
+} = require('./native.js')
 const { deserializeResult } = require('./serialize.js')
 const { isResult, resultText } = require('./serialize.js').internal
-const { createMemoryLayer, delegateStepCache } = require('./memory-cache.js')
+const { createMemoryLayer } = require('./memory-cache.js')
+const { assemble, writeBehindOptions, createTickets } = require('./write-behind.js')
+const fsp = require('node:fs/promises')
+
+const PLAIN_KEY = /^[A-Za-z0-9_-]+$/
+const STAT_BATCH = 256
 
 const FS_METHODS = ['readFile', 'writeFile', 'unlink', 'exists', 'readdir', 'mkdir']
 
@@ -51,11 +65,13 @@ function readOptions(options) {
   }
   if (typeof durable !== 'boolean') throw typeError('createFileCache: options.durable must be a boolean')
   if (typeof reuseFiles !== 'boolean') throw typeError('createFileCache: options.reuseFiles must be a boolean')
-  return { directory, extension, fs: fs ?? undefined, memoryMaxSize, onCorrupt, durable, reuseFiles }
+  const { writeBehind, onError } = writeBehindOptions('createFileCache', options)
+  return { directory, extension, fs: fs ?? undefined, memoryMaxSize, onCorrupt, durable, reuseFiles, writeBehind, onError }
 }
 
 function createFileCache(options) {
-  const { directory, extension, fs, memoryMaxSize, onCorrupt, durable, reuseFiles } = readOptions(options)
+  const opts = readOptions(options)
+  const { directory, extension, fs, memoryMaxSize, onCorrupt, durable, reuseFiles } = opts
   const memory = createMemoryLayer('createFileCache', memoryMaxSize)
   // Validates the extension (TypeError) and owns naming; its committer
   // thread starts only on the first native write.
@@ -70,6 +86,7 @@ function createFileCache(options) {
     if (tick === null) return
     const { keys, texts, settle } = tick
     tick = null
+    unsentTicks.delete(flushWrites)
     let pending
     try {
       pending = native.writeMany(keys, texts, durable)
@@ -95,19 +112,110 @@ function createFileCache(options) {
       if (tick === null) {
         tick = { keys: [], texts: [], settle: [] }
         queueMicrotask(flushWrites)
+        unsentTicks.add(flushWrites) // so that process.exit() in this job still sends it
       }
       tick.keys.push(key)
       tick.texts.push(text)
       tick.settle.push([resolve, reject])
     })
 
-  const sync = delegateStepCache(memory)
+  // A file under a hashed name also holds its key (a "key" member first), so
+  // that init() can preload it; the JS module never reads hashed names, and
+  // plain names keep its format byte for byte.
+  const encode = (key, result) => {
+    const text = resultText(key, result, 2)
+    if (PLAIN_KEY.test(key) && native.names(key)[0] === `${key}${extension}`) return text
+    return `{\n  "key": ${JSON.stringify(key)},\n${text.slice(2)}`
+  }
+  /** The key a hashed-name file holds, or null (an older file without one, unreadable, not ours). */
+  const storedKey = async (name) => {
+    try {
+      const key = JSON.parse(await fsp.readFile(`${directory}/${name}`, 'utf8')).key
+      return typeof key === 'string' && native.names(key)[0] === name ? key : null
+    } catch {
+      return null // corrupt or gone: getAsync of its key reports it as today
+    }
+  }
+  const tickets = createTickets()
+
+  /**
+   * init()'s preload: the newest files (by mtime) of keys whose name is the
+   * key itself (`<key><ext>`, keys of only [A-Za-z0-9_-]; a hashed name does
+   * not hold its key, so those entries stay on disk until getAsync reads
+   * them) fill the in-process layer, up to memoryMaxSize. The newest ends up
+   * most recently used. Corrupt files follow onCorrupt.
+   */
+  async function preload() {
+    const limit = memoryMaxSize === undefined ? 1000 : memoryMaxSize
+    if (limit === 0) return
+    let entries
+    try {
+      entries = await fsp.readdir(directory)
+    } catch (e) {
+      if (e && e.code === 'ENOENT') return
+      throw e
+    }
+    const mark = tickets.hold()
+    try {
+      const candidates = []
+      for (const name of entries) {
+        if (!name.endsWith(extension)) continue
+        if (!native.isOwn(name)) continue
+        const key = name.slice(0, name.length - extension.length)
+        // a hashed name: the key is read from the file (below), for the newest only
+        const plain = PLAIN_KEY.test(key) && native.names(key)[0] === name
+        candidates.push({ key: plain ? key : null, name, mtime: 0 })
+      }
+      for (let i = 0; i < candidates.length; i += STAT_BATCH) {
+        await Promise.all(
+          candidates.slice(i, i + STAT_BATCH).map(async (c) => {
+            try {
+              c.mtime = (await fsp.stat(`${directory}/${c.name}`)).mtimeMs
+            } catch {
+              c.mtime = -1 // removed since the listing
+            }
+          }),
+        )
+      }
+      const byAge = candidates.filter((c) => c.mtime >= 0).sort((a, b) => b.mtime - a.mtime)
+      const chosen = []
+      for (let i = 0; i < byAge.length && chosen.length < limit; i += STAT_BATCH) {
+        const part = byAge.slice(i, i + STAT_BATCH)
+        await Promise.all(part.map(async (c) => (c.key === null ? (c.key = await storedKey(c.name)) : undefined)))
+        for (const c of part) if (c.key !== null && chosen.length < limit) chosen.push(c)
+      }
+      const read = []
+      for (let i = 0; i < chosen.length; i += STAT_BATCH) {
+        const part = await Promise.all(chosen.slice(i, i + STAT_BATCH).map((c) => call(native.read(c.key))))
+        for (const r of part) read.push(r)
+      }
+      let firstCorrupt = null
+      // oldest first, so the newest is the most recently used
+      for (let i = chosen.length - 1; i >= 0; i--) {
+        const { key } = chosen[i]
+        const found = read[i]
+        if (found === null || tickets.touchedAfter(key, mark)) continue
+        try {
+          memory.set(key, parseFile(found.name, found.text))
+        } catch (e) {
+          if (onCorrupt !== 'miss') {
+            if (firstCorrupt === null) firstCorrupt = e
+            continue
+          }
+          await call(native.quarantine(found.name, found.identity))
+        }
+      }
+      if (firstCorrupt) throw firstCorrupt
+    } finally {
+      tickets.release()
+    }
+  }
 
   if (!fs) {
-    return {
-      ...sync,
+    return assemble('createFileCache', 'ERR_IO', memory, {
       async init() {
         await call(native.init())
+        await preload()
       },
       async getAsync(key) {
         checkKey(key)
@@ -125,23 +233,16 @@ function createFileCache(options) {
         remember(key, result)
         return result
       },
-      async setAsync(key, result) {
-        checkKey(key)
-        await queueWrite(key, resultText(key, result, 2))
-        remember(key, result)
-      },
-      async deleteAsync(key) {
-        checkKey(key)
-        memory.delete(key)
+      writeOnly: (key, text) => queueWrite(key, text),
+      removeOnly(key) {
         flushWrites() // writes called before this delete are queued before it
         return call(native.remove(key))
       },
-      async clearAsync() {
-        memory.clear()
+      async clearOnly() {
         flushWrites()
         await call(native.clear())
       },
-    }
+    }, opts, encode, tickets)
   }
 
   // A caller-supplied FileSystemInterface: same names, same format; writes
@@ -150,8 +251,11 @@ function createFileCache(options) {
   // One key's writes and deletes run one after another, in call order, so
   // the last call wins even though fs.writeFile is not atomic.
   const tails = new Map()
+  // A clear in flight (readdir + unlinks): the calls made after it wait for
+  // it, so it cannot unlink what they write.
+  let clearing = null
   const serial = (key, fn) => {
-    const prev = tails.get(key) ?? Promise.resolve()
+    const prev = tails.get(key) ?? clearing ?? Promise.resolve()
     const run = prev.then(fn, fn)
     const tail = run.then(
       () => undefined,
@@ -163,8 +267,7 @@ function createFileCache(options) {
     })
     return run
   }
-  return {
-    ...sync,
+  const cache = assemble('createFileCache', 'ERR_IO', memory, {
     async init() {
       await fs.mkdir(directory, { recursive: true })
     },
@@ -199,16 +302,11 @@ function createFileCache(options) {
       }
       return undefined
     },
-    async setAsync(key, result) {
-      checkKey(key)
-      const text = resultText(key, result, 2)
+    writeOnly(key, text) {
       const [name] = native.names(key)
-      await serial(key, () => fs.writeFile(pathOf(name), text))
-      remember(key, result)
+      return serial(key, () => fs.writeFile(pathOf(name), text))
     },
-    async deleteAsync(key) {
-      checkKey(key)
-      memory.delete(key)
+    removeOnly(key) {
       return serial(key, async () => {
         let removed = false
         for (const name of native.names(key)) {
@@ -220,27 +318,42 @@ function createFileCache(options) {
         return removed
       })
     },
-    async clearAsync() {
-      memory.clear()
-      // writes and deletes queued before this call land first, then the clear
-      await Promise.allSettled([...tails.values()])
-      let files
-      try {
-        files = await fs.readdir(directory)
-      } catch (e) {
-        if (e && e.code === 'ENOENT') return
-        throw e
-      }
-      for (const file of files) {
-        if (!native.isOwn(String(file))) continue
-        try {
-          await fs.unlink(pathOf(String(file)))
-        } catch (e) {
-          // a directory with a cache-like name is not ours to remove
-          if (!e || (e.code !== 'EISDIR' && e.code !== 'EPERM')) throw e
-        }
-      }
+    clearOnly() {
+      // writes, deletes and clears queued before this call land first, then the clear
+      const before = Promise.allSettled([...tails.values(), clearing])
+      tails.clear()
+      const run = before.then(clearFiles)
+      const done = run.then(
+        () => {
+          if (clearing === done) clearing = null
+        },
+        () => {
+          if (clearing === done) clearing = null
+        },
+      )
+      clearing = done
+      return run
     },
+  }, opts, encode)
+  return cache
+
+  async function clearFiles() {
+    let files
+    try {
+      files = await fs.readdir(directory)
+    } catch (e) {
+      if (e && e.code === 'ENOENT') return
+      throw e
+    }
+    for (const file of files) {
+      if (!native.isOwn(String(file))) continue
+      try {
+        await fs.unlink(pathOf(String(file)))
+      } catch (e) {
+        // a directory with a cache-like name is not ours to remove
+        if (!e || (e.code !== 'EISDIR' && e.code !== 'EPERM')) throw e
+      }
+    }
   }
 }
 

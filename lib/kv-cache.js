@@ -14,8 +14,9 @@
 const { binding, invalidArg: typeError, corruptError: corrupt, wholeSecondsTtl, checkKey } = require('./native.js')
 const { deserializeResult } = require('./serialize.js')
 const { isResult, resultText } = require('./serialize.js').internal
-const { createMemoryLayer, delegateStepCache } = require('./memory-cache.js')
+const { createMemoryLayer } = require('./memory-cache.js')
 const { NATIVE_STORE } = require('./redis-store.js').internal
+const { writeBehindOptions, assemble, createTickets } = require('./write-behind.js')
 
 const STORE_METHODS = ['get', 'set', 'delete', 'exists', 'keys']
 const DELETE_BATCH = 100
@@ -74,10 +75,36 @@ function createKVCache(options) {
   checkStore('createKVCache', store)
   const prefix = checkPrefix('createKVCache', options.prefix === undefined ? 'workflow:' : options.prefix)
   const ttl = wholeSecondsTtl('createKVCache: ttl', options.ttl)
-  const memory = createMemoryLayer('createKVCache', options.memoryMaxSize)
+  const memoryMaxSize = options.memoryMaxSize === undefined ? 1000 : options.memoryMaxSize
+  const memory = createMemoryLayer('createKVCache', memoryMaxSize)
   const native = store[NATIVE_STORE]
   const register = ownerRegistration(store, 'cache', prefix)
   const ttlOpts = ttl ? { ttl } : undefined
+  const wbOpts = writeBehindOptions('createKVCache', options)
+  const tickets = createTickets()
+  // A clear in flight (SCAN/keys + deletes, several round trips): operations
+  // called after it wait for it, so it cannot delete what was written later.
+  let clearing = null
+  const afterClear = (fn) => (clearing ? clearing.then(fn, fn) : fn())
+  // One key's writes and deletes in flight: a call on a key whose previous
+  // write or delete has not settled waits for it. The store's calls of
+  // different ticks are separate requests (separate native tasks on the Redis
+  // store), which need not arrive in order; the calls of one tick are one
+  // pipeline and keep their order, so only a key's second call in flight waits.
+  const inflight = new Map()
+  const perKey = (key, fn) => {
+    const prev = inflight.get(key)
+    const run = prev ? prev.then(() => afterClear(fn)) : afterClear(fn)
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    inflight.set(key, tail)
+    tail.then(() => {
+      if (inflight.get(key) === tail) inflight.delete(key)
+    })
+    return run
+  }
 
   const sGet = native ? native.get : (k) => store.get(k)
   const sSet = native ? (k, v) => native.set(k, v, ttl) : (k, v) => store.set(k, v, ttlOpts)
@@ -101,14 +128,10 @@ function createKVCache(options) {
     }
   }
 
-  // Every method checks its key (checkKey) before it reads or writes: the
-  // sync ones through the memory layer, the async ones here.
-  return {
-    ...delegateStepCache(memory),
-
+  const cache = assemble('createKVCache', 'ERR_STORE', memory, {
     async getAsync(key) {
       const fullKey = `${prefix}${checkKey(key)}`
-      const data = await sGet(fullKey)
+      const data = await afterClear(() => sGet(fullKey))
       if (data === null || data === undefined) return undefined
       if (typeof data !== 'string') throw corrupt(fullKey, `store returned ${typeof data}, not a string`)
       const result = decode(fullKey, data)
@@ -116,48 +139,109 @@ function createKVCache(options) {
       return result
     },
 
-    async setAsync(key, result) {
-      checkKey(key)
-      // the file cache's check and encoding: a non-Result, circular or BigInt
-      // value is a TypeError naming the key, before anything is written
-      const json = resultText(key, result)
-      const reg = register()
-      const write = sSet(`${prefix}${key}`, json)
-      if (reg) await Promise.all([reg, write])
-      else await write
-      memory.set(key, result)
+    /**
+     * Read what the store holds under this cache's prefix into the in-process
+     * layer, up to its bound: the keys by SCAN (never KEYS) through keys(),
+     * then the values with GETs issued in one tick (one pipeline per
+     * maxBatch on the native Redis store; batches of 100 on other stores).
+     * A key set or deleted meanwhile keeps its newer in-process state. An
+     * entry that cannot be decoded rejects ERR_CORRUPT (as getAsync), after
+     * the others are loaded. Resolves with the number of entries loaded.
+     */
+    async load() {
+      const limit = memoryMaxSize
+      if (limit === 0) return 0
+      const mark = tickets.hold()
+      try {
+        return await loadFrom(mark, limit)
+      } finally {
+        tickets.release()
+      }
     },
 
     async hasAsync(key) {
-      return sExists(`${prefix}${checkKey(key)}`)
+      const fullKey = `${prefix}${checkKey(key)}`
+      return afterClear(() => sExists(fullKey))
     },
 
-    async deleteAsync(key) {
-      checkKey(key)
-      memory.delete(key)
-      return sDel(`${prefix}${key}`)
-    },
+    // the file cache's check and encoding (resultText): a non-Result, circular
+    // or BigInt value is a TypeError naming the key, before anything is written
+    writeOnly: (key, json) =>
+      perKey(key, () => {
+        const reg = register()
+        const write = sSet(`${prefix}${key}`, json)
+        return reg ? Promise.all([reg, write]) : write
+      }),
 
-    async clearAsync() {
-      if (native) {
-        await native.clearCachePrefix(prefix)
-      } else {
-        const [candidates, registry] = await Promise.all([
-          keysUnder(store, prefix),
-          store.keys(`${binding.escapeGlob(binding.ownerRegistryPrefix())}*`),
-        ])
-        const doomed = binding.cacheDeletableKeys(
-          prefix,
-          registry.filter((k) => typeof k === 'string'),
-          candidates,
-        )
-        for (let i = 0; i < doomed.length; i += DELETE_BATCH) {
-          await Promise.all(doomed.slice(i, i + DELETE_BATCH).map((k) => store.delete(k)))
+    removeOnly: (key) => perKey(key, () => sDel(`${prefix}${key}`)),
+
+    clearOnly() {
+      // the writes and deletes called before this clear have landed before it starts
+      const before = inflight.size ? Promise.allSettled([...inflight.values()]) : null
+      const run = afterClear(async () => {
+        if (before) await before
+        if (native) {
+          await native.clearCachePrefix(prefix)
+        } else {
+          const [candidates, registry] = await Promise.all([
+            keysUnder(store, prefix),
+            store.keys(`${binding.escapeGlob(binding.ownerRegistryPrefix())}*`),
+          ])
+          const doomed = binding.cacheDeletableKeys(
+            prefix,
+            registry.filter((k) => typeof k === 'string'),
+            candidates,
+          )
+          for (let i = 0; i < doomed.length; i += DELETE_BATCH) {
+            await Promise.all(doomed.slice(i, i + DELETE_BATCH).map((k) => store.delete(k)))
+          }
         }
-      }
-      memory.clear()
+      })
+      const mark = run.then(
+        () => {
+          if (clearing === mark) clearing = null
+        },
+        () => {
+          if (clearing === mark) clearing = null
+        },
+      )
+      clearing = mark
+      return run
     },
+  }, wbOpts, (key, result) => resultText(key, result), tickets)
+
+  async function loadFrom(mark, limit) {
+    const full = await afterClear(() => keysUnder(store, prefix))
+    const wanted = full.length > limit ? full.slice(0, limit) : full
+    let values
+    if (native) {
+      values = await Promise.all(wanted.map((k) => native.get(k))) // one tick: pipelines of maxBatch
+    } else {
+      values = []
+      for (let i = 0; i < wanted.length; i += DELETE_BATCH) {
+        const part = await Promise.all(wanted.slice(i, i + DELETE_BATCH).map((k) => store.get(k)))
+        for (const v of part) values.push(v)
+      }
+    }
+    let loaded = 0
+    let firstCorrupt = null
+    for (let i = 0; i < wanted.length; i++) {
+      const data = values[i]
+      if (data === null || data === undefined) continue // expired or deleted since the SCAN
+      const key = wanted[i].slice(prefix.length)
+      if (tickets.touchedAfter(key, mark)) continue
+      try {
+        if (typeof data !== 'string') throw corrupt(wanted[i], `store returned ${typeof data}, not a string`)
+        memory.set(key, decode(wanted[i], data))
+        loaded++
+      } catch (e) {
+        if (firstCorrupt === null) firstCorrupt = e
+      }
+    }
+    if (firstCorrupt) throw firstCorrupt
+    return loaded
   }
+  return cache
 }
 
 module.exports = { createKVCache }

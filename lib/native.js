@@ -141,6 +141,8 @@ function wholeSecondsTtl(what, ttl) {
 }
 
 let drainHooked = false
+/** Flushers of file caches' per-tick write queues not yet handed to the native side. */
+const unsentTicks = new Set()
 /**
  * Called when a native file directory is opened: on process `exit` (a normal
  * end, or `process.exit()`), finish its queued operations and unlink the
@@ -150,7 +152,11 @@ let drainHooked = false
 function drainFileDirsOnExit() {
   if (drainHooked) return
   drainHooked = true
-  process.once('exit', () => binding.drainFileDirs())
+  process.once('exit', () => {
+    // writes of the job that called process.exit() are still in their tick: hand them over first
+    for (const flush of unsentTicks) flush()
+    binding.drainFileDirs()
+  })
 }
 
 /**
@@ -176,4 +182,5 @@ module.exports = {
   wholeSecondsTtl,
   storeTtl,
   drainFileDirsOnExit,
+  unsentTicks,
 }

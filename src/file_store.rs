@@ -66,6 +66,11 @@ pub type Done<T> = Box<dyn FnOnce(Result<T>) + Send>;
 
 /// Temporaries of live processes younger than this are left alone by `init`.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
+/// Most operations one group commit takes from the queue: each write of a
+/// batch holds its temporary open until the commit, so an unbounded batch (a
+/// hundred thousand writes queued in one tick) ran out of file descriptors.
+/// The rest stay queued, in order, for the next batch.
+const MAX_BATCH: usize = 512;
 
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -593,7 +598,8 @@ fn committer(shared: Arc<Shared>) {
             let mut q = lock(&shared.queue);
             loop {
                 if !q.ops.is_empty() {
-                    break q.ops.drain(..).collect();
+                    let n = q.ops.len().min(MAX_BATCH);
+                    break q.ops.drain(..n).collect();
                 }
                 if q.closed || q.drain {
                     break Vec::new();
