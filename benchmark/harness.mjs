@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process'
+import net from 'node:net'
 // Shared benchmark helpers: every suite measures with `measure` and returns
 // tables, so `npm run bench` prints one report with ratios side by side.
 
@@ -43,4 +45,35 @@ export function renderTable(t) {
   const body = t.rows.map((r) => `| ${r.map((c) => (typeof c === 'number' ? fmt(c) : c)).join(' | ')} |`).join('\n')
   const notes = (t.notes ?? []).map((n) => `\n> ${n}`).join('')
   return `### ${t.title}\n\n${head}${body}\n${notes}\n`
+}
+
+/** A free loopback port. */
+async function sparePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+/** A private redis-server on a spare loopback port (no persistence); stop() kills it. */
+export async function startRedis() {
+  const port = await sparePort()
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  })
+  for (let i = 0; i < 200; i++) {
+    const up = await new Promise((r) => {
+      const s = net.connect(port, '127.0.0.1')
+      s.once('connect', () => (s.destroy(), r(true)))
+      s.once('error', () => r(false))
+    })
+    if (up) return { port, url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') }
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  child.kill('SIGKILL')
+  throw new Error('redis-server did not start')
 }

@@ -8,11 +8,10 @@
 // thread (active time / ops); process CPU per op (process.cpuUsage, all
 // threads incl. the tokio workers) is reported next to it.
 
-import { spawn, execFileSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { createRequire } from 'node:module'
-import net from 'node:net'
 import { performance } from 'node:perf_hooks'
-import { fmt, ratio } from './harness.mjs'
+import { fmt, ratio, startRedis } from './harness.mjs'
 
 const require = createRequire(import.meta.url)
 const lib = require('../index.js')
@@ -25,34 +24,6 @@ const REPEATS = Number(process.env.BENCH_REPEATS ?? 3)
 const ENTRIES = 10_000
 
 // ---------------------------------------------------------------- server
-async function sparePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-async function startRedis() {
-  const port = await sparePort()
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  })
-  for (let i = 0; i < 200; i++) {
-    const up = await new Promise((r) => {
-      const s = net.connect(port, '127.0.0.1')
-      s.once('connect', () => (s.destroy(), r(true)))
-      s.once('error', () => r(false))
-    })
-    if (up) return { port, url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') }
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  child.kill('SIGKILL')
-  throw new Error('redis-server did not start')
-}
 
 // ---------------------------------------------------------------- the recipe
 // The spec's Redis KeyValueStore on the npm client, and the JS module's

@@ -8,13 +8,11 @@
 // BENCH_WB_N (default 100000) and BENCH_WB_ENTRIES (default 20000) scale it.
 
 import { createRequire } from 'node:module'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { ratio } from './harness.mjs'
+import { ratio, startRedis } from './harness.mjs'
 
 const require = createRequire(import.meta.url)
 const { createMemoryCache, createFileCache, createKVCache, createRedisStore, ok } = require('../index.js')
@@ -22,31 +20,6 @@ const { createMemoryCache, createFileCache, createKVCache, createRedisStore, ok 
 const N = Number(process.env.BENCH_WB_N ?? 100_000)
 const ENTRIES = Number(process.env.BENCH_WB_ENTRIES ?? 20_000)
 const VALUE = ok({ id: 1, name: 'x', tags: ['a', 'b'] })
-
-async function startRedis() {
-  const port = await new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  })
-  for (let i = 0; i < 200; i++) {
-    const up = await new Promise((r) => {
-      const s = net.connect(port, '127.0.0.1')
-      s.once('connect', () => (s.destroy(), r(true)))
-      s.once('error', () => r(false))
-    })
-    if (up) return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') }
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  child.kill('SIGKILL')
-  throw new Error('redis-server did not start')
-}
 
 /** N sync sets in one loop, then flush (if any): { loopMs, flushMs, total sets/s }. */
 async function setThenFlush(cache, tag) {
