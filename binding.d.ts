@@ -101,7 +101,7 @@ export declare function __panicForTest(): void
 
 /**
  * Assemble the state document from the JSON texts of arrays whose elements
- * are `key1, entry1, ..., {"metadata": m}` (see `state_doc::assemble_state_units`).
+ * are `key1, entry1, ..., {"metadata": m}` (see `state::doc::assemble_state_units`).
  */
 export declare function assembleState(chunks: Array<string>): string
 

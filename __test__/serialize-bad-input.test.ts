@@ -1,5 +1,5 @@
 // Bad input: clear errors of the right class with a code, never a crash.
-// The messages for documents come from the Rust core (src/state_doc.rs); the
+// The messages for documents come from the Rust core (src/state/doc.rs); the
 // JS fast path (in-memory documents) and the Rust validator (text) agree.
 import { describe, expect, it } from 'vitest'
 import { createRequire } from 'node:module'

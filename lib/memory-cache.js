@@ -1,7 +1,7 @@
 'use strict'
 // createMemoryCache: a synchronous StepCache with O(1) LRU eviction and TTL.
 //
-// Split of work (see src/lru.rs and src/memory_cache_binding.rs):
+// Split of work (see src/cache/lru.rs and src/cache/binding.rs):
 // - Rust owns the recency order, slot allocation, which entry is evicted,
 //   each entry's stored-at time and effective TTL (written into `meta`),
 //   option validation, stale purging and the eviction/expiration counters.
@@ -50,7 +50,7 @@ const INITIAL = 4
 const NO_META = new Float64Array(0)
 const NO_RING = new Uint32Array(0)
 
-// regs layout (see memory_cache_binding.rs)
+// regs layout (see src/cache/binding.rs)
 const R_PENDING = 0
 const R_NOW = 1
 const R_TTL_TAG = 2

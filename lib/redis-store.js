@@ -1,5 +1,5 @@
 'use strict'
-// createRedisStore: a KeyValueStore on the native Redis core (src/redis_store.rs).
+// createRedisStore: a KeyValueStore on the native Redis core (src/redis/store.rs).
 // The only JS logic is tick batching: every call made in one tick is queued,
 // and at the end of the tick the queue goes to Rust as ONE native call (one
 // pipeline, one round trip, one promise), whose results settle the calls.
@@ -30,7 +30,7 @@ function keyArg(method, key) {
   return key
 }
 
-// Outcome codes of the native exec (src/redis_binding.rs)
+// Outcome codes of the native exec (src/redis/binding.rs)
 const OUT_NONE = 0
 const OUT_VALUE = 1
 const OUT_TRUE = 2

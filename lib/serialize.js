@@ -7,7 +7,7 @@
 // - V8 does the JSON of user values (JSON.stringify / JSON.parse) and builds
 //   the JS objects, Errors and Maps: walking JS values from Rust costs
 //   9-15 µs per entry against ~1 µs for V8, building them 5x JSON.parse.
-// - The Rust core (src/state_doc.rs) owns the state document's rules: its
+// - The Rust core (src/state/doc.rs) owns the state document's rules: its
 //   validator and every error message for JSON that is not a state document,
 //   and an envelope assembler byte-identical to stringifyState (pinned by
 //   tests; the Rust stores can use it). Argument errors are thrown from Rust
@@ -265,7 +265,7 @@ const CAUSE_TYPES = '"error", "value" or "undefined"'
 
 /**
  * Build `{ steps }` from a parsed document, checking the rules of
- * src/state_doc.rs as it goes. `fail(key, sub, expected, got)` is called on
+ * src/state/doc.rs as it goes. `fail(key, sub, expected, got)` is called on
  * the first problem and throws (path: `sub` under `entries[key]`, or the
  * top-level `sub` when `key` is undefined).
  */

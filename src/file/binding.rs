@@ -1,4 +1,4 @@
-//! Thin napi layer over `file_store` / `file_name`. Keys cross as exact
+//! Thin napi layer over `file::store` / `file::name`. Keys cross as exact
 //! UTF-16 (`Utf16String`: lone surrogates survive). Reads run on tokio's
 //! blocking pool; writes are queued to the directory's committer thread and
 //! resolve when their group commit is durable.
@@ -14,7 +14,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::error::PersistError;
-use crate::file_store::{Done, DrainHandle, FileDir, KvFiles};
+use crate::file::store::{Done, DrainHandle, FileDir, KvFiles};
 use crate::js_error;
 
 /// A read: the file read, its text, and an identity for `quarantine`.

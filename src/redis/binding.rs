@@ -1,4 +1,4 @@
-//! Thin napi layer over [`crate::redis_store`]. The JS glue
+//! Thin napi layer over [`crate::redis::store`]. The JS glue
 //! (`lib/redis-store.js`) gathers the calls made in one tick and sends them
 //! here as ONE `exec` call (one pipeline, one promise), then settles them.
 //!
@@ -16,7 +16,7 @@ use napi_derive::napi;
 
 use crate::error::PersistError;
 use crate::js_error;
-use crate::redis_store::{Op, OpResult, Owners, RedisConfig, RedisStore, REGISTRY_PREFIX};
+use crate::redis::store::{Op, OpResult, Owners, RedisConfig, RedisStore, REGISTRY_PREFIX};
 use crate::wtf8;
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Thin napi layer over `state_doc`: JSON text in, JSON text out. V8 does the
+//! Thin napi layer over `state::doc`: JSON text in, JSON text out. V8 does the
 //! JSON of user values (`JSON.stringify` / `JSON.parse` in `lib/serialize.js`);
 //! the Rust core owns the document envelope, its validation and the error
 //! messages.
@@ -14,7 +14,7 @@ use napi::JsString;
 use napi_derive::napi;
 
 use crate::js_error::{guard, throw};
-use crate::state_doc;
+use crate::state::doc;
 
 /// The code units of a JS string (napi-rs appends a NUL; drop it).
 fn units_of(s: JsString<'_>) -> Result<Vec<u16>> {
@@ -34,7 +34,7 @@ fn js_string_from_units<'e>(env: &'e Env, units: &[u16]) -> Result<JsString<'e>>
 }
 
 /// Assemble the state document from the JSON texts of arrays whose elements
-/// are `key1, entry1, ..., {"metadata": m}` (see `state_doc::assemble_state_units`).
+/// are `key1, entry1, ..., {"metadata": m}` (see `state::doc::assemble_state_units`).
 #[napi(catch_unwind, js_name = "assembleState")]
 pub fn assemble_state<'e>(env: &'e Env, chunks: Vec<JsString<'e>>) -> Result<JsString<'e>> {
     let mut owned: Vec<Vec<u16>> = Vec::with_capacity(chunks.len());
@@ -42,7 +42,7 @@ pub fn assemble_state<'e>(env: &'e Env, chunks: Vec<JsString<'e>>) -> Result<JsS
         owned.push(units_of(chunk)?);
     }
     let views: Vec<&[u16]> = owned.iter().map(Vec::as_slice).collect();
-    let out = guard(|| state_doc::assemble_state_units(&views)).map_err(|e| throw(env, e))?;
+    let out = guard(|| doc::assemble_state_units(&views)).map_err(|e| throw(env, e))?;
     js_string_from_units(env, &out)
 }
 
@@ -52,7 +52,7 @@ pub fn assemble_state<'e>(env: &'e Env, chunks: Vec<JsString<'e>>) -> Result<JsS
 #[napi(catch_unwind, js_name = "validateState")]
 pub fn validate_state(env: &Env, text: JsString<'_>) -> Result<()> {
     let units = units_of(text)?;
-    guard(|| state_doc::validate_state_units(&units)).map_err(|e| throw(env, e))
+    guard(|| doc::validate_state_units(&units)).map_err(|e| throw(env, e))
 }
 
 /// Throw the TypeError (`ERR_INVALID_DOCUMENT`) for a problem the JavaScript
@@ -61,7 +61,7 @@ pub fn validate_state(env: &Env, text: JsString<'_>) -> Result<()> {
 pub fn throw_document_error(env: &Env, path: String, expected: String, got: String) -> Result<()> {
     Err(throw(
         env,
-        state_doc::Problem::new(path, expected, got).into_error(),
+        doc::Problem::new(path, expected, got).into_error(),
     ))
 }
 

@@ -1,4 +1,4 @@
-//! Thin napi binding of the LRU/TTL core ([`crate::lru`]) for
+//! Thin napi binding of the LRU/TTL core ([`crate::cache::lru`]) for
 //! `lib/memory-cache.js`.
 //!
 //! Crossing the boundary is the cost, so the hot calls are plain functions
@@ -37,9 +37,9 @@ use std::cell::RefCell;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::cache::lru::{self, Lru, OptValue};
 use crate::error::PersistError;
 use crate::js_error;
-use crate::lru::{self, Lru, OptValue};
 
 const R_PENDING: usize = 0;
 const R_NOW: usize = 1;

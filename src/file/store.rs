@@ -55,7 +55,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::{PersistError, Result};
-use crate::file_name::{
+use crate::file::name::{
     is_temp, json_quote_utf16, json_unquote_utf16, temp_pid, FileNames, Naming, CORRUPT_SUFFIX,
     TEMP_PREFIX,
 };
@@ -1304,8 +1304,8 @@ fn quarantine(dir: &Path, name: &str, id: &str) -> Result<Option<String>> {
         } else {
             format!("{name}.{n}{CORRUPT_SUFFIX}")
         };
-        if target.len() > crate::file_name::MAX_NAME_BYTES {
-            let keep = crate::file_name::MAX_NAME_BYTES - (target.len() - name.len());
+        if target.len() > crate::file::name::MAX_NAME_BYTES {
+            let keep = crate::file::name::MAX_NAME_BYTES - (target.len() - name.len());
             let mut cut = keep;
             while !name.is_char_boundary(cut) {
                 cut -= 1;

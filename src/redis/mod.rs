@@ -1,0 +1,5 @@
+//! Redis: the pure core (`store`: connection, pipelines, SCAN/UNLINK,
+//! timeouts, reconnect, owner registry) and its thin napi `binding`.
+
+mod binding;
+pub mod store;
