@@ -4,8 +4,8 @@
 // publishing), install both from the tarballs into a new project with no
 // registry access (--offline) and with `cargo`/`rustc` off PATH, then run a
 // TypeScript file there that imports the package by name (ESM and CJS) and
-// uses every factory. Finally remove the platform package: loading must fail
-// with an error naming it.
+// uses every factory and the `/snapshot` subpath (import and require).
+// Finally remove the platform package: loading must fail with an error naming it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFile } from 'node:child_process'
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -96,6 +96,7 @@ describe('packed packages install and work without Rust', () => {
     const listing = await run('tar', ['-tzf', join(packs, 'awaitly-persistence-native-0.1.0.tgz')], work)
     expect(listing.stdout).toContain('package/index.mjs')
     expect(listing.stdout).toContain('package/binding.js')
+    for (const f of ['snapshot.js', 'snapshot.mjs', 'snapshot.d.ts', 'lib/snapshot.js']) expect(listing.stdout).toContain(`package/${f}`)
     expect(listing.stdout).not.toMatch(/\.node\b|Cargo\.toml|\.rs\b/)
     // The packed package.json asks nobody to build: no lifecycle script at all.
     const packed = await run('tar', ['-xOzf', join(packs, 'awaitly-persistence-native-0.1.0.tgz'), 'package/package.json'], work)
@@ -144,6 +145,34 @@ describe('packed packages install and work without Rust', () => {
       ],
     })
     expect(out.sameInstance).toBe(true)
+    const snapshotExports = [
+      'SnapshotDecodeError',
+      'SnapshotFormatError',
+      'SnapshotMismatchError',
+      'assertValidSnapshot',
+      'createMemoryCache',
+      'deserializeCauseNew',
+      'looksLikeWorkflowSnapshot',
+      'mergeSnapshots',
+      'serializeError',
+      'serializeThrown',
+      'validateSnapshot',
+    ]
+    expect(out.snapshot).toEqual({
+      exports: snapshotExports,
+      valid: true,
+      cause: {
+        type: 'error',
+        name: 'Error',
+        message: 'boom',
+        cause: { type: 'thrown', originalType: 'string', stringRepresentation: 'why', value: 'why' },
+      },
+      error: ['Invalid formatVersion: expected 1, got 2', 'Missing required field: steps', 'Missing required field: execution'],
+      merged: ['a', 'b'],
+      cacheHit: null,
+      sameAsRequire: true,
+      requiredExports: snapshotExports,
+    })
     expect(out.binary).toBe(join(installed, PLATFORM_PKG, NODE_FILE))
 
     // Without the platform package, the error names it.
