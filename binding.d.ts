@@ -58,6 +58,15 @@ export declare class NativeFileStore {
   delete(key: string, nowMs: number): Promise<boolean>
   exists(key: string, nowMs: number): Promise<boolean>
   keys(pattern: string, nowMs: number): Promise<Array<string>>
+  /**
+   * Run lease of `id` under `prefix` for `ttl_ms` (see `file::lease`):
+   * the new owner token, or null when the lease is held.
+   */
+  leaseAcquire(prefix: string, id: string, ttlMs: number): Promise<string | null>
+  /** Drop the lease if `token` holds it; whether it did. */
+  leaseRelease(prefix: string, id: string, token: string): Promise<boolean>
+  /** Extend the lease to `ttl_ms` from now if `token` holds it; whether it did. */
+  leaseRenew(prefix: string, id: string, token: string, ttlMs: number): Promise<boolean>
 }
 
 /**
@@ -89,6 +98,15 @@ export declare class NativeRedisStore {
   /** Connect now (if needed) and PING. */
   ping(): Promise<void>
   close(): Promise<void>
+  /**
+   * Run lease: `SET key <new token> NX PX ttl_ms`. Resolves to the owner
+   * token, or null when the lease is held (see `redis::lease`).
+   */
+  leaseAcquire(key: string, ttlMs: number): Promise<string | null>
+  /** Delete the lease `key` if `token` holds it; whether it did. */
+  leaseRelease(key: string, token: string): Promise<boolean>
+  /** Re-arm the lease `key` to `ttl_ms` if `token` holds it; whether it did. */
+  leaseRenew(key: string, token: string, ttlMs: number): Promise<boolean>
   /** Connections opened so far (reconnects add one each). */
   get connectionsOpened(): number
 }

@@ -8,6 +8,9 @@
 
 const { binding, call, invalidArg: typeError, storeTtl, drainFileDirsOnExit } = require('./native.js')
 
+/** Marks our native file stores (their leases are native too). */
+const NATIVE_FILE_STORE = Symbol.for('awaitly-persistence-native.fileStore')
+
 function str(value, what) {
   if (typeof value !== 'string') {
     throw typeError(`${what} must be a string, got ${value === null ? 'null' : typeof value}`)
@@ -27,7 +30,7 @@ function createFileStore(options) {
   const native = new binding.NativeFileStore(directory, extension, durable, reuseFiles)
   drainFileDirsOnExit()
 
-  return {
+  const store = {
     async get(key) {
       return call(native.get(str(key, 'key'), Date.now()))
     },
@@ -48,6 +51,17 @@ function createFileStore(options) {
       return call(native.keys(str(pattern, 'pattern'), Date.now()))
     },
   }
+  // run leases (src/file/lease.rs), for createSnapshotStore; not enumerable
+  Object.defineProperty(store, NATIVE_FILE_STORE, {
+    value: {
+      leaseAcquire: (prefix, id, ttlMs) => call(native.leaseAcquire(prefix, id, ttlMs)),
+      leaseRelease: (prefix, id, token) => call(native.leaseRelease(prefix, id, token)),
+      leaseRenew: (prefix, id, token, ttlMs) => call(native.leaseRenew(prefix, id, token, ttlMs)),
+    },
+  })
+  return store
 }
 
 module.exports = { createFileStore }
+// Internals for the other lib/ modules; not enumerable, so index.js does not re-export them.
+Object.defineProperty(module.exports, 'internal', { value: { NATIVE_FILE_STORE } })

@@ -226,6 +226,10 @@ function createRedisStore(options = {}) {
       exists: (key) => enqueue(OP_EXISTS, key, undefined, 0),
       keys: (pattern) => native_(native.keys(pattern)).then(splitKeys),
       clearCachePrefix: (prefix) => native_(native.clearCachePrefix(prefix)),
+      // run leases (src/redis/lease.rs), for createSnapshotStore
+      leaseAcquire: (key, ttlMs) => native_(native.leaseAcquire(key, ttlMs)),
+      leaseRelease: (key, token) => native_(native.leaseRelease(key, token)),
+      leaseRenew: (key, token, ttlMs) => native_(native.leaseRenew(key, token, ttlMs)),
     },
   })
   return store

@@ -14,6 +14,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::error::PersistError;
+use crate::file::lease::{FileLeases, HostClock};
 use crate::file::store::{Done, DrainHandle, FileDir, KvFiles};
 use crate::js_error;
 
@@ -261,6 +262,7 @@ impl NativeFileDir {
 #[napi]
 pub struct NativeFileStore {
     inner: Arc<KvFiles>,
+    leases: Arc<FileLeases>,
 }
 
 #[napi]
@@ -273,13 +275,20 @@ impl NativeFileStore {
         durable: bool,
         reuse_files: Option<bool>,
     ) -> Result<Self> {
-        js_error::guard(|| KvFiles::new(&directory, &extension, durable))
-            .map(|d| {
-                d.set_reuse(reuse_files.unwrap_or(true));
-                register_dir(&env, d.drain_handle());
-                NativeFileStore { inner: Arc::new(d) }
-            })
-            .map_err(|e| js_error::throw(&env, e))
+        js_error::guard(|| {
+            let kv = KvFiles::new(&directory, &extension, durable)?;
+            let leases = FileLeases::new(&directory, Box::new(HostClock::new()))?;
+            Ok((kv, leases))
+        })
+        .map(|(d, leases)| {
+            d.set_reuse(reuse_files.unwrap_or(true));
+            register_dir(&env, d.drain_handle());
+            NativeFileStore {
+                inner: Arc::new(d),
+                leases: Arc::new(leases),
+            }
+        })
+        .map_err(|e| js_error::throw(&env, e))
     }
 
     #[napi(catch_unwind, ts_return_type = "Promise<string | null>")]
@@ -347,6 +356,53 @@ impl NativeFileStore {
                 .into_iter()
                 .map(Utf16String::from)
                 .collect())
+        }))
+    }
+
+    /// Run lease of `id` under `prefix` for `ttl_ms` (see `file::lease`):
+    /// the new owner token, or null when the lease is held.
+    #[napi(catch_unwind, ts_return_type = "Promise<string | null>")]
+    pub fn lease_acquire<'env>(
+        &self,
+        env: &'env Env,
+        prefix: Utf16String,
+        id: Utf16String,
+        ttl_ms: u32,
+    ) -> Result<PromiseRaw<'env, Option<String>>> {
+        let l = Arc::clone(&self.leases);
+        env.spawn_future(blocking(move || {
+            let token = crate::token::new_token()?;
+            let won = l.acquire(&prefix, &id, &token, u64::from(ttl_ms))?;
+            Ok(won.then_some(token))
+        }))
+    }
+
+    /// Drop the lease if `token` holds it; whether it did.
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+    pub fn lease_release<'env>(
+        &self,
+        env: &'env Env,
+        prefix: Utf16String,
+        id: Utf16String,
+        token: String,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        let l = Arc::clone(&self.leases);
+        env.spawn_future(blocking(move || l.release(&prefix, &id, &token)))
+    }
+
+    /// Extend the lease to `ttl_ms` from now if `token` holds it; whether it did.
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+    pub fn lease_renew<'env>(
+        &self,
+        env: &'env Env,
+        prefix: Utf16String,
+        id: Utf16String,
+        token: String,
+        ttl_ms: u32,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        let l = Arc::clone(&self.leases);
+        env.spawn_future(blocking(move || {
+            l.renew(&prefix, &id, &token, u64::from(ttl_ms))
         }))
     }
 }

@@ -233,6 +233,56 @@ impl NativeRedisStore {
         })
     }
 
+    /// Run lease: `SET key <new token> NX PX ttl_ms`. Resolves to the owner
+    /// token, or null when the lease is held (see `redis::lease`).
+    #[napi(catch_unwind, ts_return_type = "Promise<string | null>")]
+    pub fn lease_acquire<'env>(
+        &self,
+        env: &'env Env,
+        key: Utf16String,
+        ttl_ms: u32,
+    ) -> Result<PromiseRaw<'env, Option<String>>> {
+        let core = self.core.clone();
+        let key = wtf8::encode(&key);
+        env.spawn_future(async move {
+            guarded(async move {
+                let token = crate::token::new_token()?;
+                let won = core.lease_acquire(&key, &token, u64::from(ttl_ms)).await?;
+                Ok(won.then_some(token))
+            })
+            .await
+        })
+    }
+
+    /// Delete the lease `key` if `token` holds it; whether it did.
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+    pub fn lease_release<'env>(
+        &self,
+        env: &'env Env,
+        key: Utf16String,
+        token: String,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        let core = self.core.clone();
+        let key = wtf8::encode(&key);
+        env.spawn_future(async move { guarded(core.lease_release(&key, &token)).await })
+    }
+
+    /// Re-arm the lease `key` to `ttl_ms` if `token` holds it; whether it did.
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+    pub fn lease_renew<'env>(
+        &self,
+        env: &'env Env,
+        key: Utf16String,
+        token: String,
+        ttl_ms: u32,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        let core = self.core.clone();
+        let key = wtf8::encode(&key);
+        env.spawn_future(
+            async move { guarded(core.lease_renew(&key, &token, u64::from(ttl_ms))).await },
+        )
+    }
+
     /// Connections opened so far (reconnects add one each).
     #[napi(getter)]
     pub fn connections_opened(&self) -> f64 {

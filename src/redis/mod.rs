@@ -2,4 +2,5 @@
 //! timeouts, reconnect, owner registry) and its thin napi `binding`.
 
 mod binding;
+pub mod lease;
 pub mod store;
