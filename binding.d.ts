@@ -99,14 +99,14 @@ export declare class NativeRedisStore {
   ping(): Promise<void>
   close(): Promise<void>
   /**
-   * Run lease: `SET key <new token> NX PX ttl_ms`. Resolves to the owner
-   * token, or null when the lease is held (see `redis::lease`).
+   * A batch of run-lease ops as one pipeline (see `redis::lease`):
+   * `kinds[i]` 0 acquire (a new token is made here), 1 release, 2 renew;
+   * `tokens[i]` the owner token of a release / renew ("" for acquire).
+   * Resolves to a code per op (0 false / not taken, 1 true / taken,
+   * 4 error in `errors[i]`) and the tokens of the taken leases, in order,
+   * concatenated (32 characters each).
    */
-  leaseAcquire(key: string, ttlMs: number): Promise<string | null>
-  /** Delete the lease `key` if `token` holds it; whether it did. */
-  leaseRelease(key: string, token: string): Promise<boolean>
-  /** Re-arm the lease `key` to `ttl_ms` if `token` holds it; whether it did. */
-  leaseRenew(key: string, token: string, ttlMs: number): Promise<boolean>
+  leaseExec(kinds: Uint8Array, ttls: Uint32Array, keys: Array<string>, tokens: Array<string>): Promise<LeaseOut>
   /** Connections opened so far (reconnects add one each). */
   get connectionsOpened(): number
 }
@@ -166,6 +166,12 @@ export declare function globMatch(pattern: string, key: string): boolean
 export interface KeysOut {
   lens: Uint32Array
   blob: string
+}
+
+export interface LeaseOut {
+  codes: Uint8Array
+  tokens: string
+  errors?: Array<string | undefined | null>
 }
 
 /** Remove every entry (counters are kept). Returns 0, or `ERR`. */

@@ -140,6 +140,7 @@ describe('packed packages install and work without Rust', () => {
         'createKVCache',
         'createMemoryCache',
         'createRedisStore',
+        'createSnapshotStore',
         'createStatePersistence',
       ],
     })

@@ -40,105 +40,138 @@ fn server_error(v: &Value) -> Option<PersistError> {
     }
 }
 
-fn is_noscript(v: &Value) -> bool {
-    matches!(v, Value::ServerError(e) if e.code() == "NOSCRIPT")
+/// One lease operation of a batch ([`RedisStore::lease_exec`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LeaseOp {
+    /// `SET key token NX PX ttl_ms`: taken (true) or held by someone (false).
+    Acquire {
+        key: Vec<u8>,
+        token: String,
+        ttl_ms: u64,
+    },
+    /// Delete `key` if it holds `token`: whether it did.
+    Release { key: Vec<u8>, token: String },
+    /// Re-arm `key` to `ttl_ms` if it holds `token`: whether it did.
+    Renew {
+        key: Vec<u8>,
+        token: String,
+        ttl_ms: u64,
+    },
 }
 
-fn int_reply(what: &str, v: Value) -> Result<bool> {
-    if let Some(e) = server_error(&v) {
-        return Err(e);
+impl LeaseOp {
+    fn script(&self) -> Option<(&'static str, &'static OnceLock<String>)> {
+        match self {
+            LeaseOp::Acquire { .. } => None,
+            LeaseOp::Release { .. } => Some((RELEASE, &RELEASE_SHA)),
+            LeaseOp::Renew { .. } => Some((RENEW, &RENEW_SHA)),
+        }
     }
-    match v {
-        Value::Int(n) => Ok(n > 0),
-        Value::Boolean(b) => Ok(b),
-        other => Err(PersistError::Store(format!(
-            "{what}: unexpected reply {other:?}"
-        ))),
+
+    /// Append this op to `p`; scripts by SHA when `by_sha` and the SHA is known.
+    fn push(&self, p: &mut redis::Pipeline, by_sha: bool) {
+        let (script, sha, key, token, ttl) = match self {
+            LeaseOp::Acquire { key, token, ttl_ms } => {
+                p.cmd("SET")
+                    .arg(key)
+                    .arg(token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg((*ttl_ms).max(1));
+                return;
+            }
+            LeaseOp::Release { key, token } => (RELEASE, &RELEASE_SHA, key, token, None),
+            LeaseOp::Renew { key, token, ttl_ms } => {
+                (RENEW, &RENEW_SHA, key, token, Some((*ttl_ms).max(1)))
+            }
+        };
+        match sha.get().filter(|_| by_sha) {
+            Some(s) => p.cmd("EVALSHA").arg(s),
+            None => p.cmd("EVAL").arg(script),
+        }
+        .arg(1)
+        .arg(key)
+        .arg(token);
+        if let Some(t) = ttl {
+            p.arg(t);
+        }
+    }
+
+    fn decode(&self, v: Value) -> Result<bool> {
+        if let Some(e) = server_error(&v) {
+            return Err(e);
+        }
+        match (self, v) {
+            (LeaseOp::Acquire { .. }, Value::Okay | Value::SimpleString(_)) => Ok(true),
+            (LeaseOp::Acquire { .. }, Value::Nil) => Ok(false),
+            (_, Value::Int(n)) => Ok(n > 0),
+            (_, Value::Boolean(b)) => Ok(b),
+            (_, other) => Err(PersistError::Store(format!(
+                "lease: unexpected reply {other:?}"
+            ))),
+        }
     }
 }
 
 impl RedisStore {
-    /// Run a one-key script: `EVALSHA` when its SHA is known, else `EVAL`
-    /// plus `SCRIPT LOAD` (to learn the SHA) in one round trip.
-    async fn eval_one_key(
-        &self,
-        script: &str,
-        sha: &OnceLock<String>,
-        key: &[u8],
-        args: &[&[u8]],
-    ) -> Result<Value> {
-        let eval = |p: &mut redis::Pipeline| {
-            p.cmd("EVAL").arg(script).arg(1).arg(key);
-            for a in args {
-                p.arg(*a);
+    /// Run a batch of lease ops as one pipeline (one round trip), through
+    /// the store's one execution path; one result per op, in order. Scripts
+    /// go by EVALSHA once their SHA is known (a `SCRIPT LOAD` rides along
+    /// with the first batch that EVALs them); ops answered `NOSCRIPT` are
+    /// sent again as EVAL in a second pipeline. A connection failure or
+    /// timeout fails the whole batch.
+    pub async fn lease_exec(&self, ops: &[LeaseOp]) -> Result<Vec<Result<bool>>> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut p = redis::Pipeline::with_capacity(ops.len() + 2);
+        p.ignore_errors();
+        for op in ops {
+            op.push(&mut p, true);
+        }
+        // the scripts this batch EVALs, to learn their SHA
+        let mut loads: Vec<(&'static str, &'static OnceLock<String>)> = Vec::new();
+        for (script, sha) in ops.iter().filter_map(LeaseOp::script) {
+            if sha.get().is_none() && !loads.iter().any(|(s, _)| *s == script) {
+                loads.push((script, sha));
             }
-        };
-        if let Some(s) = sha.get() {
-            let mut p = redis::pipe();
+        }
+        for (script, _) in &loads {
+            p.cmd("SCRIPT").arg("LOAD").arg(*script);
+        }
+        let mut values = self.run(&p).await?;
+        if values.len() != ops.len() + loads.len() {
+            return Err(PersistError::Internal(format!(
+                "lease pipeline returned {} replies for {} commands",
+                values.len(),
+                ops.len() + loads.len()
+            )));
+        }
+        for ((_, sha), v) in loads.iter().zip(values.drain(ops.len()..)) {
+            if let Value::BulkString(b) = v {
+                if let Ok(s) = String::from_utf8(b) {
+                    let _ = sha.set(s);
+                }
+            }
+        }
+        let retry: Vec<usize> = (0..ops.len())
+            .filter(|&i| matches!(&values[i], Value::ServerError(e) if e.code() == "NOSCRIPT"))
+            .collect();
+        if !retry.is_empty() {
+            let mut p = redis::Pipeline::with_capacity(retry.len());
             p.ignore_errors();
-            p.cmd("EVALSHA").arg(s).arg(1).arg(key);
-            for a in args {
-                p.arg(*a);
+            for &i in &retry {
+                ops[i].push(&mut p, false);
             }
-            let v = self.run(&p).await?.pop();
-            match v {
-                Some(v) if !is_noscript(&v) => return Ok(v),
-                Some(_) => {}
-                None => return Err(PersistError::Internal("EVALSHA: no reply".into())),
+            let again = self.run(&p).await?;
+            if again.len() != retry.len() {
+                return Err(PersistError::Internal("lease retry: reply count".into()));
             }
-        }
-        let mut p = redis::pipe();
-        p.ignore_errors();
-        eval(&mut p);
-        p.cmd("SCRIPT").arg("LOAD").arg(script);
-        let mut v = self.run(&p).await?;
-        if let Some(Value::BulkString(s)) = v.get(1) {
-            if let Ok(s) = std::str::from_utf8(s) {
-                let _ = sha.set(s.to_string());
+            for (&i, v) in retry.iter().zip(again) {
+                values[i] = v;
             }
         }
-        if v.is_empty() {
-            return Err(PersistError::Internal("EVAL: no reply".into()));
-        }
-        Ok(v.swap_remove(0))
-    }
-
-    /// Take the lease `key` for `ttl_ms` with `token`, if nobody holds it.
-    pub async fn lease_acquire(&self, key: &[u8], token: &str, ttl_ms: u64) -> Result<bool> {
-        let mut p = redis::pipe();
-        p.ignore_errors();
-        p.cmd("SET")
-            .arg(key)
-            .arg(token)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl_ms.max(1));
-        let v = self
-            .run(&p)
-            .await?
-            .pop()
-            .ok_or_else(|| PersistError::Internal("SET: no reply".into()))?;
-        if let Some(e) = server_error(&v) {
-            return Err(e);
-        }
-        Ok(matches!(v, Value::Okay | Value::SimpleString(_)))
-    }
-
-    /// Delete the lease `key` if `token` holds it. Whether it did.
-    pub async fn lease_release(&self, key: &[u8], token: &str) -> Result<bool> {
-        let v = self
-            .eval_one_key(RELEASE, &RELEASE_SHA, key, &[token.as_bytes()])
-            .await?;
-        int_reply("release", v)
-    }
-
-    /// Re-arm the lease `key` to `ttl_ms` from now if `token` holds it.
-    pub async fn lease_renew(&self, key: &[u8], token: &str, ttl_ms: u64) -> Result<bool> {
-        let ttl = ttl_ms.max(1).to_string();
-        let v = self
-            .eval_one_key(RENEW, &RENEW_SHA, key, &[token.as_bytes(), ttl.as_bytes()])
-            .await?;
-        int_reply("renew", v)
+        Ok(ops.iter().zip(values).map(|(op, v)| op.decode(v)).collect())
     }
 }
 
@@ -158,26 +191,79 @@ mod tests {
         .into_bytes())
     }
 
+    fn acquire(key: &[u8], token: &str, ttl_ms: u64) -> LeaseOp {
+        LeaseOp::Acquire {
+            key: key.to_vec(),
+            token: token.into(),
+            ttl_ms,
+        }
+    }
+    fn release(key: &[u8], token: &str) -> LeaseOp {
+        LeaseOp::Release {
+            key: key.to_vec(),
+            token: token.into(),
+        }
+    }
+    fn renew(key: &[u8], token: &str, ttl_ms: u64) -> LeaseOp {
+        LeaseOp::Renew {
+            key: key.to_vec(),
+            token: token.into(),
+            ttl_ms,
+        }
+    }
+
+    async fn one(s: &RedisStore, op: LeaseOp) -> Result<bool> {
+        s.lease_exec(&[op])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(PersistError::Internal("no result".into())))
+    }
+
     #[tokio::test]
     async fn acquire_release_renew_against_local_redis() -> Result<()> {
         let s = RedisStore::new(RedisConfig::default())?;
         let k = key("basic")?;
         let (a, b) = (new_token()?, new_token()?);
-        assert!(s.lease_acquire(&k, &a, 10_000).await?);
-        assert!(!s.lease_acquire(&k, &b, 10_000).await?, "held: nobody else");
+        assert!(one(&s, acquire(&k, &a, 10_000)).await?);
         assert!(
-            !s.lease_release(&k, &b).await?,
+            !one(&s, acquire(&k, &b, 10_000)).await?,
+            "held: nobody else"
+        );
+        assert!(
+            !one(&s, release(&k, &b)).await?,
             "foreign token never releases"
         );
         assert!(
-            !s.lease_renew(&k, &b, 10_000).await?,
+            !one(&s, renew(&k, &b, 10_000)).await?,
             "foreign token never renews"
         );
-        assert!(s.lease_renew(&k, &a, 10_000).await?);
-        assert!(s.lease_release(&k, &a).await?);
-        assert!(!s.lease_release(&k, &a).await?, "already released");
-        assert!(s.lease_acquire(&k, &b, 10_000).await?, "free again");
-        assert!(s.lease_release(&k, &b).await?);
+        assert!(one(&s, renew(&k, &a, 10_000)).await?);
+        assert!(one(&s, release(&k, &a)).await?);
+        assert!(!one(&s, release(&k, &a)).await?, "already released");
+        assert!(one(&s, acquire(&k, &b, 10_000)).await?, "free again");
+        assert!(one(&s, release(&k, &b)).await?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn one_batch_decides_in_order() -> Result<()> {
+        let s = RedisStore::new(RedisConfig::default())?;
+        let (k1, k2) = (key("batch1")?, key("batch2")?);
+        let (a, b) = (new_token()?, new_token()?);
+        let r = s
+            .lease_exec(&[
+                acquire(&k1, &a, 10_000),
+                acquire(&k1, &b, 10_000),
+                acquire(&k2, &b, 10_000),
+                renew(&k1, &b, 10_000),
+                release(&k1, &a),
+                acquire(&k1, &b, 10_000),
+                release(&k1, &b),
+                release(&k2, &b),
+            ])
+            .await?;
+        let got: Vec<bool> = r.into_iter().collect::<Result<_>>()?;
+        assert_eq!(got, [true, false, true, false, true, true, true, true]);
         Ok(())
     }
 
@@ -186,35 +272,21 @@ mod tests {
         let s = RedisStore::new(RedisConfig::default())?;
         let k = key("expiry")?;
         let (a, b) = (new_token()?, new_token()?);
-        assert!(s.lease_acquire(&k, &a, 80).await?);
+        assert!(one(&s, acquire(&k, &a, 80)).await?);
         tokio::time::sleep(Duration::from_millis(150)).await;
-        assert!(!s.lease_renew(&k, &a, 80).await?, "expired: not renewed");
+        assert!(!one(&s, renew(&k, &a, 80)).await?, "expired: not renewed");
         assert!(
-            s.lease_acquire(&k, &b, 10_000).await?,
+            one(&s, acquire(&k, &b, 10_000)).await?,
             "expired: taken over"
         );
         assert!(
-            !s.lease_release(&k, &a).await?,
+            !one(&s, release(&k, &a)).await?,
             "stale token never releases"
         );
         // the lease is the token itself, nothing else
         let r = s.exec(&[Op::Get(k.clone())]).await?;
         assert_eq!(r[0], OpResult::Value(Some(b.encode_utf16().collect())));
-        assert!(s.lease_release(&k, &b).await?);
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn noscript_falls_back_to_eval() -> Result<()> {
-        let s = RedisStore::new(RedisConfig::default())?;
-        let k = key("noscript")?;
-        let a = new_token()?;
-        // a SHA the server does not know, as after SCRIPT FLUSH / failover
-        static BOGUS: OnceLock<String> = OnceLock::new();
-        let _ = BOGUS.set("0000000000000000000000000000000000000000".into());
-        assert!(s.lease_acquire(&k, &a, 10_000).await?);
-        let v = s.eval_one_key(RELEASE, &BOGUS, &k, &[a.as_bytes()]).await?;
-        assert!(int_reply("release", v)?);
+        assert!(one(&s, release(&k, &b)).await?);
         Ok(())
     }
 }
