@@ -59,14 +59,13 @@ export declare class NativeFileStore {
   exists(key: string, nowMs: number): Promise<boolean>
   keys(pattern: string, nowMs: number): Promise<Array<string>>
   /**
-   * Run lease of `id` under `prefix` for `ttl_ms` (see `file::lease`):
-   * the new owner token, or null when the lease is held.
+   * A batch of run-lease ops, decided in order under one hold of the
+   * directory's lease lock (see `file::lease`): `kinds[i]` 0 acquire (a
+   * new token is made here), 1 release, 2 renew, of `ids[i]` under
+   * `prefixes[i]`, by `tokens[i]` ("" for acquire). Same answer as the
+   * Redis store's `lease_exec`.
    */
-  leaseAcquire(prefix: string, id: string, ttlMs: number): Promise<string | null>
-  /** Drop the lease if `token` holds it; whether it did. */
-  leaseRelease(prefix: string, id: string, token: string): Promise<boolean>
-  /** Extend the lease to `ttl_ms` from now if `token` holds it; whether it did. */
-  leaseRenew(prefix: string, id: string, token: string, ttlMs: number): Promise<boolean>
+  leaseExec(kinds: Uint8Array, ttls: Uint32Array, prefixes: Array<string>, ids: Array<string>, tokens: Array<string>): Promise<LeaseOut>
 }
 
 /**

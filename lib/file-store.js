@@ -7,6 +7,7 @@
 // (storeTtl); expiry is judged with Date.now().
 
 const { binding, call, invalidArg: typeError, storeTtl, drainFileDirsOnExit } = require('./native.js')
+const { LeaseBatcher } = require('./lease-batcher.js')
 
 /** Marks our native file stores (their leases are native too). */
 const NATIVE_FILE_STORE = Symbol.for('awaitly-persistence-native.fileStore')
@@ -52,11 +53,12 @@ function createFileStore(options) {
     },
   }
   // run leases (src/file/lease.rs), for createSnapshotStore; not enumerable
+  const leases = new LeaseBatcher((kinds, ttls, prefixes, ids, tokens) => native.leaseExec(kinds, ttls, prefixes, ids, tokens), 256)
   Object.defineProperty(store, NATIVE_FILE_STORE, {
     value: {
-      leaseAcquire: (prefix, id, ttlMs) => call(native.leaseAcquire(prefix, id, ttlMs)),
-      leaseRelease: (prefix, id, token) => call(native.leaseRelease(prefix, id, token)),
-      leaseRenew: (prefix, id, token, ttlMs) => call(native.leaseRenew(prefix, id, token, ttlMs)),
+      leaseAcquire: (prefix, id, ttlMs) => leases.acquire(prefix, id, ttlMs),
+      leaseRelease: (prefix, id, token) => leases.release(prefix, id, token),
+      leaseRenew: (prefix, id, token, ttlMs) => leases.renew(prefix, id, token, ttlMs),
     },
   })
   return store

@@ -5,6 +5,7 @@
 // pipeline, one round trip, one promise), whose results settle the calls.
 
 const { binding, fromNative, invalidArg: typeError, storeTtl } = require('./native.js')
+const { LeaseBatcher } = require('./lease-batcher.js')
 
 /** Marks our native stores; createKVCache/createStatePersistence use the fast paths. */
 const NATIVE_STORE = Symbol.for('awaitly-persistence-native.redisStore')
@@ -117,73 +118,6 @@ class Batcher {
   }
 }
 
-const LEASE_ACQUIRE = 0
-const LEASE_RELEASE = 1
-const LEASE_RENEW = 2
-const TOKEN_LEN = 32
-
-/** Lease calls of one tick go to Rust as ONE lease_exec (one pipeline), like Batcher. */
-class LeaseBatcher {
-  constructor(native, maxBatch) {
-    this.native = native
-    this.maxBatch = maxBatch
-    this.reset()
-    this.scheduled = false
-    this.flush = this.flush.bind(this)
-  }
-
-  reset() {
-    this.kinds = []
-    this.ttls = []
-    this.keys = []
-    this.tokens = []
-    this.waiters = []
-  }
-
-  push(kind, key, token, ttl) {
-    return new Promise((resolve, reject) => {
-      this.kinds.push(kind)
-      this.ttls.push(ttl)
-      this.keys.push(key)
-      this.tokens.push(token)
-      this.waiters.push(resolve, reject)
-      if (this.kinds.length >= this.maxBatch) this.flush()
-      else if (!this.scheduled) {
-        this.scheduled = true
-        process.nextTick(this.flush)
-      }
-    })
-  }
-
-  flush() {
-    this.scheduled = false
-    if (this.kinds.length === 0) return
-    const { kinds, ttls, keys, tokens, waiters } = this
-    this.reset()
-    let p
-    try {
-      p = this.native.leaseExec(Uint8Array.from(kinds), Uint32Array.from(ttls), keys, tokens)
-    } catch (e) {
-      settleAll(waiters, fromNative(e))
-      return
-    }
-    p.then(
-      ({ codes, tokens: taken, errors }) => {
-        let pos = 0
-        for (let i = 0; i < codes.length; i++) {
-          if (codes[i] > 1) waiters[2 * i + 1](fromNative(new Error(errors?.[i] ?? '[ERR_INTERNAL] missing error')))
-          else if (kinds[i] !== LEASE_ACQUIRE) waiters[2 * i](codes[i] === 1)
-          else if (codes[i] === 1) {
-            waiters[2 * i](taken.slice(pos, pos + TOKEN_LEN))
-            pos += TOKEN_LEN
-          } else waiters[2 * i](null)
-        }
-      },
-      (e) => settleAll(waiters, fromNative(e)),
-    )
-  }
-}
-
 /** Split the native `keys` answer (one string + UTF-16 lengths) into keys. */
 function splitKeys({ lens, blob }) {
   const out = new Array(lens.length)
@@ -224,7 +158,7 @@ function createRedisStore(options = {}) {
   }
   const native = new binding.NativeRedisStore(url, connectTimeout, commandTimeout, tls.ca, tls.cert, tls.key)
   const batcher = new Batcher(native, maxBatch)
-  const leases = new LeaseBatcher(native, maxBatch)
+  const leases = new LeaseBatcher((kinds, ttls, _scopes, keys, tokens) => native.leaseExec(kinds, ttls, keys, tokens), maxBatch)
   let closed = false
   const closedError = () => {
     const e = new Error('store is closed')
@@ -296,9 +230,9 @@ function createRedisStore(options = {}) {
       keys: (pattern) => native_(native.keys(pattern)).then(splitKeys),
       clearCachePrefix: (prefix) => native_(native.clearCachePrefix(prefix)),
       // run leases (src/redis/lease.rs), for createSnapshotStore: token | null, boolean, boolean
-      leaseAcquire: (key, ttlMs) => (closed ? Promise.reject(closedError()) : leases.push(LEASE_ACQUIRE, key, '', ttlMs)),
-      leaseRelease: (key, token) => (closed ? Promise.reject(closedError()) : leases.push(LEASE_RELEASE, key, token, 0)),
-      leaseRenew: (key, token, ttlMs) => (closed ? Promise.reject(closedError()) : leases.push(LEASE_RENEW, key, token, ttlMs)),
+      leaseAcquire: (key, ttlMs) => (closed ? Promise.reject(closedError()) : leases.acquire('', key, ttlMs)),
+      leaseRelease: (key, token) => (closed ? Promise.reject(closedError()) : leases.release('', key, token)),
+      leaseRenew: (key, token, ttlMs) => (closed ? Promise.reject(closedError()) : leases.renew('', key, token, ttlMs)),
     },
   })
   return store

@@ -191,52 +191,66 @@ impl FileLeases {
         rec.clock == self.clock.tag() && rec.expires_at > self.clock.now_ms()
     }
 
-    /// Take the lease for `ttl_ms` with `token` if nobody holds it (absent
-    /// or expired). Whether it was taken.
-    pub fn acquire(&self, prefix: &[u16], id: &[u16], token: &str, ttl_ms: u64) -> Result<bool> {
-        let path = self.record_path(prefix, id);
-        self.locked(|| {
-            if let Some(rec) = self.read(&path)? {
-                if self.live(&rec) {
+    /// Decide `ops` in order, holding the directory's lease lock once for
+    /// all of them; one result per op (a failed op does not stop the others).
+    pub fn exec(&self, ops: &[FileLeaseOp]) -> Result<Vec<Result<bool>>> {
+        self.locked(|| Ok(ops.iter().map(|op| self.decide(op)).collect()))
+    }
+
+    fn decide(&self, op: &FileLeaseOp) -> Result<bool> {
+        let path = self.record_path(&op.prefix, &op.id);
+        let held = self.read(&path)?;
+        match op.kind {
+            // taken if nobody holds it (absent or expired)
+            LeaseKind::Acquire { ttl_ms } => {
+                if held.as_ref().is_some_and(|r| self.live(r)) {
                     return Ok(false);
                 }
-            }
-            let rec = Record {
-                token: token.into(),
-                clock: self.clock.tag().into(),
-                expires_at: self.clock.now_ms().saturating_add(ttl_ms),
-            };
-            self.write(&path, &rec)?;
-            Ok(true)
-        })
-    }
-
-    /// Drop the lease if `token` holds it. Whether it did.
-    pub fn release(&self, prefix: &[u16], id: &[u16], token: &str) -> Result<bool> {
-        let path = self.record_path(prefix, id);
-        self.locked(|| match self.read(&path)? {
-            Some(rec) if rec.token == token => {
-                fs::remove_file(&path).map_err(|e| io("unlink", &path, e))?;
-                // an expired lease was no longer ours: report it as lost
-                Ok(self.live(&rec))
-            }
-            _ => Ok(false),
-        })
-    }
-
-    /// Extend the lease to `ttl_ms` from now if `token` holds it and it has
-    /// not expired. Whether it did.
-    pub fn renew(&self, prefix: &[u16], id: &[u16], token: &str, ttl_ms: u64) -> Result<bool> {
-        let path = self.record_path(prefix, id);
-        self.locked(|| match self.read(&path)? {
-            Some(mut rec) if rec.token == token && self.live(&rec) => {
-                rec.expires_at = self.clock.now_ms().saturating_add(ttl_ms);
+                let rec = Record {
+                    token: op.token.clone(),
+                    clock: self.clock.tag().into(),
+                    expires_at: self.clock.now_ms().saturating_add(ttl_ms),
+                };
                 self.write(&path, &rec)?;
                 Ok(true)
             }
-            _ => Ok(false),
-        })
+            // dropped if `token` holds it; an expired lease was no longer
+            // ours: the record goes, the answer is false (lost)
+            LeaseKind::Release => match held {
+                Some(rec) if rec.token == op.token => {
+                    fs::remove_file(&path).map_err(|e| io("unlink", &path, e))?;
+                    Ok(self.live(&rec))
+                }
+                _ => Ok(false),
+            },
+            // extended if `token` holds it and it has not expired
+            LeaseKind::Renew { ttl_ms } => match held {
+                Some(mut rec) if rec.token == op.token && self.live(&rec) => {
+                    rec.expires_at = self.clock.now_ms().saturating_add(ttl_ms);
+                    self.write(&path, &rec)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            },
+        }
     }
+}
+
+/// What a [`FileLeaseOp`] does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LeaseKind {
+    Acquire { ttl_ms: u64 },
+    Release,
+    Renew { ttl_ms: u64 },
+}
+
+/// One lease decision: the lease of `id` under `prefix` (UTF-16), by `token`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileLeaseOp {
+    pub kind: LeaseKind,
+    pub prefix: Vec<u16>,
+    pub id: Vec<u16>,
+    pub token: String,
 }
 
 #[cfg(test)]
@@ -268,6 +282,32 @@ mod tests {
         s.encode_utf16().collect()
     }
 
+    fn op(kind: LeaseKind, p: &[u16], id: &[u16], token: &str) -> FileLeaseOp {
+        FileLeaseOp {
+            kind,
+            prefix: p.to_vec(),
+            id: id.to_vec(),
+            token: token.into(),
+        }
+    }
+
+    impl FileLeases {
+        fn one(&self, o: FileLeaseOp) -> Result<bool> {
+            self.exec(&[o])?
+                .pop()
+                .unwrap_or_else(|| Err(PersistError::Internal("no result".into())))
+        }
+        fn acquire(&self, p: &[u16], id: &[u16], token: &str, ttl_ms: u64) -> Result<bool> {
+            self.one(op(LeaseKind::Acquire { ttl_ms }, p, id, token))
+        }
+        fn release(&self, p: &[u16], id: &[u16], token: &str) -> Result<bool> {
+            self.one(op(LeaseKind::Release, p, id, token))
+        }
+        fn renew(&self, p: &[u16], id: &[u16], token: &str, ttl_ms: u64) -> Result<bool> {
+            self.one(op(LeaseKind::Renew { ttl_ms }, p, id, token))
+        }
+    }
+
     fn leases(dir: &str, tag: &'static str) -> (FileLeases, Arc<AtomicU64>) {
         let t = Arc::new(AtomicU64::new(1_000));
         let l = FileLeases::new(dir, Box::new(Manual(Arc::clone(&t), tag)));
@@ -296,6 +336,43 @@ mod tests {
         assert!(!l.release(&p, &id, "A")?, "stale token never releases");
         assert!(l.release(&p, &id, "B")?);
         assert!(l.acquire(&p, &id, "C", 100)?, "released: free");
+        let _ = fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn one_batch_decides_in_order_and_a_bad_record_fails_only_its_op() -> Result<()> {
+        let dir = tmpdir("batch");
+        let (l, _) = leases(&dir, "test");
+        let (p, a, b) = (u("p"), u("a"), u("b"));
+        assert!(l.acquire(&p, &u("bad"), "Z", 100)?);
+        let bad = l.record_path(&p, &u("bad"));
+        fs::write(&bad, b"garbage").map_err(|e| io("write", &bad, e))?;
+        let r = l.exec(&[
+            op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &a, "A"),
+            op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &a, "B"),
+            op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &u("bad"), "B"),
+            op(LeaseKind::Renew { ttl_ms: 100 }, &p, &a, "A"),
+            op(LeaseKind::Release, &p, &a, "A"),
+            op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &a, "B"),
+            op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &b, "B"),
+        ])?;
+        let codes: Vec<std::result::Result<bool, &str>> = r
+            .iter()
+            .map(|x| x.as_ref().map(|b| *b).map_err(|e| e.code()))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                Ok(true),
+                Ok(false),
+                Err("ERR_CORRUPT"),
+                Ok(true),
+                Ok(true),
+                Ok(true),
+                Ok(true)
+            ]
+        );
         let _ = fs::remove_dir_all(&dir);
         Ok(())
     }
