@@ -58,6 +58,14 @@ export declare class NativeFileStore {
   delete(key: string, nowMs: number): Promise<boolean>
   exists(key: string, nowMs: number): Promise<boolean>
   keys(pattern: string, nowMs: number): Promise<Array<string>>
+  /**
+   * A batch of run-lease ops, decided in order under one hold of the
+   * directory's lease lock (see `file::lease`): `kinds[i]` 0 acquire (a
+   * new token is made here), 1 release, 2 renew, of `ids[i]` under
+   * `prefixes[i]`, by `tokens[i]` ("" for acquire). Same answer as the
+   * Redis store's `lease_exec`.
+   */
+  leaseExec(kinds: Uint8Array, ttls: Uint32Array, prefixes: Array<string>, ids: Array<string>, tokens: Array<string>): Promise<LeaseOut>
 }
 
 /**
@@ -89,6 +97,15 @@ export declare class NativeRedisStore {
   /** Connect now (if needed) and PING. */
   ping(): Promise<void>
   close(): Promise<void>
+  /**
+   * A batch of run-lease ops as one pipeline (see `redis::lease`):
+   * `kinds[i]` 0 acquire (a new token is made here), 1 release, 2 renew;
+   * `tokens[i]` the owner token of a release / renew ("" for acquire).
+   * Resolves to a code per op (0 false / not taken, 1 true / taken,
+   * 4 error in `errors[i]`) and the tokens of the taken leases, in order,
+   * concatenated (32 characters each).
+   */
+  leaseExec(kinds: Uint8Array, ttls: Uint32Array, keys: Array<string>, tokens: Array<string>): Promise<LeaseOut>
   /** Connections opened so far (reconnects add one each). */
   get connectionsOpened(): number
 }
@@ -148,6 +165,12 @@ export declare function globMatch(pattern: string, key: string): boolean
 export interface KeysOut {
   lens: Uint32Array
   blob: string
+}
+
+export interface LeaseOut {
+  codes: Uint8Array
+  tokens: string
+  errors?: Array<string | undefined | null>
 }
 
 /** Remove every entry (counters are kept). Returns 0, or `ERR`. */

@@ -400,7 +400,15 @@ export interface FileStoreOptions {
  *   the file and resolves `true`. `delete` resolves `false` only for no file or an
  *   expired entry.
  */
-export declare function createFileStore(options: FileStoreOptions): KeyValueStore
+export declare function createFileStore(options: FileStoreOptions): FileStore
+
+/** Marks this package's native Redis and file stores, whose snapshot stores have native run leases. */
+declare const nativeLeases: unique symbol
+
+/** A native file store (a KeyValueStore); `createSnapshotStore` over it has run leases. */
+export interface FileStore extends KeyValueStore {
+  readonly [nativeLeases]: 'file'
+}
 
 // ============================================================================
 // KeyValueStore, KV cache, Redis store, state persistence, hydrating cache (issue: KV/Redis)
@@ -454,6 +462,7 @@ export interface RedisStore extends KeyValueStore {
   close(): Promise<void>
   /** Connections opened so far (1 + reconnects). */
   readonly connectionsOpened: number
+  readonly [nativeLeases]: 'redis'
 }
 
 export declare function createRedisStore(options?: RedisStoreOptions): RedisStore
@@ -579,3 +588,105 @@ export type PersistenceError =
  * `RangeError` with code `ERR_OUT_OF_RANGE`) passes too.
  */
 export declare function isPersistenceError(error: unknown): error is PersistenceError
+
+// ============================================================================
+// awaitly 1.35 durable execution: SnapshotStore + WorkflowLock (issue 14)
+// ============================================================================
+
+/** awaitly 1.35's JSONValue. */
+export type SnapshotJSON = null | boolean | number | string | SnapshotJSON[] | { [k: string]: SnapshotJSON }
+
+/** awaitly 1.35's SerializedCause (a different shape from 1.0's `SerializedCause`). */
+export type WorkflowSnapshotCause =
+  | { type: 'error'; name: string; message: string; stack?: string; cause?: WorkflowSnapshotCause }
+  | { type: 'thrown'; originalType?: string; value?: SnapshotJSON; stringRepresentation: string; truncated?: true }
+
+/** awaitly 1.35's StepResult (one step of a WorkflowSnapshot). */
+export type WorkflowSnapshotStep =
+  | { ok: true; value: SnapshotJSON }
+  | { ok: false; error: SnapshotJSON; cause: WorkflowSnapshotCause; meta?: { origin: 'result' | 'throw' } }
+
+/** awaitly 1.35's WorkflowSnapshot, structurally (what `durable.run` saves). */
+export interface WorkflowSnapshot {
+  formatVersion: 1
+  workflowName?: string
+  steps: Record<string, WorkflowSnapshotStep>
+  execution: {
+    status: 'running' | 'completed' | 'failed'
+    lastUpdated: string
+    completedAt?: string
+    currentStepId?: string
+  }
+  metadata?: {
+    workflowId?: string
+    definitionHash?: string
+    input?: SnapshotJSON
+    [key: string]: SnapshotJSON | undefined
+  }
+  warnings?: Array<{ type: 'lossy_value'; stepId: string; path: string; reason: 'non-json' | 'circular' | 'encode-failed' }>
+}
+
+/** awaitly 1.35's runtime ResumeState (`awaitly/workflow`): steps in a Map. */
+export interface DurableResumeState {
+  steps: Map<string, { result: Result<unknown, unknown, unknown>; meta?: unknown }>
+}
+
+export interface SnapshotStoreOptions<S extends KeyValueStore = KeyValueStore> {
+  /** Where snapshots live: any KeyValueStore (leases only on our native Redis and file stores). */
+  store: S
+  /** Key prefix of snapshots and leases. @default 'awaitly:snapshot:' */
+  prefix?: string
+}
+
+/**
+ * awaitly 1.35's `SnapshotStore` with the official adapters' extended contract.
+ * Ids are non-empty strings not starting with U+0000; anything else (and a
+ * value that is neither a WorkflowSnapshot nor a ResumeState) rejects with a
+ * TypeError `ERR_INVALID_ARG` before anything is written. A stored value that
+ * cannot be read rejects `ERR_CORRUPT` (durable.run then returns a
+ * PERSISTENCE_ERROR instead of starting afresh).
+ */
+export interface SnapshotStore {
+  /** Store a WorkflowSnapshot, or a ResumeState (as awaitly's `serializeResumeState`). */
+  save(id: string, snapshot: WorkflowSnapshot | DurableResumeState): Promise<void>
+  /**
+   * The stored snapshot, or null. A saved ResumeState comes back as a ResumeState
+   * (`deserializeResumeState`), as from the official adapters: use `loadResumeState` for it.
+   */
+  load(id: string): Promise<WorkflowSnapshot | null>
+  /** The stored ResumeState, or null (nothing stored, or a WorkflowSnapshot). */
+  loadResumeState(id: string): Promise<DurableResumeState | null>
+  delete(id: string): Promise<void>
+  /**
+   * Ids with their last save time (ISO), newest first, at most `limit` (default 100).
+   * `prefix` is literal text (glob and LIKE characters match themselves). Lease keys are never listed.
+   */
+  list(options?: { prefix?: string; limit?: number }): Promise<Array<{ id: string; updatedAt: string }>>
+  /** Does nothing: the KeyValueStore belongs to the caller, who closes it. */
+  close(): Promise<void>
+}
+
+/**
+ * A SnapshotStore that is also awaitly 1.35's `WorkflowLock` (over our native
+ * Redis or file store): `durable.run` then refuses a second concurrent run of
+ * an id, renews the lease on a heartbeat and aborts a run whose lease is lost.
+ * Expiry is judged by one clock: the Redis server's, or (files) this host's
+ * boot-time clock. `ttlMs`: integer 1..2^31-1, default 60000.
+ */
+export interface LockingSnapshotStore extends SnapshotStore {
+  /** Take the lease of `id` if nobody holds it (or it expired): its owner token, or null. */
+  tryAcquire(id: string, options?: { ttlMs?: number }): Promise<{ ownerToken: string } | null>
+  /** Drop the lease if `ownerToken` holds it; a stale or foreign token changes nothing. */
+  release(id: string, ownerToken: string): Promise<void>
+  /** Extend the lease to `ttlMs` from now if `ownerToken` still holds it; whether it did. */
+  renew(id: string, ownerToken: string, options?: { ttlMs?: number }): Promise<boolean>
+}
+
+/**
+ * awaitly 1.35 `SnapshotStore` over a KeyValueStore, for `durable.run`. Over
+ * `createRedisStore()` or `createFileStore()` it is also a `WorkflowLock`
+ * (native leases); over any other store it has no lock methods and durable
+ * runs unlocked (as on awaitly's in-memory store).
+ */
+export declare function createSnapshotStore(options: SnapshotStoreOptions<RedisStore | FileStore>): LockingSnapshotStore
+export declare function createSnapshotStore(options: SnapshotStoreOptions): SnapshotStore

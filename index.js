@@ -13,6 +13,7 @@ module.exports = {
   ...require('./lib/redis-store.js'),
   ...require('./lib/state-persistence.js'),
   ...require('./lib/hydrating-cache.js'),
+  ...require('./lib/snapshot-store.js'),
   ...require('./lib/errors.js'),
   escapeGlob: binding.escapeGlob,
   globMatch: binding.globMatch,

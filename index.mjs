@@ -25,6 +25,7 @@ export const {
   createRedisStore,
   createStatePersistence,
   createHydratingCache,
+  createSnapshotStore,
   escapeGlob,
   globMatch,
   isPersistenceError,

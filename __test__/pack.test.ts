@@ -141,6 +141,7 @@ describe('packed packages install and work without Rust', () => {
         'createKVCache',
         'createMemoryCache',
         'createRedisStore',
+        'createSnapshotStore',
         'createStatePersistence',
       ],
     })

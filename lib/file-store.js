@@ -7,6 +7,10 @@
 // (storeTtl); expiry is judged with Date.now().
 
 const { binding, call, invalidArg: typeError, storeTtl, drainFileDirsOnExit } = require('./native.js')
+const { LeaseBatcher } = require('./lease-batcher.js')
+
+/** Marks our native file stores (their leases are native too). */
+const NATIVE_FILE_STORE = Symbol.for('awaitly-persistence-native.fileStore')
 
 function str(value, what) {
   if (typeof value !== 'string') {
@@ -27,7 +31,7 @@ function createFileStore(options) {
   const native = new binding.NativeFileStore(directory, extension, durable, reuseFiles)
   drainFileDirsOnExit()
 
-  return {
+  const store = {
     async get(key) {
       return call(native.get(str(key, 'key'), Date.now()))
     },
@@ -48,6 +52,18 @@ function createFileStore(options) {
       return call(native.keys(str(pattern, 'pattern'), Date.now()))
     },
   }
+  // run leases (src/file/lease.rs), for createSnapshotStore; not enumerable
+  const leases = new LeaseBatcher((kinds, ttls, prefixes, ids, tokens) => native.leaseExec(kinds, ttls, prefixes, ids, tokens), 256)
+  Object.defineProperty(store, NATIVE_FILE_STORE, {
+    value: {
+      leaseAcquire: (prefix, id, ttlMs) => leases.acquire(prefix, id, ttlMs),
+      leaseRelease: (prefix, id, token) => leases.release(prefix, id, token),
+      leaseRenew: (prefix, id, token, ttlMs) => leases.renew(prefix, id, token, ttlMs),
+    },
+  })
+  return store
 }
 
 module.exports = { createFileStore }
+// Internals for the other lib/ modules; not enumerable, so index.js does not re-export them.
+Object.defineProperty(module.exports, 'internal', { value: { NATIVE_FILE_STORE } })

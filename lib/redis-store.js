@@ -5,6 +5,7 @@
 // pipeline, one round trip, one promise), whose results settle the calls.
 
 const { binding, fromNative, invalidArg: typeError, storeTtl } = require('./native.js')
+const { LeaseBatcher } = require('./lease-batcher.js')
 
 /** Marks our native stores; createKVCache/createStatePersistence use the fast paths. */
 const NATIVE_STORE = Symbol.for('awaitly-persistence-native.redisStore')
@@ -157,6 +158,7 @@ function createRedisStore(options = {}) {
   }
   const native = new binding.NativeRedisStore(url, connectTimeout, commandTimeout, tls.ca, tls.cert, tls.key)
   const batcher = new Batcher(native, maxBatch)
+  const leases = new LeaseBatcher((kinds, ttls, _scopes, keys, tokens) => native.leaseExec(kinds, ttls, keys, tokens), maxBatch)
   let closed = false
   const closedError = () => {
     const e = new Error('store is closed')
@@ -210,6 +212,7 @@ function createRedisStore(options = {}) {
     async close() {
       if (closed) return
       batcher.flush()
+      leases.flush()
       closed = true
       await native.close()
     },
@@ -226,6 +229,10 @@ function createRedisStore(options = {}) {
       exists: (key) => enqueue(OP_EXISTS, key, undefined, 0),
       keys: (pattern) => native_(native.keys(pattern)).then(splitKeys),
       clearCachePrefix: (prefix) => native_(native.clearCachePrefix(prefix)),
+      // run leases (src/redis/lease.rs), for createSnapshotStore: token | null, boolean, boolean
+      leaseAcquire: (key, ttlMs) => (closed ? Promise.reject(closedError()) : leases.acquire('', key, ttlMs)),
+      leaseRelease: (key, token) => (closed ? Promise.reject(closedError()) : leases.release('', key, token)),
+      leaseRenew: (key, token, ttlMs) => (closed ? Promise.reject(closedError()) : leases.renew('', key, token, ttlMs)),
     },
   })
   return store

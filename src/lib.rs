@@ -18,6 +18,7 @@ pub mod glob;
 pub mod redis;
 mod runtime;
 pub mod state;
+pub mod token;
 pub mod wtf8;
 
 mod glob_binding;

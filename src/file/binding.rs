@@ -14,8 +14,10 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::error::PersistError;
+use crate::file::lease::{FileLeaseOp, FileLeases, HostClock, LeaseKind};
 use crate::file::store::{Done, DrainHandle, FileDir, KvFiles};
 use crate::js_error;
+use crate::redis::binding::LeaseOut;
 
 /// A read: the file read, its text, and an identity for `quarantine`.
 #[napi(object)]
@@ -261,6 +263,7 @@ impl NativeFileDir {
 #[napi]
 pub struct NativeFileStore {
     inner: Arc<KvFiles>,
+    leases: Arc<FileLeases>,
 }
 
 #[napi]
@@ -273,13 +276,20 @@ impl NativeFileStore {
         durable: bool,
         reuse_files: Option<bool>,
     ) -> Result<Self> {
-        js_error::guard(|| KvFiles::new(&directory, &extension, durable))
-            .map(|d| {
-                d.set_reuse(reuse_files.unwrap_or(true));
-                register_dir(&env, d.drain_handle());
-                NativeFileStore { inner: Arc::new(d) }
-            })
-            .map_err(|e| js_error::throw(&env, e))
+        js_error::guard(|| {
+            let kv = KvFiles::new(&directory, &extension, durable)?;
+            let leases = FileLeases::new(&directory, Box::new(HostClock::new()))?;
+            Ok((kv, leases))
+        })
+        .map(|(d, leases)| {
+            d.set_reuse(reuse_files.unwrap_or(true));
+            register_dir(&env, d.drain_handle());
+            NativeFileStore {
+                inner: Arc::new(d),
+                leases: Arc::new(leases),
+            }
+        })
+        .map_err(|e| js_error::throw(&env, e))
     }
 
     #[napi(catch_unwind, ts_return_type = "Promise<string | null>")]
@@ -348,5 +358,92 @@ impl NativeFileStore {
                 .map(Utf16String::from)
                 .collect())
         }))
+    }
+
+    /// A batch of run-lease ops, decided in order under one hold of the
+    /// directory's lease lock (see `file::lease`): `kinds[i]` 0 acquire (a
+    /// new token is made here), 1 release, 2 renew, of `ids[i]` under
+    /// `prefixes[i]`, by `tokens[i]` ("" for acquire). Same answer as the
+    /// Redis store's `lease_exec`.
+    #[napi(catch_unwind, ts_return_type = "Promise<LeaseOut>")]
+    pub fn lease_exec<'env>(
+        &self,
+        env: &'env Env,
+        kinds: Uint8Array,
+        ttls: Uint32Array,
+        prefixes: Vec<Utf16String>,
+        ids: Vec<Utf16String>,
+        tokens: Vec<String>,
+    ) -> Result<PromiseRaw<'env, LeaseOut>> {
+        let l = Arc::clone(&self.leases);
+        let (kinds, ttls) = (kinds.to_vec(), ttls.to_vec());
+        env.spawn_future(blocking(move || {
+            let n = kinds.len();
+            if ttls.len() != n || prefixes.len() != n || ids.len() != n || tokens.len() != n {
+                return Err(PersistError::Internal(
+                    "lease_exec: batch arrays differ in length".into(),
+                ));
+            }
+            let mut fresh = crate::token::new_tokens(kinds.iter().filter(|&&k| k == 0).count())?;
+            let mut ops = Vec::with_capacity(n);
+            for ((((kind, ttl), prefix), id), token) in kinds
+                .into_iter()
+                .zip(ttls)
+                .zip(prefixes)
+                .zip(ids)
+                .zip(tokens)
+            {
+                let ttl_ms = u64::from(ttl);
+                let (kind, token) = match kind {
+                    0 => (
+                        LeaseKind::Acquire { ttl_ms },
+                        fresh.pop().unwrap_or_default(),
+                    ),
+                    1 => (LeaseKind::Release, token),
+                    2 => (LeaseKind::Renew { ttl_ms }, token),
+                    k => {
+                        return Err(PersistError::Internal(format!(
+                            "lease_exec: unknown op {k}"
+                        )))
+                    }
+                };
+                ops.push(FileLeaseOp {
+                    kind,
+                    prefix: prefix.to_vec(),
+                    id: id.to_vec(),
+                    token,
+                });
+            }
+            let results = l.exec(&ops)?;
+            Ok(lease_out(&ops, results))
+        }))
+    }
+}
+
+fn lease_out(ops: &[FileLeaseOp], results: Vec<crate::error::Result<bool>>) -> LeaseOut {
+    let n = results.len();
+    let mut codes = Vec::with_capacity(n);
+    let mut taken = String::new();
+    let mut errors: Option<Vec<Option<String>>> = None;
+    for (i, (op, r)) in ops.iter().zip(results).enumerate() {
+        match r {
+            Ok(true) => {
+                if matches!(op.kind, LeaseKind::Acquire { .. }) {
+                    taken.push_str(&op.token);
+                }
+                codes.push(1);
+            }
+            Ok(false) => codes.push(0),
+            Err(e) => {
+                codes.push(4);
+                errors.get_or_insert_with(|| vec![None; n])[i] =
+                    Some(format!("[{}] {}", e.code(), e));
+            }
+        }
+    }
+    LeaseOut {
+        codes: Uint8Array::new(codes),
+        tokens: taken,
+        errors,
     }
 }

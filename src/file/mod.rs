@@ -2,5 +2,6 @@
 //! commit and cross-process-safe reuse (`store`), and the thin napi `binding`.
 
 mod binding;
+pub mod lease;
 pub mod name;
 pub mod store;

@@ -16,6 +16,7 @@ use napi_derive::napi;
 
 use crate::error::PersistError;
 use crate::js_error;
+use crate::redis::lease::LeaseOp;
 use crate::redis::store::{Op, OpResult, Owners, RedisConfig, RedisStore, REGISTRY_PREFIX};
 use crate::wtf8;
 
@@ -55,6 +56,13 @@ pub struct ExecOut {
     #[napi(ts_type = "string")]
     pub blob: JsText,
     /// Per-op failures, only when some op failed.
+    pub errors: Option<Vec<Option<String>>>,
+}
+
+#[napi(object)]
+pub struct LeaseOut {
+    pub codes: Uint8Array,
+    pub tokens: String,
     pub errors: Option<Vec<Option<String>>>,
 }
 
@@ -233,6 +241,53 @@ impl NativeRedisStore {
         })
     }
 
+    /// A batch of run-lease ops as one pipeline (see `redis::lease`):
+    /// `kinds[i]` 0 acquire (a new token is made here), 1 release, 2 renew;
+    /// `tokens[i]` the owner token of a release / renew ("" for acquire).
+    /// Resolves to a code per op (0 false / not taken, 1 true / taken,
+    /// 4 error in `errors[i]`) and the tokens of the taken leases, in order,
+    /// concatenated (32 characters each).
+    #[napi(catch_unwind, ts_return_type = "Promise<LeaseOut>")]
+    pub fn lease_exec<'env>(
+        &self,
+        env: &'env Env,
+        kinds: Uint8Array,
+        ttls: Uint32Array,
+        keys: Vec<Utf16String>,
+        tokens: Vec<String>,
+    ) -> Result<PromiseRaw<'env, LeaseOut>> {
+        let core = self.core.clone();
+        let batch = decode_leases(&kinds, &ttls, keys, tokens);
+        env.spawn_future(async move {
+            let batch = batch.map_err(js_error::to_async)?;
+            let results = guarded(core.lease_exec(&batch)).await?;
+            let n = results.len();
+            let mut codes = Vec::with_capacity(n);
+            let mut taken = String::new();
+            let mut errors: Option<Vec<Option<String>>> = None;
+            for (i, (op, r)) in batch.iter().zip(results).enumerate() {
+                match r {
+                    Ok(true) => {
+                        if let LeaseOp::Acquire { token, .. } = op {
+                            taken.push_str(token);
+                        }
+                        codes.push(1);
+                    }
+                    Ok(false) => codes.push(0),
+                    Err(e) => {
+                        codes.push(OUT_ERROR);
+                        errors.get_or_insert_with(|| vec![None; n])[i] = Some(coded(&e));
+                    }
+                }
+            }
+            Ok(LeaseOut {
+                codes: Uint8Array::new(codes),
+                tokens: taken,
+                errors,
+            })
+        })
+    }
+
     /// Connections opened so far (reconnects add one each).
     #[napi(getter)]
     pub fn connections_opened(&self) -> f64 {
@@ -268,6 +323,42 @@ fn decode_batch(
         });
     }
     Ok(batch)
+}
+
+/// The ops of one `lease_exec` call; acquires get fresh tokens here.
+fn decode_leases(
+    kinds: &[u8],
+    ttls: &[u32],
+    keys: Vec<Utf16String>,
+    tokens: Vec<String>,
+) -> crate::error::Result<Vec<LeaseOp>> {
+    let n = kinds.len();
+    if ttls.len() != n || keys.len() != n || tokens.len() != n {
+        return Err(PersistError::Internal(
+            "lease_exec: batch arrays differ in length".into(),
+        ));
+    }
+    let mut fresh = crate::token::new_tokens(kinds.iter().filter(|&&k| k == 0).count())?;
+    let mut out = Vec::with_capacity(n);
+    for (((&kind, &ttl), key), token) in kinds.iter().zip(ttls).zip(keys).zip(tokens) {
+        let key = wtf8::encode(&key);
+        let ttl_ms = u64::from(ttl);
+        out.push(match kind {
+            0 => LeaseOp::Acquire {
+                key,
+                token: fresh.pop().unwrap_or_default(),
+                ttl_ms,
+            },
+            1 => LeaseOp::Release { key, token },
+            2 => LeaseOp::Renew { key, token, ttl_ms },
+            k => {
+                return Err(PersistError::Internal(format!(
+                    "lease_exec: unknown op {k}"
+                )))
+            }
+        });
+    }
+    Ok(out)
 }
 
 fn encode_results(results: Vec<OpResult>) -> ExecOut {

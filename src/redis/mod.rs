@@ -1,5 +1,6 @@
 //! Redis: the pure core (`store`: connection, pipelines, SCAN/UNLINK,
 //! timeouts, reconnect, owner registry) and its thin napi `binding`.
 
-mod binding;
+pub(crate) mod binding;
+pub mod lease;
 pub mod store;

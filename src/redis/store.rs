@@ -348,7 +348,7 @@ impl RedisStore {
     }
 
     /// Run `pipe` on the shared connection within the timeouts.
-    async fn run(&self, pipe: &redis::Pipeline) -> Result<Vec<Value>> {
+    pub(super) async fn run(&self, pipe: &redis::Pipeline) -> Result<Vec<Value>> {
         let (mut conn, generation) = self.connection().await?;
         let cmd_to = self.inner.config.command_timeout_ms;
         match tokio::time::timeout(ms(cmd_to), pipe.query_async::<Vec<Value>>(&mut conn)).await {

@@ -1,0 +1,445 @@
+//! Run leases (awaitly's `WorkflowLock`) on a file-store directory. Pure
+//! Rust, injected clock.
+//!
+//! Scheme: one lease record per (prefix, id) in `<dir>/.awaitly-leases/`,
+//! holding `{"token","clock","expiresAt"}`. Every decision (acquire, release,
+//! renew) is taken while holding an exclusive `flock` on
+//! `<dir>/.awaitly-leases/.lock` (and, inside one process, a mutex: a flock
+//! belongs to an open file, not to a thread): read the record, decide, write
+//! the new record to `.tmp` and rename it over the old one (or unlink it),
+//! unlock. The lock dies with its holder, so a SIGKILLed process never wedges
+//! the directory, and a rename is atomic, so a record is never torn. The
+//! single `.tmp` is safe because only the lock holder writes it.
+//!
+//! No fsync: a lease only matters while its holder's host is up, and a host
+//! crash kills every holder on it (the record from before the crash then
+//! belongs to another boot, see below, and is expired).
+//!
+//! One clock judges expiry: [`HostClock`], this host's CLOCK_BOOTTIME on
+//! Linux (monotonic, shared by every process of the host, not moved by NTP or
+//! by setting the date), tagged with the boot id, so a record written before
+//! a reboot is expired. Elsewhere the wall clock (tag `realtime`). Processes
+//! on several hosts sharing a network file system do NOT agree on either
+//! clock (nor, on many, on flock): use the Redis store there.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PersistError, Result};
+use crate::file::name::Naming;
+#[cfg(test)]
+use crate::token::new_token;
+
+/// The clock leases are judged by: a tag naming the clock (records written
+/// under another tag are expired) and its reading in ms.
+pub trait LeaseClock: Send + Sync {
+    fn tag(&self) -> &str;
+    fn now_ms(&self) -> u64;
+}
+
+/// This host's clock (see the module docs).
+pub struct HostClock {
+    tag: String,
+}
+
+impl HostClock {
+    pub fn new() -> Self {
+        #[cfg(target_os = "linux")]
+        {
+            if let Ok(id) = fs::read_to_string("/proc/sys/kernel/random/boot_id") {
+                return HostClock {
+                    tag: format!("boottime:{}", id.trim()),
+                };
+            }
+        }
+        HostClock {
+            tag: "realtime".into(),
+        }
+    }
+}
+
+impl Default for HostClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LeaseClock for HostClock {
+    fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    fn now_ms(&self) -> u64 {
+        #[cfg(target_os = "linux")]
+        if self.tag.starts_with("boottime:") {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: `ts` is a valid timespec we own.
+            if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } == 0 {
+                return ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000;
+            }
+        }
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    token: String,
+    clock: String,
+    #[serde(rename = "expiresAt")]
+    expires_at: u64,
+}
+
+/// The subdirectory of a store directory that holds its leases (never a
+/// store file name: those have no leading dot).
+pub const LEASE_DIR: &str = ".awaitly-leases";
+
+/// The leases of one store directory.
+pub struct FileLeases {
+    dir: PathBuf,
+    naming: Naming,
+    clock: Box<dyn LeaseClock>,
+    /// The open lock file (opened on first use), guarded for this process.
+    lock: Mutex<Option<File>>,
+}
+
+fn io(op: &'static str, path: &Path, e: std::io::Error) -> PersistError {
+    PersistError::io(op, path.display().to_string(), e)
+}
+
+impl FileLeases {
+    pub fn new(store_dir: &str, clock: Box<dyn LeaseClock>) -> Result<FileLeases> {
+        Ok(FileLeases {
+            dir: Path::new(store_dir).join(LEASE_DIR),
+            naming: Naming::new(".lease")?,
+            clock,
+            lock: Mutex::new(None),
+        })
+    }
+
+    /// The record file of `id` under `prefix`: the key `<len(prefix)>:<prefix><id>`
+    /// (injective), named by the store's key-to-file scheme.
+    fn record_path(&self, prefix: &[u16], id: &[u16]) -> PathBuf {
+        let mut key: Vec<u16> = format!("{}:", prefix.len()).encode_utf16().collect();
+        key.extend_from_slice(prefix);
+        key.extend_from_slice(id);
+        self.dir.join(self.naming.names(&key).primary)
+    }
+
+    /// Run `f` holding the directory's lease lock.
+    fn locked<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let mut guard = self
+            .lock
+            .lock()
+            .map_err(|_| PersistError::Internal("lease lock poisoned".into()))?;
+        if guard.is_none() {
+            fs::create_dir_all(&self.dir).map_err(|e| io("mkdir", &self.dir, e))?;
+            let p = self.dir.join(".lock");
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&p)
+                .map_err(|e| io("open", &p, e))?;
+            *guard = Some(file);
+        }
+        let file = guard
+            .as_ref()
+            .ok_or_else(|| PersistError::Internal("lease lock file missing".into()))?;
+        file.lock().map_err(|e| io("flock", &self.dir, e))?;
+        let out = f();
+        let _ = file.unlock();
+        out
+    }
+
+    fn read(&self, path: &Path) -> Result<Option<Record>> {
+        let mut text = String::new();
+        match File::open(path) {
+            Ok(mut f) => f
+                .read_to_string(&mut text)
+                .map_err(|e| io("read", path, e))?,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("open", path, e)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| PersistError::corrupt(path.display().to_string(), e.to_string()))
+    }
+
+    fn write(&self, path: &Path, rec: &Record) -> Result<()> {
+        let tmp = self.dir.join(".tmp");
+        let text = serde_json::to_vec(rec).map_err(|e| PersistError::Internal(e.to_string()))?;
+        let mut f = File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
+        f.write_all(&text).map_err(|e| io("write", &tmp, e))?;
+        drop(f);
+        fs::rename(&tmp, path).map_err(|e| io("rename", path, e))
+    }
+
+    /// Is `rec` held now (by anyone)?
+    fn live(&self, rec: &Record) -> bool {
+        rec.clock == self.clock.tag() && rec.expires_at > self.clock.now_ms()
+    }
+
+    /// Decide `ops` in order, holding the directory's lease lock once for
+    /// all of them; one result per op (a failed op does not stop the others).
+    pub fn exec(&self, ops: &[FileLeaseOp]) -> Result<Vec<Result<bool>>> {
+        self.locked(|| Ok(ops.iter().map(|op| self.decide(op)).collect()))
+    }
+
+    fn decide(&self, op: &FileLeaseOp) -> Result<bool> {
+        let path = self.record_path(&op.prefix, &op.id);
+        let held = self.read(&path)?;
+        match op.kind {
+            // taken if nobody holds it (absent or expired)
+            LeaseKind::Acquire { ttl_ms } => {
+                if held.as_ref().is_some_and(|r| self.live(r)) {
+                    return Ok(false);
+                }
+                let rec = Record {
+                    token: op.token.clone(),
+                    clock: self.clock.tag().into(),
+                    expires_at: self.clock.now_ms().saturating_add(ttl_ms),
+                };
+                self.write(&path, &rec)?;
+                Ok(true)
+            }
+            // dropped if `token` holds it; an expired lease was no longer
+            // ours: the record goes, the answer is false (lost)
+            LeaseKind::Release => match held {
+                Some(rec) if rec.token == op.token => {
+                    fs::remove_file(&path).map_err(|e| io("unlink", &path, e))?;
+                    Ok(self.live(&rec))
+                }
+                _ => Ok(false),
+            },
+            // extended if `token` holds it and it has not expired
+            LeaseKind::Renew { ttl_ms } => match held {
+                Some(mut rec) if rec.token == op.token && self.live(&rec) => {
+                    rec.expires_at = self.clock.now_ms().saturating_add(ttl_ms);
+                    self.write(&path, &rec)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            },
+        }
+    }
+}
+
+/// What a [`FileLeaseOp`] does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LeaseKind {
+    Acquire { ttl_ms: u64 },
+    Release,
+    Renew { ttl_ms: u64 },
+}
+
+/// One lease decision: the lease of `id` under `prefix` (UTF-16), by `token`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileLeaseOp {
+    pub kind: LeaseKind,
+    pub prefix: Vec<u16>,
+    pub id: Vec<u16>,
+    pub token: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    struct Manual(Arc<AtomicU64>, &'static str);
+    impl LeaseClock for Manual {
+        fn tag(&self) -> &str {
+            self.1
+        }
+        fn now_ms(&self) -> u64 {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    fn tmpdir(tag: &str) -> String {
+        let p = std::env::temp_dir().join(format!(
+            "awaitly-lease-test-{tag}-{}-{}",
+            std::process::id(),
+            new_token().unwrap_or_default()
+        ));
+        p.display().to_string()
+    }
+
+    fn u(s: &str) -> Vec<u16> {
+        s.encode_utf16().collect()
+    }
+
+    fn op(kind: LeaseKind, p: &[u16], id: &[u16], token: &str) -> FileLeaseOp {
+        FileLeaseOp {
+            kind,
+            prefix: p.to_vec(),
+            id: id.to_vec(),
+            token: token.into(),
+        }
+    }
+
+    impl FileLeases {
+        fn one(&self, o: FileLeaseOp) -> Result<bool> {
+            self.exec(&[o])?
+                .pop()
+                .unwrap_or_else(|| Err(PersistError::Internal("no result".into())))
+        }
+        fn acquire(&self, p: &[u16], id: &[u16], token: &str, ttl_ms: u64) -> Result<bool> {
+            self.one(op(LeaseKind::Acquire { ttl_ms }, p, id, token))
+        }
+        fn release(&self, p: &[u16], id: &[u16], token: &str) -> Result<bool> {
+            self.one(op(LeaseKind::Release, p, id, token))
+        }
+        fn renew(&self, p: &[u16], id: &[u16], token: &str, ttl_ms: u64) -> Result<bool> {
+            self.one(op(LeaseKind::Renew { ttl_ms }, p, id, token))
+        }
+    }
+
+    fn leases(dir: &str, tag: &'static str) -> (FileLeases, Arc<AtomicU64>) {
+        let t = Arc::new(AtomicU64::new(1_000));
+        let l = FileLeases::new(dir, Box::new(Manual(Arc::clone(&t), tag)));
+        (l.unwrap_or_else(|e| panic!("{e}")), t)
+    }
+
+    #[test]
+    fn acquire_release_renew_expire_with_a_manual_clock() -> Result<()> {
+        let dir = tmpdir("basic");
+        let (l, t) = leases(&dir, "test");
+        let (p, id) = (u("pre:"), u("wf-1"));
+        assert!(l.acquire(&p, &id, "A", 100)?);
+        assert!(!l.acquire(&p, &id, "B", 100)?, "held: nobody else");
+        assert!(!l.release(&p, &id, "B")?, "foreign token never releases");
+        assert!(!l.renew(&p, &id, "B", 100)?, "foreign token never renews");
+        t.fetch_add(60, Ordering::SeqCst);
+        assert!(l.renew(&p, &id, "A", 100)?, "owner renews");
+        t.fetch_add(60, Ordering::SeqCst); // 120 after acquire, 60 after renew
+        assert!(!l.acquire(&p, &id, "B", 100)?, "renewed lease still held");
+        t.fetch_add(41, Ordering::SeqCst); // renewal expired
+        assert!(
+            !l.renew(&p, &id, "A", 100)?,
+            "an expired lease is not renewed"
+        );
+        assert!(l.acquire(&p, &id, "B", 100)?, "expired: taken over");
+        assert!(!l.release(&p, &id, "A")?, "stale token never releases");
+        assert!(l.release(&p, &id, "B")?);
+        assert!(l.acquire(&p, &id, "C", 100)?, "released: free");
+        let _ = fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn one_batch_decides_in_order_and_a_bad_record_fails_only_its_op() -> Result<()> {
+        let dir = tmpdir("batch");
+        let (l, _) = leases(&dir, "test");
+        let (p, a, b) = (u("p"), u("a"), u("b"));
+        assert!(l.acquire(&p, &u("bad"), "Z", 100)?);
+        let bad = l.record_path(&p, &u("bad"));
+        fs::write(&bad, b"garbage").map_err(|e| io("write", &bad, e))?;
+        let r = l.exec(&[
+            op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &a, "A"),
+            op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &a, "B"),
+            op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &u("bad"), "B"),
+            op(LeaseKind::Renew { ttl_ms: 100 }, &p, &a, "A"),
+            op(LeaseKind::Release, &p, &a, "A"),
+            op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &a, "B"),
+            op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &b, "B"),
+        ])?;
+        let codes: Vec<std::result::Result<bool, &str>> = r
+            .iter()
+            .map(|x| x.as_ref().map(|b| *b).map_err(|e| e.code()))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                Ok(true),
+                Ok(false),
+                Err("ERR_CORRUPT"),
+                Ok(true),
+                Ok(true),
+                Ok(true),
+                Ok(true)
+            ]
+        );
+        let _ = fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn prefixes_and_ids_never_share_a_record() -> Result<()> {
+        let dir = tmpdir("scope");
+        let (l, _) = leases(&dir, "test");
+        assert!(l.acquire(&u("a:"), &u("b:x"), "A", 100)?);
+        assert!(l.acquire(&u("a:b:"), &u("x"), "B", 100)?);
+        assert!(l.acquire(&u(""), &u("a:b:x"), "C", 100)?);
+        assert!(l.acquire(&u("a:"), &u("b:x\u{0}"), "D", 100)?);
+        let _ = fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn another_clock_tag_means_expired_and_garbage_is_corrupt() -> Result<()> {
+        let dir = tmpdir("boot");
+        let (before, _) = leases(&dir, "boot-1");
+        assert!(before.acquire(&u("p"), &u("i"), "A", 1_000_000)?);
+        // after a reboot (another boot id) every old lease is dead
+        let (after, _) = leases(&dir, "boot-2");
+        assert!(after.acquire(&u("p"), &u("i"), "B", 1_000)?);
+        let path = after.record_path(&u("p"), &u("i"));
+        fs::write(&path, b"{not json").map_err(|e| io("write", &path, e))?;
+        let e = after.acquire(&u("p"), &u("i"), "C", 1_000).err();
+        assert_eq!(e.map(|e| e.code()), Some("ERR_CORRUPT"));
+        let _ = fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn threads_racing_never_share_a_lease() -> Result<()> {
+        let dir = tmpdir("race");
+        let (l, _) = leases(&dir, "test");
+        let l = Arc::new(l);
+        let wins = Arc::new(AtomicU64::new(0));
+        let hs: Vec<_> = (0..8)
+            .map(|i| {
+                let (l, wins) = (Arc::clone(&l), Arc::clone(&wins));
+                std::thread::spawn(move || {
+                    if let Ok(true) = l.acquire(&u("p"), &u("same"), &format!("T{i}"), 1_000_000) {
+                        wins.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            let _ = h.join();
+        }
+        assert_eq!(wins.load(Ordering::SeqCst), 1);
+        let _ = fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn host_clock_moves_forward_and_tokens_differ() -> Result<()> {
+        let c = HostClock::new();
+        let a = c.now_ms();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(c.now_ms() >= a + 4);
+        #[cfg(target_os = "linux")]
+        assert!(c.tag().starts_with("boottime:"), "{}", c.tag());
+        let (t1, t2) = (new_token()?, new_token()?);
+        assert_eq!(t1.len(), 32);
+        assert_ne!(t1, t2);
+        Ok(())
+    }
+}
