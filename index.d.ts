@@ -593,38 +593,11 @@ export declare function isPersistenceError(error: unknown): error is Persistence
 // awaitly 1.35 durable execution: SnapshotStore + WorkflowLock (issue 14)
 // ============================================================================
 
-/** awaitly 1.35's JSONValue. */
-export type SnapshotJSON = null | boolean | number | string | SnapshotJSON[] | { [k: string]: SnapshotJSON }
-
-/** awaitly 1.35's SerializedCause (a different shape from 1.0's `SerializedCause`). */
-export type WorkflowSnapshotCause =
-  | { type: 'error'; name: string; message: string; stack?: string; cause?: WorkflowSnapshotCause }
-  | { type: 'thrown'; originalType?: string; value?: SnapshotJSON; stringRepresentation: string; truncated?: true }
-
-/** awaitly 1.35's StepResult (one step of a WorkflowSnapshot). */
-export type WorkflowSnapshotStep =
-  | { ok: true; value: SnapshotJSON }
-  | { ok: false; error: SnapshotJSON; cause: WorkflowSnapshotCause; meta?: { origin: 'result' | 'throw' } }
-
-/** awaitly 1.35's WorkflowSnapshot, structurally (what `durable.run` saves). */
-export interface WorkflowSnapshot {
-  formatVersion: 1
-  workflowName?: string
-  steps: Record<string, WorkflowSnapshotStep>
-  execution: {
-    status: 'running' | 'completed' | 'failed'
-    lastUpdated: string
-    completedAt?: string
-    currentStepId?: string
-  }
-  metadata?: {
-    workflowId?: string
-    definitionHash?: string
-    input?: SnapshotJSON
-    [key: string]: SnapshotJSON | undefined
-  }
-  warnings?: Array<{ type: 'lossy_value'; stepId: string; path: string; reason: 'non-json' | 'circular' | 'encode-failed' }>
-}
+// awaitly 1.35's snapshot types are defined once, in snapshot.d.ts (the
+// `/snapshot` subpath); `WorkflowSnapshot` is re-exported here for users of
+// the main entry.
+import type { WorkflowSnapshot } from './snapshot.js'
+export type { WorkflowSnapshot }
 
 /** awaitly 1.35's runtime ResumeState (`awaitly/workflow`): steps in a Map. */
 export interface DurableResumeState {

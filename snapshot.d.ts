@@ -4,6 +4,10 @@
 
 export { createMemoryCache } from './index.js'
 export type { MemoryCacheOptions } from './index.js'
+// Ours, beyond awaitly's list: the SnapshotStore (+ WorkflowLock on our native
+// Redis and file stores) that `durable.run` takes as `store`.
+export { createSnapshotStore } from './index.js'
+export type { SnapshotStoreOptions, LockingSnapshotStore, DurableResumeState } from './index.js'
 
 /** A value `JSON.stringify` keeps as it is. */
 export type JSONValue = null | boolean | number | string | JSONValue[] | { [k: string]: JSONValue }

@@ -6,4 +6,6 @@
 module.exports = {
   ...require('./lib/snapshot.js'),
   createMemoryCache: require('./lib/memory-cache.js').createMemoryCache,
+  // Ours, beyond awaitly's list: the SnapshotStore (+ WorkflowLock) for durable.run.
+  createSnapshotStore: require('./lib/snapshot-store.js').createSnapshotStore,
 }

@@ -16,6 +16,7 @@ export const {
   serializeThrown,
   deserializeCauseNew,
   createMemoryCache,
+  createSnapshotStore,
 } = cjs
 
 export default cjs

@@ -152,6 +152,7 @@ describe('packed packages install and work without Rust', () => {
       'SnapshotMismatchError',
       'assertValidSnapshot',
       'createMemoryCache',
+      'createSnapshotStore',
       'deserializeCauseNew',
       'looksLikeWorkflowSnapshot',
       'mergeSnapshots',
