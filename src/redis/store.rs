@@ -1,7 +1,10 @@
-//! Native Redis `KeyValueStore` core: one multiplexed connection, replaced
-//! when it breaks (ConnectionManager-style), every call bounded by the
-//! configured timeouts, batches of calls sent as one pipeline, `keys` by
-//! SCAN (never KEYS), prefix clearing by SCAN + UNLINK.
+//! Native Redis `KeyValueStore` core: one connection ([`Conn`]: a
+//! multiplexed connection to one server, or a cluster connection of the
+//! `redis` crate), replaced when it breaks (ConnectionManager-style), every
+//! call bounded by the configured timeouts, batches of calls sent as one
+//! pipeline (in a cluster: one pipeline per slot, all in flight at once),
+//! `keys` by SCAN (never KEYS; in a cluster, SCAN of every primary), prefix
+//! clearing by SCAN + UNLINK (in a cluster, UNLINK of keys of one slot).
 //!
 //! Also the prefix-ownership rules ([`Owners`]) that keep a cache's
 //! `clearAsync()` away from state documents and from the keys of another
@@ -12,14 +15,18 @@
 //! No napi types here: `cargo test` drives it against the Redis on
 //! 127.0.0.1:6379 (the CI starts one).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, RedisError, Value};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{AsyncConnectionConfig, Client, Cmd, RedisError, ServerErrorKind, Value};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use crate::error::{PersistError, Result};
 use crate::glob;
@@ -36,7 +43,13 @@ pub const SCAN_COUNT: usize = 5000;
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
     /// `redis://`, `rediss://` (only if built with TLS), `unix:` / `redis+unix:`.
+    /// Unused when `cluster_nodes` is set.
     pub url: String,
+    /// Redis Cluster seed nodes (`redis://` / `rediss://` URLs); empty: one
+    /// server at `url`.
+    pub cluster_nodes: Vec<String>,
+    /// `WAIT <n>` after durable writes ([`Op::SetDurable`]); 0: off.
+    pub wait_replicas: u32,
     /// Upper bound for obtaining a connection (connect + handshake), ms.
     pub connect_timeout_ms: u64,
     /// Upper bound for one command / pipeline once connected, ms.
@@ -52,6 +65,8 @@ impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
             url: "redis://127.0.0.1:6379".into(),
+            cluster_nodes: Vec::new(),
+            wait_replicas: 0,
             connect_timeout_ms: 5000,
             command_timeout_ms: 5000,
             tls_ca: None,
@@ -68,6 +83,9 @@ pub enum Op {
     Get(Vec<u8>),
     /// key, value, ttl in whole seconds (None or 0: no expiry).
     Set(Vec<u8>, Vec<u8>, Option<u64>),
+    /// A SET that must reach `wait_replicas` replicas before it succeeds
+    /// (state documents): followed by `WAIT` on the same node.
+    SetDurable(Vec<u8>, Vec<u8>, Option<u64>),
     Delete(Vec<u8>),
     Exists(Vec<u8>),
 }
@@ -100,13 +118,35 @@ impl PartialEq for OpResult {
     }
 }
 
+/// The transport: one server, or a Redis Cluster through the `redis` crate's
+/// cluster client (which follows MOVED/ASK, refreshes its slot map and
+/// reconnects to nodes itself). Everything above goes through [`Conn`].
+enum Transport {
+    Single(Client),
+    Cluster(ClusterClient),
+}
+
+/// One open connection of either kind (cheap to clone: both multiplex).
+#[derive(Clone)]
+enum Conn {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+/// Where a SCAN goes: the one server, or one cluster primary.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ScanTarget {
+    Only,
+    Node(String, u16),
+}
+
 struct Slot {
-    conn: Option<MultiplexedConnection>,
+    conn: Option<Conn>,
     generation: u64,
 }
 
 struct Inner {
-    client: Client,
+    transport: Transport,
     config: RedisConfig,
     slot: Mutex<Slot>,
     closed: AtomicBool,
@@ -123,19 +163,205 @@ fn ms(d: u64) -> Duration {
     Duration::from_millis(d.max(1))
 }
 
-/// Map a client error to ours; `true` when the connection must be replaced.
-fn classify(e: &RedisError, timeout_ms: u64) -> (PersistError, bool) {
-    if e.is_timeout() {
-        return (PersistError::Timeout(timeout_ms), true);
-    }
-    if e.is_io_error()
+/// A failed call: our error, and whether the connection must be replaced.
+struct Fail {
+    err: PersistError,
+    replace: bool,
+}
+
+/// Map a client error to ours; `replace` when the connection must be replaced.
+fn classify(e: &RedisError, timeout_ms: u64) -> Fail {
+    let (err, replace) = if e.is_timeout() {
+        (PersistError::Timeout(timeout_ms), true)
+    } else if e.is_io_error()
         || e.is_connection_refusal()
         || e.is_connection_dropped()
         || e.is_unrecoverable_error()
     {
-        return (PersistError::Unavailable(e.to_string()), true);
+        (PersistError::Unavailable(e.to_string()), true)
+    } else if matches!(
+        e.kind(),
+        redis::ErrorKind::ClusterConnectionNotFound
+            | redis::ErrorKind::Server(
+                ServerErrorKind::ClusterDown
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::TryAgain
+            )
+    ) {
+        // a shard without a reachable primary (failover under way): the
+        // cluster client recovers by itself once a replica is promoted
+        (PersistError::Unavailable(e.to_string()), false)
+    } else {
+        (PersistError::Store(e.to_string()), false)
+    };
+    Fail { err, replace }
+}
+
+/// A server error that means "ask the cluster again" (slot moved or
+/// migrating, shard failing over): the op is re-sent through the cluster
+/// client's own routing, which follows redirects.
+fn is_redirect(v: &Value) -> bool {
+    matches!(v, Value::ServerError(e) if matches!(
+        e.kind(),
+        Some(ServerErrorKind::Moved | ServerErrorKind::Ask | ServerErrorKind::TryAgain | ServerErrorKind::ClusterDown)
+    ))
+}
+
+fn op_key(op: &Op) -> &[u8] {
+    match op {
+        Op::Get(k) | Op::Set(k, ..) | Op::SetDurable(k, ..) | Op::Delete(k) | Op::Exists(k) => k,
     }
-    (PersistError::Store(e.to_string()), false)
+}
+
+fn op_cmd(op: &Op) -> Cmd {
+    match op {
+        Op::Get(k) => {
+            let mut c = redis::cmd("GET");
+            c.arg(k);
+            c
+        }
+        Op::Set(k, v, ttl) | Op::SetDurable(k, v, ttl) => {
+            let mut c = redis::cmd("SET");
+            c.arg(k).arg(v);
+            if let Some(t) = ttl.filter(|t| *t > 0) {
+                c.arg("EX").arg(t);
+            }
+            c
+        }
+        Op::Delete(k) => {
+            let mut c = redis::cmd("DEL");
+            c.arg(k);
+            c
+        }
+        Op::Exists(k) => {
+            let mut c = redis::cmd("EXISTS");
+            c.arg(k);
+            c
+        }
+    }
+}
+
+/// The slot primary of `key`, as a cluster route.
+fn key_route(key: &[u8]) -> RoutingInfo {
+    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
+        key,
+        SlotAddr::Master,
+    )))
+}
+
+/// The primaries in a `CLUSTER NODES` reply, and whether the topology is in
+/// motion (a slot migrating or importing, a node failing).
+fn parse_cluster_nodes(text: &str) -> (Vec<ScanTarget>, bool) {
+    let mut primaries = Vec::new();
+    let mut moving = false;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 8 {
+            continue;
+        }
+        let flags = f[2];
+        let slots = &f[8..];
+        if slots.iter().any(|s| s.starts_with('[')) || flags.contains("fail") {
+            moving = true;
+        }
+        if !flags.split(',').any(|x| x == "master") || flags.contains("noaddr") {
+            continue;
+        }
+        // a failed primary that still owns slots is scanned (and fails the
+        // call): its keys must not be missed silently
+        if flags.split(',').any(|x| x == "fail") && slots.is_empty() {
+            continue;
+        }
+        // ip:port@cport[,hostname]
+        let addr = f[1].split('@').next().unwrap_or("");
+        if let Some((host, port)) = addr.rsplit_once(':') {
+            if let Ok(port) = port.parse::<u16>() {
+                primaries.push(ScanTarget::Node(host.to_string(), port));
+            }
+        }
+    }
+    primaries.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    (primaries, moving)
+}
+
+impl Conn {
+    /// Run `pipe`. In a cluster a one-command pipeline goes through the
+    /// client's routing of that command (MOVED/ASK followed, multi-key
+    /// commands split per slot); a longer one goes to the slot of its first
+    /// key, and is re-sent command by command if a slot moved under it.
+    async fn query(&mut self, pipe: &redis::Pipeline) -> redis::RedisResult<Vec<Value>> {
+        match self {
+            Conn::Single(c) => pipe.query_async::<Vec<Value>>(c).await,
+            Conn::Cluster(c) => {
+                let cmds: Vec<&Cmd> = pipe.cmd_iter().collect();
+                if let [one] = cmds[..] {
+                    return c.req_packed_command(one).await.map(|v| vec![v]);
+                }
+                match pipe.query_async::<Vec<Value>>(c).await {
+                    Err(e) if e.is_cluster_error() => {
+                        let mut out = Vec::with_capacity(cmds.len());
+                        for cmd in cmds {
+                            out.push(c.req_packed_command(cmd).await?);
+                        }
+                        Ok(out)
+                    }
+                    r => r,
+                }
+            }
+        }
+    }
+
+    /// One page of `SCAN cursor MATCH pattern COUNT n` on `target`.
+    async fn scan(
+        &mut self,
+        target: &ScanTarget,
+        cursor: u64,
+        pattern: &[u8],
+    ) -> redis::RedisResult<Value> {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT);
+        match (self, target) {
+            (Conn::Cluster(c), ScanTarget::Node(host, port)) => {
+                let to = SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port: *port,
+                };
+                c.route_command(cmd, RoutingInfo::SingleNode(to)).await
+            }
+            (c, _) => c.req_packed_command_any(&cmd).await,
+        }
+    }
+
+    async fn req_packed_command_any(&mut self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd).await,
+            Conn::Cluster(c) => c.req_packed_command(cmd).await,
+        }
+    }
+
+    /// What to SCAN: the server, or every primary of the cluster (and
+    /// whether its topology is in motion).
+    async fn scan_targets(&mut self) -> redis::RedisResult<(Vec<ScanTarget>, bool)> {
+        match self {
+            Conn::Single(_) => Ok((vec![ScanTarget::Only], false)),
+            Conn::Cluster(c) => {
+                let mut cmd = redis::cmd("CLUSTER");
+                cmd.arg("NODES");
+                let v = c
+                    .route_command(
+                        cmd,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
+                    )
+                    .await?;
+                let text: String = redis::from_redis_value(v)?;
+                Ok(parse_cluster_nodes(&text))
+            }
+        }
+    }
 }
 
 /// Check the PEM material of `tls` now, so that a bad CA, certificate or key
@@ -197,24 +423,38 @@ fn check_tls_material(config: &RedisConfig) -> Result<()> {
 }
 
 impl RedisStore {
-    /// Parse the URL and set up the store. Does not connect: the first call
-    /// (or [`RedisStore::ping`]) does.
+    /// Parse the URL (or the cluster nodes) and set up the store. Does not
+    /// connect: the first call (or [`RedisStore::ping`]) does.
     pub fn new(config: RedisConfig) -> Result<Self> {
-        let url = config.url.trim();
-        if url.starts_with("rediss://") && !cfg!(feature = "redis-tls") {
+        let cluster = !config.cluster_nodes.is_empty();
+        let urls: Vec<&str> = if cluster {
+            config.cluster_nodes.iter().map(|u| u.trim()).collect()
+        } else {
+            vec![config.url.trim()]
+        };
+        let field = if cluster { "cluster.nodes" } else { "url" };
+        let tls = urls.iter().any(|u| u.starts_with("rediss://"));
+        if tls && !cfg!(feature = "redis-tls") {
+            return Err(PersistError::InvalidArgument(format!(
+                "createRedisStore: {field}: rediss:// (TLS) is not supported by this build"
+            )));
+        }
+        if cluster && urls.iter().any(|u| u.starts_with("rediss://") != tls) {
             return Err(PersistError::InvalidArgument(
-                "createRedisStore: url: rediss:// (TLS) is not supported by this build".into(),
+                "createRedisStore: cluster.nodes: all redis:// or all rediss://, not both".into(),
             ));
         }
         let bad_url = |e: RedisError| {
-            PersistError::InvalidArgument(format!("createRedisStore: url: invalid Redis URL: {e}"))
+            PersistError::InvalidArgument(format!(
+                "createRedisStore: {field}: invalid Redis URL: {e}"
+            ))
         };
         let has_tls_material =
             config.tls_ca.is_some() || config.tls_cert.is_some() || config.tls_key.is_some();
-        if has_tls_material && !url.starts_with("rediss://") {
-            return Err(PersistError::InvalidArgument(
-                "createRedisStore: tls options need a rediss:// url".into(),
-            ));
+        if has_tls_material && !tls {
+            return Err(PersistError::InvalidArgument(format!(
+                "createRedisStore: tls options need a rediss:// {field}"
+            )));
         }
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             return Err(PersistError::InvalidArgument(
@@ -223,17 +463,46 @@ impl RedisStore {
         }
         // TCP_NODELAY, as every Redis client sets it: pipelined writes must
         // not wait for the ACK of the previous one (Nagle).
-        let info = redis::IntoConnectionInfo::into_connection_info(url)
-            .map_err(bad_url)?
-            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let client = if has_tls_material || url.starts_with("rediss://") {
-            Self::tls_client(info, &config)?
+        let nodelay = redis::io::tcp::TcpSettings::default().set_nodelay(true);
+        let mut infos = Vec::with_capacity(urls.len());
+        for u in &urls {
+            let info = redis::IntoConnectionInfo::into_connection_info(*u).map_err(bad_url)?;
+            if cluster
+                && !matches!(info.addr(), redis::ConnectionAddr::Tcp(..))
+                && !matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. })
+            {
+                return Err(PersistError::InvalidArgument(format!(
+                    "createRedisStore: cluster.nodes: {u}: a cluster node is a redis:// or rediss:// address"
+                )));
+            }
+            infos.push(info.set_tcp_settings(nodelay.clone()));
+        }
+        let transport = if cluster {
+            let cto = ms(config.connect_timeout_ms);
+            let mut b = ClusterClientBuilder::new(infos)
+                .connection_timeout(cto)
+                .response_timeout(ms(config.command_timeout_ms))
+                // our own deadline bounds every call; retries (redirects,
+                // a shard failing over) back off briefly within it
+                .overall_response_timeout(None)
+                .min_retry_wait(10)
+                .max_retry_wait(250)
+                .tcp_settings(nodelay);
+            if tls {
+                b = Self::cluster_tls(b, &config)?;
+            }
+            Transport::Cluster(b.build().map_err(bad_url)?)
         } else {
-            Client::open(info).map_err(bad_url)?
+            let info = infos.remove(0);
+            Transport::Single(if tls {
+                Self::tls_client(info, &config)?
+            } else {
+                Client::open(info).map_err(bad_url)?
+            })
         };
         Ok(RedisStore {
             inner: Arc::new(Inner {
-                client,
+                transport,
                 config,
                 slot: Mutex::new(Slot {
                     conn: None,
@@ -246,9 +515,9 @@ impl RedisStore {
     }
 
     #[cfg(feature = "redis-tls")]
-    fn tls_client(url: redis::ConnectionInfo, config: &RedisConfig) -> Result<Client> {
+    fn tls_certs(config: &RedisConfig) -> Result<redis::TlsCertificates> {
         check_tls_material(config)?;
-        let certs = redis::TlsCertificates {
+        Ok(redis::TlsCertificates {
             client_tls: match (&config.tls_cert, &config.tls_key) {
                 (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
                     client_cert: c.as_bytes().to_vec(),
@@ -257,9 +526,18 @@ impl RedisStore {
                 _ => None,
             },
             root_cert: config.tls_ca.as_ref().map(|c| c.as_bytes().to_vec()),
-        };
-        Client::build_with_tls(url, certs)
+        })
+    }
+
+    #[cfg(feature = "redis-tls")]
+    fn tls_client(url: redis::ConnectionInfo, config: &RedisConfig) -> Result<Client> {
+        Client::build_with_tls(url, Self::tls_certs(config)?)
             .map_err(|e| PersistError::InvalidArgument(format!("createRedisStore: tls: {e}")))
+    }
+
+    #[cfg(feature = "redis-tls")]
+    fn cluster_tls(b: ClusterClientBuilder, config: &RedisConfig) -> Result<ClusterClientBuilder> {
+        Ok(b.certs(Self::tls_certs(config)?))
     }
 
     #[cfg(not(feature = "redis-tls"))]
@@ -269,11 +547,27 @@ impl RedisStore {
         ))
     }
 
+    #[cfg(not(feature = "redis-tls"))]
+    fn cluster_tls(
+        _b: ClusterClientBuilder,
+        _config: &RedisConfig,
+    ) -> Result<ClusterClientBuilder> {
+        Err(PersistError::InvalidArgument(
+            "createRedisStore: rediss:// (TLS) is not supported by this build".into(),
+        ))
+    }
+
     pub fn config(&self) -> &RedisConfig {
         &self.inner.config
     }
 
-    /// How many connections were opened so far (1 after the first call).
+    /// Is this a Redis Cluster store?
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner.transport, Transport::Cluster(_))
+    }
+
+    /// How many connections were opened so far (1 after the first call; in
+    /// a cluster, one cluster connection, however many nodes it spans).
     pub fn connections_opened(&self) -> u64 {
         self.inner.reconnects.load(Ordering::Relaxed)
     }
@@ -290,9 +584,25 @@ impl RedisStore {
         slot.generation += 1;
     }
 
+    async fn open(&self) -> redis::RedisResult<Conn> {
+        let cto = ms(self.inner.config.connect_timeout_ms);
+        match &self.inner.transport {
+            Transport::Single(client) => {
+                let cfg = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(cto))
+                    .set_response_timeout(None);
+                client
+                    .get_multiplexed_async_connection_with_config(&cfg)
+                    .await
+                    .map(Conn::Single)
+            }
+            Transport::Cluster(client) => client.get_async_connection().await.map(Conn::Cluster),
+        }
+    }
+
     /// The current connection, or a new one, within `connect_timeout_ms`
     /// (waiting for another caller's connect attempt counts too).
-    async fn connection(&self) -> Result<(MultiplexedConnection, u64)> {
+    async fn connection(&self) -> Result<(Conn, u64)> {
         if self.is_closed() {
             return Err(PersistError::Closed);
         }
@@ -305,15 +615,7 @@ impl RedisStore {
             if self.is_closed() {
                 return Err(PersistError::Closed);
             }
-            let cfg = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(ms(cto)))
-                .set_response_timeout(None);
-            match self
-                .inner
-                .client
-                .get_multiplexed_async_connection_with_config(&cfg)
-                .await
-            {
+            match self.open().await {
                 Ok(c) => {
                     slot.generation += 1;
                     slot.conn = Some(c.clone());
@@ -347,26 +649,36 @@ impl RedisStore {
         }
     }
 
-    /// Run `pipe` on the shared connection within the timeouts.
-    async fn run(&self, pipe: &redis::Pipeline) -> Result<Vec<Value>> {
-        let (mut conn, generation) = self.connection().await?;
+    /// Run `f` on the shared connection within the command timeout; a
+    /// broken or wedged connection (error or no answer in time: server
+    /// paused, half-open socket) is replaced.
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let (conn, generation) = self.connection().await?;
         let cmd_to = self.inner.config.command_timeout_ms;
-        match tokio::time::timeout(ms(cmd_to), pipe.query_async::<Vec<Value>>(&mut conn)).await {
-            Ok(Ok(values)) => Ok(values),
-            Ok(Err(e)) => {
-                let (err, replace) = classify(&e, cmd_to);
-                if replace {
-                    self.invalidate(generation).await;
-                }
-                Err(err)
-            }
-            Err(_) => {
-                // No answer in time: the connection may be wedged (server
-                // paused, half-open socket); replace it.
-                self.invalidate(generation).await;
-                Err(PersistError::Timeout(cmd_to))
-            }
+        let fail = match tokio::time::timeout(ms(cmd_to), f(conn)).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => classify(&e, cmd_to),
+            Err(_) => Fail {
+                err: PersistError::Timeout(cmd_to),
+                replace: true,
+            },
+        };
+        if fail.replace {
+            self.invalidate(generation).await;
         }
+        Err(fail.err)
+    }
+
+    /// Run `pipe` on the shared connection within the timeouts. In a
+    /// cluster, a pipeline of one command goes where that command belongs
+    /// (single-key commands and scripts to their key's slot, redirects
+    /// followed); a longer pipeline must keep to one slot.
+    pub async fn run(&self, pipe: &redis::Pipeline) -> Result<Vec<Value>> {
+        self.call(|mut c| async move { c.query(pipe).await }).await
     }
 
     /// PING: connects if needed.
@@ -376,45 +688,221 @@ impl RedisStore {
         self.run(&p).await.map(|_| ())
     }
 
-    /// Send `ops` as one pipeline (one round trip) and return one result per
-    /// op, in order. A connection failure or timeout fails the whole batch.
+    /// `WAIT n timeout` on the node that holds `key` (the one server, or its
+    /// slot's primary), when the store was created with `wait_replicas: n`
+    /// (else nothing): succeeds once n replicas have every write this store
+    /// made on that node, fails with `Unavailable` if fewer acknowledged
+    /// within half the command timeout. For writes made through
+    /// [`RedisStore::run`] (state writes through [`RedisStore::exec`] wait
+    /// in the same pipeline).
+    pub async fn wait_replicas(&self, key: &[u8]) -> Result<()> {
+        let n = self.inner.config.wait_replicas;
+        if n == 0 {
+            return Ok(());
+        }
+        let key = key.to_vec();
+        let cmd = self.wait_cmd();
+        let v = self
+            .call(|c| async move {
+                match c {
+                    Conn::Single(mut c) => c.req_packed_command(&cmd).await,
+                    Conn::Cluster(mut c) => c.route_command(cmd, key_route(&key)).await,
+                }
+            })
+            .await?;
+        self.check_wait(&v)
+    }
+
+    fn wait_timeout_ms(&self) -> u64 {
+        (self.inner.config.command_timeout_ms / 2).max(1)
+    }
+
+    fn wait_cmd(&self) -> Cmd {
+        let mut c = redis::cmd("WAIT");
+        c.arg(self.inner.config.wait_replicas)
+            .arg(self.wait_timeout_ms());
+        c
+    }
+
+    fn check_wait(&self, v: &Value) -> Result<()> {
+        let n = i64::from(self.inner.config.wait_replicas);
+        match v {
+            Value::Int(acked) if *acked >= n => Ok(()),
+            Value::Int(acked) => Err(PersistError::Unavailable(format!(
+                "only {acked} of {n} replicas acknowledged the write within {} ms (WAIT); it may be lost in a failover",
+                self.wait_timeout_ms()
+            ))),
+            other => Err(PersistError::Store(format!("WAIT: unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Send `ops` as one pipeline (one round trip; in a cluster one
+    /// pipeline per slot, all in flight together) and return one result per
+    /// op, in order. On one server a connection failure or timeout fails
+    /// the whole batch; in a cluster it fails the ops of that shard only.
     pub async fn exec(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
-        let mut p = redis::Pipeline::with_capacity(ops.len());
-        p.ignore_errors();
-        for op in ops {
-            match op {
-                Op::Get(k) => {
-                    p.cmd("GET").arg(k);
+        let (conn, generation) = self.connection().await?;
+        let cmd_to = self.inner.config.command_timeout_ms;
+        let deadline = Instant::now() + ms(cmd_to);
+        let wait = self.inner.config.wait_replicas > 0;
+        // each op's reply, or why it has none
+        let mut replies: Vec<Option<std::result::Result<Value, Fail>>> = Vec::new();
+        replies.resize_with(ops.len(), || None);
+        // groups of op indices that share a pipeline: all of them on one
+        // server, one group per slot in a cluster (the crate's cluster
+        // pipelines reject keys of several slots: CROSSSLOT)
+        let groups: Vec<Vec<usize>> = match &conn {
+            Conn::Single(_) => vec![(0..ops.len()).collect()],
+            Conn::Cluster(_) => {
+                let mut by_slot: HashMap<Route, Vec<usize>> = HashMap::new();
+                for (i, op) in ops.iter().enumerate() {
+                    by_slot
+                        .entry(Route::with_key(op_key(op), SlotAddr::Master))
+                        .or_default()
+                        .push(i);
                 }
-                Op::Set(k, v, ttl) => {
-                    p.cmd("SET").arg(k).arg(v);
-                    if let Some(t) = ttl.filter(|t| *t > 0) {
-                        p.arg("EX").arg(t);
+                by_slot.into_values().collect()
+            }
+        };
+        let sent = groups.into_iter().map(|idx| {
+            let mut p = redis::Pipeline::with_capacity(idx.len() + 1);
+            p.ignore_errors();
+            for &i in &idx {
+                p.add_command(op_cmd(&ops[i]));
+            }
+            let durable = wait && idx.iter().any(|&i| matches!(ops[i], Op::SetDurable(..)));
+            if durable {
+                p.add_command(self.wait_cmd());
+            }
+            let mut conn = conn.clone();
+            let first = op_key(&ops[idx[0]]).to_vec();
+            async move {
+                let n = p.len();
+                let fut = async {
+                    match &mut conn {
+                        Conn::Single(c) => c.req_packed_commands(&p, 0, n).await,
+                        Conn::Cluster(c) => {
+                            let route = SingleNodeRoutingInfo::SpecificNode(Route::with_key(
+                                &first,
+                                SlotAddr::Master,
+                            ));
+                            c.route_pipeline(p.clone(), 0, n, route).await
+                        }
+                    }
+                };
+                let r = match tokio::time::timeout_at(deadline, fut).await {
+                    Ok(Ok(v)) if v.len() == n => Ok(v),
+                    Ok(Ok(v)) => Err(Fail {
+                        err: PersistError::Internal(format!(
+                            "pipeline returned {} replies for {n} commands",
+                            v.len()
+                        )),
+                        replace: false,
+                    }),
+                    Ok(Err(e)) => Err(classify(&e, cmd_to)),
+                    Err(_) => Err(Fail {
+                        err: PersistError::Timeout(cmd_to),
+                        replace: true,
+                    }),
+                };
+                (idx, durable, r)
+            }
+        });
+        let mut replace = false;
+        let mut whole_batch_failed = None;
+        for (idx, durable, r) in futures_util::future::join_all(sent).await {
+            match r {
+                Ok(mut values) => {
+                    let waited = if durable {
+                        values.pop().map(|v| self.check_wait(&v))
+                    } else {
+                        None
+                    };
+                    for (&i, v) in idx.iter().zip(values) {
+                        replies[i] = Some(match (&waited, &ops[i]) {
+                            (Some(Err(e)), Op::SetDurable(..))
+                                if !matches!(v, Value::ServerError(_)) =>
+                            {
+                                Err(Fail {
+                                    err: again(e),
+                                    replace: false,
+                                })
+                            }
+                            _ => Ok(v),
+                        });
                     }
                 }
-                Op::Delete(k) => {
-                    p.cmd("DEL").arg(k);
-                }
-                Op::Exists(k) => {
-                    p.cmd("EXISTS").arg(k);
+                Err(f) => {
+                    replace |= f.replace;
+                    if matches!(conn, Conn::Single(_)) {
+                        whole_batch_failed = Some(f.err);
+                        break;
+                    }
+                    for &i in &idx {
+                        replies[i] = Some(Err(Fail {
+                            err: again(&f.err),
+                            replace: false,
+                        }));
+                    }
                 }
             }
         }
-        let values = self.run(&p).await?;
-        if values.len() != ops.len() {
-            return Err(PersistError::Internal(format!(
-                "pipeline returned {} replies for {} commands",
-                values.len(),
-                ops.len()
-            )));
+        // a slot that moved or is migrating: re-send those ops through the
+        // cluster client's routing, which follows MOVED/ASK
+        if let Conn::Cluster(c) = &conn {
+            let retries = replies.iter().enumerate().filter_map(|(i, r)| match r {
+                Some(Ok(v)) if is_redirect(v) => Some(i),
+                _ => None,
+            });
+            let resent = retries.collect::<Vec<_>>().into_iter().map(|i| {
+                let mut c = c.clone();
+                let op = &ops[i];
+                async move {
+                    let fut = async {
+                        let v = c.route_command(op_cmd(op), key_route(op_key(op))).await;
+                        match v {
+                            Ok(v) if wait && matches!(op, Op::SetDurable(..)) => {
+                                self.wait_replicas(op_key(op)).await.map(|_| v)
+                            }
+                            Ok(v) => Ok(v),
+                            Err(e) => Err(classify(&e, cmd_to).err),
+                        }
+                    };
+                    let r = match tokio::time::timeout_at(deadline, fut).await {
+                        Ok(Ok(v)) => Ok(v),
+                        Ok(Err(err)) => Err(Fail {
+                            err,
+                            replace: false,
+                        }),
+                        Err(_) => Err(Fail {
+                            err: PersistError::Timeout(cmd_to),
+                            replace: false,
+                        }),
+                    };
+                    (i, r)
+                }
+            });
+            for (i, r) in futures_util::future::join_all(resent).await {
+                replies[i] = Some(r);
+            }
+        }
+        if replace {
+            self.invalidate(generation).await;
+        }
+        if let Some(e) = whole_batch_failed {
+            return Err(e);
         }
         Ok(ops
             .iter()
-            .zip(values)
-            .map(|(op, v)| decode(op, v))
+            .zip(replies)
+            .map(|(op, r)| match r {
+                Some(Ok(v)) => decode(op, v),
+                Some(Err(f)) => OpResult::Failed(f.err),
+                None => OpResult::Failed(PersistError::Internal("no reply".into())),
+            })
             .collect())
     }
 
@@ -425,9 +913,7 @@ impl RedisStore {
         let want_registry = pattern.starts_with(b"__awaitly");
         let mut seen = HashSet::new();
         let mut out = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, page) = self.scan_page(cursor, pattern).await?;
+        self.scan_all(pattern, |page| {
             for k in page {
                 if !want_registry && k.starts_with(REGISTRY_PREFIX.as_bytes()) {
                     continue;
@@ -436,29 +922,57 @@ impl RedisStore {
                     out.push(k);
                 }
             }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        })
+        .await?;
         Ok(out)
     }
 
-    async fn scan_page(&self, cursor: u64, pattern: &[u8]) -> Result<(u64, Vec<Vec<u8>>)> {
-        let mut p = redis::pipe();
-        p.cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(SCAN_COUNT);
-        let mut values = self.run(&p).await?;
-        let reply = values
-            .pop()
-            .ok_or_else(|| PersistError::Internal("SCAN: no reply".into()))?;
-        let (next, keys): (u64, Vec<Vec<u8>>) = redis::from_redis_value(reply)
-            .map_err(|e| PersistError::Store(format!("SCAN: unexpected reply: {e}")))?;
-        Ok((next, keys))
+    /// SCAN every node that holds keys (the one server, or every cluster
+    /// primary) to the end, handing each page to `each` (a key may come
+    /// twice: SCAN's own guarantee; callers deduplicate). While the
+    /// cluster's topology is in motion (a slot migrating, a failover) the
+    /// whole pass is repeated once it is over: a key that moved from a node
+    /// not yet scanned to one already scanned is then found where it is
+    /// now (a key moves only from the source to the target of a slot).
+    async fn scan_all(&self, pattern: &[u8], mut each: impl FnMut(Vec<Vec<u8>>)) -> Result<()> {
+        let (targets, moving_before) = self
+            .call(|mut c| async move { c.scan_targets().await })
+            .await?;
+        for target in &targets {
+            self.scan_node(target, pattern, &mut each).await?;
+        }
+        if self.is_cluster() {
+            let (after, moving_after) = self
+                .call(|mut c| async move { c.scan_targets().await })
+                .await?;
+            if moving_before || moving_after || after != targets {
+                for target in &after {
+                    self.scan_node(target, pattern, &mut each).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn scan_node(
+        &self,
+        target: &ScanTarget,
+        pattern: &[u8],
+        each: &mut impl FnMut(Vec<Vec<u8>>),
+    ) -> Result<()> {
+        let mut cursor: u64 = 0;
+        loop {
+            let reply = self
+                .call(|mut c| async move { c.scan(target, cursor, pattern).await })
+                .await?;
+            let (next, keys): (u64, Vec<Vec<u8>>) = redis::from_redis_value(reply)
+                .map_err(|e| PersistError::Store(format!("SCAN: unexpected reply: {e}")))?;
+            each(keys);
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
     }
 
     /// Read the owner registry (see [`Owners`]).
@@ -470,17 +984,16 @@ impl RedisStore {
 
     /// Delete every key under `prefix` that the cache with that prefix owns
     /// (see [`Owners::cache_may_delete`]), by SCAN + UNLINK in pages; the
-    /// UNLINK of one page overlaps the SCAN of the next. Returns how many
-    /// keys were removed.
+    /// UNLINK of one page overlaps the SCAN of the next (in a cluster the
+    /// client splits each UNLINK into one per slot). Returns how many keys
+    /// were removed.
     pub async fn clear_cache_prefix(&self, prefix: &[u8]) -> Result<u64> {
         let owners = self.owners().await?;
         let mut pattern = glob::escape_bytes(prefix);
         pattern.push(b'*');
-        let mut cursor = 0u64;
         let mut seen = HashSet::new();
         let mut tasks = tokio::task::JoinSet::new();
-        loop {
-            let (next, page) = self.scan_page(cursor, &pattern).await?;
+        self.scan_all(&pattern, |page| {
             let doomed: Vec<Vec<u8>> = page
                 .into_iter()
                 .filter(|k| owners.cache_may_delete(prefix, k) && seen.insert(k.clone()))
@@ -498,11 +1011,8 @@ impl RedisStore {
                     }
                 });
             }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        })
+        .await?;
         let mut total = 0u64;
         let mut first_err = None;
         while let Some(r) = tasks.join_next().await {
@@ -520,6 +1030,17 @@ impl RedisStore {
             Some(e) => Err(e),
             None => Ok(total),
         }
+    }
+}
+
+/// The same error again, for each op of a failed group.
+fn again(e: &PersistError) -> PersistError {
+    match e {
+        PersistError::Unavailable(m) => PersistError::Unavailable(m.clone()),
+        PersistError::Timeout(t) => PersistError::Timeout(*t),
+        PersistError::Store(m) => PersistError::Store(m.clone()),
+        PersistError::Closed => PersistError::Closed,
+        other => PersistError::Internal(other.to_string()),
     }
 }
 
@@ -547,7 +1068,7 @@ fn decode(op: &Op, v: Value) -> OpResult {
                 "GET: unexpected reply {other:?}"
             ))),
         },
-        Op::Set(..) => OpResult::Done,
+        Op::Set(..) | Op::SetDurable(..) => OpResult::Done,
         Op::Delete(_) | Op::Exists(_) => match v {
             Value::Int(n) => OpResult::Bool(n > 0),
             Value::Boolean(b) => OpResult::Bool(b),
