@@ -151,6 +151,9 @@ struct Inner {
     slot: Mutex<Slot>,
     closed: AtomicBool,
     reconnects: AtomicU64,
+    /// The generation of the last cluster connection given up after a
+    /// MOVED (see [`RedisStore::exec`]): calls still waiting on it go again.
+    abandoned: tokio::sync::watch::Sender<u64>,
 }
 
 /// A Redis-backed key-value store. Cheap to clone (shared inner state).
@@ -162,6 +165,15 @@ pub struct RedisStore {
 fn ms(d: u64) -> Duration {
     Duration::from_millis(d.max(1))
 }
+
+/// Why a slot group of [`RedisStore::exec`] has no replies.
+enum GroupError {
+    /// Its slot moved (`true`: MOVED) or is migrating (ASK, TRYAGAIN):
+    /// each op again, on its own.
+    Redo(bool),
+    Failed(Fail),
+}
+use GroupError::{Failed, Redo};
 
 /// A failed call: our error, and whether the connection must be replaced.
 struct Fail {
@@ -195,16 +207,6 @@ fn classify(e: &RedisError, timeout_ms: u64) -> Fail {
         (PersistError::Store(e.to_string()), false)
     };
     Fail { err, replace }
-}
-
-/// A server error that means "ask the cluster again" (slot moved or
-/// migrating, shard failing over): the op is re-sent through the cluster
-/// client's own routing, which follows redirects.
-fn is_redirect(v: &Value) -> bool {
-    matches!(v, Value::ServerError(e) if matches!(
-        e.kind(),
-        Some(ServerErrorKind::Moved | ServerErrorKind::Ask | ServerErrorKind::TryAgain | ServerErrorKind::ClusterDown)
-    ))
 }
 
 fn op_key(op: &Op) -> &[u8] {
@@ -284,6 +286,64 @@ fn parse_cluster_nodes(text: &str) -> (Vec<ScanTarget>, bool) {
     (primaries, moving)
 }
 
+/// Send `cmds` (the commands of one slot) again after `err`, a MOVED, ASK,
+/// TRYAGAIN or CLUSTERDOWN, until an answer that is not one of those: to
+/// the node MOVED names; to the node ASK names with `ASKING` in the same
+/// pipeline (so no other call on that multiplexed connection can take the
+/// one-shot flag); after a short pause for TRYAGAIN (keys of the slot on
+/// both nodes) and CLUSTERDOWN. Replies as values (server errors included).
+/// The caller bounds it by the command deadline.
+async fn follow_redirects(
+    c: &mut ClusterConnection,
+    cmds: &[Cmd],
+    mut err: RedisError,
+) -> redis::RedisResult<Vec<Value>> {
+    loop {
+        let mut p = redis::pipe();
+        p.ignore_errors();
+        let asking = matches!(err.kind(), redis::ErrorKind::Server(ServerErrorKind::Ask));
+        let route = match err.redirect_node() {
+            Some((addr, _slot)) => {
+                let Some((host, port)) = addr
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+                else {
+                    return Err(err);
+                };
+                if asking {
+                    p.cmd("ASKING");
+                }
+                SingleNodeRoutingInfo::ByAddress { host, port }
+            }
+            None if err.is_cluster_error() => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                SingleNodeRoutingInfo::Random
+            }
+            None => return Err(err),
+        };
+        for cmd in cmds {
+            p.add_command(cmd.clone());
+        }
+        let n = p.len();
+        let r = if matches!(route, SingleNodeRoutingInfo::Random) {
+            // by the slot of the first key, as the crate routes a pipeline
+            c.req_packed_commands(&p, 0, n).await
+        } else {
+            c.route_pipeline(p, 0, n, route).await
+        };
+        match r {
+            Ok(mut vals) => {
+                if asking {
+                    vals.remove(0);
+                }
+                return Ok(vals);
+            }
+            Err(e) if e.is_cluster_error() => err = e,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 impl Conn {
     /// Run `pipe`. In a cluster a one-command pipeline goes through the
     /// client's routing of that command (MOVED/ASK followed, multi-key
@@ -293,17 +353,20 @@ impl Conn {
         match self {
             Conn::Single(c) => pipe.query_async::<Vec<Value>>(c).await,
             Conn::Cluster(c) => {
-                let cmds: Vec<&Cmd> = pipe.cmd_iter().collect();
-                if let [one] = cmds[..] {
-                    return c.req_packed_command(one).await.map(|v| vec![v]);
-                }
-                match pipe.query_async::<Vec<Value>>(c).await {
+                let cmds: Vec<Cmd> = pipe.cmd_iter().cloned().collect();
+                let r = if let [one] = &cmds[..] {
+                    c.req_packed_command(one).await.map(|v| vec![v])
+                } else {
+                    pipe.query_async::<Vec<Value>>(c).await
+                };
+                match r {
                     Err(e) if e.is_cluster_error() => {
-                        let mut out = Vec::with_capacity(cmds.len());
-                        for cmd in cmds {
-                            out.push(c.req_packed_command(cmd).await?);
+                        let vals = follow_redirects(c, &cmds, e).await?;
+                        match vals.iter().find(|v| matches!(v, Value::ServerError(_))) {
+                            // as on one server: a command error fails the call
+                            Some(v) => Err(v.clone().extract_error().unwrap_err()),
+                            None => Ok(vals),
                         }
-                        Ok(out)
                     }
                     r => r,
                 }
@@ -345,20 +408,60 @@ impl Conn {
 
     /// What to SCAN: the server, or every primary of the cluster (and
     /// whether its topology is in motion).
-    async fn scan_targets(&mut self) -> redis::RedisResult<(Vec<ScanTarget>, bool)> {
+    async fn scan_targets(&mut self) -> redis::RedisResult<(Vec<ScanTarget>, String)> {
         match self {
-            Conn::Single(_) => Ok((vec![ScanTarget::Only], false)),
+            Conn::Single(_) => Ok((vec![ScanTarget::Only], String::new())),
             Conn::Cluster(c) => {
-                let mut cmd = redis::cmd("CLUSTER");
-                cmd.arg("NODES");
+                let nodes = || {
+                    let mut cmd = redis::cmd("CLUSTER");
+                    cmd.arg("NODES");
+                    cmd
+                };
                 let v = c
                     .route_command(
-                        cmd,
+                        nodes(),
                         RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
                     )
                     .await?;
                 let text: String = redis::from_redis_value(v)?;
-                Ok(parse_cluster_nodes(&text))
+                let (targets, mut moving) = parse_cluster_nodes(&text);
+                // a slot migrating shows only in the "myself" lines of its
+                // source and target: ask every primary about itself
+                let asks = targets.iter().map(|t| {
+                    let mut c = c.clone();
+                    let to = match t {
+                        ScanTarget::Node(host, port) => SingleNodeRoutingInfo::ByAddress {
+                            host: host.clone(),
+                            port: *port,
+                        },
+                        ScanTarget::Only => SingleNodeRoutingInfo::Random,
+                    };
+                    let cmd = nodes();
+                    async move { c.route_command(cmd, RoutingInfo::SingleNode(to)).await }
+                });
+                let mut views = Vec::new();
+                for v in futures_util::future::join_all(asks).await {
+                    let text: String = redis::from_redis_value(v?)?;
+                    let own = text
+                        .lines()
+                        .find(|l| l.contains("myself"))
+                        .unwrap_or("")
+                        .to_string();
+                    moving |= own.contains('[');
+                    // id, flags and slots (not the ping/pong times)
+                    let f: Vec<&str> = own.split_whitespace().collect();
+                    views.push(format!(
+                        "{} {} {}",
+                        f.first().unwrap_or(&""),
+                        f.get(2).unwrap_or(&""),
+                        f.get(8..).map(|s| s.join(" ")).unwrap_or_default()
+                    ));
+                }
+                views.sort();
+                if moving {
+                    views.push("moving".into());
+                }
+                Ok((targets, views.join("\n")))
             }
         }
     }
@@ -482,11 +585,16 @@ impl RedisStore {
             let mut b = ClusterClientBuilder::new(infos)
                 .connection_timeout(cto)
                 .response_timeout(ms(config.command_timeout_ms))
-                // our own deadline bounds every call; retries (redirects,
-                // a shard failing over) back off briefly within it
+                // our own deadline bounds every call; no retries inside the
+                // crate: it follows an ASK by sending ASKING as a command
+                // of its own, which another call multiplexed on that
+                // connection can take first (the op then bounces between
+                // the two nodes; under load the connection wedged), so
+                // redirects are followed here ([`follow_redirects`]); a
+                // shard failing over fails its calls with
+                // ERR_STORE_UNAVAILABLE at once, as one server down does
                 .overall_response_timeout(None)
-                .min_retry_wait(10)
-                .max_retry_wait(250)
+                .retries(0)
                 .tcp_settings(nodelay);
             if tls {
                 b = Self::cluster_tls(b, &config)?;
@@ -510,6 +618,7 @@ impl RedisStore {
                 }),
                 closed: AtomicBool::new(false),
                 reconnects: AtomicU64::new(0),
+                abandoned: tokio::sync::watch::Sender::new(0),
             }),
         })
     }
@@ -778,6 +887,7 @@ impl RedisStore {
                 p.add_command(self.wait_cmd());
             }
             let mut conn = conn.clone();
+            let cluster = matches!(conn, Conn::Cluster(_));
             let first = op_key(&ops[idx[0]]).to_vec();
             async move {
                 let n = p.len();
@@ -793,26 +903,50 @@ impl RedisStore {
                         }
                     }
                 };
-                let r = match tokio::time::timeout_at(deadline, fut).await {
+                // a cluster connection given up after a MOVED may never
+                // deliver the reply: then the ops go again on the new one
+                let mut abandoned = self.inner.abandoned.subscribe();
+                let given_up = async move {
+                    while abandoned.wait_for(|g| *g == generation).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                };
+                let timed = tokio::time::timeout_at(deadline, fut);
+                let outcome = tokio::select! {
+                    r = timed => r,
+                    _ = given_up, if cluster => {
+                        return (idx, durable, Err(Redo(true)));
+                    }
+                };
+                let r = match outcome {
                     Ok(Ok(v)) if v.len() == n => Ok(v),
-                    Ok(Ok(v)) => Err(Fail {
+                    Ok(Ok(v)) => Err(Failed(Fail {
                         err: PersistError::Internal(format!(
                             "pipeline returned {} replies for {n} commands",
                             v.len()
                         )),
                         replace: false,
-                    }),
-                    Ok(Err(e)) => Err(classify(&e, cmd_to)),
-                    Err(_) => Err(Fail {
+                    })),
+                    // a MOVED/ASK/TRYAGAIN for some key of the group (its
+                    // slot moved or is migrating: some keys on the source,
+                    // some on the target): each op again, on its own
+                    Ok(Err(e)) if e.is_cluster_error() => Err(Redo(matches!(
+                        e.kind(),
+                        redis::ErrorKind::Server(ServerErrorKind::Moved)
+                    ))),
+                    Ok(Err(e)) => Err(Failed(classify(&e, cmd_to))),
+                    Err(_) => Err(Failed(Fail {
                         err: PersistError::Timeout(cmd_to),
                         replace: true,
-                    }),
+                    })),
                 };
                 (idx, durable, r)
             }
         });
         let mut replace = false;
         let mut whole_batch_failed = None;
+        let mut fresh: Vec<usize> = Vec::new();
+        let mut moved = false;
         for (idx, durable, r) in futures_util::future::join_all(sent).await {
             match r {
                 Ok(mut values) => {
@@ -835,7 +969,11 @@ impl RedisStore {
                         });
                     }
                 }
-                Err(f) => {
+                Err(Redo(was_moved)) => {
+                    moved |= was_moved;
+                    fresh.extend_from_slice(&idx);
+                }
+                Err(Failed(f)) => {
                     replace |= f.replace;
                     if matches!(conn, Conn::Single(_)) {
                         whole_batch_failed = Some(f.err);
@@ -852,25 +990,33 @@ impl RedisStore {
         }
         // a slot that moved or is migrating: re-send those ops through the
         // cluster client's routing, which follows MOVED/ASK
+        let mut conn = conn;
+        if moved {
+            // a slot has a new owner: the crate refreshes its slot map on a
+            // MOVED, and that refresh could wedge a connection with calls
+            // in flight (no reply ever delivered); a new cluster connection
+            // starts from the current map, and the ops go again on it
+            self.invalidate(generation).await;
+            self.inner.abandoned.send_replace(generation);
+            match self.connection().await {
+                Ok((c, _)) => conn = c,
+                Err(e) => {
+                    for &i in &fresh {
+                        replies[i] = Some(Err(Fail {
+                            err: again(&e),
+                            replace: false,
+                        }));
+                    }
+                    fresh.clear();
+                }
+            }
+        }
         if let Conn::Cluster(c) = &conn {
-            let retries = replies.iter().enumerate().filter_map(|(i, r)| match r {
-                Some(Ok(v)) if is_redirect(v) => Some(i),
-                _ => None,
-            });
-            let resent = retries.collect::<Vec<_>>().into_iter().map(|i| {
-                let mut c = c.clone();
+            let resent = fresh.iter().map(|&i| {
+                let c = c.clone();
                 let op = &ops[i];
                 async move {
-                    let fut = async {
-                        let v = c.route_command(op_cmd(op), key_route(op_key(op))).await;
-                        match v {
-                            Ok(v) if wait && matches!(op, Op::SetDurable(..)) => {
-                                self.wait_replicas(op_key(op)).await.map(|_| v)
-                            }
-                            Ok(v) => Ok(v),
-                            Err(e) => Err(classify(&e, cmd_to).err),
-                        }
-                    };
+                    let fut = self.resend(c, op, wait);
                     let r = match tokio::time::timeout_at(deadline, fut).await {
                         Ok(Ok(v)) => Ok(v),
                         Ok(Err(err)) => Err(Fail {
@@ -879,13 +1025,16 @@ impl RedisStore {
                         }),
                         Err(_) => Err(Fail {
                             err: PersistError::Timeout(cmd_to),
-                            replace: false,
+                            replace: true,
                         }),
                     };
                     (i, r)
                 }
             });
             for (i, r) in futures_util::future::join_all(resent).await {
+                if let Err(f) = &r {
+                    replace |= f.replace;
+                }
                 replies[i] = Some(r);
             }
         }
@@ -904,6 +1053,39 @@ impl RedisStore {
                 None => OpResult::Failed(PersistError::Internal("no reply".into())),
             })
             .collect())
+    }
+
+    /// One op of a slot group that the cluster answered with MOVED/ASK/
+    /// TRYAGAIN (its slot moved or is migrating), sent again on its own
+    /// (with its WAIT if it is a durable write), redirects followed.
+    async fn resend(&self, mut c: ClusterConnection, op: &Op, wait: bool) -> Result<Value> {
+        let cmd_to = self.inner.config.command_timeout_ms;
+        let mut cmds = vec![op_cmd(op)];
+        let durable = wait && matches!(op, Op::SetDurable(..));
+        if durable {
+            cmds.push(self.wait_cmd());
+        }
+        let mut p = redis::pipe();
+        p.ignore_errors();
+        for cmd in &cmds {
+            p.add_command(cmd.clone());
+        }
+        let route =
+            SingleNodeRoutingInfo::SpecificNode(Route::with_key(op_key(op), SlotAddr::Master));
+        let n = p.len();
+        let r = match c.route_pipeline(p, 0, n, route).await {
+            Err(e) if e.is_cluster_error() => follow_redirects(&mut c, &cmds, e).await,
+            r => r,
+        };
+        let mut vals = r.map_err(|e| classify(&e, cmd_to).err)?;
+        if durable {
+            let w = vals.pop().unwrap_or(Value::Nil);
+            if !matches!(vals.first(), Some(Value::ServerError(_))) {
+                self.check_wait(&w)?;
+            }
+        }
+        vals.pop()
+            .ok_or_else(|| PersistError::Internal("no reply".into()))
     }
 
     /// Every key matching the Redis glob `pattern`, by SCAN (deduplicated;
@@ -929,23 +1111,23 @@ impl RedisStore {
 
     /// SCAN every node that holds keys (the one server, or every cluster
     /// primary) to the end, handing each page to `each` (a key may come
-    /// twice: SCAN's own guarantee; callers deduplicate). While the
-    /// cluster's topology is in motion (a slot migrating, a failover) the
-    /// whole pass is repeated once it is over: a key that moved from a node
+    /// twice: SCAN's own guarantee; callers deduplicate). If the cluster's
+    /// topology was in motion (a slot migrating, a node failing) or changed
+    /// during the pass, a second pass follows: a key that moved from a node
     /// not yet scanned to one already scanned is then found where it is
     /// now (a key moves only from the source to the target of a slot).
     async fn scan_all(&self, pattern: &[u8], mut each: impl FnMut(Vec<Vec<u8>>)) -> Result<()> {
-        let (targets, moving_before) = self
+        let (targets, before) = self
             .call(|mut c| async move { c.scan_targets().await })
             .await?;
         for target in &targets {
             self.scan_node(target, pattern, &mut each).await?;
         }
         if self.is_cluster() {
-            let (after, moving_after) = self
+            let (after, view) = self
                 .call(|mut c| async move { c.scan_targets().await })
                 .await?;
-            if moving_before || moving_after || after != targets {
+            if before != view || view.ends_with("moving") {
                 for target in &after {
                     self.scan_node(target, pattern, &mut each).await?;
                 }
