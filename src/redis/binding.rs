@@ -127,6 +127,8 @@ pub struct NativeRedisStore {
 
 #[napi]
 impl NativeRedisStore {
+    // one argument per option of createRedisStore, validated in lib/redis-store.js
+    #[allow(clippy::too_many_arguments)]
     #[napi(constructor, catch_unwind)]
     pub fn new(
         env: Env,

@@ -121,6 +121,8 @@ impl PartialEq for OpResult {
 /// The transport: one server, or a Redis Cluster through the `redis` crate's
 /// cluster client (which follows MOVED/ASK, refreshes its slot map and
 /// reconnects to nodes itself). Everything above goes through [`Conn`].
+/// One per store: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Transport {
     Single(Client),
     Cluster(ClusterClient),
@@ -362,9 +364,13 @@ impl Conn {
                 match r {
                     Err(e) if e.is_cluster_error() => {
                         let vals = follow_redirects(c, &cmds, e).await?;
-                        match vals.iter().find(|v| matches!(v, Value::ServerError(_))) {
+                        let first_error = vals.iter().find_map(|v| match v {
+                            Value::ServerError(e) => Some(e.clone()),
+                            _ => None,
+                        });
+                        match first_error {
                             // as on one server: a command error fails the call
-                            Some(v) => Err(v.clone().extract_error().unwrap_err()),
+                            Some(e) => Err(e.into()),
                             None => Ok(vals),
                         }
                     }
@@ -1355,6 +1361,41 @@ mod tests {
             Owners::registry_key(KIND_STATE, "s:"),
             "__awaitly:owner:state:s:"
         );
+    }
+
+    #[test]
+    fn cluster_nodes_reply_gives_the_primaries_and_whether_slots_move() {
+        let stable = "\
+a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:7001@17001 master - 0 1 2 connected 5461-10922
+c3 127.0.0.1:7002@17002 master - 0 1 3 connected 10923-16383
+d4 127.0.0.1:7003@17003 slave a1 0 1 1 connected
+";
+        let (p, moving) = parse_cluster_nodes(stable);
+        let ports: Vec<u16> = p
+            .iter()
+            .map(|t| match t {
+                ScanTarget::Node(h, port) => {
+                    assert_eq!(h, "127.0.0.1");
+                    *port
+                }
+                ScanTarget::Only => 0,
+            })
+            .collect();
+        assert_eq!(ports, vec![7000, 7001, 7002]);
+        assert!(!moving);
+        // a migrating slot, a failed primary with slots (kept: its keys must
+        // not be missed silently), a failed one without (left out)
+        let busy = "\
+a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460 [5461->-b2]
+b2 127.0.0.1:7001@17001 master,fail - 0 1 2 connected 5461-10922
+c3 127.0.0.1:7002@17002 master,fail - 0 1 3 connected
+e5 127.0.0.1:7004@17004 master - 0 1 4 connected 10923-16383
+";
+        let (p, moving) = parse_cluster_nodes(busy);
+        assert_eq!(p.len(), 3);
+        assert!(!p.contains(&ScanTarget::Node("127.0.0.1".into(), 7002)));
+        assert!(moving);
     }
 
     #[test]
