@@ -75,7 +75,7 @@ export declare class NativeFileStore {
  * `&self` then read freed memory: the crash of issue 9).
  */
 export declare class NativeRedisStore {
-  constructor(url: string, connectTimeoutMs: number, commandTimeoutMs: number, tlsCa?: string | undefined | null, tlsCert?: string | undefined | null, tlsKey?: string | undefined | null)
+  constructor(url: string, connectTimeoutMs: number, commandTimeoutMs: number, tlsCa?: string | undefined | null, tlsCert?: string | undefined | null, tlsKey?: string | undefined | null, clusterNodes?: Array<string> | undefined | null, waitReplicas?: number | undefined | null)
   /**
    * Run a batch as one pipeline. `blob` is the op keys and the SET values
    * concatenated (key, then value for a SET), `lens` their UTF-16 lengths:

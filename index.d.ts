@@ -444,6 +444,26 @@ export interface RedisStoreOptions {
    * (`ERR_INVALID_ARG`) naming `tls.ca`, `tls.cert` or `tls.key`.
    */
   tls?: { ca?: string; cert?: string; key?: string }
+  /**
+   * Redis Cluster instead of one server (not together with `url`): seed nodes as
+   * `redis://host:port` (or all `rediss://`); the rest of the cluster is discovered.
+   * The calls of one tick go out as one pipeline per slot, all in flight at once;
+   * `keys`/`clearAsync`/`list` SCAN every primary; MOVED/ASK are followed.
+   */
+  cluster?: RedisClusterOptions
+  /**
+   * After each state write (`createStatePersistence.save`), `WAIT waitReplicas` on the
+   * node that took it, with a timeout of half `commandTimeout`: the save resolves only
+   * once that many replicas have it, and rejects with `ERR_STORE_UNAVAILABLE` if fewer
+   * acknowledged in time (the write may then be lost in a failover). Costs one replica
+   * round trip per save. Default 0 (off: Redis replication is asynchronous).
+   */
+  waitReplicas?: number
+}
+
+export interface RedisClusterOptions {
+  /** Seed nodes, e.g. `['redis://127.0.0.1:7000', 'redis://127.0.0.1:7001']`. At least one. */
+  nodes: string[]
 }
 
 /**

@@ -49,8 +49,13 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true })
 })
 
+// The Redis store under test: the shared server, or the one the importing
+// file sets (e2e-awaitly-cluster.test.ts: a Redis Cluster store).
+const makeRedisStore: () => any =
+  (globalThis as any).__awaitlyE2ERedisStore ?? (() => createRedisStore({ url: REDIS_URL }))
+
 function redisStore() {
-  const store = createRedisStore({ url: REDIS_URL })
+  const store = makeRedisStore()
   redisStores.push(store)
   return store
 }

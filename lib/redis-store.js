@@ -14,6 +14,8 @@ const OP_GET = 0
 const OP_SET = 1
 const OP_DELETE = 2
 const OP_EXISTS = 3
+// a SET followed by WAIT <waitReplicas> (state documents)
+const OP_SET_DURABLE = 4
 
 const DEFAULTS = { url: 'redis://127.0.0.1:6379', connectTimeout: 5000, commandTimeout: 5000, maxBatch: 64 }
 
@@ -61,7 +63,7 @@ class Batcher {
       this.ttls.push(ttl)
       this.lens.push(key.length)
       this.blob += key
-      if (op === OP_SET) {
+      if (op === OP_SET || op === OP_SET_DURABLE) {
         this.lens.push(value.length)
         this.blob += value
       }
@@ -140,23 +142,67 @@ function settleAll(waiters, e) {
 }
 
 /**
+ * The `cluster` option: `{ nodes: ['redis://host:port', ...] }` (seed nodes;
+ * the others are discovered), or undefined. Strict: anything else, unknown
+ * fields, and `url` alongside it are TypeErrors.
+ */
+function clusterOption(options) {
+  const cluster = options.cluster
+  if (cluster === undefined) return undefined
+  if (cluster === null || typeof cluster !== 'object' || Array.isArray(cluster)) {
+    throw typeError("createRedisStore: cluster must be an object like { nodes: ['redis://127.0.0.1:7000'] }")
+  }
+  if (options.url !== undefined) {
+    throw typeError('createRedisStore: give either url (one server) or cluster (Redis Cluster), not both')
+  }
+  for (const f of Object.keys(cluster)) {
+    if (f !== 'nodes') throw typeError(`createRedisStore: cluster.${f} is not an option (cluster takes { nodes })`)
+  }
+  const { nodes } = cluster
+  if (!Array.isArray(nodes) || nodes.length === 0) {
+    throw typeError('createRedisStore: cluster.nodes must be a non-empty array of redis:// or rediss:// URLs')
+  }
+  nodes.forEach((n, i) => {
+    if (typeof n !== 'string' || !/^rediss?:\/\/./.test(n)) {
+      throw typeError(`createRedisStore: cluster.nodes[${i}] must be a redis:// or rediss:// URL, got ${typeof n === 'string' ? JSON.stringify(n) : typeof n}`)
+    }
+  })
+  return [...nodes]
+}
+
+/**
  * A KeyValueStore on Redis, native (Rust `redis` crate + tokio). One
- * multiplexed connection, replaced when it breaks; calls made in the same
- * tick go out as one pipeline.
+ * multiplexed connection (or one Redis Cluster connection), replaced when it
+ * breaks; calls made in the same tick go out as one pipeline (one per slot
+ * in a cluster).
  */
 function createRedisStore(options = {}) {
   if (options === null || typeof options !== 'object') throw typeError('createRedisStore: options must be an object')
+  const clusterNodes = clusterOption(options)
   const url = options.url === undefined ? DEFAULTS.url : options.url
   if (typeof url !== 'string' || url.length === 0) throw typeError('createRedisStore: url must be a non-empty string')
   const connectTimeout = positiveIntOption('connectTimeout', options.connectTimeout, DEFAULTS.connectTimeout, ' number of milliseconds')
   const commandTimeout = positiveIntOption('commandTimeout', options.commandTimeout, DEFAULTS.commandTimeout, ' number of milliseconds')
   const maxBatch = positiveIntOption('maxBatch', options.maxBatch, DEFAULTS.maxBatch, ' (calls per pipeline)')
+  const waitReplicas = options.waitReplicas === undefined ? 0 : options.waitReplicas
+  if (typeof waitReplicas !== 'number' || !Number.isInteger(waitReplicas) || waitReplicas < 0 || waitReplicas > 1000) {
+    throw typeError(`createRedisStore: waitReplicas must be a whole number of replicas (0 = off), got ${String(waitReplicas)}`)
+  }
   const tls = options.tls === undefined || options.tls === null ? {} : options.tls
   if (typeof tls !== 'object') throw typeError('createRedisStore: tls must be an object like { ca, cert, key } (PEM strings)')
   for (const f of ['ca', 'cert', 'key']) {
     if (tls[f] !== undefined && typeof tls[f] !== 'string') throw typeError(`createRedisStore: tls.${f} must be a PEM string`)
   }
-  const native = new binding.NativeRedisStore(url, connectTimeout, commandTimeout, tls.ca, tls.cert, tls.key)
+  const native = new binding.NativeRedisStore(
+    url,
+    connectTimeout,
+    commandTimeout,
+    tls.ca,
+    tls.cert,
+    tls.key,
+    clusterNodes,
+    waitReplicas,
+  )
   const batcher = new Batcher(native, maxBatch)
   const leases = new LeaseBatcher((kinds, ttls, _scopes, keys, tokens) => native.leaseExec(kinds, ttls, keys, tokens), maxBatch)
   let closed = false
@@ -225,6 +271,8 @@ function createRedisStore(options = {}) {
     value: {
       get: (key) => enqueue(OP_GET, key, undefined, 0),
       set: (key, value, ttl) => enqueue(OP_SET, key, value, ttl),
+      /** A state write: with waitReplicas, resolves once that many replicas have it. */
+      setDurable: (key, value) => enqueue(OP_SET_DURABLE, key, value, 0),
       delete: (key) => enqueue(OP_DELETE, key, undefined, 0),
       exists: (key) => enqueue(OP_EXISTS, key, undefined, 0),
       keys: (pattern) => native_(native.keys(pattern)).then(splitKeys),

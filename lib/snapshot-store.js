@@ -152,11 +152,15 @@ function createSnapshotStore(options) {
   }
   if (typeof prefix !== 'string') throw invalidArg('createSnapshotStore: prefix must be a string')
   const keyOf = (id) => prefix + id
+  // On native Redis a save is a durable write: with `waitReplicas: n` it
+  // returns once n replicas have it (WAIT in the same pipeline).
+  const native = store[NATIVE_STORE]
+  const put = native ? native.setDurable : (k, v) => store.set(k, v)
 
   const api = {
     async save(id, snapshot) {
       checkId('save', id)
-      await store.set(keyOf(id), encode(id, snapshot))
+      await put(keyOf(id), encode(id, snapshot))
     },
     async load(id) {
       checkId('load', id)

@@ -54,7 +54,7 @@ function createStatePersistence(store, prefix = 'workflow:state:') {
   const native = store[NATIVE_STORE]
   const register = ownerRegistration(store, 'state', prefix)
   const sGet = native ? native.get : (k) => store.get(k)
-  const sSet = native ? (k, v) => native.set(k, v, 0) : (k, v) => store.set(k, v)
+  const sSet = native ? native.setDurable : (k, v) => store.set(k, v)
   const sDel = native ? native.delete : (k) => store.delete(k)
 
   return {

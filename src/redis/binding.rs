@@ -3,7 +3,8 @@
 //! here as ONE `exec` call (one pipeline, one promise), then settles them.
 //!
 //! Batch encoding: `ops[i]` is the op kind (0 get, 1 set, 2 delete,
-//! 3 exists), `ttls[i]` the SET ttl in seconds (0: none); the keys and SET
+//! 3 exists, 4 durable set: a state write, followed by `WAIT` when the store
+//! has `waitReplicas`), `ttls[i]` the SET ttl in seconds (0: none); the keys and SET
 //! values travel as ONE string plus their UTF-16 lengths (a napi string
 //! conversion per key and value cost ~0.9-1.7 µs per op; one for the batch
 //! is a copy). Results come back the same way: codes, lengths, one string.
@@ -134,6 +135,8 @@ pub struct NativeRedisStore {
 
 #[napi]
 impl NativeRedisStore {
+    // one argument per option of createRedisStore, validated in lib/redis-store.js
+    #[allow(clippy::too_many_arguments)]
     #[napi(constructor, catch_unwind)]
     pub fn new(
         env: Env,
@@ -143,10 +146,14 @@ impl NativeRedisStore {
         tls_ca: Option<String>,
         tls_cert: Option<String>,
         tls_key: Option<String>,
+        cluster_nodes: Option<Vec<String>>,
+        wait_replicas: Option<u32>,
     ) -> Result<Self> {
         js_error::guard(|| {
             RedisStore::new(RedisConfig {
                 url,
+                cluster_nodes: cluster_nodes.unwrap_or_default(),
+                wait_replicas: wait_replicas.unwrap_or(0),
                 connect_timeout_ms: u64::from(connect_timeout_ms),
                 command_timeout_ms: u64::from(command_timeout_ms),
                 tls_ca,
@@ -313,9 +320,14 @@ fn decode_batch(
         let key = pieces.next().ok_or_else(|| fail("missing key"))?;
         batch.push(match kind {
             0 => Op::Get(key),
-            1 => {
+            1 | 4 => {
                 let v = pieces.next().ok_or_else(|| fail("missing value"))?;
-                Op::Set(key, v, (ttl > 0).then_some(u64::from(ttl)))
+                let ttl = (ttl > 0).then_some(u64::from(ttl));
+                if kind == 1 {
+                    Op::Set(key, v, ttl)
+                } else {
+                    Op::SetDurable(key, v, ttl)
+                }
             }
             2 => Op::Delete(key),
             3 => Op::Exists(key),

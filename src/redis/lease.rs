@@ -114,7 +114,8 @@ impl LeaseOp {
 }
 
 impl RedisStore {
-    /// Run a batch of lease ops as one pipeline (one round trip), through
+    /// Run a batch of lease ops as one pipeline (one round trip; in a
+    /// cluster, one per op, concurrently), through
     /// the store's one execution path; one result per op, in order. Scripts
     /// go by EVALSHA once their SHA is known (a `SCRIPT LOAD` rides along
     /// with the first batch that EVALs them); ops answered `NOSCRIPT` are
@@ -123,6 +124,22 @@ impl RedisStore {
     pub async fn lease_exec(&self, ops: &[LeaseOp]) -> Result<Vec<Result<bool>>> {
         if ops.is_empty() {
             return Ok(Vec::new());
+        }
+        if self.is_cluster() {
+            // A lease is one key, so each op goes alone to its key's slot
+            // (redirects followed by `run`), all at once. Always EVAL: the
+            // script cache is per node, a SHA learnt on one says nothing of
+            // another (or of a replica promoted since).
+            let calls = ops.iter().map(|op| async move {
+                let mut p = redis::Pipeline::with_capacity(1);
+                p.ignore_errors();
+                op.push(&mut p, false);
+                match self.run(&p).await?.pop() {
+                    Some(v) => op.decode(v),
+                    None => Err(PersistError::Internal("lease: no reply".into())),
+                }
+            });
+            return Ok(futures_util::future::join_all(calls).await);
         }
         let mut p = redis::Pipeline::with_capacity(ops.len() + 2);
         p.ignore_errors();

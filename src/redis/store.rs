@@ -1,7 +1,10 @@
-//! Native Redis `KeyValueStore` core: one multiplexed connection, replaced
-//! when it breaks (ConnectionManager-style), every call bounded by the
-//! configured timeouts, batches of calls sent as one pipeline, `keys` by
-//! SCAN (never KEYS), prefix clearing by SCAN + UNLINK.
+//! Native Redis `KeyValueStore` core: one connection ([`Conn`]: a
+//! multiplexed connection to one server, or a cluster connection of the
+//! `redis` crate), replaced when it breaks (ConnectionManager-style), every
+//! call bounded by the configured timeouts, batches of calls sent as one
+//! pipeline (in a cluster: one pipeline per slot, all in flight at once),
+//! `keys` by SCAN (never KEYS; in a cluster, SCAN of every primary), prefix
+//! clearing by SCAN + UNLINK (in a cluster, UNLINK of keys of one slot).
 //!
 //! Also the prefix-ownership rules ([`Owners`]) that keep a cache's
 //! `clearAsync()` away from state documents and from the keys of another
@@ -12,14 +15,18 @@
 //! No napi types here: `cargo test` drives it against the Redis on
 //! 127.0.0.1:6379 (the CI starts one).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, RedisError, Value};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{AsyncConnectionConfig, Client, Cmd, RedisError, ServerErrorKind, Value};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use crate::error::{PersistError, Result};
 use crate::glob;
@@ -36,7 +43,13 @@ pub const SCAN_COUNT: usize = 5000;
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
     /// `redis://`, `rediss://` (only if built with TLS), `unix:` / `redis+unix:`.
+    /// Unused when `cluster_nodes` is set.
     pub url: String,
+    /// Redis Cluster seed nodes (`redis://` / `rediss://` URLs); empty: one
+    /// server at `url`.
+    pub cluster_nodes: Vec<String>,
+    /// `WAIT <n>` after durable writes ([`Op::SetDurable`]); 0: off.
+    pub wait_replicas: u32,
     /// Upper bound for obtaining a connection (connect + handshake), ms.
     pub connect_timeout_ms: u64,
     /// Upper bound for one command / pipeline once connected, ms.
@@ -52,6 +65,8 @@ impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
             url: "redis://127.0.0.1:6379".into(),
+            cluster_nodes: Vec::new(),
+            wait_replicas: 0,
             connect_timeout_ms: 5000,
             command_timeout_ms: 5000,
             tls_ca: None,
@@ -68,6 +83,9 @@ pub enum Op {
     Get(Vec<u8>),
     /// key, value, ttl in whole seconds (None or 0: no expiry).
     Set(Vec<u8>, Vec<u8>, Option<u64>),
+    /// A SET that must reach `wait_replicas` replicas before it succeeds
+    /// (state documents): followed by `WAIT` on the same node.
+    SetDurable(Vec<u8>, Vec<u8>, Option<u64>),
     Delete(Vec<u8>),
     Exists(Vec<u8>),
 }
@@ -100,17 +118,44 @@ impl PartialEq for OpResult {
     }
 }
 
+/// The transport: one server, or a Redis Cluster through the `redis` crate's
+/// cluster client (which follows MOVED/ASK, refreshes its slot map and
+/// reconnects to nodes itself). Everything above goes through [`Conn`].
+/// One per store: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Transport {
+    Single(Client),
+    Cluster(ClusterClient),
+}
+
+/// One open connection of either kind (cheap to clone: both multiplex).
+#[derive(Clone)]
+enum Conn {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+/// Where a SCAN goes: the one server, or one cluster primary.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ScanTarget {
+    Only,
+    Node(String, u16),
+}
+
 struct Slot {
-    conn: Option<MultiplexedConnection>,
+    conn: Option<Conn>,
     generation: u64,
 }
 
 struct Inner {
-    client: Client,
+    transport: Transport,
     config: RedisConfig,
     slot: Mutex<Slot>,
     closed: AtomicBool,
     reconnects: AtomicU64,
+    /// The generation of the last cluster connection given up after a
+    /// MOVED (see [`RedisStore::exec`]): calls still waiting on it go again.
+    abandoned: tokio::sync::watch::Sender<u64>,
 }
 
 /// A Redis-backed key-value store. Cheap to clone (shared inner state).
@@ -123,19 +168,309 @@ fn ms(d: u64) -> Duration {
     Duration::from_millis(d.max(1))
 }
 
-/// Map a client error to ours; `true` when the connection must be replaced.
-fn classify(e: &RedisError, timeout_ms: u64) -> (PersistError, bool) {
-    if e.is_timeout() {
-        return (PersistError::Timeout(timeout_ms), true);
-    }
-    if e.is_io_error()
+/// Why a slot group of [`RedisStore::exec`] has no replies.
+enum GroupError {
+    /// Its slot moved (`true`: MOVED) or is migrating (ASK, TRYAGAIN):
+    /// each op again, on its own.
+    Redo(bool),
+    Failed(Fail),
+}
+use GroupError::{Failed, Redo};
+
+/// A failed call: our error, and whether the connection must be replaced.
+struct Fail {
+    err: PersistError,
+    replace: bool,
+}
+
+/// Map a client error to ours; `replace` when the connection must be replaced.
+fn classify(e: &RedisError, timeout_ms: u64) -> Fail {
+    let (err, replace) = if e.is_timeout() {
+        (PersistError::Timeout(timeout_ms), true)
+    } else if e.is_io_error()
         || e.is_connection_refusal()
         || e.is_connection_dropped()
         || e.is_unrecoverable_error()
     {
-        return (PersistError::Unavailable(e.to_string()), true);
+        (PersistError::Unavailable(e.to_string()), true)
+    } else if matches!(
+        e.kind(),
+        redis::ErrorKind::ClusterConnectionNotFound
+            | redis::ErrorKind::Server(
+                ServerErrorKind::ClusterDown
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::TryAgain
+            )
+    ) {
+        // a shard without a reachable primary (failover under way): the
+        // cluster client recovers by itself once a replica is promoted
+        (PersistError::Unavailable(e.to_string()), false)
+    } else {
+        (PersistError::Store(e.to_string()), false)
+    };
+    Fail { err, replace }
+}
+
+fn op_key(op: &Op) -> &[u8] {
+    match op {
+        Op::Get(k) | Op::Set(k, ..) | Op::SetDurable(k, ..) | Op::Delete(k) | Op::Exists(k) => k,
     }
-    (PersistError::Store(e.to_string()), false)
+}
+
+fn op_cmd(op: &Op) -> Cmd {
+    match op {
+        Op::Get(k) => {
+            let mut c = redis::cmd("GET");
+            c.arg(k);
+            c
+        }
+        Op::Set(k, v, ttl) | Op::SetDurable(k, v, ttl) => {
+            let mut c = redis::cmd("SET");
+            c.arg(k).arg(v);
+            if let Some(t) = ttl.filter(|t| *t > 0) {
+                c.arg("EX").arg(t);
+            }
+            c
+        }
+        Op::Delete(k) => {
+            let mut c = redis::cmd("DEL");
+            c.arg(k);
+            c
+        }
+        Op::Exists(k) => {
+            let mut c = redis::cmd("EXISTS");
+            c.arg(k);
+            c
+        }
+    }
+}
+
+/// The slot primary of `key`, as a cluster route.
+fn key_route(key: &[u8]) -> RoutingInfo {
+    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
+        key,
+        SlotAddr::Master,
+    )))
+}
+
+/// The primaries in a `CLUSTER NODES` reply, and whether the topology is in
+/// motion (a slot migrating or importing, a node failing).
+fn parse_cluster_nodes(text: &str) -> (Vec<ScanTarget>, bool) {
+    let mut primaries = Vec::new();
+    let mut moving = false;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 8 {
+            continue;
+        }
+        let flags = f[2];
+        let slots = &f[8..];
+        if slots.iter().any(|s| s.starts_with('[')) || flags.contains("fail") {
+            moving = true;
+        }
+        if !flags.split(',').any(|x| x == "master") || flags.contains("noaddr") {
+            continue;
+        }
+        // a failed primary that still owns slots is scanned (and fails the
+        // call): its keys must not be missed silently
+        if flags.split(',').any(|x| x == "fail") && slots.is_empty() {
+            continue;
+        }
+        // ip:port@cport[,hostname]
+        let addr = f[1].split('@').next().unwrap_or("");
+        if let Some((host, port)) = addr.rsplit_once(':') {
+            if let Ok(port) = port.parse::<u16>() {
+                primaries.push(ScanTarget::Node(host.to_string(), port));
+            }
+        }
+    }
+    primaries.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    (primaries, moving)
+}
+
+/// Send `cmds` (the commands of one slot) again after `err`, a MOVED, ASK,
+/// TRYAGAIN or CLUSTERDOWN, until an answer that is not one of those: to
+/// the node MOVED names; to the node ASK names with `ASKING` in the same
+/// pipeline (so no other call on that multiplexed connection can take the
+/// one-shot flag); after a short pause for TRYAGAIN (keys of the slot on
+/// both nodes) and CLUSTERDOWN. Replies as values (server errors included).
+/// The caller bounds it by the command deadline.
+async fn follow_redirects(
+    c: &mut ClusterConnection,
+    cmds: &[Cmd],
+    mut err: RedisError,
+) -> redis::RedisResult<Vec<Value>> {
+    loop {
+        let mut p = redis::pipe();
+        p.ignore_errors();
+        let asking = matches!(err.kind(), redis::ErrorKind::Server(ServerErrorKind::Ask));
+        let route = match err.redirect_node() {
+            Some((addr, _slot)) => {
+                let Some((host, port)) = addr
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+                else {
+                    return Err(err);
+                };
+                if asking {
+                    p.cmd("ASKING");
+                }
+                SingleNodeRoutingInfo::ByAddress { host, port }
+            }
+            None if err.is_cluster_error() => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                SingleNodeRoutingInfo::Random
+            }
+            None => return Err(err),
+        };
+        for cmd in cmds {
+            p.add_command(cmd.clone());
+        }
+        let n = p.len();
+        let r = if matches!(route, SingleNodeRoutingInfo::Random) {
+            // by the slot of the first key, as the crate routes a pipeline
+            c.req_packed_commands(&p, 0, n).await
+        } else {
+            c.route_pipeline(p, 0, n, route).await
+        };
+        match r {
+            Ok(mut vals) => {
+                if asking {
+                    vals.remove(0);
+                }
+                return Ok(vals);
+            }
+            Err(e) if e.is_cluster_error() => err = e,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Conn {
+    /// Run `pipe`. In a cluster a one-command pipeline goes through the
+    /// client's routing of that command (MOVED/ASK followed, multi-key
+    /// commands split per slot); a longer one goes to the slot of its first
+    /// key, and is re-sent command by command if a slot moved under it.
+    async fn query(&mut self, pipe: &redis::Pipeline) -> redis::RedisResult<Vec<Value>> {
+        match self {
+            Conn::Single(c) => pipe.query_async::<Vec<Value>>(c).await,
+            Conn::Cluster(c) => {
+                let cmds: Vec<Cmd> = pipe.cmd_iter().cloned().collect();
+                let r = if let [one] = &cmds[..] {
+                    c.req_packed_command(one).await.map(|v| vec![v])
+                } else {
+                    pipe.query_async::<Vec<Value>>(c).await
+                };
+                match r {
+                    Err(e) if e.is_cluster_error() => {
+                        let vals = follow_redirects(c, &cmds, e).await?;
+                        let first_error = vals.iter().find_map(|v| match v {
+                            Value::ServerError(e) => Some(e.clone()),
+                            _ => None,
+                        });
+                        match first_error {
+                            // as on one server: a command error fails the call
+                            Some(e) => Err(e.into()),
+                            None => Ok(vals),
+                        }
+                    }
+                    r => r,
+                }
+            }
+        }
+    }
+
+    /// One page of `SCAN cursor MATCH pattern COUNT n` on `target`.
+    async fn scan(
+        &mut self,
+        target: &ScanTarget,
+        cursor: u64,
+        pattern: &[u8],
+    ) -> redis::RedisResult<Value> {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT);
+        match (self, target) {
+            (Conn::Cluster(c), ScanTarget::Node(host, port)) => {
+                let to = SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port: *port,
+                };
+                c.route_command(cmd, RoutingInfo::SingleNode(to)).await
+            }
+            (c, _) => c.req_packed_command_any(&cmd).await,
+        }
+    }
+
+    async fn req_packed_command_any(&mut self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd).await,
+            Conn::Cluster(c) => c.req_packed_command(cmd).await,
+        }
+    }
+
+    /// What to SCAN: the server, or every primary of the cluster (and
+    /// whether its topology is in motion).
+    async fn scan_targets(&mut self) -> redis::RedisResult<(Vec<ScanTarget>, String)> {
+        match self {
+            Conn::Single(_) => Ok((vec![ScanTarget::Only], String::new())),
+            Conn::Cluster(c) => {
+                let nodes = || {
+                    let mut cmd = redis::cmd("CLUSTER");
+                    cmd.arg("NODES");
+                    cmd
+                };
+                let v = c
+                    .route_command(
+                        nodes(),
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
+                    )
+                    .await?;
+                let text: String = redis::from_redis_value(v)?;
+                let (targets, mut moving) = parse_cluster_nodes(&text);
+                // a slot migrating shows only in the "myself" lines of its
+                // source and target: ask every primary about itself
+                let asks = targets.iter().map(|t| {
+                    let mut c = c.clone();
+                    let to = match t {
+                        ScanTarget::Node(host, port) => SingleNodeRoutingInfo::ByAddress {
+                            host: host.clone(),
+                            port: *port,
+                        },
+                        ScanTarget::Only => SingleNodeRoutingInfo::Random,
+                    };
+                    let cmd = nodes();
+                    async move { c.route_command(cmd, RoutingInfo::SingleNode(to)).await }
+                });
+                let mut views = Vec::new();
+                for v in futures_util::future::join_all(asks).await {
+                    let text: String = redis::from_redis_value(v?)?;
+                    let own = text
+                        .lines()
+                        .find(|l| l.contains("myself"))
+                        .unwrap_or("")
+                        .to_string();
+                    moving |= own.contains('[');
+                    // id, flags and slots (not the ping/pong times)
+                    let f: Vec<&str> = own.split_whitespace().collect();
+                    views.push(format!(
+                        "{} {} {}",
+                        f.first().unwrap_or(&""),
+                        f.get(2).unwrap_or(&""),
+                        f.get(8..).map(|s| s.join(" ")).unwrap_or_default()
+                    ));
+                }
+                views.sort();
+                if moving {
+                    views.push("moving".into());
+                }
+                Ok((targets, views.join("\n")))
+            }
+        }
+    }
 }
 
 /// Check the PEM material of `tls` now, so that a bad CA, certificate or key
@@ -197,24 +532,38 @@ fn check_tls_material(config: &RedisConfig) -> Result<()> {
 }
 
 impl RedisStore {
-    /// Parse the URL and set up the store. Does not connect: the first call
-    /// (or [`RedisStore::ping`]) does.
+    /// Parse the URL (or the cluster nodes) and set up the store. Does not
+    /// connect: the first call (or [`RedisStore::ping`]) does.
     pub fn new(config: RedisConfig) -> Result<Self> {
-        let url = config.url.trim();
-        if url.starts_with("rediss://") && !cfg!(feature = "redis-tls") {
+        let cluster = !config.cluster_nodes.is_empty();
+        let urls: Vec<&str> = if cluster {
+            config.cluster_nodes.iter().map(|u| u.trim()).collect()
+        } else {
+            vec![config.url.trim()]
+        };
+        let field = if cluster { "cluster.nodes" } else { "url" };
+        let tls = urls.iter().any(|u| u.starts_with("rediss://"));
+        if tls && !cfg!(feature = "redis-tls") {
+            return Err(PersistError::InvalidArgument(format!(
+                "createRedisStore: {field}: rediss:// (TLS) is not supported by this build"
+            )));
+        }
+        if cluster && urls.iter().any(|u| u.starts_with("rediss://") != tls) {
             return Err(PersistError::InvalidArgument(
-                "createRedisStore: url: rediss:// (TLS) is not supported by this build".into(),
+                "createRedisStore: cluster.nodes: all redis:// or all rediss://, not both".into(),
             ));
         }
         let bad_url = |e: RedisError| {
-            PersistError::InvalidArgument(format!("createRedisStore: url: invalid Redis URL: {e}"))
+            PersistError::InvalidArgument(format!(
+                "createRedisStore: {field}: invalid Redis URL: {e}"
+            ))
         };
         let has_tls_material =
             config.tls_ca.is_some() || config.tls_cert.is_some() || config.tls_key.is_some();
-        if has_tls_material && !url.starts_with("rediss://") {
-            return Err(PersistError::InvalidArgument(
-                "createRedisStore: tls options need a rediss:// url".into(),
-            ));
+        if has_tls_material && !tls {
+            return Err(PersistError::InvalidArgument(format!(
+                "createRedisStore: tls options need a rediss:// {field}"
+            )));
         }
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             return Err(PersistError::InvalidArgument(
@@ -223,17 +572,51 @@ impl RedisStore {
         }
         // TCP_NODELAY, as every Redis client sets it: pipelined writes must
         // not wait for the ACK of the previous one (Nagle).
-        let info = redis::IntoConnectionInfo::into_connection_info(url)
-            .map_err(bad_url)?
-            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let client = if has_tls_material || url.starts_with("rediss://") {
-            Self::tls_client(info, &config)?
+        let nodelay = redis::io::tcp::TcpSettings::default().set_nodelay(true);
+        let mut infos = Vec::with_capacity(urls.len());
+        for u in &urls {
+            let info = redis::IntoConnectionInfo::into_connection_info(*u).map_err(bad_url)?;
+            if cluster
+                && !matches!(info.addr(), redis::ConnectionAddr::Tcp(..))
+                && !matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. })
+            {
+                return Err(PersistError::InvalidArgument(format!(
+                    "createRedisStore: cluster.nodes: {u}: a cluster node is a redis:// or rediss:// address"
+                )));
+            }
+            infos.push(info.set_tcp_settings(nodelay.clone()));
+        }
+        let transport = if cluster {
+            let cto = ms(config.connect_timeout_ms);
+            let mut b = ClusterClientBuilder::new(infos)
+                .connection_timeout(cto)
+                .response_timeout(ms(config.command_timeout_ms))
+                // our own deadline bounds every call; no retries inside the
+                // crate: it follows an ASK by sending ASKING as a command
+                // of its own, which another call multiplexed on that
+                // connection can take first (the op then bounces between
+                // the two nodes; under load the connection wedged), so
+                // redirects are followed here ([`follow_redirects`]); a
+                // shard failing over fails its calls with
+                // ERR_STORE_UNAVAILABLE at once, as one server down does
+                .overall_response_timeout(None)
+                .retries(0)
+                .tcp_settings(nodelay);
+            if tls {
+                b = Self::cluster_tls(b, &config)?;
+            }
+            Transport::Cluster(b.build().map_err(bad_url)?)
         } else {
-            Client::open(info).map_err(bad_url)?
+            let info = infos.remove(0);
+            Transport::Single(if tls {
+                Self::tls_client(info, &config)?
+            } else {
+                Client::open(info).map_err(bad_url)?
+            })
         };
         Ok(RedisStore {
             inner: Arc::new(Inner {
-                client,
+                transport,
                 config,
                 slot: Mutex::new(Slot {
                     conn: None,
@@ -241,14 +624,15 @@ impl RedisStore {
                 }),
                 closed: AtomicBool::new(false),
                 reconnects: AtomicU64::new(0),
+                abandoned: tokio::sync::watch::Sender::new(0),
             }),
         })
     }
 
     #[cfg(feature = "redis-tls")]
-    fn tls_client(url: redis::ConnectionInfo, config: &RedisConfig) -> Result<Client> {
+    fn tls_certs(config: &RedisConfig) -> Result<redis::TlsCertificates> {
         check_tls_material(config)?;
-        let certs = redis::TlsCertificates {
+        Ok(redis::TlsCertificates {
             client_tls: match (&config.tls_cert, &config.tls_key) {
                 (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
                     client_cert: c.as_bytes().to_vec(),
@@ -257,9 +641,18 @@ impl RedisStore {
                 _ => None,
             },
             root_cert: config.tls_ca.as_ref().map(|c| c.as_bytes().to_vec()),
-        };
-        Client::build_with_tls(url, certs)
+        })
+    }
+
+    #[cfg(feature = "redis-tls")]
+    fn tls_client(url: redis::ConnectionInfo, config: &RedisConfig) -> Result<Client> {
+        Client::build_with_tls(url, Self::tls_certs(config)?)
             .map_err(|e| PersistError::InvalidArgument(format!("createRedisStore: tls: {e}")))
+    }
+
+    #[cfg(feature = "redis-tls")]
+    fn cluster_tls(b: ClusterClientBuilder, config: &RedisConfig) -> Result<ClusterClientBuilder> {
+        Ok(b.certs(Self::tls_certs(config)?))
     }
 
     #[cfg(not(feature = "redis-tls"))]
@@ -269,11 +662,27 @@ impl RedisStore {
         ))
     }
 
+    #[cfg(not(feature = "redis-tls"))]
+    fn cluster_tls(
+        _b: ClusterClientBuilder,
+        _config: &RedisConfig,
+    ) -> Result<ClusterClientBuilder> {
+        Err(PersistError::InvalidArgument(
+            "createRedisStore: rediss:// (TLS) is not supported by this build".into(),
+        ))
+    }
+
     pub fn config(&self) -> &RedisConfig {
         &self.inner.config
     }
 
-    /// How many connections were opened so far (1 after the first call).
+    /// Is this a Redis Cluster store?
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner.transport, Transport::Cluster(_))
+    }
+
+    /// How many connections were opened so far (1 after the first call; in
+    /// a cluster, one cluster connection, however many nodes it spans).
     pub fn connections_opened(&self) -> u64 {
         self.inner.reconnects.load(Ordering::Relaxed)
     }
@@ -290,9 +699,25 @@ impl RedisStore {
         slot.generation += 1;
     }
 
+    async fn open(&self) -> redis::RedisResult<Conn> {
+        let cto = ms(self.inner.config.connect_timeout_ms);
+        match &self.inner.transport {
+            Transport::Single(client) => {
+                let cfg = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(cto))
+                    .set_response_timeout(None);
+                client
+                    .get_multiplexed_async_connection_with_config(&cfg)
+                    .await
+                    .map(Conn::Single)
+            }
+            Transport::Cluster(client) => client.get_async_connection().await.map(Conn::Cluster),
+        }
+    }
+
     /// The current connection, or a new one, within `connect_timeout_ms`
     /// (waiting for another caller's connect attempt counts too).
-    async fn connection(&self) -> Result<(MultiplexedConnection, u64)> {
+    async fn connection(&self) -> Result<(Conn, u64)> {
         if self.is_closed() {
             return Err(PersistError::Closed);
         }
@@ -305,15 +730,7 @@ impl RedisStore {
             if self.is_closed() {
                 return Err(PersistError::Closed);
             }
-            let cfg = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(ms(cto)))
-                .set_response_timeout(None);
-            match self
-                .inner
-                .client
-                .get_multiplexed_async_connection_with_config(&cfg)
-                .await
-            {
+            match self.open().await {
                 Ok(c) => {
                     slot.generation += 1;
                     slot.conn = Some(c.clone());
@@ -347,26 +764,36 @@ impl RedisStore {
         }
     }
 
-    /// Run `pipe` on the shared connection within the timeouts.
-    pub(super) async fn run(&self, pipe: &redis::Pipeline) -> Result<Vec<Value>> {
-        let (mut conn, generation) = self.connection().await?;
+    /// Run `f` on the shared connection within the command timeout; a
+    /// broken or wedged connection (error or no answer in time: server
+    /// paused, half-open socket) is replaced.
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let (conn, generation) = self.connection().await?;
         let cmd_to = self.inner.config.command_timeout_ms;
-        match tokio::time::timeout(ms(cmd_to), pipe.query_async::<Vec<Value>>(&mut conn)).await {
-            Ok(Ok(values)) => Ok(values),
-            Ok(Err(e)) => {
-                let (err, replace) = classify(&e, cmd_to);
-                if replace {
-                    self.invalidate(generation).await;
-                }
-                Err(err)
-            }
-            Err(_) => {
-                // No answer in time: the connection may be wedged (server
-                // paused, half-open socket); replace it.
-                self.invalidate(generation).await;
-                Err(PersistError::Timeout(cmd_to))
-            }
+        let fail = match tokio::time::timeout(ms(cmd_to), f(conn)).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => classify(&e, cmd_to),
+            Err(_) => Fail {
+                err: PersistError::Timeout(cmd_to),
+                replace: true,
+            },
+        };
+        if fail.replace {
+            self.invalidate(generation).await;
         }
+        Err(fail.err)
+    }
+
+    /// Run `pipe` on the shared connection within the timeouts. In a
+    /// cluster, a pipeline of one command goes where that command belongs
+    /// (single-key commands and scripts to their key's slot, redirects
+    /// followed); a longer pipeline must keep to one slot.
+    pub async fn run(&self, pipe: &redis::Pipeline) -> Result<Vec<Value>> {
+        self.call(|mut c| async move { c.query(pipe).await }).await
     }
 
     /// PING: connects if needed.
@@ -376,46 +803,295 @@ impl RedisStore {
         self.run(&p).await.map(|_| ())
     }
 
-    /// Send `ops` as one pipeline (one round trip) and return one result per
-    /// op, in order. A connection failure or timeout fails the whole batch.
+    /// `WAIT n timeout` on the node that holds `key` (the one server, or its
+    /// slot's primary), when the store was created with `wait_replicas: n`
+    /// (else nothing): succeeds once n replicas have every write this store
+    /// made on that node, fails with `Unavailable` if fewer acknowledged
+    /// within half the command timeout. For writes made through
+    /// [`RedisStore::run`] (state writes through [`RedisStore::exec`] wait
+    /// in the same pipeline).
+    pub async fn wait_replicas(&self, key: &[u8]) -> Result<()> {
+        let n = self.inner.config.wait_replicas;
+        if n == 0 {
+            return Ok(());
+        }
+        let key = key.to_vec();
+        let cmd = self.wait_cmd();
+        let v = self
+            .call(|c| async move {
+                match c {
+                    Conn::Single(mut c) => c.req_packed_command(&cmd).await,
+                    Conn::Cluster(mut c) => c.route_command(cmd, key_route(&key)).await,
+                }
+            })
+            .await?;
+        self.check_wait(&v)
+    }
+
+    fn wait_timeout_ms(&self) -> u64 {
+        (self.inner.config.command_timeout_ms / 2).max(1)
+    }
+
+    fn wait_cmd(&self) -> Cmd {
+        let mut c = redis::cmd("WAIT");
+        c.arg(self.inner.config.wait_replicas)
+            .arg(self.wait_timeout_ms());
+        c
+    }
+
+    fn check_wait(&self, v: &Value) -> Result<()> {
+        let n = i64::from(self.inner.config.wait_replicas);
+        match v {
+            Value::Int(acked) if *acked >= n => Ok(()),
+            Value::Int(acked) => Err(PersistError::Unavailable(format!(
+                "only {acked} of {n} replicas acknowledged the write within {} ms (WAIT); it may be lost in a failover",
+                self.wait_timeout_ms()
+            ))),
+            other => Err(PersistError::Store(format!("WAIT: unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Send `ops` as one pipeline (one round trip; in a cluster one
+    /// pipeline per slot, all in flight together) and return one result per
+    /// op, in order. On one server a connection failure or timeout fails
+    /// the whole batch; in a cluster it fails the ops of that shard only.
     pub async fn exec(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
-        let mut p = redis::Pipeline::with_capacity(ops.len());
-        p.ignore_errors();
-        for op in ops {
-            match op {
-                Op::Get(k) => {
-                    p.cmd("GET").arg(k);
+        let (conn, generation) = self.connection().await?;
+        let cmd_to = self.inner.config.command_timeout_ms;
+        let deadline = Instant::now() + ms(cmd_to);
+        let wait = self.inner.config.wait_replicas > 0;
+        // each op's reply, or why it has none
+        let mut replies: Vec<Option<std::result::Result<Value, Fail>>> = Vec::new();
+        replies.resize_with(ops.len(), || None);
+        // groups of op indices that share a pipeline: all of them on one
+        // server, one group per slot in a cluster (the crate's cluster
+        // pipelines reject keys of several slots: CROSSSLOT)
+        let groups: Vec<Vec<usize>> = match &conn {
+            Conn::Single(_) => vec![(0..ops.len()).collect()],
+            Conn::Cluster(_) => {
+                let mut by_slot: HashMap<Route, Vec<usize>> = HashMap::new();
+                for (i, op) in ops.iter().enumerate() {
+                    by_slot
+                        .entry(Route::with_key(op_key(op), SlotAddr::Master))
+                        .or_default()
+                        .push(i);
                 }
-                Op::Set(k, v, ttl) => {
-                    p.cmd("SET").arg(k).arg(v);
-                    if let Some(t) = ttl.filter(|t| *t > 0) {
-                        p.arg("EX").arg(t);
+                by_slot.into_values().collect()
+            }
+        };
+        let sent = groups.into_iter().map(|idx| {
+            let mut p = redis::Pipeline::with_capacity(idx.len() + 1);
+            p.ignore_errors();
+            for &i in &idx {
+                p.add_command(op_cmd(&ops[i]));
+            }
+            let durable = wait && idx.iter().any(|&i| matches!(ops[i], Op::SetDurable(..)));
+            if durable {
+                p.add_command(self.wait_cmd());
+            }
+            let mut conn = conn.clone();
+            let cluster = matches!(conn, Conn::Cluster(_));
+            let first = op_key(&ops[idx[0]]).to_vec();
+            async move {
+                let n = p.len();
+                let fut = async {
+                    match &mut conn {
+                        Conn::Single(c) => c.req_packed_commands(&p, 0, n).await,
+                        Conn::Cluster(c) => {
+                            let route = SingleNodeRoutingInfo::SpecificNode(Route::with_key(
+                                &first,
+                                SlotAddr::Master,
+                            ));
+                            c.route_pipeline(p.clone(), 0, n, route).await
+                        }
+                    }
+                };
+                // a cluster connection given up after a MOVED may never
+                // deliver the reply: then the ops go again on the new one
+                let mut abandoned = self.inner.abandoned.subscribe();
+                let given_up = async move {
+                    while abandoned.wait_for(|g| *g == generation).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                };
+                let timed = tokio::time::timeout_at(deadline, fut);
+                let outcome = tokio::select! {
+                    r = timed => r,
+                    _ = given_up, if cluster => {
+                        return (idx, durable, Err(Redo(true)));
+                    }
+                };
+                let r = match outcome {
+                    Ok(Ok(v)) if v.len() == n => Ok(v),
+                    Ok(Ok(v)) => Err(Failed(Fail {
+                        err: PersistError::Internal(format!(
+                            "pipeline returned {} replies for {n} commands",
+                            v.len()
+                        )),
+                        replace: false,
+                    })),
+                    // a MOVED/ASK/TRYAGAIN for some key of the group (its
+                    // slot moved or is migrating: some keys on the source,
+                    // some on the target): each op again, on its own
+                    Ok(Err(e)) if e.is_cluster_error() => Err(Redo(matches!(
+                        e.kind(),
+                        redis::ErrorKind::Server(ServerErrorKind::Moved)
+                    ))),
+                    Ok(Err(e)) => Err(Failed(classify(&e, cmd_to))),
+                    Err(_) => Err(Failed(Fail {
+                        err: PersistError::Timeout(cmd_to),
+                        replace: true,
+                    })),
+                };
+                (idx, durable, r)
+            }
+        });
+        let mut replace = false;
+        let mut whole_batch_failed = None;
+        let mut fresh: Vec<usize> = Vec::new();
+        let mut moved = false;
+        for (idx, durable, r) in futures_util::future::join_all(sent).await {
+            match r {
+                Ok(mut values) => {
+                    let waited = if durable {
+                        values.pop().map(|v| self.check_wait(&v))
+                    } else {
+                        None
+                    };
+                    for (&i, v) in idx.iter().zip(values) {
+                        replies[i] = Some(match (&waited, &ops[i]) {
+                            (Some(Err(e)), Op::SetDurable(..))
+                                if !matches!(v, Value::ServerError(_)) =>
+                            {
+                                Err(Fail {
+                                    err: again(e),
+                                    replace: false,
+                                })
+                            }
+                            _ => Ok(v),
+                        });
                     }
                 }
-                Op::Delete(k) => {
-                    p.cmd("DEL").arg(k);
+                Err(Redo(was_moved)) => {
+                    moved |= was_moved;
+                    fresh.extend_from_slice(&idx);
                 }
-                Op::Exists(k) => {
-                    p.cmd("EXISTS").arg(k);
+                Err(Failed(f)) => {
+                    replace |= f.replace;
+                    if matches!(conn, Conn::Single(_)) {
+                        whole_batch_failed = Some(f.err);
+                        break;
+                    }
+                    for &i in &idx {
+                        replies[i] = Some(Err(Fail {
+                            err: again(&f.err),
+                            replace: false,
+                        }));
+                    }
                 }
             }
         }
-        let values = self.run(&p).await?;
-        if values.len() != ops.len() {
-            return Err(PersistError::Internal(format!(
-                "pipeline returned {} replies for {} commands",
-                values.len(),
-                ops.len()
-            )));
+        // a slot that moved or is migrating: re-send those ops through the
+        // cluster client's routing, which follows MOVED/ASK
+        let mut conn = conn;
+        if moved {
+            // a slot has a new owner: the crate refreshes its slot map on a
+            // MOVED, and that refresh could wedge a connection with calls
+            // in flight (no reply ever delivered); a new cluster connection
+            // starts from the current map, and the ops go again on it
+            self.invalidate(generation).await;
+            self.inner.abandoned.send_replace(generation);
+            match self.connection().await {
+                Ok((c, _)) => conn = c,
+                Err(e) => {
+                    for &i in &fresh {
+                        replies[i] = Some(Err(Fail {
+                            err: again(&e),
+                            replace: false,
+                        }));
+                    }
+                    fresh.clear();
+                }
+            }
+        }
+        if let Conn::Cluster(c) = &conn {
+            let resent = fresh.iter().map(|&i| {
+                let c = c.clone();
+                let op = &ops[i];
+                async move {
+                    let fut = self.resend(c, op, wait);
+                    let r = match tokio::time::timeout_at(deadline, fut).await {
+                        Ok(Ok(v)) => Ok(v),
+                        Ok(Err(err)) => Err(Fail {
+                            err,
+                            replace: false,
+                        }),
+                        Err(_) => Err(Fail {
+                            err: PersistError::Timeout(cmd_to),
+                            replace: true,
+                        }),
+                    };
+                    (i, r)
+                }
+            });
+            for (i, r) in futures_util::future::join_all(resent).await {
+                if let Err(f) = &r {
+                    replace |= f.replace;
+                }
+                replies[i] = Some(r);
+            }
+        }
+        if replace {
+            self.invalidate(generation).await;
+        }
+        if let Some(e) = whole_batch_failed {
+            return Err(e);
         }
         Ok(ops
             .iter()
-            .zip(values)
-            .map(|(op, v)| decode(op, v))
+            .zip(replies)
+            .map(|(op, r)| match r {
+                Some(Ok(v)) => decode(op, v),
+                Some(Err(f)) => OpResult::Failed(f.err),
+                None => OpResult::Failed(PersistError::Internal("no reply".into())),
+            })
             .collect())
+    }
+
+    /// One op of a slot group that the cluster answered with MOVED/ASK/
+    /// TRYAGAIN (its slot moved or is migrating), sent again on its own
+    /// (with its WAIT if it is a durable write), redirects followed.
+    async fn resend(&self, mut c: ClusterConnection, op: &Op, wait: bool) -> Result<Value> {
+        let cmd_to = self.inner.config.command_timeout_ms;
+        let mut cmds = vec![op_cmd(op)];
+        let durable = wait && matches!(op, Op::SetDurable(..));
+        if durable {
+            cmds.push(self.wait_cmd());
+        }
+        let mut p = redis::pipe();
+        p.ignore_errors();
+        for cmd in &cmds {
+            p.add_command(cmd.clone());
+        }
+        let route =
+            SingleNodeRoutingInfo::SpecificNode(Route::with_key(op_key(op), SlotAddr::Master));
+        let n = p.len();
+        let r = match c.route_pipeline(p, 0, n, route).await {
+            Err(e) if e.is_cluster_error() => follow_redirects(&mut c, &cmds, e).await,
+            r => r,
+        };
+        let mut vals = r.map_err(|e| classify(&e, cmd_to).err)?;
+        if durable {
+            let w = vals.pop().unwrap_or(Value::Nil);
+            if !matches!(vals.first(), Some(Value::ServerError(_))) {
+                self.check_wait(&w)?;
+            }
+        }
+        vals.pop()
+            .ok_or_else(|| PersistError::Internal("no reply".into()))
     }
 
     /// Every key matching the Redis glob `pattern`, by SCAN (deduplicated;
@@ -425,9 +1101,7 @@ impl RedisStore {
         let want_registry = pattern.starts_with(b"__awaitly");
         let mut seen = HashSet::new();
         let mut out = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, page) = self.scan_page(cursor, pattern).await?;
+        self.scan_all(pattern, |page| {
             for k in page {
                 if !want_registry && k.starts_with(REGISTRY_PREFIX.as_bytes()) {
                     continue;
@@ -436,29 +1110,57 @@ impl RedisStore {
                     out.push(k);
                 }
             }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        })
+        .await?;
         Ok(out)
     }
 
-    async fn scan_page(&self, cursor: u64, pattern: &[u8]) -> Result<(u64, Vec<Vec<u8>>)> {
-        let mut p = redis::pipe();
-        p.cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(SCAN_COUNT);
-        let mut values = self.run(&p).await?;
-        let reply = values
-            .pop()
-            .ok_or_else(|| PersistError::Internal("SCAN: no reply".into()))?;
-        let (next, keys): (u64, Vec<Vec<u8>>) = redis::from_redis_value(reply)
-            .map_err(|e| PersistError::Store(format!("SCAN: unexpected reply: {e}")))?;
-        Ok((next, keys))
+    /// SCAN every node that holds keys (the one server, or every cluster
+    /// primary) to the end, handing each page to `each` (a key may come
+    /// twice: SCAN's own guarantee; callers deduplicate). If the cluster's
+    /// topology was in motion (a slot migrating, a node failing) or changed
+    /// during the pass, a second pass follows: a key that moved from a node
+    /// not yet scanned to one already scanned is then found where it is
+    /// now (a key moves only from the source to the target of a slot).
+    async fn scan_all(&self, pattern: &[u8], mut each: impl FnMut(Vec<Vec<u8>>)) -> Result<()> {
+        let (targets, before) = self
+            .call(|mut c| async move { c.scan_targets().await })
+            .await?;
+        for target in &targets {
+            self.scan_node(target, pattern, &mut each).await?;
+        }
+        if self.is_cluster() {
+            let (after, view) = self
+                .call(|mut c| async move { c.scan_targets().await })
+                .await?;
+            if before != view || view.ends_with("moving") {
+                for target in &after {
+                    self.scan_node(target, pattern, &mut each).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn scan_node(
+        &self,
+        target: &ScanTarget,
+        pattern: &[u8],
+        each: &mut impl FnMut(Vec<Vec<u8>>),
+    ) -> Result<()> {
+        let mut cursor: u64 = 0;
+        loop {
+            let reply = self
+                .call(|mut c| async move { c.scan(target, cursor, pattern).await })
+                .await?;
+            let (next, keys): (u64, Vec<Vec<u8>>) = redis::from_redis_value(reply)
+                .map_err(|e| PersistError::Store(format!("SCAN: unexpected reply: {e}")))?;
+            each(keys);
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
     }
 
     /// Read the owner registry (see [`Owners`]).
@@ -470,17 +1172,16 @@ impl RedisStore {
 
     /// Delete every key under `prefix` that the cache with that prefix owns
     /// (see [`Owners::cache_may_delete`]), by SCAN + UNLINK in pages; the
-    /// UNLINK of one page overlaps the SCAN of the next. Returns how many
-    /// keys were removed.
+    /// UNLINK of one page overlaps the SCAN of the next (in a cluster the
+    /// client splits each UNLINK into one per slot). Returns how many keys
+    /// were removed.
     pub async fn clear_cache_prefix(&self, prefix: &[u8]) -> Result<u64> {
         let owners = self.owners().await?;
         let mut pattern = glob::escape_bytes(prefix);
         pattern.push(b'*');
-        let mut cursor = 0u64;
         let mut seen = HashSet::new();
         let mut tasks = tokio::task::JoinSet::new();
-        loop {
-            let (next, page) = self.scan_page(cursor, &pattern).await?;
+        self.scan_all(&pattern, |page| {
             let doomed: Vec<Vec<u8>> = page
                 .into_iter()
                 .filter(|k| owners.cache_may_delete(prefix, k) && seen.insert(k.clone()))
@@ -498,11 +1199,8 @@ impl RedisStore {
                     }
                 });
             }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        })
+        .await?;
         let mut total = 0u64;
         let mut first_err = None;
         while let Some(r) = tasks.join_next().await {
@@ -520,6 +1218,17 @@ impl RedisStore {
             Some(e) => Err(e),
             None => Ok(total),
         }
+    }
+}
+
+/// The same error again, for each op of a failed group.
+fn again(e: &PersistError) -> PersistError {
+    match e {
+        PersistError::Unavailable(m) => PersistError::Unavailable(m.clone()),
+        PersistError::Timeout(t) => PersistError::Timeout(*t),
+        PersistError::Store(m) => PersistError::Store(m.clone()),
+        PersistError::Closed => PersistError::Closed,
+        other => PersistError::Internal(other.to_string()),
     }
 }
 
@@ -547,7 +1256,7 @@ fn decode(op: &Op, v: Value) -> OpResult {
                 "GET: unexpected reply {other:?}"
             ))),
         },
-        Op::Set(..) => OpResult::Done,
+        Op::Set(..) | Op::SetDurable(..) => OpResult::Done,
         Op::Delete(_) | Op::Exists(_) => match v {
             Value::Int(n) => OpResult::Bool(n > 0),
             Value::Boolean(b) => OpResult::Bool(b),
@@ -652,6 +1361,41 @@ mod tests {
             Owners::registry_key(KIND_STATE, "s:"),
             "__awaitly:owner:state:s:"
         );
+    }
+
+    #[test]
+    fn cluster_nodes_reply_gives_the_primaries_and_whether_slots_move() {
+        let stable = "\
+a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:7001@17001 master - 0 1 2 connected 5461-10922
+c3 127.0.0.1:7002@17002 master - 0 1 3 connected 10923-16383
+d4 127.0.0.1:7003@17003 slave a1 0 1 1 connected
+";
+        let (p, moving) = parse_cluster_nodes(stable);
+        let ports: Vec<u16> = p
+            .iter()
+            .map(|t| match t {
+                ScanTarget::Node(h, port) => {
+                    assert_eq!(h, "127.0.0.1");
+                    *port
+                }
+                ScanTarget::Only => 0,
+            })
+            .collect();
+        assert_eq!(ports, vec![7000, 7001, 7002]);
+        assert!(!moving);
+        // a migrating slot, a failed primary with slots (kept: its keys must
+        // not be missed silently), a failed one without (left out)
+        let busy = "\
+a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460 [5461->-b2]
+b2 127.0.0.1:7001@17001 master,fail - 0 1 2 connected 5461-10922
+c3 127.0.0.1:7002@17002 master,fail - 0 1 3 connected
+e5 127.0.0.1:7004@17004 master - 0 1 4 connected 10923-16383
+";
+        let (p, moving) = parse_cluster_nodes(busy);
+        assert_eq!(p.len(), 3);
+        assert!(!p.contains(&ScanTarget::Node("127.0.0.1".into(), 7002)));
+        assert!(moving);
     }
 
     #[test]

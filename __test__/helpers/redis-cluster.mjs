@@ -1,0 +1,207 @@
+// A local Redis Cluster for tests and benchmarks: 3 primaries + 3 replicas
+// (by default) of `redis-server --cluster-enabled yes` on spare loopback
+// ports (data and cluster bus), in a temp dir, short cluster-node-timeout so
+// a failover takes seconds. Created with `redis-cli --cluster create`; ready
+// when every node reports cluster_state:ok and all 16384 slots. Stopped by
+// PID (SIGKILL), temp dir removed. Never touches the shared server on 6379.
+import { spawn, execFile } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+/** @returns {Promise<number>} a free loopback port */
+export function sparePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address()
+      const port = typeof addr === 'object' && addr ? addr.port : 0
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+/** Run redis-cli; resolves its stdout (rejects on a non-zero exit). */
+export function cli(port, ...args) {
+  return new Promise((resolve, reject) => {
+    execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 30000 }, (err, out, errOut) => {
+      if (err) reject(new Error(`redis-cli -p ${port} ${args.join(' ')}: ${err.message} ${errOut}`))
+      else resolve(out)
+    })
+  })
+}
+
+/** Parse CLUSTER NODES: [{ id, port, flags, master, slots }] */
+export function parseNodes(text) {
+  return text
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const f = line.split(' ')
+      return {
+        id: f[0],
+        port: Number(f[1].split('@')[0].split(':')[1]),
+        flags: f[2].split(','),
+        master: f[3],
+        slots: f.slice(8),
+      }
+    })
+}
+
+/**
+ * Start a cluster. `options.primaries` (3), `options.replicas` per primary
+ * (1), `options.nodeTimeout` ms (1000).
+ */
+export async function startCluster(options = {}) {
+  const primaries = options.primaries ?? 3
+  const replicas = options.replicas ?? 1
+  const nodeTimeout = options.nodeTimeout ?? 1000
+  const dir = mkdtempSync(join(tmpdir(), 'awaitly-cluster-'))
+  /** @type {Map<number, import('node:child_process').ChildProcess>} */
+  const children = new Map()
+  const ports = []
+  const used = new Set()
+  const spare = async () => {
+    for (;;) {
+      const p = await sparePort()
+      if (!used.has(p)) {
+        used.add(p)
+        return p
+      }
+    }
+  }
+  const killAll = () => {
+    for (const c of children.values()) {
+      try {
+        c.kill('SIGKILL')
+      } catch {}
+    }
+  }
+  process.once('exit', killAll)
+
+  const startNode = async (port, busPort) => {
+    const c = spawn(
+      'redis-server',
+      [
+        '--port', String(port),
+        '--cluster-port', String(busPort),
+        '--bind', '127.0.0.1',
+        '--protected-mode', 'no',
+        '--cluster-enabled', 'yes',
+        '--cluster-config-file', `nodes-${port}.conf`,
+        '--cluster-node-timeout', String(nodeTimeout),
+        '--dir', dir,
+        '--save', '',
+        '--appendonly', 'no',
+      ],
+      { stdio: 'ignore' },
+    )
+    children.set(port, c)
+    c.once('exit', () => {
+      if (children.get(port) === c) children.delete(port)
+    })
+    for (let i = 0; i < 200; i++) {
+      if (c.exitCode !== null) throw new Error(`redis-server on port ${port} exited at start`)
+      try {
+        if ((await cli(port, 'PING')).trim() === 'PONG') return
+      } catch {}
+      await sleep(25)
+    }
+    throw new Error(`redis-server on port ${port} did not start`)
+  }
+
+  const self = {
+    dir,
+    ports,
+    /** seed URLs, one per node */
+    get nodes() {
+      return ports.map((p) => `redis://127.0.0.1:${p}`)
+    },
+    cli,
+    /** CLUSTER NODES as seen from `port` (default: the first live node). */
+    async topology(port) {
+      const from = port ?? ports.find((p) => children.has(p))
+      return parseNodes(await cli(from, 'CLUSTER', 'NODES'))
+    },
+    /** Ports of the current primaries that own slots (as seen from a live node). */
+    async primaryPorts() {
+      const t = await self.topology()
+      return t.filter((n) => n.flags.includes('master') && !n.flags.includes('fail') && n.slots.length > 0).map((n) => n.port)
+    },
+    /** SIGKILL the node on `port`; resolves when it is gone. */
+    async kill(port) {
+      const c = children.get(port)
+      if (!c) return
+      const gone = new Promise((r) => c.once('exit', r))
+      c.kill('SIGKILL')
+      await gone
+    },
+    /** Every live node says cluster_state:ok and sees all slots covered by live primaries. */
+    async waitHealthy(timeoutMs = 30000) {
+      const end = Date.now() + timeoutMs
+      for (;;) {
+        let ok = true
+        for (const p of ports) {
+          if (!children.has(p)) continue
+          try {
+            const info = await cli(p, 'CLUSTER', 'INFO')
+            if (!/cluster_state:ok/.test(info) || !/cluster_slots_ok:16384/.test(info)) ok = false
+          } catch {
+            ok = false
+          }
+          if (!ok) break
+        }
+        if (ok) return
+        if (Date.now() > end) throw new Error('cluster did not become healthy')
+        await sleep(100)
+      }
+    },
+    /** Stop every node (SIGKILL) and remove the temp dir. */
+    async stop() {
+      const all = [...children.values()].map((c) => new Promise((r) => (c.exitCode !== null ? r(undefined) : c.once('exit', r))))
+      killAll()
+      await Promise.all(all)
+      process.removeListener('exit', killAll)
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+
+  try {
+    const n = primaries * (1 + replicas)
+    for (let i = 0; i < n; i++) {
+      const port = await spare()
+      const bus = await spare()
+      ports.push(port)
+      await startNode(port, bus)
+    }
+    await cli(
+      ports[0],
+      '--cluster', 'create',
+      ...ports.map((p) => `127.0.0.1:${p}`),
+      '--cluster-replicas', String(replicas),
+      '--cluster-yes',
+    )
+    await self.waitHealthy()
+    // every replica attached and in sync (so failover and WAIT have someone to use)
+    const end = Date.now() + 30000
+    for (;;) {
+      let online = 0
+      for (const p of await self.primaryPorts()) {
+        const info = await cli(p, 'INFO', 'replication')
+        online += (info.match(/^slave\d+:.*state=online/gm) ?? []).length
+      }
+      if (online === primaries * replicas) break
+      if (Date.now() > end) throw new Error('replicas did not come in sync')
+      await sleep(100)
+    }
+  } catch (e) {
+    await self.stop()
+    throw e
+  }
+  return self
+}
