@@ -8,6 +8,11 @@
 
 const { binding, call, invalidArg: typeError, storeTtl, drainFileDirsOnExit } = require('./native.js')
 
+// Owner markers of KV caches and state persistences over this store (see
+// lib/kv-cache.js): hidden files `.awaitly-owner.<hash>` next to the key
+// files, never a key of the store.
+const FILE_OWNERS = Symbol('awaitlyFileOwners')
+
 function str(value, what) {
   if (typeof value !== 'string') {
     throw typeError(`${what} must be a string, got ${value === null ? 'null' : typeof value}`)
@@ -28,6 +33,10 @@ function createFileStore(options) {
   drainFileDirsOnExit()
 
   return {
+    [FILE_OWNERS]: {
+      register: (marker) => call(native.registerOwner(marker)),
+      list: () => call(native.ownerKeys()),
+    },
     async get(key) {
       return call(native.get(str(key, 'key'), Date.now()))
     },
@@ -51,3 +60,4 @@ function createFileStore(options) {
 }
 
 module.exports = { createFileStore }
+Object.defineProperty(module.exports, 'internal', { value: { FILE_OWNERS } })
