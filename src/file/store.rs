@@ -35,7 +35,7 @@
 //! at least 50 ms after it was replaced (readers in other processes, whose
 //! reads re-check the file's identity and read again); at most 4,096 files /
 //! 32 MiB are kept, the rest and deleted keys are unlinked by a reaper
-//! thread, and the pool is unlinked when the handle has been idle for 5 s,
+//! thread, and the pool is unlinked when the handle has been idle for 100 ms,
 //! is dropped, or [`DrainHandle::drain`] is called (at process exit and
 //! worker teardown). A reused file's data is always synced before its
 //! exchange, even for a non-durable write, so its old blocks (another key's
@@ -606,7 +606,7 @@ fn committer(shared: Arc<Shared>) {
                 }
                 let (guard, timeout) = shared
                     .wake
-                    .wait_timeout(q, Duration::from_secs(5))
+                    .wait_timeout(q, POOL_IDLE)
                     .unwrap_or_else(|p| p.into_inner());
                 q = guard;
                 if timeout.timed_out() && q.ops.is_empty() {
@@ -941,6 +941,11 @@ struct Pooled {
     epoch: u64,
 }
 
+/// How long the committer waits for more work before it unlinks the pool
+/// and lets its thread go: back-to-back batches (a loop of awaited writes)
+/// keep reusing files, and no temporary stays in the directory once writes
+/// are done.
+const POOL_IDLE: Duration = Duration::from_millis(100);
 /// Most replaced files kept for reuse, and their total size; the rest are
 /// unlinked.
 const POOL_MAX: usize = 4096;
