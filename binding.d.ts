@@ -57,6 +57,10 @@ export declare class NativeFileStore {
   /** Whether a live entry was removed. Queued before this returns. */
   delete(key: string, nowMs: number): Promise<boolean>
   exists(key: string, nowMs: number): Promise<boolean>
+  /** Record an owner marker key in a hidden file (see `KvFiles::register_owner`). */
+  registerOwner(marker: string): Promise<void>
+  /** The owner marker keys recorded in this directory. */
+  ownerKeys(): Promise<Array<string>>
   keys(pattern: string, nowMs: number): Promise<Array<string>>
   /**
    * A batch of run-lease ops, decided in order under one hold of the
@@ -124,9 +128,10 @@ export declare function assembleState(chunks: Array<string>): string
 
 /**
  * Of `candidates`, the keys a cache with `prefix` may delete, given the
- * registry keys found in the store (for stores written in JavaScript).
+ * owner keys found in the store: verified markers and legacy registry keys
+ * (for stores written in JavaScript, and the file store's owner files).
  */
-export declare function cacheDeletableKeys(prefix: string, registryKeys: Array<string>, candidates: Array<string>): Array<string>
+export declare function cacheDeletableKeys(prefix: string, ownerKeys: Array<string>, candidates: Array<string>): Array<string>
 
 /**
  * Finish the queued file operations of this environment's directories and
@@ -246,11 +251,22 @@ export declare function memoryCacheThrow(): void
  */
 export declare function memoryCacheUpdate(): number
 
-/** The registry key that records `prefix` as a `kind` ('cache' | 'state') owner. */
-export declare function ownerRegistryKey(kind: string, prefix: string): string
+/** The key space of the owner registry of older builds (read, never written). */
+export declare function ownerLegacyPrefix(): string
 
-/** The reserved key space of the owner registry. */
-export declare function ownerRegistryPrefix(): string
+/**
+ * The marker key (inside `prefix`) that records `prefix` as a `kind`
+ * ('cache' | 'state') owner, and the value it holds.
+ */
+export declare function ownerMarkerKey(kind: string, prefix: string): string
+
+/**
+ * The suffixes of marker keys: a key ending in one is reserved in a KV
+ * cache or state persistence.
+ */
+export declare function ownerMarkerSuffixes(): Array<string>
+
+export declare function ownerMarkerValue(): string
 
 /**
  * Throw a TypeError (`ERR_INVALID_ARG`) for a bad argument to a public

@@ -535,6 +535,13 @@ export interface KVCache extends StepCache {
   stats(): PersistentCacheStats
 }
 
+/**
+ * Before its first write the cache writes its owner marker
+ * `<prefix>__awaitly:owner:cache` (inside the prefix: an ACL of `~<prefix>*`
+ * suffices; on the native file store a hidden file instead). Keys ending in
+ * `__awaitly:owner:cache` or `__awaitly:owner:state` are reserved: TypeError
+ * `ERR_INVALID_ARG`.
+ */
 export declare function createKVCache(options: KVCacheOptions): KVCache
 
 export interface StatePersistence {
@@ -550,6 +557,13 @@ export interface StatePersistence {
   list(): Promise<string[]>
 }
 
+/**
+ * Before its first save the persistence writes its owner marker
+ * `<prefix>__awaitly:owner:state` (inside the prefix; on the native file store
+ * a hidden file), so no cache's `clearAsync` deletes its documents; `list()`
+ * leaves it out. Run ids ending in `__awaitly:owner:cache` or
+ * `__awaitly:owner:state` are reserved: TypeError `ERR_INVALID_ARG`.
+ */
 export declare function createStatePersistence(store: KeyValueStore, prefix?: string): StatePersistence
 
 /**

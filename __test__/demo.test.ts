@@ -27,8 +27,8 @@ const onFile = demo({ REDIS_URL: undefined, DEMO_PREFIX: undefined, DEMO_DIR: un
 const onRedis = demo({ REDIS_URL: 'redis://127.0.0.1:6379', DEMO_PREFIX: prefix, DEMO_DIR: undefined })
 
 // Every key of the Redis run holds its own prefix: its state keys
-// (`${prefix}<order>`) and the owner-registry key of that prefix
-// (`__awaitly:owner:state:${prefix}`). The demo must leave none of them; any
+// (`${prefix}<order>`) and the owner marker of that prefix
+// (`${prefix}__awaitly:owner:state`). The demo must leave none of them; any
 // found are removed here, then reported.
 async function demoKeysInRedis(): Promise<string[]> {
   const client = createClient({ url: 'redis://127.0.0.1:6379' })

@@ -221,17 +221,23 @@ for (const mode of ['native', 'fs'] as const) {
 }
 
 describe('createFileCache native-only behaviour', () => {
-  it('reuseFiles: replaced files are pooled for reuse by default, unlinked when off', async () => {
+  it('reuseFiles: replaced files are pooled for reuse while writes keep coming (by default), unlinked when off or idle', async () => {
     const pooled = (d: string) => readdirSync(d).filter((n) => n.startsWith('.awaitly-tmp.'))
     for (const reuseFiles of [true, false]) {
       const d = path.join(root, `reuse-${reuseFiles}`)
       const cache = createFileCache({ directory: d, reuseFiles })
       await cache.init()
-      for (let i = 0; i < 3; i++) await cache.setAsync('a', ok(i))
-      await new Promise((r) => setTimeout(r, 200)) // the reaper thread unlinks off the write path
-      expect(await cache.getAsync('a')).toEqual(ok(2))
-      if (reuseFiles) expect(pooled(d).length, 'pooled').toBeGreaterThan(0)
-      else expect(pooled(d), 'nothing pooled').toEqual([])
+      // writes 60 ms apart: past the 50 ms reuse grace, within the 100 ms idle drain
+      let most = 0
+      for (let i = 0; i < 10; i++) {
+        await cache.setAsync('a', ok(i))
+        most = Math.max(most, pooled(d).length)
+        await new Promise((r) => setTimeout(r, 60))
+      }
+      await new Promise((r) => setTimeout(r, 300)) // idle: the pool is unlinked; off: the reaper thread unlinks off the write path
+      expect(await cache.getAsync('a')).toEqual(ok(9))
+      if (reuseFiles) expect(most, 'pooled').toBeGreaterThan(0)
+      expect(pooled(d), 'nothing left').toEqual([])
     }
     expect(() => createFileCache({ directory: dir, reuseFiles: 'yes' })).toThrow(TypeError)
   })

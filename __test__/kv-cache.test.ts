@@ -12,7 +12,6 @@ const redis = createRedisStore()
 
 afterAll(async () => {
   for (const k of await redis.keys(`${escapeGlob(base)}*`)) await redis.delete(k)
-  for (const k of await redis.keys('__awaitly:owner:*')) if (k.includes(base)) await redis.delete(k)
   await redis.close()
 })
 

@@ -32,7 +32,6 @@ for (const [name, make] of stores) {
     })
     afterAll(async () => {
       for (const k of await store.keys(`${escapeGlob(prefix)}*`)) await store.delete(k)
-      await store.delete(`__awaitly:owner:state:${prefix}`)
       await store.close?.()
     })
 
@@ -91,7 +90,7 @@ for (const [name, make] of stores) {
       await store.delete(`${prefix}oZ[x]?:r2`)
       await store.delete(`${prefix}oZx?:r3`)
       await odd.delete('r1')
-      await store.delete(`__awaitly:owner:state:${prefix}o*[x]?:`)
+      await store.delete(`${prefix}o*[x]?:__awaitly:owner:state`)
     })
 
     it('rejects bad arguments with a TypeError', () => {

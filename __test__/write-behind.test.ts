@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { ok } from 'awaitly'
 import * as native from '../index.js'
 import { createMapStore } from './helpers/map-store'
+import { startPrivateRedis } from './helpers/redis-server'
 
 const { createFileCache, createKVCache, createRedisStore, escapeGlob } = native as any
 
@@ -25,15 +26,13 @@ beforeAll(() => {
   redis = createRedisStore({ url: 'redis://127.0.0.1:6379' })
 })
 afterAll(async () => {
-  const doomed = [
-    ...(await redis.keys(`${escapeGlob(base)}*`)),
-    ...(await redis.keys(`__awaitly:owner:*${escapeGlob(base)}*`)),
-  ]
+  const doomed = await redis.keys(`${escapeGlob(base)}*`)
   for (const k of doomed) await redis.delete(k)
   expect(await redis.keys(`*${escapeGlob(base)}*`)).toEqual([])
   await redis.close()
+  // tens of thousands of files: over 30 s on a busy shared disk
   rmSync(dir, { recursive: true, force: true })
-})
+}, 180_000)
 
 type ChildOut = { code: number | null; signal: string | null; line: any; stderr: string }
 function child(...args: string[]): Promise<ChildOut> {
@@ -265,6 +264,41 @@ describe('write-behind in process', () => {
     }
   })
 
+  it('native Redis stopped mid-run: onError sees each failed write, flush() rejects, nothing unhandled; after a restart writes land again', async () => {
+    const unhandled: unknown[] = []
+    const onUnhandled = (e: unknown) => unhandled.push(e)
+    process.on('unhandledRejection', onUnhandled)
+    const server = await startPrivateRedis()
+    const store = createRedisStore({ url: server.url, connectTimeout: 300, commandTimeout: 300 })
+    try {
+      const seen: [string, string][] = []
+      const c = createKVCache({ store, prefix: 'stop:', onError: (e: any, key: string) => seen.push([key, e.code]) })
+      c.set('before', ok(1))
+      await c.flush()
+      expect(await store.get('stop:before')).toBe('{"ok":true,"value":1}')
+      await server.kill()
+      c.set('during-1', ok(2))
+      c.set('during-2', ok(3))
+      const e: any = await c.flush().catch((x: unknown) => x)
+      expect(e).toBeInstanceOf(AggregateError)
+      expect(e.errors).toHaveLength(2)
+      expect(seen.map((s) => s[0])).toEqual(['during-1', 'during-2'])
+      for (const [, code] of seen) expect(['ERR_STORE_UNAVAILABLE', 'ERR_STORE_TIMEOUT']).toContain(code)
+      expect(c.get('during-2')).toEqual(ok(3)) // the in-process layer keeps serving
+      expect(c.stats().writeErrors).toBe(2)
+      await server.start()
+      c.set('after', ok(4))
+      await c.flush()
+      expect(await store.get('stop:after')).toBe('{"ok":true,"value":4}')
+      await new Promise((r) => setTimeout(r, 20))
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+      await store.close()
+      await server.kill()
+    }
+  })
+
   it('validates writeBehind and onError (TypeError ERR_INVALID_ARG)', () => {
     for (const bad of [{ writeBehind: 'yes' }, { writeBehind: 1 }, { onError: 'log' }, { onError: {} }]) {
       for (const make of [
@@ -285,27 +319,30 @@ describe('write-behind in process', () => {
 })
 
 describe('preload', () => {
-  it('file init(): 20,000 entries into a memoryMaxSize 1000 layer keep the 1000 newest', async () => {
+  // the issue's figures (100,000 into 10,000) under AWAITLY_STRESS=1; CI: 20,000 into 1000
+  const STRESS = process.env.AWAITLY_STRESS === '1'
+  const N = STRESS ? 100_000 : 20_000
+  const LIMIT = STRESS ? 10_000 : 1000
+  it(`file init(): ${N} entries into a memoryMaxSize ${LIMIT} layer keep the ${LIMIT} newest, and no more`, async () => {
     const directory = join(dir, 'preload')
     const w = createFileCache({ directory, durable: false, memoryMaxSize: 0 })
     await w.init()
-    const N = 20_000
     for (let i = 0; i < N; i += 1000) {
       await Promise.all(Array.from({ length: 1000 }, (_, j) => w.setAsync(`k${i + j}`, ok(i + j))))
     }
     // mtimes: k<i> is i seconds after the epoch start, so higher i = newer
     const t0 = Date.now() / 1000 - N
     for (let i = 0; i < N; i++) utimesSync(join(directory, `k${i}.json`), t0 + i, t0 + i)
-    const c = createFileCache({ directory, memoryMaxSize: 1000 })
+    const c = createFileCache({ directory, memoryMaxSize: LIMIT })
     const start = performance.now()
     await c.init()
     const ms = performance.now() - start
-    console.log(`preload: ${N} files listed, 1000 loaded in ${ms.toFixed(0)} ms`)
+    console.log(`preload: ${N} files listed, ${LIMIT} loaded in ${ms.toFixed(0)} ms`)
     let inLayer = 0
-    for (let i = 0; i < N - 1000; i++) if (c.has(`k${i}`)) inLayer++
+    for (let i = 0; i < N - LIMIT; i++) if (c.has(`k${i}`)) inLayer++
     expect(inLayer).toBe(0)
-    for (let i = N - 1000; i < N; i++) expect(c.get(`k${i}`)).toEqual(ok(i))
-  }, 60_000)
+    for (let i = N - LIMIT; i < N; i++) expect(c.get(`k${i}`)).toEqual(ok(i))
+  }, STRESS ? 600_000 : 60_000)
 
   it('file init(): hashed names (keys like user:1) are preloaded from the key their file holds; plain names keep the JS format', async () => {
     const directory = join(dir, 'preload-hashed')

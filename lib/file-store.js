@@ -12,6 +12,11 @@ const { LeaseBatcher } = require('./lease-batcher.js')
 /** Marks our native file stores (their leases are native too). */
 const NATIVE_FILE_STORE = Symbol.for('awaitly-persistence-native.fileStore')
 
+// Owner markers of KV caches and state persistences over this store (see
+// lib/kv-cache.js): hidden files `.awaitly-owner.<hash>` next to the key
+// files, never a key of the store.
+const FILE_OWNERS = Symbol('awaitlyFileOwners')
+
 function str(value, what) {
   if (typeof value !== 'string') {
     throw typeError(`${what} must be a string, got ${value === null ? 'null' : typeof value}`)
@@ -32,6 +37,10 @@ function createFileStore(options) {
   drainFileDirsOnExit()
 
   const store = {
+    [FILE_OWNERS]: {
+      register: (marker) => call(native.registerOwner(marker)),
+      list: () => call(native.ownerKeys()),
+    },
     async get(key) {
       return call(native.get(str(key, 'key'), Date.now()))
     },
@@ -66,4 +75,4 @@ function createFileStore(options) {
 
 module.exports = { createFileStore }
 // Internals for the other lib/ modules; not enumerable, so index.js does not re-export them.
-Object.defineProperty(module.exports, 'internal', { value: { NATIVE_FILE_STORE } })
+Object.defineProperty(module.exports, 'internal', { value: { NATIVE_FILE_STORE, FILE_OWNERS } })

@@ -4,18 +4,23 @@
 // the async methods go straight to its tick batcher (one native call and one
 // pipeline per tick) and clearAsync is one native SCAN + UNLINK call.
 //
-// Prefix isolation (see README "Prefix ownership"): before its first write a
-// cache registers its prefix under the reserved key
-// `__awaitly:owner:cache:<prefix>`; clearAsync deletes only keys whose longest
-// registered prefix is this cache's own and not a state prefix
-// (`workflow:state:` is always one). Keys stay `${prefix}${key}` as in the JS
-// module, so entries it wrote remain readable.
+// Prefix isolation (see README "Clear isolation"): before its first write a
+// cache writes the marker key `<prefix>__awaitly:owner:cache` (a state
+// persistence `<prefix>__awaitly:owner:state`), inside its own prefix so a
+// user whose ACL allows only `~<prefix>*` can use it; on a native file store
+// the marker is a hidden file instead (`.awaitly-owner.<hash>`, no key file).
+// clearAsync deletes only keys whose longest known prefix is this cache's own
+// and not a state prefix (`workflow:state:` is always one); a longer prefix's
+// marker lies in the range it scans. Registry keys of older builds
+// (`__awaitly:owner:<kind>:<prefix>`) are honoured, never written. Keys stay
+// `${prefix}${key}` as in the JS module, so entries it wrote remain readable.
 
 const { binding, invalidArg: typeError, corruptError: corrupt, wholeSecondsTtl, checkKey } = require('./native.js')
 const { deserializeResult } = require('./serialize.js')
 const { isResult, resultText } = require('./serialize.js').internal
 const { createMemoryLayer } = require('./memory-cache.js')
 const { NATIVE_STORE } = require('./redis-store.js').internal
+const { FILE_OWNERS } = require('./file-store.js').internal
 const { writeBehindOptions, assemble, createTickets } = require('./write-behind.js')
 
 const STORE_METHODS = ['get', 'set', 'delete', 'exists', 'keys']
@@ -33,16 +38,35 @@ function checkPrefix(fn, prefix) {
   return prefix
 }
 
-/** Registers `prefix` as an owner of `kind` in `store`, once (retried after a failure). */
+const MARKER_VALUE = binding.ownerMarkerValue()
+const MARKER_SUFFIXES = binding.ownerMarkerSuffixes()
+const LEGACY_PATTERN = `${binding.escapeGlob(binding.ownerLegacyPrefix())}*`
+const isMarkerShaped = (k) => MARKER_SUFFIXES.some((s) => k.endsWith(s))
+
+/** A key or run id ending like a marker key is reserved (TypeError, nothing written). */
+function checkNotReserved(fn, key) {
+  if (isMarkerShaped(key)) {
+    throw typeError(`${fn}: ${JSON.stringify(key)} is reserved (keys ending in ${MARKER_SUFFIXES.join(' or ')} mark prefix owners)`)
+  }
+  return key
+}
+
+/** Writes `prefix`'s owner marker of `kind` into `store`, once (retried after a failure). */
 function ownerRegistration(store, kind, prefix) {
-  const regKey = binding.ownerRegistryKey(kind, prefix)
+  const marker = binding.ownerMarkerKey(kind, prefix)
   const native = store[NATIVE_STORE]
+  const files = store[FILE_OWNERS]
   let done = false
   let pending = null
   return function ensure() {
     if (done) return null
     if (!pending) {
-      pending = (native ? native.set(regKey, '1', 0) : Promise.resolve(store.set(regKey, '1'))).then(
+      const write = native
+        ? native.set(marker, MARKER_VALUE, 0)
+        : files
+          ? files.register(marker)
+          : Promise.resolve(store.set(marker, MARKER_VALUE))
+      pending = write.then(
         () => {
           done = true
         },
@@ -56,13 +80,38 @@ function ownerRegistration(store, kind, prefix) {
   }
 }
 
-/** Keys (from `keys`) under `prefix`, as stores with loose matching may return more. */
-async function keysUnder(store, prefix) {
+/** Every key (from `keys`) under `prefix`, markers included, as stores with loose matching may return more. */
+async function allKeysUnder(store, prefix) {
   const native = store[NATIVE_STORE]
   const pattern = `${binding.escapeGlob(prefix)}*`
   const keys = native ? await native.keys(pattern) : await store.keys(pattern)
-  const reg = binding.ownerRegistryPrefix()
-  return keys.filter((k) => typeof k === 'string' && k.startsWith(prefix) && !k.startsWith(reg))
+  return keys.filter((k) => typeof k === 'string' && k.startsWith(prefix))
+}
+
+/** The data keys under `prefix`: no marker keys. */
+async function keysUnder(store, prefix) {
+  return (await allKeysUnder(store, prefix)).filter((k) => !isMarkerShaped(k))
+}
+
+/**
+ * The owner keys a clear of `candidates` must honour, on a store written in
+ * JavaScript or the native file store: the marker-shaped candidates that
+ * hold the marker value (file store: its hidden owner files), and registry
+ * keys of older builds.
+ */
+async function ownerKeys(store, candidates) {
+  const files = store[FILE_OWNERS]
+  const shaped = files ? [] : candidates.filter(isMarkerShaped)
+  const [markers, values, legacy] = await Promise.all([
+    files ? files.list() : [],
+    Promise.all(shaped.map((k) => store.get(k))),
+    store.keys(LEGACY_PATTERN),
+  ])
+  const out = markers.concat(legacy.filter((k) => typeof k === 'string'))
+  shaped.forEach((k, i) => {
+    if (values[i] === MARKER_VALUE) out.push(k)
+  })
+  return out
 }
 
 /**
@@ -130,7 +179,7 @@ function createKVCache(options) {
 
   const cache = assemble('createKVCache', 'ERR_STORE', memory, {
     async getAsync(key) {
-      const fullKey = `${prefix}${checkKey(key)}`
+      const fullKey = `${prefix}${checkNotReserved('createKVCache', checkKey(key))}`
       const data = await afterClear(() => sGet(fullKey))
       if (data === null || data === undefined) return undefined
       if (typeof data !== 'string') throw corrupt(fullKey, `store returned ${typeof data}, not a string`)
@@ -160,7 +209,7 @@ function createKVCache(options) {
     },
 
     async hasAsync(key) {
-      const fullKey = `${prefix}${checkKey(key)}`
+      const fullKey = `${prefix}${checkNotReserved('createKVCache', checkKey(key))}`
       return afterClear(() => sExists(fullKey))
     },
 
@@ -173,7 +222,7 @@ function createKVCache(options) {
         return reg ? Promise.all([reg, write]) : write
       }),
 
-    removeOnly: (key) => perKey(key, () => sDel(`${prefix}${key}`)),
+    removeOnly: (key) => perKey(checkNotReserved('createKVCache', key), () => sDel(`${prefix}${key}`)),
 
     clearOnly() {
       // the writes and deletes called before this clear have landed before it starts
@@ -183,15 +232,8 @@ function createKVCache(options) {
         if (native) {
           await native.clearCachePrefix(prefix)
         } else {
-          const [candidates, registry] = await Promise.all([
-            keysUnder(store, prefix),
-            store.keys(`${binding.escapeGlob(binding.ownerRegistryPrefix())}*`),
-          ])
-          const doomed = binding.cacheDeletableKeys(
-            prefix,
-            registry.filter((k) => typeof k === 'string'),
-            candidates,
-          )
+          const candidates = await allKeysUnder(store, prefix)
+          const doomed = binding.cacheDeletableKeys(prefix, await ownerKeys(store, candidates), candidates)
           for (let i = 0; i < doomed.length; i += DELETE_BATCH) {
             await Promise.all(doomed.slice(i, i + DELETE_BATCH).map((k) => store.delete(k)))
           }
@@ -208,7 +250,7 @@ function createKVCache(options) {
       clearing = mark
       return run
     },
-  }, wbOpts, (key, result) => resultText(key, result), tickets)
+  }, wbOpts, (key, result) => resultText(checkNotReserved('createKVCache', key), result), tickets)
 
   async function loadFrom(mark, limit) {
     const full = await afterClear(() => keysUnder(store, prefix))
@@ -246,5 +288,5 @@ function createKVCache(options) {
 
 module.exports = { createKVCache }
 Object.defineProperty(module.exports, 'internal', {
-  value: { checkStore, checkPrefix, ownerRegistration, keysUnder },
+  value: { checkStore, checkPrefix, checkNotReserved, isMarkerShaped, ownerRegistration, keysUnder },
 })

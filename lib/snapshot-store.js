@@ -20,6 +20,7 @@
 const { binding, invalidArg, corruptError } = require('./native.js')
 const { NATIVE_STORE } = require('./redis-store.js').internal
 const { NATIVE_FILE_STORE } = require('./file-store.js').internal
+const { checkNotReserved, isMarkerShaped, ownerRegistration } = require('./kv-cache.js').internal
 
 const DEFAULT_PREFIX = 'awaitly:snapshot:'
 const LEASE_INFIX = '\u0000lease:'
@@ -47,7 +48,7 @@ function checkId(method, id) {
   if (typeof id !== 'string') throw invalidArg(`${method}: id must be a string, got ${id === null ? 'null' : typeof id}`)
   if (id.length === 0) throw invalidArg(`${method}: id must not be empty`)
   if (id.charCodeAt(0) === 0) throw invalidArg(`${method}: id must not start with U+0000 (reserved for lease keys)`)
-  return id
+  return checkNotReserved(method, id)
 }
 
 function checkToken(method, token) {
@@ -156,11 +157,17 @@ function createSnapshotStore(options) {
   // returns once n replicas have it (WAIT in the same pipeline).
   const native = store[NATIVE_STORE]
   const put = native ? native.setDurable : (k, v) => store.set(k, v)
+  // The prefix is marked as a state persistence's (a marker key inside it),
+  // so a KV cache whose clearAsync covers it never deletes snapshots.
+  const register = ownerRegistration(store, 'state', prefix)
 
   const api = {
     async save(id, snapshot) {
       checkId('save', id)
-      await put(keyOf(id), encode(id, snapshot))
+      const text = encode(id, snapshot)
+      const reg = register()
+      if (reg) await reg
+      await put(keyOf(id), text)
     },
     async load(id) {
       checkId('load', id)
@@ -182,7 +189,7 @@ function createSnapshotStore(options) {
       const { prefix: idPrefix, limit } = listOptions(options)
       const literal = prefix + idPrefix
       const keys = await store.keys(`${binding.escapeGlob(literal)}*`)
-      const own = keys.filter((k) => k.startsWith(literal) && k.length > prefix.length && k.charCodeAt(prefix.length) !== 0)
+      const own = keys.filter((k) => k.startsWith(literal) && k.length > prefix.length && k.charCodeAt(prefix.length) !== 0 && !isMarkerShaped(k))
       const texts = await Promise.all(own.map((k) => store.get(k)))
       const out = []
       for (let i = 0; i < own.length; i++) {

@@ -3,14 +3,15 @@
 // KeyValueStore. Stored text is stringifyState's, byte for byte. A stored
 // value that is not a state rejects with ERR_CORRUPT (the JS module turned it
 // into `undefined`, i.e. a silent fresh start); `load` resolves undefined only
-// when nothing is stored. Before its first save the persistence registers its
-// prefix as a state prefix (`__awaitly:owner:state:<prefix>`), so no cache
-// sharing the store deletes its documents (see lib/kv-cache.js).
+// when nothing is stored. Before its first save the persistence writes its
+// owner marker (`<prefix>__awaitly:owner:state`, inside the prefix; a hidden
+// file on the native file store), so no cache sharing the store deletes its
+// documents (see lib/kv-cache.js); list() leaves markers out.
 
 const { stringifyState, parseState } = require('./serialize.js')
 const { NATIVE_STORE } = require('./redis-store.js').internal
 const { invalidArg: typeError, corruptError: corrupt, describe } = require('./native.js')
-const { checkStore, checkPrefix, ownerRegistration, keysUnder } = require('./kv-cache.js').internal
+const { checkStore, checkPrefix, checkNotReserved, ownerRegistration, keysUnder } = require('./kv-cache.js').internal
 
 /**
  * A stored state document, read by parseState (which checks the whole
@@ -40,7 +41,7 @@ function checkMetadata(metadata) {
 
 function checkRunId(method, runId) {
   if (typeof runId !== 'string') throw typeError(`${method}: runId must be a string, got ${typeof runId}`)
-  return runId
+  return checkNotReserved(method, runId)
 }
 
 /**

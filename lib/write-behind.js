@@ -13,7 +13,7 @@
 //  - flush(): settles once everything tracked before it has settled, and
 //    rejects with the failures since the last flush.
 
-const { invalidArg, checkKey } = require('./native.js')
+const { invalidArg, checkKey, unsentTicks } = require('./native.js')
 
 /** Failures kept for the next flush() (the rest are counted): no flush() must not mean unbounded memory. */
 const MAX_KEPT = 1000
@@ -167,11 +167,46 @@ function createTickets() {
  */
 function assemble(owner, code, memory, api, { writeBehind, onError }, encode, tickets = createTickets()) {
   const wb = createWriteBehind(owner, code, onError)
-  const stats = () => ({ ...(memory.stats ? memory.stats() : NO_STATS), writeErrors: wb.writeErrors, pendingWrites: wb.pendingWrites })
   const { writeOnly, removeOnly, clearOnly, ...rest } = api
+  const later = (fn) => {
+    try {
+      return Promise.resolve(fn())
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+  // The sync sets of one job: [key, result, ticket, ...]. The sync call only
+  // updates memory and appends here; encoding and queueing the durable write
+  // happen once per job (a microtask), or earlier when any other method of
+  // this cache is called (so call order is kept), or at process.exit() in
+  // the same job (unsentTicks, before the file directories drain).
+  let sets = null
+  const sendSets = () => {
+    if (sets === null) return
+    const batch = sets
+    sets = null
+    unsentTicks.delete(sendSets)
+    for (let i = 0; i < batch.length; i += 3) {
+      const key = batch[i]
+      const result = batch[i + 1]
+      const t = batch[i + 2]
+      const p = later(() => writeOnly(key, encode(key, result)))
+      wb.track(p, key)
+      const settled = () => {
+        tickets.settle(key, t)
+      }
+      p.then(settled, settled)
+    }
+  }
+  const stats = () => ({
+    ...(memory.stats ? memory.stats() : NO_STATS),
+    writeErrors: wb.writeErrors,
+    pendingWrites: wb.pendingWrites + (sets === null ? 0 : sets.length / 3),
+  })
   const asyncMethods = {
     ...rest,
     async setAsync(key, result) {
+      sendSets()
       checkKey(key)
       const text = encode(key, result)
       const t = tickets.take(key)
@@ -184,6 +219,7 @@ function assemble(owner, code, memory, api, { writeBehind, onError }, encode, ti
       if (tickets.settle(key, t)) memory.set(key, result)
     },
     async deleteAsync(key) {
+      sendSets()
       checkKey(key)
       memory.delete(key)
       const t = tickets.take(key)
@@ -194,35 +230,42 @@ function assemble(owner, code, memory, api, { writeBehind, onError }, encode, ti
       }
     },
     async clearAsync() {
+      sendSets()
       memory.clear()
       tickets.clear()
       await clearOnly()
     },
-    flush: () => wb.flush(),
+    flush() {
+      sendSets()
+      return wb.flush()
+    },
     stats,
   }
-  if (!writeBehind) return { ...delegateStepCache(memory), ...asyncMethods }
-  const later = (fn) => {
-    try {
-      return Promise.resolve(fn())
-    } catch (e) {
-      return Promise.reject(e)
+  // the other async methods (getAsync, hasAsync, init, load) see the sets made before them
+  for (const name of Object.keys(rest)) {
+    const fn = rest[name]
+    if (typeof fn === 'function') {
+      asyncMethods[name] = function (...args) {
+        sendSets()
+        return fn.apply(this, args)
+      }
     }
   }
+  if (!writeBehind) return { ...delegateStepCache(memory), ...asyncMethods }
   return {
     get: (key) => memory.get(key),
     has: (key) => memory.has(key),
     set(key, result, options) {
       memory.set(key, result, options) // checks the key (and options) first
-      const t = tickets.take(key)
-      const p = later(() => writeOnly(key, encode(key, result)))
-      wb.track(p, key)
-      p.then(settled, settled)
-      function settled() {
-        tickets.settle(key, t)
+      if (sets === null) {
+        sets = []
+        queueMicrotask(sendSets)
+        unsentTicks.add(sendSets) // so that process.exit() in this job still sends them
       }
+      sets.push(key, result, tickets.take(key))
     },
     delete(key) {
+      sendSets()
       const had = memory.delete(key)
       const t = tickets.take(key)
       const p = later(() => removeOnly(key))
@@ -234,6 +277,7 @@ function assemble(owner, code, memory, api, { writeBehind, onError }, encode, ti
       return had
     },
     clear() {
+      sendSets()
       memory.clear()
       tickets.clear()
       wb.track(later(clearOnly), undefined)

@@ -2,7 +2,7 @@
 // store we ship or document: call defineStoreCompliance(name, makeStore) from
 // a test file. makeStore may be async; `close` tears the store down.
 // Each run works under its own key prefix and removes what it wrote
-// (including the owner-registry keys of its prefixes).
+// (including the owner markers of its prefixes).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRequire } from 'node:module'
 
@@ -26,6 +26,14 @@ export interface ComplianceOptions<S extends KeyValueStore> {
    * `workflow:state:`.
    */
   isolated?: boolean
+  /**
+   * Writes and deletes keys outside the suite's prefix (an older build's
+   * registry key), for a store whose own credentials may not (an ACL user
+   * restricted to `~cmp:*`); default: the store itself.
+   */
+  admin?: () => KeyValueStore
+  /** The store keeps owner markers out of its keys (the native file store: hidden files). */
+  hiddenOwners?: boolean
 }
 
 const sorted = (a: string[]) => [...a].sort()
@@ -49,11 +57,8 @@ export function defineStoreCompliance<S extends KeyValueStore>(
     afterAll(async () => {
       if (!store) return
       const mine = await store.keys(under())
-      const registry = (await store.keys('__awaitly:owner:*')).filter(
-        (r) => r.includes(base) || (options.isolated && /:workflow:(state:|a:)?$/.test(r)),
-      )
       const rest = options.isolated ? await store.keys('workflow:*') : []
-      for (const key of [...mine, ...registry, ...rest]) await store.delete(key)
+      for (const key of [...mine, ...rest]) await store.delete(key)
       expect(await store.keys(under())).toEqual([])
       await options.close?.(store)
     })
@@ -163,6 +168,54 @@ export function defineStoreCompliance<S extends KeyValueStore>(
       expect(await states.delete('run-1')).toBe(true)
       await store.delete(`${P}cX:1`)
       await store.delete(k('outside'))
+      // every owner record lies inside its own prefix (ACL `~<prefix>*`), none in the old registry
+      expect((await store.keys('__awaitly:owner:*')).filter((r) => r.includes(base))).toEqual([])
+    })
+
+    it('write-behind: sync set/delete, flush(), then load() in a new cache; clear() in the background', async () => {
+      const P = k('wb:')
+      const cache = createKVCache({ store, prefix: P })
+      cache.set('a', ok(1))
+      cache.set('b', ok(2))
+      cache.delete('b')
+      await cache.flush()
+      const again = createKVCache({ store, prefix: P })
+      expect(await again.load()).toBe(1)
+      expect(again.get('a')).toEqual(ok(1))
+      again.clear()
+      await again.flush()
+      expect(sorted(await store.keys(under('wb:')))).toEqual([`${P}__awaitly:owner:cache`].filter(() => !options.hiddenOwners))
+    })
+
+    it("an older build's registry key (__awaitly:owner:state:<prefix>) is still honoured by clears", async () => {
+      const P = k('legacy-reg:')
+      const old = `__awaitly:owner:state:${P}runs:`
+      const admin = options.admin ? options.admin() : store
+      await admin.set(old, '1')
+      try {
+        await store.set(`${P}runs:r1`, '{"version":1,"entries":{}}')
+        const cache = createKVCache({ store, prefix: P })
+        await cache.setAsync('x', ok(1))
+        await cache.clearAsync()
+        expect(await cache.getAsync('x')).toBeUndefined()
+        expect(await store.get(`${P}runs:r1`)).toBe('{"version":1,"entries":{}}')
+      } finally {
+        await admin.delete(old)
+        await store.delete(`${P}runs:r1`)
+      }
+    })
+
+    it('keys and run ids shaped like owner markers are rejected before anything is written', async () => {
+      const P = k('reserved:')
+      const cache = createKVCache({ store, prefix: P, writeBehind: false })
+      const states = createStatePersistence(store, P)
+      for (const bad of ['__awaitly:owner:cache', 'x__awaitly:owner:state']) {
+        await expect(cache.setAsync(bad, ok(1))).rejects.toMatchObject({ name: 'TypeError', code: 'ERR_INVALID_ARG' })
+        await expect(cache.getAsync(bad)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+        await expect(states.save(bad, { steps: new Map() })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+        await expect(states.load(bad)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+      }
+      expect(await store.keys(under('reserved:'))).toEqual([])
     })
 
     if (options.isolated) {

@@ -85,7 +85,7 @@ try {
     fail(`run 2 skipped ${skipped.length} steps, the saved state held ${afterCrash.steps.size}`)
   }
   if (!second.complete) fail('run 2 did not complete the order')
-  // Leave nothing behind: the state is gone; the prefix's owner-registry key
+  // Leave nothing behind: the state is gone; the prefix's owner marker key
   // goes too, unless states of other runs of the demo are still under it.
   const ownerKey = stateOwnerKey(prefix)
   const othersRunning = (await persistence.list()).length > 0
@@ -99,8 +99,8 @@ try {
     log(`  and ran ${ran.length} (${ran.join(', ')}); the order completed and its saved state was deleted.`)
     log(
       othersRunning
-        ? "  The prefix's owner-registry key stays: other runs of the demo have states under it."
-        : "  Nothing of the demo is left in the store (its state and the prefix's owner-registry key are gone).",
+        ? "  The prefix's owner marker key stays: other runs of the demo have states under it."
+        : "  Nothing of the demo is left in the store (its state and the prefix's owner marker key are gone).",
     )
   }
 } finally {

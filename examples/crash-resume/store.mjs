@@ -32,8 +32,9 @@ export async function openPersistence() {
 }
 
 /**
- * The key a state persistence writes once to register its prefix (README
- * "Clear isolation": `__awaitly:owner:state:<prefix>`, kept by design so that
- * no cache sharing the store ever clears the states).
+ * The marker key a state persistence writes once inside its prefix (README
+ * "Clear isolation": `<prefix>__awaitly:owner:state`, kept by design so that
+ * no cache sharing the store ever clears the states). On the native file
+ * store it is a hidden file instead, no key of the store.
  */
-export const stateOwnerKey = (prefix) => `__awaitly:owner:state:${prefix}`
+export const stateOwnerKey = (prefix) => `${prefix}__awaitly:owner:state`

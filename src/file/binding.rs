@@ -344,6 +344,27 @@ impl NativeFileStore {
         env.spawn_future(blocking(move || s.exists(&key, now_ms)))
     }
 
+    /// Record an owner marker key in a hidden file (see `KvFiles::register_owner`).
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn register_owner<'env>(
+        &self,
+        env: &'env Env,
+        marker: Utf16String,
+    ) -> Result<PromiseRaw<'env, ()>> {
+        let (done, rx) = channel();
+        self.inner.register_owner(&marker, done);
+        env.spawn_future(settle(rx))
+    }
+
+    /// The owner marker keys recorded in this directory.
+    #[napi(catch_unwind, ts_return_type = "Promise<Array<string>>")]
+    pub fn owner_keys<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<Utf16String>>> {
+        let s = Arc::clone(&self.inner);
+        env.spawn_future(blocking(move || {
+            Ok(s.owner_keys()?.into_iter().map(Utf16String::from).collect())
+        }))
+    }
+
     #[napi(catch_unwind, ts_return_type = "Promise<Array<string>>")]
     pub fn keys<'env>(
         &self,

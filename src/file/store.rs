@@ -35,7 +35,7 @@
 //! at least 50 ms after it was replaced (readers in other processes, whose
 //! reads re-check the file's identity and read again); at most 4,096 files /
 //! 32 MiB are kept, the rest and deleted keys are unlinked by a reaper
-//! thread, and the pool is unlinked when the handle has been idle for 5 s,
+//! thread, and the pool is unlinked when the handle has been idle for 100 ms,
 //! is dropped, or [`DrainHandle::drain`] is called (at process exit and
 //! worker teardown). A reused file's data is always synced before its
 //! exchange, even for a non-durable write, so its old blocks (another key's
@@ -56,8 +56,8 @@ use serde_json::value::RawValue;
 
 use crate::error::{PersistError, Result};
 use crate::file::name::{
-    is_temp, json_quote_utf16, json_unquote_utf16, temp_pid, FileNames, Naming, CORRUPT_SUFFIX,
-    TEMP_PREFIX,
+    is_temp, json_quote_utf16, json_unquote_utf16, key_hash, temp_pid, FileNames, Naming,
+    CORRUPT_SUFFIX, TEMP_PREFIX,
 };
 use crate::glob;
 
@@ -606,7 +606,7 @@ fn committer(shared: Arc<Shared>) {
                 }
                 let (guard, timeout) = shared
                     .wake
-                    .wait_timeout(q, Duration::from_secs(5))
+                    .wait_timeout(q, POOL_IDLE)
                     .unwrap_or_else(|p| p.into_inner());
                 q = guard;
                 if timeout.timed_out() && q.ops.is_empty() {
@@ -941,6 +941,11 @@ struct Pooled {
     epoch: u64,
 }
 
+/// How long the committer waits for more work before it unlinks the pool
+/// and lets its thread go: back-to-back batches (a loop of awaited writes)
+/// keep reusing files, and no temporary stays in the directory once writes
+/// are done.
+const POOL_IDLE: Duration = Duration::from_millis(100);
 /// Most replaced files kept for reuse, and their total size; the rest are
 /// unlinked.
 const POOL_MAX: usize = 4096;
@@ -1383,6 +1388,10 @@ pub fn decode_entry(location: &str, text: &str) -> Result<Entry> {
     })
 }
 
+/// Hidden owner files of a file store start with this (no key's file name
+/// starts with a dot).
+pub const OWNER_FILE_PREFIX: &str = ".awaitly-owner.";
+
 /// A file-backed `KeyValueStore`: arbitrary string keys, TTLs, glob listing.
 pub struct KvFiles {
     files: FileDir,
@@ -1464,6 +1473,42 @@ impl KvFiles {
             check: Some(check),
             done,
         });
+    }
+
+    /// Record an owner marker key (a KV cache's or state persistence's, see
+    /// `redis::store::Owners`) as the hidden file `.awaitly-owner.<sha256>`,
+    /// holding the marker key as a JSON string: no key file (never listed by
+    /// `keys()`, never removed by a clear). Written like a value (atomic, and
+    /// durable if the store is).
+    pub fn register_owner(&self, marker: &[u16], done: Done<()>) {
+        let name = format!("{OWNER_FILE_PREFIX}{}", key_hash(marker));
+        let text = json_quote_utf16(marker);
+        self.files
+            .write(name, text.into_bytes(), self.durable, done);
+    }
+
+    /// The marker keys recorded by [`KvFiles::register_owner`]. An owner
+    /// file that cannot be read as one is ERR_CORRUPT naming it.
+    pub fn owner_keys(&self) -> Result<Vec<Vec<u16>>> {
+        self.ensure_ready()?;
+        let dir = self.files.dir();
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir).map_err(|e| io_err("readdir", dir, e))? {
+            let entry = entry.map_err(|e| io_err("readdir", dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !name.starts_with(OWNER_FILE_PREFIX) {
+                continue;
+            }
+            let Some(found) = self.files.read_name(name)? else {
+                continue;
+            };
+            match json_unquote_utf16(&found.text) {
+                Some(k) if name[OWNER_FILE_PREFIX.len()..] == key_hash(&k) => out.push(k),
+                _ => return Err(PersistError::corrupt(name, "not an owner marker")),
+            }
+        }
+        Ok(out)
     }
 
     /// Live keys matching the Redis-style glob `pattern`. A file of this

@@ -18,7 +18,10 @@ use napi_derive::napi;
 use crate::error::PersistError;
 use crate::js_error;
 use crate::redis::lease::LeaseOp;
-use crate::redis::store::{Op, OpResult, Owners, RedisConfig, RedisStore, REGISTRY_PREFIX};
+use crate::redis::store::{
+    Op, OpResult, Owners, RedisConfig, RedisStore, KIND_STATE, MARKER_CACHE, MARKER_STATE,
+    MARKER_VALUE, REGISTRY_PREFIX,
+};
 use crate::wtf8;
 
 #[cfg(test)]
@@ -403,30 +406,49 @@ fn encode_results(results: Vec<OpResult>) -> ExecOut {
     }
 }
 
-/// The reserved key space of the owner registry.
+/// The key space of the owner registry of older builds (read, never written).
 #[napi(catch_unwind)]
-pub fn owner_registry_prefix() -> String {
+pub fn owner_legacy_prefix() -> String {
     REGISTRY_PREFIX.to_string()
 }
 
-/// The registry key that records `prefix` as a `kind` ('cache' | 'state') owner.
+/// The marker key (inside `prefix`) that records `prefix` as a `kind`
+/// ('cache' | 'state') owner, and the value it holds.
 #[napi(catch_unwind)]
-pub fn owner_registry_key(kind: String, prefix: Utf16String) -> Utf16String {
-    let mut key: Vec<u16> = Owners::registry_key(&kind, "").encode_utf16().collect();
-    key.extend_from_slice(&prefix);
+pub fn owner_marker_key(kind: String, prefix: Utf16String) -> Utf16String {
+    let suffix = if kind == KIND_STATE {
+        MARKER_STATE
+    } else {
+        MARKER_CACHE
+    };
+    let mut key: Vec<u16> = prefix.to_vec();
+    key.extend(suffix.encode_utf16());
     Utf16String::from(key)
 }
 
+#[napi(catch_unwind)]
+pub fn owner_marker_value() -> String {
+    MARKER_VALUE.to_string()
+}
+
+/// The suffixes of marker keys: a key ending in one is reserved in a KV
+/// cache or state persistence.
+#[napi(catch_unwind)]
+pub fn owner_marker_suffixes() -> Vec<String> {
+    vec![MARKER_CACHE.to_string(), MARKER_STATE.to_string()]
+}
+
 /// Of `candidates`, the keys a cache with `prefix` may delete, given the
-/// registry keys found in the store (for stores written in JavaScript).
+/// owner keys found in the store: verified markers and legacy registry keys
+/// (for stores written in JavaScript, and the file store's owner files).
 #[napi(catch_unwind)]
 pub fn cache_deletable_keys(
     prefix: Utf16String,
-    registry_keys: Vec<Utf16String>,
+    owner_keys: Vec<Utf16String>,
     candidates: Vec<Utf16String>,
 ) -> Vec<Utf16String> {
-    let registry: Vec<Vec<u8>> = registry_keys.iter().map(|k| wtf8::encode(k)).collect();
-    let owners = Owners::from_registry_keys(registry.iter().map(Vec::as_slice));
+    let owner_keys: Vec<Vec<u8>> = owner_keys.iter().map(|k| wtf8::encode(k)).collect();
+    let owners = Owners::from_keys(owner_keys.iter().map(Vec::as_slice));
     let prefix = wtf8::encode(&prefix);
     candidates
         .into_iter()

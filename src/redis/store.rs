@@ -1163,44 +1163,52 @@ impl RedisStore {
         }
     }
 
-    /// Read the owner registry (see [`Owners`]).
-    pub async fn owners(&self) -> Result<Owners> {
-        let pattern = format!("{}*", glob::escape(REGISTRY_PREFIX));
-        let keys = self.keys(pattern.as_bytes()).await?;
-        Ok(Owners::from_registry_keys(keys.iter().map(Vec::as_slice)))
-    }
-
     /// Delete every key under `prefix` that the cache with that prefix owns
-    /// (see [`Owners::cache_may_delete`]), by SCAN + UNLINK in pages; the
-    /// UNLINK of one page overlaps the SCAN of the next (in a cluster the
-    /// client splits each UNLINK into one per slot). Returns how many keys
-    /// were removed.
+    /// (see [`Owners::cache_may_delete`]): one SCAN of the prefix (every
+    /// owner marker that matters lies in it), the candidate markers checked
+    /// with one pipelined GET, then UNLINK in parallel pages. Registry keys
+    /// of older builds are scanned alongside. Returns how many keys were
+    /// removed.
     pub async fn clear_cache_prefix(&self, prefix: &[u8]) -> Result<u64> {
-        let owners = self.owners().await?;
         let mut pattern = glob::escape_bytes(prefix);
         pattern.push(b'*');
-        let mut seen = HashSet::new();
-        let mut tasks = tokio::task::JoinSet::new();
-        self.scan_all(&pattern, |page| {
-            let doomed: Vec<Vec<u8>> = page
-                .into_iter()
-                .filter(|k| owners.cache_may_delete(prefix, k) && seen.insert(k.clone()))
-                .collect();
-            if !doomed.is_empty() {
-                let me = self.clone();
-                tasks.spawn(async move {
-                    let mut p = redis::pipe();
-                    p.cmd("UNLINK").arg(&doomed);
-                    let mut v = me.run(&p).await?;
-                    match v.pop() {
-                        Some(Value::Int(n)) => Ok(n.max(0) as u64),
-                        Some(Value::ServerError(e)) => Err(PersistError::Store(format!("{e:?}"))),
-                        _ => Ok(0),
-                    }
-                });
+        let legacy = format!("{}*", glob::escape(REGISTRY_PREFIX));
+        let (keys, legacy) = tokio::try_join!(self.keys(&pattern), self.keys(legacy.as_bytes()))?;
+        let candidates: Vec<&Vec<u8>> = keys
+            .iter()
+            .filter(|k| Owners::looks_like_marker(k))
+            .collect();
+        let mut owner_keys: Vec<&[u8]> = legacy.iter().map(Vec::as_slice).collect();
+        if !candidates.is_empty() {
+            // through `exec`: batched per slot in a cluster
+            let gets: Vec<Op> = candidates.iter().map(|k| Op::Get(k.to_vec())).collect();
+            let marker: Vec<u16> = MARKER_VALUE.encode_utf16().collect();
+            for (k, v) in candidates.iter().zip(self.exec(&gets).await?) {
+                if matches!(&v, OpResult::Value(Some(u)) if *u == marker) {
+                    owner_keys.push(k.as_slice());
+                }
             }
-        })
-        .await?;
+        }
+        let owners = Owners::from_keys(owner_keys);
+        let doomed: Vec<&Vec<u8>> = keys
+            .iter()
+            .filter(|k| owners.cache_may_delete(prefix, k))
+            .collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for page in doomed.chunks(SCAN_COUNT) {
+            let page: Vec<Vec<u8>> = page.iter().map(|k| k.to_vec()).collect();
+            let me = self.clone();
+            tasks.spawn(async move {
+                let mut p = redis::pipe();
+                p.cmd("UNLINK").arg(&page);
+                let mut v = me.run(&p).await?;
+                match v.pop() {
+                    Some(Value::Int(n)) => Ok(n.max(0) as u64),
+                    Some(Value::ServerError(e)) => Err(PersistError::Store(format!("{e:?}"))),
+                    _ => Ok(0),
+                }
+            });
+        }
         let mut total = 0u64;
         let mut first_err = None;
         while let Some(r) = tasks.join_next().await {
@@ -1266,49 +1274,91 @@ fn decode(op: &Op, v: Value) -> OpResult {
 }
 
 /// Who owns which keys of a shared store. Each cache and state persistence
-/// registers its prefix (reserved key `__awaitly:owner:<kind>:<prefix>`)
-/// before its first write; `workflow:state:` is always a state prefix.
-/// A key belongs to the *longest* registered prefix it starts with; a cache
+/// writes a marker key *inside its own prefix* before its first write:
+/// `<prefix>__awaitly:owner:cache` or `<prefix>__awaitly:owner:state`, value
+/// [`MARKER_VALUE`] (not JSON, so no cache entry or state document is ever
+/// taken for a marker). A longer prefix's marker lies inside every shorter
+/// prefix's range, so a clearing cache finds, in the one SCAN of its own
+/// prefix, every owner that can hold keys there; a user whose ACL allows only
+/// `~<prefix>*` can use it. `workflow:state:` is always a state prefix.
+/// A key belongs to the *longest* known prefix it starts with; a cache
 /// deletes a key only if that owner is the cache's own prefix and that prefix
-/// is not (also) a state prefix. Registry keys themselves are never deleted.
+/// is not (also) a state prefix. Markers themselves are never deleted.
+///
+/// Registry keys of older builds (`__awaitly:owner:<kind>:<prefix>`, outside
+/// the prefix) are still honoured when found, never written.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Owners {
     /// (prefix, is_state), prefixes as bytes (WTF-8)
     entries: Vec<(Vec<u8>, bool)>,
+    /// verified marker keys (never deleted)
+    markers: HashSet<Vec<u8>>,
 }
 
-/// Kinds in registry keys.
+/// Kinds of owners.
 pub const KIND_CACHE: &str = "cache";
 pub const KIND_STATE: &str = "state";
+/// Marker key suffixes (after the owner's prefix).
+pub const MARKER_CACHE: &str = "__awaitly:owner:cache";
+pub const MARKER_STATE: &str = "__awaitly:owner:state";
+/// The value of every marker key.
+pub const MARKER_VALUE: &str = "awaitly-owner/1";
 
 impl Owners {
-    /// Registry key for a prefix of the given kind.
-    pub fn registry_key(kind: &str, prefix: &str) -> String {
-        format!("{REGISTRY_PREFIX}{kind}:{prefix}")
+    /// The marker key of a prefix of the given kind.
+    pub fn marker_key(kind: &str, prefix: &[u8]) -> Vec<u8> {
+        let mut k = prefix.to_vec();
+        k.extend_from_slice(
+            if kind == KIND_STATE {
+                MARKER_STATE
+            } else {
+                MARKER_CACHE
+            }
+            .as_bytes(),
+        );
+        k
     }
 
-    /// Build from registry keys (others are ignored); adds the default state prefix.
-    pub fn from_registry_keys<'a>(keys: impl IntoIterator<Item = &'a [u8]>) -> Self {
-        let mut entries = vec![(DEFAULT_STATE_PREFIX.as_bytes().to_vec(), true)];
+    /// Does `key` have the shape of a marker key (it still has to hold
+    /// [`MARKER_VALUE`] to be one)?
+    pub fn looks_like_marker(key: &[u8]) -> bool {
+        key.ends_with(MARKER_CACHE.as_bytes()) || key.ends_with(MARKER_STATE.as_bytes())
+    }
+
+    /// Build from verified marker keys and legacy registry keys (others are
+    /// ignored); adds the default state prefix.
+    pub fn from_keys<'a>(keys: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut o = Owners {
+            entries: vec![(DEFAULT_STATE_PREFIX.as_bytes().to_vec(), true)],
+            markers: HashSet::new(),
+        };
         for k in keys {
-            let Some(rest) = k.strip_prefix(REGISTRY_PREFIX.as_bytes()) else {
-                continue;
-            };
-            if let Some(p) = rest.strip_prefix(b"state:") {
-                entries.push((p.to_vec(), true));
-            } else if let Some(p) = rest.strip_prefix(b"cache:") {
-                entries.push((p.to_vec(), false));
+            if let Some(rest) = k.strip_prefix(REGISTRY_PREFIX.as_bytes()) {
+                if let Some(p) = rest.strip_prefix(b"state:") {
+                    o.entries.push((p.to_vec(), true));
+                } else if let Some(p) = rest.strip_prefix(b"cache:") {
+                    o.entries.push((p.to_vec(), false));
+                }
+            } else if let Some(p) = k.strip_suffix(MARKER_STATE.as_bytes()) {
+                o.entries.push((p.to_vec(), true));
+                o.markers.insert(k.to_vec());
+            } else if let Some(p) = k.strip_suffix(MARKER_CACHE.as_bytes()) {
+                o.entries.push((p.to_vec(), false));
+                o.markers.insert(k.to_vec());
             }
         }
-        Owners { entries }
+        o
     }
 
     /// May the cache with prefix `cache_prefix` delete `key` in `clearAsync`?
     pub fn cache_may_delete(&self, cache_prefix: &[u8], key: &[u8]) -> bool {
-        if key.starts_with(REGISTRY_PREFIX.as_bytes()) || !key.starts_with(cache_prefix) {
+        if key.starts_with(REGISTRY_PREFIX.as_bytes())
+            || !key.starts_with(cache_prefix)
+            || self.markers.contains(key)
+        {
             return false;
         }
-        // Longest registered prefix of `key` (the cache's own counts too).
+        // Longest known prefix of `key` (the cache's own counts too).
         let mut best_len = cache_prefix.len();
         let mut best_is_state = false;
         for (p, is_state) in &self.entries {
@@ -1332,11 +1382,12 @@ mod tests {
 
     #[test]
     fn ownership_longest_prefix_wins_and_state_is_protected() {
-        let o = Owners::from_registry_keys(
+        let o = Owners::from_keys(
             [
-                "__awaitly:owner:cache:workflow:",
-                "__awaitly:owner:cache:workflow:a:",
-                "__awaitly:owner:state:app:state:",
+                "workflow:__awaitly:owner:cache",
+                "workflow:a:__awaitly:owner:cache",
+                "app:state:__awaitly:owner:state",
+                "__awaitly:owner:state:old:state:",
                 "unrelated",
             ]
             .map(str::as_bytes),
@@ -1348,19 +1399,67 @@ mod tests {
         // a longer cache prefix owns its keys
         assert!(!may("workflow:", "workflow:a:x"));
         assert!(may("workflow:a:", "workflow:a:x"));
-        // registered state prefix
+        // state prefixes: by marker, and by an older build's registry key
         assert!(!may("app:", "app:state:r"));
         assert!(may("app:", "app:other"));
+        assert!(!may("old:", "old:state:r"));
+        assert!(may("old:", "old:x"));
         // a cache on a state prefix never deletes states
         assert!(!may("workflow:state:", "workflow:state:r"));
-        // registry keys and foreign keys are never deleted
+        // markers and registry keys are never deleted; a key merely shaped
+        // like a marker (not verified) is an ordinary key
+        assert!(!may("workflow:", "workflow:__awaitly:owner:cache"));
+        assert!(!may("workflow:", "workflow:a:__awaitly:owner:cache"));
         assert!(!may("", "__awaitly:owner:cache:workflow:"));
+        assert!(may("x:", "x:y__awaitly:owner:cache"));
         assert!(may("", "zzz"));
         assert!(!may("x:", "y:1"));
         assert_eq!(
-            Owners::registry_key(KIND_STATE, "s:"),
-            "__awaitly:owner:state:s:"
+            Owners::marker_key(KIND_STATE, b"s:"),
+            b"s:__awaitly:owner:state".to_vec()
         );
+        assert!(Owners::looks_like_marker(b"s:__awaitly:owner:cache"));
+        assert!(!Owners::looks_like_marker(b"s:__awaitly:owner:cachex"));
+    }
+
+    #[tokio::test]
+    async fn clear_keeps_markers_longer_prefixes_and_states() -> Result<()> {
+        let store = RedisStore::new(RedisConfig::default())?;
+        let pre = unique("own");
+        let k = |s: &str| format!("{pre}{s}").into_bytes();
+        let v = |s: &str| s.as_bytes().to_vec();
+        let marker = MARKER_VALUE.as_bytes().to_vec();
+        store
+            .exec(&[
+                Op::Set(k("__awaitly:owner:cache"), marker.clone(), None),
+                Op::Set(k("a:__awaitly:owner:cache"), marker.clone(), None),
+                Op::Set(k("s:__awaitly:owner:state"), marker.clone(), None),
+                // shaped like a marker, but a value: an ordinary key
+                Op::Set(k("fake:__awaitly:owner:state"), v("{}"), None),
+                Op::Set(k("fake:x"), v("1"), None),
+                Op::Set(k("x"), v("1"), None),
+                Op::Set(k("a:x"), v("1"), None),
+                Op::Set(k("s:run"), v("1"), None),
+            ])
+            .await?;
+        assert_eq!(store.clear_cache_prefix(pre.as_bytes()).await?, 3);
+        let all = format!("{}*", glob::escape(&pre)).into_bytes();
+        let mut left = store.keys(&all).await?;
+        left.sort();
+        assert_eq!(
+            left,
+            vec![
+                k("__awaitly:owner:cache"),
+                k("a:__awaitly:owner:cache"),
+                k("a:x"),
+                k("s:__awaitly:owner:state"),
+                k("s:run"),
+            ]
+        );
+        let mut p = redis::pipe();
+        p.cmd("UNLINK").arg(&left);
+        store.run(&p).await?;
+        Ok(())
     }
 
     #[test]
