@@ -10,7 +10,9 @@ import { defineStoreCompliance } from './helpers/store-compliance'
 import { startCluster, type LocalCluster } from './helpers/redis-cluster'
 
 const require = createRequire(import.meta.url)
-const { createRedisStore, createKVCache, createStatePersistence, escapeGlob } = require('../index.js')
+const { createRedisStore, createKVCache, createStatePersistence, createSnapshotStore, escapeGlob } = require('../index.js')
+const { durable } = require('awaitly/durable')
+const { ok } = require('awaitly')
 
 const STRESS = process.env.AWAITLY_STRESS === '1'
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -76,6 +78,88 @@ describe('createRedisStore: the cluster option', () => {
   })
 })
 
+describe('createSnapshotStore and its leases on the cluster', () => {
+  const snap = (n: number) => ({
+    formatVersion: 1,
+    steps: { [`s${n}`]: { ok: true, value: n } },
+    execution: { status: 'running', lastUpdated: new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString() },
+  })
+
+  it('snapshots of ids on every shard: save, load, list (newest first, limit), delete', async () => {
+    const kv = clusterStore()
+    const prefix = `snapc:${process.pid}:`
+    const store = createSnapshotStore({ store: kv, prefix })
+    const ids = Array.from({ length: 60 }, (_, i) => `wf-${i}`)
+    for (const id of ids) await store.save(id, snap(Number(id.slice(3))))
+    // the ids lie on every primary
+    for (const p of await cluster.primaryPorts()) {
+      const held = (await cluster.cli(p, 'KEYS', `${escapeGlob(prefix)}*`)).split('\n').filter(Boolean)
+      expect(held.length).toBeGreaterThan(0)
+    }
+    expect(await store.load('wf-7')).toEqual(snap(7))
+    const listed = await store.list({ limit: 1000 })
+    expect(sorted(listed.map((e: any) => e.id))).toEqual(sorted(ids))
+    const top = await store.list({ prefix: 'wf-', limit: 3 })
+    expect(top).toHaveLength(3)
+    for (let i = 1; i < listed.length; i++) expect(listed[i - 1].updatedAt >= listed[i].updatedAt).toBe(true)
+    for (const id of ids) await store.delete(id)
+    expect(await store.list()).toEqual([])
+    expect(await store.load('wf-7')).toBeNull()
+  })
+
+  it('leases of many ids in one tick (one key each, every shard): one owner, foreign tokens refused, release frees', async () => {
+    const kv = clusterStore()
+    const store = createSnapshotStore({ store: kv, prefix: `leasec:${process.pid}:` })
+    const ids = Array.from({ length: 40 }, (_, i) => `run-${i}`)
+    const first = await Promise.all(ids.map((id) => store.tryAcquire(id, { ttlMs: 10_000 })))
+    expect(first.every((l: any) => l && typeof l.ownerToken === 'string')).toBe(true)
+    expect(await Promise.all(ids.map((id) => store.tryAcquire(id, { ttlMs: 10_000 })))).toEqual(ids.map(() => null))
+    expect(await Promise.all(ids.map((id, i) => store.renew(id, first[i].ownerToken, { ttlMs: 10_000 })))).toEqual(ids.map(() => true))
+    expect(await Promise.all(ids.map((id) => store.renew(id, 'not-the-owner', { ttlMs: 10_000 })))).toEqual(ids.map(() => false))
+    await Promise.all(ids.map((id) => store.release(id, 'not-the-owner')))
+    expect(await Promise.all(ids.map((id) => store.tryAcquire(id)))).toEqual(ids.map(() => null))
+    await Promise.all(ids.map((id, i) => store.release(id, first[i].ownerToken)))
+    const again = await Promise.all(ids.map((id) => store.tryAcquire(id, { ttlMs: 10_000 })))
+    expect(again.every((l: any) => l !== null)).toBe(true)
+    await Promise.all(ids.map((id, i) => store.release(id, again[i].ownerToken)))
+    // short leases expire by the server's clock
+    const short = await store.tryAcquire('short', { ttlMs: 150 })
+    expect(short).not.toBeNull()
+    expect(await store.tryAcquire('short')).toBeNull()
+    await sleep(400)
+    const taken = await store.tryAcquire('short')
+    expect(taken).not.toBeNull()
+    expect(await store.renew('short', short.ownerToken)).toBe(false)
+    await store.release('short', taken.ownerToken)
+  })
+
+  it("awaitly 1.35's durable.run with a lease on the cluster store; a covering KV cache's clearAsync keeps the snapshots", async () => {
+    const kv = clusterStore()
+    const base = `durc:${process.pid}:`
+    const store = createSnapshotStore({ store: kv, prefix: `${base}snap:` })
+    let calls = 0
+    const deps = { a: async () => ok(++calls), b: async (n: number) => ok(n * 2) }
+    const wf = async ({ step, deps: d }: any) => {
+      const a = await step('a', () => d.a(), { key: 'a' })
+      return step('b', () => d.b(a), { key: 'b' })
+    }
+    const r = await durable.run(deps, wf, { id: 'order-1', store, lockTtlMs: 2000 })
+    expect(r.ok).toBe(true)
+    expect(r.value).toBe(2)
+    expect(calls).toBe(1)
+    // a completed run leaves no snapshot and no lease
+    expect(await store.list()).toEqual([])
+    expect(await store.tryAcquire('order-1')).not.toBeNull()
+    // a snapshot of another run survives a KV cache clearing a prefix that covers it
+    await store.save('order-2', snap(2))
+    await createKVCache({ store: kv, prefix: base }).clearAsync()
+    expect((await store.list()).map((e: any) => e.id)).toEqual(['order-2'])
+    expect(await store.load('order-2')).toEqual(snap(2))
+    await store.delete('order-2')
+    for (const k of await kv.keys(`${escapeGlob(base)}*`)) await kv.delete(k)
+  })
+})
+
 describe('10,000 keys over all slots', () => {
   it('keys, list and clearAsync see all and only this prefix, on every shard', async () => {
     // 10,000 calls in one tick: room for a debug build on a shared machine
@@ -99,18 +183,24 @@ describe('10,000 keys over all slots', () => {
     expect(cacheKeys).toHaveLength(N) // each exactly once
     expect(sorted(cacheKeys)).toEqual(sorted(ids.map((id) => `${base}c:${id}`)))
     expect(sorted(await states.list())).toEqual(sorted(runs))
-    expect(await store.keys(`${escapeGlob(base)}*`)).toHaveLength(N + 50 + 200)
+    // plus the three owner markers (`<prefix>__awaitly:owner:cache|state`), inside their prefixes
+    const markers = [`${base}c:__awaitly:owner:cache`, `${base}c:x__awaitly:owner:cache`, `${base}c:state:__awaitly:owner:state`]
+    const all = await store.keys(`${escapeGlob(base)}*`)
+    expect(all).toHaveLength(N + 50 + 200 + markers.length)
+    expect(all).toEqual(expect.arrayContaining(markers))
 
     await cache.clearAsync()
     // only the cache's own keys went: the longer prefix's and the states stay
     expect(await store.keys(`${escapeGlob(`${base}c:k`)}*`)).toEqual([])
-    expect(await store.keys(`${escapeGlob(`${base}c:x`)}*`)).toHaveLength(50)
+    expect(await store.keys(`${escapeGlob(`${base}c:x`)}*`)).toHaveLength(50 + 1) // and its marker
     expect(sorted(await states.list())).toEqual(sorted(runs))
     expect(await cache.getAsync('k1')).toBeUndefined()
 
     await other.clearAsync()
     for (const r of runs) await states.delete(r)
-    for (const k of await store.keys(`__awaitly:owner:*${escapeGlob(base)}*`)) await store.delete(k)
+    // clears never delete markers: what is left is exactly the three
+    expect(sorted(await store.keys(`*${escapeGlob(base)}*`))).toEqual(sorted(markers))
+    for (const k of markers) await store.delete(k)
     expect(await store.keys(`*${escapeGlob(base)}*`)).toEqual([])
   }, 60_000)
 })
@@ -171,10 +261,11 @@ describe('a slot migrating during reads and writes', () => {
     await sleep(300)
     stop = true
     await Promise.all(workers)
-    expect(errors).toEqual([])
+    expect(errors.map(String)).toEqual([])
     expect(rounds).toBeGreaterThan(8)
     // the keys now live on the target
-    expect(Number(await cluster.cli(target.port, 'CLUSTER', 'COUNTKEYSINSLOT', String(slot)))).toBe(keys.length)
+    const moved = (await cluster.cli(target.port, 'CLUSTER', 'GETKEYSINSLOT', String(slot), '100000')).split('\n').filter((k) => k.startsWith(pre))
+    expect(moved).toHaveLength(keys.length)
     expect(await Promise.all(keys.map((k) => store.get(k)))).toEqual(keys.map((k) => last.get(k)))
     for (const k of keys) await store.delete(k)
   }, 60_000)
