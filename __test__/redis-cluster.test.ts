@@ -229,14 +229,21 @@ describe('a slot migrating during reads and writes', () => {
       for (let r = 0; !stop; r++) {
         const batch = keys.filter((_, i) => i % 8 === w)
         const value = `w${w}r${r}`
+        const step = async <T>(what: string, p: Promise<T>): Promise<T> => {
+          try {
+            return await p
+          } catch (e) {
+            throw new Error(`${what}: ${e}`)
+          }
+        }
         try {
-          await Promise.all(batch.map((k) => store.set(k, value)))
+          await step('set', Promise.all(batch.map((k) => store.set(k, value))))
           for (const k of batch) last.set(k, value)
-          const got = await Promise.all(batch.map((k) => store.get(k)))
+          const got = await step('get', Promise.all(batch.map((k) => store.get(k))))
           got.forEach((v, i) => {
             if (v !== last.get(batch[i])) errors.push(new Error(`read ${v} for ${batch[i]}, wrote ${last.get(batch[i])}`))
           })
-          const seen = await store.keys(`${escapeGlob(pre)}*`)
+          const seen = await step('keys', store.keys(`${escapeGlob(pre)}*`))
           if (seen.length !== keys.length) errors.push(new Error(`keys saw ${seen.length} of ${keys.length}`))
         } catch (e) {
           errors.push(e)

@@ -1150,9 +1150,15 @@ impl RedisStore {
     ) -> Result<()> {
         let mut cursor: u64 = 0;
         loop {
-            let reply = self
-                .call(|mut c| async move { c.scan(target, cursor, pattern).await })
-                .await?;
+            let page = || self.call(|mut c| async move { c.scan(target, cursor, pattern).await });
+            let reply = match page().await {
+                // In a cluster, a connection can wedge while the crate
+                // refreshes its slot map during a migration; `call` has just
+                // replaced it, and SCAN of the same cursor is safe to repeat:
+                // one retry.
+                Err(PersistError::Timeout(_)) if self.is_cluster() => page().await?,
+                r => r?,
+            };
             let (next, keys): (u64, Vec<Vec<u8>>) = redis::from_redis_value(reply)
                 .map_err(|e| PersistError::Store(format!("SCAN: unexpected reply: {e}")))?;
             each(keys);
