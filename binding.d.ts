@@ -81,6 +81,30 @@ export declare class NativeFileStore {
 export declare class NativeRedisStore {
   constructor(url: string, connectTimeoutMs: number, commandTimeoutMs: number, tlsCa?: string | undefined | null, tlsCert?: string | undefined | null, tlsKey?: string | undefined | null, clusterNodes?: Array<string> | undefined | null, waitReplicas?: number | undefined | null)
   /**
+   * Does this store run its data connection on the JS thread? One server
+   * over plain TCP or a unix socket, on a Node that exports libuv, unless
+   * `AWAITLY_REDIS_TRANSPORT=tokio` asks for the tokio transport.
+   */
+  get directCapable(): boolean
+  /**
+   * Open the data connection's socket (on tokio: connect, AUTH, SELECT,
+   * within connectTimeout); resolves once it waits for `directAttach`.
+   */
+  directConnect(): Promise<void>
+  /**
+   * Watch the socket `directConnect` opened on this thread's event loop;
+   * replies go to `onWire(codes, lens, blob, errors, failure)`.
+   */
+  directAttach(onWire: unknown): void
+  /**
+   * Write one batch on the data connection (encoded as for `exec`).
+   * Returns null, or `[CODE] message` when the connection is gone: then
+   * this batch and every batch in flight failed with it.
+   */
+  directSend(ops: Uint8Array, ttls: Uint32Array, lens: Uint32Array, blob: string): string | null
+  /** Close the data connection (its batches in flight are the caller's). */
+  directClose(): void
+  /**
    * Run a batch as one pipeline. `blob` is the op keys and the SET values
    * concatenated (key, then value for a SET), `lens` their UTF-16 lengths:
    * one string crosses the boundary instead of one per key and value. It

@@ -157,42 +157,58 @@ describe('createKVCache behaviour', () => {
 })
 
 describe('native store batching', () => {
-  it('the calls made in one tick go to Rust as one native call (one pipeline)', async () => {
-    const proto = binding.NativeRedisStore.prototype
-    const orig = proto.exec
-    let calls = 0
-    let ops = 0
-    proto.exec = function (this: any, o: Uint8Array, ...rest: any[]) { // eslint-disable-line
-      calls++
-      ops += o.length
-      return orig.call(this, o, ...rest)
-    }
-    try {
-      const s = createRedisStore({ maxBatch: 1000 })
-      const c = createKVCache({ store: s, prefix: `${base}batch:` })
-      await Promise.all(Array.from({ length: 100 }, (_, i) => c.setAsync(`k${i}`, ok(i))))
-      expect(calls).toBe(1)
-      expect(ops).toBe(101) // 100 SETs + the owner registration
-      calls = ops = 0
-      const got = await Promise.all(Array.from({ length: 100 }, (_, i) => c.getAsync(`k${i}`)))
-      expect(got.map((r: any) => r.value)).toEqual(Array.from({ length: 100 }, (_, i) => i))
-      expect(calls).toBe(1)
-      calls = 0
-      // sequential awaits: one call each
-      await s.get(`${base}batch:k1`)
-      await s.get(`${base}batch:k2`)
-      expect(calls).toBe(2)
-      // the default maxBatch (64) splits a big tick into pipelines of 64
-      const d = createRedisStore()
-      calls = ops = 0
-      await Promise.all(Array.from({ length: 100 }, (_, i) => d.get(`${base}batch:k${i}`)))
-      expect(calls).toBe(2)
-      expect(ops).toBe(100)
-      await d.close()
-      await c.clearAsync()
-      await s.close()
-    } finally {
-      proto.exec = orig
-    }
-  })
+  // both transports: the JS-thread socket (directSend) and tokio (exec)
+  for (const transport of ['direct', 'tokio'] as const) {
+    it(`the calls made in one tick go to Rust as one native call (one pipeline): ${transport}`, async () => {
+      const proto = binding.NativeRedisStore.prototype
+      const method = transport === 'direct' ? 'directSend' : 'exec'
+      const orig = proto[method]
+      let calls = 0
+      let ops = 0
+      proto[method] = function (this: any, o: Uint8Array, ...rest: any[]) { // eslint-disable-line
+        calls++
+        ops += o.length
+        return orig.call(this, o, ...rest)
+      }
+      const open = (options: Record<string, unknown> = {}) => {
+        const before = process.env.AWAITLY_REDIS_TRANSPORT
+        if (transport === 'tokio') process.env.AWAITLY_REDIS_TRANSPORT = 'tokio'
+        try {
+          const store = createRedisStore(options)
+          expect(binding.NativeRedisStore.prototype).toBe(proto)
+          return store
+        } finally {
+          if (before === undefined) delete process.env.AWAITLY_REDIS_TRANSPORT
+          else process.env.AWAITLY_REDIS_TRANSPORT = before
+        }
+      }
+      try {
+        const s = open({ maxBatch: 1000 })
+        const c = createKVCache({ store: s, prefix: `${base}batch:${transport}:` })
+        await Promise.all(Array.from({ length: 100 }, (_, i) => c.setAsync(`k${i}`, ok(i))))
+        expect(calls).toBe(1)
+        expect(ops).toBe(101) // 100 SETs + the owner registration
+        calls = ops = 0
+        const got = await Promise.all(Array.from({ length: 100 }, (_, i) => c.getAsync(`k${i}`)))
+        expect(got.map((r: any) => r.value)).toEqual(Array.from({ length: 100 }, (_, i) => i))
+        expect(calls).toBe(1)
+        calls = 0
+        // sequential awaits: one call each
+        await s.get(`${base}batch:${transport}:k1`)
+        await s.get(`${base}batch:${transport}:k2`)
+        expect(calls).toBe(2)
+        // the default maxBatch (64) splits a big tick into pipelines of 64
+        const d = open()
+        calls = ops = 0
+        await Promise.all(Array.from({ length: 100 }, (_, i) => d.get(`${base}batch:${transport}:k${i}`)))
+        expect(calls).toBe(2)
+        expect(ops).toBe(100)
+        await d.close()
+        await c.clearAsync()
+        await s.close()
+      } finally {
+        proto[method] = orig
+      }
+    })
+  }
 })

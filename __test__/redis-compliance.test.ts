@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module'
 import { execFileSync } from 'node:child_process'
 import { defineStoreCompliance } from './helpers/store-compliance'
-import { startPrivateRedis, type PrivateRedis } from './helpers/redis-server'
+import { startPrivateRedis, withTransport, type PrivateRedis } from './helpers/redis-server'
 
 const require = createRequire(import.meta.url)
 const { createRedisStore } = require('../index.js')
@@ -10,6 +10,13 @@ const { createRedisStore } = require('../index.js')
 defineStoreCompliance('native-redis', () => createRedisStore({ url: 'redis://127.0.0.1:6379' }), {
   close: (s: any) => s.close(),
 })
+
+// the same suite on the tokio transport (what TLS and clusters use)
+defineStoreCompliance(
+  'native-redis-tokio',
+  () => withTransport('tokio', () => createRedisStore({ url: 'redis://127.0.0.1:6379' })),
+  { close: (s: any) => s.close() },
+)
 
 // a private server, where the JS module's literal default prefixes are safe to use
 let server: PrivateRedis

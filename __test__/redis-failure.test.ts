@@ -5,14 +5,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFileSync } from 'node:child_process'
 import { createRequire } from 'node:module'
-import { startPrivateRedis, type PrivateRedis } from './helpers/redis-server'
+import { startPrivateRedis, withTransport, type PrivateRedis } from './helpers/redis-server'
 
 const require = createRequire(import.meta.url)
 const { createRedisStore, createKVCache, ok } = require('../index.js')
 
 const TIMEOUT = 400
-let server: PrivateRedis
-let store: any
 
 async function settle<T>(p: Promise<T>) {
   const t0 = performance.now()
@@ -24,10 +22,16 @@ async function settle<T>(p: Promise<T>) {
   }
 }
 
-describe('native Redis store: outage and recovery', () => {
+// both transports: the JS-thread socket (the default) and tokio (TLS, clusters)
+for (const transport of ['direct', 'tokio'] as const)
+describe(`native Redis store (${transport} transport): outage and recovery`, () => {
+  let server: PrivateRedis
+  let store: any
   beforeAll(async () => {
     server = await startPrivateRedis()
-    store = createRedisStore({ url: server.url, connectTimeout: TIMEOUT, commandTimeout: TIMEOUT })
+    store = withTransport(transport, () =>
+      createRedisStore({ url: server.url, connectTimeout: TIMEOUT, commandTimeout: TIMEOUT }),
+    )
   })
   afterAll(async () => {
     await store?.close()

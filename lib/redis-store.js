@@ -16,6 +16,7 @@ const OP_DELETE = 2
 const OP_EXISTS = 3
 // a SET followed by WAIT <waitReplicas> (state documents)
 const OP_SET_DURABLE = 4
+const OP_PING = 5
 
 const DEFAULTS = { url: 'redis://127.0.0.1:6379', connectTimeout: 5000, commandTimeout: 5000, maxBatch: 64 }
 
@@ -40,9 +41,11 @@ const OUT_TRUE = 2
 const OUT_FALSE = 3
 
 class Batcher {
-  constructor(native, maxBatch) {
+  constructor(native, maxBatch, direct) {
     this.native = native
     this.maxBatch = maxBatch
+    // the JS-thread data connection (DirectLink), or null: the tokio transport
+    this.direct = direct
     this.reset()
     this.scheduled = false
     this.flush = this.flush.bind(this)
@@ -79,8 +82,13 @@ class Batcher {
   flush() {
     this.scheduled = false
     if (this.ops.length === 0) return
-    const { ops, ttls, lens, blob, waiters } = this
+    const batch = { ops: this.ops, ttls: this.ttls, lens: this.lens, blob: this.blob, waiters: this.waiters }
     this.reset()
+    if (this.direct) {
+      this.direct.send(batch)
+      return
+    }
+    const { ops, ttls, lens, blob, waiters } = batch
     let p
     try {
       p = this.native.exec(Uint8Array.from(ops), Uint32Array.from(ttls), Uint32Array.from(lens), blob)
@@ -89,34 +97,169 @@ class Batcher {
       return
     }
     p.then(
-      (out) => {
-        const { codes, lens: outLens, blob: outBlob, errors } = out
-        let pos = 0
-        let li = 0
-        for (let i = 0, n = codes.length; i < n; i++) {
-          switch (codes[i]) {
-            case OUT_NONE:
-              waiters[2 * i](ops[i] === OP_GET ? null : undefined)
-              break
-            case OUT_VALUE: {
-              const end = pos + outLens[li++]
-              waiters[2 * i](outBlob.slice(pos, end))
-              pos = end
-              break
-            }
-            case OUT_TRUE:
-              waiters[2 * i](true)
-              break
-            case OUT_FALSE:
-              waiters[2 * i](false)
-              break
-            default:
-              waiters[2 * i + 1](fromNative(new Error(errors?.[i] ?? '[ERR_INTERNAL] missing error')))
-          }
-        }
-      },
+      (out) => settleResults([batch], 0, out.codes, out.lens, out.blob, out.errors),
       (e) => settleAll(waiters, fromNative(e)),
     )
+  }
+}
+
+/**
+ * Settle `batches[from..]` from the native results of their ops, in order:
+ * `codes` one per op (concatenated over the batches), GET values sliced off
+ * `blob` by `lens`, `errors[i]` the `[CODE] message` of a failed op.
+ * Returns the index of the first batch not settled.
+ */
+function settleResults(batches, from, codes, lens, blob, errors) {
+  let pos = 0
+  let li = 0
+  let ci = 0
+  let bi = from
+  const n = codes.length
+  while (ci < n) {
+    const { ops, waiters } = batches[bi++]
+    for (let i = 0; i < ops.length; i++, ci++) {
+      switch (codes[ci]) {
+        case OUT_NONE:
+          waiters[2 * i](ops[i] === OP_GET ? null : undefined)
+          break
+        case OUT_VALUE: {
+          const end = pos + lens[li++]
+          waiters[2 * i](blob.slice(pos, end))
+          pos = end
+          break
+        }
+        case OUT_TRUE:
+          waiters[2 * i](true)
+          break
+        case OUT_FALSE:
+          waiters[2 * i](false)
+          break
+        default:
+          waiters[2 * i + 1](fromNative(new Error(errors?.[ci] ?? '[ERR_INTERNAL] missing error')))
+      }
+    }
+  }
+  return bi
+}
+
+/**
+ * The data connection on the JS thread (src/redis/direct.rs): batches are
+ * written by `directSend` as they are flushed, and their results come back
+ * in order through `onWire`, called from the event loop when replies
+ * arrive. Connecting (and reconnecting after a failure) happens on the next
+ * batch; batches made meanwhile wait here.
+ */
+class DirectLink {
+  constructor(native) {
+    this.native = native
+    this.ready = false
+    this.connecting = false
+    this.queued = []
+    // batches written, oldest first, from index `head`
+    this.inflight = []
+    this.head = 0
+    this.drained = null
+    this.onWire = this.onWire.bind(this)
+  }
+
+  send(batch) {
+    if (this.ready) this.write(batch)
+    else {
+      this.queued.push(batch)
+      if (!this.connecting) this.connect()
+    }
+  }
+
+  connect() {
+    this.connecting = true
+    this.native.directConnect().then(
+      () => {
+        this.connecting = false
+        try {
+          this.native.directAttach(this.onWire)
+        } catch (e) {
+          this.failQueued(fromNative(e))
+          return
+        }
+        this.ready = true
+        const queued = this.queued
+        this.queued = []
+        for (const b of queued) this.send(b)
+      },
+      (e) => {
+        this.connecting = false
+        this.failQueued(fromNative(e))
+      },
+    )
+  }
+
+  write(batch) {
+    const failure = this.native.directSend(
+      Uint8Array.from(batch.ops),
+      Uint32Array.from(batch.ttls),
+      Uint32Array.from(batch.lens),
+      batch.blob,
+    )
+    if (failure === null) {
+      this.inflight.push(batch)
+      return
+    }
+    // the connection is gone: this batch and every batch in flight
+    this.lost(failure)
+    settleAll(batch.waiters, fromNative(new Error(failure)))
+  }
+
+  onWire(codes, lens, blob, errors, failure) {
+    if (codes.length > 0) {
+      this.head = settleResults(this.inflight, this.head, codes, lens, blob, errors)
+      if (this.head === this.inflight.length) {
+        this.inflight = []
+        this.head = 0
+      } else if (this.head > 1024) {
+        this.inflight = this.inflight.slice(this.head)
+        this.head = 0
+      }
+    }
+    if (failure !== null) this.lost(failure)
+    this.checkDrained()
+  }
+
+  lost(failure) {
+    this.ready = false
+    const e = fromNative(new Error(failure))
+    const pending = this.inflight.slice(this.head)
+    this.inflight = []
+    this.head = 0
+    for (const b of pending) settleAll(b.waiters, e)
+  }
+
+  failQueued(e) {
+    const queued = this.queued
+    this.queued = []
+    for (const b of queued) settleAll(b.waiters, e)
+    this.checkDrained()
+  }
+
+  /** Resolves once nothing is queued or in flight (for close()). */
+  drain() {
+    if (this.idle()) return Promise.resolve()
+    if (!this.drained) {
+      let resolve
+      const p = new Promise((r) => (resolve = r))
+      this.drained = { p, resolve }
+    }
+    return this.drained.p
+  }
+
+  idle() {
+    return this.queued.length === 0 && this.inflight.length === this.head && !this.connecting
+  }
+
+  checkDrained() {
+    if (this.drained && this.idle()) {
+      this.drained.resolve()
+      this.drained = null
+    }
   }
 }
 
@@ -203,7 +346,8 @@ function createRedisStore(options = {}) {
     clusterNodes,
     waitReplicas,
   )
-  const batcher = new Batcher(native, maxBatch)
+  const direct = native.directCapable ? new DirectLink(native) : null
+  const batcher = new Batcher(native, maxBatch, direct)
   const leases = new LeaseBatcher((kinds, ttls, _scopes, keys, tokens) => native.leaseExec(kinds, ttls, keys, tokens), maxBatch)
   let closed = false
   const closedError = () => {
@@ -252,7 +396,7 @@ function createRedisStore(options = {}) {
     },
     /** Connect now (if not connected) and PING; rejects with ERR_STORE_UNAVAILABLE / ERR_STORE_TIMEOUT. */
     ping() {
-      return native_(native.ping())
+      return direct ? enqueue(OP_PING, '', undefined, 0) : native_(native.ping())
     },
     /** Close the connection; later calls reject with ERR_STORE_CLOSED. */
     async close() {
@@ -260,6 +404,11 @@ function createRedisStore(options = {}) {
       batcher.flush()
       leases.flush()
       closed = true
+      // calls already made complete (within commandTimeout) before the end
+      if (direct) {
+        await direct.drain()
+        native.directClose()
+      }
       await native.close()
     },
     /** Connections opened so far (1 + reconnects). */

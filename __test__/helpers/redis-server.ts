@@ -74,3 +74,20 @@ export async function startPrivateRedis(port?: number): Promise<PrivateRedis> {
   await self.start()
   return self
 }
+
+/**
+ * Make a store with the Redis transport `transport`: 'direct' (the data
+ * connection on the JS thread, the default where it is available) or
+ * 'tokio' (AWAITLY_REDIS_TRANSPORT=tokio, as TLS and clusters always use).
+ */
+export function withTransport<T>(transport: 'direct' | 'tokio', make: () => T): T {
+  const before = process.env.AWAITLY_REDIS_TRANSPORT
+  if (transport === 'tokio') process.env.AWAITLY_REDIS_TRANSPORT = 'tokio'
+  else delete process.env.AWAITLY_REDIS_TRANSPORT
+  try {
+    return make()
+  } finally {
+    if (before === undefined) delete process.env.AWAITLY_REDIS_TRANSPORT
+    else process.env.AWAITLY_REDIS_TRANSPORT = before
+  }
+}

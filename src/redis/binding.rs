@@ -134,6 +134,13 @@ fn coded(e: &PersistError) -> String {
 #[napi]
 pub struct NativeRedisStore {
     core: RedisStore,
+    /// The data connection on the JS thread (`redis::direct`), when the
+    /// store can have one: the socket [`NativeRedisStore::direct_connect`]
+    /// opened waits here for [`NativeRedisStore::direct_attach`].
+    #[cfg(unix)]
+    direct: std::cell::RefCell<Option<crate::redis::direct::Direct>>,
+    #[cfg(unix)]
+    parked: std::sync::Arc<std::sync::Mutex<Option<std::os::fd::OwnedFd>>>,
 }
 
 #[napi]
@@ -164,8 +171,131 @@ impl NativeRedisStore {
                 tls_key,
             })
         })
-        .map(|core| NativeRedisStore { core })
+        .map(|core| NativeRedisStore {
+            core,
+            #[cfg(unix)]
+            direct: Default::default(),
+            #[cfg(unix)]
+            parked: Default::default(),
+        })
         .map_err(|e| js_error::throw(&env, e))
+    }
+
+    /// Does this store run its data connection on the JS thread? One server
+    /// over plain TCP or a unix socket, on a Node that exports libuv, unless
+    /// `AWAITLY_REDIS_TRANSPORT=tokio` asks for the tokio transport.
+    #[napi(getter, catch_unwind)]
+    pub fn direct_capable(&self) -> bool {
+        #[cfg(unix)]
+        {
+            std::env::var("AWAITLY_REDIS_TRANSPORT").as_deref() != Ok("tokio")
+                && self.core.direct_capable()
+                && crate::redis::direct::available()
+        }
+        #[cfg(not(unix))]
+        false
+    }
+
+    /// Open the data connection's socket (on tokio: connect, AUTH, SELECT,
+    /// within connectTimeout); resolves once it waits for `directAttach`.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn direct_connect<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let core = self.core.clone();
+        #[cfg(unix)]
+        let parked = self.parked.clone();
+        env.spawn_future(async move {
+            #[cfg(unix)]
+            {
+                let fd = guarded(core.connect_direct()).await?;
+                if let Ok(mut slot) = parked.lock() {
+                    *slot = Some(fd);
+                }
+                Ok(())
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = core;
+                Err(js_error::to_async(PersistError::Internal(
+                    "no direct transport on this platform".into(),
+                )))
+            }
+        })
+    }
+
+    /// Watch the socket `directConnect` opened on this thread's event loop;
+    /// replies go to `onWire(codes, lens, blob, errors, failure)`.
+    #[napi(catch_unwind)]
+    pub fn direct_attach(&self, env: Env, on_wire: Unknown) -> Result<()> {
+        #[cfg(unix)]
+        {
+            let fd = self.parked.lock().ok().and_then(|mut s| s.take());
+            let Some(fd) = fd else {
+                return Err(js_error::throw(
+                    &env,
+                    PersistError::Internal("directAttach: no socket is waiting".into()),
+                ));
+            };
+            let cfg = self.core.config();
+            // SAFETY: called by JS on this env's thread, `on_wire` a value of it
+            let d = unsafe {
+                crate::redis::direct::Direct::attach(
+                    env.raw(),
+                    fd,
+                    on_wire.raw(),
+                    cfg.command_timeout_ms,
+                    self.core.wait_params(),
+                )
+            }
+            .map_err(|e| js_error::throw(&env, e))?;
+            // a previous connection (already failed) is closed by its drop
+            *self.direct.borrow_mut() = Some(d);
+            Ok(())
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = on_wire;
+            Err(js_error::throw(
+                &env,
+                PersistError::Internal("no direct transport on this platform".into()),
+            ))
+        }
+    }
+
+    /// Write one batch on the data connection (encoded as for `exec`).
+    /// Returns null, or `[CODE] message` when the connection is gone: then
+    /// this batch and every batch in flight failed with it.
+    #[napi(catch_unwind)]
+    pub fn direct_send(
+        &self,
+        ops: Uint8Array,
+        ttls: Uint32Array,
+        lens: Uint32Array,
+        blob: Utf16String,
+    ) -> Option<String> {
+        let r = decode_batch(&ops, &ttls, &lens, &blob).and_then(|batch| {
+            #[cfg(unix)]
+            {
+                match self.direct.borrow().as_ref() {
+                    Some(d) => d.send(batch),
+                    None => Err(PersistError::Unavailable("not connected".into())),
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = batch;
+                Err(PersistError::Internal("no direct transport".into()))
+            }
+        });
+        r.err().map(|e| coded(&e))
+    }
+
+    /// Close the data connection (its batches in flight are the caller's).
+    #[napi(catch_unwind)]
+    pub fn direct_close(&self) {
+        #[cfg(unix)]
+        if let Some(d) = self.direct.borrow_mut().take() {
+            d.close();
+        }
     }
 
     /// Run a batch as one pipeline. `blob` is the op keys and the SET values
@@ -334,6 +464,7 @@ fn decode_batch(
             }
             2 => Op::Delete(key),
             3 => Op::Exists(key),
+            5 => Op::Ping,
             k => return Err(fail(&format!("unknown op {k}"))),
         });
     }
@@ -376,7 +507,7 @@ fn decode_leases(
     Ok(out)
 }
 
-fn encode_results(results: Vec<OpResult>) -> ExecOut {
+pub(crate) fn encode_results(results: Vec<OpResult>) -> ExecOut {
     let n = results.len();
     let mut codes = Vec::with_capacity(n);
     let mut out_lens = Vec::new();

@@ -88,6 +88,8 @@ pub enum Op {
     SetDurable(Vec<u8>, Vec<u8>, Option<u64>),
     Delete(Vec<u8>),
     Exists(Vec<u8>),
+    /// PING (the data connection's `ping()`; no key).
+    Ping,
 }
 
 /// The outcome of one [`Op`] in a batch that reached the server.
@@ -214,10 +216,11 @@ fn classify(e: &RedisError, timeout_ms: u64) -> Fail {
 fn op_key(op: &Op) -> &[u8] {
     match op {
         Op::Get(k) | Op::Set(k, ..) | Op::SetDurable(k, ..) | Op::Delete(k) | Op::Exists(k) => k,
+        Op::Ping => b"",
     }
 }
 
-fn op_cmd(op: &Op) -> Cmd {
+pub(crate) fn op_cmd(op: &Op) -> Cmd {
     match op {
         Op::Get(k) => {
             let mut c = redis::cmd("GET");
@@ -242,6 +245,7 @@ fn op_cmd(op: &Op) -> Cmd {
             c.arg(k);
             c
         }
+        Op::Ping => redis::cmd("PING"),
     }
 }
 
@@ -740,7 +744,10 @@ impl RedisStore {
                 Err(e) => {
                     if e.is_timeout() {
                         Err(PersistError::Timeout(cto))
-                    } else if matches!(e.kind(), redis::ErrorKind::Server(_)) {
+                    } else if matches!(
+                        e.kind(),
+                        redis::ErrorKind::Server(_) | redis::ErrorKind::AuthenticationFailed
+                    ) {
                         // e.g. wrong password: the server answered
                         Err(PersistError::Store(e.to_string()))
                     } else {
@@ -753,6 +760,130 @@ impl RedisStore {
             Ok(r) => r,
             Err(_) => Err(PersistError::Timeout(cto)),
         }
+    }
+
+    /// Can the data connection be a socket of the JS thread's own
+    /// (`redis::direct`)? One server over plain TCP or a unix socket, RESP2;
+    /// TLS and clusters go through the crate's async connections.
+    pub fn direct_capable(&self) -> bool {
+        match &self.inner.transport {
+            Transport::Single(c) => {
+                let info = c.get_connection_info();
+                matches!(
+                    info.addr(),
+                    redis::ConnectionAddr::Tcp(..) | redis::ConnectionAddr::Unix(..)
+                ) && info.redis_settings().protocol() == redis::ProtocolVersion::RESP2
+            }
+            Transport::Cluster(_) => false,
+        }
+    }
+
+    /// `(n, timeout_ms)` of the `WAIT` after durable writes, if any.
+    pub fn wait_params(&self) -> Option<(u32, u64)> {
+        let n = self.inner.config.wait_replicas;
+        (n > 0).then(|| (n, self.wait_timeout_ms()))
+    }
+
+    /// Open a socket for the data connection of [`RedisStore::direct_capable`]
+    /// stores, within `connect_timeout_ms`: connected, `AUTH` and `SELECT`
+    /// done as the URL says, non-blocking. Counts as a connection opened.
+    #[cfg(unix)]
+    pub async fn connect_direct(&self) -> Result<std::os::fd::OwnedFd> {
+        use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+        use tokio_util::codec::Decoder;
+        if self.is_closed() {
+            return Err(PersistError::Closed);
+        }
+        let Transport::Single(client) = &self.inner.transport else {
+            return Err(PersistError::Internal("connect_direct on a cluster".into()));
+        };
+        let info = client.get_connection_info();
+        let settings = info.redis_settings();
+        let mut hello = Vec::new();
+        let mut replies = 0;
+        if let Some(pw) = settings.password() {
+            let mut c = redis::cmd("AUTH");
+            if let Some(user) = settings.username() {
+                c.arg(user);
+            }
+            c.arg(pw).write_packed_command(&mut hello);
+            replies += 1;
+        }
+        if settings.db() != 0 {
+            redis::cmd("SELECT")
+                .arg(settings.db())
+                .write_packed_command(&mut hello);
+            replies += 1;
+        }
+        async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+            s: &mut S,
+            hello: &[u8],
+            replies: usize,
+        ) -> Result<()> {
+            let io = |e: std::io::Error| PersistError::Unavailable(e.to_string());
+            if replies == 0 {
+                return Ok(());
+            }
+            s.write_all(hello).await.map_err(io)?;
+            let mut codec = redis::ValueCodec::default();
+            let mut buf = bytes::BytesMut::with_capacity(256);
+            let mut got = 0;
+            while got < replies {
+                match codec.decode(&mut buf) {
+                    Ok(Some(Value::ServerError(e))) => {
+                        // e.g. a wrong password: the server answered
+                        return Err(PersistError::Store(format!(
+                            "{} {}",
+                            e.code(),
+                            e.details().unwrap_or("")
+                        )));
+                    }
+                    Ok(Some(_)) => got += 1,
+                    Ok(None) => {
+                        if s.read_buf(&mut buf).await.map_err(io)? == 0 {
+                            return Err(PersistError::Unavailable(
+                                "the server closed the connection during the handshake".into(),
+                            ));
+                        }
+                    }
+                    Err(e) => return Err(PersistError::Store(e.to_string())),
+                }
+            }
+            Ok(())
+        }
+        let cto = self.inner.config.connect_timeout_ms;
+        let refused = |e: std::io::Error| PersistError::Unavailable(e.to_string());
+        let attempt = async {
+            let fd: std::os::fd::OwnedFd = match info.addr() {
+                redis::ConnectionAddr::Tcp(host, port) => {
+                    let mut s = tokio::net::TcpStream::connect((host.as_str(), *port))
+                        .await
+                        .map_err(refused)?;
+                    s.set_nodelay(true).map_err(refused)?;
+                    handshake(&mut s, &hello, replies).await?;
+                    s.into_std().map_err(refused)?.into()
+                }
+                redis::ConnectionAddr::Unix(path) => {
+                    let mut s = tokio::net::UnixStream::connect(path)
+                        .await
+                        .map_err(refused)?;
+                    handshake(&mut s, &hello, replies).await?;
+                    s.into_std().map_err(refused)?.into()
+                }
+                _ => {
+                    return Err(PersistError::Internal(
+                        "connect_direct: not a plain TCP or unix address".into(),
+                    ))
+                }
+            };
+            Ok(fd)
+        };
+        let fd = match tokio::time::timeout(ms(cto), attempt).await {
+            Ok(r) => r?,
+            Err(_) => return Err(PersistError::Timeout(cto)),
+        };
+        self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
+        Ok(fd)
     }
 
     /// Forget the connection of `generation` (if still current) so that the
@@ -840,15 +971,7 @@ impl RedisStore {
     }
 
     fn check_wait(&self, v: &Value) -> Result<()> {
-        let n = i64::from(self.inner.config.wait_replicas);
-        match v {
-            Value::Int(acked) if *acked >= n => Ok(()),
-            Value::Int(acked) => Err(PersistError::Unavailable(format!(
-                "only {acked} of {n} replicas acknowledged the write within {} ms (WAIT); it may be lost in a failover",
-                self.wait_timeout_ms()
-            ))),
-            other => Err(PersistError::Store(format!("WAIT: unexpected reply {other:?}"))),
-        }
+        check_wait(v, self.inner.config.wait_replicas, self.wait_timeout_ms())
     }
 
     /// Send `ops` as one pipeline (one round trip; in a cluster one
@@ -1235,8 +1358,20 @@ impl RedisStore {
     }
 }
 
+/// The reply of `WAIT n timeout_ms`: Ok once `n` replicas acknowledged.
+pub(crate) fn check_wait(v: &Value, n: u32, timeout_ms: u64) -> Result<()> {
+    let n = i64::from(n);
+    match v {
+        Value::Int(acked) if *acked >= n => Ok(()),
+        Value::Int(acked) => Err(PersistError::Unavailable(format!(
+            "only {acked} of {n} replicas acknowledged the write within {timeout_ms} ms (WAIT); it may be lost in a failover"
+        ))),
+        other => Err(PersistError::Store(format!("WAIT: unexpected reply {other:?}"))),
+    }
+}
+
 /// The same error again, for each op of a failed group.
-fn again(e: &PersistError) -> PersistError {
+pub(crate) fn again(e: &PersistError) -> PersistError {
     match e {
         PersistError::Unavailable(m) => PersistError::Unavailable(m.clone()),
         PersistError::Timeout(t) => PersistError::Timeout(*t),
@@ -1246,7 +1381,7 @@ fn again(e: &PersistError) -> PersistError {
     }
 }
 
-fn decode(op: &Op, v: Value) -> OpResult {
+pub(crate) fn decode(op: &Op, v: Value) -> OpResult {
     if let Value::ServerError(e) = v {
         let code = e.code().to_string();
         let detail = e.details().unwrap_or("").to_string();
@@ -1270,7 +1405,7 @@ fn decode(op: &Op, v: Value) -> OpResult {
                 "GET: unexpected reply {other:?}"
             ))),
         },
-        Op::Set(..) | Op::SetDurable(..) => OpResult::Done,
+        Op::Set(..) | Op::SetDurable(..) | Op::Ping => OpResult::Done,
         Op::Delete(_) | Op::Exists(_) => match v {
             Value::Int(n) => OpResult::Bool(n > 0),
             Value::Boolean(b) => OpResult::Bool(b),

@@ -1,0 +1,646 @@
+//! The data connection on the JS thread itself: the store's socket, opened
+//! (and authenticated) by [`crate::redis::store::RedisStore::connect_direct`]
+//! on tokio, is then watched by a libuv poll handle on the event loop of the
+//! env that made the store. A batch is packed and written by the call that
+//! sends it; its replies are read, decoded ([`crate::redis::wire`]) and
+//! handed to JS in the poll callback: no thread hop in either direction, so
+//! a lone call costs one round trip and no more.
+//!
+//! Everything here runs on that JS thread. The env is never touched after
+//! its cleanup hook ran (worker terminated, process exiting): the hook closes
+//! the handles and the socket, and calls in flight then simply never settle,
+//! as every other pending promise of that env.
+//!
+//! libuv's functions are looked up in the running process (Node exports
+//! them); where they are not found the store keeps the tokio transport.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, c_void};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::ptr;
+use std::rc::Rc;
+use std::sync::OnceLock;
+
+use napi::bindgen_prelude::{ToNapiValue, Uint32Array, Uint8Array};
+use napi::sys;
+
+use crate::error::PersistError;
+use crate::redis::store::{Op, OpResult};
+use crate::redis::wire::Wire;
+
+type PollCb = unsafe extern "C" fn(*mut c_void, c_int, c_int);
+type TimerCb = unsafe extern "C" fn(*mut c_void);
+type CloseCb = unsafe extern "C" fn(*mut c_void);
+
+const UV_POLL: c_int = 8;
+const UV_TIMER: c_int = 13;
+const UV_READABLE: c_int = 1;
+const UV_WRITABLE: c_int = 2;
+
+/// The libuv functions we use, from the Node binary.
+struct Uv {
+    handle_size: unsafe extern "C" fn(c_int) -> usize,
+    poll_init: unsafe extern "C" fn(*mut c_void, *mut c_void, c_int) -> c_int,
+    poll_start: unsafe extern "C" fn(*mut c_void, c_int, PollCb) -> c_int,
+    poll_stop: unsafe extern "C" fn(*mut c_void) -> c_int,
+    timer_init: unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int,
+    timer_start: unsafe extern "C" fn(*mut c_void, TimerCb, u64, u64) -> c_int,
+    timer_stop: unsafe extern "C" fn(*mut c_void) -> c_int,
+    close: unsafe extern "C" fn(*mut c_void, Option<CloseCb>),
+    uv_ref: unsafe extern "C" fn(*mut c_void),
+    uv_unref: unsafe extern "C" fn(*mut c_void),
+    now: unsafe extern "C" fn(*mut c_void) -> u64,
+}
+
+/// libuv of this process, if it exports its functions.
+fn uv() -> Option<&'static Uv> {
+    static UV: OnceLock<Option<Uv>> = OnceLock::new();
+    UV.get_or_init(|| {
+        /// # Safety
+        /// `T` must be the C function type of `name`.
+        unsafe fn sym<T: Copy>(name: &[u8]) -> Option<T> {
+            let p = libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr() as *const c_char);
+            (!p.is_null()).then(|| std::mem::transmute_copy::<*mut c_void, T>(&p))
+        }
+        // SAFETY: each name is a libuv function of the type given (uv.h,
+        // a stable ABI since libuv 1.0).
+        unsafe {
+            Some(Uv {
+                handle_size: sym(b"uv_handle_size\0")?,
+                poll_init: sym(b"uv_poll_init\0")?,
+                poll_start: sym(b"uv_poll_start\0")?,
+                poll_stop: sym(b"uv_poll_stop\0")?,
+                timer_init: sym(b"uv_timer_init\0")?,
+                timer_start: sym(b"uv_timer_start\0")?,
+                timer_stop: sym(b"uv_timer_stop\0")?,
+                close: sym(b"uv_close\0")?,
+                uv_ref: sym(b"uv_ref\0")?,
+                uv_unref: sym(b"uv_unref\0")?,
+                now: sym(b"uv_now\0")?,
+            })
+        }
+    })
+    .as_ref()
+}
+
+/// Can this process run the direct transport?
+pub fn available() -> bool {
+    uv().is_some()
+}
+
+/// A zeroed, 8-aligned block of `size` bytes for a libuv handle.
+fn alloc_handle(size: usize) -> *mut c_void {
+    let words = size.div_ceil(8).max(1);
+    Box::into_raw(vec![0u64; words].into_boxed_slice()) as *mut c_void
+}
+
+/// # Safety
+/// `h` came from [`alloc_handle`] with the same `size`, and libuv is done with it.
+unsafe fn free_handle(h: *mut c_void, size: usize) {
+    let words = size.div_ceil(8).max(1);
+    drop(Box::from_raw(ptr::slice_from_raw_parts_mut(
+        h as *mut u64,
+        words,
+    )));
+}
+
+/// `handle->data`, the first field of every libuv handle.
+///
+/// # Safety
+/// `h` is a live libuv handle.
+unsafe fn handle_data(h: *mut c_void) -> *mut c_void {
+    *(h as *mut *mut c_void)
+}
+
+unsafe fn set_handle_data(h: *mut c_void, data: *mut c_void) {
+    *(h as *mut *mut c_void) = data;
+}
+
+type Cell = RefCell<State>;
+
+struct State {
+    env: sys::napi_env,
+    lp: *mut c_void,
+    fd: Option<OwnedFd>,
+    wire: Wire,
+    poll: *mut c_void,
+    timer: *mut c_void,
+    /// `onWire(codes, lens, blob, errors, failure)`, held strongly only
+    /// while batches are in flight (else the store could never be GC'd).
+    callback: sys::napi_ref,
+    async_ctx: sys::napi_async_context,
+    timeout_ms: u64,
+    watching_writes: bool,
+    busy: bool,
+    open: bool,
+    /// The env cleanup hook is registered (its `Rc` is held by the hook).
+    hooked: bool,
+}
+
+/// The JS thread's data connection of one store (see the module docs).
+pub struct Direct {
+    cell: Rc<Cell>,
+}
+
+/// What a callback found, handed to JS once no borrow is held.
+struct Outcome {
+    done: Vec<Vec<OpResult>>,
+    failure: Option<PersistError>,
+}
+
+impl Direct {
+    /// Watch `fd` on `env`'s event loop; replies go to `callback`.
+    ///
+    /// # Safety
+    /// `env` is the current env and `callback` a function value of it; call
+    /// on its JS thread.
+    pub unsafe fn attach(
+        env: sys::napi_env,
+        fd: OwnedFd,
+        callback: sys::napi_value,
+        timeout_ms: u64,
+        wait: Option<(u32, u64)>,
+    ) -> Result<Direct, PersistError> {
+        let uv = uv().ok_or_else(|| PersistError::Internal("libuv is not available".into()))?;
+        let fail = |what: &str| PersistError::Internal(format!("direct transport: {what}"));
+        let mut lp: *mut sys::uv_loop_s = ptr::null_mut();
+        if sys::napi_get_uv_event_loop(env, &mut lp) != sys::Status::napi_ok || lp.is_null() {
+            return Err(fail("no event loop"));
+        }
+        let lp = lp as *mut c_void;
+        let mut callback_ref = ptr::null_mut();
+        if sys::napi_create_reference(env, callback, 0, &mut callback_ref) != sys::Status::napi_ok {
+            return Err(fail("napi_create_reference"));
+        }
+        let mut resource = ptr::null_mut();
+        let mut name = ptr::null_mut();
+        let mut async_ctx = ptr::null_mut();
+        let label = "awaitly-persistence-native:redis";
+        if sys::napi_create_object(env, &mut resource) != sys::Status::napi_ok
+            || sys::napi_create_string_utf8(
+                env,
+                label.as_ptr() as *const c_char,
+                label.len() as isize,
+                &mut name,
+            ) != sys::Status::napi_ok
+            || sys::napi_async_init(env, resource, name, &mut async_ctx) != sys::Status::napi_ok
+        {
+            sys::napi_delete_reference(env, callback_ref);
+            return Err(fail("napi_async_init"));
+        }
+        let poll = alloc_handle((uv.handle_size)(UV_POLL));
+        if (uv.poll_init)(lp, poll, fd.as_raw_fd()) != 0 {
+            free_handle(poll, (uv.handle_size)(UV_POLL));
+            sys::napi_async_destroy(env, async_ctx);
+            sys::napi_delete_reference(env, callback_ref);
+            return Err(fail("uv_poll_init"));
+        }
+        let timer = alloc_handle((uv.handle_size)(UV_TIMER));
+        (uv.timer_init)(lp, timer);
+        let cell = Rc::new(RefCell::new(State {
+            env,
+            lp,
+            fd: Some(fd),
+            wire: Wire::new(wait),
+            poll,
+            timer,
+            callback: callback_ref,
+            async_ctx,
+            timeout_ms,
+            watching_writes: false,
+            busy: false,
+            open: true,
+            hooked: false,
+        }));
+        set_handle_data(poll, Rc::into_raw(cell.clone()) as *mut c_void);
+        set_handle_data(timer, Rc::into_raw(cell.clone()) as *mut c_void);
+        (uv.uv_unref)(poll);
+        (uv.uv_unref)(timer);
+        (uv.poll_start)(poll, UV_READABLE, on_poll);
+        let hook_arg = Rc::into_raw(cell.clone()) as *mut c_void;
+        if sys::napi_add_env_cleanup_hook(env, Some(on_env_teardown), hook_arg)
+            == sys::Status::napi_ok
+        {
+            cell.borrow_mut().hooked = true;
+        } else {
+            drop(Rc::from_raw(hook_arg as *const Cell));
+        }
+        Ok(Direct { cell })
+    }
+
+    /// Pack and write one batch. An error means the connection is gone
+    /// (and closed): this batch and every batch in flight failed with it.
+    pub fn send(&self, ops: Vec<Op>) -> Result<(), PersistError> {
+        let mut st = self
+            .cell
+            .try_borrow_mut()
+            .map_err(|_| PersistError::Internal("direct transport: re-entered".into()))?;
+        if !st.open {
+            return Err(PersistError::Unavailable(
+                "the connection was closed".into(),
+            ));
+        }
+        let Some(uv) = uv() else {
+            return Err(PersistError::Internal("libuv is not available".into()));
+        };
+        // SAFETY: the loop outlives its open handles
+        let now = unsafe { (uv.now)(st.lp) };
+        st.wire.send(ops, now);
+        if let Err(e) = st.flush() {
+            st.shutdown(false);
+            drop(st);
+            release_callback(&self.cell);
+            return Err(e);
+        }
+        if !st.busy {
+            st.set_busy(true);
+        }
+        Ok(())
+    }
+
+    /// Close now; batches in flight never settle through the callback (the
+    /// caller settles them).
+    pub fn close(&self) {
+        if let Ok(mut st) = self.cell.try_borrow_mut() {
+            st.shutdown(false);
+        }
+        release_callback(&self.cell);
+    }
+}
+
+impl Drop for Direct {
+    fn drop(&mut self) {
+        // the store was collected or replaced: nothing can await its calls
+        self.close();
+    }
+}
+
+impl State {
+    /// Write what the socket takes now; watch for writability if not all.
+    fn flush(&mut self) -> Result<(), PersistError> {
+        let Some(fd) = self.fd.as_ref().map(|f| f.as_raw_fd()) else {
+            return Err(PersistError::Unavailable(
+                "the connection was closed".into(),
+            ));
+        };
+        loop {
+            let buf = self.wire.unwritten();
+            if buf.is_empty() {
+                break;
+            }
+            // SAFETY: `buf` is valid for its length; MSG_NOSIGNAL: a closed
+            // peer is an EPIPE error, never a SIGPIPE
+            let n = unsafe {
+                libc::send(
+                    fd,
+                    buf.as_ptr() as *const c_void,
+                    buf.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if n > 0 {
+                self.wire.wrote(n as usize);
+                continue;
+            }
+            let e = std::io::Error::last_os_error();
+            match e.kind() {
+                std::io::ErrorKind::Interrupted => continue,
+                std::io::ErrorKind::WouldBlock => {
+                    self.watch_writes(true);
+                    return Ok(());
+                }
+                _ => return Err(PersistError::Unavailable(e.to_string())),
+            }
+        }
+        self.watch_writes(false);
+        Ok(())
+    }
+
+    fn watch_writes(&mut self, on: bool) {
+        if self.watching_writes == on || !self.open {
+            return;
+        }
+        if let Some(uv) = uv() {
+            let events = if on {
+                UV_READABLE | UV_WRITABLE
+            } else {
+                UV_READABLE
+            };
+            // SAFETY: `poll` is open
+            unsafe { (uv.poll_start)(self.poll, events, on_poll) };
+            self.watching_writes = on;
+        }
+    }
+
+    /// Batches in flight (`true`) keep the process alive, the store object
+    /// too, and arm the command timeout; an idle connection holds neither.
+    fn set_busy(&mut self, busy: bool) {
+        let Some(uv) = uv() else { return };
+        if !self.open || self.busy == busy {
+            return;
+        }
+        self.busy = busy;
+        // SAFETY: handles open, on their loop's thread
+        unsafe {
+            let mut count = 0u32;
+            if busy {
+                (uv.uv_ref)(self.poll);
+                sys::napi_reference_ref(self.env, self.callback, &mut count);
+                (uv.timer_start)(self.timer, on_timer, self.timeout_ms.max(1), 0);
+            } else {
+                (uv.uv_unref)(self.poll);
+                sys::napi_reference_unref(self.env, self.callback, &mut count);
+                (uv.timer_stop)(self.timer);
+            }
+        }
+    }
+
+    /// Close the socket and the handles. `teardown`: the env is going away
+    /// (its cleanup hook), so no napi call is made.
+    fn shutdown(&mut self, teardown: bool) {
+        if !self.open {
+            return;
+        }
+        if !teardown {
+            self.set_busy(false);
+        }
+        self.open = false;
+        self.wire.abandon();
+        if let Some(uv) = uv() {
+            // SAFETY: handles open; their close callbacks free them and
+            // release the `Rc`s they hold
+            unsafe {
+                (uv.poll_stop)(self.poll);
+                (uv.timer_stop)(self.timer);
+                (uv.close)(self.poll, Some(on_poll_closed));
+                (uv.close)(self.timer, Some(on_timer_closed));
+            }
+        }
+        // the poll handle is stopped: the socket can go
+        self.fd = None;
+        if teardown {
+            // the env frees its references itself; nothing may call it now
+            self.callback = ptr::null_mut();
+            self.async_ctx = ptr::null_mut();
+            self.hooked = false;
+        }
+    }
+}
+
+/// Run `f` on the state behind a handle's data pointer, without panicking
+/// across the C boundary.
+///
+/// # Safety
+/// `h` is one of our live handles.
+unsafe fn with_state(h: *mut c_void, f: impl FnOnce(&Rc<Cell>)) {
+    let data = handle_data(h) as *const Cell;
+    if data.is_null() {
+        return;
+    }
+    // borrow the handle's Rc without taking it over
+    let rc = std::mem::ManuallyDrop::new(Rc::from_raw(data));
+    let rc: &Rc<Cell> = &rc;
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(rc)));
+}
+
+unsafe extern "C" fn on_poll(h: *mut c_void, status: c_int, events: c_int) {
+    with_state(h, |cell| {
+        let outcome = {
+            let Ok(mut st) = cell.try_borrow_mut() else {
+                return;
+            };
+            if !st.open {
+                return;
+            }
+            let mut out = Outcome {
+                done: Vec::new(),
+                failure: None,
+            };
+            if status < 0 {
+                out.failure = Some(PersistError::Unavailable(format!(
+                    "socket error (libuv status {status})"
+                )));
+            } else {
+                if events & UV_WRITABLE != 0 {
+                    if let Err(e) = st.flush() {
+                        out.failure = Some(e);
+                    }
+                }
+                if out.failure.is_none() && events & UV_READABLE != 0 {
+                    out.failure = st.read(&mut out.done).err();
+                }
+            }
+            if out.failure.is_some() || st.wire.in_flight() == 0 {
+                st.set_busy(false);
+            }
+            out
+        };
+        deliver(cell, outcome);
+    });
+}
+
+unsafe extern "C" fn on_timer(h: *mut c_void) {
+    with_state(h, |cell| {
+        let outcome = {
+            let Ok(mut st) = cell.try_borrow_mut() else {
+                return;
+            };
+            let Some(uv) = uv() else { return };
+            if !st.open {
+                return;
+            }
+            let now = (uv.now)(st.lp);
+            match st.wire.oldest_sent_ms() {
+                Some(sent) if now.saturating_sub(sent) >= st.timeout_ms => {
+                    // no reply in time: the server is paused or the link is
+                    // half-open; replies come in order, so nothing behind
+                    // the oldest batch can arrive either
+                    st.set_busy(false);
+                    Outcome {
+                        done: Vec::new(),
+                        failure: Some(PersistError::Timeout(st.timeout_ms)),
+                    }
+                }
+                Some(sent) => {
+                    let left = st.timeout_ms - now.saturating_sub(sent);
+                    (uv.timer_start)(st.timer, on_timer, left.max(1), 0);
+                    return;
+                }
+                None => return,
+            }
+        };
+        deliver(cell, outcome);
+    });
+}
+
+impl State {
+    /// Read what the socket has; the batches it completes go to `done`.
+    fn read(&mut self, done: &mut Vec<Vec<OpResult>>) -> Result<(), PersistError> {
+        let Some(fd) = self.fd.as_ref().map(|f| f.as_raw_fd()) else {
+            return Ok(());
+        };
+        let mut buf = [0u8; 64 * 1024];
+        // level-triggered: what is left is read on the next callback
+        for _ in 0..16 {
+            // SAFETY: `buf` is writable for its length
+            let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut c_void, buf.len(), 0) };
+            if n > 0 {
+                self.wire.received(&buf[..n as usize], done)?;
+                if (n as usize) < buf.len() {
+                    return Ok(());
+                }
+                continue;
+            }
+            if n == 0 {
+                return Err(PersistError::Unavailable(
+                    "the server closed the connection".into(),
+                ));
+            }
+            let e = std::io::Error::last_os_error();
+            match e.kind() {
+                std::io::ErrorKind::Interrupted => continue,
+                std::io::ErrorKind::WouldBlock => return Ok(()),
+                _ => return Err(PersistError::Unavailable(e.to_string())),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Hand an outcome to JS: `onWire(codes, lens, blob, errors, failure)`, the
+/// results of the completed batches in order, then the failure (if any) that
+/// ended the connection and every batch still in flight.
+fn deliver(cell: &Rc<Cell>, outcome: Outcome) {
+    if outcome.done.is_empty() && outcome.failure.is_none() {
+        return;
+    }
+    let (env, callback, ctx) = match cell.try_borrow() {
+        Ok(st) => (st.env, st.callback, st.async_ctx),
+        Err(_) => return,
+    };
+    let results: Vec<OpResult> = outcome.done.into_iter().flatten().collect();
+    let out = crate::redis::binding::encode_results(results);
+    let failure = outcome
+        .failure
+        .as_ref()
+        .map(|e| format!("[{}] {}", e.code(), e));
+    // SAFETY: on the env's thread, outside any JS frame (a libuv callback)
+    unsafe {
+        let mut scope = ptr::null_mut();
+        if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
+            return;
+        }
+        let mut func = ptr::null_mut();
+        sys::napi_get_reference_value(env, callback, &mut func);
+        let mut recv = ptr::null_mut();
+        sys::napi_get_global(env, &mut recv);
+        let args = (|| -> napi::Result<[sys::napi_value; 5]> {
+            Ok([
+                Uint8Array::to_napi_value(env, out.codes)?,
+                Uint32Array::to_napi_value(env, out.lens)?,
+                ToNapiValue::to_napi_value(env, out.blob)?,
+                ToNapiValue::to_napi_value(env, out.errors)?,
+                ToNapiValue::to_napi_value(env, failure)?,
+            ])
+        })();
+        if let (Ok(args), false) = (args, func.is_null()) {
+            if outcome.failure.is_some() {
+                // the connection is over: close it before JS runs (it may
+                // open the next one at once)
+                if let Ok(mut st) = cell.try_borrow_mut() {
+                    st.shutdown(false);
+                }
+            }
+            let mut result = ptr::null_mut();
+            let status = sys::napi_make_callback(
+                env,
+                ctx,
+                recv,
+                func,
+                args.len(),
+                args.as_ptr(),
+                &mut result,
+            );
+            if status == sys::Status::napi_pending_exception {
+                let mut exc = ptr::null_mut();
+                sys::napi_get_and_clear_last_exception(env, &mut exc);
+                sys::napi_fatal_exception(env, exc);
+            }
+        } else if outcome.failure.is_some() {
+            if let Ok(mut st) = cell.try_borrow_mut() {
+                st.shutdown(false);
+            }
+        }
+        sys::napi_close_handle_scope(env, scope);
+    }
+    if outcome.failure.is_some() {
+        release_callback(cell);
+    }
+}
+
+/// Delete the callback reference, the async context and the cleanup hook of
+/// a shut-down connection (all already gone after an env teardown).
+fn release_callback(cell: &Rc<Cell>) {
+    let Ok(mut st) = cell.try_borrow_mut() else {
+        return;
+    };
+    if st.open {
+        return;
+    }
+    let env = st.env;
+    if !st.async_ctx.is_null() {
+        // SAFETY: env alive, on its thread
+        unsafe { sys::napi_async_destroy(env, st.async_ctx) };
+        st.async_ctx = ptr::null_mut();
+    }
+    if !st.callback.is_null() {
+        // SAFETY: env alive, on its thread
+        unsafe { sys::napi_delete_reference(env, st.callback) };
+        st.callback = ptr::null_mut();
+    }
+    if st.hooked {
+        st.hooked = false;
+        drop(st);
+        let arg = Rc::as_ptr(cell) as *mut c_void;
+        // SAFETY: registered with this arg in `attach`; the hook's Rc is
+        // ours to release once it is removed
+        unsafe {
+            if sys::napi_remove_env_cleanup_hook(env, Some(on_env_teardown), arg)
+                == sys::Status::napi_ok
+            {
+                drop(Rc::from_raw(arg as *const Cell));
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn on_env_teardown(arg: *mut c_void) {
+    let _ = std::panic::catch_unwind(|| {
+        let cell = Rc::from_raw(arg as *const Cell);
+        if let Ok(mut st) = cell.try_borrow_mut() {
+            st.hooked = false;
+            st.shutdown(true);
+        };
+        drop(cell);
+    });
+}
+
+unsafe extern "C" fn on_poll_closed(h: *mut c_void) {
+    release_handle(h, UV_POLL);
+}
+
+unsafe extern "C" fn on_timer_closed(h: *mut c_void) {
+    release_handle(h, UV_TIMER);
+}
+
+unsafe fn release_handle(h: *mut c_void, kind: c_int) {
+    let _ = std::panic::catch_unwind(|| {
+        let data = handle_data(h) as *const Cell;
+        if !data.is_null() {
+            drop(Rc::from_raw(data));
+        }
+        if let Some(uv) = uv() {
+            free_handle(h, (uv.handle_size)(kind));
+        }
+    });
+}
