@@ -97,11 +97,14 @@ export declare class NativeRedisStore {
    */
   directAttach(onWire: unknown): void
   /**
-   * Write one batch on the data connection (encoded as for `exec`).
-   * Returns null, or `[CODE] message` when the connection is gone: then
-   * this batch and every batch in flight failed with it.
+   * Write one batch on the data connection. `io` (an Int32Array the JS
+   * glue reuses: no typed array crosses per call) holds the batch as
+   * `exec` takes it: `n_ops` op kinds, `n_ops` ttls, then `n_lens` UTF-16
+   * lengths of the keys and values concatenated in `blob`. Returns null,
+   * or `[CODE] message` when the connection is gone: then this batch and
+   * every batch in flight failed with it.
    */
-  directSend(ops: Uint8Array, ttls: Uint32Array, lens: Uint32Array, blob: string): string | null
+  directSend(io: unknown, nOps: number, nLens: number, blob: string): string | null
   /** Close the data connection (its batches in flight are the caller's). */
   directClose(): void
   /**
@@ -170,9 +173,8 @@ export declare function drainFileDirs(): void
 export declare function escapeGlob(literal: string): string
 
 export interface ExecOut {
-  codes: Uint8Array
-  /** UTF-16 lengths of the GET values, in order, concatenated in `blob`. */
-  lens: Uint32Array
+  /** One int per op (see `META_VALUE`). */
+  meta: Int32Array
   blob: string
   /** Per-op failures, only when some op failed. */
   errors?: Array<string | undefined | null>

@@ -165,10 +165,11 @@ describe('native store batching', () => {
       const orig = proto[method]
       let calls = 0
       let ops = 0
-      proto[method] = function (this: any, o: Uint8Array, ...rest: any[]) { // eslint-disable-line
+      proto[method] = function (this: any, ...args: any[]) { // eslint-disable-line
         calls++
-        ops += o.length
-        return orig.call(this, o, ...rest)
+        // exec(kinds, ttls, lens, blob); directSend(io, nOps, nLens, blob)
+        ops += transport === 'direct' ? args[1] : args[0].length
+        return orig.apply(this, args)
       }
       const open = (options: Record<string, unknown> = {}) => {
         const before = process.env.AWAITLY_REDIS_TRANSPORT

@@ -113,6 +113,16 @@ describe('the direct transport', () => {
     await s.close()
   })
 
+  it('a JS thread that blocked for longer than commandTimeout does not time out the calls made after it', async () => {
+    const s = createRedisStore({ url: server.url, commandTimeout: 300 })
+    await s.ping()
+    const until = Date.now() + 500
+    while (Date.now() < until); // a sync stretch: the loop's cached clock is now 500 ms behind
+    const got = await Promise.all(Array.from({ length: 50 }, () => s.get('t:a')))
+    expect(got).toEqual(Array(50).fill('1'))
+    await s.close()
+  })
+
   it('close() lets the calls already made complete, then later calls reject with ERR_STORE_CLOSED', async () => {
     const s = createRedisStore({ url: server.url })
     await s.set('t:c', 'x')

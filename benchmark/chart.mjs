@@ -59,3 +59,42 @@ export function renderChart(bars, title) {
   )
   return parts.join('\n')
 }
+
+/**
+ * An SVG of grouped horizontal bars: one group per row (e.g. "get ×1"), one
+ * bar per series (e.g. each client), linear scale per group (each group's
+ * longest bar is full width), values printed.
+ */
+export function renderGroupedChart({ title, groups, series, unit }) {
+  const palette = ['#2a9d5c', '#7fc8a0', '#4a78c0', '#e0a030', '#b05aa0', '#888888']
+  const barH = 13
+  const labelW = 170
+  const plotW = 520
+  const top = 56
+  const groupH = series.length * barH + 14
+  const h = top + groups.length * groupH + 10
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${labelW + plotW + 110}" height="${h}" font-family="sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="10" y="20" font-size="14" font-weight="bold">${esc(title)}</text>`,
+  ]
+  series.forEach((s, i) => {
+    const x = 10 + i * 130
+    parts.push(`<rect x="${x}" y="30" width="10" height="10" fill="${palette[i % palette.length]}"/>`, `<text x="${x + 14}" y="39">${esc(s)}</text>`)
+  })
+  groups.forEach((g, gi) => {
+    const y0 = top + gi * groupH
+    const max = Math.max(...g.values)
+    parts.push(`<text x="${labelW - 8}" y="${y0 + (series.length * barH) / 2 + 4}" text-anchor="end" font-weight="bold">${esc(g.label)}</text>`)
+    g.values.forEach((v, si) => {
+      const y = y0 + si * barH
+      const w = Math.max(1, (v / max) * plotW)
+      parts.push(
+        `<rect x="${labelW}" y="${y}" width="${w.toFixed(1)}" height="${barH - 2}" fill="${palette[si % palette.length]}"/>`,
+        `<text x="${(labelW + w + 4).toFixed(1)}" y="${y + barH - 3}">${esc(Math.round(v).toLocaleString('en-US'))}${unit ? ` ${esc(unit)}` : ''}</text>`,
+      )
+    })
+  })
+  parts.push('</svg>')
+  return parts.join('\n')
+}

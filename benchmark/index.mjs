@@ -6,9 +6,9 @@
 import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { renderTable } from './harness.mjs'
-import { ratioBars, renderChart } from './chart.mjs'
+import { ratioBars, renderChart, renderGroupedChart } from './chart.mjs'
 
-const suites = ['serialize', 'memory-cache', 'memory-soak', 'file', 'redis', 'write-behind', 'snapshot', 'cluster']
+const suites = ['serialize', 'memory-cache', 'memory-soak', 'file', 'redis-clients', 'redis', 'write-behind', 'snapshot', 'cluster']
 const only = process.argv.slice(2)
 
 const out = [
@@ -24,6 +24,8 @@ for (const name of suites) {
   sections.push({ suite: name, tables })
   out.push(`## ${name}\n`)
   for (const t of tables) {
+    // a suite's own chart (benchmark/<file>), written on every run of it
+    if (t.chart) writeFileSync(new URL(`./${t.chart.file}`, import.meta.url), renderGroupedChart(t.chart))
     const md = renderTable(t)
     console.log(md)
     out.push(md)

@@ -34,11 +34,11 @@ function keyArg(method, key) {
   return key
 }
 
-// Outcome codes of the native exec (src/redis/binding.rs)
+// Outcomes of the native exec / onWire, one int per op (src/redis/binding.rs)
 const OUT_NONE = 0
-const OUT_VALUE = 1
 const OUT_TRUE = 2
 const OUT_FALSE = 3
+const META_VALUE = 8
 
 class Batcher {
   constructor(native, maxBatch, direct) {
@@ -97,37 +97,37 @@ class Batcher {
       return
     }
     p.then(
-      (out) => settleResults([batch], 0, out.codes, out.lens, out.blob, out.errors),
+      (out) => settleResults([batch], 0, out.meta.length, out.meta, out.blob, out.errors),
       (e) => settleAll(waiters, fromNative(e)),
     )
   }
 }
 
 /**
- * Settle `batches[from..]` from the native results of their ops, in order:
- * `codes` one per op (concatenated over the batches), GET values sliced off
- * `blob` by `lens`, `errors[i]` the `[CODE] message` of a failed op.
- * Returns the index of the first batch not settled.
+ * Settle `batches[from..]` from the native results of their first `count`
+ * ops, in order (concatenated over the batches): `meta[i]` is an OUT_* code,
+ * or META_VALUE + n for a GET hit whose value is the next n units of `blob`;
+ * `errors[i]` the `[CODE] message` of a failed op. Returns the index of the
+ * first batch not settled.
  */
-function settleResults(batches, from, codes, lens, blob, errors) {
+function settleResults(batches, from, count, meta, blob, errors) {
   let pos = 0
-  let li = 0
   let ci = 0
   let bi = from
-  const n = codes.length
-  while (ci < n) {
+  while (ci < count) {
     const { ops, waiters } = batches[bi++]
     for (let i = 0; i < ops.length; i++, ci++) {
-      switch (codes[ci]) {
+      const m = meta[ci]
+      if (m >= META_VALUE) {
+        const end = pos + (m - META_VALUE)
+        waiters[2 * i](blob.slice(pos, end))
+        pos = end
+        continue
+      }
+      switch (m) {
         case OUT_NONE:
           waiters[2 * i](ops[i] === OP_GET ? null : undefined)
           break
-        case OUT_VALUE: {
-          const end = pos + lens[li++]
-          waiters[2 * i](blob.slice(pos, end))
-          pos = end
-          break
-        }
         case OUT_TRUE:
           waiters[2 * i](true)
           break
@@ -150,8 +150,11 @@ function settleResults(batches, from, codes, lens, blob, errors) {
  * batch; batches made meanwhile wait here.
  */
 class DirectLink {
-  constructor(native) {
+  constructor(native, maxBatch) {
     this.native = native
+    // a batch's kinds, ttls and key/value lengths go to directSend in this
+    // (reused) buffer: kinds and ttls, one each per op; up to two lengths
+    this.io = new Int32Array(4 * maxBatch)
     this.ready = false
     this.connecting = false
     this.queued = []
@@ -194,12 +197,16 @@ class DirectLink {
   }
 
   write(batch) {
-    const failure = this.native.directSend(
-      Uint8Array.from(batch.ops),
-      Uint32Array.from(batch.ttls),
-      Uint32Array.from(batch.lens),
-      batch.blob,
-    )
+    const { ops, ttls, lens } = batch
+    const n = ops.length
+    let io = this.io
+    if (io.length < 2 * n + lens.length) io = this.io = new Int32Array(2 * (2 * n + lens.length))
+    for (let i = 0; i < n; i++) {
+      io[i] = ops[i]
+      io[n + i] = ttls[i]
+    }
+    for (let i = 0; i < lens.length; i++) io[2 * n + i] = lens[i]
+    const failure = this.native.directSend(io, n, lens.length, batch.blob)
     if (failure === null) {
       this.inflight.push(batch)
       return
@@ -209,9 +216,9 @@ class DirectLink {
     settleAll(batch.waiters, fromNative(new Error(failure)))
   }
 
-  onWire(codes, lens, blob, errors, failure) {
-    if (codes.length > 0) {
-      this.head = settleResults(this.inflight, this.head, codes, lens, blob, errors)
+  onWire(count, meta, blob, errors, failure) {
+    if (count > 0) {
+      this.head = settleResults(this.inflight, this.head, count, meta, blob, errors)
       if (this.head === this.inflight.length) {
         this.inflight = []
         this.head = 0
@@ -346,7 +353,7 @@ function createRedisStore(options = {}) {
     clusterNodes,
     waitReplicas,
   )
-  const direct = native.directCapable ? new DirectLink(native) : null
+  const direct = native.directCapable ? new DirectLink(native, maxBatch) : null
   const batcher = new Batcher(native, maxBatch, direct)
   const leases = new LeaseBatcher((kinds, ttls, _scopes, keys, tokens) => native.leaseExec(kinds, ttls, keys, tokens), maxBatch)
   let closed = false

@@ -19,7 +19,7 @@ use crate::error::PersistError;
 use crate::js_error;
 use crate::redis::lease::LeaseOp;
 use crate::redis::store::{
-    Op, OpResult, Owners, RedisConfig, RedisStore, KIND_STATE, MARKER_CACHE, MARKER_STATE,
+    Op, OpResult, Owners, RedisConfig, RedisStore, Text, KIND_STATE, MARKER_CACHE, MARKER_STATE,
     MARKER_VALUE, REGISTRY_PREFIX,
 };
 use crate::wtf8;
@@ -45,21 +45,29 @@ mod tests {
     }
 }
 
-/// Outcome codes of [`NativeRedisStore::exec`], one per op.
+/// Outcomes of a batch's ops, one int each in `meta` (`exec`, and the
+/// direct transport's `onWire`): one of these codes, or `META_VALUE + n`
+/// for a GET hit whose value is the next `n` UTF-16 units of `blob`.
 const OUT_NONE: u8 = 0; // GET miss (null) or SET done (undefined)
-const OUT_VALUE: u8 = 1; // GET hit: the next `lens` entry, sliced off `blob`
 const OUT_TRUE: u8 = 2;
 const OUT_FALSE: u8 = 3;
 const OUT_ERROR: u8 = 4; // `errors[i]` holds `[CODE] message`
+const META_VALUE: i32 = 8;
 
 #[napi(object)]
 pub struct ExecOut {
-    pub codes: Uint8Array,
-    /// UTF-16 lengths of the GET values, in order, concatenated in `blob`.
-    pub lens: Uint32Array,
+    /// One int per op (see `META_VALUE`).
+    pub meta: Int32Array,
     #[napi(ts_type = "string")]
     pub blob: JsText,
     /// Per-op failures, only when some op failed.
+    pub errors: Option<Vec<Option<String>>>,
+}
+
+/// Results on their way to JS (see [`ExecOut`]).
+pub(crate) struct Encoded {
+    pub meta: Vec<i32>,
+    pub blob: JsText,
     pub errors: Option<Vec<Option<String>>>,
 }
 
@@ -261,31 +269,47 @@ impl NativeRedisStore {
         }
     }
 
-    /// Write one batch on the data connection (encoded as for `exec`).
-    /// Returns null, or `[CODE] message` when the connection is gone: then
-    /// this batch and every batch in flight failed with it.
+    /// Write one batch on the data connection. `io` (an Int32Array the JS
+    /// glue reuses: no typed array crosses per call) holds the batch as
+    /// `exec` takes it: `n_ops` op kinds, `n_ops` ttls, then `n_lens` UTF-16
+    /// lengths of the keys and values concatenated in `blob`. Returns null,
+    /// or `[CODE] message` when the connection is gone: then this batch and
+    /// every batch in flight failed with it.
     #[napi(catch_unwind)]
     pub fn direct_send(
         &self,
-        ops: Uint8Array,
-        ttls: Uint32Array,
-        lens: Uint32Array,
+        env: Env,
+        io: Unknown,
+        n_ops: u32,
+        n_lens: u32,
         blob: Utf16String,
     ) -> Option<String> {
-        let r = decode_batch(&ops, &ttls, &lens, &blob).and_then(|batch| {
-            #[cfg(unix)]
-            {
-                match self.direct.borrow().as_ref() {
-                    Some(d) => d.send(batch),
-                    None => Err(PersistError::Unavailable("not connected".into())),
+        let (n_ops, n_lens) = (n_ops as usize, n_lens as usize);
+        let r = int32_view(&env, &io)
+            .and_then(|ints| {
+                let need = 2 * n_ops + n_lens;
+                let ints = ints.get(..need).ok_or_else(|| {
+                    PersistError::Internal("directSend: io buffer shorter than the batch".into())
+                })?;
+                let ops: Vec<u8> = ints[..n_ops].iter().map(|&k| k as u8).collect();
+                let ttls: Vec<u32> = ints[n_ops..2 * n_ops].iter().map(|&t| t as u32).collect();
+                let lens: Vec<u32> = ints[2 * n_ops..].iter().map(|&l| l as u32).collect();
+                decode_batch(&ops, &ttls, &lens, &blob)
+            })
+            .and_then(|batch| {
+                #[cfg(unix)]
+                {
+                    match self.direct.borrow().as_ref() {
+                        Some(d) => d.send(batch),
+                        None => Err(PersistError::Unavailable("not connected".into())),
+                    }
                 }
-            }
-            #[cfg(not(unix))]
-            {
-                let _ = batch;
-                Err(PersistError::Internal("no direct transport".into()))
-            }
-        });
+                #[cfg(not(unix))]
+                {
+                    let _ = batch;
+                    Err(PersistError::Internal("no direct transport".into()))
+                }
+            });
         r.err().map(|e| coded(&e))
     }
 
@@ -316,7 +340,12 @@ impl NativeRedisStore {
         env.spawn_future(async move {
             let batch = batch.map_err(js_error::to_async)?;
             let results = guarded(core.exec(&batch)).await?;
-            Ok(encode_results(results))
+            let Encoded { meta, blob, errors } = encode_results(results);
+            Ok(ExecOut {
+                meta: Int32Array::new(meta),
+                blob,
+                errors,
+            })
         })
     }
 
@@ -435,6 +464,39 @@ impl NativeRedisStore {
     }
 }
 
+/// The ints of an Int32Array argument (borrowed for this call).
+fn int32_view<'a>(env: &Env, v: &'a Unknown) -> crate::error::Result<&'a [i32]> {
+    let mut kind = 0;
+    let mut len = 0usize;
+    let mut data = std::ptr::null_mut();
+    let mut ab = std::ptr::null_mut();
+    let mut offset = 0usize;
+    // SAFETY: `v` is a value of `env`, alive for this call; a typed array's
+    // data stays put while it is referenced (it is an argument)
+    let status = unsafe {
+        napi::sys::napi_get_typedarray_info(
+            env.raw(),
+            v.raw(),
+            &mut kind,
+            &mut len,
+            &mut data,
+            &mut ab,
+            &mut offset,
+        )
+    };
+    if status != napi::sys::Status::napi_ok
+        || kind != napi::sys::TypedarrayType::int32_array
+        || (data.is_null() && len > 0)
+    {
+        return Err(PersistError::Internal("expected an Int32Array".into()));
+    }
+    if len == 0 {
+        return Ok(&[]);
+    }
+    // SAFETY: `len` int32s at `data`, per napi_get_typedarray_info
+    Ok(unsafe { std::slice::from_raw_parts(data as *const i32, len) })
+}
+
 /// The ops of one `exec` call, keys and values as WTF-8 bytes.
 fn decode_batch(
     ops: &[u8],
@@ -507,34 +569,48 @@ fn decode_leases(
     Ok(out)
 }
 
-pub(crate) fn encode_results(results: Vec<OpResult>) -> ExecOut {
+pub(crate) fn encode_results(results: Vec<OpResult>) -> Encoded {
     let n = results.len();
-    let mut codes = Vec::with_capacity(n);
-    let mut out_lens = Vec::new();
-    let mut out_blob: Vec<u16> = Vec::new();
+    let mut meta = Vec::with_capacity(n);
     let mut errors: Option<Vec<Option<String>>> = None;
+    // one-byte text when every value is ASCII (JSON usually is): its bytes
+    // as they came from the socket, no UTF-16 step
+    let all_ascii = results
+        .iter()
+        .all(|r| !matches!(r, OpResult::Value(Some(t)) if !t.is_ascii()));
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut units: Vec<u16> = Vec::new();
     for (i, r) in results.into_iter().enumerate() {
         match r {
-            OpResult::Value(Some(units)) => {
-                codes.push(OUT_VALUE);
-                out_lens.push(units.len() as u32);
-                out_blob.extend_from_slice(&units);
+            OpResult::Value(Some(text)) => {
+                meta.push(META_VALUE.saturating_add(text.len_units() as i32));
+                match text {
+                    Text::Ascii(b) if all_ascii => bytes.extend_from_slice(&b),
+                    t => t.push_units(&mut units),
+                }
             }
-            OpResult::Value(None) | OpResult::Done => codes.push(OUT_NONE),
-            OpResult::Bool(true) => codes.push(OUT_TRUE),
-            OpResult::Bool(false) => codes.push(OUT_FALSE),
+            OpResult::Value(None) | OpResult::Done => meta.push(i32::from(OUT_NONE)),
+            OpResult::Bool(true) => meta.push(i32::from(OUT_TRUE)),
+            OpResult::Bool(false) => meta.push(i32::from(OUT_FALSE)),
             OpResult::Failed(e) => {
-                codes.push(OUT_ERROR);
+                meta.push(i32::from(OUT_ERROR));
                 errors.get_or_insert_with(|| vec![None; n])[i] = Some(coded(&e));
             }
         }
     }
-    ExecOut {
-        codes: Uint8Array::new(codes),
-        lens: Uint32Array::new(out_lens),
-        blob: js_text(out_blob),
-        errors,
-    }
+    let blob = if all_ascii {
+        // every piece passed `is_ascii` in `decode`: valid UTF-8, checked
+        // again here in one pass (no unsafe)
+        match String::from_utf8(bytes) {
+            Ok(ascii) => Either::A(Latin1String::from(ascii)),
+            Err(e) => Either::B(Utf16String::from(
+                e.into_bytes().iter().map(|&b| u16::from(b)).collect::<Vec<u16>>(),
+            )),
+        }
+    } else {
+        Either::B(Utf16String::from(units))
+    };
+    Encoded { meta, blob, errors }
 }
 
 /// The key space of the owner registry of older builds (read, never written).

@@ -21,7 +21,7 @@ use std::ptr;
 use std::rc::Rc;
 use std::sync::OnceLock;
 
-use napi::bindgen_prelude::{ToNapiValue, Uint32Array, Uint8Array};
+use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
 
 use crate::error::PersistError;
@@ -49,7 +49,7 @@ struct Uv {
     close: unsafe extern "C" fn(*mut c_void, Option<CloseCb>),
     uv_ref: unsafe extern "C" fn(*mut c_void),
     uv_unref: unsafe extern "C" fn(*mut c_void),
-    now: unsafe extern "C" fn(*mut c_void) -> u64,
+    hrtime: unsafe extern "C" fn() -> u64,
 }
 
 /// libuv of this process, if it exports its functions.
@@ -76,11 +76,19 @@ fn uv() -> Option<&'static Uv> {
                 close: sym(b"uv_close\0")?,
                 uv_ref: sym(b"uv_ref\0")?,
                 uv_unref: sym(b"uv_unref\0")?,
-                now: sym(b"uv_now\0")?,
+                hrtime: sym(b"uv_hrtime\0")?,
             })
         }
     })
     .as_ref()
+}
+
+/// Real monotonic time in ms. Not the loop's cached `uv_now`: a JS thread
+/// that blocked (a sync call, a long loop) would stamp a batch with a time
+/// from before the block and time it out at once.
+fn now_ms(uv: &Uv) -> u64 {
+    // SAFETY: no arguments, no state
+    unsafe { (uv.hrtime)() / 1_000_000 }
 }
 
 /// Can this process run the direct transport?
@@ -120,7 +128,6 @@ type Cell = RefCell<State>;
 
 struct State {
     env: sys::napi_env,
-    lp: *mut c_void,
     fd: Option<OwnedFd>,
     wire: Wire,
     poll: *mut c_void,
@@ -129,6 +136,10 @@ struct State {
     /// while batches are in flight (else the store could never be GC'd).
     callback: sys::napi_ref,
     async_ctx: sys::napi_async_context,
+    /// The Int32Array of [`State::meta_with`] (strong), its data, its length.
+    meta_ref: sys::napi_ref,
+    meta_ptr: *mut i32,
+    meta_cap: usize,
     timeout_ms: u64,
     watching_writes: bool,
     busy: bool,
@@ -199,13 +210,15 @@ impl Direct {
         (uv.timer_init)(lp, timer);
         let cell = Rc::new(RefCell::new(State {
             env,
-            lp,
             fd: Some(fd),
             wire: Wire::new(wait),
             poll,
             timer,
             callback: callback_ref,
             async_ctx,
+            meta_ref: ptr::null_mut(),
+            meta_ptr: ptr::null_mut(),
+            meta_cap: 0,
             timeout_ms,
             watching_writes: false,
             busy: false,
@@ -243,9 +256,7 @@ impl Direct {
         let Some(uv) = uv() else {
             return Err(PersistError::Internal("libuv is not available".into()));
         };
-        // SAFETY: the loop outlives its open handles
-        let now = unsafe { (uv.now)(st.lp) };
-        st.wire.send(ops, now);
+        st.wire.send(ops, now_ms(uv));
         if let Err(e) = st.flush() {
             st.shutdown(false);
             drop(st);
@@ -382,6 +393,7 @@ impl State {
             // the env frees its references itself; nothing may call it now
             self.callback = ptr::null_mut();
             self.async_ctx = ptr::null_mut();
+            self.meta_ref = ptr::null_mut();
             self.hooked = false;
         }
     }
@@ -449,7 +461,7 @@ unsafe extern "C" fn on_timer(h: *mut c_void) {
             if !st.open {
                 return;
             }
-            let now = (uv.now)(st.lp);
+            let now = now_ms(uv);
             match st.wire.oldest_sent_ms() {
                 Some(sent) if now.saturating_sub(sent) >= st.timeout_ms => {
                     // no reply in time: the server is paused or the link is
@@ -479,14 +491,17 @@ impl State {
         let Some(fd) = self.fd.as_ref().map(|f| f.as_raw_fd()) else {
             return Ok(());
         };
-        let mut buf = [0u8; 64 * 1024];
         // level-triggered: what is left is read on the next callback
         for _ in 0..16 {
-            // SAFETY: `buf` is writable for its length
-            let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut c_void, buf.len(), 0) };
+            let mut cap = 0;
+            let n = self.wire.fill(|ptr, len| {
+                cap = len;
+                // SAFETY: `ptr` is writable for `len` bytes
+                unsafe { libc::recv(fd, ptr as *mut c_void, len, 0) }
+            });
             if n > 0 {
-                self.wire.received(&buf[..n as usize], done)?;
-                if (n as usize) < buf.len() {
+                self.wire.parse(done)?;
+                if (n as usize) < cap {
                     return Ok(());
                 }
                 continue;
@@ -534,16 +549,24 @@ fn deliver(cell: &Rc<Cell>, outcome: Outcome) {
         sys::napi_get_reference_value(env, callback, &mut func);
         let mut recv = ptr::null_mut();
         sys::napi_get_global(env, &mut recv);
+        let meta = cell
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut st| st.meta_with(&out.meta));
         let args = (|| -> napi::Result<[sys::napi_value; 5]> {
+            let mut count = ptr::null_mut();
+            sys::napi_create_uint32(env, out.meta.len() as u32, &mut count);
+            let mut null = ptr::null_mut();
+            sys::napi_get_null(env, &mut null);
             Ok([
-                Uint8Array::to_napi_value(env, out.codes)?,
-                Uint32Array::to_napi_value(env, out.lens)?,
+                count,
+                meta.unwrap_or(null),
                 ToNapiValue::to_napi_value(env, out.blob)?,
                 ToNapiValue::to_napi_value(env, out.errors)?,
                 ToNapiValue::to_napi_value(env, failure)?,
             ])
         })();
-        if let (Ok(args), false) = (args, func.is_null()) {
+        if let (Ok(args), false, false) = (args, func.is_null(), meta.is_none() && !out.meta.is_empty()) {
             if outcome.failure.is_some() {
                 // the connection is over: close it before JS runs (it may
                 // open the next one at once)
@@ -578,6 +601,50 @@ fn deliver(cell: &Rc<Cell>, outcome: Outcome) {
     }
 }
 
+impl State {
+    /// The Int32Array that carries `meta` to JS: one kept per connection
+    /// (no typed array made per callback), replaced by a larger one when a
+    /// callback carries more ops than it holds.
+    ///
+    /// # Safety
+    /// On the env's thread, inside a handle scope.
+    unsafe fn meta_with(&mut self, meta: &[i32]) -> Option<sys::napi_value> {
+        let env = self.env;
+        if self.meta_ref.is_null() || self.meta_cap < meta.len() {
+            let cap = meta.len().max(1024).next_power_of_two();
+            let mut data = ptr::null_mut();
+            let mut ab = ptr::null_mut();
+            if sys::napi_create_arraybuffer(env, cap * 4, &mut data, &mut ab) != sys::Status::napi_ok {
+                return None;
+            }
+            let mut ta = ptr::null_mut();
+            if sys::napi_create_typedarray(env, sys::TypedarrayType::int32_array, cap, ab, 0, &mut ta)
+                != sys::Status::napi_ok
+            {
+                return None;
+            }
+            let mut r = ptr::null_mut();
+            if sys::napi_create_reference(env, ta, 1, &mut r) != sys::Status::napi_ok {
+                return None;
+            }
+            if !self.meta_ref.is_null() {
+                sys::napi_delete_reference(env, self.meta_ref);
+            }
+            self.meta_ref = r;
+            self.meta_ptr = data as *mut i32;
+            self.meta_cap = cap;
+        }
+        let mut ta = ptr::null_mut();
+        sys::napi_get_reference_value(env, self.meta_ref, &mut ta);
+        if ta.is_null() {
+            return None;
+        }
+        // SAFETY: `meta_cap` ints at `meta_ptr`, kept alive by `meta_ref`
+        ptr::copy_nonoverlapping(meta.as_ptr(), self.meta_ptr, meta.len());
+        Some(ta)
+    }
+}
+
 /// Delete the callback reference, the async context and the cleanup hook of
 /// a shut-down connection (all already gone after an env teardown).
 fn release_callback(cell: &Rc<Cell>) {
@@ -592,6 +659,11 @@ fn release_callback(cell: &Rc<Cell>) {
         // SAFETY: env alive, on its thread
         unsafe { sys::napi_async_destroy(env, st.async_ctx) };
         st.async_ctx = ptr::null_mut();
+    }
+    if !st.meta_ref.is_null() {
+        // SAFETY: env alive, on its thread
+        unsafe { sys::napi_delete_reference(env, st.meta_ref) };
+        st.meta_ref = ptr::null_mut();
     }
     if !st.callback.is_null() {
         // SAFETY: env alive, on its thread

@@ -302,7 +302,10 @@ mod tests {
         );
         // the lease is the token itself, nothing else
         let r = s.exec(&[Op::Get(k.clone())]).await?;
-        assert_eq!(r[0], OpResult::Value(Some(b.encode_utf16().collect())));
+        assert_eq!(
+            r[0],
+            OpResult::Value(Some(crate::redis::store::Text::of(&b)))
+        );
         assert!(one(&s, release(&k, &b)).await?);
         Ok(())
     }

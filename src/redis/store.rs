@@ -92,11 +92,63 @@ pub enum Op {
     Ping,
 }
 
+/// A GET value on its way to JS: ASCII bytes as they came (the common case:
+/// JSON; a one-byte JS string, no conversion), anything else as UTF-16.
+#[derive(Debug, Clone)]
+pub enum Text {
+    Ascii(Vec<u8>),
+    Units(Vec<u16>),
+}
+
+impl Text {
+    pub fn of(s: &str) -> Text {
+        if s.is_ascii() {
+            Text::Ascii(s.as_bytes().to_vec())
+        } else {
+            Text::Units(s.encode_utf16().collect())
+        }
+    }
+
+    /// Its UTF-16 length (the JS string's `length`).
+    pub fn len_units(&self) -> usize {
+        match self {
+            Text::Ascii(b) => b.len(),
+            Text::Units(u) => u.len(),
+        }
+    }
+
+    pub fn is_ascii(&self) -> bool {
+        matches!(self, Text::Ascii(_))
+    }
+
+    /// Append its UTF-16 units.
+    pub fn push_units(&self, out: &mut Vec<u16>) {
+        match self {
+            Text::Ascii(b) => out.extend(b.iter().map(|&c| u16::from(c))),
+            Text::Units(u) => out.extend_from_slice(u),
+        }
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Text::Ascii(a), Text::Ascii(b)) => a == b,
+            _ => {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                self.push_units(&mut a);
+                other.push_units(&mut b);
+                a == b
+            }
+        }
+    }
+}
+
 /// The outcome of one [`Op`] in a batch that reached the server.
 #[derive(Debug)]
 pub enum OpResult {
-    /// GET: the value as UTF-16 units, or None when the key does not exist.
-    Value(Option<Vec<u16>>),
+    /// GET: the value, or None when the key does not exist.
+    Value(Option<Text>),
     /// DELETE / EXISTS.
     Bool(bool),
     /// SET.
@@ -1311,7 +1363,7 @@ impl RedisStore {
         if !candidates.is_empty() {
             // through `exec`: batched per slot in a cluster
             let gets: Vec<Op> = candidates.iter().map(|k| Op::Get(k.to_vec())).collect();
-            let marker: Vec<u16> = MARKER_VALUE.encode_utf16().collect();
+            let marker = Text::of(MARKER_VALUE);
             for (k, v) in candidates.iter().zip(self.exec(&gets).await?) {
                 if matches!(&v, OpResult::Value(Some(u)) if *u == marker) {
                     owner_keys.push(k.as_slice());
@@ -1392,15 +1444,16 @@ pub(crate) fn decode(op: &Op, v: Value) -> OpResult {
     match op {
         Op::Get(k) => match v {
             Value::Nil => OpResult::Value(None),
+            Value::BulkString(b) if b.is_ascii() => OpResult::Value(Some(Text::Ascii(b))),
             Value::BulkString(b) => match wtf8::decode(&b) {
-                Some(units) => OpResult::Value(Some(units)),
+                Some(units) => OpResult::Value(Some(Text::Units(units))),
                 None => OpResult::Failed(PersistError::corrupt(
                     String::from_utf8_lossy(k),
                     "value is not text (not UTF-8, nor a JS string we wrote)",
                 )),
             },
-            Value::SimpleString(s) => OpResult::Value(Some(s.encode_utf16().collect())),
-            Value::Okay => OpResult::Value(Some("OK".encode_utf16().collect())),
+            Value::SimpleString(s) => OpResult::Value(Some(Text::of(&s))),
+            Value::Okay => OpResult::Value(Some(Text::of("OK"))),
             other => OpResult::Failed(PersistError::Store(format!(
                 "GET: unexpected reply {other:?}"
             ))),
@@ -1677,7 +1730,7 @@ e5 127.0.0.1:7004@17004 master - 0 1 4 connected 10923-16383
             vec![
                 OpResult::Done,
                 OpResult::Done,
-                OpResult::Value(Some(vec![u16::from(b'1')])),
+                OpResult::Value(Some(Text::of("1"))),
                 OpResult::Value(None),
                 OpResult::Bool(true),
                 OpResult::Bool(false),

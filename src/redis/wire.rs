@@ -116,6 +116,28 @@ impl Wire {
     /// must be dropped.
     pub fn received(&mut self, bytes: &[u8], done: &mut Vec<Vec<OpResult>>) -> Result<()> {
         self.inb.extend_from_slice(bytes);
+        self.parse(done)
+    }
+
+    /// Read from the socket straight into the reply buffer: `read(ptr, n)`
+    /// writes at most `n` bytes at `ptr` and returns how many (or < 0, as
+    /// `recv`), which is returned. Parse with [`Wire::parse`].
+    pub fn fill(&mut self, read: impl FnOnce(*mut u8, usize) -> isize) -> isize {
+        self.inb.reserve(64 * 1024);
+        let spare = self.inb.spare_capacity_mut();
+        let n = read(spare.as_mut_ptr() as *mut u8, spare.len());
+        if n > 0 {
+            let n = (n as usize).min(spare.len());
+            // SAFETY: `read` initialised the first `n` bytes of the spare
+            // capacity (at most its length)
+            unsafe { self.inb.set_len(self.inb.len() + n) };
+        }
+        n
+    }
+
+    /// Decode what [`Wire::fill`] / [`Wire::received`] brought in: the
+    /// results of every batch it completes go to `done`, oldest first.
+    pub fn parse(&mut self, done: &mut Vec<Vec<OpResult>>) -> Result<()> {
         loop {
             let Some(front) = self.sent.front() else {
                 if self.inb.is_empty() {
@@ -191,8 +213,8 @@ impl Wire {
 mod tests {
     use super::*;
 
-    fn units(s: &str) -> Vec<u16> {
-        s.encode_utf16().collect()
+    fn units(s: &str) -> crate::redis::store::Text {
+        crate::redis::store::Text::of(s)
     }
 
     #[test]
