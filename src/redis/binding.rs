@@ -67,8 +67,32 @@ pub struct ExecOut {
 /// Results on their way to JS (see [`ExecOut`]).
 pub(crate) struct Encoded {
     pub meta: Vec<i32>,
-    pub blob: JsText,
+    pub blob: Blob,
     pub errors: Option<Vec<Option<String>>>,
+}
+
+/// The GET values of a batch, concatenated: ASCII bytes when every value
+/// is ASCII (becoming a one-byte JS string), else UTF-16 units.
+pub(crate) enum Blob {
+    Ascii(Vec<u8>),
+    Units(Vec<u16>),
+}
+
+impl Blob {
+    fn into_js_text(self) -> JsText {
+        match self {
+            Blob::Ascii(bytes) => match String::from_utf8(bytes) {
+                Ok(ascii) => Either::A(Latin1String::from(ascii)),
+                Err(e) => Either::B(Utf16String::from(
+                    e.into_bytes()
+                        .iter()
+                        .map(|&b| u16::from(b))
+                        .collect::<Vec<u16>>(),
+                )),
+            },
+            Blob::Units(units) => Either::B(Utf16String::from(units)),
+        }
+    }
 }
 
 #[napi(object)]
@@ -343,7 +367,7 @@ impl NativeRedisStore {
             let Encoded { meta, blob, errors } = encode_results(results);
             Ok(ExecOut {
                 meta: Int32Array::new(meta),
-                blob,
+                blob: blob.into_js_text(),
                 errors,
             })
         })
@@ -578,8 +602,15 @@ pub(crate) fn encode_results(results: Vec<OpResult>) -> Encoded {
     let all_ascii = results
         .iter()
         .all(|r| !matches!(r, OpResult::Value(Some(t)) if !t.is_ascii()));
-    let mut bytes: Vec<u8> = Vec::new();
-    let mut units: Vec<u16> = Vec::new();
+    let total: usize = results
+        .iter()
+        .map(|r| match r {
+            OpResult::Value(Some(t)) => t.len_units(),
+            _ => 0,
+        })
+        .sum();
+    let mut bytes: Vec<u8> = Vec::with_capacity(if all_ascii { total } else { 0 });
+    let mut units: Vec<u16> = Vec::with_capacity(if all_ascii { 0 } else { total });
     for (i, r) in results.into_iter().enumerate() {
         match r {
             OpResult::Value(Some(text)) => {
@@ -599,16 +630,9 @@ pub(crate) fn encode_results(results: Vec<OpResult>) -> Encoded {
         }
     }
     let blob = if all_ascii {
-        // every piece passed `is_ascii` in `decode`: valid UTF-8, checked
-        // again here in one pass (no unsafe)
-        match String::from_utf8(bytes) {
-            Ok(ascii) => Either::A(Latin1String::from(ascii)),
-            Err(e) => Either::B(Utf16String::from(
-                e.into_bytes().iter().map(|&b| u16::from(b)).collect::<Vec<u16>>(),
-            )),
-        }
+        Blob::Ascii(bytes)
     } else {
-        Either::B(Utf16String::from(units))
+        Blob::Units(units)
     };
     Encoded { meta, blob, errors }
 }

@@ -25,6 +25,7 @@ use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
 
 use crate::error::PersistError;
+use crate::redis::binding::Blob;
 use crate::redis::store::{Op, OpResult};
 use crate::redis::wire::Wire;
 
@@ -561,12 +562,14 @@ fn deliver(cell: &Rc<Cell>, outcome: Outcome) {
             Ok([
                 count,
                 meta.unwrap_or(null),
-                ToNapiValue::to_napi_value(env, out.blob)?,
+                blob_value(env, &out.blob)?,
                 ToNapiValue::to_napi_value(env, out.errors)?,
                 ToNapiValue::to_napi_value(env, failure)?,
             ])
         })();
-        if let (Ok(args), false, false) = (args, func.is_null(), meta.is_none() && !out.meta.is_empty()) {
+        if let (Ok(args), false, false) =
+            (args, func.is_null(), meta.is_none() && !out.meta.is_empty())
+        {
             if outcome.failure.is_some() {
                 // the connection is over: close it before JS runs (it may
                 // open the next one at once)
@@ -601,6 +604,31 @@ fn deliver(cell: &Rc<Cell>, outcome: Outcome) {
     }
 }
 
+/// The values' text as a JS string, made from our buffer (V8 copies it).
+///
+/// # Safety
+/// On the env's thread, inside a handle scope.
+unsafe fn blob_value(env: sys::napi_env, blob: &Blob) -> napi::Result<sys::napi_value> {
+    let mut v = ptr::null_mut();
+    let status = match blob {
+        // ASCII is latin1: one byte per unit
+        Blob::Ascii(b) => sys::napi_create_string_latin1(
+            env,
+            b.as_ptr() as *const c_char,
+            b.len() as isize,
+            &mut v,
+        ),
+        Blob::Units(u) => sys::napi_create_string_utf16(env, u.as_ptr(), u.len() as isize, &mut v),
+    };
+    if status != sys::Status::napi_ok || v.is_null() {
+        return Err(napi::Error::new(
+            napi::Status::GenericFailure,
+            "could not make the reply string",
+        ));
+    }
+    Ok(v)
+}
+
 impl State {
     /// The Int32Array that carries `meta` to JS: one kept per connection
     /// (no typed array made per callback), replaced by a larger one when a
@@ -614,12 +642,20 @@ impl State {
             let cap = meta.len().max(1024).next_power_of_two();
             let mut data = ptr::null_mut();
             let mut ab = ptr::null_mut();
-            if sys::napi_create_arraybuffer(env, cap * 4, &mut data, &mut ab) != sys::Status::napi_ok {
+            if sys::napi_create_arraybuffer(env, cap * 4, &mut data, &mut ab)
+                != sys::Status::napi_ok
+            {
                 return None;
             }
             let mut ta = ptr::null_mut();
-            if sys::napi_create_typedarray(env, sys::TypedarrayType::int32_array, cap, ab, 0, &mut ta)
-                != sys::Status::napi_ok
+            if sys::napi_create_typedarray(
+                env,
+                sys::TypedarrayType::int32_array,
+                cap,
+                ab,
+                0,
+                &mut ta,
+            ) != sys::Status::napi_ok
             {
                 return None;
             }
