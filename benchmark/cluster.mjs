@@ -9,7 +9,7 @@
 
 import { createRequire } from 'node:module'
 import { performance } from 'node:perf_hooks'
-import { fmt, ratio } from './harness.mjs'
+import { fmt, measureInFlight, ratio } from './harness.mjs'
 import { startCluster } from '../__test__/helpers/redis-cluster.mjs'
 
 const require = createRequire(import.meta.url)
@@ -22,27 +22,8 @@ const REPEATS = Number(process.env.BENCH_REPEATS ?? 3)
 const ENTRIES = 10_000
 const VALUE = 'x'.repeat(1024)
 
-async function runLoops(inflightN, op, ms) {
-  const end = performance.now() + ms
-  let count = 0
-  let seq = 0
-  await Promise.all(
-    Array.from({ length: inflightN }, async () => {
-      while (performance.now() < end) {
-        await op(seq++ % ENTRIES)
-        count++
-      }
-    }),
-  )
-  return count
-}
-
-async function opsPerSec(inflightN, op) {
-  await runLoops(inflightN, op, Math.min(200, MEASURE_MS / 4))
-  const t0 = performance.now()
-  const n = await runLoops(inflightN, op, MEASURE_MS)
-  return n / ((performance.now() - t0) / 1000)
-}
+const opsPerSec = async (inflightN, op) =>
+  (await measureInFlight(inflightN, op, { ms: MEASURE_MS, warmupMs: Math.min(200, MEASURE_MS / 4), entries: ENTRIES })).opsPerSec
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 

@@ -77,3 +77,36 @@ export async function startRedis() {
   child.kill('SIGKILL')
   throw new Error('redis-server did not start')
 }
+
+/** `inflightN` loops each awaiting `op(i)` (i cycling over `entries`) for `ms`; how many ops ran. */
+export async function runLoops(inflightN, op, ms, entries = 10_000) {
+  const end = performance.now() + ms
+  let count = 0
+  let seq = 0
+  await Promise.all(
+    Array.from({ length: inflightN }, async () => {
+      while (performance.now() < end) {
+        await op(seq++ % entries)
+        count++
+      }
+    }),
+  )
+  return count
+}
+
+/**
+ * `op` with `inflightN` calls in flight for `ms` after a warm-up: ops/s,
+ * JS-thread µs per op (the main event loop's active time / ops) and process
+ * CPU µs per op (all threads).
+ */
+export async function measureInFlight(inflightN, op, { ms, warmupMs = Math.min(200, ms / 3), entries = 10_000 }) {
+  await runLoops(inflightN, op, warmupMs, entries)
+  const elu0 = performance.eventLoopUtilization()
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  const n = await runLoops(inflightN, op, ms, entries)
+  const secs = (performance.now() - t0) / 1000
+  const elu = performance.eventLoopUtilization(elu0)
+  const cpu = process.cpuUsage(cpu0)
+  return { opsPerSec: n / secs, jsUsPerOp: (elu.active * 1000) / n, cpuUsPerOp: (cpu.user + cpu.system) / n }
+}

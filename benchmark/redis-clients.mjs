@@ -13,8 +13,7 @@
 
 import { execFileSync } from 'node:child_process'
 import { createRequire } from 'node:module'
-import { performance } from 'node:perf_hooks'
-import { fmt, ratio, startRedis } from './harness.mjs'
+import { fmt, measureInFlight, ratio, startRedis } from './harness.mjs'
 
 const require = createRequire(import.meta.url)
 const { createRedisStore } = require('../index.js')
@@ -28,32 +27,7 @@ const ENTRIES = 10_000
 const VALUE = 'x'.repeat(1024)
 const IN_FLIGHT = [1, 16, 256]
 
-async function runLoops(inflightN, op, ms) {
-  const end = performance.now() + ms
-  let count = 0
-  let seq = 0
-  await Promise.all(
-    Array.from({ length: inflightN }, async () => {
-      while (performance.now() < end) {
-        await op(seq++ % ENTRIES)
-        count++
-      }
-    }),
-  )
-  return count
-}
-
-async function measure(inflightN, op) {
-  await runLoops(inflightN, op, Math.min(200, MEASURE_MS / 3))
-  const elu0 = performance.eventLoopUtilization()
-  const cpu0 = process.cpuUsage()
-  const t0 = performance.now()
-  const n = await runLoops(inflightN, op, MEASURE_MS)
-  const secs = (performance.now() - t0) / 1000
-  const elu = performance.eventLoopUtilization(elu0)
-  const cpu = process.cpuUsage(cpu0)
-  return { opsPerSec: n / secs, jsUs: (elu.active * 1000) / n, cpuUs: (cpu.user + cpu.system) / n }
-}
+const measure = (inflightN, op) => measureInFlight(inflightN, op, { ms: MEASURE_MS, entries: ENTRIES })
 
 const median = (xs) => [...xs].sort((a, b) => a.opsPerSec - b.opsPerSec)[Math.floor(xs.length / 2)]
 
@@ -119,8 +93,8 @@ export async function run() {
         const ours = m.native
         rows.push([op, n, ...clients.map(([name]) => fmt(m[name].opsPerSec)), `${ratio(ours.opsPerSec, m[best].opsPerSec)} (${best})`])
         groups.push({ label: `${op}, ${n} in flight`, values: clients.map(([name]) => m[name].opsPerSec) })
-        const leastCpu = PEERS.reduce((a, b) => (m[a].jsUs <= m[b].jsUs ? a : b))
-        cpuRows.push([op, n, ...clients.map(([name]) => m[name].jsUs.toFixed(2)), `${ratio(ours.jsUs, m[leastCpu].jsUs)} (${leastCpu})`])
+        const leastCpu = PEERS.reduce((a, b) => (m[a].jsUsPerOp <= m[b].jsUsPerOp ? a : b))
+        cpuRows.push([op, n, ...clients.map(([name]) => m[name].jsUsPerOp.toFixed(2)), `${ratio(ours.jsUsPerOp, m[leastCpu].jsUsPerOp)} (${leastCpu})`])
         if (n === 1) {
           const floorUs = 1e6 / c1[op]
           summary.push(`${op} at 1 in flight: native ${(1e6 / ours.opsPerSec).toFixed(1)} µs per call, redis-benchmark -c 1 ${floorUs.toFixed(1)} µs: ${ratio(1e6 / ours.opsPerSec, floorUs)} of the floor (goal ≤ 1.5×)`)

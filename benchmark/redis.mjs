@@ -11,7 +11,7 @@
 import { execFileSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { performance } from 'node:perf_hooks'
-import { fmt, ratio, startRedis } from './harness.mjs'
+import { fmt, measureInFlight, ratio, startRedis } from './harness.mjs'
 
 const require = createRequire(import.meta.url)
 const lib = require('../index.js')
@@ -69,38 +69,9 @@ function recipeStateList(store, prefix) {
 }
 
 // ---------------------------------------------------------------- measuring
-/** Run `op(i)` from `inflight` concurrent loops for `ms`; ops/s and CPU per op. */
-async function inflight(inflightN, op, ms = MEASURE_MS) {
-  // warm-up
-  await runLoops(inflightN, op, Math.min(300, ms / 4))
-  const elu0 = performance.eventLoopUtilization()
-  const cpu0 = process.cpuUsage()
-  const t0 = performance.now()
-  const n = await runLoops(inflightN, op, ms)
-  const secs = (performance.now() - t0) / 1000
-  const elu = performance.eventLoopUtilization(elu0)
-  const cpu = process.cpuUsage(cpu0)
-  return {
-    opsPerSec: n / secs,
-    jsUsPerOp: (elu.active * 1000) / n,
-    cpuUsPerOp: (cpu.user + cpu.system) / n,
-  }
-}
-
-async function runLoops(inflightN, op, ms) {
-  const end = performance.now() + ms
-  let count = 0
-  let seq = 0
-  await Promise.all(
-    Array.from({ length: inflightN }, async () => {
-      while (performance.now() < end) {
-        await op(seq++ % ENTRIES)
-        count++
-      }
-    }),
-  )
-  return count
-}
+/** Run `op(i)` from `inflightN` concurrent loops for `ms`; ops/s and CPU per op. */
+const inflight = (inflightN, op, ms = MEASURE_MS) =>
+  measureInFlight(inflightN, op, { ms, warmupMs: Math.min(300, ms / 4), entries: ENTRIES })
 
 /** The round with the median ops/s. */
 function median(rounds) {
