@@ -1,6 +1,11 @@
 //! The protocol state of the data connection, without I/O: batches of ops
-//! packed into RESP by the `redis` crate, replies decoded by the crate's own
-//! incremental decoder (`ValueCodec`) and matched to the batches in order.
+//! packed into RESP, replies decoded and matched to the batches in order.
+//! The `redis` crate is the protocol: its incremental decoder (`ValueCodec`)
+//! reads every reply but the four shapes our five commands get back on the
+//! hot path (a bulk string, nil, `+OK`, an integer), which [`fast_reply`]
+//! reads in place; and [`pack`] writes our commands as `Cmd` would. Both
+//! are checked byte for byte against the crate (the tests below, every
+//! split point of the input), so they cannot drift from it.
 //! The socket is driven by the caller (`redis::direct`, on the JS thread);
 //! time comes in as numbers, so `cargo test` covers all of it.
 
@@ -11,7 +16,7 @@ use redis::{Cmd, Value, ValueCodec};
 use tokio_util::codec::Decoder;
 
 use crate::error::{PersistError, Result};
-use crate::redis::store::{check_wait, decode, op_cmd, Op, OpResult};
+use crate::redis::store::{check_wait, decode, Op, OpResult};
 
 /// A batch written and waiting for its replies.
 struct Sent {
@@ -30,6 +35,8 @@ pub struct Wire {
     out_pos: usize,
     inb: BytesMut,
     codec: ValueCodec,
+    /// The crate's decoder stopped inside a reply: it reads the rest.
+    codec_partial: bool,
     sent: VecDeque<Sent>,
     /// Replies gathered so far for the oldest batch.
     replies: Vec<Value>,
@@ -45,6 +52,7 @@ impl Wire {
             out_pos: 0,
             inb: BytesMut::with_capacity(16 * 1024),
             codec: ValueCodec::default(),
+            codec_partial: false,
             sent: VecDeque::new(),
             replies: Vec::new(),
             wait: wait.map(|(n, t)| {
@@ -63,7 +71,7 @@ impl Wire {
         }
         let mut durable = false;
         for op in &mut ops {
-            op_cmd(op).write_packed_command(&mut self.out);
+            pack(op, &mut self.out);
             // the value is on its way; only kind and key are needed later
             match op {
                 Op::Set(_, v, _) => *v = Vec::new(),
@@ -149,14 +157,11 @@ impl Wire {
             };
             let want = front.ops.len() + usize::from(front.waits);
             while self.replies.len() < want {
-                match self.codec.decode(&mut self.inb) {
-                    Ok(Some(v)) => self.replies.push(v),
-                    Ok(None) => {
+                match self.next_value()? {
+                    Some(v) => self.replies.push(v),
+                    None => {
                         self.compact();
                         return Ok(());
-                    }
-                    Err(e) => {
-                        return Err(PersistError::Store(format!("unreadable reply: {e}")));
                     }
                 }
             }
@@ -190,6 +195,32 @@ impl Wire {
         }
     }
 
+    /// The next whole reply in the read buffer, if there is one.
+    fn next_value(&mut self) -> Result<Option<Value>> {
+        if !self.codec_partial {
+            match fast_reply(&self.inb) {
+                Fast::Value(v, used) => {
+                    let _ = self.inb.split_to(used);
+                    return Ok(Some(v));
+                }
+                Fast::Incomplete => return Ok(None),
+                Fast::Other => {}
+            }
+        }
+        match self.codec.decode(&mut self.inb) {
+            Ok(Some(v)) => {
+                self.codec_partial = false;
+                Ok(Some(v))
+            }
+            Ok(None) => {
+                // the crate may hold part of a reply in its state
+                self.codec_partial = true;
+                Ok(None)
+            }
+            Err(e) => Err(PersistError::Store(format!("unreadable reply: {e}"))),
+        }
+    }
+
     /// Give the read buffer's consumed space back when it grew large.
     fn compact(&mut self) {
         if self.inb.is_empty() && self.inb.capacity() > 1 << 20 {
@@ -203,18 +234,269 @@ impl Wire {
         self.sent.clear();
         self.replies.clear();
         self.inb.clear();
+        self.codec = ValueCodec::default();
+        self.codec_partial = false;
         self.out.clear();
         self.out_pos = 0;
         n
     }
 }
 
+/// Append the RESP of `op`'s command to `out`: what `op_cmd(op)`'s
+/// `write_packed_command` writes (tested), without building a `Cmd`.
+pub fn pack(op: &Op, out: &mut Vec<u8>) {
+    fn arg(out: &mut Vec<u8>, a: &[u8]) {
+        out.push(b'$');
+        out.extend_from_slice(itoa(a.len() as u64).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    fn head(out: &mut Vec<u8>, n: usize) {
+        out.push(b'*');
+        out.extend_from_slice(itoa(n as u64).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match op {
+        Op::Get(k) | Op::Delete(k) | Op::Exists(k) => {
+            head(out, 2);
+            arg(
+                out,
+                match op {
+                    Op::Get(_) => b"GET",
+                    Op::Delete(_) => b"DEL",
+                    _ => b"EXISTS",
+                },
+            );
+            arg(out, k);
+        }
+        Op::Set(k, v, ttl) | Op::SetDurable(k, v, ttl) => {
+            let ttl = ttl.filter(|t| *t > 0);
+            head(out, if ttl.is_some() { 5 } else { 3 });
+            arg(out, b"SET");
+            arg(out, k);
+            arg(out, v);
+            if let Some(t) = ttl {
+                arg(out, b"EX");
+                arg(out, itoa(t).as_bytes());
+            }
+        }
+        Op::Ping => {
+            head(out, 1);
+            arg(out, b"PING");
+        }
+    }
+}
+
+/// The decimal digits of `n`, without allocating.
+struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+fn itoa(mut n: u64) -> Digits {
+    let mut d = Digits {
+        buf: [0; 20],
+        start: 20,
+    };
+    loop {
+        d.start -= 1;
+        d.buf[d.start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return d;
+        }
+    }
+}
+
+/// What [`fast_reply`] made of the start of the buffer.
+enum Fast {
+    /// A whole reply, and how many bytes it took.
+    Value(Value, usize),
+    /// The start of a reply of a shape read here: wait for more bytes.
+    Incomplete,
+    /// Anything else: the crate's decoder reads it.
+    Other,
+}
+
+/// Read one reply of the shapes the data connection's commands get back
+/// (`$n` bulk string, `$-1` nil, `+OK`, `:n` integer) straight off `b`,
+/// exactly as the crate's decoder would (tested).
+fn fast_reply(b: &[u8]) -> Fast {
+    /// The integer of a `<digits>\r\n` line at `b[1..]`, and where it ends.
+    fn line_int(b: &[u8]) -> Result<(i64, usize), Fast> {
+        let rest = &b[1..];
+        let Some(end) = rest.iter().take(22).position(|&c| c == b'\r') else {
+            return Err(if rest.len() < 22 {
+                Fast::Incomplete
+            } else {
+                Fast::Other
+            });
+        };
+        match rest.get(end + 1) {
+            None => return Err(Fast::Incomplete),
+            Some(b'\n') => {}
+            Some(_) => return Err(Fast::Other),
+        }
+        let digits = &rest[..end];
+        let (neg, digits) = match digits.split_first() {
+            Some((b'-', d)) => (true, d),
+            _ => (false, digits),
+        };
+        if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(Fast::Other);
+        }
+        let n = digits
+            .iter()
+            .fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
+        Ok((if neg { -n } else { n }, 1 + end + 2))
+    }
+    match b.first() {
+        None => Fast::Incomplete,
+        Some(b'$') => match line_int(b) {
+            Err(f) => f,
+            Ok((-1, used)) => Fast::Value(Value::Nil, used),
+            Ok((n, used)) if n >= 0 => {
+                let n = n as usize;
+                if b.len() < used + n + 2 {
+                    return Fast::Incomplete;
+                }
+                if &b[used + n..used + n + 2] != b"\r\n" {
+                    return Fast::Other;
+                }
+                Fast::Value(Value::BulkString(b[used..used + n].to_vec()), used + n + 2)
+            }
+            Ok(_) => Fast::Other,
+        },
+        Some(b':') => match line_int(b) {
+            Err(f) => f,
+            Ok((n, used)) => Fast::Value(Value::Int(n), used),
+        },
+        Some(b'+') => {
+            if b.starts_with(b"+OK\r\n") {
+                Fast::Value(Value::Okay, 5)
+            } else if b.len() < 5 && b"+OK\r\n".starts_with(b) {
+                Fast::Incomplete
+            } else {
+                Fast::Other
+            }
+        }
+        Some(_) => Fast::Other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::redis::store::op_cmd;
 
     fn units(s: &str) -> crate::redis::store::Text {
         crate::redis::store::Text::of(s)
+    }
+
+    #[test]
+    fn pack_writes_what_the_crate_writes() {
+        let keys: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"k".to_vec(),
+            "é😀\r\n$*".as_bytes().to_vec(),
+            vec![b'x'; 10_000],
+        ];
+        let mut ops = vec![Op::Ping];
+        for k in &keys {
+            ops.push(Op::Get(k.clone()));
+            ops.push(Op::Delete(k.clone()));
+            ops.push(Op::Exists(k.clone()));
+            for ttl in [None, Some(0), Some(1), Some(86_400), Some(u64::MAX)] {
+                for v in &keys {
+                    ops.push(Op::Set(k.clone(), v.clone(), ttl));
+                    ops.push(Op::SetDurable(k.clone(), v.clone(), ttl));
+                }
+            }
+        }
+        for op in &ops {
+            let mut ours = Vec::new();
+            pack(op, &mut ours);
+            assert_eq!(ours, op_cmd(op).get_packed_command(), "{op:?}");
+        }
+    }
+
+    /// Every reply decoded by the crate alone, one value at a time.
+    fn by_the_crate(bytes: &[u8]) -> Vec<std::result::Result<Value, String>> {
+        let mut codec = ValueCodec::default();
+        let mut buf = BytesMut::from(bytes);
+        let mut out = Vec::new();
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(v)) => out.push(Ok(v)),
+                Ok(None) => return out,
+                Err(e) => {
+                    out.push(Err(e.to_string()));
+                    return out;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fast_replies_decode_as_the_crate_does_at_every_split() -> Result<()> {
+        let frames: Vec<&[u8]> = vec![
+            b"$5\r\nhello\r\n",
+            b"$0\r\n\r\n",
+            b"$-1\r\n",
+            b"$8\r\na\r\n$1\r\nb\r\n",
+            b"+OK\r\n",
+            b"+PONG\r\n",
+            b"+O\r\n",
+            b":0\r\n",
+            b":1\r\n",
+            b":-7\r\n",
+            b":999999999999999999\r\n",
+            b":-999999999999999999\r\n",
+            b":9223372036854775807\r\n",
+            b"-WRONGTYPE Operation against a key\r\n",
+            b"*2\r\n$1\r\na\r\n:3\r\n",
+            b"*-1\r\n",
+            b"_\r\n",
+            b"#t\r\n",
+            b"$3\r\nend\r\n",
+        ];
+        let all: Vec<u8> = frames.concat();
+        let expected = by_the_crate(&all);
+        assert_eq!(expected.len(), frames.len());
+        let expected: Vec<Value> = expected
+            .into_iter()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(PersistError::Store)?;
+        // fed in two pieces, split at every byte
+        for cut in 0..=all.len() {
+            let mut w = Wire::new(None);
+            let mut got = Vec::new();
+            for piece in [&all[..cut], &all[cut..]] {
+                w.inb.extend_from_slice(piece);
+                while let Some(v) = w.next_value()? {
+                    got.push(v);
+                }
+            }
+            assert_eq!(got, expected, "cut at {cut}");
+        }
+        // and one byte at a time
+        let mut w = Wire::new(None);
+        let mut got = Vec::new();
+        for b in &all {
+            w.inb.extend_from_slice(&[*b]);
+            while let Some(v) = w.next_value()? {
+                got.push(v);
+            }
+        }
+        assert_eq!(got, expected);
+        Ok(())
     }
 
     #[test]
