@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use redis::{Cmd, Value, ValueCodec};
 use tokio_util::codec::Decoder;
 
@@ -200,7 +200,7 @@ impl Wire {
         if !self.codec_partial {
             match fast_reply(&self.inb) {
                 Fast::Value(v, used) => {
-                    let _ = self.inb.split_to(used);
+                    self.inb.advance(used);
                     return Ok(Some(v));
                 }
                 Fast::Incomplete => return Ok(None),
