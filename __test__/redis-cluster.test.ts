@@ -205,6 +205,73 @@ describe('10,000 keys over all slots', () => {
   }, 60_000)
 })
 
+describe('the calls of one tick, as the primaries see them', () => {
+  // Observed on the servers (INFO stats), not by a counter of ours. It shows
+  // that the calls of one tick reach each primary in one read; it cannot
+  // tell one pipeline per node from one per slot sent back to back: the
+  // crate's connection to a node writes what is queued in one go either way.
+  type Stats = { reads: number; cmds: number }
+  const stats = (ports: number[]): Promise<Stats[]> =>
+    Promise.all(
+      ports.map(async (p) => {
+        const info = await cluster.cli(p, 'INFO', 'stats')
+        const field = (k: string) => Number(new RegExp(`^${k}:(\\d+)`, 'm').exec(info)?.[1])
+        return { reads: field('total_reads_processed'), cmds: field('total_commands_processed') }
+      }),
+    )
+  // what the primaries received during `run`: reads less what one INFO
+  // round costs (measured just before), commands less the one INFO
+  const observe = async (ports: number[], run: () => Promise<unknown>) => {
+    const b0 = await stats(ports)
+    const b1 = await stats(ports)
+    await run()
+    const a = await stats(ports)
+    return ports.map((_, i) => ({
+      reads: a[i].reads - b1[i].reads - (b1[i].reads - b0[i].reads),
+      cmds: a[i].cmds - b1[i].cmds - 1,
+    }))
+  }
+
+  it('64 gets over many slots in one tick reach each primary in one read; one get per tick costs a read each', async () => {
+    const store = clusterStore()
+    const pre = `tick:${process.pid}:`
+    await store.get(`${pre}warm`) // connected
+    const topo = (await cluster.topology()).filter((n) => n.flags.includes('master') && n.slots.length > 0)
+    const ports = topo.map((n) => n.port)
+    const owner = async (key: string) => {
+      const slot = Number(await cluster.cli(ports[0], 'CLUSTER', 'KEYSLOT', key))
+      const i = topo.findIndex((n) =>
+        n.slots.some((r) => {
+          const [a, b] = r.split('-').map(Number)
+          return slot >= a && slot <= (b ?? a)
+        }),
+      )
+      return { slot, node: i }
+    }
+    const keys = Array.from({ length: 64 }, (_, i) => `${pre}${i}`)
+    const where = await Promise.all(keys.map(owner))
+    const perNode = ports.map((_, i) => where.filter((w) => w.node === i))
+    // many slots on every primary: one read per slot would be 10 or more
+    for (const on of perNode) expect(new Set(on.map((w) => w.slot)).size).toBeGreaterThanOrEqual(10)
+
+    const trials = []
+    for (let t = 0; t < 5; t++) trials.push(await observe(ports, () => Promise.all(keys.map((k) => store.get(k)))))
+    perNode.forEach((on, i) => {
+      // every get reached its primary (replication may add a REPLCONF)
+      for (const tr of trials) expect(tr[i].cmds).toBeGreaterThanOrEqual(on.length)
+      // in one read (the best of 5: a replica's ACK can land in between)
+      expect(Math.min(...trials.map((tr) => tr[i].reads))).toBeLessThanOrEqual(1)
+    })
+
+    // the control: one get per tick, one round trip each, one read each
+    const one = keys.filter((_, k) => where[k].node === 0).slice(0, 20)
+    const [seq] = await observe([ports[0]], async () => {
+      for (const k of one) await store.get(k)
+    })
+    expect(seq.reads).toBeGreaterThanOrEqual(one.length)
+  })
+})
+
 describe('a slot migrating during reads and writes', () => {
   it('MOVED/ASK are followed: no error of any kind reaches the caller, every value read is the last one written', async () => {
     const store = clusterStore({ commandTimeout: 5000 })

@@ -970,6 +970,9 @@ impl RedisStore {
         let (conn, generation) = self.connection().await?;
         let cmd_to = self.inner.config.command_timeout_ms;
         let deadline = Instant::now() + ms(cmd_to);
+        // a cluster: exec_cluster; what follows is the one-server path (its
+        // cluster arms are no longer reached: left in place while that path
+        // is being rewritten, to be dropped with it)
         if let Conn::Cluster(c) = conn {
             return self.exec_cluster(ops, c, generation, deadline).await;
         }
