@@ -1,8 +1,10 @@
 // createRedisStore({ cluster }) on a local Redis Cluster (3 primaries, 3
 // replicas, started once for this file on spare ports and torn down by PID):
 // the shared compliance suite, 10,000 keys over all slots (keys / list /
-// clearAsync see all and only their prefix's keys), a slot migrated during
-// reads and writes, and a primary SIGKILLed with 64 calls in flight.
+// clearAsync see all and only their prefix's keys), the calls of one tick as
+// the primaries see them (INFO stats), a slot migrated during reads and
+// writes (no error of any kind allowed), and a primary SIGKILLed with 64
+// calls in flight.
 // Runs in this order: the failover test leaves one shard without a replica.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRequire } from 'node:module'

@@ -2,8 +2,8 @@
 //! multiplexed connection to one server, or a cluster connection of the
 //! `redis` crate), replaced when it breaks (ConnectionManager-style), every
 //! call bounded by the configured timeouts, batches of calls sent as one
-//! pipeline (in a cluster: one pipeline per slot, all in flight at once),
-//! `keys` by SCAN (never KEYS; in a cluster, SCAN of every primary), prefix
+//! pipeline (in a cluster: one pipeline per primary node, all in flight at
+//! once), `keys` by SCAN (never KEYS; in a cluster, SCAN of every primary), prefix
 //! clearing by SCAN + UNLINK (in a cluster, UNLINK of keys of one slot).
 //!
 //! Also the prefix-ownership rules ([`Owners`]) that keep a cache's
@@ -960,8 +960,8 @@ impl RedisStore {
     }
 
     /// Send `ops` as one pipeline (one round trip; in a cluster one
-    /// pipeline per slot, all in flight together) and return one result per
-    /// op, in order. On one server a connection failure or timeout fails
+    /// pipeline per primary node, all in flight together, see
+    /// `exec_cluster`) and return one result per op, in order. On one server a connection failure or timeout fails
     /// the whole batch; in a cluster it fails the ops of that shard only.
     pub async fn exec(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
         if ops.is_empty() {
@@ -1728,7 +1728,7 @@ impl RedisStore {
             .collect();
         let mut owner_keys: Vec<&[u8]> = legacy.iter().map(Vec::as_slice).collect();
         if !candidates.is_empty() {
-            // through `exec`: batched per slot in a cluster
+            // through `exec`: batched per node in a cluster
             let gets: Vec<Op> = candidates.iter().map(|k| Op::Get(k.to_vec())).collect();
             let marker: Vec<u16> = MARKER_VALUE.encode_utf16().collect();
             for (k, v) in candidates.iter().zip(self.exec(&gets).await?) {
