@@ -1221,10 +1221,14 @@ impl RedisStore {
     /// one; if it does not, the connection's task is stuck (see
     /// [`RedisStore::abandon`]: not only a MOVED can lead there), and it
     /// is given up. A server that is merely slow still answers the PING.
-    async fn watchdog(&self, mut c: ClusterConnection, generation: u64) {
+    /// `first`: how long before the first probe (longer for a batch with a
+    /// `WAIT`, which holds its node's connection for up to its timeout).
+    async fn watchdog(&self, mut c: ClusterConnection, generation: u64, first: Duration) {
         let stall = self.stall();
+        let mut pause = first.max(stall);
         loop {
-            tokio::time::sleep(stall).await;
+            tokio::time::sleep(pause).await;
+            pause = stall;
             let probe = c.route_command(
                 redis::cmd("PING"),
                 RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
@@ -1265,7 +1269,7 @@ impl RedisStore {
             let r = tokio::select! {
                 r = tokio::time::timeout_at(deadline, f(conn)) => r,
                 _ = self.given_up(generation) => continue,
-                () = self.watchdog(c, generation) => continue,
+                () = self.watchdog(c, generation, self.stall()) => continue,
             };
             let fail = match r {
                 Ok(Ok(v)) => return Ok(v),
@@ -1356,10 +1360,19 @@ impl RedisStore {
                 .map(|idx| self.send_group(conn.clone(), generation, ops, idx, deadline));
             let all = futures_util::future::join_all(sent);
             tokio::pin!(all);
+            let waits = self.inner.config.wait_replicas > 0
+                && pending
+                    .iter()
+                    .any(|&i| matches!(ops[i], Op::SetDurable(..)));
+            let first = if waits {
+                ms(self.wait_timeout_ms()) + self.stall()
+            } else {
+                self.stall()
+            };
             let outcomes = tokio::select! {
                 r = &mut all => r,
                 // given up: every group still waiting returns its ops
-                () = self.watchdog(conn.clone(), generation) => all.await,
+                () = self.watchdog(conn.clone(), generation, first) => all.await,
             };
             let mut redo = Vec::new();
             let mut moved = false;
