@@ -2,8 +2,8 @@
 //! multiplexed connection to one server, or a cluster connection of the
 //! `redis` crate), replaced when it breaks (ConnectionManager-style), every
 //! call bounded by the configured timeouts, batches of calls sent as one
-//! pipeline (in a cluster: one pipeline per slot, all in flight at once),
-//! `keys` by SCAN (never KEYS; in a cluster, SCAN of every primary), prefix
+//! pipeline (in a cluster: one pipeline per primary node, all in flight at
+//! once), `keys` by SCAN (never KEYS; in a cluster, SCAN of every primary), prefix
 //! clearing by SCAN + UNLINK (in a cluster, UNLINK of keys of one slot).
 //!
 //! Also the prefix-ownership rules ([`Owners`]) that keep a cache's
@@ -199,6 +199,9 @@ enum ScanTarget {
 struct Slot {
     conn: Option<Conn>,
     generation: u64,
+    /// The slot map of the cluster connection of `generation` (read once
+    /// per connection, see [`RedisStore::node_map`]).
+    nodes: Option<(u64, Arc<NodeMap>)>,
 }
 
 struct Inner {
@@ -207,8 +210,9 @@ struct Inner {
     slot: Mutex<Slot>,
     closed: AtomicBool,
     reconnects: AtomicU64,
-    /// The generation of the last cluster connection given up after a
-    /// MOVED (see [`RedisStore::exec`]): calls still waiting on it go again.
+    /// The latest generation of cluster connection given up after a MOVED
+    /// (see [`RedisStore::abandon`]): calls still waiting on it or on an
+    /// older one go again on the current one.
     abandoned: tokio::sync::watch::Sender<u64>,
 }
 
@@ -263,6 +267,10 @@ fn classify(e: &RedisError, timeout_ms: u64) -> Fail {
         (PersistError::Store(e.to_string()), false)
     };
     Fail { err, replace }
+}
+
+fn is_moved(e: &RedisError) -> bool {
+    matches!(e.kind(), redis::ErrorKind::Server(ServerErrorKind::Moved))
 }
 
 fn op_key(op: &Op) -> &[u8] {
@@ -344,19 +352,118 @@ fn parse_cluster_nodes(text: &str) -> (Vec<ScanTarget>, bool) {
     (primaries, moving)
 }
 
+/// The hash slot of `key` (CRC16-XMODEM of the key or of its `{hash tag}`,
+/// mod 16384), as Redis Cluster computes it (the crate keeps its own
+/// private).
+fn key_slot(key: &[u8]) -> u16 {
+    let tagged = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let close = rest.iter().position(|&b| b == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(key);
+    let mut crc: u16 = 0;
+    for &b in tagged {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
+/// Which primary serves which slots, from `CLUSTER SLOTS`: how the calls
+/// of a tick are grouped into one pipeline per node ([`RedisStore::exec`]).
+/// Only a grouping: each pipeline is still routed by the crate (by the
+/// slot of its first key, through its own slot map and connections), and a
+/// stale entry costs a MOVED, after which the ops go again on a new
+/// connection with a new map.
+#[derive(Debug, Default, PartialEq)]
+struct NodeMap {
+    /// (first slot, last slot, node index), sorted by first slot
+    ranges: Vec<(u16, u16, usize)>,
+}
+
+impl NodeMap {
+    fn from_cluster_slots(v: &Value) -> Option<NodeMap> {
+        let Value::Array(entries) = v else {
+            return None;
+        };
+        let mut nodes: Vec<(Vec<u8>, i64)> = Vec::new();
+        let mut ranges = Vec::with_capacity(entries.len());
+        for e in entries {
+            let Value::Array(f) = e else { return None };
+            let (Some(Value::Int(a)), Some(Value::Int(b)), Some(Value::Array(primary))) =
+                (f.first(), f.get(1), f.get(2))
+            else {
+                return None;
+            };
+            let host = match primary.first() {
+                Some(Value::BulkString(h)) => h.clone(),
+                Some(Value::SimpleString(h)) => h.clone().into_bytes(),
+                _ => Vec::new(),
+            };
+            let Some(Value::Int(port)) = primary.get(1) else {
+                return None;
+            };
+            let node = (host, *port);
+            let idx = match nodes.iter().position(|n| *n == node) {
+                Some(i) => i,
+                None => {
+                    nodes.push(node);
+                    nodes.len() - 1
+                }
+            };
+            let (a, b) = (u16::try_from(*a).ok()?, u16::try_from(*b).ok()?);
+            ranges.push((a, b, idx));
+        }
+        ranges.sort_unstable();
+        Some(NodeMap { ranges })
+    }
+
+    /// The node that serves `slot`, if the map covers it.
+    fn node_of(&self, slot: u16) -> Option<usize> {
+        let i = self.ranges.partition_point(|r| r.0 <= slot);
+        let (a, b, node) = *self.ranges.get(i.checked_sub(1)?)?;
+        (a <= slot && slot <= b).then_some(node)
+    }
+}
+
+/// The outcome of one op of a cluster batch on one connection.
+enum Step {
+    Done(Value),
+    Fail(Fail),
+    /// Not answered on this connection (its slot moved, or the connection
+    /// was given up): the op goes again on a new one. `true`: a MOVED.
+    Again(bool),
+}
+
 /// Send `cmds` (the commands of one slot) again after `err`, a MOVED, ASK,
 /// TRYAGAIN or CLUSTERDOWN, until an answer that is not one of those: to
 /// the node MOVED names; to the node ASK names with `ASKING` in the same
 /// pipeline (so no other call on that multiplexed connection can take the
 /// one-shot flag); after a short pause for TRYAGAIN (keys of the slot on
 /// both nodes) and CLUSTERDOWN. Replies as values (server errors included).
-/// The caller bounds it by the command deadline.
+/// The caller bounds it by the command deadline. With `stop_at_moved`, a
+/// MOVED is returned as the error instead of followed (the crate is then
+/// refreshing its slot map, see [`RedisStore::exec`]).
 async fn follow_redirects(
     c: &mut ClusterConnection,
     cmds: &[Cmd],
     mut err: RedisError,
+    stop_at_moved: bool,
 ) -> redis::RedisResult<Vec<Value>> {
     loop {
+        if stop_at_moved && is_moved(&err) {
+            return Err(err);
+        }
         let mut p = redis::pipe();
         p.ignore_errors();
         let asking = matches!(err.kind(), redis::ErrorKind::Server(ServerErrorKind::Ask));
@@ -419,7 +526,7 @@ impl Conn {
                 };
                 match r {
                     Err(e) if e.is_cluster_error() => {
-                        let vals = follow_redirects(c, &cmds, e).await?;
+                        let vals = follow_redirects(c, &cmds, e, false).await?;
                         let first_error = vals.iter().find_map(|v| match v {
                             Value::ServerError(e) => Some(e.clone()),
                             _ => None,
@@ -677,6 +784,7 @@ impl RedisStore {
                 slot: Mutex::new(Slot {
                     conn: None,
                     generation: 0,
+                    nodes: None,
                 }),
                 closed: AtomicBool::new(false),
                 reconnects: AtomicU64::new(0),
@@ -1027,8 +1135,8 @@ impl RedisStore {
     }
 
     /// Send `ops` as one pipeline (one round trip; in a cluster one
-    /// pipeline per slot, all in flight together) and return one result per
-    /// op, in order. On one server a connection failure or timeout fails
+    /// pipeline per primary node, all in flight together, see
+    /// `exec_cluster`) and return one result per op, in order. On one server a connection failure or timeout fails
     /// the whole batch; in a cluster it fails the ops of that shard only.
     pub async fn exec(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
         if ops.is_empty() {
@@ -1037,6 +1145,12 @@ impl RedisStore {
         let (conn, generation) = self.connection().await?;
         let cmd_to = self.inner.config.command_timeout_ms;
         let deadline = Instant::now() + ms(cmd_to);
+        // a cluster: exec_cluster; what follows is the one-server path (its
+        // cluster arms are no longer reached: left in place while that path
+        // is being rewritten, to be dropped with it)
+        if let Conn::Cluster(c) = conn {
+            return self.exec_cluster(ops, c, generation, deadline).await;
+        }
         let wait = self.inner.config.wait_replicas > 0;
         // each op's reply, or why it has none
         let mut replies: Vec<Option<std::result::Result<Value, Fail>>> = Vec::new();
@@ -1236,6 +1350,446 @@ impl RedisStore {
             .collect())
     }
 
+    /// Give up the cluster connection of `generation` (a MOVED came back
+    /// on it): the next call opens a new one (with the current slot map),
+    /// and calls still waiting on this one go again on the new one.
+    ///
+    /// Why: on a MOVED the crate's connection task rebuilds its slot map
+    /// under a write lock on its connection table, and stops polling its
+    /// requests in flight until that is done. A request that took the read
+    /// lock in the same task poll but was suspended right after by tokio's
+    /// cooperative budget (the lock acquired, then `Pending`: tokio 1.54's
+    /// semaphore checks the budget after acquiring) keeps its read permit,
+    /// and is never polled again to drop it: the rebuild waits for it
+    /// forever, and with it every call on that connection. Seen with
+    /// hundreds of calls in flight during a slot migration.
+    async fn abandon(&self, generation: u64) {
+        self.invalidate(generation).await;
+        self.inner.abandoned.send_if_modified(|g| {
+            let newer = *g < generation;
+            if newer {
+                *g = generation;
+            }
+            newer
+        });
+    }
+
+    /// Resolves once the connection of `generation` is given up.
+    fn given_up(&self, generation: u64) -> impl std::future::Future<Output = ()> + 'static {
+        let mut abandoned = self.inner.abandoned.subscribe();
+        async move {
+            if abandoned.wait_for(|g| *g >= generation).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// How long a cluster call waits for its reply before the connection
+    /// is probed ([`RedisStore::watchdog`]).
+    fn stall(&self) -> Duration {
+        ms((self.inner.config.command_timeout_ms / 8).clamp(100, 1000))
+    }
+
+    /// Resolves once the cluster connection of `generation` looks wedged
+    /// and has been given up: after each [`RedisStore::stall`] of waiting,
+    /// a `PING` through it (to any node) must come back within another
+    /// one; if it does not, the connection's task is stuck (see
+    /// [`RedisStore::abandon`]: not only a MOVED can lead there), and it
+    /// is given up. A server that is merely slow still answers the PING.
+    /// `first`: how long before the first probe (longer for a batch with a
+    /// `WAIT`, which holds its node's connection for up to its timeout).
+    async fn watchdog(&self, mut c: ClusterConnection, generation: u64, first: Duration) {
+        let stall = self.stall();
+        let mut pause = first.max(stall);
+        loop {
+            tokio::time::sleep(pause).await;
+            pause = stall;
+            let probe = c.route_command(
+                redis::cmd("PING"),
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+            );
+            if tokio::time::timeout(stall, probe).await.is_err() {
+                self.abandon(generation).await;
+                return;
+            }
+        }
+    }
+
+    /// [`RedisStore::call`] for reads that may be sent twice (a SCAN page,
+    /// `CLUSTER NODES`): in a cluster, a call still waiting on a connection
+    /// given up ([`RedisStore::abandon`], [`RedisStore::watchdog`]) goes
+    /// again on the new one, within the command timeout.
+    async fn call_read<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        if !self.is_cluster() {
+            return self.call(f).await;
+        }
+        let cmd_to = self.inner.config.command_timeout_ms;
+        let deadline = Instant::now() + ms(cmd_to);
+        loop {
+            let (conn, generation) =
+                match tokio::time::timeout_at(deadline, self.connection()).await {
+                    Ok(r) => r?,
+                    Err(_) => return Err(PersistError::Timeout(cmd_to)),
+                };
+            let Conn::Cluster(c) = &conn else {
+                return Err(PersistError::Internal(
+                    "cluster store without a cluster connection".into(),
+                ));
+            };
+            let c = c.clone();
+            let r = tokio::select! {
+                r = tokio::time::timeout_at(deadline, f(conn)) => r,
+                _ = self.given_up(generation) => continue,
+                () = self.watchdog(c, generation, self.stall()) => continue,
+            };
+            let fail = match r {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => classify(&e, cmd_to),
+                Err(_) => Fail {
+                    err: PersistError::Timeout(cmd_to),
+                    replace: true,
+                },
+            };
+            if fail.replace {
+                self.invalidate(generation).await;
+            }
+            return Err(fail.err);
+        }
+    }
+
+    /// The slot map of the cluster connection of `generation` (`CLUSTER
+    /// SLOTS`, read once per connection); None if it cannot be read in
+    /// time (the ops are then grouped per slot).
+    async fn node_map(
+        &self,
+        c: &mut ClusterConnection,
+        generation: u64,
+        deadline: Instant,
+    ) -> Option<Arc<NodeMap>> {
+        {
+            let slot = self.inner.slot.lock().await;
+            if let Some((g, m)) = &slot.nodes {
+                if *g == generation {
+                    return Some(m.clone());
+                }
+            }
+        }
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("SLOTS");
+        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary);
+        let v = tokio::select! {
+            r = tokio::time::timeout_at(deadline, c.route_command(cmd, route)) => r.ok()?.ok()?,
+            _ = self.given_up(generation) => return None,
+        };
+        let map = Arc::new(NodeMap::from_cluster_slots(&v)?);
+        let mut slot = self.inner.slot.lock().await;
+        if slot.generation == generation {
+            slot.nodes = Some((generation, map.clone()));
+        }
+        Some(map)
+    }
+
+    /// [`RedisStore::exec`] on a cluster: the ops grouped per primary (by
+    /// the connection's slot map), one pipeline per node, all in flight at
+    /// once, each routed by the crate by the slot of its first key (Redis
+    /// takes a pipeline of commands of several slots as long as the node
+    /// serves each of them). A group answered with ASK/TRYAGAIN (a slot
+    /// migrating) goes again op by op, redirects followed. An op answered
+    /// with MOVED, or still waiting on a connection given up after one,
+    /// goes again on a new connection, until the deadline.
+    async fn exec_cluster(
+        &self,
+        ops: &[Op],
+        mut conn: ClusterConnection,
+        mut generation: u64,
+        deadline: Instant,
+    ) -> Result<Vec<OpResult>> {
+        let cmd_to = self.inner.config.command_timeout_ms;
+        let mut replies: Vec<Option<std::result::Result<Value, Fail>>> = Vec::new();
+        replies.resize_with(ops.len(), || None);
+        let mut pending: Vec<usize> = (0..ops.len()).collect();
+        let mut replace = false;
+        loop {
+            let map = self.node_map(&mut conn, generation, deadline).await;
+            let mut groups: Vec<Vec<usize>> = Vec::new();
+            let mut by_node: HashMap<(bool, usize), usize> = HashMap::new();
+            for &i in &pending {
+                let slot = key_slot(op_key(&ops[i]));
+                // without a map (or a slot it does not cover): per slot
+                let group = match map.as_ref().and_then(|m| m.node_of(slot)) {
+                    Some(node) => (true, node),
+                    None => (false, usize::from(slot)),
+                };
+                let at = *by_node.entry(group).or_insert_with(|| {
+                    groups.push(Vec::new());
+                    groups.len() - 1
+                });
+                groups[at].push(i);
+            }
+            let sent = groups
+                .into_iter()
+                .map(|idx| self.send_group(conn.clone(), generation, ops, idx, deadline));
+            let all = futures_util::future::join_all(sent);
+            tokio::pin!(all);
+            let waits = self.inner.config.wait_replicas > 0
+                && pending
+                    .iter()
+                    .any(|&i| matches!(ops[i], Op::SetDurable(..)));
+            let first = if waits {
+                ms(self.wait_timeout_ms()) + self.stall()
+            } else {
+                self.stall()
+            };
+            let outcomes = tokio::select! {
+                r = &mut all => r,
+                // given up: every group still waiting returns its ops
+                () = self.watchdog(conn.clone(), generation, first) => all.await,
+            };
+            let mut redo = Vec::new();
+            let mut moved = false;
+            for (i, step) in outcomes.into_iter().flatten() {
+                match step {
+                    Step::Done(v) => replies[i] = Some(Ok(v)),
+                    Step::Fail(f) => {
+                        replace |= f.replace;
+                        replies[i] = Some(Err(Fail {
+                            err: f.err,
+                            replace: false,
+                        }));
+                    }
+                    Step::Again(m) => {
+                        moved |= m;
+                        redo.push(i);
+                    }
+                }
+            }
+            if replace {
+                self.invalidate(generation).await;
+            }
+            if redo.is_empty() {
+                break;
+            }
+            if moved {
+                self.abandon(generation).await;
+            }
+            let next = match tokio::time::timeout_at(deadline, self.connection()).await {
+                Ok(Ok((Conn::Cluster(c), g))) if g != generation => Ok((c, g)),
+                // not given up (only a call of another generation was): its
+                // requests wait on the one given up, this one goes on
+                Ok(Ok((Conn::Cluster(c), g))) => {
+                    self.abandon(g).await;
+                    match tokio::time::timeout_at(deadline, self.connection()).await {
+                        Ok(Ok((Conn::Cluster(c2), g2))) => Ok((c2, g2)),
+                        Ok(Ok(_)) => Ok((c, g)),
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => Err(PersistError::Timeout(cmd_to)),
+                    }
+                }
+                Ok(Ok(_)) => Err(PersistError::Internal(
+                    "cluster store without a cluster connection".into(),
+                )),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(PersistError::Timeout(cmd_to)),
+            };
+            match next {
+                Ok((c, g)) => {
+                    conn = c;
+                    generation = g;
+                    pending = redo;
+                }
+                Err(e) => {
+                    for i in redo {
+                        replies[i] = Some(Err(Fail {
+                            err: again(&e),
+                            replace: false,
+                        }));
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(ops
+            .iter()
+            .zip(replies)
+            .map(|(op, r)| match r {
+                Some(Ok(v)) => decode(op, v),
+                Some(Err(f)) => OpResult::Failed(f.err),
+                None => OpResult::Failed(PersistError::Internal("no reply".into())),
+            })
+            .collect())
+    }
+
+    /// One node group of [`RedisStore::exec_cluster`] on the connection of
+    /// `generation`: one pipeline (its durable writes followed by one
+    /// `WAIT`), each op's outcome.
+    async fn send_group(
+        &self,
+        mut c: ClusterConnection,
+        generation: u64,
+        ops: &[Op],
+        idx: Vec<usize>,
+        deadline: Instant,
+    ) -> Vec<(usize, Step)> {
+        let cmd_to = self.inner.config.command_timeout_ms;
+        let wait = self.inner.config.wait_replicas > 0;
+        let mut p = redis::Pipeline::with_capacity(idx.len() + 1);
+        p.ignore_errors();
+        for &i in &idx {
+            p.add_command(op_cmd(&ops[i]));
+        }
+        let durable = wait && idx.iter().any(|&i| matches!(ops[i], Op::SetDurable(..)));
+        if durable {
+            p.add_command(self.wait_cmd());
+        }
+        let n = p.len();
+        let first = key_slot(op_key(&ops[idx[0]]));
+        let route = SingleNodeRoutingInfo::SpecificNode(Route::new(first, SlotAddr::Master));
+        let every = |idx: &[usize], f: &dyn Fn() -> Step| idx.iter().map(|&i| (i, f())).collect();
+        let outcome = tokio::select! {
+            r = tokio::time::timeout_at(deadline, c.route_pipeline(p, 0, n, route)) => r,
+            _ = self.given_up(generation) => return every(&idx, &|| Step::Again(false)),
+        };
+        match outcome {
+            Ok(Ok(mut values)) if values.len() == n => {
+                let waited = if durable {
+                    values.pop().map(|v| self.check_wait(&v))
+                } else {
+                    None
+                };
+                idx.iter()
+                    .zip(values)
+                    .map(|(&i, v)| {
+                        let step = match (&waited, &ops[i]) {
+                            (Some(Err(e)), Op::SetDurable(..))
+                                if !matches!(v, Value::ServerError(_)) =>
+                            {
+                                Step::Fail(Fail {
+                                    err: again(e),
+                                    replace: false,
+                                })
+                            }
+                            _ => Step::Done(v),
+                        };
+                        (i, step)
+                    })
+                    .collect()
+            }
+            Ok(Ok(v)) => {
+                let got = v.len();
+                every(&idx, &|| {
+                    Step::Fail(Fail {
+                        err: PersistError::Internal(format!(
+                            "pipeline returned {got} replies for {n} commands"
+                        )),
+                        replace: false,
+                    })
+                })
+            }
+            // the crate is rebuilding its slot map: a new connection
+            Ok(Err(e)) if is_moved(&e) => every(&idx, &|| Step::Again(true)),
+            // ASK/TRYAGAIN/CLUSTERDOWN for some key of the group (a slot
+            // migrating: some keys on the source, some on the target): each
+            // op again, on its own
+            Ok(Err(e)) if e.is_cluster_error() => {
+                let resent = idx.iter().map(|&i| {
+                    let c = c.clone();
+                    async move { (i, self.resend_one(c, generation, &ops[i], deadline).await) }
+                });
+                futures_util::future::join_all(resent).await
+            }
+            Ok(Err(e)) => {
+                let f = classify(&e, cmd_to);
+                every(&idx, &|| {
+                    Step::Fail(Fail {
+                        err: again(&f.err),
+                        replace: f.replace,
+                    })
+                })
+            }
+            Err(_) => every(&idx, &|| {
+                Step::Fail(Fail {
+                    err: PersistError::Timeout(cmd_to),
+                    replace: true,
+                })
+            }),
+        }
+    }
+
+    /// One op of a group that the cluster answered with ASK/TRYAGAIN/
+    /// CLUSTERDOWN, sent again on its own (with its WAIT if it is a durable
+    /// write), ASK and TRYAGAIN followed; a MOVED: [`Step::Again`].
+    async fn resend_one(
+        &self,
+        mut c: ClusterConnection,
+        generation: u64,
+        op: &Op,
+        deadline: Instant,
+    ) -> Step {
+        let cmd_to = self.inner.config.command_timeout_ms;
+        let mut cmds = vec![op_cmd(op)];
+        let durable = self.inner.config.wait_replicas > 0 && matches!(op, Op::SetDurable(..));
+        if durable {
+            cmds.push(self.wait_cmd());
+        }
+        let mut p = redis::pipe();
+        p.ignore_errors();
+        for cmd in &cmds {
+            p.add_command(cmd.clone());
+        }
+        let route =
+            SingleNodeRoutingInfo::SpecificNode(Route::new(key_slot(op_key(op)), SlotAddr::Master));
+        let n = p.len();
+        let fut = async {
+            match c.route_pipeline(p, 0, n, route).await {
+                Err(e) if e.is_cluster_error() => follow_redirects(&mut c, &cmds, e, true).await,
+                r => r,
+            }
+        };
+        let r = tokio::select! {
+            r = tokio::time::timeout_at(deadline, fut) => r,
+            _ = self.given_up(generation) => return Step::Again(false),
+        };
+        let mut vals = match r {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) if is_moved(&e) => return Step::Again(true),
+            Ok(Err(e)) => {
+                let f = classify(&e, cmd_to);
+                return Step::Fail(Fail {
+                    err: f.err,
+                    replace: f.replace,
+                });
+            }
+            Err(_) => {
+                return Step::Fail(Fail {
+                    err: PersistError::Timeout(cmd_to),
+                    replace: true,
+                })
+            }
+        };
+        if durable {
+            let w = vals.pop().unwrap_or(Value::Nil);
+            if !matches!(vals.first(), Some(Value::ServerError(_))) {
+                if let Err(err) = self.check_wait(&w) {
+                    return Step::Fail(Fail {
+                        err,
+                        replace: false,
+                    });
+                }
+            }
+        }
+        match vals.pop() {
+            Some(v) => Step::Done(v),
+            None => Step::Fail(Fail {
+                err: PersistError::Internal("no reply".into()),
+                replace: false,
+            }),
+        }
+    }
+
     /// One op of a slot group that the cluster answered with MOVED/ASK/
     /// TRYAGAIN (its slot moved or is migrating), sent again on its own
     /// (with its WAIT if it is a durable write), redirects followed.
@@ -1255,7 +1809,7 @@ impl RedisStore {
             SingleNodeRoutingInfo::SpecificNode(Route::with_key(op_key(op), SlotAddr::Master));
         let n = p.len();
         let r = match c.route_pipeline(p, 0, n, route).await {
-            Err(e) if e.is_cluster_error() => follow_redirects(&mut c, &cmds, e).await,
+            Err(e) if e.is_cluster_error() => follow_redirects(&mut c, &cmds, e, false).await,
             r => r,
         };
         let mut vals = r.map_err(|e| classify(&e, cmd_to).err)?;
@@ -1299,14 +1853,14 @@ impl RedisStore {
     /// now (a key moves only from the source to the target of a slot).
     async fn scan_all(&self, pattern: &[u8], mut each: impl FnMut(Vec<Vec<u8>>)) -> Result<()> {
         let (targets, before) = self
-            .call(|mut c| async move { c.scan_targets().await })
+            .call_read(|mut c| async move { c.scan_targets().await })
             .await?;
         for target in &targets {
             self.scan_node(target, pattern, &mut each).await?;
         }
         if self.is_cluster() {
             let (after, view) = self
-                .call(|mut c| async move { c.scan_targets().await })
+                .call_read(|mut c| async move { c.scan_targets().await })
                 .await?;
             if before != view || view.ends_with("moving") {
                 for target in &after {
@@ -1325,7 +1879,8 @@ impl RedisStore {
     ) -> Result<()> {
         let mut cursor: u64 = 0;
         loop {
-            let page = || self.call(|mut c| async move { c.scan(target, cursor, pattern).await });
+            let page =
+                || self.call_read(|mut c| async move { c.scan(target, cursor, pattern).await });
             let reply = match page().await {
                 // In a cluster, a connection can wedge while the crate
                 // refreshes its slot map during a migration; `call` has just
@@ -1361,7 +1916,7 @@ impl RedisStore {
             .collect();
         let mut owner_keys: Vec<&[u8]> = legacy.iter().map(Vec::as_slice).collect();
         if !candidates.is_empty() {
-            // through `exec`: batched per slot in a cluster
+            // through `exec`: batched per node in a cluster
             let gets: Vec<Op> = candidates.iter().map(|k| Op::Get(k.to_vec())).collect();
             let marker = Text::of(MARKER_VALUE);
             for (k, v) in candidates.iter().zip(self.exec(&gets).await?) {
@@ -1689,6 +2244,49 @@ e5 127.0.0.1:7004@17004 master - 0 1 4 connected 10923-16383
         assert_eq!(p.len(), 3);
         assert!(!p.contains(&ScanTarget::Node("127.0.0.1".into(), 7002)));
         assert!(moving);
+    }
+
+    #[test]
+    fn key_slot_is_the_cluster_hash_slot() {
+        // the vector of the Redis Cluster spec, and hash tags
+        assert_eq!(key_slot(b"123456789"), 0x31C3);
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"a{}b"), key_slot(b"a{}b")); // empty tag: the whole key
+        assert_ne!(key_slot(b"a{}b"), key_slot(b""));
+        assert_eq!(key_slot(b"x{{tag}}y"), key_slot(b"{tag"));
+        // the same slot as the crate routes to
+        for k in [&b"foo"[..], b"mig:1:{slot}:7", b"a{}b", b"\xff\x00", b""] {
+            assert_eq!(
+                Route::new(key_slot(k), SlotAddr::Master),
+                Route::with_key(k, SlotAddr::Master)
+            );
+        }
+    }
+
+    #[test]
+    fn node_map_from_cluster_slots() {
+        let node = |h: &str, p: i64| {
+            Value::Array(vec![
+                Value::BulkString(h.as_bytes().to_vec()),
+                Value::Int(p),
+                Value::BulkString(b"id".to_vec()),
+            ])
+        };
+        let range = |a: i64, b: i64, n: Value| Value::Array(vec![Value::Int(a), Value::Int(b), n]);
+        let v = Value::Array(vec![
+            range(5461, 10922, node("127.0.0.1", 7001)),
+            range(0, 5460, node("127.0.0.1", 7000)),
+            range(10923, 16383, node("127.0.0.1", 7002)),
+        ]);
+        let m = NodeMap::from_cluster_slots(&v).expect("a map");
+        assert_eq!(m.node_of(0), m.node_of(5460));
+        assert_ne!(m.node_of(5460), m.node_of(5461));
+        assert_eq!(m.node_of(5461), m.node_of(10922));
+        assert_eq!(m.node_of(12000), m.node_of(16383));
+        assert!(m.node_of(0).is_some() && m.node_of(16383).is_some());
+        assert_eq!(NodeMap::from_cluster_slots(&Value::Nil), None);
+        assert_eq!(NodeMap::default().node_of(3), None);
     }
 
     #[test]
