@@ -226,15 +226,6 @@ fn ms(d: u64) -> Duration {
     Duration::from_millis(d.max(1))
 }
 
-/// Why a slot group of [`RedisStore::exec`] has no replies.
-enum GroupError {
-    /// Its slot moved (`true`: MOVED) or is migrating (ASK, TRYAGAIN):
-    /// each op again, on its own.
-    Redo(bool),
-    Failed(Fail),
-}
-use GroupError::{Failed, Redo};
-
 /// A failed call: our error, and whether the connection must be replaced.
 struct Fail {
     err: PersistError,
@@ -1145,209 +1136,61 @@ impl RedisStore {
         let (conn, generation) = self.connection().await?;
         let cmd_to = self.inner.config.command_timeout_ms;
         let deadline = Instant::now() + ms(cmd_to);
-        // a cluster: exec_cluster; what follows is the one-server path (its
-        // cluster arms are no longer reached: left in place while that path
-        // is being rewritten, to be dropped with it)
-        if let Conn::Cluster(c) = conn {
-            return self.exec_cluster(ops, c, generation, deadline).await;
-        }
-        let wait = self.inner.config.wait_replicas > 0;
-        // each op's reply, or why it has none
-        let mut replies: Vec<Option<std::result::Result<Value, Fail>>> = Vec::new();
-        replies.resize_with(ops.len(), || None);
-        // groups of op indices that share a pipeline: all of them on one
-        // server, one group per slot in a cluster (the crate's cluster
-        // pipelines reject keys of several slots: CROSSSLOT)
-        let groups: Vec<Vec<usize>> = match &conn {
-            Conn::Single(_) => vec![(0..ops.len()).collect()],
-            Conn::Cluster(_) => {
-                let mut by_slot: HashMap<Route, Vec<usize>> = HashMap::new();
-                for (i, op) in ops.iter().enumerate() {
-                    by_slot
-                        .entry(Route::with_key(op_key(op), SlotAddr::Master))
-                        .or_default()
-                        .push(i);
-                }
-                by_slot.into_values().collect()
-            }
+        let mut c = match conn {
+            Conn::Cluster(c) => return self.exec_cluster(ops, c, generation, deadline).await,
+            Conn::Single(c) => c,
         };
-        let sent = groups.into_iter().map(|idx| {
-            let mut p = redis::Pipeline::with_capacity(idx.len() + 1);
-            p.ignore_errors();
-            for &i in &idx {
-                p.add_command(op_cmd(&ops[i]));
-            }
-            let durable = wait && idx.iter().any(|&i| matches!(ops[i], Op::SetDurable(..)));
-            if durable {
-                p.add_command(self.wait_cmd());
-            }
-            let mut conn = conn.clone();
-            let cluster = matches!(conn, Conn::Cluster(_));
-            let first = op_key(&ops[idx[0]]).to_vec();
-            async move {
-                let n = p.len();
-                let fut = async {
-                    match &mut conn {
-                        Conn::Single(c) => c.req_packed_commands(&p, 0, n).await,
-                        Conn::Cluster(c) => {
-                            let route = SingleNodeRoutingInfo::SpecificNode(Route::with_key(
-                                &first,
-                                SlotAddr::Master,
-                            ));
-                            c.route_pipeline(p.clone(), 0, n, route).await
+        // one server: one pipeline, with a WAIT after it if it holds a
+        // durable write and the store waits for replicas
+        let durable = self.inner.config.wait_replicas > 0
+            && ops.iter().any(|op| matches!(op, Op::SetDurable(..)));
+        let mut p = redis::Pipeline::with_capacity(ops.len() + 1);
+        p.ignore_errors();
+        for op in ops {
+            p.add_command(op_cmd(op));
+        }
+        if durable {
+            p.add_command(self.wait_cmd());
+        }
+        let n = p.len();
+        let fail = match tokio::time::timeout_at(deadline, c.req_packed_commands(&p, 0, n)).await {
+            Ok(Ok(mut values)) if values.len() == n => {
+                let waited = if durable {
+                    values.pop().map(|v| self.check_wait(&v))
+                } else {
+                    None
+                };
+                return Ok(ops
+                    .iter()
+                    .zip(values)
+                    .map(|(op, v)| match (&waited, op) {
+                        (Some(Err(e)), Op::SetDurable(..))
+                            if !matches!(v, Value::ServerError(_)) =>
+                        {
+                            OpResult::Failed(again(e))
                         }
-                    }
-                };
-                // a cluster connection given up after a MOVED may never
-                // deliver the reply: then the ops go again on the new one
-                let mut abandoned = self.inner.abandoned.subscribe();
-                let given_up = async move {
-                    while abandoned.wait_for(|g| *g == generation).await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                };
-                let timed = tokio::time::timeout_at(deadline, fut);
-                let outcome = tokio::select! {
-                    r = timed => r,
-                    _ = given_up, if cluster => {
-                        return (idx, durable, Err(Redo(true)));
-                    }
-                };
-                let r = match outcome {
-                    Ok(Ok(v)) if v.len() == n => Ok(v),
-                    Ok(Ok(v)) => Err(Failed(Fail {
-                        err: PersistError::Internal(format!(
-                            "pipeline returned {} replies for {n} commands",
-                            v.len()
-                        )),
-                        replace: false,
-                    })),
-                    // a MOVED/ASK/TRYAGAIN for some key of the group (its
-                    // slot moved or is migrating: some keys on the source,
-                    // some on the target): each op again, on its own
-                    Ok(Err(e)) if e.is_cluster_error() => Err(Redo(matches!(
-                        e.kind(),
-                        redis::ErrorKind::Server(ServerErrorKind::Moved)
-                    ))),
-                    Ok(Err(e)) => Err(Failed(classify(&e, cmd_to))),
-                    Err(_) => Err(Failed(Fail {
-                        err: PersistError::Timeout(cmd_to),
-                        replace: true,
-                    })),
-                };
-                (idx, durable, r)
+                        _ => decode(op, v),
+                    })
+                    .collect());
             }
-        });
-        let mut replace = false;
-        let mut whole_batch_failed = None;
-        let mut fresh: Vec<usize> = Vec::new();
-        let mut moved = false;
-        for (idx, durable, r) in futures_util::future::join_all(sent).await {
-            match r {
-                Ok(mut values) => {
-                    let waited = if durable {
-                        values.pop().map(|v| self.check_wait(&v))
-                    } else {
-                        None
-                    };
-                    for (&i, v) in idx.iter().zip(values) {
-                        replies[i] = Some(match (&waited, &ops[i]) {
-                            (Some(Err(e)), Op::SetDurable(..))
-                                if !matches!(v, Value::ServerError(_)) =>
-                            {
-                                Err(Fail {
-                                    err: again(e),
-                                    replace: false,
-                                })
-                            }
-                            _ => Ok(v),
-                        });
-                    }
-                }
-                Err(Redo(was_moved)) => {
-                    moved |= was_moved;
-                    fresh.extend_from_slice(&idx);
-                }
-                Err(Failed(f)) => {
-                    replace |= f.replace;
-                    if matches!(conn, Conn::Single(_)) {
-                        whole_batch_failed = Some(f.err);
-                        break;
-                    }
-                    for &i in &idx {
-                        replies[i] = Some(Err(Fail {
-                            err: again(&f.err),
-                            replace: false,
-                        }));
-                    }
-                }
-            }
-        }
-        // a slot that moved or is migrating: re-send those ops through the
-        // cluster client's routing, which follows MOVED/ASK
-        let mut conn = conn;
-        if moved {
-            // a slot has a new owner: the crate refreshes its slot map on a
-            // MOVED, and that refresh could wedge a connection with calls
-            // in flight (no reply ever delivered); a new cluster connection
-            // starts from the current map, and the ops go again on it
-            self.invalidate(generation).await;
-            self.inner.abandoned.send_replace(generation);
-            match self.connection().await {
-                Ok((c, _)) => conn = c,
-                Err(e) => {
-                    for &i in &fresh {
-                        replies[i] = Some(Err(Fail {
-                            err: again(&e),
-                            replace: false,
-                        }));
-                    }
-                    fresh.clear();
-                }
-            }
-        }
-        if let Conn::Cluster(c) = &conn {
-            let resent = fresh.iter().map(|&i| {
-                let c = c.clone();
-                let op = &ops[i];
-                async move {
-                    let fut = self.resend(c, op, wait);
-                    let r = match tokio::time::timeout_at(deadline, fut).await {
-                        Ok(Ok(v)) => Ok(v),
-                        Ok(Err(err)) => Err(Fail {
-                            err,
-                            replace: false,
-                        }),
-                        Err(_) => Err(Fail {
-                            err: PersistError::Timeout(cmd_to),
-                            replace: true,
-                        }),
-                    };
-                    (i, r)
-                }
-            });
-            for (i, r) in futures_util::future::join_all(resent).await {
-                if let Err(f) = &r {
-                    replace |= f.replace;
-                }
-                replies[i] = Some(r);
-            }
-        }
-        if replace {
+            Ok(Ok(values)) => Fail {
+                err: PersistError::Internal(format!(
+                    "pipeline returned {} replies for {n} commands",
+                    values.len()
+                )),
+                replace: false,
+            },
+            Ok(Err(e)) => classify(&e, cmd_to),
+            Err(_) => Fail {
+                err: PersistError::Timeout(cmd_to),
+                replace: true,
+            },
+        };
+        // a connection failure or timeout fails the whole batch
+        if fail.replace {
             self.invalidate(generation).await;
         }
-        if let Some(e) = whole_batch_failed {
-            return Err(e);
-        }
-        Ok(ops
-            .iter()
-            .zip(replies)
-            .map(|(op, r)| match r {
-                Some(Ok(v)) => decode(op, v),
-                Some(Err(f)) => OpResult::Failed(f.err),
-                None => OpResult::Failed(PersistError::Internal("no reply".into())),
-            })
-            .collect())
+        Err(fail.err)
     }
 
     /// Give up the cluster connection of `generation` (a MOVED came back
@@ -1788,39 +1631,6 @@ impl RedisStore {
                 replace: false,
             }),
         }
-    }
-
-    /// One op of a slot group that the cluster answered with MOVED/ASK/
-    /// TRYAGAIN (its slot moved or is migrating), sent again on its own
-    /// (with its WAIT if it is a durable write), redirects followed.
-    async fn resend(&self, mut c: ClusterConnection, op: &Op, wait: bool) -> Result<Value> {
-        let cmd_to = self.inner.config.command_timeout_ms;
-        let mut cmds = vec![op_cmd(op)];
-        let durable = wait && matches!(op, Op::SetDurable(..));
-        if durable {
-            cmds.push(self.wait_cmd());
-        }
-        let mut p = redis::pipe();
-        p.ignore_errors();
-        for cmd in &cmds {
-            p.add_command(cmd.clone());
-        }
-        let route =
-            SingleNodeRoutingInfo::SpecificNode(Route::with_key(op_key(op), SlotAddr::Master));
-        let n = p.len();
-        let r = match c.route_pipeline(p, 0, n, route).await {
-            Err(e) if e.is_cluster_error() => follow_redirects(&mut c, &cmds, e, false).await,
-            r => r,
-        };
-        let mut vals = r.map_err(|e| classify(&e, cmd_to).err)?;
-        if durable {
-            let w = vals.pop().unwrap_or(Value::Nil);
-            if !matches!(vals.first(), Some(Value::ServerError(_))) {
-                self.check_wait(&w)?;
-            }
-        }
-        vals.pop()
-            .ok_or_else(|| PersistError::Internal("no reply".into()))
     }
 
     /// Every key matching the Redis glob `pattern`, by SCAN (deduplicated;
