@@ -7,6 +7,9 @@
 //! `glob` (+ `glob_binding`), `wtf8`, `runtime`.
 
 #![deny(clippy::unwrap_used)]
+// a panic in a sync napi function would abort the user's process: outside
+// tests, no `expect` and no explicit `panic!` either
+#![cfg_attr(not(test), deny(clippy::expect_used, clippy::panic))]
 // `#[napi]` items are only registered in the cdylib; unit-test builds see them unused.
 #![cfg_attr(test, allow(dead_code))]
 

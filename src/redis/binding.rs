@@ -280,8 +280,16 @@ impl NativeRedisStore {
             }
             .map_err(|e| js_error::throw(&env, e))?;
             // a previous connection (already failed) is closed by its drop
-            *self.direct.borrow_mut() = Some(d);
-            Ok(())
+            match self.direct.try_borrow_mut() {
+                Ok(mut slot) => {
+                    *slot = Some(d);
+                    Ok(())
+                }
+                Err(_) => Err(js_error::throw(
+                    &env,
+                    PersistError::Internal("directAttach: re-entered".into()),
+                )),
+            }
         }
         #[cfg(not(unix))]
         {
@@ -323,9 +331,10 @@ impl NativeRedisStore {
             .and_then(|batch| {
                 #[cfg(unix)]
                 {
-                    match self.direct.borrow().as_ref() {
-                        Some(d) => d.send(batch),
-                        None => Err(PersistError::Unavailable("not connected".into())),
+                    match self.direct.try_borrow().as_deref() {
+                        Ok(Some(d)) => d.send(batch),
+                        Ok(None) => Err(PersistError::Unavailable("not connected".into())),
+                        Err(_) => Err(PersistError::Internal("directSend: re-entered".into())),
                     }
                 }
                 #[cfg(not(unix))]
@@ -341,7 +350,8 @@ impl NativeRedisStore {
     #[napi(catch_unwind)]
     pub fn direct_close(&self) {
         #[cfg(unix)]
-        if let Some(d) = self.direct.borrow_mut().take() {
+        let taken = self.direct.try_borrow_mut().ok().and_then(|mut s| s.take());
+        if let Some(d) = taken {
             d.close();
         }
     }

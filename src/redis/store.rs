@@ -232,6 +232,29 @@ struct Fail {
     replace: bool,
 }
 
+impl Fail {
+    /// No answer within `timeout_ms`: the connection is wedged or the
+    /// server paused, so it is replaced.
+    fn timeout(timeout_ms: u64) -> Fail {
+        Fail {
+            err: PersistError::Timeout(timeout_ms),
+            replace: true,
+        }
+    }
+}
+
+/// A call's outcome within its deadline: its value, or why it failed.
+fn outcome<T>(
+    r: std::result::Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    timeout_ms: u64,
+) -> std::result::Result<T, Fail> {
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(classify(&e, timeout_ms)),
+        Err(_) => Err(Fail::timeout(timeout_ms)),
+    }
+}
+
 /// Map a client error to ours; `replace` when the connection must be replaced.
 fn classify(e: &RedisError, timeout_ms: u64) -> Fail {
     let (err, replace) = if e.is_timeout() {
@@ -1056,18 +1079,19 @@ impl RedisStore {
     {
         let (conn, generation) = self.connection().await?;
         let cmd_to = self.inner.config.command_timeout_ms;
-        let fail = match tokio::time::timeout(ms(cmd_to), f(conn)).await {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) => classify(&e, cmd_to),
-            Err(_) => Fail {
-                err: PersistError::Timeout(cmd_to),
-                replace: true,
-            },
-        };
+        match outcome(tokio::time::timeout(ms(cmd_to), f(conn)).await, cmd_to) {
+            Ok(v) => Ok(v),
+            Err(fail) => Err(self.failed(fail, generation).await),
+        }
+    }
+
+    /// The error of a failed call, after replacing its connection (of
+    /// `generation`) if the failure says so.
+    async fn failed(&self, fail: Fail, generation: u64) -> PersistError {
         if fail.replace {
             self.invalidate(generation).await;
         }
-        Err(fail.err)
+        fail.err
     }
 
     /// Run `pipe` on the shared connection within the timeouts. In a
@@ -1181,16 +1205,10 @@ impl RedisStore {
                 replace: false,
             },
             Ok(Err(e)) => classify(&e, cmd_to),
-            Err(_) => Fail {
-                err: PersistError::Timeout(cmd_to),
-                replace: true,
-            },
+            Err(_) => Fail::timeout(cmd_to),
         };
         // a connection failure or timeout fails the whole batch
-        if fail.replace {
-            self.invalidate(generation).await;
-        }
-        Err(fail.err)
+        Err(self.failed(fail, generation).await)
     }
 
     /// Give up the cluster connection of `generation` (a MOVED came back
@@ -1289,18 +1307,10 @@ impl RedisStore {
                 _ = self.given_up(generation) => continue,
                 () = self.watchdog(c, generation, self.stall()) => continue,
             };
-            let fail = match r {
-                Ok(Ok(v)) => return Ok(v),
-                Ok(Err(e)) => classify(&e, cmd_to),
-                Err(_) => Fail {
-                    err: PersistError::Timeout(cmd_to),
-                    replace: true,
-                },
+            return match outcome(r, cmd_to) {
+                Ok(v) => Ok(v),
+                Err(fail) => Err(self.failed(fail, generation).await),
             };
-            if fail.replace {
-                self.invalidate(generation).await;
-            }
-            return Err(fail.err);
         }
     }
 
@@ -1553,12 +1563,7 @@ impl RedisStore {
                     })
                 })
             }
-            Err(_) => every(&idx, &|| {
-                Step::Fail(Fail {
-                    err: PersistError::Timeout(cmd_to),
-                    replace: true,
-                })
-            }),
+            Err(_) => every(&idx, &|| Step::Fail(Fail::timeout(cmd_to))),
         }
     }
 
@@ -1606,12 +1611,7 @@ impl RedisStore {
                     replace: f.replace,
                 });
             }
-            Err(_) => {
-                return Step::Fail(Fail {
-                    err: PersistError::Timeout(cmd_to),
-                    replace: true,
-                })
-            }
+            Err(_) => return Step::Fail(Fail::timeout(cmd_to)),
         };
         if durable {
             let w = vals.pop().unwrap_or(Value::Nil);
