@@ -129,14 +129,17 @@ export declare class NativeRedisStore {
   ping(): Promise<void>
   close(): Promise<void>
   /**
-   * A batch of run-lease ops as one pipeline (see `redis::lease`):
-   * `kinds[i]` 0 acquire (a new token is made here), 1 release, 2 renew;
-   * `tokens[i]` the owner token of a release / renew ("" for acquire).
-   * Resolves to a code per op (0 false / not taken, 1 true / taken,
-   * 4 error in `errors[i]`) and the tokens of the taken leases, in order,
-   * concatenated (32 characters each).
+   * A batch of run-lease ops as one pipeline (see `redis::lease`), on
+   * the lease of snapshot `ids[i]` under `prefixes[i]` (the lease key is
+   * made here): `kinds[i]` 0 acquire (a new token is made here), 1
+   * release, 2 renew, 3 fenced set of the snapshot key to `values[i]`,
+   * 4 fenced delete of it; `tokens[i]` the owner token ("" for acquire),
+   * `values[i]` "" but for a set. Resolves to a code per op (0 false /
+   * not taken, 1 true / taken / written, 4 error in `errors[i]`, e.g.
+   * `ERR_LEASE_LOST` for a fenced-off write) and the tokens of the taken
+   * leases, in order, concatenated (32 characters each).
    */
-  leaseExec(kinds: Uint8Array, ttls: Uint32Array, keys: Array<string>, tokens: Array<string>): Promise<LeaseOut>
+  leaseExec(kinds: Uint8Array, ttls: Uint32Array, prefixes: Array<string>, ids: Array<string>, tokens: Array<string>, values: Array<string>): Promise<LeaseOut>
   /** Connections opened so far (reconnects add one each). */
   get connectionsOpened(): number
 }

@@ -592,6 +592,7 @@ export type PersistenceErrorOnlyCode =
   | 'ERR_STORE_TIMEOUT'
   | 'ERR_STORE'
   | 'ERR_STORE_CLOSED'
+  | 'ERR_LEASE_LOST'
   | 'ERR_INTERNAL'
   | 'ERR_NATIVE_BINDING_NOT_FOUND'
 /** Every `code` an error of this package can carry. */
@@ -605,7 +606,9 @@ export type PersistenceErrorCode = PersistenceTypeErrorCode | 'ERR_JSON_SYNTAX' 
  * - `SyntaxError`: `ERR_JSON_SYNTAX` (text that is not JSON);
  * - `RangeError`: `ERR_OUT_OF_RANGE` (a value too deep for `JSON.stringify`);
  * - `Error`: `ERR_CORRUPT`, `ERR_IO`, `ERR_STORE_UNAVAILABLE`, `ERR_STORE_TIMEOUT`,
- *   `ERR_STORE`, `ERR_STORE_CLOSED`, `ERR_INTERNAL` (a Rust panic caught at the boundary),
+ *   `ERR_STORE`, `ERR_STORE_CLOSED`, `ERR_LEASE_LOST` (a snapshot save or delete fenced off:
+ *   the store's lease on the run is no longer its own, nothing was written),
+ *   `ERR_INTERNAL` (a Rust panic caught at the boundary),
  *   `ERR_NATIVE_BINDING_NOT_FOUND` (with `platformPackage`, the package that is missing).
  */
 export type PersistenceError =
@@ -654,7 +657,10 @@ export interface SnapshotStoreOptions<S extends KeyValueStore = KeyValueStore> {
  * PERSISTENCE_ERROR instead of starting afresh).
  */
 export interface SnapshotStore {
-  /** Store a WorkflowSnapshot, or a ResumeState (as awaitly's `serializeResumeState`). */
+  /**
+   * Store a WorkflowSnapshot, or a ResumeState (as awaitly's `serializeResumeState`).
+   * Fenced on a {@link LockingSnapshotStore} that holds the lease of `id`.
+   */
   save(id: string, snapshot: WorkflowSnapshot | DurableResumeState): Promise<void>
   /**
    * The stored snapshot, or null. A saved ResumeState comes back as a ResumeState
@@ -663,6 +669,7 @@ export interface SnapshotStore {
   load(id: string): Promise<WorkflowSnapshot | null>
   /** The stored ResumeState, or null (nothing stored, or a WorkflowSnapshot). */
   loadResumeState(id: string): Promise<DurableResumeState | null>
+  /** Remove the stored snapshot of `id` (fenced like `save` on a {@link LockingSnapshotStore}). */
   delete(id: string): Promise<void>
   /**
    * Ids with their last save time (ISO), newest first, at most `limit` (default 100).
@@ -679,6 +686,12 @@ export interface SnapshotStore {
  * an id, renews the lease on a heartbeat and aborts a run whose lease is lost.
  * Expiry is judged by one clock: the Redis server's, or (files) this host's
  * boot-time clock. `ttlMs`: integer 1..2^31-1, default 60000.
+ *
+ * Fenced checkpoints: from `tryAcquire(id)` until `release(id)`, this store's
+ * `save(id)` and `delete(id)` write only if the lease is still its own, checked
+ * atomically with the write (one script on Redis, the lease lock on files);
+ * otherwise they reject with `ERR_LEASE_LOST` and write nothing (README
+ * "Fenced checkpoints").
  */
 export interface LockingSnapshotStore extends SnapshotStore {
   /** Take the lease of `id` if nobody holds it (or it expired): its owner token, or null. */

@@ -326,8 +326,10 @@ describe('leases under durable.run (redis and file at once)', () => {
     const store = createSnapshotStore({ store: redisKv, prefix })
     const { r } = await longRun(store, 'gone', 3, { lockTtlMs: 900 }, async () => {
       await sleep(400)
-      // the lease key: `<prefix>\u0000lease:<id>` (see lib/snapshot-store.js)
-      expect(await redisKv.delete(`${prefix}\u0000lease:gone`)).toBe(true)
+      // the one lease key under the prefix (named in src/redis/lease.rs)
+      const leaseKeys = await redisKv.keys(`${escapeGlob(`${prefix}\u0000lease`)}*`)
+      expect(leaseKeys).toHaveLength(1)
+      expect(await redisKv.delete(leaseKeys[0])).toBe(true)
     })
     expect(r.ok).toBe(false)
     expect(r.error.type).toBe('LEASE_EXPIRED')

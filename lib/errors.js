@@ -15,6 +15,7 @@ const CLASS_OF_CODE = Object.freeze({
   ERR_STORE_TIMEOUT: Error,
   ERR_STORE: Error,
   ERR_STORE_CLOSED: Error,
+  ERR_LEASE_LOST: Error,
   ERR_INTERNAL: Error,
   ERR_NATIVE_BINDING_NOT_FOUND: Error,
 })

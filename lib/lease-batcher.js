@@ -1,17 +1,22 @@
 'use strict'
-// Run-lease calls (acquire / release / renew) made in one tick go to Rust as
-// ONE native call, like the Redis store's Batcher: one pipeline on Redis
-// (src/redis/lease.rs), one lock-holding pass on files (src/file/lease.rs).
-// `send(kinds, ttls, scopes, keys, tokens)` returns the native promise of
-// `{ codes, tokens, errors }`: a code per op (0 false / not taken, 1 true /
-// taken, else an error in errors[i]) and the tokens of the taken leases, in
-// order, 32 characters each.
+// Run-lease calls (acquire / release / renew, and the fenced snapshot
+// writes: set / delete if the lease is still the caller's) made in one tick
+// go to Rust as ONE native call, like the Redis store's Batcher: one pipeline
+// on Redis (src/redis/lease.rs), one lock-holding pass on files
+// (src/file/lease.rs). Every op names the lease of snapshot `id` under
+// `prefix`. `send(kinds, ttls, prefixes, ids, tokens, values)` returns the
+// native promise of `{ codes, tokens, errors }`: a code per op (0 false / not
+// taken, 1 true / taken / written, else an error in errors[i]: ERR_LEASE_LOST
+// for a fenced-off write) and the tokens of the taken leases, in order, 32
+// characters each.
 
 const { fromNative } = require('./native.js')
 
 const LEASE_ACQUIRE = 0
 const LEASE_RELEASE = 1
 const LEASE_RENEW = 2
+const FENCED_SET = 3
+const FENCED_DELETE = 4
 const TOKEN_LEN = 32
 
 function settleAll(waiters, e) {
@@ -34,20 +39,22 @@ class LeaseBatcher {
   reset() {
     this.kinds = []
     this.ttls = []
-    this.scopes = []
-    this.keys = []
+    this.prefixes = []
+    this.ids = []
     this.tokens = []
+    this.values = []
     this.waiters = []
   }
 
-  /** Resolves to the new token or null (acquire), or a boolean (release, renew). */
-  push(kind, scope, key, token, ttl) {
+  /** Resolves to the new token or null (acquire), a boolean (release, renew), or undefined (a fenced write). */
+  push(kind, prefix, id, token, ttl, value) {
     return new Promise((resolve, reject) => {
       this.kinds.push(kind)
       this.ttls.push(ttl)
-      this.scopes.push(scope)
-      this.keys.push(key)
+      this.prefixes.push(prefix)
+      this.ids.push(id)
       this.tokens.push(token)
+      this.values.push(value)
       this.waiters.push(resolve, reject)
       if (this.kinds.length >= this.maxBatch) this.flush()
       else if (!this.scheduled) {
@@ -57,26 +64,36 @@ class LeaseBatcher {
     })
   }
 
-  acquire(scope, key, ttl) {
-    return this.push(LEASE_ACQUIRE, scope, key, '', ttl)
+  acquire(prefix, id, ttl) {
+    return this.push(LEASE_ACQUIRE, prefix, id, '', ttl, '')
   }
 
-  release(scope, key, token) {
-    return this.push(LEASE_RELEASE, scope, key, token, 0)
+  release(prefix, id, token) {
+    return this.push(LEASE_RELEASE, prefix, id, token, 0, '')
   }
 
-  renew(scope, key, token, ttl) {
-    return this.push(LEASE_RENEW, scope, key, token, ttl)
+  renew(prefix, id, token, ttl) {
+    return this.push(LEASE_RENEW, prefix, id, token, ttl, '')
+  }
+
+  /** Write the snapshot `prefix + id` if `token` still holds its lease; else reject ERR_LEASE_LOST. */
+  fencedSet(prefix, id, token, value) {
+    return this.push(FENCED_SET, prefix, id, token, 0, value)
+  }
+
+  /** Delete the snapshot `prefix + id` if `token` still holds its lease; else reject ERR_LEASE_LOST. */
+  fencedDelete(prefix, id, token) {
+    return this.push(FENCED_DELETE, prefix, id, token, 0, '')
   }
 
   flush() {
     this.scheduled = false
     if (this.kinds.length === 0) return
-    const { kinds, ttls, scopes, keys, tokens, waiters } = this
+    const { kinds, ttls, prefixes, ids, tokens, values, waiters } = this
     this.reset()
     let p
     try {
-      p = this.send(Uint8Array.from(kinds), Uint32Array.from(ttls), scopes, keys, tokens)
+      p = this.send(Uint8Array.from(kinds), Uint32Array.from(ttls), prefixes, ids, tokens, values)
     } catch (e) {
       settleAll(waiters, fromNative(e))
       return
@@ -86,7 +103,10 @@ class LeaseBatcher {
         let pos = 0
         for (let i = 0; i < codes.length; i++) {
           if (codes[i] > 1) waiters[2 * i + 1](fromNative(new Error(errors?.[i] ?? '[ERR_INTERNAL] missing error')))
-          else if (kinds[i] !== LEASE_ACQUIRE) waiters[2 * i](codes[i] === 1)
+          else if (kinds[i] >= FENCED_SET) {
+            if (codes[i] === 1) waiters[2 * i]()
+            else waiters[2 * i + 1](fromNative(new Error('[ERR_INTERNAL] a fenced write answered neither written nor lost')))
+          } else if (kinds[i] !== LEASE_ACQUIRE) waiters[2 * i](codes[i] === 1)
           else if (codes[i] === 1) {
             waiters[2 * i](taken.slice(pos, pos + TOKEN_LEN))
             pos += TOKEN_LEN

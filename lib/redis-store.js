@@ -355,7 +355,7 @@ function createRedisStore(options = {}) {
   )
   const direct = native.directCapable ? new DirectLink(native, maxBatch) : null
   const batcher = new Batcher(native, maxBatch, direct)
-  const leases = new LeaseBatcher((kinds, ttls, _scopes, keys, tokens) => native.leaseExec(kinds, ttls, keys, tokens), maxBatch)
+  const leases = new LeaseBatcher((kinds, ttls, prefixes, ids, tokens, values) => native.leaseExec(kinds, ttls, prefixes, ids, tokens, values), maxBatch)
   let closed = false
   const closedError = () => {
     const e = new Error('store is closed')
@@ -433,10 +433,14 @@ function createRedisStore(options = {}) {
       exists: (key) => enqueue(OP_EXISTS, key, undefined, 0),
       keys: (pattern) => native_(native.keys(pattern)).then(splitKeys),
       clearCachePrefix: (prefix) => native_(native.clearCachePrefix(prefix)),
-      // run leases (src/redis/lease.rs), for createSnapshotStore: token | null, boolean, boolean
-      leaseAcquire: (key, ttlMs) => (closed ? Promise.reject(closedError()) : leases.acquire('', key, ttlMs)),
-      leaseRelease: (key, token) => (closed ? Promise.reject(closedError()) : leases.release('', key, token)),
-      leaseRenew: (key, token, ttlMs) => (closed ? Promise.reject(closedError()) : leases.renew('', key, token, ttlMs)),
+      // run leases of snapshot `prefix + id` and the fenced snapshot writes
+      // (src/redis/lease.rs), for createSnapshotStore: token | null, boolean,
+      // boolean, undefined, undefined
+      leaseAcquire: (prefix, id, ttlMs) => (closed ? Promise.reject(closedError()) : leases.acquire(prefix, id, ttlMs)),
+      leaseRelease: (prefix, id, token) => (closed ? Promise.reject(closedError()) : leases.release(prefix, id, token)),
+      leaseRenew: (prefix, id, token, ttlMs) => (closed ? Promise.reject(closedError()) : leases.renew(prefix, id, token, ttlMs)),
+      fencedSet: (prefix, id, token, value) => (closed ? Promise.reject(closedError()) : leases.fencedSet(prefix, id, token, value)),
+      fencedDelete: (prefix, id, token) => (closed ? Promise.reject(closedError()) : leases.fencedDelete(prefix, id, token)),
     },
   })
   return store

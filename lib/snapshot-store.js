@@ -13,9 +13,17 @@
 //   {"updatedAt":"<ISO>","snapshot":<the JSON awaitly-postgres stores>}
 // where the snapshot is the WorkflowSnapshot as JSON.stringify writes it, or
 // serializeResumeState's {"kind":"ResumeState","steps":[...]}.
-// Redis leases: key `<prefix>\u0000lease:<id>` holding the owner token
-// (ids may not start with U+0000, so no snapshot key is ever a lease key).
-// File leases: records in `<directory>/.awaitly-leases/`, not store keys.
+// Redis leases: one key under the prefix holding the owner token, named in
+// src/redis/lease.rs (`<prefix>\u0000lease…<id>…`: ids may not start with
+// U+0000, so no snapshot key is ever a lease key; in the snapshot key's hash
+// slot). File leases: records in `<directory>/.awaitly-leases/`, not store keys.
+//
+// Fenced checkpoints: while this store holds the lease of an id (tryAcquire
+// took it, release has not dropped it), save(id) and delete(id) go to the
+// native store as fenced writes: the lease is checked and the snapshot
+// written in one atomic step (a script on Redis, under the lease lock on
+// files), and a lease that is no longer ours (expired, taken over) rejects
+// ERR_LEASE_LOST with nothing written.
 
 const { binding, invalidArg, corruptError } = require('./native.js')
 const { NATIVE_STORE } = require('./redis-store.js').internal
@@ -23,7 +31,6 @@ const { NATIVE_FILE_STORE } = require('./file-store.js').internal
 const { checkNotReserved, isMarkerShaped, ownerRegistration } = require('./kv-cache.js').internal
 
 const DEFAULT_PREFIX = 'awaitly:snapshot:'
-const LEASE_INFIX = '\u0000lease:'
 const DEFAULT_LIST_LIMIT = 100
 const DEFAULT_TTL_MS = 60_000
 const MAX_TTL_MS = 2 ** 31 - 1
@@ -161,13 +168,20 @@ function createSnapshotStore(options) {
   // so a KV cache whose clearAsync covers it never deletes snapshots.
   const register = ownerRegistration(store, 'state', prefix)
 
+  // The native leases (Redis or files), and the tokens of the leases this
+  // store holds: id -> ownerToken, from tryAcquire until release.
+  const leases = store[NATIVE_STORE] ?? store[NATIVE_FILE_STORE]
+  const held = new Map()
+
   const api = {
     async save(id, snapshot) {
       checkId('save', id)
       const text = encode(id, snapshot)
       const reg = register()
       if (reg) await reg
-      await put(keyOf(id), text)
+      const token = held.get(id)
+      if (token === undefined) await put(keyOf(id), text)
+      else await leases.fencedSet(prefix, id, token, text)
     },
     async load(id) {
       checkId('load', id)
@@ -182,7 +196,9 @@ function createSnapshotStore(options) {
     },
     async delete(id) {
       checkId('delete', id)
-      await store.delete(keyOf(id))
+      const token = held.get(id)
+      if (token === undefined) await store.delete(keyOf(id))
+      else await leases.fencedDelete(prefix, id, token)
     },
     /** `[{ id, updatedAt }]`, newest first; `prefix` is literal text. */
     async list(options) {
@@ -202,38 +218,29 @@ function createSnapshotStore(options) {
     async close() {},
   }
 
-  const redis = store[NATIVE_STORE]
-  const file = store[NATIVE_FILE_STORE]
-  if (redis) {
-    const leaseKey = (id) => prefix + LEASE_INFIX + id
+  if (leases) {
     api.tryAcquire = async (id, opts) => {
       checkId('tryAcquire', id)
-      const token = await redis.leaseAcquire(leaseKey(id), ttlOf('tryAcquire', opts))
-      return token === null ? null : { ownerToken: token }
+      const token = await leases.leaseAcquire(prefix, id, ttlOf('tryAcquire', opts))
+      if (token === null) return null
+      held.set(id, token)
+      return { ownerToken: token }
     }
     api.release = async (id, ownerToken) => {
       checkId('release', id)
-      await redis.leaseRelease(leaseKey(id), checkToken('release', ownerToken))
+      checkToken('release', ownerToken)
+      try {
+        await leases.leaseRelease(prefix, id, ownerToken)
+      } finally {
+        if (held.get(id) === ownerToken) held.delete(id)
+      }
     }
+    // A lost lease (renew answers false) stays held: later saves of the id
+    // are fenced off until release.
     api.renew = async (id, ownerToken, opts) => {
       checkId('renew', id)
       checkToken('renew', ownerToken)
-      return redis.leaseRenew(leaseKey(id), ownerToken, ttlOf('renew', opts))
-    }
-  } else if (file) {
-    api.tryAcquire = async (id, opts) => {
-      checkId('tryAcquire', id)
-      const token = await file.leaseAcquire(prefix, id, ttlOf('tryAcquire', opts))
-      return token === null ? null : { ownerToken: token }
-    }
-    api.release = async (id, ownerToken) => {
-      checkId('release', id)
-      await file.leaseRelease(prefix, id, checkToken('release', ownerToken))
-    }
-    api.renew = async (id, ownerToken, opts) => {
-      checkId('renew', id)
-      checkToken('renew', ownerToken)
-      return file.leaseRenew(prefix, id, ownerToken, ttlOf('renew', opts))
+      return leases.leaseRenew(prefix, id, ownerToken, ttlOf('renew', opts))
     }
   }
   return api

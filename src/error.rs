@@ -50,6 +50,10 @@ pub enum PersistError {
     /// The store was closed by the caller.
     #[error("store is closed")]
     Closed,
+    /// A fenced write (a snapshot save or delete by a store that holds the
+    /// run's lease) found the lease no longer its own: nothing was written.
+    #[error("lease lost: {0}")]
+    LeaseLost(String),
     /// A bug: a panic caught at the boundary, or an invariant broken.
     #[error("internal error: {0}")]
     Internal(String),
@@ -69,6 +73,7 @@ impl PersistError {
             PersistError::Timeout(_) => "ERR_STORE_TIMEOUT",
             PersistError::Store(_) => "ERR_STORE",
             PersistError::Closed => "ERR_STORE_CLOSED",
+            PersistError::LeaseLost(_) => "ERR_LEASE_LOST",
             PersistError::Internal(_) => "ERR_INTERNAL",
         }
     }

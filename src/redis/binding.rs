@@ -17,7 +17,7 @@ use napi_derive::napi;
 
 use crate::error::PersistError;
 use crate::js_error;
-use crate::redis::lease::LeaseOp;
+use crate::redis::lease::{lease_key, LeaseOp};
 use crate::redis::store::{
     Op, OpResult, Owners, RedisConfig, RedisStore, Text, KIND_STATE, MARKER_CACHE, MARKER_STATE,
     MARKER_VALUE, REGISTRY_PREFIX,
@@ -444,23 +444,29 @@ impl NativeRedisStore {
         })
     }
 
-    /// A batch of run-lease ops as one pipeline (see `redis::lease`):
-    /// `kinds[i]` 0 acquire (a new token is made here), 1 release, 2 renew;
-    /// `tokens[i]` the owner token of a release / renew ("" for acquire).
-    /// Resolves to a code per op (0 false / not taken, 1 true / taken,
-    /// 4 error in `errors[i]`) and the tokens of the taken leases, in order,
-    /// concatenated (32 characters each).
+    /// A batch of run-lease ops as one pipeline (see `redis::lease`), on
+    /// the lease of snapshot `ids[i]` under `prefixes[i]` (the lease key is
+    /// made here): `kinds[i]` 0 acquire (a new token is made here), 1
+    /// release, 2 renew, 3 fenced set of the snapshot key to `values[i]`,
+    /// 4 fenced delete of it; `tokens[i]` the owner token ("" for acquire),
+    /// `values[i]` "" but for a set. Resolves to a code per op (0 false /
+    /// not taken, 1 true / taken / written, 4 error in `errors[i]`, e.g.
+    /// `ERR_LEASE_LOST` for a fenced-off write) and the tokens of the taken
+    /// leases, in order, concatenated (32 characters each).
     #[napi(catch_unwind, ts_return_type = "Promise<LeaseOut>")]
+    #[allow(clippy::too_many_arguments)]
     pub fn lease_exec<'env>(
         &self,
         env: &'env Env,
         kinds: Uint8Array,
         ttls: Uint32Array,
-        keys: Vec<Utf16String>,
+        prefixes: Vec<Utf16String>,
+        ids: Vec<Utf16String>,
         tokens: Vec<String>,
+        values: Vec<Utf16String>,
     ) -> Result<PromiseRaw<'env, LeaseOut>> {
         let core = self.core.clone();
-        let batch = decode_leases(&kinds, &ttls, keys, tokens);
+        let batch = decode_leases(&kinds, &ttls, prefixes, ids, tokens, values);
         env.spawn_future(async move {
             let batch = batch.map_err(js_error::to_async)?;
             let results = guarded(core.lease_exec(&batch)).await?;
@@ -571,19 +577,32 @@ fn decode_batch(
 fn decode_leases(
     kinds: &[u8],
     ttls: &[u32],
-    keys: Vec<Utf16String>,
+    prefixes: Vec<Utf16String>,
+    ids: Vec<Utf16String>,
     tokens: Vec<String>,
+    values: Vec<Utf16String>,
 ) -> crate::error::Result<Vec<LeaseOp>> {
     let n = kinds.len();
-    if ttls.len() != n || keys.len() != n || tokens.len() != n {
+    if ttls.len() != n
+        || prefixes.len() != n
+        || ids.len() != n
+        || tokens.len() != n
+        || values.len() != n
+    {
         return Err(PersistError::Internal(
             "lease_exec: batch arrays differ in length".into(),
         ));
     }
     let mut fresh = crate::token::new_tokens(kinds.iter().filter(|&&k| k == 0).count())?;
     let mut out = Vec::with_capacity(n);
-    for (((&kind, &ttl), key), token) in kinds.iter().zip(ttls).zip(keys).zip(tokens) {
-        let key = wtf8::encode(&key);
+    let rows = kinds.iter().zip(ttls).zip(prefixes).zip(ids);
+    for ((((&kind, &ttl), prefix), id), (token, value)) in rows.zip(tokens.into_iter().zip(values))
+    {
+        // the snapshot key as the store writes it: prefix and id as ONE text
+        let mut units = prefix.to_vec();
+        units.extend_from_slice(&id);
+        let state = wtf8::encode(&units);
+        let key = lease_key(&wtf8::encode(&prefix), &wtf8::encode(&id), &state)?;
         let ttl_ms = u64::from(ttl);
         out.push(match kind {
             0 => LeaseOp::Acquire {
@@ -593,6 +612,13 @@ fn decode_leases(
             },
             1 => LeaseOp::Release { key, token },
             2 => LeaseOp::Renew { key, token, ttl_ms },
+            3 => LeaseOp::FencedSet {
+                key,
+                token,
+                state,
+                value: wtf8::encode(&value),
+            },
+            4 => LeaseOp::FencedDelete { key, token, state },
             k => {
                 return Err(PersistError::Internal(format!(
                     "lease_exec: unknown op {k}"

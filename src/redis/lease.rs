@@ -1,10 +1,18 @@
-//! Run leases (awaitly's `WorkflowLock`) on Redis: ONE key per lease (so a
-//! lease never spans hash slots), holding the owner's token, expiring by
-//! the server's clock (`PX`): no client clock is ever compared with another.
+//! Run leases (awaitly's `WorkflowLock`) on Redis: ONE key per lease,
+//! holding the owner's token, expiring by the server's clock (`PX`): no
+//! client clock is ever compared with another.
 //!
 //! - acquire: `SET key token NX PX ttl` (set only if absent);
 //! - release: a script deletes the key only if it still holds the token;
-//! - renew: a script re-arms the key's expiry only if it still holds the token.
+//! - renew: a script re-arms the key's expiry only if it still holds the token;
+//! - fenced set / delete (a snapshot save / delete by the store holding the
+//!   run's lease): a script writes or deletes the state key only if the lease
+//!   key still holds the token, else writes nothing (`ERR_LEASE_LOST`). One
+//!   script, sent in place of the `SET` / `DEL`: no extra round trip.
+//!
+//! Lease keys ([`lease_key`]) live under the snapshot prefix and share the
+//! hash slot of the state key they guard, so on a cluster the fenced script's
+//! two keys are on one node.
 //!
 //! Scripts go as `EVALSHA` (the SHA comes from a `SCRIPT LOAD` sent with the
 //! first `EVAL`), with a fallback to `EVAL` on `NOSCRIPT` (script cache
@@ -25,9 +33,144 @@ use crate::redis::store::RedisStore;
 
 const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+const FENCED_SET: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[2], ARGV[2]) return 1 else return 0 end";
+const FENCED_DELETE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[2]) return 1 else return 0 end";
 
 static RELEASE_SHA: OnceLock<String> = OnceLock::new();
 static RENEW_SHA: OnceLock<String> = OnceLock::new();
+static FENCED_SET_SHA: OnceLock<String> = OnceLock::new();
+static FENCED_DELETE_SHA: OnceLock<String> = OnceLock::new();
+
+const SLOTS: u16 = 16384;
+
+/// CRC16/XMODEM of `bytes` continued from `crc` (Redis Cluster's key hash).
+fn crc16(mut crc: u16, bytes: &[u8]) -> u16 {
+    for &b in bytes {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// The part of `key` Redis Cluster hashes: the text between the first `{`
+/// and the next `}` if non-empty, else the whole key.
+fn hashed_part(key: &[u8]) -> &[u8] {
+    let Some(open) = key.iter().position(|&b| b == b'{') else {
+        return key;
+    };
+    match key[open + 1..].iter().position(|&b| b == b'}') {
+        Some(len) if len > 0 => &key[open + 1..open + 1 + len],
+        _ => key,
+    }
+}
+
+/// The cluster hash slot of `key`.
+pub fn key_slot(key: &[u8]) -> u16 {
+    crc16(0, hashed_part(key)) % SLOTS
+}
+
+/// Characters of the slot-matching tails of lease keys: never a brace.
+const TAIL_CHARS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/// The first 4-character tail (in [`TAIL_CHARS`] order) that, hashed after
+/// CRC state `crc`, lands on `slot`. 62^4 tails cover every slot from any
+/// state; the search stops at the first hit (~16k tails on average).
+fn tail_for(crc: u16, slot: u16) -> Option<[u8; 4]> {
+    for &a in TAIL_CHARS {
+        let ca = crc16(crc, &[a]);
+        for &b in TAIL_CHARS {
+            let cb = crc16(ca, &[b]);
+            for &c in TAIL_CHARS {
+                let cc = crc16(cb, &[c]);
+                for &d in TAIL_CHARS {
+                    if crc16(cc, &[d]) % SLOTS == slot {
+                        return Some([a, b, c, d]);
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// A hash tag for every slot (the tail of [`tail_for`] from an empty key),
+/// computed once.
+fn tag_of_slot(slot: u16) -> Option<[u8; 4]> {
+    static TAGS: OnceLock<Vec<[u8; 4]>> = OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        let mut tags = vec![[0u8; 4]; usize::from(SLOTS)];
+        let mut left = usize::from(SLOTS);
+        'all: for &a in TAIL_CHARS {
+            for &b in TAIL_CHARS {
+                for &c in TAIL_CHARS {
+                    for &d in TAIL_CHARS {
+                        let t = &mut tags[usize::from(crc16(0, &[a, b, c, d]) % SLOTS)];
+                        if t[0] == 0 {
+                            *t = [a, b, c, d];
+                            left -= 1;
+                            if left == 0 {
+                                break 'all;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        tags
+    });
+    tags.get(usize::from(slot)).copied().filter(|t| t[0] != 0)
+}
+
+/// The lease key of the snapshot `prefix` + `id` (`state`, the same bytes as
+/// one key): under the prefix, never a snapshot key (a snapshot id never
+/// starts with U+0000), one per (prefix, id), and in the state key's hash
+/// slot. Which form depends on the prefix alone:
+/// - a hash tag `{..}` inside the prefix: `<prefix>\0lease:<id>` (same tag);
+/// - no `{` in the prefix: `<prefix>\0lease{<tag>}:<id>`, the tag one of
+///   the slot's 4-character tags;
+/// - a `{` the prefix leaves open: `<prefix>\0lease<tail>}:<id>`, the tail
+///   closing the prefix's tag on the state key's slot;
+/// - `{}` first in the prefix (no tag: whole keys hash):
+///   `<prefix>\0lease=<id><tail>`, the 4-character tail landing the whole
+///   key on the state key's slot.
+pub fn lease_key(prefix: &[u8], id: &[u8], state: &[u8]) -> Result<Vec<u8>> {
+    let slot = key_slot(state);
+    let mut k = Vec::with_capacity(prefix.len() + id.len() + 16);
+    k.extend_from_slice(prefix);
+    k.extend_from_slice(b"\0lease");
+    let lost = || PersistError::Internal("lease key: no tail for the slot".into());
+    match prefix.iter().position(|&b| b == b'{') {
+        None => {
+            k.push(b'{');
+            k.extend_from_slice(&tag_of_slot(slot).ok_or_else(lost)?);
+            k.extend_from_slice(b"}:");
+            k.extend_from_slice(id);
+        }
+        Some(open) => match prefix[open + 1..].iter().position(|&b| b == b'}') {
+            Some(len) if len > 0 => {
+                k.push(b':');
+                k.extend_from_slice(id);
+            }
+            Some(_) => {
+                k.push(b'=');
+                k.extend_from_slice(id);
+                k.extend_from_slice(&tail_for(crc16(0, &k), slot).ok_or_else(lost)?);
+            }
+            None => {
+                k.extend_from_slice(&tail_for(crc16(0, &k[open + 1..]), slot).ok_or_else(lost)?);
+                k.extend_from_slice(b"}:");
+                k.extend_from_slice(id);
+            }
+        },
+    }
+    Ok(k)
+}
 
 fn server_error(v: &Value) -> Option<PersistError> {
     match v {
@@ -57,6 +200,19 @@ pub enum LeaseOp {
         token: String,
         ttl_ms: u64,
     },
+    /// `SET state value` if the lease `key` holds `token`: whether it did.
+    FencedSet {
+        key: Vec<u8>,
+        token: String,
+        state: Vec<u8>,
+        value: Vec<u8>,
+    },
+    /// `DEL state` if the lease `key` holds `token`: whether it did.
+    FencedDelete {
+        key: Vec<u8>,
+        token: String,
+        state: Vec<u8>,
+    },
 }
 
 impl LeaseOp {
@@ -65,35 +221,56 @@ impl LeaseOp {
             LeaseOp::Acquire { .. } => None,
             LeaseOp::Release { .. } => Some((RELEASE, &RELEASE_SHA)),
             LeaseOp::Renew { .. } => Some((RENEW, &RENEW_SHA)),
+            LeaseOp::FencedSet { .. } => Some((FENCED_SET, &FENCED_SET_SHA)),
+            LeaseOp::FencedDelete { .. } => Some((FENCED_DELETE, &FENCED_DELETE_SHA)),
         }
+    }
+
+    /// A fenced state write (followed by `WAIT` when the store waits for replicas)?
+    fn is_write(&self) -> bool {
+        matches!(
+            self,
+            LeaseOp::FencedSet { .. } | LeaseOp::FencedDelete { .. }
+        )
     }
 
     /// Append this op to `p`; scripts by SHA when `by_sha` and the SHA is known.
     fn push(&self, p: &mut redis::Pipeline, by_sha: bool) {
-        let (script, sha, key, token, ttl) = match self {
-            LeaseOp::Acquire { key, token, ttl_ms } => {
-                p.cmd("SET")
-                    .arg(key)
-                    .arg(token)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg((*ttl_ms).max(1));
-                return;
-            }
-            LeaseOp::Release { key, token } => (RELEASE, &RELEASE_SHA, key, token, None),
-            LeaseOp::Renew { key, token, ttl_ms } => {
-                (RENEW, &RENEW_SHA, key, token, Some((*ttl_ms).max(1)))
-            }
+        if let LeaseOp::Acquire { key, token, ttl_ms } = self {
+            p.cmd("SET")
+                .arg(key)
+                .arg(token)
+                .arg("NX")
+                .arg("PX")
+                .arg((*ttl_ms).max(1));
+            return;
+        }
+        let Some((script, sha)) = self.script() else {
+            return;
         };
-        match sha.get().filter(|_| by_sha) {
+        let c = match sha.get().filter(|_| by_sha) {
             Some(s) => p.cmd("EVALSHA").arg(s),
             None => p.cmd("EVAL").arg(script),
-        }
-        .arg(1)
-        .arg(key)
-        .arg(token);
-        if let Some(t) = ttl {
-            p.arg(t);
+        };
+        match self {
+            LeaseOp::Acquire { .. } => {}
+            LeaseOp::Release { key, token } => {
+                c.arg(1).arg(key).arg(token);
+            }
+            LeaseOp::Renew { key, token, ttl_ms } => {
+                c.arg(1).arg(key).arg(token).arg((*ttl_ms).max(1));
+            }
+            LeaseOp::FencedSet {
+                key,
+                token,
+                state,
+                value,
+            } => {
+                c.arg(2).arg(key).arg(state).arg(token).arg(value);
+            }
+            LeaseOp::FencedDelete { key, token, state } => {
+                c.arg(2).arg(key).arg(state).arg(token);
+            }
         }
     }
 
@@ -104,6 +281,9 @@ impl LeaseOp {
         match (self, v) {
             (LeaseOp::Acquire { .. }, Value::Okay | Value::SimpleString(_)) => Ok(true),
             (LeaseOp::Acquire { .. }, Value::Nil) => Ok(false),
+            (op, Value::Int(0)) if op.is_write() => Err(PersistError::LeaseLost(
+                "the run's lease is no longer this store's (expired or taken over): nothing written".into(),
+            )),
             (_, Value::Int(n)) => Ok(n > 0),
             (_, Value::Boolean(b)) => Ok(b),
             (_, other) => Err(PersistError::Store(format!(
@@ -119,32 +299,43 @@ impl RedisStore {
     /// the store's one execution path; one result per op, in order. Scripts
     /// go by EVALSHA once their SHA is known (a `SCRIPT LOAD` rides along
     /// with the first batch that EVALs them); ops answered `NOSCRIPT` are
-    /// sent again as EVAL in a second pipeline. A connection failure or
-    /// timeout fails the whole batch.
+    /// sent again as EVAL in a second pipeline. Fenced writes are followed
+    /// by `WAIT` in the same pipeline when the store waits for replicas. A
+    /// connection failure or timeout fails the whole batch.
     pub async fn lease_exec(&self, ops: &[LeaseOp]) -> Result<Vec<Result<bool>>> {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
+        let waits = self.wait_params().is_some();
         if self.is_cluster() {
-            // A lease is one key, so each op goes alone to its key's slot
-            // (redirects followed by `run`), all at once. Always EVAL: the
-            // script cache is per node, a SHA learnt on one says nothing of
-            // another (or of a replica promoted since).
+            // The keys of an op share one slot, so each op goes alone to that
+            // slot (redirects followed by `run`), all at once. Always EVAL:
+            // the script cache is per node, a SHA learnt on one says nothing
+            // of another (or of a replica promoted since).
             let calls = ops.iter().map(|op| async move {
-                let mut p = redis::Pipeline::with_capacity(1);
+                let wait = waits && op.is_write();
+                let mut p = redis::Pipeline::with_capacity(2);
                 p.ignore_errors();
                 op.push(&mut p, false);
-                match self.run(&p).await?.pop() {
-                    Some(v) => op.decode(v),
-                    None => Err(PersistError::Internal("lease: no reply".into())),
+                if wait {
+                    p.add_command(self.wait_cmd());
                 }
+                let mut values = self.run(&p).await?.into_iter();
+                let (Some(v), w) = (values.next(), values.next()) else {
+                    return Err(PersistError::Internal("lease: no reply".into()));
+                };
+                self.settle(op, v, w.as_ref())
             });
             return Ok(futures_util::future::join_all(calls).await);
         }
-        let mut p = redis::Pipeline::with_capacity(ops.len() + 2);
+        let wait = waits && ops.iter().any(LeaseOp::is_write);
+        let mut p = redis::Pipeline::with_capacity(ops.len() + 3);
         p.ignore_errors();
         for op in ops {
             op.push(&mut p, true);
+        }
+        if wait {
+            p.add_command(self.wait_cmd());
         }
         // the scripts this batch EVALs, to learn their SHA
         let mut loads: Vec<(&'static str, &'static OnceLock<String>)> = Vec::new();
@@ -156,39 +347,64 @@ impl RedisStore {
         for (script, _) in &loads {
             p.cmd("SCRIPT").arg("LOAD").arg(*script);
         }
+        let sent = ops.len() + usize::from(wait);
         let mut values = self.run(&p).await?;
-        if values.len() != ops.len() + loads.len() {
+        if values.len() != sent + loads.len() {
             return Err(PersistError::Internal(format!(
                 "lease pipeline returned {} replies for {} commands",
                 values.len(),
-                ops.len() + loads.len()
+                sent + loads.len()
             )));
         }
-        for ((_, sha), v) in loads.iter().zip(values.drain(ops.len()..)) {
+        for ((_, sha), v) in loads.iter().zip(values.drain(sent..)) {
             if let Value::BulkString(b) = v {
                 if let Ok(s) = String::from_utf8(b) {
                     let _ = sha.set(s);
                 }
             }
         }
+        let waited = if wait { values.pop() } else { None };
+        let mut waits_of: Vec<Option<Value>> = vec![waited; ops.len()];
         let retry: Vec<usize> = (0..ops.len())
             .filter(|&i| matches!(&values[i], Value::ServerError(e) if e.code() == "NOSCRIPT"))
             .collect();
         if !retry.is_empty() {
-            let mut p = redis::Pipeline::with_capacity(retry.len());
+            let wait = waits && retry.iter().any(|&i| ops[i].is_write());
+            let mut p = redis::Pipeline::with_capacity(retry.len() + 1);
             p.ignore_errors();
             for &i in &retry {
                 ops[i].push(&mut p, false);
             }
-            let again = self.run(&p).await?;
-            if again.len() != retry.len() {
+            if wait {
+                p.add_command(self.wait_cmd());
+            }
+            let mut again = self.run(&p).await?;
+            if again.len() != retry.len() + usize::from(wait) {
                 return Err(PersistError::Internal("lease retry: reply count".into()));
             }
+            let waited = if wait { again.pop() } else { None };
             for (&i, v) in retry.iter().zip(again) {
                 values[i] = v;
+                waits_of[i] = waited.clone();
             }
         }
-        Ok(ops.iter().zip(values).map(|(op, v)| op.decode(v)).collect())
+        Ok(ops
+            .iter()
+            .zip(values)
+            .zip(waits_of)
+            .map(|((op, v), w)| self.settle(op, v, w.as_ref()))
+            .collect())
+    }
+
+    /// The outcome of `op` from its reply `v` and, for a fenced write, the
+    /// reply of the `WAIT` after it: a write that replicas did not
+    /// acknowledge in time fails like an unacknowledged SET.
+    fn settle(&self, op: &LeaseOp, v: Value, waited: Option<&Value>) -> Result<bool> {
+        let done = op.decode(v)?;
+        match waited {
+            Some(w) if done && op.is_write() => self.check_wait(w).map(|()| true),
+            _ => Ok(done),
+        }
     }
 }
 
@@ -306,6 +522,127 @@ mod tests {
             r[0],
             OpResult::Value(Some(crate::redis::store::Text::of(&b)))
         );
+        assert!(one(&s, release(&k, &b)).await?);
+        Ok(())
+    }
+
+    #[test]
+    fn slots_are_redis_clusters() {
+        assert_eq!(crc16(0, b"123456789"), 0x31C3, "CRC16/XMODEM check value");
+        assert_eq!(key_slot(b"foo"), 12182, "CLUSTER KEYSLOT foo");
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"foo{}{bar}"), crc16(0, b"foo{}{bar}") % SLOTS);
+        assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
+        assert_eq!(key_slot(b"foo{bar}{zap}"), key_slot(b"bar"));
+    }
+
+    /// Prefixes of every form, ids with and without braces.
+    const PREFIXES: [&str; 7] = [
+        "awaitly:snapshot:",
+        "{app}:snap:",
+        "a{b",
+        "x{}{y}:",
+        "{",
+        "}{:",
+        "",
+    ];
+    const IDS: [&str; 8] = ["wf-1", "{wf}", "a}b", "{}", "x{y", "lease:1", "é{ü}", "}"];
+
+    #[test]
+    fn lease_keys_share_the_state_keys_slot_and_never_collide() -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for prefix in PREFIXES {
+            for id in IDS {
+                let state = format!("{prefix}{id}").into_bytes();
+                let k = lease_key(prefix.as_bytes(), id.as_bytes(), &state)?;
+                assert_eq!(key_slot(&k), key_slot(&state), "{prefix:?} {id:?}: {k:?}");
+                assert!(k.starts_with(prefix.as_bytes()));
+                assert_eq!(
+                    k[prefix.len()],
+                    0,
+                    "never a snapshot key (ids never start with U+0000)"
+                );
+                assert!(
+                    seen.insert(k),
+                    "{prefix:?} {id:?}: one lease key per (prefix, id)"
+                );
+                // the same answer every time
+                assert_eq!(
+                    lease_key(prefix.as_bytes(), id.as_bytes(), &state)?,
+                    lease_key(prefix.as_bytes(), id.as_bytes(), &state)?
+                );
+            }
+        }
+        // a tag in the prefix: today's form
+        assert_eq!(
+            lease_key(b"{app}:", b"x", b"{app}:x")?,
+            b"{app}:\0lease:x".to_vec()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn every_slot_has_a_tag() {
+        for slot in 0..SLOTS {
+            let t = tag_of_slot(slot);
+            assert!(
+                t.is_some_and(|t| crc16(0, &t) % SLOTS == slot),
+                "slot {slot}"
+            );
+        }
+    }
+
+    fn fenced_set(key: &[u8], token: &str, state: &[u8], value: &str) -> LeaseOp {
+        LeaseOp::FencedSet {
+            key: key.to_vec(),
+            token: token.into(),
+            state: state.to_vec(),
+            value: value.as_bytes().to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn fenced_writes_land_only_while_the_lease_is_the_writers() -> Result<()> {
+        let s = RedisStore::new(RedisConfig::default())?;
+        let prefix = key("fenced")?;
+        let state = [prefix.as_slice(), b"wf"].concat();
+        let k = lease_key(&prefix, b"wf", &state)?;
+        let (a, b) = (new_token()?, new_token()?);
+        assert!(one(&s, acquire(&k, &a, 80)).await?);
+        assert!(one(&s, fenced_set(&k, &a, &state, "by-a")).await?);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // expired, nobody else yet: no longer a's either
+        let lost = one(&s, fenced_set(&k, &a, &state, "late-a")).await;
+        assert!(matches!(lost, Err(PersistError::LeaseLost(_))), "{lost:?}");
+        assert!(one(&s, acquire(&k, &b, 10_000)).await?);
+        assert!(one(&s, fenced_set(&k, &b, &state, "by-b")).await?);
+        let r = s
+            .lease_exec(&[
+                fenced_set(&k, &a, &state, "stale-a"),
+                LeaseOp::FencedDelete {
+                    key: k.clone(),
+                    token: a.clone(),
+                    state: state.clone(),
+                },
+            ])
+            .await?;
+        assert!(
+            r.iter()
+                .all(|r| matches!(r, Err(PersistError::LeaseLost(_)))),
+            "{r:?}"
+        );
+        let got = s.exec(&[Op::Get(state.clone())]).await?;
+        assert_eq!(
+            got[0],
+            OpResult::Value(Some(crate::redis::store::Text::of("by-b")))
+        );
+        let del = LeaseOp::FencedDelete {
+            key: k.clone(),
+            token: b.clone(),
+            state: state.clone(),
+        };
+        assert!(one(&s, del).await?);
+        assert_eq!(s.exec(&[Op::Get(state)]).await?[0], OpResult::Value(None));
         assert!(one(&s, release(&k, &b)).await?);
         Ok(())
     }

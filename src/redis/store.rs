@@ -1138,14 +1138,14 @@ impl RedisStore {
         (self.inner.config.command_timeout_ms / 2).max(1)
     }
 
-    fn wait_cmd(&self) -> Cmd {
+    pub(crate) fn wait_cmd(&self) -> Cmd {
         let mut c = redis::cmd("WAIT");
         c.arg(self.inner.config.wait_replicas)
             .arg(self.wait_timeout_ms());
         c
     }
 
-    fn check_wait(&self, v: &Value) -> Result<()> {
+    pub(crate) fn check_wait(&self, v: &Value) -> Result<()> {
         check_wait(v, self.inner.config.wait_replicas, self.wait_timeout_ms())
     }
 
