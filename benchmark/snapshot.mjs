@@ -7,6 +7,10 @@
 // Ops: save + load of a 20-step WorkflowSnapshot (one op = both), and
 // tryAcquire + release of a free lease, at 1 and 64 in flight; a private
 // redis-server, a temporary directory. Median of BENCH_REPEATS rounds.
+// Fencing cost: the same save + load by a snapshot store that holds the
+// lease of every id it saves (a fenced save: one script checks the lease and
+// writes, on files the lease record is checked under its lock) against one
+// that holds none (a plain SET / file write).
 
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -152,6 +156,14 @@ const lease = (s) => async (loop) => {
   await s.release(id, l.ownerToken)
 }
 
+/** Take the lease of every id saveLoad touches (long TTL): its saves are fenced from now on. */
+async function holdAll(store) {
+  for (let i = 0; i < IDS; i += 100) {
+    const got = await Promise.all(Array.from({ length: 100 }, (_, j) => store.tryAcquire(`wf-${i + j}`, { ttlMs: 600_000 })))
+    if (got.some((l) => l === null)) throw new Error('benchmark: a lease was not free')
+  }
+}
+
 async function rows(pairs) {
   const out = []
   for (const [label, nativeOp, jsOp] of pairs) {
@@ -188,6 +200,22 @@ export async function run() {
       ['file: save + load, durable (fsync)', saveLoad(nativeDurable), saveLoad(plainDurable)],
       ['file: tryAcquire + release', lease(nativeFast), lease(plainFast)],
     ])
+    // fencing cost: stores over the same KeyValueStores, one holding every lease
+    const fenced = [
+      ['Redis', createSnapshotStore({ store: kv, prefix: 'bench:u:' }), createSnapshotStore({ store: kv, prefix: 'bench:f:' })],
+      ...['atomic (no fsync)', 'durable (fsync)'].map((what, i) => {
+        const fileKv = createFileStore({ directory: mk(`fence-${i}`), durable: i === 1 })
+        return [`file, ${what}`, createSnapshotStore({ store: fileKv, prefix: 'u:' }), createSnapshotStore({ store: fileKv, prefix: 'f:' })]
+      }),
+    ]
+    const fencing = []
+    for (const [label, plain, holder] of fenced) {
+      await holdAll(holder)
+      for (const n of [1, 64]) {
+        const [unfenced, withLease] = await rates(n, saveLoad(plain), saveLoad(holder))
+        fencing.push([`${label}: save + load`, n, unfenced, withLease, ratio(withLease, unfenced)])
+      }
+    }
     await client.quit()
     await kv.close()
     return [
@@ -199,6 +227,15 @@ export async function run() {
           'Redis: a private redis-server on loopback. The JS lease is SET NX PX + EVAL; ours the same commands in Rust (EVALSHA).',
           'Files: the JS lease is open(wx) (no expiry takeover, no cross-process decision lock); ours takes a flock, checks the boot-time clock and renames a record.',
           `JS and native alternate; median of ${REPEATS} rounds of ${MEASURE_MS} ms each.`,
+        ],
+      },
+      {
+        title: 'Fenced checkpoints: save + load with the lease held vs without, ops/s (one op = both calls)',
+        columns: ['operation', 'in flight', 'no lease', 'lease held (fenced save)', 'fenced / plain'],
+        rows: fencing,
+        notes: [
+          'Same KeyValueStore, two snapshot stores: one holds the lease of every id it saves, so its saves are fenced (Redis: one EVALSHA checking the lease token and writing, in place of SET; files: the lease record checked under the lease lock, then the write).',
+          `Plain and fenced alternate; median of ${REPEATS} rounds of ${MEASURE_MS} ms each.`,
         ],
       },
     ]
