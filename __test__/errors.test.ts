@@ -99,6 +99,19 @@ const cases: Array<[string, typeof Error, () => unknown]> = [
     await store.close()
     await store.get('k')
   }],
+  ['ERR_LEASE_LOST', Error, async () => {
+    // a save by the store that held the run's lease, after the lease expired
+    const kv = lib.createRedisStore({ url: 'redis://127.0.0.1:6379' })
+    const snapshots = lib.createSnapshotStore({ store: kv, prefix: `${key}:lease-lost:` })
+    try {
+      expect(await snapshots.tryAcquire('run', { ttlMs: 50 })).not.toBeNull()
+      await new Promise((r) => setTimeout(r, 150))
+      await snapshots.save('run', { formatVersion: 1, steps: {}, execution: { status: 'running', lastUpdated: new Date().toISOString() } })
+    } finally {
+      expect(await kv.get(`${key}:lease-lost:run`)).toBeNull()
+      await kv.close()
+    }
+  }],
   ['ERR_INTERNAL', Error, () => native.__panicForTest()],
 ]
 
