@@ -135,6 +135,29 @@ describe('createSnapshotStore and its leases on the cluster', () => {
     await store.release('short', taken.ownerToken)
   })
 
+  it('fenced saves and deletes of ids on every shard, with waitReplicas: 1 (the lease key in the snapshot key\'s slot)', async () => {
+    const kv = clusterStore({ waitReplicas: 1 })
+    // no braces in the prefix, braces in some ids: the lease keys carry their own hash tags
+    const prefix = `fencec:${process.pid}:`
+    const a = createSnapshotStore({ store: kv, prefix })
+    const b = createSnapshotStore({ store: kv, prefix })
+    const ids = Array.from({ length: 30 }, (_, i) => (i % 3 === 0 ? `run-{${i}}` : i % 3 === 1 ? `{}run-${i}` : `run-${i}`))
+    const leases = await Promise.all(ids.map((id) => a.tryAcquire(id, { ttlMs: 300 })))
+    expect(leases.every((l: any) => l !== null)).toBe(true)
+    await Promise.all(ids.map((id, i) => a.save(id, snap(i))))
+    expect(await Promise.all(ids.map((id) => b.load(id)))).toEqual(ids.map((_, i) => snap(i)))
+    await sleep(500)
+    const taken = await Promise.all(ids.map((id) => b.tryAcquire(id, { ttlMs: 10_000 })))
+    expect(taken.every((l: any) => l !== null)).toBe(true)
+    const late = await Promise.allSettled([...ids.map((id) => a.save(id, snap(99))), ...ids.map((id) => a.delete(id))])
+    expect(late.map((r: any) => r.reason?.code)).toEqual([...ids, ...ids].map(() => 'ERR_LEASE_LOST'))
+    expect(await Promise.all(ids.map((id) => b.load(id)))).toEqual(ids.map((_, i) => snap(i)))
+    await Promise.all(ids.map((id) => b.delete(id)))
+    expect(await Promise.all(ids.map((id) => b.load(id)))).toEqual(ids.map(() => null))
+    await Promise.all(ids.map((id, i) => b.release(id, taken[i].ownerToken)))
+    await Promise.all(ids.map((id, i) => a.release(id, leases[i].ownerToken)))
+  })
+
   it("awaitly 1.35's durable.run with a lease on the cluster store; a covering KV cache's clearAsync keeps the snapshots", async () => {
     const kv = clusterStore()
     const base = `durc:${process.pid}:`
