@@ -65,11 +65,14 @@ export declare class NativeFileStore {
   /**
    * A batch of run-lease ops, decided in order under one hold of the
    * directory's lease lock (see `file::lease`): `kinds[i]` 0 acquire (a
-   * new token is made here), 1 release, 2 renew, of `ids[i]` under
-   * `prefixes[i]`, by `tokens[i]` ("" for acquire). Same answer as the
+   * new token is made here), 1 release, 2 renew, 3 fenced set of the
+   * snapshot `prefixes[i] + ids[i]` to `values[i]`, 4 fenced delete of
+   * it, on the lease of `ids[i]` under `prefixes[i]`, by `tokens[i]` (""
+   * for acquire). A fenced write goes through this store's own write path
+   * and is committed before the lock is released. Same answer as the
    * Redis store's `lease_exec`.
    */
-  leaseExec(kinds: Uint8Array, ttls: Uint32Array, prefixes: Array<string>, ids: Array<string>, tokens: Array<string>): Promise<LeaseOut>
+  leaseExec(kinds: Uint8Array, ttls: Uint32Array, prefixes: Array<string>, ids: Array<string>, tokens: Array<string>, values: Array<string>): Promise<LeaseOut>
 }
 
 /**

@@ -181,7 +181,7 @@ async function takeover(kind: Kind, round: number, bMode: 'finish' | 'stop-after
   }
 }
 
-describe.each(['redis', 'cluster'] as const)('fenced checkpoints across processes: %s', (kind) => {
+describe.each(['redis', 'cluster', 'file'] as const)('fenced checkpoints across processes: %s', (kind) => {
   for (let round = 0; round < ROUNDS; round++) {
     it(`round ${round + 1}/${ROUNDS}: A paused in step 3 for 3 s, B takes over (finishes / gone after step 4), A wakes up fenced off`, async () => {
       await Promise.all([takeover(kind, round, 'finish'), takeover(kind, round, 'stop-after-4')])

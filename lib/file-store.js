@@ -61,13 +61,19 @@ function createFileStore(options) {
       return call(native.keys(str(pattern, 'pattern'), Date.now()))
     },
   }
-  // run leases (src/file/lease.rs), for createSnapshotStore; not enumerable
-  const leases = new LeaseBatcher((kinds, ttls, prefixes, ids, tokens) => native.leaseExec(kinds, ttls, prefixes, ids, tokens), 256)
+  // run leases and fenced snapshot writes (src/file/lease.rs), for
+  // createSnapshotStore; not enumerable
+  const leases = new LeaseBatcher(
+    (kinds, ttls, prefixes, ids, tokens, values) => native.leaseExec(kinds, ttls, prefixes, ids, tokens, values),
+    256,
+  )
   Object.defineProperty(store, NATIVE_FILE_STORE, {
     value: {
       leaseAcquire: (prefix, id, ttlMs) => leases.acquire(prefix, id, ttlMs),
       leaseRelease: (prefix, id, token) => leases.release(prefix, id, token),
       leaseRenew: (prefix, id, token, ttlMs) => leases.renew(prefix, id, token, ttlMs),
+      fencedSet: (prefix, id, token, value) => leases.fencedSet(prefix, id, token, value),
+      fencedDelete: (prefix, id, token) => leases.fencedDelete(prefix, id, token),
     },
   })
   return store

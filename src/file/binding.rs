@@ -14,7 +14,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::error::PersistError;
-use crate::file::lease::{FileLeaseOp, FileLeases, HostClock, LeaseKind};
+use crate::file::lease::{FileLeaseOp, FileLeases, HostClock, LeaseKind, Pending};
 use crate::file::store::{Done, DrainHandle, FileDir, KvFiles};
 use crate::js_error;
 use crate::redis::binding::LeaseOut;
@@ -383,10 +383,14 @@ impl NativeFileStore {
 
     /// A batch of run-lease ops, decided in order under one hold of the
     /// directory's lease lock (see `file::lease`): `kinds[i]` 0 acquire (a
-    /// new token is made here), 1 release, 2 renew, of `ids[i]` under
-    /// `prefixes[i]`, by `tokens[i]` ("" for acquire). Same answer as the
+    /// new token is made here), 1 release, 2 renew, 3 fenced set of the
+    /// snapshot `prefixes[i] + ids[i]` to `values[i]`, 4 fenced delete of
+    /// it, on the lease of `ids[i]` under `prefixes[i]`, by `tokens[i]` (""
+    /// for acquire). A fenced write goes through this store's own write path
+    /// and is committed before the lock is released. Same answer as the
     /// Redis store's `lease_exec`.
     #[napi(catch_unwind, ts_return_type = "Promise<LeaseOut>")]
+    #[allow(clippy::too_many_arguments)]
     pub fn lease_exec<'env>(
         &self,
         env: &'env Env,
@@ -395,24 +399,28 @@ impl NativeFileStore {
         prefixes: Vec<Utf16String>,
         ids: Vec<Utf16String>,
         tokens: Vec<String>,
+        values: Vec<Utf16String>,
     ) -> Result<PromiseRaw<'env, LeaseOut>> {
         let l = Arc::clone(&self.leases);
+        let kv = Arc::clone(&self.inner);
         let (kinds, ttls) = (kinds.to_vec(), ttls.to_vec());
         env.spawn_future(blocking(move || {
             let n = kinds.len();
-            if ttls.len() != n || prefixes.len() != n || ids.len() != n || tokens.len() != n {
+            if ttls.len() != n
+                || prefixes.len() != n
+                || ids.len() != n
+                || tokens.len() != n
+                || values.len() != n
+            {
                 return Err(PersistError::Internal(
                     "lease_exec: batch arrays differ in length".into(),
                 ));
             }
             let mut fresh = crate::token::new_tokens(kinds.iter().filter(|&&k| k == 0).count())?;
             let mut ops = Vec::with_capacity(n);
-            for ((((kind, ttl), prefix), id), token) in kinds
-                .into_iter()
-                .zip(ttls)
-                .zip(prefixes)
-                .zip(ids)
-                .zip(tokens)
+            let rows = kinds.into_iter().zip(ttls).zip(prefixes).zip(ids);
+            for ((((kind, ttl), prefix), id), (token, value)) in
+                rows.zip(tokens.into_iter().zip(values))
             {
                 let ttl_ms = u64::from(ttl);
                 let (kind, token) = match kind {
@@ -422,6 +430,8 @@ impl NativeFileStore {
                     ),
                     1 => (LeaseKind::Release, token),
                     2 => (LeaseKind::Renew { ttl_ms }, token),
+                    3 => (LeaseKind::FencedSet, token),
+                    4 => (LeaseKind::FencedDelete, token),
                     k => {
                         return Err(PersistError::Internal(format!(
                             "lease_exec: unknown op {k}"
@@ -433,12 +443,42 @@ impl NativeFileStore {
                     prefix: prefix.to_vec(),
                     id: id.to_vec(),
                     token,
+                    value: value.to_vec(),
                 });
             }
-            let results = l.exec(&ops)?;
+            let write = |op: &FileLeaseOp| -> Pending {
+                let mut key = op.prefix.clone();
+                key.extend_from_slice(&op.id);
+                if op.kind == LeaseKind::FencedSet {
+                    let (done, rx) = channel::<()>();
+                    kv.set(&key, &op.value, None, done);
+                    Box::new(move || committed(rx))
+                } else {
+                    let (done, rx) = channel::<bool>();
+                    kv.delete(&key, epoch_ms(), done);
+                    Box::new(move || committed(rx).map(|_| ()))
+                }
+            };
+            let results = l.exec(&ops, &write)?;
             Ok(lease_out(&ops, results))
         }))
     }
+}
+
+/// Wait (on a blocking thread) for the committer's answer to a queued write.
+fn committed<T>(
+    rx: tokio::sync::oneshot::Receiver<crate::error::Result<T>>,
+) -> crate::error::Result<T> {
+    rx.blocking_recv()
+        .unwrap_or_else(|_| Err(PersistError::Internal("file committer stopped".into())))
+}
+
+/// Now, in ms since the epoch (the KV layer's expiry clock).
+fn epoch_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
 }
 
 fn lease_out(ops: &[FileLeaseOp], results: Vec<crate::error::Result<bool>>) -> LeaseOut {

@@ -11,6 +11,12 @@
 //! the directory, and a rename is atomic, so a record is never torn. The
 //! single `.tmp` is safe because only the lock holder writes it.
 //!
+//! Fenced writes (a snapshot save or delete by the store holding the run's
+//! lease): under the same lock, the record is checked (this token, not
+//! expired), the store's write is started and waited for, then the lock is
+//! released. A lost lease writes nothing (`ERR_LEASE_LOST`), and a takeover
+//! waits for a write in progress.
+//!
 //! No fsync: a lease only matters while its holder's host is up, and a host
 //! crash kills every holder on it (the record from before the crash then
 //! belongs to another boot, see below, and is expired).
@@ -193,8 +199,47 @@ impl FileLeases {
 
     /// Decide `ops` in order, holding the directory's lease lock once for
     /// all of them; one result per op (a failed op does not stop the others).
-    pub fn exec(&self, ops: &[FileLeaseOp]) -> Result<Vec<Result<bool>>> {
-        self.locked(|| Ok(ops.iter().map(|op| self.decide(op)).collect()))
+    /// A fenced op whose lease `token` still holds starts its write with
+    /// `write` (the store's own write path); every write started is waited
+    /// for before the lock is released (one group commit for the batch).
+    pub fn exec(
+        &self,
+        ops: &[FileLeaseOp],
+        write: &dyn Fn(&FileLeaseOp) -> Pending,
+    ) -> Result<Vec<Result<bool>>> {
+        self.locked(|| {
+            let mut out = Vec::with_capacity(ops.len());
+            let mut started = Vec::new();
+            for (i, op) in ops.iter().enumerate() {
+                out.push(match op.kind {
+                    LeaseKind::FencedSet | LeaseKind::FencedDelete => match self.holds(op) {
+                        Ok(true) => {
+                            started.push((i, write(op)));
+                            Ok(true)
+                        }
+                        Ok(false) => Err(PersistError::LeaseLost(
+                            "the run's lease is no longer this store's (expired or taken over): nothing written".into(),
+                        )),
+                        Err(e) => Err(e),
+                    },
+                    _ => self.decide(op),
+                });
+            }
+            for (i, wait) in started {
+                if let Err(e) = wait() {
+                    out[i] = Err(e);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Does `op.token` hold the lease of `op`'s id now?
+    fn holds(&self, op: &FileLeaseOp) -> Result<bool> {
+        let path = self.record_path(&op.prefix, &op.id);
+        Ok(self
+            .read(&path)?
+            .is_some_and(|r| r.token == op.token && self.live(&r)))
     }
 
     fn decide(&self, op: &FileLeaseOp) -> Result<bool> {
@@ -232,6 +277,10 @@ impl FileLeases {
                 }
                 _ => Ok(false),
             },
+            // decided in `exec`, which starts their writes
+            LeaseKind::FencedSet | LeaseKind::FencedDelete => Err(PersistError::Internal(
+                "lease: a fenced write outside exec".into(),
+            )),
         }
     }
 }
@@ -239,19 +288,32 @@ impl FileLeases {
 /// What a [`FileLeaseOp`] does.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LeaseKind {
-    Acquire { ttl_ms: u64 },
+    Acquire {
+        ttl_ms: u64,
+    },
     Release,
-    Renew { ttl_ms: u64 },
+    Renew {
+        ttl_ms: u64,
+    },
+    /// Write the snapshot `prefix + id` (to `value`) if `token` holds the lease.
+    FencedSet,
+    /// Delete the snapshot `prefix + id` if `token` holds the lease.
+    FencedDelete,
 }
 
-/// One lease decision: the lease of `id` under `prefix` (UTF-16), by `token`.
+/// One lease decision: the lease of `id` under `prefix` (UTF-16), by
+/// `token`; `value` is the snapshot text of a fenced set (else empty).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileLeaseOp {
     pub kind: LeaseKind,
     pub prefix: Vec<u16>,
     pub id: Vec<u16>,
     pub token: String,
+    pub value: Vec<u16>,
 }
+
+/// A fenced write started under the lease lock: waits for it, its outcome.
+pub type Pending = Box<dyn FnOnce() -> Result<()> + Send>;
 
 #[cfg(test)]
 mod tests {
@@ -288,12 +350,17 @@ mod tests {
             prefix: p.to_vec(),
             id: id.to_vec(),
             token: token.into(),
+            value: Vec::new(),
         }
+    }
+
+    fn no_write(_: &FileLeaseOp) -> Pending {
+        Box::new(|| Err(PersistError::Internal("no write expected".into())))
     }
 
     impl FileLeases {
         fn one(&self, o: FileLeaseOp) -> Result<bool> {
-            self.exec(&[o])?
+            self.exec(&[o], &no_write)?
                 .pop()
                 .unwrap_or_else(|| Err(PersistError::Internal("no result".into())))
         }
@@ -348,15 +415,18 @@ mod tests {
         assert!(l.acquire(&p, &u("bad"), "Z", 100)?);
         let bad = l.record_path(&p, &u("bad"));
         fs::write(&bad, b"garbage").map_err(|e| io("write", &bad, e))?;
-        let r = l.exec(&[
-            op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &a, "A"),
-            op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &a, "B"),
-            op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &u("bad"), "B"),
-            op(LeaseKind::Renew { ttl_ms: 100 }, &p, &a, "A"),
-            op(LeaseKind::Release, &p, &a, "A"),
-            op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &a, "B"),
-            op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &b, "B"),
-        ])?;
+        let r = l.exec(
+            &[
+                op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &a, "A"),
+                op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &a, "B"),
+                op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &u("bad"), "B"),
+                op(LeaseKind::Renew { ttl_ms: 100 }, &p, &a, "A"),
+                op(LeaseKind::Release, &p, &a, "A"),
+                op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &a, "B"),
+                op(LeaseKind::Acquire { ttl_ms: 100 }, &p, &b, "B"),
+            ],
+            &no_write,
+        )?;
         let codes: Vec<std::result::Result<bool, &str>> = r
             .iter()
             .map(|x| x.as_ref().map(|b| *b).map_err(|e| e.code()))
@@ -440,6 +510,79 @@ mod tests {
         let (t1, t2) = (new_token()?, new_token()?);
         assert_eq!(t1.len(), 32);
         assert_ne!(t1, t2);
+        Ok(())
+    }
+
+    #[test]
+    fn fenced_writes_start_only_for_the_live_holder_and_finish_under_the_lock() -> Result<()> {
+        let dir = tmpdir("fenced");
+        let (l, t) = leases(&dir, "test");
+        let l = Arc::new(l);
+        let (p, id) = (u("p:"), u("run"));
+        let written = Arc::new(Mutex::new(Vec::<String>::new()));
+        let write = {
+            let (l, written) = (Arc::clone(&l), Arc::clone(&written));
+            move |o: &FileLeaseOp| -> Pending {
+                let (l, written, o) = (Arc::clone(&l), Arc::clone(&written), o.clone());
+                Box::new(move || {
+                    // waited for under the lease lock: this thread holds it
+                    // (the process mutex is taken), so no takeover can interleave
+                    assert!(l.lock.try_lock().is_err(), "the lease lock is held");
+                    let what = match o.kind {
+                        LeaseKind::FencedSet => String::from_utf16_lossy(&o.value),
+                        _ => "delete".into(),
+                    };
+                    written
+                        .lock()
+                        .map_err(|_| PersistError::Internal("poisoned".into()))?
+                        .push(what);
+                    Ok(())
+                })
+            }
+        };
+        let set = |token: &str, v: &str| FileLeaseOp {
+            value: u(v),
+            ..op(LeaseKind::FencedSet, &p, &id, token)
+        };
+        let codes = |r: Vec<Result<bool>>| -> Vec<std::result::Result<bool, &'static str>> {
+            r.iter()
+                .map(|x| x.as_ref().map(|b| *b).map_err(|e| e.code()))
+                .collect()
+        };
+        assert!(l.acquire(&p, &id, "A", 100)?);
+        let r = l.exec(
+            &[
+                set("A", "a1"),
+                set("B", "b1"),
+                op(LeaseKind::FencedDelete, &p, &id, "A"),
+            ],
+            &write,
+        )?;
+        assert_eq!(codes(r), [Ok(true), Err("ERR_LEASE_LOST"), Ok(true)]);
+        t.fetch_add(150, Ordering::SeqCst); // expired, nobody took it
+        assert_eq!(
+            codes(l.exec(&[set("A", "a2")], &write)?),
+            [Err("ERR_LEASE_LOST")]
+        );
+        assert!(l.acquire(&p, &id, "B", 100)?);
+        assert_eq!(
+            codes(l.exec(&[set("A", "a3"), set("B", "b2")], &write)?),
+            [Err("ERR_LEASE_LOST"), Ok(true)]
+        );
+        // a failed write is that op's error
+        let failing = |_: &FileLeaseOp| -> Pending {
+            Box::new(|| Err(PersistError::Store("disk full".into())))
+        };
+        assert_eq!(
+            codes(l.exec(&[set("B", "b3")], &failing)?),
+            [Err("ERR_STORE")]
+        );
+        let got = written
+            .lock()
+            .map_err(|_| PersistError::Internal("poisoned".into()))?
+            .clone();
+        assert_eq!(got, ["a1", "delete", "b2"]);
+        let _ = fs::remove_dir_all(&dir);
         Ok(())
     }
 }
