@@ -1,4 +1,4 @@
-//! Thin napi layer over `file::store` / `file::name`. Keys cross as exact
+//! Thin napi layer over `file::dir`, `file::kv` and `file::name`. Keys cross as exact
 //! UTF-16 (`Utf16String`: lone surrogates survive). Reads run on tokio's
 //! blocking pool; writes are queued to the directory's committer thread and
 //! resolve when their group commit is durable.
@@ -14,8 +14,9 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::error::PersistError;
+use crate::file::dir::{Done, DrainHandle, FileDir};
+use crate::file::kv::KvFiles;
 use crate::file::lease::{FileLeaseOp, FileLeases, HostClock, LeaseKind};
-use crate::file::store::{Done, DrainHandle, FileDir, KvFiles};
 use crate::js_error;
 use crate::redis::binding::LeaseOut;
 
