@@ -148,12 +148,6 @@ export declare class NativeRedisStore {
 export declare function __panicForTest(): void
 
 /**
- * Assemble the state document from the JSON texts of arrays whose elements
- * are `key1, entry1, ..., {"metadata": m}` (see `state::doc::assemble_state_units`).
- */
-export declare function assembleState(chunks: Array<string>): string
-
-/**
  * Of `candidates`, the keys a cache with `prefix` may delete, given the
  * owner keys found in the store: verified markers and legacy registry keys
  * (for stores written in JavaScript, and the file store's owner files).

@@ -839,7 +839,6 @@ module.exports.NativeFileDir = nativeBinding.NativeFileDir
 module.exports.NativeFileStore = nativeBinding.NativeFileStore
 module.exports.NativeRedisStore = nativeBinding.NativeRedisStore
 module.exports.__panicForTest = nativeBinding.__panicForTest
-module.exports.assembleState = nativeBinding.assembleState
 module.exports.cacheDeletableKeys = nativeBinding.cacheDeletableKeys
 module.exports.drainFileDirs = nativeBinding.drainFileDirs
 module.exports.escapeGlob = nativeBinding.escapeGlob
