@@ -24,6 +24,8 @@ pub fn glob_match(pattern: Utf16String, key: Utf16String) -> bool {
 // the one deliberate panic: proves the boundary guard (__test__/smoke.test.ts)
 #[allow(clippy::panic)]
 pub fn panic_for_test(env: Env) -> Result<()> {
-    crate::js_error::guard(|| -> crate::error::Result<()> { panic!("deliberate test panic") })
-        .map_err(|e| crate::js_error::throw(&env, e))
+    crate::boundary::js_error::guard(|| -> crate::error::Result<()> {
+        panic!("deliberate test panic")
+    })
+    .map_err(|e| crate::boundary::js_error::throw(&env, e))
 }

@@ -3,7 +3,8 @@
 //! `lib.rs` only wires modules. One folder per concept, each a pure core (no
 //! napi types, injected clock; `cargo test`) plus its thin napi `binding.rs`:
 //! `redis/`, `file/`, `cache/` (the memory LRU), `state/` (resume-state
-//! documents). Shared: `error` (+ `js_error`, its JS mapping), `clock`,
+//! documents). Shared: `error` (+ `boundary`, what the napi bindings share: its JS mapping,
+//! JS text, lease results), `json_string`, `clock`,
 //! `glob` (+ `glob_binding`), `wtf8`, `runtime`.
 
 #![deny(clippy::unwrap_used)]
@@ -13,11 +14,13 @@
 // `#[napi]` items are only registered in the cdylib; unit-test builds see them unused.
 #![cfg_attr(test, allow(dead_code))]
 
+mod boundary;
 pub mod cache;
 pub mod clock;
 pub mod error;
 pub mod file;
 pub mod glob;
+pub mod json_string;
 pub mod redis;
 mod runtime;
 pub mod state;
@@ -25,4 +28,3 @@ pub mod token;
 pub mod wtf8;
 
 mod glob_binding;
-mod js_error;

@@ -37,9 +37,9 @@ use std::cell::RefCell;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::boundary::js_error;
 use crate::cache::lru::{self, Lru, OptValue};
 use crate::error::PersistError;
-use crate::js_error;
 
 const R_PENDING: usize = 0;
 const R_NOW: usize = 1;

@@ -12,9 +12,10 @@ use serde_json::value::RawValue;
 
 use crate::error::{PersistError, Result};
 use crate::file::dir::{Done, DrainHandle, FileDir};
-use crate::file::name::{json_quote_utf16, json_unquote_utf16, key_hash};
+use crate::file::name::key_hash;
 use crate::file::platform::io_err;
 use crate::glob;
+use crate::json_string::{quote_utf16, unquote_utf16};
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
@@ -48,8 +49,8 @@ pub fn encode_entry(key: &[u16], value: &[u16], expires_at: Option<f64>) -> Stri
     };
     format!(
         "{{\"key\":{},\"value\":{},\"expiresAt\":{exp}}}",
-        json_quote_utf16(key),
-        json_quote_utf16(value)
+        quote_utf16(key),
+        quote_utf16(value)
     )
 }
 
@@ -57,8 +58,8 @@ pub fn encode_entry(key: &[u16], value: &[u16], expires_at: Option<f64>) -> Stri
 pub fn decode_entry(location: &str, text: &str) -> Result<Entry> {
     let bad = |why: &str| PersistError::corrupt(location, why);
     let env: Envelope = serde_json::from_str(text).map_err(|e| bad(&e.to_string()))?;
-    let key = json_unquote_utf16(env.key.get()).ok_or_else(|| bad("key is not a string"))?;
-    let value = json_unquote_utf16(env.value.get()).ok_or_else(|| bad("value is not a string"))?;
+    let key = unquote_utf16(env.key.get()).ok_or_else(|| bad("key is not a string"))?;
+    let value = unquote_utf16(env.value.get()).ok_or_else(|| bad("value is not a string"))?;
     Ok(Entry {
         key,
         value,
@@ -156,7 +157,7 @@ impl KvFiles {
     /// durable if the store is).
     pub fn register_owner(&self, marker: &[u16], done: Done<()>) {
         let name = format!("{OWNER_FILE_PREFIX}{}", key_hash(marker));
-        let text = json_quote_utf16(marker);
+        let text = quote_utf16(marker);
         self.files
             .write(name, text.into_bytes(), self.durable, done);
     }
@@ -177,7 +178,7 @@ impl KvFiles {
             let Some(found) = self.files.read_name(name)? else {
                 continue;
             };
-            match json_unquote_utf16(&found.text) {
+            match unquote_utf16(&found.text) {
                 Some(k) if name[OWNER_FILE_PREFIX.len()..] == key_hash(&k) => out.push(k),
                 _ => return Err(PersistError::corrupt(name, "not an owner marker")),
             }

@@ -370,3 +370,27 @@ impl<'a> Scanner<'a> {
 }
 
 // ---------------------------------------------------------------------------
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_string_contents_to_exact_units() {
+        let units: Vec<u16> = vec![
+            0xd800,
+            b'a' as u16,
+            0x22,
+            0x5c,
+            0x0a,
+            0x01,
+            0xdc00,
+            0xd83d,
+            0xde00,
+        ];
+        let raw: Vec<u16> = "\\ud800a\\\"\\\\\\n\\u0001\\udc00😀"
+            .encode_utf16()
+            .collect();
+        assert_eq!(decode_units(&raw), units);
+    }
+}

@@ -9,6 +9,7 @@
 //! exactly as JavaScript sees them.
 
 use crate::error::{PersistError, Result};
+use crate::json_string::quote_utf16;
 use crate::state::scan::{array_index_units, decode_units, Kind, Scanner, LBRACE};
 
 /// The only document version this crate reads and writes.
@@ -60,36 +61,6 @@ impl Problem {
     pub fn into_error(self) -> PersistError {
         PersistError::InvalidDocument(self.message())
     }
-}
-
-// ---------------------------------------------------------------------------
-// JSON string escaping (exactly as JSON.stringify) and decoding
-// ---------------------------------------------------------------------------
-
-/// Quote UTF-16 code units as a JSON string literal, byte-identical to
-/// `JSON.stringify(string)` (well-formed JSON.stringify: lone surrogates
-/// become `\udXXX`).
-pub fn quote_utf16(units: &[u16]) -> String {
-    let mut out = String::with_capacity(units.len() + 2);
-    out.push('"');
-    for item in char::decode_utf16(units.iter().copied()) {
-        match item {
-            Ok(c) => match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\u{8}' => out.push_str("\\b"),
-                '\u{c}' => out.push_str("\\f"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-                c => out.push(c),
-            },
-            Err(e) => out.push_str(&format!("\\u{:04x}", e.unpaired_surrogate())),
-        }
-    }
-    out.push('"');
-    out
 }
 
 // Validation of a state document
@@ -372,29 +343,6 @@ mod tests {
             Err(PersistError::InvalidDocument(m)) => m,
             other => panic!("expected InvalidDocument for {text}, got {other:?}"),
         }
-    }
-
-    #[test]
-    fn quotes_like_json_stringify() {
-        let units: Vec<u16> = vec![
-            0xd800,
-            b'a' as u16,
-            0x22,
-            0x5c,
-            0x0a,
-            0x01,
-            0xdc00,
-            0xd83d,
-            0xde00,
-        ];
-        assert_eq!(
-            quote_utf16(&units),
-            "\"\\ud800a\\\"\\\\\\n\\u0001\\udc00😀\""
-        );
-        let raw: Vec<u16> = "\\ud800a\\\"\\\\\\n\\u0001\\udc00😀"
-            .encode_utf16()
-            .collect();
-        assert_eq!(decode_units(&raw), units);
     }
 
     #[test]

@@ -33,9 +33,14 @@ pub fn throw(env: &Env, err: PersistError) -> napi::Error {
 }
 
 /// An error for an async rejection: `[CODE] message`, decoded by `lib/native.js`.
-#[allow(dead_code)] // used by the async bindings
 pub fn to_async(err: PersistError) -> napi::Error {
-    napi::Error::new(Status::GenericFailure, format!("[{}] {}", err.code(), err))
+    napi::Error::new(Status::GenericFailure, coded(&err))
+}
+
+/// `[CODE] message`: how an error crosses as text (async rejections, the
+/// per-op errors of a batch), decoded by `lib/native.js`.
+pub fn coded(err: &PersistError) -> String {
+    format!("[{}] {}", err.code(), err)
 }
 
 /// Run `f`, turning a panic into [`PersistError::Internal`] so that no panic
@@ -124,7 +129,10 @@ mod tests {
     fn a_caught_panic_says_what_and_where() {
         let r = catch_panic(|| -> u32 { panic!("boom {}", 7) });
         let what = r.expect_err("caught");
-        assert!(what.starts_with("boom 7 (at src/js_error.rs:"), "{what}");
+        assert!(
+            what.starts_with("boom 7 (at src/boundary/js_error.rs:"),
+            "{what}"
+        );
         assert!(catch_panic(|| 5).is_ok_and(|v| v == 5));
         // nested: the inner catch does not end the outer one
         let outer = catch_panic(|| {
@@ -149,7 +157,7 @@ mod tests {
         let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
             .args([
                 "--exact",
-                "js_error::tests::only_panics_caught_by_us_are_silenced",
+                "boundary::js_error::tests::only_panics_caught_by_us_are_silenced",
                 "--nocapture",
                 "--test-threads=1",
             ])
