@@ -1,6 +1,8 @@
 //! The one error type of the crate. Every failure a caller can see is a
 //! variant here, with a stable `code` string and the JavaScript class it is
-//! thrown as. No napi types: the binding layer (`js_error.rs`) maps it.
+//! thrown as. No napi types: the binding layer (`boundary/js_error.rs`) maps it.
+
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -13,7 +15,9 @@ pub enum JsClass {
     SyntaxError,
 }
 
-#[derive(Debug, Error)]
+/// Cloneable, so one failure can be reported to every caller it affects
+/// (each write of a failed batch, each op of a failed pipeline).
+#[derive(Debug, Clone, Error)]
 pub enum PersistError {
     /// A caller passed an argument or option of the wrong type or range.
     #[error("{0}")]
@@ -36,7 +40,7 @@ pub enum PersistError {
         op: &'static str,
         path: String,
         #[source]
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
     /// The store cannot be reached (connection refused, dropped).
     #[error("store unavailable: {0}")]
@@ -89,7 +93,7 @@ impl PersistError {
         PersistError::Io {
             op,
             path: path.into(),
-            source,
+            source: Arc::new(source),
         }
     }
 

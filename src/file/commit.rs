@@ -327,18 +327,6 @@ fn replace(
     }))
 }
 
-/// A copy of an error for each caller of a failed batch.
-fn clone_err(e: &PersistError) -> PersistError {
-    match e {
-        PersistError::Io { op, path, source } => PersistError::io(
-            op,
-            path.clone(),
-            std::io::Error::new(source.kind(), source.to_string()),
-        ),
-        other => PersistError::Internal(other.to_string()),
-    }
-}
-
 /// One operation's phase-1 job: a write's data, the pooled file it may
 /// reuse, and its temporary once written.
 struct TempJob<'a> {
@@ -380,7 +368,7 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
     if shared.auto_init {
         if let Err(e) = ensure_ready(shared) {
             for op in batch {
-                op.fail(clone_err(&e));
+                op.fail(e.clone());
             }
             return;
         }
@@ -424,7 +412,7 @@ fn run_batch(shared: &Shared, batch: Vec<Op>, reaper: &mut Reaper) {
     }
     // 5. tell the callers
     for outcome in applied.outcomes {
-        outcome(dir_err.as_ref().map(clone_err));
+        outcome(dir_err.clone());
     }
     let (reusable, other): (Vec<Replaced>, Vec<Replaced>) = applied
         .replaced
@@ -490,7 +478,7 @@ fn sync_temps(dir: &Path, batch: &[Op], temps: &mut [Option<Result<Temp>>]) {
                 if let Ok(temp) = res {
                     let _ = fs::remove_file(&temp.path);
                 }
-                *res = Err(clone_err(&err));
+                *res = Err(err.clone());
             }
         }
     }
