@@ -163,6 +163,12 @@ export declare function cacheDeletableKeys(prefix: string, ownerKeys: Array<stri
  */
 export declare function drainFileDirs(): void
 
+/**
+ * Every error code → the name of the JS class it is thrown as
+ * (`ERROR_CLASSES`), for `lib/errors.js`.
+ */
+export declare function errorClasses(): Record<string, string>
+
 /** Escape `* ? [ ] \` so `literal` matches only itself in a `keys()` pattern. */
 export declare function escapeGlob(literal: string): string
 

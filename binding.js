@@ -841,6 +841,7 @@ module.exports.NativeRedisStore = nativeBinding.NativeRedisStore
 module.exports.__panicForTest = nativeBinding.__panicForTest
 module.exports.cacheDeletableKeys = nativeBinding.cacheDeletableKeys
 module.exports.drainFileDirs = nativeBinding.drainFileDirs
+module.exports.errorClasses = nativeBinding.errorClasses
 module.exports.escapeGlob = nativeBinding.escapeGlob
 module.exports.globMatch = nativeBinding.globMatch
 module.exports.memoryCacheClear = nativeBinding.memoryCacheClear

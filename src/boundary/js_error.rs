@@ -9,7 +9,19 @@
 
 use napi::bindgen_prelude::*;
 
-use crate::error::{JsClass, PersistError};
+use napi_derive::napi;
+
+use crate::error::{JsClass, PersistError, ERROR_CLASSES};
+
+/// Every error code → the name of the JS class it is thrown as
+/// (`ERROR_CLASSES`), for `lib/errors.js`.
+#[napi(js_name = "errorClasses")]
+pub fn error_classes() -> std::collections::HashMap<String, String> {
+    ERROR_CLASSES
+        .iter()
+        .map(|(code, class)| (code.to_string(), class.name().to_string()))
+        .collect()
+}
 
 /// Throw `err` into `env` as the matching JS class with `code` set.
 pub fn throw(env: &Env, err: PersistError) -> napi::Error {
