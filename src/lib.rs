@@ -1,10 +1,11 @@
 //! awaitly-persistence-native: a Rust core for `awaitly/persistence`.
 //!
 //! `lib.rs` only wires modules. One folder per concept, each a pure core (no
-//! napi types, injected clock; `cargo test`) plus its thin napi `binding.rs`:
+//! napi types; time comes in as a `now_ms` argument or, for file leases, an
+//! injected `LeaseClock`; `cargo test`) plus its thin napi `binding.rs`:
 //! `redis/`, `file/`, `cache/` (the memory LRU), `state/` (resume-state
 //! documents). Shared: `error` (+ `boundary`, what the napi bindings share: its JS mapping,
-//! JS text, lease results), `json_string`, `clock`,
+//! JS text, lease results), `json_string`,
 //! `glob` (+ `glob_binding`), `wtf8`, `runtime`.
 
 #![deny(clippy::unwrap_used)]
@@ -16,7 +17,6 @@
 
 mod boundary;
 pub mod cache;
-pub mod clock;
 pub mod error;
 pub mod file;
 pub mod glob;

@@ -5,8 +5,10 @@
 //!   boundary;
 //! - `text`: JS strings in as exact UTF-16 code units;
 //! - `lease`: the answer of a batch of run-lease ops (`LeaseOut`), the same
-//!   for the file store and the Redis store.
+//!   for the file store and the Redis store;
+//! - `test_hooks`: internal hooks for our own tests and benchmarks.
 
 pub mod js_error;
 pub mod lease;
+pub mod test_hooks;
 pub mod text;

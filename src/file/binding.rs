@@ -174,22 +174,6 @@ impl NativeFileDir {
         }))
     }
 
-    /// Atomically write `data` as `key`'s file. Queued before this returns,
-    /// so calls apply in call order.
-    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
-    pub fn write<'env>(
-        &self,
-        env: &'env Env,
-        key: Utf16String,
-        data: String,
-        durable: bool,
-    ) -> Result<PromiseRaw<'env, ()>> {
-        let (done, rx) = channel();
-        let name = self.inner.naming().names(&key).primary;
-        self.inner.write(name, data.into_bytes(), durable, done);
-        env.spawn_future(settle(rx))
-    }
-
     /// Atomically write many files in one group commit (the writes of one
     /// JavaScript tick). Per write: `null`, or the error as `[CODE] message`.
     #[napi(catch_unwind, ts_return_type = "Promise<Array<string | null>>")]

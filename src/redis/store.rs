@@ -2103,7 +2103,9 @@ e5 127.0.0.1:7004@17004 master - 0 1 4 connected 10923-16383
         format!(
             "rs-test:{tag}:{}:{}:",
             std::process::id(),
-            crate::clock::Clock::now_ms(&crate::clock::SystemClock) as u64
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis())
         )
     }
 
