@@ -70,8 +70,8 @@ pub fn guard<T>(f: impl FnOnce() -> crate::error::Result<T>) -> crate::error::Re
 // backtrace under RUST_BACKTRACE) would only repeat it: while `catch_panic`
 // runs on a thread, our hook records the panic instead of printing it. Every
 // other panic (another thread, napi's own `catch_unwind`, a committer thread)
-// goes to the previous hook as before. AWAITLY_NATIVE_PANIC_REPORT=1 prints
-// caught panics too.
+// goes to the previous hook. AWAITLY_NATIVE_PANIC_REPORT=1 (README
+// "Environment variables") prints caught panics too.
 thread_local! {
     static CATCHING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
     static CAUGHT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
@@ -157,8 +157,9 @@ mod tests {
     }
 
     /// In a child process (this test binary, re-run on this test alone with
-    /// output not captured): a panic we catch prints nothing, a panic caught
-    /// anywhere else still gets the default report on stderr.
+    /// output not captured, marked by AWAITLY_PANIC_HOOK_CHILD): a panic we
+    /// catch prints nothing, a panic caught anywhere else still gets the
+    /// default report on stderr.
     #[test]
     fn only_panics_caught_by_us_are_silenced() {
         if std::env::var_os("AWAITLY_PANIC_HOOK_CHILD").is_some() {

@@ -48,8 +48,8 @@ use crate::file::temp::{init_dir, temp_path, write_temp, Temp};
 pub type Done<T> = Box<dyn FnOnce(Result<T>) + Send>;
 
 /// Most operations one group commit takes from the queue: each write of a
-/// batch holds its temporary open until the commit, so an unbounded batch (a
-/// hundred thousand writes queued in one tick) ran out of file descriptors.
+/// batch holds its temporary open until the commit, so the batch size bounds
+/// the file descriptors in use (a tick may queue a hundred thousand writes).
 /// The rest stay queued, in order, for the next batch.
 const MAX_BATCH: usize = 512;
 

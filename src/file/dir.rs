@@ -350,7 +350,8 @@ mod tests {
 
     /// Two handles on one directory (as two processes have) writing the same
     /// keys, with reuse: no file ever gets a second name, so no key can end
-    /// up sharing another key's file (the hard-link scheme did exactly that).
+    /// up sharing another key's file (see `commit::replace`: only files the
+    /// exchange left with one link are reused).
     #[cfg(unix)]
     #[test]
     fn two_handles_one_directory_never_share_a_file() -> TR {
