@@ -4,9 +4,9 @@
 //! napi types; time comes in as a `now_ms` argument or, for file leases, an
 //! injected `LeaseClock`; `cargo test`) plus its thin napi `binding.rs`:
 //! `redis/`, `file/`, `cache/` (the memory LRU), `state/` (resume-state
-//! documents). Shared: `error` (+ `boundary`, what the napi bindings share: its JS mapping,
-//! JS text, lease results), `json_string`,
-//! `glob` (+ `glob_binding`), `wtf8`, `runtime`.
+//! documents). Shared: `error` (+ `boundary`, what the napi bindings share:
+//! its JS mapping, JS text, lease results, test hooks), `json_string`, `glob`
+//! (+ `glob_binding`), `wtf8`, `runtime`.
 
 #![deny(clippy::unwrap_used)]
 // a panic in a sync napi function would abort the user's process: outside
