@@ -112,7 +112,7 @@ const cases: Array<[string, typeof Error, () => unknown]> = [
       await kv.close()
     }
   }],
-  ['ERR_INTERNAL', Error, () => native.__panicForTest()],
+  ['ERR_INTERNAL', Error, () => native.__internal.panic()],
 ]
 
 describe('isPersistenceError', () => {
