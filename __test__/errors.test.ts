@@ -118,7 +118,7 @@ describe('isPersistenceError', () => {
     expect(isPersistenceError(e)).toBe(true)
   })
 
-  it('ERR_NATIVE_BINDING_NOT_FOUND, as lib/native.js builds it, is recognised', () => {
+  it('ERR_NATIVE_BINDING_NOT_FOUND, as lib/internal/binding.js builds it, is recognised', () => {
     // raising it needs a missing platform package (pack.test.ts does that);
     // here, an error of the shape that code path makes
     const e = Object.assign(new Error('no native binary'), { code: 'ERR_NATIVE_BINDING_NOT_FOUND', platformPackage: 'x' })

@@ -94,7 +94,7 @@ describe('createMemoryCache: StepCache contract', () => {
   })
 
   it('two instances of the glue in one thread (re-evaluated module) share the native registers', () => {
-    const path = require.resolve('../lib/memory-cache.js')
+    const path = require.resolve('../lib/caches/memory.js')
     const first = require(path).createMemoryCache
     delete require.cache[path]
     const second = require(path).createMemoryCache

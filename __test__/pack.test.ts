@@ -96,7 +96,7 @@ describe('packed packages install and work without Rust', () => {
     const listing = await run('tar', ['-tzf', join(packs, 'awaitly-persistence-native-0.1.0.tgz')], work)
     expect(listing.stdout).toContain('package/index.mjs')
     expect(listing.stdout).toContain('package/binding.js')
-    for (const f of ['snapshot.js', 'snapshot.mjs', 'snapshot.d.ts', 'lib/snapshot.js']) expect(listing.stdout).toContain(`package/${f}`)
+    for (const f of ['snapshot.js', 'snapshot.mjs', 'snapshot.d.ts', 'lib/format/snapshot.js']) expect(listing.stdout).toContain(`package/${f}`)
     expect(listing.stdout).not.toMatch(/\.node\b|Cargo\.toml|\.rs\b/)
     // The packed package.json asks nobody to build: no lifecycle script at all.
     const packed = await run('tar', ['-xOzf', join(packs, 'awaitly-persistence-native-0.1.0.tgz'), 'package/package.json'], work)

@@ -326,7 +326,7 @@ describe('leases under durable.run (redis and file at once)', () => {
     const store = createSnapshotStore({ store: redisKv, prefix })
     const { r } = await longRun(store, 'gone', 3, { lockTtlMs: 900 }, async () => {
       await sleep(400)
-      // the lease key: `<prefix>\u0000lease:<id>` (see lib/snapshot-store.js)
+      // the lease key: `<prefix>\u0000lease:<id>` (see lib/persistence/snapshots.js)
       expect(await redisKv.delete(`${prefix}\u0000lease:gone`)).toBe(true)
     })
     expect(r.ok).toBe(false)

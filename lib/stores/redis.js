@@ -4,8 +4,8 @@
 // and at the end of the tick the queue goes to Rust as ONE native call (one
 // pipeline, one round trip, one promise), whose results settle the calls.
 
-const { binding, fromNative, invalidArg: typeError, storeTtl } = require('./native.js')
-const { LeaseBatcher } = require('./lease-batcher.js')
+const { binding, fromNative, invalidArg: typeError, storeTtl } = require('../internal/binding.js')
+const { LeaseBatcher } = require('../internal/tick-batcher.js')
 
 /** Marks our native stores; createKVCache/createStatePersistence use the fast paths. */
 const NATIVE_STORE = Symbol.for('awaitly-persistence-native.redisStore')

@@ -5,9 +5,9 @@
 // failed load is not remembered, so hydrate() can be retried. What the load
 // returns is checked whole before any entry is set (loadedSteps).
 
-const { invalidArg: typeError, invalidDocument, describe } = require('./native.js')
-const { delegateStepCache } = require('./memory-cache.js')
-const { isResult } = require('./serialize.js').internal
+const { invalidArg: typeError, invalidDocument, describe } = require('../internal/binding.js')
+const { delegateStepCache } = require('./memory.js')
+const { isResult } = require('../format/serialize.js').internal
 
 /**
  * The [key, result] pairs of what `persistence.load(runId)` returned, checked

@@ -17,10 +17,10 @@
 // (ids may not start with U+0000, so no snapshot key is ever a lease key).
 // File leases: records in `<directory>/.awaitly-leases/`, not store keys.
 
-const { binding, invalidArg, corruptError } = require('./native.js')
-const { NATIVE_STORE } = require('./redis-store.js').internal
-const { NATIVE_FILE_STORE } = require('./file-store.js').internal
-const { checkNotReserved, isMarkerShaped, ownerRegistration } = require('./kv-cache.js').internal
+const { binding, invalidArg, corruptError } = require('../internal/binding.js')
+const { NATIVE_STORE } = require('../stores/redis.js').internal
+const { NATIVE_FILE_STORE } = require('../stores/file.js').internal
+const { checkNotReserved, isMarkerShaped, ownerRegistration } = require('../caches/kv.js').internal
 
 const DEFAULT_PREFIX = 'awaitly:snapshot:'
 const LEASE_INFIX = '\u0000lease:'

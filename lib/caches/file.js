@@ -16,11 +16,11 @@ const {
   checkKey,
   drainFileDirsOnExit,
   unsentTicks,
-} = require('./native.js')
-const { deserializeResult } = require('./serialize.js')
-const { isResult, resultText } = require('./serialize.js').internal
-const { createMemoryLayer } = require('./memory-cache.js')
-const { assemble, writeBehindOptions, createTickets } = require('./write-behind.js')
+} = require('../internal/binding.js')
+const { deserializeResult } = require('../format/serialize.js')
+const { isResult, resultText } = require('../format/serialize.js').internal
+const { createMemoryLayer } = require('./memory.js')
+const { assemble, writeBehindOptions, createTickets } = require('./durable.js')
 const fsp = require('node:fs/promises')
 
 const PLAIN_KEY = /^[A-Za-z0-9_-]+$/

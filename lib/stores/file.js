@@ -6,14 +6,14 @@
 // spec's KeyValueStore, validated exactly as the Redis store validates them
 // (storeTtl); expiry is judged with Date.now().
 
-const { binding, call, invalidArg: typeError, storeTtl, drainFileDirsOnExit } = require('./native.js')
-const { LeaseBatcher } = require('./lease-batcher.js')
+const { binding, call, invalidArg: typeError, storeTtl, drainFileDirsOnExit } = require('../internal/binding.js')
+const { LeaseBatcher } = require('../internal/tick-batcher.js')
 
 /** Marks our native file stores (their leases are native too). */
 const NATIVE_FILE_STORE = Symbol.for('awaitly-persistence-native.fileStore')
 
 // Owner markers of KV caches and state persistences over this store (see
-// lib/kv-cache.js): hidden files `.awaitly-owner.<hash>` next to the key
+// lib/caches/kv.js): hidden files `.awaitly-owner.<hash>` next to the key
 // files, never a key of the store.
 const FILE_OWNERS = Symbol('awaitlyFileOwners')
 

@@ -30,7 +30,7 @@ function platformId() {
  */
 function loadBinding() {
   try {
-    return require('../binding.js')
+    return require('../../binding.js')
   } catch (cause) {
     const id = platformId()
     const pkg = `awaitly-persistence-native-${id}`
@@ -53,7 +53,7 @@ function loadBinding() {
       ? `awaitly-persistence-native: no native binary for ${id}: the optional package "${pkg}" is not installed. ` +
         `It is installed with awaitly-persistence-native unless optional dependencies were ` +
         `omitted (--omit=optional, --no-optional) or the lockfile was made on another platform. ` +
-        `Fix: npm install ${pkg}@${require('../package.json').version}, or reinstall without omitting optional ` +
+        `Fix: npm install ${pkg}@${require('../../package.json').version}, or reinstall without omitting optional ` +
         `dependencies; from a source checkout, build it with \`npm run build\` (needs Rust).`
       : `awaitly-persistence-native: no prebuilt binary for ${id} (prebuilt: ${PREBUILT.join(', ')}); ` +
         `there is no package "${pkg}". Build from source with Rust: \`npm run build\` in a checkout.`

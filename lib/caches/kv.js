@@ -15,13 +15,13 @@
 // (`__awaitly:owner:<kind>:<prefix>`) are honoured, never written. Keys stay
 // `${prefix}${key}` as in the JS module, so entries it wrote remain readable.
 
-const { binding, invalidArg: typeError, corruptError: corrupt, wholeSecondsTtl, checkKey } = require('./native.js')
-const { deserializeResult } = require('./serialize.js')
-const { isResult, resultText } = require('./serialize.js').internal
-const { createMemoryLayer } = require('./memory-cache.js')
-const { NATIVE_STORE } = require('./redis-store.js').internal
-const { FILE_OWNERS } = require('./file-store.js').internal
-const { writeBehindOptions, assemble, createTickets } = require('./write-behind.js')
+const { binding, invalidArg: typeError, corruptError: corrupt, wholeSecondsTtl, checkKey } = require('../internal/binding.js')
+const { deserializeResult } = require('../format/serialize.js')
+const { isResult, resultText } = require('../format/serialize.js').internal
+const { createMemoryLayer } = require('./memory.js')
+const { NATIVE_STORE } = require('../stores/redis.js').internal
+const { FILE_OWNERS } = require('../stores/file.js').internal
+const { writeBehindOptions, assemble, createTickets } = require('./durable.js')
 
 const STORE_METHODS = ['get', 'set', 'delete', 'exists', 'keys']
 const DELETE_BATCH = 100

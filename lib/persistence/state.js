@@ -6,12 +6,12 @@
 // when nothing is stored. Before its first save the persistence writes its
 // owner marker (`<prefix>__awaitly:owner:state`, inside the prefix; a hidden
 // file on the native file store), so no cache sharing the store deletes its
-// documents (see lib/kv-cache.js); list() leaves markers out.
+// documents (see lib/caches/kv.js); list() leaves markers out.
 
-const { stringifyState, parseState } = require('./serialize.js')
-const { NATIVE_STORE } = require('./redis-store.js').internal
-const { invalidArg: typeError, corruptError: corrupt, describe } = require('./native.js')
-const { checkStore, checkPrefix, checkNotReserved, ownerRegistration, keysUnder } = require('./kv-cache.js').internal
+const { stringifyState, parseState } = require('../format/serialize.js')
+const { NATIVE_STORE } = require('../stores/redis.js').internal
+const { invalidArg: typeError, corruptError: corrupt, describe } = require('../internal/binding.js')
+const { checkStore, checkPrefix, checkNotReserved, ownerRegistration, keysUnder } = require('../caches/kv.js').internal
 
 /**
  * A stored state document, read by parseState (which checks the whole

@@ -13,11 +13,11 @@
 //  - flush(): settles once everything tracked before it has settled, and
 //    rejects with the failures since the last flush.
 
-const { invalidArg, checkKey, unsentTicks } = require('./native.js')
+const { invalidArg, checkKey, unsentTicks } = require('../internal/binding.js')
 
 /** Failures kept for the next flush() (the rest are counted): no flush() must not mean unbounded memory. */
 const MAX_KEPT = 1000
-const { delegateStepCache } = require('./memory-cache.js')
+const { delegateStepCache } = require('./memory.js')
 
 /** Reads and validates `writeBehind` and `onError`. */
 function writeBehindOptions(owner, options) {

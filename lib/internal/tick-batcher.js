@@ -7,7 +7,7 @@
 // taken, else an error in errors[i]) and the tokens of the taken leases, in
 // order, 32 characters each.
 
-const { fromNative } = require('./native.js')
+const { fromNative } = require('./binding.js')
 
 const LEASE_ACQUIRE = 0
 const LEASE_RELEASE = 1

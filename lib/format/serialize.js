@@ -23,7 +23,7 @@
 //   the text and throws the error naming the problem. Validating every valid
 //   document in Rust first measured 0.58-0.77x.
 
-const { binding, invalidArg, describe } = require('./native.js')
+const { binding, invalidArg, describe } = require('../internal/binding.js')
 
 // ---------------------------------------------------------------------------
 // Results
@@ -375,5 +375,5 @@ module.exports = {
   stringifyState,
   parseState,
 }
-// Internal (not re-exported by index.js): used by lib/file-cache.js, lib/kv-cache.js, lib/hydrating-cache.js.
+// Internal (not re-exported by index.js): used by lib/caches/file.js, lib/caches/kv.js, lib/caches/hydrating.js.
 Object.defineProperty(module.exports, 'internal', { value: { isResult, resultText } })

@@ -20,7 +20,7 @@
 //   allocated at full size up front, 200,000 caches made in one synchronous
 //   loop held 4 GB.
 
-const { binding, invalidArg, describe, checkKey } = require('./native.js')
+const { binding, invalidArg, describe, checkKey } = require('../internal/binding.js')
 
 const {
   memoryCacheInit,
@@ -348,6 +348,6 @@ function delegateStepCache(target) {
 }
 
 module.exports = { createMemoryCache }
-// Internal (not re-exported by index.js): used by lib/file-cache.js and lib/kv-cache.js.
+// Internal (not re-exported by index.js): used by lib/caches/file.js and lib/caches/kv.js.
 Object.defineProperty(module.exports, 'createMemoryLayer', { value: createMemoryLayer, enumerable: false })
 Object.defineProperty(module.exports, 'delegateStepCache', { value: delegateStepCache, enumerable: false })

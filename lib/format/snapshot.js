@@ -20,7 +20,7 @@
 // - looksLikeWorkflowSnapshot is false for `execution: null` (validateSnapshot
 //   rejects it: "execution must be an object").
 
-const { invalidArg, describe } = require('./native.js')
+const { invalidArg, describe } = require('../internal/binding.js')
 
 /** Error thrown when snapshot structure is invalid (awaitly 1.35's shape: own `errors`, `name`). */
 class SnapshotFormatError extends Error {
