@@ -14,7 +14,7 @@ module.exports = {
   ...require('./lib/persistence/state.js'),
   ...require('./lib/caches/hydrating.js'),
   ...require('./lib/persistence/snapshots.js'),
-  ...require('./lib/internal/errors.js'),
+  isPersistenceError: require('./lib/internal/errors.js').isPersistenceError,
   escapeGlob: binding.escapeGlob,
   globMatch: binding.globMatch,
 }

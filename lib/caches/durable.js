@@ -13,7 +13,9 @@
 //  - flush(): settles once everything tracked before it has settled, and
 //    rejects with the failures since the last flush.
 
-const { invalidArg, checkKey, unsentTicks } = require('../internal/binding.js')
+const { invalidArg } = require('../internal/errors.js')
+const { checkKey } = require('../internal/validate.js')
+const { unsentTicks } = require('../internal/exit.js')
 
 /** Failures kept for the next flush() (the rest are counted): no flush() must not mean unbounded memory. */
 const MAX_KEPT = 1000

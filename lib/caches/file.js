@@ -7,18 +7,11 @@
 // The glue holds what must be JS: the in-process LRU of live Result objects,
 // V8's JSON, and Errors.
 
-const {
-  binding,
-  call,
-  fromNative,
-  invalidArg: typeError,
-  corruptError,
-  checkKey,
-  drainFileDirsOnExit,
-  unsentTicks,
-} = require('../internal/binding.js')
-const { deserializeResult } = require('../format/serialize.js')
-const { isResult, resultText } = require('../format/serialize.js').internal
+const { binding, call, fromNative } = require('../internal/binding.js')
+const { invalidArg, corruptError } = require('../internal/errors.js')
+const { checkKey } = require('../internal/validate.js')
+const { drainFileDirsOnExit, unsentTicks } = require('../internal/exit.js')
+const { resultText, parseResultText } = require('../format/serialize.js').internal
 const { createMemoryLayer } = require('./memory.js')
 const { assemble, writeBehindOptions, createTickets } = require('./durable.js')
 const fsp = require('node:fs/promises')
@@ -28,43 +21,25 @@ const STAT_BATCH = 256
 
 const FS_METHODS = ['readFile', 'writeFile', 'unlink', 'exists', 'readdir', 'mkdir']
 
-/** Parse a cache file's text into a Result, or throw ERR_CORRUPT. */
-function parseFile(name, text) {
-  let parsed
-  try {
-    parsed = JSON.parse(text)
-  } catch (e) {
-    throw corruptError(name, e.message)
-  }
-  if (!isResult(parsed)) {
-    throw corruptError(name, 'not a serialized result')
-  }
-  try {
-    return deserializeResult(parsed)
-  } catch (e) {
-    throw corruptError(name, e.message)
-  }
-}
-
 function readOptions(options) {
-  if (options === null || typeof options !== 'object') throw typeError('createFileCache: options must be an object')
+  if (options === null || typeof options !== 'object') throw invalidArg('createFileCache: options must be an object')
   const { directory, extension = '.json', fs, memoryMaxSize, onCorrupt = 'error', durable = true, reuseFiles = true } =
     options
   if (typeof directory !== 'string' || directory === '') {
-    throw typeError('createFileCache: options.directory must be a non-empty string')
+    throw invalidArg('createFileCache: options.directory must be a non-empty string')
   }
-  if (typeof extension !== 'string') throw typeError('createFileCache: options.extension must be a string')
+  if (typeof extension !== 'string') throw invalidArg('createFileCache: options.extension must be a string')
   if (fs !== undefined && fs !== null) {
-    if (typeof fs !== 'object' && typeof fs !== 'function') throw typeError('createFileCache: options.fs must be an object')
+    if (typeof fs !== 'object' && typeof fs !== 'function') throw invalidArg('createFileCache: options.fs must be an object')
     for (const m of FS_METHODS) {
-      if (typeof fs[m] !== 'function') throw typeError(`createFileCache: options.fs.${m} must be a function`)
+      if (typeof fs[m] !== 'function') throw invalidArg(`createFileCache: options.fs.${m} must be a function`)
     }
   }
   if (onCorrupt !== 'error' && onCorrupt !== 'miss') {
-    throw typeError("createFileCache: options.onCorrupt must be 'error' or 'miss'")
+    throw invalidArg("createFileCache: options.onCorrupt must be 'error' or 'miss'")
   }
-  if (typeof durable !== 'boolean') throw typeError('createFileCache: options.durable must be a boolean')
-  if (typeof reuseFiles !== 'boolean') throw typeError('createFileCache: options.reuseFiles must be a boolean')
+  if (typeof durable !== 'boolean') throw invalidArg('createFileCache: options.durable must be a boolean')
+  if (typeof reuseFiles !== 'boolean') throw invalidArg('createFileCache: options.reuseFiles must be a boolean')
   const { writeBehind, onError } = writeBehindOptions('createFileCache', options)
   return { directory, extension, fs: fs ?? undefined, memoryMaxSize, onCorrupt, durable, reuseFiles, writeBehind, onError }
 }
@@ -196,7 +171,7 @@ function createFileCache(options) {
         const found = read[i]
         if (found === null || tickets.touchedAfter(key, mark)) continue
         try {
-          memory.set(key, parseFile(found.name, found.text))
+          memory.set(key, parseResultText(found.name, found.text))
         } catch (e) {
           if (onCorrupt !== 'miss') {
             if (firstCorrupt === null) firstCorrupt = e
@@ -223,7 +198,7 @@ function createFileCache(options) {
         if (found === null) return undefined
         let result
         try {
-          result = parseFile(found.name, found.text)
+          result = parseResultText(found.name, found.text)
         } catch (e) {
           if (onCorrupt !== 'miss') throw e
           await call(native.quarantine(found.name, found.identity))
@@ -286,7 +261,7 @@ function createFileCache(options) {
         let result
         try {
           if (typeof text !== 'string') throw corruptError(name, 'fs.readFile did not return a string')
-          result = parseFile(name, text)
+          result = parseResultText(name, text)
         } catch (e) {
           if (onCorrupt !== 'miss' || e.code !== 'ERR_CORRUPT') throw e
           // No rename in the interface: copy aside, then unlink.

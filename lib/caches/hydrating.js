@@ -5,7 +5,8 @@
 // failed load is not remembered, so hydrate() can be retried. What the load
 // returns is checked whole before any entry is set (loadedSteps).
 
-const { invalidArg: typeError, invalidDocument, describe } = require('../internal/binding.js')
+const { invalidArg, invalidDocument } = require('../internal/errors.js')
+const { describe } = require('../internal/validate.js')
 const { delegateStepCache } = require('./memory.js')
 const { isResult } = require('../format/serialize.js').internal
 
@@ -43,11 +44,11 @@ function loadedSteps(runId, state) {
 function createHydratingCache(memoryCache, persistence, runId) {
   for (const m of ['get', 'set', 'has', 'delete', 'clear']) {
     if (!memoryCache || typeof memoryCache[m] !== 'function') {
-      throw typeError(`createHydratingCache: memory.${m} must be a function`)
+      throw invalidArg(`createHydratingCache: memory.${m} must be a function`)
     }
   }
   if (!persistence || typeof persistence.load !== 'function') {
-    throw typeError('createHydratingCache: persistence.load must be a function')
+    throw invalidArg('createHydratingCache: persistence.load must be a function')
   }
   let loading = null
 

@@ -15,9 +15,10 @@
 // (`__awaitly:owner:<kind>:<prefix>`) are honoured, never written. Keys stay
 // `${prefix}${key}` as in the JS module, so entries it wrote remain readable.
 
-const { binding, invalidArg: typeError, corruptError: corrupt, wholeSecondsTtl, checkKey } = require('../internal/binding.js')
-const { deserializeResult } = require('../format/serialize.js')
-const { isResult, resultText } = require('../format/serialize.js').internal
+const { binding } = require('../internal/binding.js')
+const { invalidArg } = require('../internal/errors.js')
+const { wholeSecondsTtl, checkKey } = require('../internal/validate.js')
+const { resultText, parseResultText } = require('../format/serialize.js').internal
 const { createMemoryLayer } = require('./memory.js')
 const { NATIVE_STORE } = require('../stores/redis.js').internal
 const { FILE_OWNERS } = require('../stores/file.js').internal
@@ -27,14 +28,14 @@ const STORE_METHODS = ['get', 'set', 'delete', 'exists', 'keys']
 const DELETE_BATCH = 100
 
 function checkStore(fn, store) {
-  if (store === null || typeof store !== 'object') throw typeError(`${fn}: store must be a KeyValueStore object`)
+  if (store === null || typeof store !== 'object') throw invalidArg(`${fn}: store must be a KeyValueStore object`)
   for (const m of STORE_METHODS) {
-    if (typeof store[m] !== 'function') throw typeError(`${fn}: store.${m} must be a function`)
+    if (typeof store[m] !== 'function') throw invalidArg(`${fn}: store.${m} must be a function`)
   }
 }
 
 function checkPrefix(fn, prefix) {
-  if (typeof prefix !== 'string') throw typeError(`${fn}: prefix must be a string, got ${typeof prefix}`)
+  if (typeof prefix !== 'string') throw invalidArg(`${fn}: prefix must be a string, got ${typeof prefix}`)
   return prefix
 }
 
@@ -46,7 +47,7 @@ const isMarkerShaped = (k) => MARKER_SUFFIXES.some((s) => k.endsWith(s))
 /** A key or run id ending like a marker key is reserved (TypeError, nothing written). */
 function checkNotReserved(fn, key) {
   if (isMarkerShaped(key)) {
-    throw typeError(`${fn}: ${JSON.stringify(key)} is reserved (keys ending in ${MARKER_SUFFIXES.join(' or ')} mark prefix owners)`)
+    throw invalidArg(`${fn}: ${JSON.stringify(key)} is reserved (keys ending in ${MARKER_SUFFIXES.join(' or ')} mark prefix owners)`)
   }
   return key
 }
@@ -119,7 +120,7 @@ async function ownerKeys(store, candidates) {
  * @param {{ store, prefix?: string, ttl?: number, memoryMaxSize?: number }} options
  */
 function createKVCache(options) {
-  if (options === null || typeof options !== 'object') throw typeError('createKVCache: options must be an object')
+  if (options === null || typeof options !== 'object') throw invalidArg('createKVCache: options must be an object')
   const { store } = options
   checkStore('createKVCache', store)
   const prefix = checkPrefix('createKVCache', options.prefix === undefined ? 'workflow:' : options.prefix)
@@ -160,30 +161,12 @@ function createKVCache(options) {
   const sDel = native ? native.delete : (k) => store.delete(k)
   const sExists = native ? native.exists : (k) => store.exists(k)
 
-  function decode(fullKey, data) {
-    let parsed
-    try {
-      parsed = JSON.parse(data)
-    } catch (e) {
-      throw corrupt(fullKey, 'not JSON', e)
-    }
-    if (!isResult(parsed)) {
-      throw corrupt(fullKey, 'not a serialized Result')
-    }
-    try {
-      return deserializeResult(parsed)
-    } catch (e) {
-      throw corrupt(fullKey, 'not a serialized Result', e)
-    }
-  }
-
   const cache = assemble('createKVCache', 'ERR_STORE', memory, {
     async getAsync(key) {
       const fullKey = `${prefix}${checkNotReserved('createKVCache', checkKey(key))}`
       const data = await afterClear(() => sGet(fullKey))
       if (data === null || data === undefined) return undefined
-      if (typeof data !== 'string') throw corrupt(fullKey, `store returned ${typeof data}, not a string`)
-      const result = decode(fullKey, data)
+      const result = parseResultText(fullKey, data)
       memory.set(key, result)
       return result
     },
@@ -273,8 +256,7 @@ function createKVCache(options) {
       const key = wanted[i].slice(prefix.length)
       if (tickets.touchedAfter(key, mark)) continue
       try {
-        if (typeof data !== 'string') throw corrupt(wanted[i], `store returned ${typeof data}, not a string`)
-        memory.set(key, decode(wanted[i], data))
+        memory.set(key, parseResultText(wanted[i], data))
         loaded++
       } catch (e) {
         if (firstCorrupt === null) firstCorrupt = e

@@ -20,7 +20,9 @@
 //   allocated at full size up front, 200,000 caches made in one synchronous
 //   loop held 4 GB.
 
-const { binding, invalidArg, describe, checkKey } = require('../internal/binding.js')
+const { binding } = require('../internal/binding.js')
+const { invalidArg } = require('../internal/errors.js')
+const { describe, checkKey } = require('../internal/validate.js')
 
 const {
   memoryCacheInit,

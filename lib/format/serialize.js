@@ -23,7 +23,9 @@
 //   the text and throws the error naming the problem. Validating every valid
 //   document in Rust first measured 0.58-0.77x.
 
-const { binding, invalidArg, describe } = require('../internal/binding.js')
+const { binding } = require('../internal/binding.js')
+const { invalidArg, corruptError } = require('../internal/errors.js')
+const { describe } = require('../internal/validate.js')
 
 // ---------------------------------------------------------------------------
 // Results
@@ -154,6 +156,27 @@ function resultText(key, result, space) {
       throw invalidArg(`result for key ${JSON.stringify(key)} cannot be stored as JSON: ${e.message}`, e)
     }
     throw e
+  }
+}
+
+/**
+ * A cache entry's stored text (file and KV caches) read back into a Result;
+ * anything else is ERR_CORRUPT naming `location` (a file name, a store key),
+ * with the parse error as the cause.
+ */
+function parseResultText(location, text) {
+  if (typeof text !== 'string') throw corruptError(location, `store returned ${typeof text}, not a string`)
+  let parsed
+  try {
+    parsed = JSON.parse(text)
+  } catch (e) {
+    throw corruptError(location, `not JSON: ${e.message}`, e)
+  }
+  if (!isResult(parsed)) throw corruptError(location, 'not a serialized Result')
+  try {
+    return deserializeResult(parsed)
+  } catch (e) {
+    throw corruptError(location, `not a serialized Result: ${e.message}`, e)
   }
 }
 
@@ -376,4 +399,4 @@ module.exports = {
   parseState,
 }
 // Internal (not re-exported by index.js): used by lib/caches/file.js, lib/caches/kv.js, lib/caches/hydrating.js.
-Object.defineProperty(module.exports, 'internal', { value: { isResult, resultText } })
+Object.defineProperty(module.exports, 'internal', { value: { isResult, resultText, parseResultText } })

@@ -20,7 +20,8 @@
 // - looksLikeWorkflowSnapshot is false for `execution: null` (validateSnapshot
 //   rejects it: "execution must be an object").
 
-const { invalidArg, describe } = require('../internal/binding.js')
+const { invalidArg } = require('../internal/errors.js')
+const { describe } = require('../internal/validate.js')
 
 /** Error thrown when snapshot structure is invalid (awaitly 1.35's shape: own `errors`, `name`). */
 class SnapshotFormatError extends Error {
@@ -56,7 +57,8 @@ class SnapshotDecodeError extends Error {
   }
 }
 
-const STATUSES = ['running', 'completed', 'failed']
+/** A WorkflowSnapshot's execution.status values. */
+const STATUSES = Object.freeze(['running', 'completed', 'failed'])
 const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k)
 
 /** Cheap structural check (formatVersion 1, object `steps` and `execution`). */
@@ -293,3 +295,5 @@ module.exports = {
   serializeThrown,
   deserializeCauseNew,
 }
+// Internal (not re-exported by snapshot.js): used by lib/persistence/snapshots.js.
+Object.defineProperty(module.exports, 'internal', { value: { STATUSES } })

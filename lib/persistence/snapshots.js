@@ -17,7 +17,10 @@
 // (ids may not start with U+0000, so no snapshot key is ever a lease key).
 // File leases: records in `<directory>/.awaitly-leases/`, not store keys.
 
-const { binding, invalidArg, corruptError } = require('../internal/binding.js')
+const { binding } = require('../internal/binding.js')
+const { invalidArg, corruptError } = require('../internal/errors.js')
+const { checkString } = require('../internal/validate.js')
+const { STATUSES } = require('../format/snapshot.js').internal
 const { NATIVE_STORE } = require('../stores/redis.js').internal
 const { NATIVE_FILE_STORE } = require('../stores/file.js').internal
 const { checkNotReserved, isMarkerShaped, ownerRegistration } = require('../caches/kv.js').internal
@@ -27,7 +30,6 @@ const LEASE_INFIX = '\u0000lease:'
 const DEFAULT_LIST_LIMIT = 100
 const DEFAULT_TTL_MS = 60_000
 const MAX_TTL_MS = 2 ** 31 - 1
-const STATUSES = new Set(['running', 'completed', 'failed'])
 
 let awaitlyWorkflow
 /** awaitly/workflow of the application (a ResumeState only exists where awaitly is installed). */
@@ -45,7 +47,7 @@ function workflowModule() {
 }
 
 function checkId(method, id) {
-  if (typeof id !== 'string') throw invalidArg(`${method}: id must be a string, got ${id === null ? 'null' : typeof id}`)
+  checkString(`${method}: id`, id)
   if (id.length === 0) throw invalidArg(`${method}: id must not be empty`)
   if (id.charCodeAt(0) === 0) throw invalidArg(`${method}: id must not start with U+0000 (reserved for lease keys)`)
   return checkNotReserved(method, id)
@@ -84,7 +86,7 @@ function snapshotProblem(v) {
   }
   const x = v.execution
   if (!isPlainObject(x)) return 'execution must be an object'
-  if (!STATUSES.has(x.status)) return `execution.status must be running, completed or failed, got ${String(x.status)}`
+  if (!STATUSES.includes(x.status)) return `execution.status must be running, completed or failed, got ${String(x.status)}`
   if (typeof x.lastUpdated !== 'string') return 'execution.lastUpdated must be an ISO string'
   if (v.metadata !== undefined && !isPlainObject(v.metadata)) return 'metadata must be an object'
   return null

@@ -10,7 +10,8 @@
 
 const { stringifyState, parseState } = require('../format/serialize.js')
 const { NATIVE_STORE } = require('../stores/redis.js').internal
-const { invalidArg: typeError, corruptError: corrupt, describe } = require('../internal/binding.js')
+const { invalidArg, corruptError } = require('../internal/errors.js')
+const { checkString, describe } = require('../internal/validate.js')
 const { checkStore, checkPrefix, checkNotReserved, ownerRegistration, keysUnder } = require('../caches/kv.js').internal
 
 /**
@@ -19,11 +20,11 @@ const { checkStore, checkPrefix, checkNotReserved, ownerRegistration, keysUnder 
  * rejects is ERR_CORRUPT here, with parseState's error as the cause.
  */
 function decodeState(fullKey, data) {
-  if (typeof data !== 'string') throw corrupt(fullKey, `store returned ${typeof data}, not a string`)
+  if (typeof data !== 'string') throw corruptError(fullKey, `store returned ${typeof data}, not a string`)
   try {
     return parseState(data)
   } catch (e) {
-    throw corrupt(fullKey, e.message, e)
+    throw corruptError(fullKey, e.message, e)
   }
 }
 
@@ -35,13 +36,12 @@ function decodeState(fullKey, data) {
 function checkMetadata(metadata) {
   if (metadata === undefined) return
   if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
-    throw typeError(`save: metadata must be an object (Record<string, unknown>) or absent, got ${describe(metadata)}`)
+    throw invalidArg(`save: metadata must be an object (Record<string, unknown>) or absent, got ${describe(metadata)}`)
   }
 }
 
 function checkRunId(method, runId) {
-  if (typeof runId !== 'string') throw typeError(`${method}: runId must be a string, got ${typeof runId}`)
-  return checkNotReserved(method, runId)
+  return checkNotReserved(method, checkString(`${method}: runId`, runId))
 }
 
 /**

@@ -6,7 +6,10 @@
 // spec's KeyValueStore, validated exactly as the Redis store validates them
 // (storeTtl); expiry is judged with Date.now().
 
-const { binding, call, invalidArg: typeError, storeTtl, drainFileDirsOnExit } = require('../internal/binding.js')
+const { binding, call } = require('../internal/binding.js')
+const { invalidArg } = require('../internal/errors.js')
+const { checkString, storeTtl } = require('../internal/validate.js')
+const { drainFileDirsOnExit } = require('../internal/exit.js')
 const { LeaseBatcher } = require('../internal/tick-batcher.js')
 
 /** Marks our native file stores (their leases are native too). */
@@ -17,22 +20,15 @@ const NATIVE_FILE_STORE = Symbol.for('awaitly-persistence-native.fileStore')
 // files, never a key of the store.
 const FILE_OWNERS = Symbol('awaitlyFileOwners')
 
-function str(value, what) {
-  if (typeof value !== 'string') {
-    throw typeError(`${what} must be a string, got ${value === null ? 'null' : typeof value}`)
-  }
-  return value
-}
-
 function createFileStore(options) {
-  if (options === null || typeof options !== 'object') throw typeError('createFileStore: options must be an object')
+  if (options === null || typeof options !== 'object') throw invalidArg('createFileStore: options must be an object')
   const { directory, extension = '.kv.json', durable = true, reuseFiles = true } = options
   if (typeof directory !== 'string' || directory === '') {
-    throw typeError('createFileStore: options.directory must be a non-empty string')
+    throw invalidArg('createFileStore: options.directory must be a non-empty string')
   }
-  if (typeof extension !== 'string') throw typeError('createFileStore: options.extension must be a string')
-  if (typeof durable !== 'boolean') throw typeError('createFileStore: options.durable must be a boolean')
-  if (typeof reuseFiles !== 'boolean') throw typeError('createFileStore: options.reuseFiles must be a boolean')
+  if (typeof extension !== 'string') throw invalidArg('createFileStore: options.extension must be a string')
+  if (typeof durable !== 'boolean') throw invalidArg('createFileStore: options.durable must be a boolean')
+  if (typeof reuseFiles !== 'boolean') throw invalidArg('createFileStore: options.reuseFiles must be a boolean')
   const native = new binding.NativeFileStore(directory, extension, durable, reuseFiles)
   drainFileDirsOnExit()
 
@@ -42,23 +38,23 @@ function createFileStore(options) {
       list: () => call(native.ownerKeys()),
     },
     async get(key) {
-      return call(native.get(str(key, 'key'), Date.now()))
+      return call(native.get(checkString('key', key), Date.now()))
     },
     async set(key, value, opts) {
-      str(key, 'key')
-      str(value, 'value')
+      checkString('key', key)
+      checkString('value', value)
       // the Redis store's validator: whole seconds, absent/0/null = no expiry
       const ttl = storeTtl(opts)
       await call(native.set(key, value, ttl === 0 ? null : Date.now() + ttl * 1000))
     },
     async delete(key) {
-      return call(native.delete(str(key, 'key'), Date.now()))
+      return call(native.delete(checkString('key', key), Date.now()))
     },
     async exists(key) {
-      return call(native.exists(str(key, 'key'), Date.now()))
+      return call(native.exists(checkString('key', key), Date.now()))
     },
     async keys(pattern) {
-      return call(native.keys(str(pattern, 'pattern'), Date.now()))
+      return call(native.keys(checkString('pattern', pattern), Date.now()))
     },
   }
   // run leases (src/file/lease.rs), for createSnapshotStore; not enumerable

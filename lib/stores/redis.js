@@ -4,7 +4,9 @@
 // and at the end of the tick the queue goes to Rust as ONE native call (one
 // pipeline, one round trip, one promise), whose results settle the calls.
 
-const { binding, fromNative, invalidArg: typeError, storeTtl } = require('../internal/binding.js')
+const { binding, fromNative } = require('../internal/binding.js')
+const { invalidArg } = require('../internal/errors.js')
+const { checkString, describe, storeTtl } = require('../internal/validate.js')
 const { LeaseBatcher } = require('../internal/tick-batcher.js')
 
 /** Marks our native stores; createKVCache/createStatePersistence use the fast paths. */
@@ -24,14 +26,9 @@ const DEFAULTS = { url: 'redis://127.0.0.1:6379', connectTimeout: 5000, commandT
 function positiveIntOption(name, value, dflt, unit) {
   if (value === undefined) return dflt
   if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > 2 ** 31) {
-    throw typeError(`createRedisStore: ${name} must be a positive integer${unit}, got ${String(value)}`)
+    throw invalidArg(`createRedisStore: ${name} must be a positive integer${unit}, got ${String(value)}`)
   }
   return value
-}
-
-function keyArg(method, key) {
-  if (typeof key !== 'string') throw typeError(`${method}: key must be a string, got ${typeof key}`)
-  return key
 }
 
 // Outcomes of the native exec / onWire, one int per op (src/redis/binding.rs)
@@ -300,21 +297,21 @@ function clusterOption(options) {
   const cluster = options.cluster
   if (cluster === undefined) return undefined
   if (cluster === null || typeof cluster !== 'object' || Array.isArray(cluster)) {
-    throw typeError("createRedisStore: cluster must be an object like { nodes: ['redis://127.0.0.1:7000'] }")
+    throw invalidArg("createRedisStore: cluster must be an object like { nodes: ['redis://127.0.0.1:7000'] }")
   }
   if (options.url !== undefined) {
-    throw typeError('createRedisStore: give either url (one server) or cluster (Redis Cluster), not both')
+    throw invalidArg('createRedisStore: give either url (one server) or cluster (Redis Cluster), not both')
   }
   for (const f of Object.keys(cluster)) {
-    if (f !== 'nodes') throw typeError(`createRedisStore: cluster.${f} is not an option (cluster takes { nodes })`)
+    if (f !== 'nodes') throw invalidArg(`createRedisStore: cluster.${f} is not an option (cluster takes { nodes })`)
   }
   const { nodes } = cluster
   if (!Array.isArray(nodes) || nodes.length === 0) {
-    throw typeError('createRedisStore: cluster.nodes must be a non-empty array of redis:// or rediss:// URLs')
+    throw invalidArg('createRedisStore: cluster.nodes must be a non-empty array of redis:// or rediss:// URLs')
   }
   nodes.forEach((n, i) => {
     if (typeof n !== 'string' || !/^rediss?:\/\/./.test(n)) {
-      throw typeError(`createRedisStore: cluster.nodes[${i}] must be a redis:// or rediss:// URL, got ${typeof n === 'string' ? JSON.stringify(n) : typeof n}`)
+      throw invalidArg(`createRedisStore: cluster.nodes[${i}] must be a redis:// or rediss:// URL, got ${typeof n === 'string' ? JSON.stringify(n) : typeof n}`)
     }
   })
   return [...nodes]
@@ -327,21 +324,21 @@ function clusterOption(options) {
  * in a cluster).
  */
 function createRedisStore(options = {}) {
-  if (options === null || typeof options !== 'object') throw typeError('createRedisStore: options must be an object')
+  if (options === null || typeof options !== 'object') throw invalidArg('createRedisStore: options must be an object')
   const clusterNodes = clusterOption(options)
   const url = options.url === undefined ? DEFAULTS.url : options.url
-  if (typeof url !== 'string' || url.length === 0) throw typeError('createRedisStore: url must be a non-empty string')
+  if (typeof url !== 'string' || url.length === 0) throw invalidArg('createRedisStore: url must be a non-empty string')
   const connectTimeout = positiveIntOption('connectTimeout', options.connectTimeout, DEFAULTS.connectTimeout, ' number of milliseconds')
   const commandTimeout = positiveIntOption('commandTimeout', options.commandTimeout, DEFAULTS.commandTimeout, ' number of milliseconds')
   const maxBatch = positiveIntOption('maxBatch', options.maxBatch, DEFAULTS.maxBatch, ' (calls per pipeline)')
   const waitReplicas = options.waitReplicas === undefined ? 0 : options.waitReplicas
   if (typeof waitReplicas !== 'number' || !Number.isInteger(waitReplicas) || waitReplicas < 0 || waitReplicas > 1000) {
-    throw typeError(`createRedisStore: waitReplicas must be a whole number of replicas (0 = off), got ${String(waitReplicas)}`)
+    throw invalidArg(`createRedisStore: waitReplicas must be a whole number of replicas (0 = off), got ${String(waitReplicas)}`)
   }
   const tls = options.tls === undefined || options.tls === null ? {} : options.tls
-  if (typeof tls !== 'object') throw typeError('createRedisStore: tls must be an object like { ca, cert, key } (PEM strings)')
+  if (typeof tls !== 'object') throw invalidArg('createRedisStore: tls must be an object like { ca, cert, key } (PEM strings)')
   for (const f of ['ca', 'cert', 'key']) {
-    if (tls[f] !== undefined && typeof tls[f] !== 'string') throw typeError(`createRedisStore: tls.${f} must be a PEM string`)
+    if (tls[f] !== undefined && typeof tls[f] !== 'string') throw invalidArg(`createRedisStore: tls.${f} must be a PEM string`)
   }
   const native = new binding.NativeRedisStore(
     url,
@@ -368,15 +365,15 @@ function createRedisStore(options = {}) {
   const store = {
     get(key) {
       try {
-        return enqueue(OP_GET, keyArg('get', key), undefined, 0)
+        return enqueue(OP_GET, checkString('get: key', key), undefined, 0)
       } catch (e) {
         return Promise.reject(e)
       }
     },
     set(key, value, opts) {
       try {
-        keyArg('set', key)
-        if (typeof value !== 'string') throw typeError(`set: value must be a string, got ${typeof value}`)
+        checkString('set: key', key)
+        checkString('set: value', value)
         return enqueue(OP_SET, key, value, storeTtl(opts))
       } catch (e) {
         return Promise.reject(e)
@@ -384,21 +381,21 @@ function createRedisStore(options = {}) {
     },
     delete(key) {
       try {
-        return enqueue(OP_DELETE, keyArg('delete', key), undefined, 0)
+        return enqueue(OP_DELETE, checkString('delete: key', key), undefined, 0)
       } catch (e) {
         return Promise.reject(e)
       }
     },
     exists(key) {
       try {
-        return enqueue(OP_EXISTS, keyArg('exists', key), undefined, 0)
+        return enqueue(OP_EXISTS, checkString('exists: key', key), undefined, 0)
       } catch (e) {
         return Promise.reject(e)
       }
     },
     /** Keys matching a Redis glob, by SCAN (never KEYS). Order unspecified. */
     keys(pattern) {
-      if (typeof pattern !== 'string') return Promise.reject(typeError('keys: pattern must be a string'))
+      if (typeof pattern !== 'string') return Promise.reject(invalidArg(`keys: pattern must be a string, got ${describe(pattern)}`))
       return native_(native.keys(pattern)).then(splitKeys)
     },
     /** Connect now (if not connected) and PING; rejects with ERR_STORE_UNAVAILABLE / ERR_STORE_TIMEOUT. */
