@@ -1,55 +1,60 @@
 'use strict'
-// Run-lease calls (acquire / release / renew) made in one tick go to Rust as
-// ONE native call, like the Redis store's Batcher: one pipeline on Redis
-// (src/redis/lease.rs), one lock-holding pass on files (src/file/lease.rs).
-// `send(kinds, ttls, scopes, keys, tokens)` returns the native promise of
-// `{ codes, tokens, errors }`: a code per op (0 false / not taken, 1 true /
-// taken, else an error in errors[i]) and the tokens of the taken leases, in
-// order, 32 characters each.
+// The tick batcher: the calls made in one tick are gathered into one batch,
+// handed to the native side as ONE call at the end of the tick (or as soon
+// as it holds maxBatch calls), and each call's promise is settled from that
+// batch's results. The Redis store's data calls and the run-lease calls of
+// the Redis and file stores each use one.
 
 const { fromNative } = require('./binding.js')
+const { copyError } = require('./errors.js')
 
-const LEASE_ACQUIRE = 0
-const LEASE_RELEASE = 1
-const LEASE_RENEW = 2
-const TOKEN_LEN = 32
+/**
+ * @typedef {{ waiters: Function[] }} Batch a batch: its own columns, and
+ *   [resolve, reject] of each call, in call order
+ */
 
-function settleAll(waiters, e) {
-  for (let i = 1; i < waiters.length; i += 2) {
-    const each = new Error(e.message)
-    each.code = e.code
-    waiters[i](each)
-  }
+/**
+ * Reject every call of a batch with (a copy of) `error`.
+ * @param {Function[]} waiters
+ * @param {{ message: string, code?: string }} error
+ */
+function settleAll(waiters, error) {
+  for (let i = 1; i < waiters.length; i += 2) waiters[i](copyError(error))
 }
 
-class LeaseBatcher {
-  constructor(send, maxBatch) {
-    this.send = send
+/** @template {Batch} B */
+class TickBatcher {
+  /**
+   * @param {number} maxBatch calls per batch, at most
+   * @param {() => B} empty a new batch with empty columns
+   * @param {(batch: B) => void} send hands a batch over; it must settle every
+   *   call (a synchronous throw rejects them all)
+   */
+  constructor(maxBatch, empty, send) {
     this.maxBatch = maxBatch
-    this.reset()
+    this.empty = empty
+    this.send = send
+    /** @type {B | null} */
+    this.batch = null
     this.scheduled = false
     this.flush = this.flush.bind(this)
   }
 
-  reset() {
-    this.kinds = []
-    this.ttls = []
-    this.scopes = []
-    this.keys = []
-    this.tokens = []
-    this.waiters = []
+  /** The batch of this tick, to append a call's columns to before `wait`. */
+  current() {
+    if (this.batch === null) this.batch = this.empty()
+    return this.batch
   }
 
-  /** Resolves to the new token or null (acquire), or a boolean (release, renew). */
-  push(kind, scope, key, token, ttl) {
+  /**
+   * The promise of the call just appended to `batch` (this tick's).
+   * @param {B} batch
+   * @returns {Promise<any>}
+   */
+  wait(batch) {
     return new Promise((resolve, reject) => {
-      this.kinds.push(kind)
-      this.ttls.push(ttl)
-      this.scopes.push(scope)
-      this.keys.push(key)
-      this.tokens.push(token)
-      this.waiters.push(resolve, reject)
-      if (this.kinds.length >= this.maxBatch) this.flush()
+      batch.waiters.push(resolve, reject)
+      if (batch.waiters.length >= 2 * this.maxBatch) this.flush()
       else if (!this.scheduled) {
         this.scheduled = true
         process.nextTick(this.flush)
@@ -57,45 +62,18 @@ class LeaseBatcher {
     })
   }
 
-  acquire(scope, key, ttl) {
-    return this.push(LEASE_ACQUIRE, scope, key, '', ttl)
-  }
-
-  release(scope, key, token) {
-    return this.push(LEASE_RELEASE, scope, key, token, 0)
-  }
-
-  renew(scope, key, token, ttl) {
-    return this.push(LEASE_RENEW, scope, key, token, ttl)
-  }
-
+  /** Send this tick's batch now (also at the end of the tick, and when full). */
   flush() {
     this.scheduled = false
-    if (this.kinds.length === 0) return
-    const { kinds, ttls, scopes, keys, tokens, waiters } = this
-    this.reset()
-    let p
+    const batch = this.batch
+    if (batch === null) return
+    this.batch = null
     try {
-      p = this.send(Uint8Array.from(kinds), Uint32Array.from(ttls), scopes, keys, tokens)
+      this.send(batch)
     } catch (e) {
-      settleAll(waiters, fromNative(e))
-      return
+      settleAll(batch.waiters, fromNative(e))
     }
-    p.then(
-      ({ codes, tokens: taken, errors }) => {
-        let pos = 0
-        for (let i = 0; i < codes.length; i++) {
-          if (codes[i] > 1) waiters[2 * i + 1](fromNative(new Error(errors?.[i] ?? '[ERR_INTERNAL] missing error')))
-          else if (kinds[i] !== LEASE_ACQUIRE) waiters[2 * i](codes[i] === 1)
-          else if (codes[i] === 1) {
-            waiters[2 * i](taken.slice(pos, pos + TOKEN_LEN))
-            pos += TOKEN_LEN
-          } else waiters[2 * i](null)
-        }
-      },
-      (e) => settleAll(waiters, fromNative(e)),
-    )
   }
 }
 
-module.exports = { LeaseBatcher }
+module.exports = { TickBatcher, settleAll }

@@ -10,7 +10,7 @@ const { binding, call } = require('../internal/binding.js')
 const { invalidArg } = require('../internal/errors.js')
 const { checkString, storeTtl } = require('../internal/validate.js')
 const { drainFileDirsOnExit } = require('../internal/exit.js')
-const { LeaseBatcher } = require('../internal/tick-batcher.js')
+const { leaseCalls } = require('./leases.js')
 
 /** Marks our native file stores (their leases are native too). */
 const NATIVE_FILE_STORE = Symbol.for('awaitly-persistence-native.fileStore')
@@ -58,7 +58,7 @@ function createFileStore(options) {
     },
   }
   // run leases (src/file/lease.rs), for createSnapshotStore; not enumerable
-  const leases = new LeaseBatcher((kinds, ttls, prefixes, ids, tokens) => native.leaseExec(kinds, ttls, prefixes, ids, tokens), 256)
+  const leases = leaseCalls((kinds, ttls, prefixes, ids, tokens) => native.leaseExec(kinds, ttls, prefixes, ids, tokens), 256)
   Object.defineProperty(store, NATIVE_FILE_STORE, {
     value: {
       leaseAcquire: (prefix, id, ttlMs) => leases.acquire(prefix, id, ttlMs),

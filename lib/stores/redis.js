@@ -5,20 +5,17 @@
 // pipeline, one round trip, one promise), whose results settle the calls.
 
 const { binding, fromNative } = require('../internal/binding.js')
-const { invalidArg } = require('../internal/errors.js')
+const { invalidArg, storeClosed } = require('../internal/errors.js')
 const { checkString, describe, storeTtl } = require('../internal/validate.js')
-const { LeaseBatcher } = require('../internal/tick-batcher.js')
+const { OP, OUT } = require('../internal/codes.js')
+const { TickBatcher, settleAll } = require('../internal/tick-batcher.js')
+const { leaseCalls } = require('./leases.js')
 
 /** Marks our native stores; createKVCache/createStatePersistence use the fast paths. */
 const NATIVE_STORE = Symbol.for('awaitly-persistence-native.redisStore')
 
-const OP_GET = 0
-const OP_SET = 1
-const OP_DELETE = 2
-const OP_EXISTS = 3
-// a SET followed by WAIT <waitReplicas> (state documents)
-const OP_SET_DURABLE = 4
-const OP_PING = 5
+const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS, SET_DURABLE: OP_SET_DURABLE, PING: OP_PING } = OP
+const { NONE: OUT_NONE, TRUE: OUT_TRUE, FALSE: OUT_FALSE, VALUE: META_VALUE } = OUT
 
 const DEFAULTS = { url: 'redis://127.0.0.1:6379', connectTimeout: 5000, commandTimeout: 5000, maxBatch: 64 }
 
@@ -31,74 +28,15 @@ function positiveIntOption(name, value, dflt, unit) {
   return value
 }
 
-// Outcomes of the native exec / onWire, one int per op (src/redis/binding.rs)
-const OUT_NONE = 0
-const OUT_TRUE = 2
-const OUT_FALSE = 3
-const META_VALUE = 8
+/**
+ * @typedef {{ ops: number[], ttls: number[], lens: number[], blob: string, waiters: Function[] }} DataBatch
+ *   a tick's data calls: op and ttl of each, its key and SET value
+ *   concatenated into one string (`blob`, one string crosses to Rust) with
+ *   their lengths
+ */
 
-class Batcher {
-  constructor(native, maxBatch, direct) {
-    this.native = native
-    this.maxBatch = maxBatch
-    // the JS-thread data connection (DirectLink), or null: the tokio transport
-    this.direct = direct
-    this.reset()
-    this.scheduled = false
-    this.flush = this.flush.bind(this)
-  }
-
-  reset() {
-    this.ops = []
-    this.ttls = []
-    // keys and SET values, concatenated, with their lengths: one string crosses to Rust
-    this.lens = []
-    this.blob = ''
-    this.waiters = []
-  }
-
-  push(op, key, value, ttl) {
-    return new Promise((resolve, reject) => {
-      this.ops.push(op)
-      this.ttls.push(ttl)
-      this.lens.push(key.length)
-      this.blob += key
-      if (op === OP_SET || op === OP_SET_DURABLE) {
-        this.lens.push(value.length)
-        this.blob += value
-      }
-      this.waiters.push(resolve, reject)
-      if (this.ops.length >= this.maxBatch) this.flush()
-      else if (!this.scheduled) {
-        this.scheduled = true
-        process.nextTick(this.flush)
-      }
-    })
-  }
-
-  flush() {
-    this.scheduled = false
-    if (this.ops.length === 0) return
-    const batch = { ops: this.ops, ttls: this.ttls, lens: this.lens, blob: this.blob, waiters: this.waiters }
-    this.reset()
-    if (this.direct) {
-      this.direct.send(batch)
-      return
-    }
-    const { ops, ttls, lens, blob, waiters } = batch
-    let p
-    try {
-      p = this.native.exec(Uint8Array.from(ops), Uint32Array.from(ttls), Uint32Array.from(lens), blob)
-    } catch (e) {
-      settleAll(waiters, fromNative(e))
-      return
-    }
-    p.then(
-      (out) => settleResults([batch], 0, out.meta.length, out.meta, out.blob, out.errors),
-      (e) => settleAll(waiters, fromNative(e)),
-    )
-  }
-}
+/** @returns {DataBatch} */
+const emptyBatch = () => ({ ops: [], ttls: [], lens: [], blob: '', waiters: [] })
 
 /**
  * Settle `batches[from..]` from the native results of their first `count`
@@ -279,15 +217,6 @@ function splitKeys({ lens, blob }) {
   return out
 }
 
-function settleAll(waiters, e) {
-  for (let i = 1; i < waiters.length; i += 2) {
-    // one Error object per call, each with the same code and message
-    const each = new Error(e.message)
-    each.code = e.code
-    waiters[i](each)
-  }
-}
-
 /**
  * The `cluster` option: `{ nodes: ['redis://host:port', ...] }` (seed nodes;
  * the others are discovered), or undefined. Strict: anything else, unknown
@@ -351,16 +280,40 @@ function createRedisStore(options = {}) {
     waitReplicas,
   )
   const direct = native.directCapable ? new DirectLink(native, maxBatch) : null
-  const batcher = new Batcher(native, maxBatch, direct)
-  const leases = new LeaseBatcher((kinds, ttls, _scopes, keys, tokens) => native.leaseExec(kinds, ttls, keys, tokens), maxBatch)
-  let closed = false
-  const closedError = () => {
-    const e = new Error('store is closed')
-    e.code = 'ERR_STORE_CLOSED'
-    return e
+  /** @type {TickBatcher<DataBatch>} */
+  const batcher = new TickBatcher(maxBatch, emptyBatch, (batch) => {
+    if (direct) return direct.send(batch)
+    native.exec(Uint8Array.from(batch.ops), Uint32Array.from(batch.ttls), Uint32Array.from(batch.lens), batch.blob).then(
+      (/** @type {{ meta: Uint32Array, blob: string, errors?: (string | null)[] | null }} */ out) =>
+        settleResults([batch], 0, out.meta.length, out.meta, out.blob, out.errors),
+      (/** @type {Error} */ e) => settleAll(batch.waiters, fromNative(e)),
+    )
+  })
+  /**
+   * Queue one data call in this tick's batch.
+   * @param {number} op
+   * @param {string} key
+   * @param {string | undefined} value
+   * @param {number} ttl
+   */
+  const push = (op, key, value, ttl) => {
+    const b = batcher.current()
+    b.ops.push(op)
+    b.ttls.push(ttl)
+    b.lens.push(key.length)
+    b.blob += key
+    if (value !== undefined) {
+      b.lens.push(value.length)
+      b.blob += value
+    }
+    return batcher.wait(b)
   }
-  const enqueue = (op, key, value, ttl) => (closed ? Promise.reject(closedError()) : batcher.push(op, key, value, ttl))
-  const native_ = (p) => (closed ? Promise.reject(closedError()) : p.catch((e) => Promise.reject(fromNative(e))))
+  const leases = leaseCalls((kinds, ttls, _scopes, keys, tokens) => native.leaseExec(kinds, ttls, keys, tokens), maxBatch)
+  let closed = false
+  /** @type {(op: number, key: string, value: string | undefined, ttl: number) => Promise<any>} */
+  const enqueue = (op, key, value, ttl) => (closed ? Promise.reject(storeClosed()) : push(op, key, value, ttl))
+  /** @type {(p: Promise<any>) => Promise<any>} */
+  const native_ = (p) => (closed ? Promise.reject(storeClosed()) : p.catch((e) => Promise.reject(fromNative(e))))
 
   const store = {
     get(key) {
@@ -431,9 +384,9 @@ function createRedisStore(options = {}) {
       keys: (pattern) => native_(native.keys(pattern)).then(splitKeys),
       clearCachePrefix: (prefix) => native_(native.clearCachePrefix(prefix)),
       // run leases (src/redis/lease.rs), for createSnapshotStore: token | null, boolean, boolean
-      leaseAcquire: (key, ttlMs) => (closed ? Promise.reject(closedError()) : leases.acquire('', key, ttlMs)),
-      leaseRelease: (key, token) => (closed ? Promise.reject(closedError()) : leases.release('', key, token)),
-      leaseRenew: (key, token, ttlMs) => (closed ? Promise.reject(closedError()) : leases.renew('', key, token, ttlMs)),
+      leaseAcquire: (key, ttlMs) => (closed ? Promise.reject(storeClosed()) : leases.acquire('', key, ttlMs)),
+      leaseRelease: (key, token) => (closed ? Promise.reject(storeClosed()) : leases.release('', key, token)),
+      leaseRenew: (key, token, ttlMs) => (closed ? Promise.reject(storeClosed()) : leases.renew('', key, token, ttlMs)),
     },
   })
   return store
