@@ -38,16 +38,13 @@ defineStoreCompliance(
 // A user restricted by ACL to its key prefixes (as on managed Redis): every
 // key a KV cache, a state persistence and clearAsync touch must lie inside
 // the prefix given (owner markers included). SCAN needs no key permission.
-// Keys outside (an older build's registry key) are written by the default user.
 let aclServer: PrivateRedis
-let admin: any
 defineStoreCompliance(
   'native-redis-acl-user',
   async () => {
     aclServer = await startPrivateRedis()
     const acl = ['ACL', 'SETUSER', 'u', 'on', '>pw', 'resetkeys', '~cmp:*', '~workflow:*', 'resetchannels', '+@all', '-@dangerous']
     execFileSync('redis-cli', ['-p', String(aclServer.port), ...acl])
-    admin = createRedisStore({ url: aclServer.url })
     const user = createRedisStore({ url: `redis://u:pw@127.0.0.1:${aclServer.port}` })
     // the restriction is real: a key outside the prefixes is refused
     await user.set('outside:1', 'x').then(
@@ -62,10 +59,8 @@ defineStoreCompliance(
   },
   {
     isolated: true,
-    admin: () => admin,
     close: async (s: any) => {
       await s.close()
-      await admin.close()
       await aclServer.kill()
     },
   },

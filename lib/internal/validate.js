@@ -31,6 +31,16 @@ function checkKey(key) {
 }
 
 /**
+ * A key prefix option of `fn` (a factory): a string.
+ * @param {string} fn
+ * @param {unknown} prefix
+ */
+function checkPrefix(fn, prefix) {
+  if (typeof prefix !== 'string') throw invalidArg(`${fn}: prefix must be a string, got ${typeof prefix}`)
+  return prefix
+}
+
+/**
  * A KeyValueStore ttl: a whole number of seconds; undefined or 0 = no expiry
  * (returns 0). Anything else throws invalidArg naming `what`.
  */
@@ -53,4 +63,4 @@ function storeTtl(options) {
   return options.ttl === null ? 0 : wholeSecondsTtl('set: ttl', options.ttl)
 }
 
-module.exports = { describe, checkString, checkKey, wholeSecondsTtl, storeTtl }
+module.exports = { describe, checkString, checkKey, checkPrefix, wholeSecondsTtl, storeTtl }

@@ -3,7 +3,8 @@
 // extended contract: save/load of a WorkflowSnapshot or a ResumeState,
 // loadResumeState) over any KeyValueStore, and, over our native Redis and
 // file stores, also its WorkflowLock (tryAcquire/release/renew), which is
-// all Rust (src/redis/lease.rs, src/file/lease.rs). The glue is JavaScript
+// all Rust (src/redis/lease.rs, src/file/lease.rs), reached through the
+// store adapter's leases (lib/stores/adapter.js). The glue is JavaScript
 // only where JavaScript semantics demand it: ResumeState holds Maps and
 // Error objects, which awaitly's own serializeResumeState /
 // deserializeResumeState turn into JSON and back (loaded from the user's
@@ -21,12 +22,10 @@ const { binding } = require('../internal/binding.js')
 const { invalidArg, corruptError } = require('../internal/errors.js')
 const { checkString } = require('../internal/validate.js')
 const { STATUSES } = require('../format/snapshot.js').internal
-const { NATIVE_STORE } = require('../stores/redis.js').internal
-const { NATIVE_FILE_STORE } = require('../stores/file.js').internal
-const { checkNotReserved, isMarkerShaped, ownerRegistration } = require('../caches/kv.js').internal
+const { adapt } = require('../stores/adapter.js')
+const { checkNotReserved, isMarkerShaped, ownerRegistration } = require('../stores/ownership.js')
 
 const DEFAULT_PREFIX = 'awaitly:snapshot:'
-const LEASE_INFIX = '\u0000lease:'
 const DEFAULT_LIST_LIMIT = 100
 const DEFAULT_TTL_MS = 60_000
 const MAX_TTL_MS = 2 ** 31 - 1
@@ -157,11 +156,10 @@ function createSnapshotStore(options) {
   const keyOf = (id) => prefix + id
   // On native Redis a save is a durable write: with `waitReplicas: n` it
   // returns once n replicas have it (WAIT in the same pipeline).
-  const native = store[NATIVE_STORE]
-  const put = native ? native.setDurable : (k, v) => store.set(k, v)
+  const adapted = adapt(store)
   // The prefix is marked as a state persistence's (a marker key inside it),
   // so a KV cache whose clearAsync covers it never deletes snapshots.
-  const register = ownerRegistration(store, 'state', prefix)
+  const register = ownerRegistration(adapted, 'state', prefix)
 
   const api = {
     async save(id, snapshot) {
@@ -169,12 +167,12 @@ function createSnapshotStore(options) {
       const text = encode(id, snapshot)
       const reg = register()
       if (reg) await reg
-      await put(keyOf(id), text)
+      await adapted.setDurable(keyOf(id), text)
     },
     async load(id) {
       checkId('load', id)
       const key = keyOf(id)
-      const text = await store.get(key)
+      const text = await adapted.get(key)
       return text === null || text === undefined ? null : decodeSnapshot(key, text)
     },
     /** The stored ResumeState of `id`, or null (nothing stored, or a WorkflowSnapshot). */
@@ -184,15 +182,15 @@ function createSnapshotStore(options) {
     },
     async delete(id) {
       checkId('delete', id)
-      await store.delete(keyOf(id))
+      await adapted.delete(keyOf(id))
     },
     /** `[{ id, updatedAt }]`, newest first; `prefix` is literal text. */
     async list(options) {
       const { prefix: idPrefix, limit } = listOptions(options)
       const literal = prefix + idPrefix
-      const keys = await store.keys(`${binding.escapeGlob(literal)}*`)
+      const keys = await adapted.keys(`${binding.escapeGlob(literal)}*`)
       const own = keys.filter((k) => k.startsWith(literal) && k.length > prefix.length && k.charCodeAt(prefix.length) !== 0 && !isMarkerShaped(k))
-      const texts = await Promise.all(own.map((k) => store.get(k)))
+      const texts = await Promise.all(own.map((k) => adapted.get(k)))
       const out = []
       for (let i = 0; i < own.length; i++) {
         if (texts[i] === null || texts[i] === undefined) continue // deleted since listed
@@ -204,38 +202,21 @@ function createSnapshotStore(options) {
     async close() {},
   }
 
-  const redis = store[NATIVE_STORE]
-  const file = store[NATIVE_FILE_STORE]
-  if (redis) {
-    const leaseKey = (id) => prefix + LEASE_INFIX + id
+  const { leases } = adapted
+  if (leases) {
     api.tryAcquire = async (id, opts) => {
       checkId('tryAcquire', id)
-      const token = await redis.leaseAcquire(leaseKey(id), ttlOf('tryAcquire', opts))
+      const token = await leases.acquire(prefix, id, ttlOf('tryAcquire', opts))
       return token === null ? null : { ownerToken: token }
     }
     api.release = async (id, ownerToken) => {
       checkId('release', id)
-      await redis.leaseRelease(leaseKey(id), checkToken('release', ownerToken))
+      await leases.release(prefix, id, checkToken('release', ownerToken))
     }
     api.renew = async (id, ownerToken, opts) => {
       checkId('renew', id)
       checkToken('renew', ownerToken)
-      return redis.leaseRenew(leaseKey(id), ownerToken, ttlOf('renew', opts))
-    }
-  } else if (file) {
-    api.tryAcquire = async (id, opts) => {
-      checkId('tryAcquire', id)
-      const token = await file.leaseAcquire(prefix, id, ttlOf('tryAcquire', opts))
-      return token === null ? null : { ownerToken: token }
-    }
-    api.release = async (id, ownerToken) => {
-      checkId('release', id)
-      await file.leaseRelease(prefix, id, checkToken('release', ownerToken))
-    }
-    api.renew = async (id, ownerToken, opts) => {
-      checkId('renew', id)
-      checkToken('renew', ownerToken)
-      return file.leaseRenew(prefix, id, ownerToken, ttlOf('renew', opts))
+      return leases.renew(prefix, id, ownerToken, ttlOf('renew', opts))
     }
   }
   return api

@@ -3,16 +3,16 @@
 // KeyValueStore. Stored text is stringifyState's, byte for byte. A stored
 // value that is not a state rejects with ERR_CORRUPT (the JS module turned it
 // into `undefined`, i.e. a silent fresh start); `load` resolves undefined only
-// when nothing is stored. Before its first save the persistence writes its
-// owner marker (`<prefix>__awaitly:owner:state`, inside the prefix; a hidden
-// file on the native file store), so no cache sharing the store deletes its
-// documents (see lib/caches/kv.js); list() leaves markers out.
+// when nothing is stored. Before its first save the persistence marks its
+// prefix as a state prefix (lib/stores/ownership.js), so no cache sharing the
+// store deletes its documents; list() leaves markers out. The store's
+// operations come from the store adapter (lib/stores/adapter.js).
 
 const { stringifyState, parseState } = require('../format/serialize.js')
-const { NATIVE_STORE } = require('../stores/redis.js').internal
 const { invalidArg, corruptError } = require('../internal/errors.js')
-const { checkString, describe } = require('../internal/validate.js')
-const { checkStore, checkPrefix, checkNotReserved, ownerRegistration, keysUnder } = require('../caches/kv.js').internal
+const { checkString, checkPrefix, describe } = require('../internal/validate.js')
+const { adapt, checkStore } = require('../stores/adapter.js')
+const { checkNotReserved, ownerRegistration, keysUnder } = require('../stores/ownership.js')
 
 /**
  * A stored state document, read by parseState (which checks the whole
@@ -52,11 +52,8 @@ function checkRunId(method, runId) {
 function createStatePersistence(store, prefix = 'workflow:state:') {
   checkStore('createStatePersistence', store)
   checkPrefix('createStatePersistence', prefix)
-  const native = store[NATIVE_STORE]
-  const register = ownerRegistration(store, 'state', prefix)
-  const sGet = native ? native.get : (k) => store.get(k)
-  const sSet = native ? native.setDurable : (k, v) => store.set(k, v)
-  const sDel = native ? native.delete : (k) => store.delete(k)
+  const adapted = adapt(store)
+  const register = ownerRegistration(adapted, 'state', prefix)
 
   return {
     async save(runId, state, metadata) {
@@ -64,30 +61,30 @@ function createStatePersistence(store, prefix = 'workflow:state:') {
       checkMetadata(metadata)
       const json = stringifyState(state, metadata)
       const reg = register()
-      if (reg && native) {
+      if (reg && adapted.ordered) {
         // same tick: the registration and the write share one pipeline, in order
-        await Promise.all([reg, sSet(`${prefix}${runId}`, json)])
+        await Promise.all([reg, adapted.setDurable(`${prefix}${runId}`, json)])
         return
       }
       if (reg) await reg
-      await sSet(`${prefix}${runId}`, json)
+      await adapted.setDurable(`${prefix}${runId}`, json)
     },
 
     async load(runId) {
       checkRunId('load', runId)
       const fullKey = `${prefix}${runId}`
-      const data = await sGet(fullKey)
+      const data = await adapted.get(fullKey)
       if (data === null || data === undefined) return undefined
       return decodeState(fullKey, data)
     },
 
     async delete(runId) {
       checkRunId('delete', runId)
-      return sDel(`${prefix}${runId}`)
+      return adapted.delete(`${prefix}${runId}`)
     },
 
     async list() {
-      const keys = await keysUnder(store, prefix)
+      const keys = await keysUnder(adapted, prefix)
       return keys.map((k) => k.slice(prefix.length))
     },
   }

@@ -11,14 +11,7 @@ const { invalidArg } = require('../internal/errors.js')
 const { checkString, storeTtl } = require('../internal/validate.js')
 const { drainFileDirsOnExit } = require('../internal/exit.js')
 const { leaseCalls } = require('./leases.js')
-
-/** Marks our native file stores (their leases are native too). */
-const NATIVE_FILE_STORE = Symbol.for('awaitly-persistence-native.fileStore')
-
-// Owner markers of KV caches and state persistences over this store (see
-// lib/caches/kv.js): hidden files `.awaitly-owner.<hash>` next to the key
-// files, never a key of the store.
-const FILE_OWNERS = Symbol('awaitlyFileOwners')
+const { ADAPTED, generic } = require('./adapter.js')
 
 function createFileStore(options) {
   if (options === null || typeof options !== 'object') throw invalidArg('createFileStore: options must be an object')
@@ -33,10 +26,6 @@ function createFileStore(options) {
   drainFileDirsOnExit()
 
   const store = {
-    [FILE_OWNERS]: {
-      register: (marker) => call(native.registerOwner(marker)),
-      list: () => call(native.ownerKeys()),
-    },
     async get(key) {
       return call(native.get(checkString('key', key), Date.now()))
     },
@@ -57,18 +46,18 @@ function createFileStore(options) {
       return call(native.keys(checkString('pattern', pattern), Date.now()))
     },
   }
-  // run leases (src/file/lease.rs), for createSnapshotStore; not enumerable
+  // run leases (src/file/lease.rs), for createSnapshotStore
   const leases = leaseCalls((kinds, ttls, prefixes, ids, tokens) => native.leaseExec(kinds, ttls, prefixes, ids, tokens), 256)
-  Object.defineProperty(store, NATIVE_FILE_STORE, {
-    value: {
-      leaseAcquire: (prefix, id, ttlMs) => leases.acquire(prefix, id, ttlMs),
-      leaseRelease: (prefix, id, token) => leases.release(prefix, id, token),
-      leaseRenew: (prefix, id, token, ttlMs) => leases.renew(prefix, id, token, ttlMs),
-    },
+  // Owner markers are hidden files `.awaitly-owner.<hash>` next to the key
+  // files (lib/stores/ownership.js), never keys of the store.
+  Object.defineProperty(store, ADAPTED, {
+    value: generic(store, {
+      registerOwner: (marker) => call(native.registerOwner(marker)),
+      ownerKeys: () => call(native.ownerKeys()),
+      leases: { acquire: leases.acquire, release: leases.release, renew: leases.renew },
+    }),
   })
   return store
 }
 
 module.exports = { createFileStore }
-// Internals for the other lib/ modules; not enumerable, so index.js does not re-export them.
-Object.defineProperty(module.exports, 'internal', { value: { NATIVE_FILE_STORE, FILE_OWNERS } })

@@ -10,9 +10,11 @@ const { checkString, describe, storeTtl } = require('../internal/validate.js')
 const { OP, OUT } = require('../internal/codes.js')
 const { TickBatcher, settleAll } = require('../internal/tick-batcher.js')
 const { leaseCalls } = require('./leases.js')
+const { ADAPTED } = require('./adapter.js')
+const { MARKER_VALUE } = require('./ownership.js')
 
-/** Marks our native stores; createKVCache/createStatePersistence use the fast paths. */
-const NATIVE_STORE = Symbol.for('awaitly-persistence-native.redisStore')
+/** Snapshot stores' lease keys: `<prefix>\u0000lease:<id>` (ids may not start with U+0000, so no snapshot key is one). */
+const LEASE_INFIX = '\u0000lease:'
 
 const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS, SET_DURABLE: OP_SET_DURABLE, PING: OP_PING } = OP
 const { NONE: OUT_NONE, TRUE: OUT_TRUE, FALSE: OUT_FALSE, VALUE: META_VALUE } = OUT
@@ -373,25 +375,31 @@ function createRedisStore(options = {}) {
       return native.connectionsOpened
     },
   }
-  Object.defineProperty(store, NATIVE_STORE, {
-    value: {
-      get: (key) => enqueue(OP_GET, key, undefined, 0),
-      set: (key, value, ttl) => enqueue(OP_SET, key, value, ttl),
-      /** A state write: with waitReplicas, resolves once that many replicas have it. */
-      setDurable: (key, value) => enqueue(OP_SET_DURABLE, key, value, 0),
-      delete: (key) => enqueue(OP_DELETE, key, undefined, 0),
-      exists: (key) => enqueue(OP_EXISTS, key, undefined, 0),
-      keys: (pattern) => native_(native.keys(pattern)).then(splitKeys),
-      clearCachePrefix: (prefix) => native_(native.clearCachePrefix(prefix)),
-      // run leases (src/redis/lease.rs), for createSnapshotStore: token | null, boolean, boolean
-      leaseAcquire: (key, ttlMs) => (closed ? Promise.reject(storeClosed()) : leases.acquire('', key, ttlMs)),
-      leaseRelease: (key, token) => (closed ? Promise.reject(storeClosed()) : leases.release('', key, token)),
-      leaseRenew: (key, token, ttlMs) => (closed ? Promise.reject(storeClosed()) : leases.renew('', key, token, ttlMs)),
+  /** @type {(prefix: string, id: string) => string} */
+  const leaseKey = (prefix, id) => prefix + LEASE_INFIX + id
+  /** @type {import('./adapter.js').Adapted} */
+  const adapted = {
+    get: (key) => enqueue(OP_GET, key, undefined, 0),
+    // one tick: pipelines of maxBatch
+    getMany: (keys) => Promise.all(keys.map((k) => enqueue(OP_GET, k, undefined, 0))),
+    set: (key, value, ttl) => enqueue(OP_SET, key, value, ttl),
+    setDurable: (key, value) => enqueue(OP_SET_DURABLE, key, value, 0),
+    delete: (key) => enqueue(OP_DELETE, key, undefined, 0),
+    exists: (key) => enqueue(OP_EXISTS, key, undefined, 0),
+    keys: (pattern) => native_(native.keys(pattern)).then(splitKeys),
+    registerOwner: (marker) => enqueue(OP_SET, marker, MARKER_VALUE, 0),
+    clearCachePrefix: (prefix) => native_(native.clearCachePrefix(prefix)),
+    ordered: true,
+    // run leases (src/redis/lease.rs): the key `<prefix>\u0000lease:<id>` holds the owner token
+    leases: {
+      acquire: (prefix, id, ttlMs) => (closed ? Promise.reject(storeClosed()) : leases.acquire('', leaseKey(prefix, id), ttlMs)),
+      release: (prefix, id, token) => (closed ? Promise.reject(storeClosed()) : leases.release('', leaseKey(prefix, id), token)),
+      renew: (prefix, id, token, ttlMs) =>
+        closed ? Promise.reject(storeClosed()) : leases.renew('', leaseKey(prefix, id), token, ttlMs),
     },
-  })
+  }
+  Object.defineProperty(store, ADAPTED, { value: adapted })
   return store
 }
 
 module.exports = { createRedisStore }
-// Internals for the other lib/ modules; not enumerable, so index.js does not re-export them.
-Object.defineProperty(module.exports, 'internal', { value: { NATIVE_STORE } })
