@@ -1,9 +1,11 @@
 'use strict'
-// Write-behind bookkeeping shared by createFileCache and createKVCache: the
-// sync set/delete/clear update the in-process layer at once and hand the
-// durable operation (a promise from the cache's existing async path: the file
-// directory's group-committed queue, the Redis store's tick batcher) to
-// `track`. This module queues nothing itself; it only
+// The durable StepCache: durableStepCache builds the StepCache of
+// createFileCache and createKVCache from an in-process layer and a cache's
+// durable primitives (writeOnly / removeOnly / clearOnly). With write-behind
+// (the default) the sync set/delete/clear update the in-process layer at once
+// and hand the durable operation (a promise from the cache's async path: the
+// file directory's group-committed queue, the store adapter) to `track`.
+// Write-behind queues nothing itself; it only
 //  - counts what is in flight and keeps the process alive meanwhile (one
 //    ref'd timer while anything is pending), so a script that ends normally
 //    loses nothing;
@@ -167,7 +169,7 @@ function createTickets() {
  * (getAsync... and the durable primitives writeOnly/removeOnly/clearOnly),
  * the sync ones over `memory`, write-behind unless disabled.
  */
-function assemble(owner, code, memory, api, { writeBehind, onError }, encode, tickets = createTickets()) {
+function durableStepCache(owner, code, memory, api, { writeBehind, onError }, encode, tickets = createTickets()) {
   const wb = createWriteBehind(owner, code, onError)
   const { writeOnly, removeOnly, clearOnly, ...rest } = api
   const later = (fn) => {
@@ -288,4 +290,4 @@ function assemble(owner, code, memory, api, { writeBehind, onError }, encode, ti
   }
 }
 
-module.exports = { createWriteBehind, writeBehindOptions, assemble, createTickets }
+module.exports = { createWriteBehind, writeBehindOptions, durableStepCache, createTickets }

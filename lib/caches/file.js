@@ -13,7 +13,7 @@ const { checkKey } = require('../internal/validate.js')
 const { drainFileDirsOnExit, unsentTicks } = require('../internal/exit.js')
 const { resultText, parseResultText } = require('../format/serialize.js').internal
 const { createMemoryLayer } = require('./memory.js')
-const { assemble, writeBehindOptions, createTickets } = require('./durable.js')
+const { durableStepCache, writeBehindOptions, createTickets } = require('./durable.js')
 const fsp = require('node:fs/promises')
 
 const PLAIN_KEY = /^[A-Za-z0-9_-]+$/
@@ -102,7 +102,7 @@ function createFileCache(options) {
     if (PLAIN_KEY.test(key) && native.names(key)[0] === `${key}${extension}`) return text
     return `{\n  "key": ${JSON.stringify(key)},\n${text.slice(2)}`
   }
-  /** The key a hashed-name file holds, or null (an older file without one, unreadable, not ours). */
+  /** The key a hashed-name file holds, or null (a file without one, unreadable, not ours). */
   const storedKey = async (name) => {
     try {
       const key = JSON.parse(await fsp.readFile(`${directory}/${name}`, 'utf8')).key
@@ -187,7 +187,7 @@ function createFileCache(options) {
   }
 
   if (!fs) {
-    return assemble('createFileCache', 'ERR_IO', memory, {
+    return durableStepCache('createFileCache', 'ERR_IO', memory, {
       async init() {
         await call(native.init())
         await preload()
@@ -242,7 +242,7 @@ function createFileCache(options) {
     })
     return run
   }
-  const cache = assemble('createFileCache', 'ERR_IO', memory, {
+  const cache = durableStepCache('createFileCache', 'ERR_IO', memory, {
     async init() {
       await fs.mkdir(directory, { recursive: true })
     },

@@ -14,7 +14,7 @@ const { resultText, parseResultText } = require('../format/serialize.js').intern
 const { adapt, checkStore } = require('../stores/adapter.js')
 const { checkNotReserved, ownerRegistration, keysUnder } = require('../stores/ownership.js')
 const { createMemoryLayer } = require('./memory.js')
-const { writeBehindOptions, assemble, createTickets } = require('./durable.js')
+const { writeBehindOptions, durableStepCache, createTickets } = require('./durable.js')
 
 /**
  * A StepCache backed by a KeyValueStore.
@@ -56,7 +56,7 @@ function createKVCache(options) {
     return run
   }
 
-  const cache = assemble('createKVCache', 'ERR_STORE', memory, {
+  const cache = durableStepCache('createKVCache', 'ERR_STORE', memory, {
     async getAsync(key) {
       const fullKey = `${prefix}${checkNotReserved('createKVCache', checkKey(key))}`
       const data = await afterClear(() => adapted.get(fullKey))

@@ -16,9 +16,9 @@
 //   the first set allocates `meta` for 4 slots, the first hit to record a
 //   ring of 16, and both double as entries and hits come (`meta` up to
 //   maxSize, `ring` up to RING). The native registry keeps them until the
-//   cache's finalizer runs, after a GC and a turn of the event loop:
-//   allocated at full size up front, 200,000 caches made in one synchronous
-//   loop held 4 GB.
+//   cache's finalizer runs, after a GC and a turn of the event loop, so
+//   arrays sized for maxSize up front would hold memory for every cache made
+//   in a synchronous loop (__test__ memory-cache-alloc bounds it).
 
 const { binding } = require('../internal/binding.js')
 const { invalidArg } = require('../internal/errors.js')

@@ -2,26 +2,11 @@
 // Result / cause / state serialization: the wire format of awaitly/persistence,
 // byte for byte (see __test__/conformance.test.ts).
 //
-// Division of labour (measured on the 2-core dev box; figures in
-// benchmark/serialize.mjs and the README):
-// - V8 does the JSON of user values (JSON.stringify / JSON.parse) and builds
-//   the JS objects, Errors and Maps: walking JS values from Rust costs
-//   9-15 µs per entry against ~1 µs for V8, building them 5x JSON.parse.
-// - The Rust core (src/state/doc.rs) owns the state document's rules: its
-//   validator and every error message for JSON that is not a state document,
-//   and an envelope assembler byte-identical to stringifyState (pinned by
-//   tests; the Rust stores can use it). Argument errors are thrown from Rust
-//   too, so every error has its class and `code` from one place.
-// - stringifyState is one V8 JSON.stringify: sending the text through Rust
-//   measured 0.54x of it on a 1,000-entry state (272 KB: the text crosses in
-//   as UTF-16 cheaply, ~25 µs per 370 KB, but creating the result string back
-//   in V8 costs ~290 µs per 370 KB, plus the scan),
-//   and a 1-entry state pays ~1.2 µs of N-API crossing against ~1 µs of work.
-// - parseState / deserializeState build the Map in one JS pass that also does
-//   the rules' type checks (a few `typeof`s per entry, no allocation). On the
-//   first problem the pass hands over to the Rust validator, which re-reads
-//   the text and throws the error naming the problem. Validating every valid
-//   document in Rust first measured 0.58-0.77x.
+// V8 does the JSON of user values and builds the JS objects, Errors and Maps;
+// the Rust core (src/state/) owns the state document's rules: on the first
+// problem the one-pass JS reader below hands the text to the Rust validator,
+// which throws the error naming it (README "How it is built" says why the
+// work is split so).
 
 const { binding } = require('../internal/binding.js')
 const { invalidArg, corruptError } = require('../internal/errors.js')
@@ -263,10 +248,7 @@ function stateDocument(fn, state, metadata) {
 
 /**
  * `JSON.stringify(serializeState(state, metadata))`, byte for byte, made by
- * V8 in one call. (The Rust core has the same assembler,
- * `binding.assembleState`, used by tests to pin the format; on the hot path
- * it measured 0.54x of this, because the text must cross to Rust and back and
- * be scanned; see benchmark/serialize.mjs.)
+ * V8 in one call.
  */
 function stringifyState(state, metadata) {
   const doc = stateDocument('stringifyState', state, metadata)
