@@ -15,7 +15,7 @@
 //  - flush(): settles once everything tracked before it has settled, and
 //    rejects with the failures since the last flush.
 
-const { invalidArg } = require('../internal/errors.js')
+const { invalidArg, withCode } = require('../internal/errors.js')
 const { checkKey } = require('../internal/validate.js')
 const { unsentTicks } = require('../internal/exit.js')
 
@@ -55,16 +55,16 @@ function createWriteBehind(owner, code, onError) {
         onError(error, key)
       } catch (e) {
         // a throwing onError must not turn into an uncaught exception in a promise callback
-        process.emitWarning(`${owner}: options.onError threw: ${e && e.message}`, { code: 'ERR_WRITE_BEHIND_ONERROR' })
+        process.emitWarning(`${owner}: options.onError threw: ${e?.message}`, { code: 'ERR_WRITE_BEHIND_ONERROR' })
       }
       return
     }
-    const c = (error && error.code) || 'UNKNOWN'
+    const c = error?.code || 'UNKNOWN'
     if (warned.has(c)) return
     warned.add(c)
     process.emitWarning(
       `${owner}: a write-behind ${key === undefined ? 'clear' : `write of ${JSON.stringify(key)}`} failed: ${
-        error && error.message
+        error?.message
       } (further failures with code ${c} are counted in stats().writeErrors and reported by flush(), not warned again)`,
       { code: 'AWAITLY_WRITE_BEHIND', detail: c },
     )
@@ -99,13 +99,15 @@ function createWriteBehind(owner, code, onError) {
     const n = failed
     failures = []
     failed = 0
-    const e = new AggregateError(
-      errors,
-      `${owner}: ${n} write-behind operation${n === 1 ? '' : 's'} failed since the last flush${
-        n > errors.length ? ` (the first ${errors.length} in errors)` : ''
-      } (first: ${errors[0] && errors[0].message})`,
+    const e = withCode(
+      new AggregateError(
+        errors,
+        `${owner}: ${n} write-behind operation${n === 1 ? '' : 's'} failed since the last flush${
+          n > errors.length ? ` (the first ${errors.length} in errors)` : ''
+        } (first: ${errors[0]?.message})`,
+      ),
+      code,
     )
-    e.code = code
     throw e
   }
 

@@ -23,8 +23,7 @@ const FS_METHODS = ['readFile', 'writeFile', 'unlink', 'exists', 'readdir', 'mkd
 
 function readOptions(options) {
   if (options === null || typeof options !== 'object') throw invalidArg('createFileCache: options must be an object')
-  const { directory, extension = '.json', fs, memoryMaxSize, onCorrupt = 'error', durable = true, reuseFiles = true } =
-    options
+  const { directory, extension = '.json', fs, memoryMaxSize, onCorrupt = 'error', durable = true, reuseFiles = true } = options
   if (typeof directory !== 'string' || directory === '') {
     throw invalidArg('createFileCache: options.directory must be a non-empty string')
   }
@@ -74,7 +73,7 @@ function createFileCache(options) {
       (errors) => {
         for (let i = 0; i < settle.length; i++) {
           if (errors[i] === null) settle[i][0]()
-          else settle[i][1](fromNative(new Error(errors[i])))
+          else settle[i][1](fromNative(new Error(/** @type {string} */ (errors[i]))))
         }
       },
       (e) => {
@@ -156,12 +155,16 @@ function createFileCache(options) {
       const chosen = []
       for (let i = 0; i < byAge.length && chosen.length < limit; i += STAT_BATCH) {
         const part = byAge.slice(i, i + STAT_BATCH)
-        await Promise.all(part.map(async (c) => (c.key === null ? (c.key = await storedKey(c.name)) : undefined)))
+        await Promise.all(
+          part.map(async (c) => {
+            if (c.key === null) c.key = await storedKey(c.name)
+          }),
+        )
         for (const c of part) if (c.key !== null && chosen.length < limit) chosen.push(c)
       }
       const read = []
       for (let i = 0; i < chosen.length; i += STAT_BATCH) {
-        const part = await Promise.all(chosen.slice(i, i + STAT_BATCH).map((c) => call(native.read(c.key))))
+        const part = await Promise.all(chosen.slice(i, i + STAT_BATCH).map((c) => call(native.read(/** @type {string} */ (c.key)))))
         for (const r of part) read.push(r)
       }
       let firstCorrupt = null
@@ -187,37 +190,45 @@ function createFileCache(options) {
   }
 
   if (!fs) {
-    return durableStepCache('createFileCache', 'ERR_IO', memory, {
-      async init() {
-        await call(native.init())
-        await preload()
+    return durableStepCache(
+      'createFileCache',
+      'ERR_IO',
+      memory,
+      {
+        async init() {
+          await call(native.init())
+          await preload()
+        },
+        async getAsync(key) {
+          checkKey(key)
+          const found = await call(native.read(key))
+          if (found === null) return undefined
+          let result
+          try {
+            result = parseResultText(found.name, found.text)
+          } catch (e) {
+            if (onCorrupt !== 'miss') throw e
+            await call(native.quarantine(found.name, found.identity))
+            memory.delete(key)
+            return undefined
+          }
+          remember(key, result)
+          return result
+        },
+        writeOnly: (key, text) => queueWrite(key, text),
+        removeOnly(key) {
+          flushWrites() // writes called before this delete are queued before it
+          return call(native.remove(key))
+        },
+        async clearOnly() {
+          flushWrites()
+          await call(native.clear())
+        },
       },
-      async getAsync(key) {
-        checkKey(key)
-        const found = await call(native.read(key))
-        if (found === null) return undefined
-        let result
-        try {
-          result = parseResultText(found.name, found.text)
-        } catch (e) {
-          if (onCorrupt !== 'miss') throw e
-          await call(native.quarantine(found.name, found.identity))
-          memory.delete(key)
-          return undefined
-        }
-        remember(key, result)
-        return result
-      },
-      writeOnly: (key, text) => queueWrite(key, text),
-      removeOnly(key) {
-        flushWrites() // writes called before this delete are queued before it
-        return call(native.remove(key))
-      },
-      async clearOnly() {
-        flushWrites()
-        await call(native.clear())
-      },
-    }, opts, encode, tickets)
+      opts,
+      encode,
+      tickets,
+    )
   }
 
   // A caller-supplied FileSystemInterface: same names, same format; writes
@@ -242,74 +253,81 @@ function createFileCache(options) {
     })
     return run
   }
-  const cache = durableStepCache('createFileCache', 'ERR_IO', memory, {
-    async init() {
-      await fs.mkdir(directory, { recursive: true })
-    },
-    async getAsync(key) {
-      checkKey(key)
-      for (const name of native.names(key)) {
-        const path = pathOf(name)
-        if (!(await fs.exists(path))) continue
-        let text
-        try {
-          text = await fs.readFile(path)
-        } catch (e) {
-          if (e && e.code === 'ENOENT') continue // removed since exists(): a miss
-          throw e
-        }
-        let result
-        try {
-          if (typeof text !== 'string') throw corruptError(name, 'fs.readFile did not return a string')
-          result = parseResultText(name, text)
-        } catch (e) {
-          if (onCorrupt !== 'miss' || e.code !== 'ERR_CORRUPT') throw e
-          // No rename in the interface: copy aside, then unlink.
-          let aside = `${name}.corrupt`
-          for (let n = 1; await fs.exists(pathOf(aside)); n++) aside = `${name}.${n}.corrupt`
-          await fs.writeFile(pathOf(aside), text)
-          await fs.unlink(path)
-          memory.delete(key)
-          return undefined
-        }
-        remember(key, result)
-        return result
-      }
-      return undefined
-    },
-    writeOnly(key, text) {
-      const [name] = native.names(key)
-      return serial(key, () => fs.writeFile(pathOf(name), text))
-    },
-    removeOnly(key) {
-      return serial(key, async () => {
-        let removed = false
+  const cache = durableStepCache(
+    'createFileCache',
+    'ERR_IO',
+    memory,
+    {
+      async init() {
+        await fs.mkdir(directory, { recursive: true })
+      },
+      async getAsync(key) {
+        checkKey(key)
         for (const name of native.names(key)) {
           const path = pathOf(name)
           if (!(await fs.exists(path))) continue
-          await fs.unlink(path)
-          removed = true
+          let text
+          try {
+            text = await fs.readFile(path)
+          } catch (e) {
+            if (e && e.code === 'ENOENT') continue // removed since exists(): a miss
+            throw e
+          }
+          let result
+          try {
+            if (typeof text !== 'string') throw corruptError(name, 'fs.readFile did not return a string')
+            result = parseResultText(name, text)
+          } catch (e) {
+            if (onCorrupt !== 'miss' || e.code !== 'ERR_CORRUPT') throw e
+            // No rename in the interface: copy aside, then unlink.
+            let aside = `${name}.corrupt`
+            for (let n = 1; await fs.exists(pathOf(aside)); n++) aside = `${name}.${n}.corrupt`
+            await fs.writeFile(pathOf(aside), text)
+            await fs.unlink(path)
+            memory.delete(key)
+            return undefined
+          }
+          remember(key, result)
+          return result
         }
-        return removed
-      })
+        return undefined
+      },
+      writeOnly(key, text) {
+        const [name] = native.names(key)
+        return serial(key, () => fs.writeFile(pathOf(name), text))
+      },
+      removeOnly(key) {
+        return serial(key, async () => {
+          let removed = false
+          for (const name of native.names(key)) {
+            const path = pathOf(name)
+            if (!(await fs.exists(path))) continue
+            await fs.unlink(path)
+            removed = true
+          }
+          return removed
+        })
+      },
+      clearOnly() {
+        // writes, deletes and clears queued before this call land first, then the clear
+        const before = Promise.allSettled([...tails.values(), clearing])
+        tails.clear()
+        const run = before.then(clearFiles)
+        const done = run.then(
+          () => {
+            if (clearing === done) clearing = null
+          },
+          () => {
+            if (clearing === done) clearing = null
+          },
+        )
+        clearing = done
+        return run
+      },
     },
-    clearOnly() {
-      // writes, deletes and clears queued before this call land first, then the clear
-      const before = Promise.allSettled([...tails.values(), clearing])
-      tails.clear()
-      const run = before.then(clearFiles)
-      const done = run.then(
-        () => {
-          if (clearing === done) clearing = null
-        },
-        () => {
-          if (clearing === done) clearing = null
-        },
-      )
-      clearing = done
-      return run
-    },
-  }, opts, encode)
+    opts,
+    encode,
+  )
   return cache
 
   async function clearFiles() {

@@ -56,71 +56,79 @@ function createKVCache(options) {
     return run
   }
 
-  const cache = durableStepCache('createKVCache', 'ERR_STORE', memory, {
-    async getAsync(key) {
-      const fullKey = `${prefix}${checkNotReserved('createKVCache', checkKey(key))}`
-      const data = await afterClear(() => adapted.get(fullKey))
-      if (data === null || data === undefined) return undefined
-      const result = parseResultText(fullKey, data)
-      memory.set(key, result)
-      return result
+  const cache = durableStepCache(
+    'createKVCache',
+    'ERR_STORE',
+    memory,
+    {
+      async getAsync(key) {
+        const fullKey = `${prefix}${checkNotReserved('createKVCache', checkKey(key))}`
+        const data = await afterClear(() => adapted.get(fullKey))
+        if (data === null || data === undefined) return undefined
+        const result = parseResultText(fullKey, data)
+        memory.set(key, result)
+        return result
+      },
+
+      /**
+       * Read what the store holds under this cache's prefix into the in-process
+       * layer, up to its bound: the keys by SCAN (never KEYS) through keys(),
+       * then the values with GETs issued in one tick (one pipeline per
+       * maxBatch on the native Redis store; IN_FLIGHT at a time on other stores).
+       * A key set or deleted meanwhile keeps its newer in-process state. An
+       * entry that cannot be decoded rejects ERR_CORRUPT (as getAsync), after
+       * the others are loaded. Resolves with the number of entries loaded.
+       */
+      async load() {
+        const limit = memoryMaxSize
+        if (limit === 0) return 0
+        const mark = tickets.hold()
+        try {
+          return await loadFrom(mark, limit)
+        } finally {
+          tickets.release()
+        }
+      },
+
+      async hasAsync(key) {
+        const fullKey = `${prefix}${checkNotReserved('createKVCache', checkKey(key))}`
+        return afterClear(() => adapted.exists(fullKey))
+      },
+
+      // the file cache's check and encoding (resultText): a non-Result, circular
+      // or BigInt value is a TypeError naming the key, before anything is written
+      writeOnly: (key, json) =>
+        perKey(key, () => {
+          const reg = register()
+          const write = adapted.set(`${prefix}${key}`, json, ttl)
+          return reg ? Promise.all([reg, write]) : write
+        }),
+
+      removeOnly: (key) => perKey(checkNotReserved('createKVCache', key), () => adapted.delete(`${prefix}${key}`)),
+
+      clearOnly() {
+        // the writes and deletes called before this clear have landed before it starts
+        const before = inflight.size ? Promise.allSettled([...inflight.values()]) : null
+        const run = afterClear(async () => {
+          if (before) await before
+          await adapted.clearCachePrefix(prefix)
+        })
+        const mark = run.then(
+          () => {
+            if (clearing === mark) clearing = null
+          },
+          () => {
+            if (clearing === mark) clearing = null
+          },
+        )
+        clearing = mark
+        return run
+      },
     },
-
-    /**
-     * Read what the store holds under this cache's prefix into the in-process
-     * layer, up to its bound: the keys by SCAN (never KEYS) through keys(),
-     * then the values with GETs issued in one tick (one pipeline per
-     * maxBatch on the native Redis store; IN_FLIGHT at a time on other stores).
-     * A key set or deleted meanwhile keeps its newer in-process state. An
-     * entry that cannot be decoded rejects ERR_CORRUPT (as getAsync), after
-     * the others are loaded. Resolves with the number of entries loaded.
-     */
-    async load() {
-      const limit = memoryMaxSize
-      if (limit === 0) return 0
-      const mark = tickets.hold()
-      try {
-        return await loadFrom(mark, limit)
-      } finally {
-        tickets.release()
-      }
-    },
-
-    async hasAsync(key) {
-      const fullKey = `${prefix}${checkNotReserved('createKVCache', checkKey(key))}`
-      return afterClear(() => adapted.exists(fullKey))
-    },
-
-    // the file cache's check and encoding (resultText): a non-Result, circular
-    // or BigInt value is a TypeError naming the key, before anything is written
-    writeOnly: (key, json) =>
-      perKey(key, () => {
-        const reg = register()
-        const write = adapted.set(`${prefix}${key}`, json, ttl)
-        return reg ? Promise.all([reg, write]) : write
-      }),
-
-    removeOnly: (key) => perKey(checkNotReserved('createKVCache', key), () => adapted.delete(`${prefix}${key}`)),
-
-    clearOnly() {
-      // the writes and deletes called before this clear have landed before it starts
-      const before = inflight.size ? Promise.allSettled([...inflight.values()]) : null
-      const run = afterClear(async () => {
-        if (before) await before
-        await adapted.clearCachePrefix(prefix)
-      })
-      const mark = run.then(
-        () => {
-          if (clearing === mark) clearing = null
-        },
-        () => {
-          if (clearing === mark) clearing = null
-        },
-      )
-      clearing = mark
-      return run
-    },
-  }, wbOpts, (key, result) => resultText(checkNotReserved('createKVCache', key), result), tickets)
+    wbOpts,
+    (key, result) => resultText(checkNotReserved('createKVCache', key), result),
+    tickets,
+  )
 
   async function loadFrom(mark, limit) {
     const full = await afterClear(() => keysUnder(adapted, prefix))

@@ -72,7 +72,7 @@ function f64s(n) {
 
 // The argument registers of every native call made from this thread (shared
 // with any other instance of this module in the thread: the first one wins).
-const regs = memoryCacheInit(f64s(8))
+const regs = /** @type {Float64Array} */ (memoryCacheInit(f64s(8)))
 
 /**
  * Create an in-memory StepCache with LRU eviction and TTL.
@@ -318,8 +318,14 @@ const DEFAULT_MEMORY_MAX_SIZE = 1000
 const OFF_LAYER = Object.freeze({
   get: (key) => void checkKey(key),
   set: (key) => void checkKey(key),
-  has: (key) => (checkKey(key), false),
-  delete: (key) => (checkKey(key), false),
+  has: (key) => {
+    checkKey(key)
+    return false
+  },
+  delete: (key) => {
+    checkKey(key)
+    return false
+  },
   clear: () => {},
 })
 
@@ -330,9 +336,7 @@ const OFF_LAYER = Object.freeze({
  */
 function createMemoryLayer(owner, memoryMaxSize = DEFAULT_MEMORY_MAX_SIZE) {
   if (!(memoryMaxSize === Infinity || (Number.isInteger(memoryMaxSize) && memoryMaxSize >= 0))) {
-    throw invalidArg(
-      `${owner}: options.memoryMaxSize must be a non-negative integer or Infinity, got ${String(memoryMaxSize)}`,
-    )
+    throw invalidArg(`${owner}: options.memoryMaxSize must be a non-negative integer or Infinity, got ${String(memoryMaxSize)}`)
   }
   if (memoryMaxSize === 0) return OFF_LAYER
   return createMemoryCache({ maxSize: memoryMaxSize })

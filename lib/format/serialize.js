@@ -9,7 +9,7 @@
 // work is split so).
 
 const { binding } = require('../internal/binding.js')
-const { invalidArg, corruptError } = require('../internal/errors.js')
+const { invalidArg, corruptError, withCode: setCode } = require('../internal/errors.js')
 const { describe } = require('../internal/validate.js')
 
 // ---------------------------------------------------------------------------
@@ -127,17 +127,20 @@ const isResult = (r) => r !== null && typeof r === 'object' && !Array.isArray(r)
  */
 function resultText(key, result, space) {
   if (!isResult(result)) {
-    throw invalidArg(`result for key ${JSON.stringify(key)} must be a Result ({ ok: true, value } or { ok: false, error }), got ${describe(result)}`)
+    throw invalidArg(
+      `result for key ${JSON.stringify(key)} must be a Result ({ ok: true, value } or { ok: false, error }), got ${describe(result)}`,
+    )
   }
   try {
     return JSON.stringify(serializeResult(result), null, space)
   } catch (e) {
     if (e instanceof RangeError) {
-      const r = new RangeError(`result for key ${JSON.stringify(key)} is too deep to store as JSON: ${e.message}`, { cause: e })
-      r.code = 'ERR_OUT_OF_RANGE'
-      throw r
+      throw setCode(
+        new RangeError(`result for key ${JSON.stringify(key)} is too deep to store as JSON: ${e.message}`, { cause: e }),
+        'ERR_OUT_OF_RANGE',
+      )
     }
-    if (e instanceof TypeError && e.code === undefined) {
+    if (e instanceof TypeError && /** @type {{ code?: unknown }} */ (e).code === undefined) {
       throw invalidArg(`result for key ${JSON.stringify(key)} cannot be stored as JSON: ${e.message}`, e)
     }
     throw e

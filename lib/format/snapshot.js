@@ -59,7 +59,7 @@ class SnapshotDecodeError extends Error {
 
 /** A WorkflowSnapshot's execution.status values. */
 const STATUSES = Object.freeze(['running', 'completed', 'failed'])
-const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k)
+const hasOwn = (o, k) => Object.hasOwn(o, k)
 
 /** Cheap structural check (formatVersion 1, object `steps` and `execution`). */
 function looksLikeWorkflowSnapshot(obj) {
@@ -125,7 +125,10 @@ function validateSnapshot(obj) {
 /** validateSnapshot, throwing a SnapshotFormatError (message: the first problem; `errors`: all). */
 function assertValidSnapshot(obj) {
   const r = validateSnapshot(obj)
-  if (!r.valid) throw new SnapshotFormatError(`Invalid snapshot format: ${r.errors[0]}`, r.errors)
+  if (!r.valid) {
+    const errors = /** @type {string[]} */ (r.errors)
+    throw new SnapshotFormatError(`Invalid snapshot format: ${errors[0]}`, errors)
+  }
   return r.snapshot
 }
 

@@ -17,8 +17,8 @@ function platformId() {
   if (platform !== 'linux') return `${platform}-${arch}`
   let musl = false
   try {
-    const report = process.report && process.report.getReport()
-    musl = !!report && !(report.header && report.header.glibcVersionRuntime)
+    const report = /** @type {{ header?: { glibcVersionRuntime?: string } } | undefined} */ (process.report?.getReport())
+    musl = !!report && !report.header?.glibcVersionRuntime
   } catch {
     musl = false
   }
@@ -42,27 +42,25 @@ function loadBinding() {
       require.resolve(`${pkg}/package.json`)
       try {
         require(pkg)
-        loadFailure = String(cause && cause.message)
+        loadFailure = String(cause?.message)
       } catch (e) {
-        loadFailure = String((e && e.message) || e)
+        loadFailure = String(e?.message || e)
       }
     } catch {
       loadFailure = undefined
     }
-    const message = loadFailure !== undefined
-      ? `awaitly-persistence-native: the platform package "${pkg}" is installed but its binary failed to load: ${loadFailure}`
-      : PREBUILT.includes(id)
-      ? `awaitly-persistence-native: no native binary for ${id}: the optional package "${pkg}" is not installed. ` +
-        `It is installed with awaitly-persistence-native unless optional dependencies were ` +
-        `omitted (--omit=optional, --no-optional) or the lockfile was made on another platform. ` +
-        `Fix: npm install ${pkg}@${require('../../package.json').version}, or reinstall without omitting optional ` +
-        `dependencies; from a source checkout, build it with \`npm run build\` (needs Rust).`
-      : `awaitly-persistence-native: no prebuilt binary for ${id} (prebuilt: ${PREBUILT.join(', ')}); ` +
-        `there is no package "${pkg}". Build from source with Rust: \`npm run build\` in a checkout.`
-    const error = new Error(message)
-    error.code = 'ERR_NATIVE_BINDING_NOT_FOUND'
-    error.platformPackage = pkg
-    error.cause = cause
+    const message =
+      loadFailure !== undefined
+        ? `awaitly-persistence-native: the platform package "${pkg}" is installed but its binary failed to load: ${loadFailure}`
+        : PREBUILT.includes(id)
+          ? `awaitly-persistence-native: no native binary for ${id}: the optional package "${pkg}" is not installed. ` +
+            `It is installed with awaitly-persistence-native unless optional dependencies were ` +
+            `omitted (--omit=optional, --no-optional) or the lockfile was made on another platform. ` +
+            `Fix: npm install ${pkg}@${require('../../package.json').version}, or reinstall without omitting optional ` +
+            `dependencies; from a source checkout, build it with \`npm run build\` (needs Rust).`
+          : `awaitly-persistence-native: no prebuilt binary for ${id} (prebuilt: ${PREBUILT.join(', ')}); ` +
+            `there is no package "${pkg}". Build from source with Rust: \`npm run build\` in a checkout.`
+    const error = Object.assign(new Error(message), { code: 'ERR_NATIVE_BINDING_NOT_FOUND', platformPackage: pkg, cause })
     throw error
   }
 }

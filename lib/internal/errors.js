@@ -30,7 +30,7 @@ const CLASS_OF_CODE = Object.freeze({
 function isPersistenceError(error) {
   if (!(error instanceof Error)) return false
   const code = /** @type {{ code?: unknown }} */ (error).code
-  if (typeof code !== 'string' || !Object.prototype.hasOwnProperty.call(CLASS_OF_CODE, code)) return false
+  if (typeof code !== 'string' || !Object.hasOwn(CLASS_OF_CODE, code)) return false
   return error instanceof CLASS_OF_CODE[/** @type {keyof typeof CLASS_OF_CODE} */ (code)]
 }
 
@@ -87,4 +87,4 @@ function copyError(error) {
   return withCode(new Error(error.message), /** @type {string} */ (error.code))
 }
 
-module.exports = { isPersistenceError, invalidArg, corruptError, invalidDocument, storeClosed, copyError }
+module.exports = { isPersistenceError, withCode, invalidArg, corruptError, invalidDocument, storeClosed, copyError }

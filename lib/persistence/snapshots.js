@@ -19,7 +19,7 @@
 // File leases: records in `<directory>/.awaitly-leases/`, not store keys.
 
 const { binding } = require('../internal/binding.js')
-const { invalidArg, corruptError } = require('../internal/errors.js')
+const { invalidArg, corruptError, withCode } = require('../internal/errors.js')
 const { checkString } = require('../internal/validate.js')
 const { STATUSES } = require('../format/snapshot.js').internal
 const { adapt } = require('../stores/adapter.js')
@@ -35,11 +35,13 @@ let awaitlyWorkflow
 function workflowModule() {
   if (awaitlyWorkflow === undefined) {
     try {
+      // @ts-expect-error TS1479: awaitly's `types` condition names ESM declarations, while its `require` condition loads dist/workflow.cjs
       awaitlyWorkflow = require('awaitly/workflow')
     } catch (cause) {
-      const e = new Error('createSnapshotStore: a ResumeState needs the "awaitly" package (>= 1.35) installed', { cause })
-      e.code = 'ERR_INTERNAL'
-      throw e
+      throw withCode(
+        new Error('createSnapshotStore: a ResumeState needs the "awaitly" package (>= 1.35) installed', { cause }),
+        'ERR_INTERNAL',
+      )
     }
   }
   return awaitlyWorkflow
@@ -80,7 +82,8 @@ function snapshotProblem(v) {
   if (!isPlainObject(v.steps)) return 'steps must be an object'
   for (const k of Object.keys(v.steps)) {
     const s = v.steps[k]
-    if (!isPlainObject(s) || typeof s.ok !== 'boolean') return `steps[${JSON.stringify(k)}] must be { ok: true, value } or { ok: false, error, cause }`
+    if (!isPlainObject(s) || typeof s.ok !== 'boolean')
+      return `steps[${JSON.stringify(k)}] must be { ok: true, value } or { ok: false, error, cause }`
     if (!s.ok && !isPlainObject(s.cause)) return `steps[${JSON.stringify(k)}].cause must be a serialized cause`
   }
   const x = v.execution
@@ -138,7 +141,8 @@ function listOptions(options) {
   if (typeof options !== 'object') throw invalidArg('list: options must be an object like { prefix, limit }')
   const { prefix = '', limit = DEFAULT_LIST_LIMIT } = options
   if (typeof prefix !== 'string') throw invalidArg('list: prefix must be a string')
-  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0) throw invalidArg(`list: limit must be a non-negative integer, got ${String(limit)}`)
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0)
+    throw invalidArg(`list: limit must be a non-negative integer, got ${String(limit)}`)
   return { prefix, limit }
 }
 
@@ -189,7 +193,9 @@ function createSnapshotStore(options) {
       const { prefix: idPrefix, limit } = listOptions(options)
       const literal = prefix + idPrefix
       const keys = await adapted.keys(`${binding.escapeGlob(literal)}*`)
-      const own = keys.filter((k) => k.startsWith(literal) && k.length > prefix.length && k.charCodeAt(prefix.length) !== 0 && !isMarkerShaped(k))
+      const own = keys.filter(
+        (k) => k.startsWith(literal) && k.length > prefix.length && k.charCodeAt(prefix.length) !== 0 && !isMarkerShaped(k),
+      )
       const texts = await Promise.all(own.map((k) => adapted.get(k)))
       const out = []
       for (let i = 0; i < own.length; i++) {

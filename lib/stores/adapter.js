@@ -24,7 +24,7 @@ const { MARKER_VALUE, isMarkerShaped, allKeysUnder } = require('./ownership.js')
  * @property {(key: string, value: string) => Promise<unknown>} setDurable a document write (Redis: with waitReplicas, WAITs for them)
  * @property {(key: string) => Promise<unknown>} delete
  * @property {(key: string) => Promise<unknown>} exists
- * @property {(pattern: string) => Promise<unknown[]>} keys the keys matching a glob
+ * @property {(pattern: string) => Promise<string[]>} keys the keys matching a glob (a KeyValueStore's contract)
  * @property {(marker: string) => Promise<unknown>} registerOwner writes an owner marker (ownership.js)
  * @property {(prefix: string) => Promise<unknown>} clearCachePrefix a KV cache's clear: deletes what ownership lets it
  * @property {boolean} ordered calls made in one tick land in call order (one pipeline)
@@ -47,7 +47,7 @@ const STORE_METHODS = ['get', 'set', 'delete', 'exists', 'keys']
 function checkStore(fn, store) {
   if (store === null || typeof store !== 'object') throw invalidArg(`${fn}: store must be a KeyValueStore object`)
   for (const m of STORE_METHODS) {
-    if (typeof (/** @type {Record<string, unknown>} */ (store))[m] !== 'function') {
+    if (typeof (/** @type {Record<string, unknown>} */ (store)[m]) !== 'function') {
       throw invalidArg(`${fn}: store.${m} must be a function`)
     }
   }

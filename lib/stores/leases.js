@@ -14,8 +14,8 @@ const { TickBatcher, settleAll } = require('../internal/tick-batcher.js')
 
 /**
  * @typedef {{ kinds: number[], ttls: number[], scopes: string[], keys: string[], tokens: string[], waiters: Function[] }} LeaseBatch
- * @typedef {(kinds: Uint8Array, ttls: Uint32Array, scopes: string[], keys: string[], tokens: string[]) =>
- *   Promise<{ codes: ArrayLike<number>, tokens: string, errors?: (string | null)[] | null }>} SendLeases
+ * @typedef {import('../../binding').LeaseOut} LeaseOut
+ * @typedef {(kinds: Uint8Array, ttls: Uint32Array, scopes: string[], keys: string[], tokens: string[]) => Promise<LeaseOut>} SendLeases
  */
 
 /** @returns {LeaseBatch} */
@@ -23,7 +23,7 @@ const empty = () => ({ kinds: [], ttls: [], scopes: [], keys: [], tokens: [], wa
 
 /**
  * @param {LeaseBatch} batch
- * @param {{ codes: ArrayLike<number>, tokens: string, errors?: (string | null)[] | null }} out
+ * @param {LeaseOut} out
  */
 function settleLeases({ kinds, waiters }, { codes, tokens, errors }) {
   let pos = 0

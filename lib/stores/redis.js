@@ -98,6 +98,7 @@ class DirectLink {
     // batches written, oldest first, from index `head`
     this.inflight = []
     this.head = 0
+    /** @type {{ p: Promise<unknown>, resolve: () => void } | null} */
     this.drained = null
     this.onWire = this.onWire.bind(this)
   }
@@ -188,8 +189,11 @@ class DirectLink {
   drain() {
     if (this.idle()) return Promise.resolve()
     if (!this.drained) {
-      let resolve
-      const p = new Promise((r) => (resolve = r))
+      /** @type {() => void} */
+      let resolve = () => {}
+      const p = new Promise((r) => {
+        resolve = () => r(undefined)
+      })
       this.drained = { p, resolve }
     }
     return this.drained.p
@@ -242,7 +246,9 @@ function clusterOption(options) {
   }
   nodes.forEach((n, i) => {
     if (typeof n !== 'string' || !/^rediss?:\/\/./.test(n)) {
-      throw invalidArg(`createRedisStore: cluster.nodes[${i}] must be a redis:// or rediss:// URL, got ${typeof n === 'string' ? JSON.stringify(n) : typeof n}`)
+      throw invalidArg(
+        `createRedisStore: cluster.nodes[${i}] must be a redis:// or rediss:// URL, got ${typeof n === 'string' ? JSON.stringify(n) : typeof n}`,
+      )
     }
   })
   return [...nodes]
@@ -254,6 +260,7 @@ function clusterOption(options) {
  * breaks; calls made in the same tick go out as one pipeline (one per slot
  * in a cluster).
  */
+/** @param {Record<string, any>} [options] user input, checked here */
 function createRedisStore(options = {}) {
   if (options === null || typeof options !== 'object') throw invalidArg('createRedisStore: options must be an object')
   const clusterNodes = clusterOption(options)
@@ -271,23 +278,13 @@ function createRedisStore(options = {}) {
   for (const f of ['ca', 'cert', 'key']) {
     if (tls[f] !== undefined && typeof tls[f] !== 'string') throw invalidArg(`createRedisStore: tls.${f} must be a PEM string`)
   }
-  const native = new binding.NativeRedisStore(
-    url,
-    connectTimeout,
-    commandTimeout,
-    tls.ca,
-    tls.cert,
-    tls.key,
-    clusterNodes,
-    waitReplicas,
-  )
+  const native = new binding.NativeRedisStore(url, connectTimeout, commandTimeout, tls.ca, tls.cert, tls.key, clusterNodes, waitReplicas)
   const direct = native.directCapable ? new DirectLink(native, maxBatch) : null
   /** @type {TickBatcher<DataBatch>} */
   const batcher = new TickBatcher(maxBatch, emptyBatch, (batch) => {
     if (direct) return direct.send(batch)
     native.exec(Uint8Array.from(batch.ops), Uint32Array.from(batch.ttls), Uint32Array.from(batch.lens), batch.blob).then(
-      (/** @type {{ meta: Uint32Array, blob: string, errors?: (string | null)[] | null }} */ out) =>
-        settleResults([batch], 0, out.meta.length, out.meta, out.blob, out.errors),
+      (out) => settleResults([batch], 0, out.meta.length, out.meta, out.blob, out.errors),
       (/** @type {Error} */ e) => settleAll(batch.waiters, fromNative(e)),
     )
   })
@@ -394,8 +391,7 @@ function createRedisStore(options = {}) {
     leases: {
       acquire: (prefix, id, ttlMs) => (closed ? Promise.reject(storeClosed()) : leases.acquire('', leaseKey(prefix, id), ttlMs)),
       release: (prefix, id, token) => (closed ? Promise.reject(storeClosed()) : leases.release('', leaseKey(prefix, id), token)),
-      renew: (prefix, id, token, ttlMs) =>
-        closed ? Promise.reject(storeClosed()) : leases.renew('', leaseKey(prefix, id), token, ttlMs),
+      renew: (prefix, id, token, ttlMs) => (closed ? Promise.reject(storeClosed()) : leases.renew('', leaseKey(prefix, id), token, ttlMs)),
     },
   }
   Object.defineProperty(store, ADAPTED, { value: adapted })
