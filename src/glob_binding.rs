@@ -21,7 +21,7 @@ pub fn glob_match(pattern: Utf16String, key: Utf16String) -> bool {
 /// Test hook: panics inside the Rust core, caught at the boundary and thrown
 /// as a JS `Error` with code `ERR_INTERNAL` instead of aborting the process.
 #[napi(js_name = "__panicForTest")]
-// the one deliberate panic: proves the boundary guard (__test__/smoke.test.ts)
+// the one deliberate panic: proves the boundary guard (__test__/unit/smoke.test.ts)
 #[allow(clippy::panic)]
 pub fn panic_for_test(env: Env) -> Result<()> {
     crate::js_error::guard(|| -> crate::error::Result<()> { panic!("deliberate test panic") })

@@ -1,6 +1,6 @@
 'use strict'
 // Result / cause / state serialization: the wire format of awaitly/persistence,
-// byte for byte (see __test__/conformance.test.ts).
+// byte for byte (see __test__/unit/conformance.test.ts).
 //
 // V8 does the JSON of user values and builds the JS objects, Errors and Maps;
 // the Rust core (src/state/) owns the state document's rules: on the first

@@ -8,7 +8,7 @@
 // `JSON.stringify` of whatever was thrown, Error objects and their causes),
 // and each call handles one small object, so a native call would add a
 // boundary crossing and convert nothing useful. Results match awaitly 1.35's
-// own functions value for value (__test__/snapshot-exports-diff.test.ts);
+// own functions value for value (__test__/unit/snapshot-exports-diff.test.ts);
 // the deliberate differences (README "The `/snapshot` subpath") are:
 // - bad arguments to mergeSnapshots / serializeError / deserializeCauseNew
 //   throw a TypeError with `code: 'ERR_INVALID_ARG'` naming the problem where
