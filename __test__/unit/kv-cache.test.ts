@@ -1,10 +1,10 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { createRequire } from 'node:module'
 import { createMapStore } from '../helpers/map-store'
+import { withTransport } from '../helpers/redis-server'
 
 const require = createRequire(import.meta.url)
 const lib = require('../../index.js')
-const binding = require('../../binding.js')
 const { createKVCache, createRedisStore, ok, err, escapeGlob } = lib
 
 const base = `kv-test:${process.pid}:${Date.now()}:`
@@ -157,59 +157,33 @@ describe('createKVCache behaviour', () => {
 })
 
 describe('native store batching', () => {
-  // both transports: the JS-thread socket (directSend) and tokio (exec)
+  // both transports: the JS-thread socket and tokio; store.batchesSent counts
+  // the native calls (one pipeline each), store.callsSent the calls they carried
   for (const transport of ['direct', 'tokio'] as const) {
     it(`the calls made in one tick go to Rust as one native call (one pipeline): ${transport}`, async () => {
-      const proto = binding.NativeRedisStore.prototype
-      const method = transport === 'direct' ? 'directSend' : 'exec'
-      const orig = proto[method]
-      let calls = 0
-      let ops = 0
-      proto[method] = function (this: any, ...args: any[]) { // eslint-disable-line
-        calls++
-        // exec(kinds, ttls, lens, blob); directSend(io, nOps, nLens, blob)
-        ops += transport === 'direct' ? args[1] : args[0].length
-        return orig.apply(this, args)
-      }
-      const open = (options: Record<string, unknown> = {}) => {
-        const before = process.env.AWAITLY_REDIS_TRANSPORT
-        if (transport === 'tokio') process.env.AWAITLY_REDIS_TRANSPORT = 'tokio'
-        try {
-          const store = createRedisStore(options)
-          expect(binding.NativeRedisStore.prototype).toBe(proto)
-          return store
-        } finally {
-          if (before === undefined) delete process.env.AWAITLY_REDIS_TRANSPORT
-          else process.env.AWAITLY_REDIS_TRANSPORT = before
-        }
-      }
-      try {
-        const s = open({ maxBatch: 1000 })
-        const c = createKVCache({ store: s, prefix: `${base}batch:${transport}:` })
-        await Promise.all(Array.from({ length: 100 }, (_, i) => c.setAsync(`k${i}`, ok(i))))
-        expect(calls).toBe(1)
-        expect(ops).toBe(101) // 100 SETs + the owner registration
-        calls = ops = 0
-        const got = await Promise.all(Array.from({ length: 100 }, (_, i) => c.getAsync(`k${i}`)))
-        expect(got.map((r: any) => r.value)).toEqual(Array.from({ length: 100 }, (_, i) => i))
-        expect(calls).toBe(1)
-        calls = 0
-        // sequential awaits: one call each
-        await s.get(`${base}batch:${transport}:k1`)
-        await s.get(`${base}batch:${transport}:k2`)
-        expect(calls).toBe(2)
-        // the default maxBatch (64) splits a big tick into pipelines of 64
-        const d = open()
-        calls = ops = 0
-        await Promise.all(Array.from({ length: 100 }, (_, i) => d.get(`${base}batch:${transport}:k${i}`)))
-        expect(calls).toBe(2)
-        expect(ops).toBe(100)
-        await d.close()
-        await c.clearAsync()
-        await s.close()
-      } finally {
-        proto[method] = orig
-      }
+      // transport: the Redis transport issue's `transport` store option replaces withTransport (an env var flipped)
+      const open = (options: Record<string, unknown> = {}) => withTransport(transport, () => createRedisStore(options))
+      const s = open({ maxBatch: 1000 })
+      expect(s.transport).toBe(transport)
+      const c = createKVCache({ store: s, prefix: `${base}batch:${transport}:` })
+      await Promise.all(Array.from({ length: 100 }, (_, i) => c.setAsync(`k${i}`, ok(i))))
+      expect(s.batchesSent).toBe(1)
+      expect(s.callsSent).toBe(101) // 100 SETs + the owner registration
+      const got = await Promise.all(Array.from({ length: 100 }, (_, i) => c.getAsync(`k${i}`)))
+      expect(got.map((r: any) => r.value)).toEqual(Array.from({ length: 100 }, (_, i) => i))
+      expect(s.batchesSent).toBe(2)
+      // sequential awaits: one call each
+      await s.get(`${base}batch:${transport}:k1`)
+      await s.get(`${base}batch:${transport}:k2`)
+      expect(s.batchesSent).toBe(4)
+      // the default maxBatch (64) splits a big tick into pipelines of 64
+      const d = open()
+      await Promise.all(Array.from({ length: 100 }, (_, i) => d.get(`${base}batch:${transport}:k${i}`)))
+      expect(d.batchesSent).toBe(2)
+      expect(d.callsSent).toBe(100)
+      await d.close()
+      await c.clearAsync()
+      await s.close()
     })
   }
 })

@@ -280,8 +280,12 @@ function createRedisStore(options = {}) {
   }
   const native = new binding.NativeRedisStore(url, connectTimeout, commandTimeout, tls.ca, tls.cert, tls.key, clusterNodes, waitReplicas)
   const direct = native.directCapable ? new DirectLink(native, maxBatch) : null
+  // what the data calls cost: native calls (batches) made, and the calls they carried
+  const sent = { batches: 0, calls: 0 }
   /** @type {TickBatcher<DataBatch>} */
   const batcher = new TickBatcher(maxBatch, emptyBatch, (batch) => {
+    sent.batches++
+    sent.calls += batch.ops.length
     if (direct) return direct.send(batch)
     native.exec(Uint8Array.from(batch.ops), Uint32Array.from(batch.ttls), Uint32Array.from(batch.lens), batch.blob).then(
       (out) => settleResults([batch], 0, out.meta.length, out.meta, out.blob, out.errors),
@@ -370,6 +374,18 @@ function createRedisStore(options = {}) {
     /** Connections opened so far (1 + reconnects). */
     get connectionsOpened() {
       return native.connectionsOpened
+    },
+    /** Where get/set/delete/exists go: 'direct' (a connection on the JS thread) or 'tokio'. */
+    get transport() {
+      return direct ? 'direct' : 'tokio'
+    },
+    /** Native calls made so far for get/set/delete/exists (and ping, on the direct transport): one per tick (or per maxBatch calls), one pipeline each. */
+    get batchesSent() {
+      return sent.batches
+    },
+    /** The calls those batches carried (the owner markers a cache or persistence writes included). */
+    get callsSent() {
+      return sent.calls
     },
   }
   /** @type {(prefix: string, id: string) => string} */
