@@ -1,8 +1,10 @@
 'use strict'
 // createRedisStore: a KeyValueStore on the native Redis core (src/redis/store.rs).
-// The only JS logic is tick batching: every call made in one tick is queued,
-// and at the end of the tick the queue goes to Rust as ONE native call (one
-// pipeline, one round trip, one promise), whose results settle the calls.
+// Its JS side: option checks; the tick batcher of the data calls (every call
+// made in one tick goes to Rust as ONE native call: one pipeline, one round
+// trip), written through the JS-thread connection (DirectLink) or to tokio
+// (exec); and the store's adapted operations (lib/stores/adapter.js), which
+// the caches and persistences use.
 
 const { binding, fromNative } = require('../internal/binding.js')
 const { invalidArg, storeClosed } = require('../internal/errors.js')
