@@ -277,9 +277,6 @@ export declare function memoryCacheThrow(): void
  */
 export declare function memoryCacheUpdate(): number
 
-/** The key space of the owner registry of older builds (read, never written). */
-export declare function ownerLegacyPrefix(): string
-
 /**
  * The marker key (inside `prefix`) that records `prefix` as a `kind`
  * ('cache' | 'state') owner, and the value it holds.
