@@ -251,7 +251,8 @@ function stateDocument(fn, state, metadata) {
 
 /**
  * `JSON.stringify(serializeState(state, metadata))`, byte for byte, made by
- * V8 in one call.
+ * V8 in one call (faster than assembling the document in Rust: the text
+ * would have to cross to Rust and back and be scanned).
  */
 function stringifyState(state, metadata) {
   const doc = stateDocument('stringifyState', state, metadata)
@@ -273,7 +274,7 @@ const CAUSE_TYPES = '"error", "value" or "undefined"'
 
 /**
  * Build `{ steps }` from a parsed document, checking the rules of
- * src/state/doc.rs as it goes. `fail(key, sub, expected, got)` is called on
+ * src/state/validate.rs as it goes. `fail(key, sub, expected, got)` is called on
  * the first problem and throws (path: `sub` under `entries[key]`, or the
  * top-level `sub` when `key` is undefined).
  */

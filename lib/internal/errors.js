@@ -2,23 +2,19 @@
 // The errors this package raises: one JavaScript class per stable `code`
 // (README "Errors"), the constructors the JS side uses, and
 // isPersistenceError, the runtime side of the PersistenceError type
-// (index.d.ts). The Rust core raises the same codes (src/error.rs); its async
-// rejections get their `code` in binding.js (fromNative).
+// (index.d.ts). The Rust core raises the same codes; its async rejections
+// get their `code` in binding.js (fromNative).
 
-const CLASS_OF_CODE = Object.freeze({
-  ERR_INVALID_ARG: TypeError,
-  ERR_INVALID_DOCUMENT: TypeError,
-  ERR_JSON_SYNTAX: SyntaxError,
-  ERR_OUT_OF_RANGE: RangeError,
-  ERR_CORRUPT: Error,
-  ERR_IO: Error,
-  ERR_STORE_UNAVAILABLE: Error,
-  ERR_STORE_TIMEOUT: Error,
-  ERR_STORE: Error,
-  ERR_STORE_CLOSED: Error,
-  ERR_INTERNAL: Error,
-  ERR_NATIVE_BINDING_NOT_FOUND: Error,
-})
+const { binding } = require('./binding.js')
+
+// The code → class table is defined once, in Rust (src/error.rs).
+const CONSTRUCTORS = { Error, TypeError, RangeError, SyntaxError }
+/** @type {Readonly<Record<string, ErrorConstructor>>} */
+const CLASS_OF_CODE = Object.freeze(
+  Object.fromEntries(
+    Object.entries(binding.errorClasses()).map(([code, name]) => [code, CONSTRUCTORS[/** @type {keyof typeof CONSTRUCTORS} */ (name)]]),
+  ),
+)
 
 /**
  * Is `error` an error of this package: an Error of the class its `code`
