@@ -1,5 +1,5 @@
 'use strict'
-// createSnapshotStore: awaitly 1.35's SnapshotStore (the official adapters'
+// createSnapshotStore: awaitly's SnapshotStore, 1.35 and 4.x (the official adapters'
 // extended contract: save/load of a WorkflowSnapshot or a ResumeState,
 // loadResumeState) over any KeyValueStore, and, over our native Redis and
 // file stores, also its WorkflowLock (tryAcquire/release/renew), which is
@@ -7,7 +7,7 @@
 // only where JavaScript semantics demand it: ResumeState holds Maps and
 // Error objects, which awaitly's own serializeResumeState /
 // deserializeResumeState turn into JSON and back (loaded from the user's
-// `awaitly` only when a ResumeState is saved or loaded).
+// `awaitly`, 1.35 or 4.x, only when a ResumeState is saved or loaded).
 //
 // Stored value, one key `<prefix><id>` per snapshot:
 //   {"updatedAt":"<ISO>","snapshot":<the JSON awaitly-postgres stores>}
@@ -29,19 +29,24 @@ const DEFAULT_TTL_MS = 60_000
 const MAX_TTL_MS = 2 ** 31 - 1
 const STATUSES = new Set(['running', 'completed', 'failed'])
 
-let awaitlyWorkflow
-/** awaitly/workflow of the application (a ResumeState only exists where awaitly is installed). */
-function workflowModule() {
-  if (awaitlyWorkflow === undefined) {
+let awaitlyResumeState
+/**
+ * serializeResumeState / deserializeResumeState of the application's awaitly
+ * (a ResumeState only exists where awaitly is installed): 4.x exports them
+ * from `awaitly`, 1.35 from `awaitly/workflow`.
+ */
+function resumeStateModule() {
+  if (awaitlyResumeState === undefined) {
     try {
-      awaitlyWorkflow = require('awaitly/workflow')
+      const root = require('awaitly')
+      awaitlyResumeState = typeof root.serializeResumeState === 'function' ? root : require('awaitly/workflow')
     } catch (cause) {
-      const e = new Error('createSnapshotStore: a ResumeState needs the "awaitly" package (>= 1.35) installed', { cause })
+      const e = new Error('createSnapshotStore: a ResumeState needs the "awaitly" package (1.35 or 4.x) installed', { cause })
       e.code = 'ERR_INTERNAL'
       throw e
     }
   }
-  return awaitlyWorkflow
+  return awaitlyResumeState
 }
 
 function checkId(method, id) {
@@ -92,7 +97,7 @@ function snapshotProblem(v) {
 
 function encode(id, value) {
   let snapshot
-  if (isResumeState(value)) snapshot = workflowModule().serializeResumeState(value)
+  if (isResumeState(value)) snapshot = resumeStateModule().serializeResumeState(value)
   else {
     const problem = snapshotProblem(value)
     if (problem) throw invalidArg(`save(${JSON.stringify(id)}): not a WorkflowSnapshot or ResumeState: ${problem}`)
@@ -125,7 +130,7 @@ function decodeSnapshot(key, text) {
   const { snapshot } = decodeEnvelope(key, text)
   if (snapshot.kind === 'ResumeState') {
     if (!Array.isArray(snapshot.steps)) throw corruptError(key, 'ResumeState steps must be an array')
-    return workflowModule().deserializeResumeState(snapshot)
+    return resumeStateModule().deserializeResumeState(snapshot)
   }
   const problem = snapshotProblem(snapshot)
   if (problem) throw corruptError(key, `not a WorkflowSnapshot: ${problem}`)
@@ -142,7 +147,7 @@ function listOptions(options) {
 }
 
 /**
- * awaitly 1.35 SnapshotStore over a KeyValueStore; over our native Redis and
+ * awaitly SnapshotStore (1.35 and 4.x) over a KeyValueStore; over our native Redis and
  * file stores also a WorkflowLock (leases in Rust).
  */
 function createSnapshotStore(options) {
