@@ -6,13 +6,16 @@
 //    Redis);
 //  - a run resumed from saved state skips the completed steps and reproduces
 //    their values and errors (parseState(stringifyState(...)) in memory, and
-//    createStatePersistence on the native file store and the native Redis store).
+//    createStatePersistence on the native file store and the native Redis store);
+//  - across processes (fixtures/e2e-awaitly-child.cjs): a second process with a
+//    new cache loaded from storage, or the saved ResumeState, runs no step.
 // Needs Redis on 127.0.0.1:6379 (the test fails if it is not there).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createWorkflow, createResumeStateCollector, ok, err } from './helpers/awaitly'
+import { execFile } from 'node:child_process'
+import { createWorkflow, createResumeStateCollector, ok, err, awaitlyDir } from './helpers/awaitly'
 import * as native from '../index.js'
 
 const {
@@ -310,3 +313,43 @@ describe.each(persists)('resume through $name', ({ roundTrip }) => {
     expect(second.cause.message).toBe('gateway exploded')
   })
 })
+
+// ---------------------------------------------------------------------------
+// Across processes: one process runs the workflow, a second one (a new cache
+// loaded from storage, or the saved ResumeState) runs none of its steps.
+// With the shared Redis only (e2e-awaitly-cluster.test.ts imports this file).
+// ---------------------------------------------------------------------------
+if (!(globalThis as any).__awaitlyE2ERedisStore) {
+  const child = join(__dirname, 'fixtures', 'e2e-awaitly-child.cjs')
+  const runChild = (args: string[]) =>
+    new Promise<any>((resolve, reject) => {
+      execFile(process.execPath, [child, ...args], { encoding: 'utf8' }, (error, stdout, stderr) => {
+        if (error) return reject(new Error(`child ${args.join(' ')} failed: ${stderr || error.message}`))
+        resolve(JSON.parse(stdout.trim().split('\n').pop()!))
+      })
+    })
+  const kinds = [
+    { kind: 'file-cache', where: () => join(dir, `xp-file-cache`) },
+    { kind: 'kv-file', where: () => join(dir, `xp-kv-file`) },
+    { kind: 'kv-redis', where: () => `${unique}xp-kv:` },
+    { kind: 'state-file', where: () => join(dir, `xp-state`) },
+    { kind: 'snapshot-redis', where: () => `${unique}xp-snap:` },
+  ]
+  describe.each(kinds)('awaitly engine across processes: $kind', ({ kind, where }) => {
+    it('a second process runs none of the steps the first one persisted, with the same result', async () => {
+      const location = where()
+      const first = await runChild([kind, location, 'write'])
+      expect(first.ok).toBe(true)
+      expect(first.calls).toEqual({ user: 1, charge: 1, ship: 1 })
+      // the child loaded the awaitly this run tests (1.35, or the one CI selected)
+      expect(first.awaitly.startsWith(`${awaitlyDir}/`)).toBe(true)
+      const second = await runChild([kind, location, 'read'])
+      expect(second.calls).toEqual({ user: 0, charge: 0, ship: 0 })
+      expect(second.value).toEqual(first.value)
+      if (kind.endsWith('redis')) {
+        const store = redisStore()
+        for (const k of await store.keys(`${escapeGlob(location)}*`)) await store.delete(k)
+      }
+    })
+  })
+}
