@@ -1,7 +1,7 @@
 // A TypeScript consumer of awaitly 4.5.1 (fixtures/awaitly4-types) under
 // `tsc --strict` with skipLibCheck: false, against 4.5.1's own declarations
-// (installed in .ci/awaitly4; CI installs it, and without it this file fails
-// there): each of our caches and snapshot stores passes to 4.x's
+// (installed in .ci/awaitly4; .ci/run installs it and requires this check,
+// see helpers/awaitly.ts): each of our caches and snapshot stores passes to 4.x's
 // createWorkflow and durable.run, our snapshots and ResumeStates to its
 // helpers, without a cast. Its @ts-expect-error lines prove the types are real.
 // (awaitly 1.35's consumer: types.test.ts, snapshot-types.test.ts.)

@@ -1,7 +1,7 @@
 // Differential test of `awaitly-persistence-native/snapshot` against awaitly's
 // own helpers: 1.35's `awaitly/persistence` (the devDependency) and 4.5.1's
-// `awaitly/durable` (from .ci/awaitly4: compared whenever it is installed, and
-// CI installs it; under CI=true a missing install fails). Both run on the same
+// `awaitly/durable` (from .ci/awaitly4: compared whenever it is installed;
+// .ci/run installs it and requires the comparison, see helpers/awaitly.ts). Both run on the same
 // seeded random inputs and must agree, value for value (own keys in order,
 // prototypes, enumerability, NaN/-0), or fail the same way (same class and
 // message).
