@@ -162,7 +162,7 @@ function thrownValue(r: R): unknown {
       return { big: 1n }
     case 20: {
       let o: any = { leaf: 1 }
-      for (let i = 0; i < 5000; i++) o = { o } // deeper than JSON.stringify's stack
+      for (let i = 0; i < 5000; i++) o = { o } // deeper than JSON.stringify's stack before Node 26
       return r.chance(0.5) ? o : { shallow: true }
     }
     default:
@@ -237,28 +237,37 @@ const sameClass = (pa: any, pb: any) =>
  * `ignoreStack` (a new Error captures where it was made).
  */
 function same(a: unknown, b: unknown, path = '$', seen = new Map<object, object>(), ignoreStack = false): string | null {
-  if (Object.is(a, b)) return null
-  if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null) {
-    if (typeof a === 'symbol' && typeof b === 'symbol' && a.description === b.description) return null
-    return `${path}: ${String(a)} vs ${String(b)}`
-  }
-  if (seen.get(a) === b) return null
-  seen.set(a, b)
-  const pa = Object.getPrototypeOf(a)
-  const pb = Object.getPrototypeOf(b)
-  if (pa !== pb && !sameClass(pa, pb)) return `${path}: prototypes differ`
-  const skip = (k: string | symbol) => ignoreStack && a instanceof Error && k === 'stack'
-  const ka = Reflect.ownKeys(a).filter((k) => !skip(k))
-  const kb = Reflect.ownKeys(b).filter((k) => !skip(k))
-  if (ka.length !== kb.length || ka.some((k, i) => k !== kb[i])) {
-    return `${path}: keys [${ka.map(String)}] vs [${kb.map(String)}]`
-  }
-  for (const k of ka) {
-    const da = Object.getOwnPropertyDescriptor(a, k)!
-    const db = Object.getOwnPropertyDescriptor(b, k)!
-    if (da.enumerable !== db.enumerable) return `${path}.${String(k)}: enumerability differs`
-    const d = same(da.value, db.value, `${path}.${String(k)}`, seen, ignoreStack)
-    if (d) return d
+  // depth first with a work list, not recursion: values can be deeper than the
+  // call stack (from Node 26 on, JSON.stringify round-trips arbitrarily deep
+  // plain objects, so serializeThrown keeps them as `value`)
+  const work: Array<[unknown, unknown, string]> = [[a, b, path]]
+  while (work.length > 0) {
+    const [x, y, at] = work.pop()!
+    if (Object.is(x, y)) continue
+    if (typeof x !== 'object' || x === null || typeof y !== 'object' || y === null) {
+      if (typeof x === 'symbol' && typeof y === 'symbol' && x.description === y.description) continue
+      return `${at}: ${String(x)} vs ${String(y)}`
+    }
+    if (seen.get(x) === y) continue
+    seen.set(x, y)
+    const px = Object.getPrototypeOf(x)
+    const py = Object.getPrototypeOf(y)
+    if (px !== py && !sameClass(px, py)) return `${at}: prototypes differ`
+    const skip = (k: string | symbol) => ignoreStack && x instanceof Error && k === 'stack'
+    const kx = Reflect.ownKeys(x).filter((k) => !skip(k))
+    const ky = Reflect.ownKeys(y).filter((k) => !skip(k))
+    if (kx.length !== ky.length || kx.some((k, i) => k !== ky[i])) {
+      return `${at}: keys [${kx.map(String)}] vs [${ky.map(String)}]`
+    }
+    const children: Array<[unknown, unknown, string]> = []
+    for (const k of kx) {
+      const dx = Object.getOwnPropertyDescriptor(x, k)!
+      const dy = Object.getOwnPropertyDescriptor(y, k)!
+      if (dx.enumerable !== dy.enumerable) return `${at}.${String(k)}: enumerability differs`
+      children.push([dx.value, dy.value, `${at}.${String(k)}`])
+    }
+    // first key on top: the first difference found is the first in key order
+    for (let i = children.length - 1; i >= 0; i--) work.push(children[i])
   }
   return null
 }
