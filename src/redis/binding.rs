@@ -149,7 +149,7 @@ pub struct NativeRedisStore {
     #[cfg(unix)]
     direct: std::cell::RefCell<Option<crate::redis::direct::Direct>>,
     #[cfg(unix)]
-    parked: std::sync::Arc<std::sync::Mutex<Option<std::os::fd::OwnedFd>>>,
+    parked: std::sync::Arc<std::sync::Mutex<Option<crate::redis::store::DirectSocket>>>,
 }
 
 #[napi]
@@ -226,9 +226,9 @@ impl NativeRedisStore {
         env.spawn_future(async move {
             #[cfg(unix)]
             {
-                let fd = guarded(core.connect_direct()).await?;
+                let socket = guarded(core.connect_direct()).await?;
                 if let Ok(mut slot) = parked.lock() {
-                    *slot = Some(fd);
+                    *slot = Some(socket);
                 }
                 Ok(())
             }
@@ -248,8 +248,8 @@ impl NativeRedisStore {
     pub fn direct_attach(&self, env: Env, on_wire: Unknown) -> Result<()> {
         #[cfg(unix)]
         {
-            let fd = self.parked.lock().ok().and_then(|mut s| s.take());
-            let Some(fd) = fd else {
+            let socket = self.parked.lock().ok().and_then(|mut s| s.take());
+            let Some(socket) = socket else {
                 return Err(js_error::throw(
                     &env,
                     PersistError::Internal("directAttach: no socket is waiting".into()),
@@ -260,7 +260,7 @@ impl NativeRedisStore {
             let d = unsafe {
                 crate::redis::direct::Direct::attach(
                     env.raw(),
-                    fd,
+                    socket,
                     on_wire.raw(),
                     cfg.command_timeout_ms,
                     self.core.wait(),

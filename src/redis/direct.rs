@@ -23,7 +23,7 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void};
 use std::future::Future;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::ptr;
 use std::rc::{Rc, Weak};
@@ -36,6 +36,7 @@ use napi::sys;
 use crate::error::PersistError;
 use crate::redis::batch::{again, Exec, Op, OpResult, Wait};
 use crate::redis::results::{coded, encode_results, Blob};
+use crate::redis::store::DirectSocket;
 use crate::redis::wire::Wire;
 
 type PollCb = unsafe extern "C" fn(*mut c_void, c_int, c_int);
@@ -160,6 +161,10 @@ struct Job {
 struct State {
     env: sys::napi_env,
     fd: Option<OwnedFd>,
+    /// The TLS session of a `rediss://` connection: records in and out of
+    /// the socket, plaintext in and out of `wire`.
+    #[cfg(feature = "redis-tls")]
+    tls: Option<Box<crate::redis::tls::Session>>,
     wire: Wire<Owner>,
     /// Jobs waiting for a batch of theirs.
     jobs: Vec<Job>,
@@ -200,7 +205,7 @@ impl Direct {
     /// on its JS thread.
     pub unsafe fn attach(
         env: sys::napi_env,
-        fd: OwnedFd,
+        socket: DirectSocket,
         callback: sys::napi_value,
         timeout_ms: u64,
         wait: Option<Wait>,
@@ -233,7 +238,7 @@ impl Direct {
             return Err(fail("napi_async_init"));
         }
         let poll = alloc_handle((uv.handle_size)(UV_POLL));
-        if (uv.poll_init)(lp, poll, fd.as_raw_fd()) != 0 {
+        if (uv.poll_init)(lp, poll, socket.fd.as_raw_fd()) != 0 {
             free_handle(poll, (uv.handle_size)(UV_POLL));
             sys::napi_async_destroy(env, async_ctx);
             sys::napi_delete_reference(env, callback_ref);
@@ -243,7 +248,9 @@ impl Direct {
         (uv.timer_init)(lp, timer);
         let cell = Rc::new(RefCell::new(State {
             env,
-            fd: Some(fd),
+            fd: Some(socket.fd),
+            #[cfg(feature = "redis-tls")]
+            tls: socket.tls,
             wire: Wire::new(wait),
             jobs: Vec::new(),
             poll,
@@ -521,33 +528,24 @@ impl State {
                 "the connection was closed".into(),
             ));
         };
+        #[cfg(feature = "redis-tls")]
+        if let Some(tls) = self.tls.as_deref_mut() {
+            let blocked = flush_tls(tls, &mut self.wire, fd)?;
+            self.watch_writes(blocked);
+            return Ok(());
+        }
         loop {
             let buf = self.wire.unwritten();
             if buf.is_empty() {
                 break;
             }
-            // SAFETY: `buf` is valid for its length; MSG_NOSIGNAL: a closed
-            // peer is an EPIPE error, never a SIGPIPE
-            let n = unsafe {
-                libc::send(
-                    fd,
-                    buf.as_ptr() as *const c_void,
-                    buf.len(),
-                    libc::MSG_NOSIGNAL,
-                )
-            };
-            if n > 0 {
-                self.wire.wrote(n as usize);
-                continue;
-            }
-            let e = std::io::Error::last_os_error();
-            match e.kind() {
-                std::io::ErrorKind::Interrupted => continue,
-                std::io::ErrorKind::WouldBlock => {
+            match Sock(fd).send(buf) {
+                Ok(n) => self.wire.wrote(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     self.watch_writes(true);
                     return Ok(());
                 }
-                _ => return Err(PersistError::Unavailable(e.to_string())),
+                Err(e) => return Err(PersistError::Unavailable(e.to_string())),
             }
         }
         self.watch_writes(false);
@@ -731,13 +729,30 @@ impl State {
         let Some(fd) = self.fd.as_ref().map(|f| f.as_raw_fd()) else {
             return Ok(());
         };
+        #[cfg(feature = "redis-tls")]
+        if let Some(tls) = self.tls.as_deref_mut() {
+            read_tls(tls, &mut self.wire, fd, done)?;
+            // records to answer with (alerts, key updates): out at once
+            if tls.wants_write() {
+                self.flush()?;
+            }
+            return Ok(());
+        }
         // level-triggered: what is left is read on the next callback
         for _ in 0..16 {
             let mut cap = 0;
+            let mut err = None;
             let n = self.wire.fill(|ptr, len| {
                 cap = len;
                 // SAFETY: `ptr` is writable for `len` bytes
-                unsafe { libc::recv(fd, ptr as *mut c_void, len, 0) }
+                let buf = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+                match Sock(fd).recv(buf) {
+                    Ok(n) => n as isize,
+                    Err(e) => {
+                        err = Some(e);
+                        -1
+                    }
+                }
             });
             if n > 0 {
                 self.wire.parse(done)?;
@@ -747,19 +762,165 @@ impl State {
                 continue;
             }
             if n == 0 {
-                return Err(PersistError::Unavailable(
-                    "the server closed the connection".into(),
-                ));
+                return Err(closed_by_server());
             }
-            let e = std::io::Error::last_os_error();
-            match e.kind() {
-                std::io::ErrorKind::Interrupted => continue,
-                std::io::ErrorKind::WouldBlock => return Ok(()),
-                _ => return Err(PersistError::Unavailable(e.to_string())),
+            match err {
+                Some(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Some(e) => return Err(PersistError::Unavailable(e.to_string())),
+                None => return Ok(()),
             }
         }
         Ok(())
     }
+}
+
+fn closed_by_server() -> PersistError {
+    PersistError::Unavailable("the server closed the connection".into())
+}
+
+/// The socket as `Read` / `Write` for rustls, and for the plain path:
+/// non-blocking `recv` / `send` (a closed peer is an error, never SIGPIPE),
+/// EINTR retried.
+struct Sock(RawFd);
+
+impl Sock {
+    fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            // SAFETY: `buf` is writable for its length
+            let n = unsafe { libc::recv(self.0, buf.as_mut_ptr() as *mut c_void, buf.len(), 0) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    fn send(&self, buf: &[u8]) -> std::io::Result<usize> {
+        loop {
+            // SAFETY: `buf` is readable for its length
+            let n = unsafe {
+                libc::send(
+                    self.0,
+                    buf.as_ptr() as *const c_void,
+                    buf.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+impl std::io::Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.recv(buf)
+    }
+}
+
+impl std::io::Write for Sock {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.send(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Encrypt `wire`'s unwritten bytes and write the records to `fd` until
+/// everything is out (false) or the socket would block (true).
+#[cfg(feature = "redis-tls")]
+fn flush_tls(
+    tls: &mut crate::redis::tls::Session,
+    wire: &mut Wire<Owner>,
+    fd: RawFd,
+) -> Result<bool, PersistError> {
+    use std::io::Write;
+    loop {
+        let plain = wire.unwritten();
+        let took_some = !plain.is_empty();
+        if took_some {
+            let n = tls
+                .writer()
+                .write(plain)
+                .map_err(|e| PersistError::Unavailable(format!("TLS: {e}")))?;
+            wire.wrote(n);
+        }
+        if !tls.wants_write() {
+            if wire.unwritten().is_empty() {
+                return Ok(false);
+            }
+            if took_some {
+                continue;
+            }
+            return Err(PersistError::Internal(
+                "TLS: the session took no bytes and has none to send".into(),
+            ));
+        }
+        match tls.write_tls(&mut Sock(fd)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) => return Err(PersistError::Unavailable(e.to_string())),
+        }
+    }
+}
+
+/// Read records from `fd`, decrypt them, and hand the plaintext to `wire`:
+/// the batches it completes go to `done`.
+#[cfg(feature = "redis-tls")]
+fn read_tls(
+    tls: &mut crate::redis::tls::Session,
+    wire: &mut Wire<Owner>,
+    fd: RawFd,
+    done: &mut Vec<(Owner, Vec<OpResult>)>,
+) -> Result<(), PersistError> {
+    use std::io::Read;
+    // level-triggered: what is left is read on the next callback
+    for _ in 0..16 {
+        let got = match tls.read_tls(&mut Sock(fd)) {
+            Ok(0) => return Err(closed_by_server()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(PersistError::Unavailable(e.to_string())),
+        };
+        let state = tls
+            .process_new_packets()
+            .map_err(|e| PersistError::Unavailable(format!("TLS: {e}")))?;
+        let mut avail = state.plaintext_bytes_to_read();
+        let peer_closed = state.peer_has_closed();
+        while avail > 0 {
+            let n = wire.fill(|ptr, len| {
+                let want = len.min(avail);
+                // SAFETY: `ptr` is writable for `len` >= `want` bytes
+                let buf = unsafe { std::slice::from_raw_parts_mut(ptr, want) };
+                match tls.reader().read(buf) {
+                    Ok(n) => n as isize,
+                    Err(_) => -1,
+                }
+            });
+            if n <= 0 {
+                break;
+            }
+            avail -= n as usize;
+            wire.parse(done)?;
+        }
+        if peer_closed {
+            return Err(closed_by_server());
+        }
+        if got == 0 {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// Hand an outcome to JS: `onWire(codes, lens, blob, errors, failure)`, the

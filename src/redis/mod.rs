@@ -3,8 +3,8 @@
 //! results on their way to JS), the protocol state of a connection
 //! (`wire`), the calls made of several batches (`keys`: SCAN, clearing a
 //! prefix; `lease`: run leases), the tokio connections and the cluster
-//! (`store`), the JS-thread socket (`direct`, libuv) and the thin napi
-//! `binding`.
+//! (`store`), the JS-thread socket (`direct`, libuv; `tls`: its TLS
+//! session) and the thin napi `binding`.
 
 pub mod batch;
 pub(crate) mod binding;
@@ -15,4 +15,6 @@ pub mod keys;
 pub mod lease;
 pub mod results;
 pub mod store;
+#[cfg(feature = "redis-tls")]
+pub mod tls;
 pub mod wire;

@@ -119,6 +119,27 @@ struct Inner {
     abandoned: tokio::sync::watch::Sender<u64>,
 }
 
+/// A socket for the JS-thread connection, connected, its TLS handshake
+/// (if any) and `AUTH`/`SELECT` done ([`RedisStore::connect_direct`]).
+#[cfg(unix)]
+pub struct DirectSocket {
+    pub fd: std::os::fd::OwnedFd,
+    /// The TLS session of a `rediss://` store.
+    #[cfg(feature = "redis-tls")]
+    pub tls: Option<Box<crate::redis::tls::Session>>,
+}
+
+#[cfg(unix)]
+impl DirectSocket {
+    fn plain(fd: std::os::fd::OwnedFd) -> DirectSocket {
+        DirectSocket {
+            fd,
+            #[cfg(feature = "redis-tls")]
+            tls: None,
+        }
+    }
+}
+
 /// A Redis-backed key-value store. Cheap to clone (shared inner state).
 #[derive(Clone)]
 pub struct RedisStore {
@@ -795,17 +816,21 @@ impl RedisStore {
         }
     }
 
-    /// Can the data connection be a socket of the JS thread's own
-    /// (`redis::direct`)? One server over plain TCP or a unix socket, RESP2;
-    /// TLS and clusters go through the crate's async connections.
+    /// Can the connection be a socket of the JS thread's own
+    /// (`redis::direct`)? One server over TCP, TLS or a unix socket, RESP2;
+    /// clusters go through the crate's async connections.
     pub fn direct_capable(&self) -> bool {
         match &self.inner.transport {
             Transport::Single(c) => {
                 let info = c.get_connection_info();
-                matches!(
-                    info.addr(),
-                    redis::ConnectionAddr::Tcp(..) | redis::ConnectionAddr::Unix(..)
-                ) && info.redis_settings().protocol() == redis::ProtocolVersion::RESP2
+                let addr_ok = match info.addr() {
+                    redis::ConnectionAddr::Tcp(..) | redis::ConnectionAddr::Unix(..) => true,
+                    redis::ConnectionAddr::TcpTls { insecure, .. } => {
+                        cfg!(feature = "redis-tls") && !insecure
+                    }
+                    _ => false,
+                };
+                addr_ok && info.redis_settings().protocol() == redis::ProtocolVersion::RESP2
             }
             Transport::Cluster(_) => false,
         }
@@ -815,7 +840,7 @@ impl RedisStore {
     /// stores, within `connect_timeout_ms`: connected, `AUTH` and `SELECT`
     /// done as the URL says, non-blocking. Counts as a connection opened.
     #[cfg(unix)]
-    pub async fn connect_direct(&self) -> Result<std::os::fd::OwnedFd> {
+    pub async fn connect_direct(&self) -> Result<DirectSocket> {
         use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
         use tokio_util::codec::Decoder;
         if self.is_closed() {
@@ -881,36 +906,50 @@ impl RedisStore {
         let cto = self.inner.config.connect_timeout_ms;
         let refused = |e: std::io::Error| PersistError::Unavailable(e.to_string());
         let attempt = async {
-            let fd: std::os::fd::OwnedFd = match info.addr() {
+            let socket = match info.addr() {
                 redis::ConnectionAddr::Tcp(host, port) => {
                     let mut s = tokio::net::TcpStream::connect((host.as_str(), *port))
                         .await
                         .map_err(refused)?;
                     s.set_nodelay(true).map_err(refused)?;
                     handshake(&mut s, &hello, replies).await?;
-                    s.into_std().map_err(refused)?.into()
+                    DirectSocket::plain(s.into_std().map_err(refused)?.into())
+                }
+                #[cfg(feature = "redis-tls")]
+                redis::ConnectionAddr::TcpTls { host, port, .. } => {
+                    let s = tokio::net::TcpStream::connect((host.as_str(), *port))
+                        .await
+                        .map_err(refused)?;
+                    s.set_nodelay(true).map_err(refused)?;
+                    let mut s = crate::redis::tls::handshake(s, host, &self.inner.config).await?;
+                    handshake(&mut s, &hello, replies).await?;
+                    let (tcp, session) = s.into_inner();
+                    DirectSocket {
+                        fd: tcp.into_std().map_err(refused)?.into(),
+                        tls: Some(Box::new(session)),
+                    }
                 }
                 redis::ConnectionAddr::Unix(path) => {
                     let mut s = tokio::net::UnixStream::connect(path)
                         .await
                         .map_err(refused)?;
                     handshake(&mut s, &hello, replies).await?;
-                    s.into_std().map_err(refused)?.into()
+                    DirectSocket::plain(s.into_std().map_err(refused)?.into())
                 }
                 _ => {
                     return Err(PersistError::Internal(
-                        "connect_direct: not a plain TCP or unix address".into(),
+                        "connect_direct: not a TCP, TLS or unix address".into(),
                     ))
                 }
             };
-            Ok(fd)
+            Ok(socket)
         };
-        let fd = match tokio::time::timeout(ms(cto), attempt).await {
+        let socket = match tokio::time::timeout(ms(cto), attempt).await {
             Ok(r) => r?,
             Err(_) => return Err(PersistError::Timeout(cto)),
         };
         self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
-        Ok(fd)
+        Ok(socket)
     }
 
     /// Forget the connection of `generation` (if still current) so that the
