@@ -50,7 +50,8 @@ mod tests {
 
 #[napi(object)]
 pub struct ExecOut {
-    /// One int per op (see `META_VALUE`).
+    /// One int per op: a `RedisOutcome`, or `RedisOutcome.Value + n` for a
+    /// GET hit (its value: the next `n` UTF-16 units of `blob`).
     pub meta: Int32Array,
     #[napi(ts_type = "string")]
     pub blob: JsText,
