@@ -33,9 +33,10 @@ use std::task::{Context, Poll};
 use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
 
+use crate::boundary::js_error::coded;
 use crate::error::PersistError;
-use crate::redis::batch::{again, Exec, Op, OpResult, Wait};
-use crate::redis::results::{coded, encode_results, Blob};
+use crate::redis::batch::{Exec, Op, OpResult, Wait};
+use crate::redis::results::{encode_results, Blob};
 use crate::redis::store::DirectSocket;
 use crate::redis::wire::Wire;
 
@@ -606,7 +607,7 @@ impl State {
             if let Owner::Job(slot) = owner {
                 if let Ok(mut s) = slot.try_borrow_mut() {
                     *s = Some(Err(match why {
-                        Some(e) => again(e),
+                        Some(e) => e.clone(),
                         None => PersistError::Unavailable("the connection was closed".into()),
                     }));
                 }

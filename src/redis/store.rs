@@ -29,7 +29,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::{PersistError, Result};
-use crate::redis::batch::{again, op_key, scan_server, unlink_server, Batch, Exec, Wait};
+use crate::redis::batch::{op_key, scan_server, unlink_server, Batch, Exec, Wait};
 pub use crate::redis::batch::{Op, OpResult, Text, SCAN_COUNT};
 use crate::redis::keys;
 
@@ -1293,7 +1293,7 @@ impl RedisStore {
                 Err(e) => {
                     for i in redo {
                         replies[i] = Some(Err(Fail {
-                            err: again(&e),
+                            err: e.clone(),
                             replace: false,
                         }));
                     }
@@ -1359,7 +1359,7 @@ impl RedisStore {
                 let f = classify(&e, cmd_to);
                 every(&idx, &|| {
                     Step::Fail(Fail {
-                        err: again(&f.err),
+                        err: f.err.clone(),
                         replace: f.replace,
                     })
                 })
@@ -1801,7 +1801,9 @@ e5 127.0.0.1:7004@17004 master - 0 1 4 connected 10923-16383
         format!(
             "rs-test:{tag}:{}:{}:",
             std::process::id(),
-            crate::clock::Clock::now_ms(&crate::clock::SystemClock) as u64
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis())
         )
     }
 
