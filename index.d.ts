@@ -499,6 +499,10 @@ export interface RedisStore extends KeyValueStore {
    * gives on one server) or `'tokio'` (asked for, a cluster, or no libuv found in the host).
    */
   readonly transport: 'direct' | 'tokio'
+  /** Native calls made so far for get/set/delete/exists (and ping, on the direct transport): one per tick (or per `maxBatch` calls), one pipeline each. */
+  readonly batchesSent: number
+  /** The calls those batches carried (owner markers written by caches and persistences included). */
+  readonly callsSent: number
   readonly [nativeLeases]: 'redis'
 }
 

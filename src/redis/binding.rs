@@ -24,7 +24,6 @@ use crate::redis::lease::{lease_exec, LeaseOp};
 use crate::redis::results::{encode_results, Blob, Encoded};
 use crate::redis::store::{
     Owners, RedisConfig, RedisStore, KIND_STATE, MARKER_CACHE, MARKER_STATE, MARKER_VALUE,
-    REGISTRY_PREFIX,
 };
 use crate::wtf8;
 
@@ -659,12 +658,6 @@ fn decode_leases(
         });
     }
     Ok(out)
-}
-
-/// The key space of the owner registry of older builds (read, never written).
-#[napi(catch_unwind)]
-pub fn owner_legacy_prefix() -> String {
-    REGISTRY_PREFIX.to_string()
 }
 
 /// The marker key (inside `prefix`) that records `prefix` as a `kind`
