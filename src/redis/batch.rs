@@ -6,6 +6,9 @@
 //! [`OpResult`] per operation. It knows nothing of sockets or nodes: the
 //! caller writes [`Batch::pack`]'s bytes (or [`Batch::commands`]) to the
 //! node it chose and hands the replies, in order, to [`Batch::finish`].
+//! A server's error reply fails its one op ([`OpResult::server_error_code`]
+//! names it: `NOSCRIPT`, `MOVED`, `ASK`...), so a caller that re-sends
+//! (a lease script as `EVAL`, a cluster's redirects) decides per op.
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -164,9 +167,20 @@ pub enum OpResult {
 }
 
 impl OpResult {
+    /// The code of the server's error reply this op got (`NOSCRIPT`,
+    /// `MOVED`, `ASK`, `TRYAGAIN`, `WRONGTYPE`...), if it got one: what a
+    /// caller that re-sends (a script as `EVAL`, a cluster's redirects)
+    /// decides on.
+    pub fn server_error_code(&self) -> Option<&str> {
+        match self {
+            OpResult::Failed(PersistError::Store(m)) => m.split(' ').next(),
+            _ => None,
+        }
+    }
+
     /// The server did not know the script of an [`Op::Eval`] by its SHA.
     pub fn is_noscript(&self) -> bool {
-        matches!(self, OpResult::Failed(PersistError::Store(m)) if m.starts_with("NOSCRIPT"))
+        self.server_error_code() == Some("NOSCRIPT")
     }
 }
 
@@ -648,6 +662,8 @@ mod tests {
             }
         };
         let r = b.finish(vec![Value::Okay, Value::Nil, err, Value::Int(0)]);
+        assert_eq!(r[2].server_error_code(), Some("OOM"));
+        assert_eq!(r[1].server_error_code(), None);
         assert!(
             matches!(&r[0], OpResult::Failed(PersistError::Unavailable(m)) if m.contains("only 0 of 1"))
         );
