@@ -5,10 +5,10 @@
 // batcher: one pipeline on Redis (src/redis/lease.rs), one lock-holding pass
 // on files (src/file/lease.rs). Every op names the lease of snapshot `id`
 // under `prefix`. `send(kinds, ttls, prefixes, ids, tokens, values)` returns
-// the native promise of `{ codes, tokens, errors }`: a code per op (0 false /
-// not taken, 1 true / taken / written, else an error in errors[i]:
-// ERR_LEASE_LOST for a fenced-off write) and the tokens of the taken leases,
-// in order, TOKEN_LEN characters each.
+// the native promise of `{ codes, tokens, errors }`: a LEASE outcome per op
+// (YES / NO, else an error in errors[i]: ERR_LEASE_LOST for a fenced-off
+// write) and the tokens of the taken leases, in order, TOKEN_LEN characters
+// each.
 
 const { fromNative } = require('../internal/binding.js')
 const { LEASE } = require('../internal/codes.js')
@@ -30,12 +30,13 @@ const empty = () => ({ kinds: [], ttls: [], prefixes: [], ids: [], tokens: [], v
 function settleLeases({ kinds, waiters }, { codes, tokens, errors }) {
   let pos = 0
   for (let i = 0; i < codes.length; i++) {
-    if (codes[i] > 1) waiters[2 * i + 1](fromNative(new Error(errors?.[i] ?? '[ERR_INTERNAL] missing error')))
-    else if (kinds[i] >= LEASE.FENCED_SET) {
-      if (codes[i] === 1) waiters[2 * i]()
+    if (codes[i] !== LEASE.YES && codes[i] !== LEASE.NO) {
+      waiters[2 * i + 1](fromNative(new Error(errors?.[i] ?? '[ERR_INTERNAL] missing error')))
+    } else if (kinds[i] === LEASE.FENCED_SET || kinds[i] === LEASE.FENCED_DELETE) {
+      if (codes[i] === LEASE.YES) waiters[2 * i]()
       else waiters[2 * i + 1](fromNative(new Error('[ERR_INTERNAL] a fenced write answered neither written nor lost')))
-    } else if (kinds[i] !== LEASE.ACQUIRE) waiters[2 * i](codes[i] === 1)
-    else if (codes[i] === 1) {
+    } else if (kinds[i] !== LEASE.ACQUIRE) waiters[2 * i](codes[i] === LEASE.YES)
+    else if (codes[i] === LEASE.YES) {
       waiters[2 * i](tokens.slice(pos, pos + LEASE.TOKEN_LEN))
       pos += LEASE.TOKEN_LEN
     } else waiters[2 * i](null)

@@ -1,9 +1,8 @@
-//! The answer of a batch of run-lease ops, as both stores' `leaseExec`
-//! resolve it (read by `lib/lease-batcher.js`): a code per op (0 false /
-//! not taken, 1 true / taken / written, 4 error in `errors[i]` as `[CODE]
-//! message`, e.g. `ERR_LEASE_LOST` for a fenced-off snapshot write)
-//! and the tokens of the taken leases, in order, concatenated (32 characters
-//! each).
+//! Run-lease batches across the boundary, for both stores' `leaseExec`
+//! (read by `lib/stores/leases.js`): the op kinds ([`LeaseKind`]) and the
+//! answer, a [`LeaseOutcome`] per op (`errors[i]` as `[CODE] message` for
+//! an error, e.g. `ERR_LEASE_LOST` for a fenced-off snapshot write) and the tokens of the taken leases, in order, concatenated (32
+//! characters each).
 
 use napi::bindgen_prelude::Uint8Array;
 use napi_derive::napi;
@@ -11,9 +10,41 @@ use napi_derive::napi;
 use crate::boundary::js_error::coded;
 use crate::error::Result;
 
-const NOT_TAKEN: u8 = 0;
-const TAKEN: u8 = 1;
-const FAILED: u8 = 4;
+/// The kind of one run-lease op.
+#[napi]
+#[derive(Debug, PartialEq, Eq)]
+pub enum LeaseKind {
+    Acquire = 0,
+    Release = 1,
+    Renew = 2,
+    /// Write the snapshot `prefix + id` if the caller still holds its lease.
+    FencedSet = 3,
+    /// Delete the snapshot `prefix + id` if the caller still holds its lease.
+    FencedDelete = 4,
+}
+
+impl LeaseKind {
+    pub fn from_code(code: u8) -> Option<LeaseKind> {
+        Some(match code {
+            0 => LeaseKind::Acquire,
+            1 => LeaseKind::Release,
+            2 => LeaseKind::Renew,
+            3 => LeaseKind::FencedSet,
+            4 => LeaseKind::FencedDelete,
+            _ => return None,
+        })
+    }
+}
+
+/// The outcome of one run-lease op: taken / released / renewed / written or
+/// not, or failed.
+#[napi]
+#[derive(Debug, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    No = 0,
+    Yes = 1,
+    Error = 4,
+}
 
 #[napi(object)]
 pub struct LeaseOut {
@@ -36,11 +67,11 @@ impl LeaseOut {
                     if let Some(token) = acquired {
                         tokens.push_str(token);
                     }
-                    codes.push(TAKEN);
+                    codes.push(LeaseOutcome::Yes as u8);
                 }
-                Ok(false) => codes.push(NOT_TAKEN),
+                Ok(false) => codes.push(LeaseOutcome::No as u8),
                 Err(e) => {
-                    codes.push(FAILED);
+                    codes.push(LeaseOutcome::Error as u8);
                     errors.get_or_insert_with(|| vec![None; n])[i] = Some(coded(&e));
                 }
             }

@@ -14,7 +14,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::boundary::js_error;
-use crate::boundary::lease::LeaseOut;
+use crate::boundary::lease::{LeaseKind as LeaseCode, LeaseOut};
 use crate::error::PersistError;
 use crate::file::dir::{Done, DrainHandle, FileDir};
 use crate::file::kv::KvFiles;
@@ -367,10 +367,10 @@ impl NativeFileStore {
     }
 
     /// A batch of run-lease ops, decided in order under one hold of the
-    /// directory's lease lock (see `file::lease`): `kinds[i]` 0 acquire (a
-    /// new token is made here), 1 release, 2 renew, 3 fenced set of the
-    /// snapshot `prefixes[i] + ids[i]` to `values[i]`, 4 fenced delete of
-    /// it, on the lease of `ids[i]` under `prefixes[i]`, by `tokens[i]` (""
+    /// directory's lease lock (see `file::lease`): `kinds[i]` a `LeaseKind`
+    /// (acquire: a new token is made here; release; renew; fenced set of the
+    /// snapshot `prefixes[i] + ids[i]` to `values[i]`; fenced delete of
+    /// it), on the lease of `ids[i]` under `prefixes[i]`, by `tokens[i]` (""
     /// for acquire). A fenced write goes through this store's own write path
     /// and is committed before the lock is released. Same answer as the
     /// Redis store's `lease_exec`.
@@ -401,25 +401,29 @@ impl NativeFileStore {
                     "lease_exec: batch arrays differ in length".into(),
                 ));
             }
-            let mut fresh = crate::token::new_tokens(kinds.iter().filter(|&&k| k == 0).count())?;
+            let acquires = kinds
+                .iter()
+                .filter(|&&k| LeaseCode::from_code(k) == Some(LeaseCode::Acquire))
+                .count();
+            let mut fresh = crate::token::new_tokens(acquires)?;
             let mut ops = Vec::with_capacity(n);
             let rows = kinds.into_iter().zip(ttls).zip(prefixes).zip(ids);
             for ((((kind, ttl), prefix), id), (token, value)) in
                 rows.zip(tokens.into_iter().zip(values))
             {
                 let ttl_ms = u64::from(ttl);
-                let (kind, token) = match kind {
-                    0 => (
+                let (kind, token) = match LeaseCode::from_code(kind) {
+                    Some(LeaseCode::Acquire) => (
                         LeaseKind::Acquire { ttl_ms },
                         fresh.pop().unwrap_or_default(),
                     ),
-                    1 => (LeaseKind::Release, token),
-                    2 => (LeaseKind::Renew { ttl_ms }, token),
-                    3 => (LeaseKind::FencedSet, token),
-                    4 => (LeaseKind::FencedDelete, token),
-                    k => {
+                    Some(LeaseCode::Release) => (LeaseKind::Release, token),
+                    Some(LeaseCode::Renew) => (LeaseKind::Renew { ttl_ms }, token),
+                    Some(LeaseCode::FencedSet) => (LeaseKind::FencedSet, token),
+                    Some(LeaseCode::FencedDelete) => (LeaseKind::FencedDelete, token),
+                    None => {
                         return Err(PersistError::Internal(format!(
-                            "lease_exec: unknown op {k}"
+                            "lease_exec: unknown op {kind}"
                         )))
                     }
                 };

@@ -1,24 +1,24 @@
-//! Run leases (awaitly's `WorkflowLock`) on Redis: ONE key per lease,
-//! holding the owner's token, expiring by the server's clock (`PX`): no
-//! client clock is ever compared with another.
+//! Run leases (awaitly's `WorkflowLock`) on Redis: ONE key per lease (so a
+//! lease never spans hash slots), holding the owner's token, expiring by
+//! the server's clock (`PX`): no client clock is ever compared with another.
 //!
 //! - acquire: `SET key token NX PX ttl` (set only if absent);
 //! - release: a script deletes the key only if it still holds the token;
 //! - renew: a script re-arms the key's expiry only if it still holds the token;
 //! - fenced set / delete (a snapshot save / delete by the store holding the
-//!   run's lease): a script writes or deletes the state key only if the lease
-//!   key still holds the token, else writes nothing (`ERR_LEASE_LOST`). One
-//!   script, sent in place of the `SET` / `DEL`: no extra round trip.
+//!   run's lease): a script writes or deletes the snapshot key only if the
+//!   lease key still holds the token, else writes nothing (`ERR_LEASE_LOST`).
+//!   One script, sent in place of the `SET` / `DEL`: no extra round trip;
+//!   a durable write (`WAIT` follows when the store waits for replicas).
 //!
 //! Lease keys ([`lease_key`]) live under the snapshot prefix and share the
-//! hash slot of the state key they guard, so on a cluster the fenced script's
-//! two keys are on one node.
+//! hash slot of the snapshot key they guard, so on a cluster the fenced
+//! script's two keys are on one node.
 //!
-//! Scripts go as `EVALSHA` (the SHA comes from a `SCRIPT LOAD` sent with the
-//! first `EVAL`), with a fallback to `EVAL` on `NOSCRIPT` (script cache
-//! flushed, failover to a replica that never saw the script). Everything
-//! runs through the store's one execution path ([`RedisStore::run`]:
-//! timeouts, reconnect, error classification).
+//! Scripts go as `EVALSHA` (their SHA1 computed here), and again as `EVAL`
+//! when the server answers `NOSCRIPT` (script cache flushed, failover to a
+//! replica that never saw the script). A batch of lease ops is one batch of
+//! the connection ([`Exec`]): on the JS thread's socket or on tokio alike.
 //!
 //! A failover can lose a lease: Redis replicates asynchronously, so a lease
 //! acknowledged by the old primary may be missing on the promoted replica
@@ -26,20 +26,13 @@
 
 use std::sync::OnceLock;
 
-use redis::Value;
-
 use crate::error::{PersistError, Result};
-use crate::redis::store::RedisStore;
+use crate::redis::batch::{Exec, Op, OpResult, Script};
 
-const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
-const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
-const FENCED_SET: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[2], ARGV[2]) return 1 else return 0 end";
-const FENCED_DELETE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[2]) return 1 else return 0 end";
-
-static RELEASE_SHA: OnceLock<String> = OnceLock::new();
-static RENEW_SHA: OnceLock<String> = OnceLock::new();
-static FENCED_SET_SHA: OnceLock<String> = OnceLock::new();
-static FENCED_DELETE_SHA: OnceLock<String> = OnceLock::new();
+static RELEASE: Script = Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end");
+static RENEW: Script = Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end");
+static FENCED_SET: Script = Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[2], ARGV[2]) return 1 else return 0 end");
+static FENCED_DELETE: Script = Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[2]) return 1 else return 0 end");
 
 const SLOTS: u16 = 16384;
 
@@ -172,17 +165,6 @@ pub fn lease_key(prefix: &[u8], id: &[u8], state: &[u8]) -> Result<Vec<u8>> {
     Ok(k)
 }
 
-fn server_error(v: &Value) -> Option<PersistError> {
-    match v {
-        Value::ServerError(e) => Some(PersistError::Store(
-            format!("{} {}", e.code(), e.details().unwrap_or(""))
-                .trim()
-                .into(),
-        )),
-        _ => None,
-    }
-}
-
 /// One lease operation of a batch ([`RedisStore::lease_exec`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum LeaseOp {
@@ -200,14 +182,14 @@ pub enum LeaseOp {
         token: String,
         ttl_ms: u64,
     },
-    /// `SET state value` if the lease `key` holds `token`: whether it did.
+    /// `SET state value` if the lease `key` holds `token`; else `ERR_LEASE_LOST`.
     FencedSet {
         key: Vec<u8>,
         token: String,
         state: Vec<u8>,
         value: Vec<u8>,
     },
-    /// `DEL state` if the lease `key` holds `token`: whether it did.
+    /// `DEL state` if the lease `key` holds `token`; else `ERR_LEASE_LOST`.
     FencedDelete {
         key: Vec<u8>,
         token: String,
@@ -216,202 +198,110 @@ pub enum LeaseOp {
 }
 
 impl LeaseOp {
-    fn script(&self) -> Option<(&'static str, &'static OnceLock<String>)> {
+    /// Its command; scripts by SHA when `by_sha`.
+    fn op(&self, by_sha: bool) -> Op {
         match self {
-            LeaseOp::Acquire { .. } => None,
-            LeaseOp::Release { .. } => Some((RELEASE, &RELEASE_SHA)),
-            LeaseOp::Renew { .. } => Some((RENEW, &RENEW_SHA)),
-            LeaseOp::FencedSet { .. } => Some((FENCED_SET, &FENCED_SET_SHA)),
-            LeaseOp::FencedDelete { .. } => Some((FENCED_DELETE, &FENCED_DELETE_SHA)),
-        }
-    }
-
-    /// A fenced state write (followed by `WAIT` when the store waits for replicas)?
-    fn is_write(&self) -> bool {
-        matches!(
-            self,
-            LeaseOp::FencedSet { .. } | LeaseOp::FencedDelete { .. }
-        )
-    }
-
-    /// Append this op to `p`; scripts by SHA when `by_sha` and the SHA is known.
-    fn push(&self, p: &mut redis::Pipeline, by_sha: bool) {
-        if let LeaseOp::Acquire { key, token, ttl_ms } = self {
-            p.cmd("SET")
-                .arg(key)
-                .arg(token)
-                .arg("NX")
-                .arg("PX")
-                .arg((*ttl_ms).max(1));
-            return;
-        }
-        let Some((script, sha)) = self.script() else {
-            return;
-        };
-        let c = match sha.get().filter(|_| by_sha) {
-            Some(s) => p.cmd("EVALSHA").arg(s),
-            None => p.cmd("EVAL").arg(script),
-        };
-        match self {
-            LeaseOp::Acquire { .. } => {}
-            LeaseOp::Release { key, token } => {
-                c.arg(1).arg(key).arg(token);
-            }
-            LeaseOp::Renew { key, token, ttl_ms } => {
-                c.arg(1).arg(key).arg(token).arg((*ttl_ms).max(1));
-            }
+            LeaseOp::Acquire { key, token, ttl_ms } => Op::Acquire {
+                key: key.clone(),
+                token: token.clone(),
+                ttl_ms: *ttl_ms,
+            },
+            LeaseOp::Release { key, token } => Op::Eval {
+                script: &RELEASE,
+                key: key.clone(),
+                args: vec![token.as_bytes().to_vec()],
+                by_sha,
+            },
+            LeaseOp::Renew { key, token, ttl_ms } => Op::Eval {
+                script: &RENEW,
+                key: key.clone(),
+                args: vec![
+                    token.as_bytes().to_vec(),
+                    (*ttl_ms).max(1).to_string().into_bytes(),
+                ],
+                by_sha,
+            },
             LeaseOp::FencedSet {
                 key,
                 token,
                 state,
                 value,
-            } => {
-                c.arg(2).arg(key).arg(state).arg(token).arg(value);
-            }
-            LeaseOp::FencedDelete { key, token, state } => {
-                c.arg(2).arg(key).arg(state).arg(token);
-            }
+            } => Op::Fenced {
+                script: &FENCED_SET,
+                lease: key.clone(),
+                state: state.clone(),
+                args: vec![token.as_bytes().to_vec(), value.clone()],
+                by_sha,
+            },
+            LeaseOp::FencedDelete { key, token, state } => Op::Fenced {
+                script: &FENCED_DELETE,
+                lease: key.clone(),
+                state: state.clone(),
+                args: vec![token.as_bytes().to_vec()],
+                by_sha,
+            },
         }
     }
 
-    fn decode(&self, v: Value) -> Result<bool> {
-        if let Some(e) = server_error(&v) {
-            return Err(e);
-        }
-        match (self, v) {
-            (LeaseOp::Acquire { .. }, Value::Okay | Value::SimpleString(_)) => Ok(true),
-            (LeaseOp::Acquire { .. }, Value::Nil) => Ok(false),
-            (op, Value::Int(0)) if op.is_write() => Err(PersistError::LeaseLost(
-                "the run's lease is no longer this store's (expired or taken over): nothing written".into(),
-            )),
-            (_, Value::Int(n)) => Ok(n > 0),
-            (_, Value::Boolean(b)) => Ok(b),
-            (_, other) => Err(PersistError::Store(format!(
-                "lease: unexpected reply {other:?}"
-            ))),
-        }
-    }
-}
-
-impl RedisStore {
-    /// Run a batch of lease ops as one pipeline (one round trip; in a
-    /// cluster, one per op, concurrently), through
-    /// the store's one execution path; one result per op, in order. Scripts
-    /// go by EVALSHA once their SHA is known (a `SCRIPT LOAD` rides along
-    /// with the first batch that EVALs them); ops answered `NOSCRIPT` are
-    /// sent again as EVAL in a second pipeline. Fenced writes are followed
-    /// by `WAIT` in the same pipeline when the store waits for replicas. A
-    /// connection failure or timeout fails the whole batch.
-    pub async fn lease_exec(&self, ops: &[LeaseOp]) -> Result<Vec<Result<bool>>> {
-        if ops.is_empty() {
-            return Ok(Vec::new());
-        }
-        let waits = self.wait_params().is_some();
-        if self.is_cluster() {
-            // The keys of an op share one slot, so each op goes alone to that
-            // slot (redirects followed by `run`), all at once. Always EVAL:
-            // the script cache is per node, a SHA learnt on one says nothing
-            // of another (or of a replica promoted since).
-            let calls = ops.iter().map(|op| async move {
-                let wait = waits && op.is_write();
-                let mut p = redis::Pipeline::with_capacity(2);
-                p.ignore_errors();
-                op.push(&mut p, false);
-                if wait {
-                    p.add_command(self.wait_cmd());
-                }
-                let mut values = self.run(&p).await?.into_iter();
-                let (Some(v), w) = (values.next(), values.next()) else {
-                    return Err(PersistError::Internal("lease: no reply".into()));
-                };
-                self.settle(op, v, w.as_ref())
-            });
-            return Ok(futures_util::future::join_all(calls).await);
-        }
-        let wait = waits && ops.iter().any(LeaseOp::is_write);
-        let mut p = redis::Pipeline::with_capacity(ops.len() + 3);
-        p.ignore_errors();
-        for op in ops {
-            op.push(&mut p, true);
-        }
-        if wait {
-            p.add_command(self.wait_cmd());
-        }
-        // the scripts this batch EVALs, to learn their SHA
-        let mut loads: Vec<(&'static str, &'static OnceLock<String>)> = Vec::new();
-        for (script, sha) in ops.iter().filter_map(LeaseOp::script) {
-            if sha.get().is_none() && !loads.iter().any(|(s, _)| *s == script) {
-                loads.push((script, sha));
+    /// Its result: for a fenced write, written (true) or `ERR_LEASE_LOST`.
+    fn verdict(&self, r: OpResult) -> Result<bool> {
+        let done = verdict(r)?;
+        match self {
+            LeaseOp::FencedSet { .. } | LeaseOp::FencedDelete { .. } if !done => {
+                Err(PersistError::LeaseLost(
+                    "the run's lease is no longer this store's (expired or taken over): nothing written".into(),
+                ))
             }
-        }
-        for (script, _) in &loads {
-            p.cmd("SCRIPT").arg("LOAD").arg(*script);
-        }
-        let sent = ops.len() + usize::from(wait);
-        let mut values = self.run(&p).await?;
-        if values.len() != sent + loads.len() {
-            return Err(PersistError::Internal(format!(
-                "lease pipeline returned {} replies for {} commands",
-                values.len(),
-                sent + loads.len()
-            )));
-        }
-        for ((_, sha), v) in loads.iter().zip(values.drain(sent..)) {
-            if let Value::BulkString(b) = v {
-                if let Ok(s) = String::from_utf8(b) {
-                    let _ = sha.set(s);
-                }
-            }
-        }
-        let waited = if wait { values.pop() } else { None };
-        let mut waits_of: Vec<Option<Value>> = vec![waited; ops.len()];
-        let retry: Vec<usize> = (0..ops.len())
-            .filter(|&i| matches!(&values[i], Value::ServerError(e) if e.code() == "NOSCRIPT"))
-            .collect();
-        if !retry.is_empty() {
-            let wait = waits && retry.iter().any(|&i| ops[i].is_write());
-            let mut p = redis::Pipeline::with_capacity(retry.len() + 1);
-            p.ignore_errors();
-            for &i in &retry {
-                ops[i].push(&mut p, false);
-            }
-            if wait {
-                p.add_command(self.wait_cmd());
-            }
-            let mut again = self.run(&p).await?;
-            if again.len() != retry.len() + usize::from(wait) {
-                return Err(PersistError::Internal("lease retry: reply count".into()));
-            }
-            let waited = if wait { again.pop() } else { None };
-            for (&i, v) in retry.iter().zip(again) {
-                values[i] = v;
-                waits_of[i] = waited.clone();
-            }
-        }
-        Ok(ops
-            .iter()
-            .zip(values)
-            .zip(waits_of)
-            .map(|((op, v), w)| self.settle(op, v, w.as_ref()))
-            .collect())
-    }
-
-    /// The outcome of `op` from its reply `v` and, for a fenced write, the
-    /// reply of the `WAIT` after it: a write that replicas did not
-    /// acknowledge in time fails like an unacknowledged SET.
-    fn settle(&self, op: &LeaseOp, v: Value, waited: Option<&Value>) -> Result<bool> {
-        let done = op.decode(v)?;
-        match waited {
-            Some(w) if done && op.is_write() => self.check_wait(w).map(|()| true),
             _ => Ok(done),
         }
     }
 }
 
+/// Taken / released / renewed (true) or not (false), from an op's result.
+fn verdict(r: OpResult) -> Result<bool> {
+    match r {
+        OpResult::Value(v) => Ok(v.is_some()),
+        OpResult::Bool(b) => Ok(b),
+        OpResult::Failed(e) => Err(e),
+        other => Err(PersistError::Store(format!(
+            "lease: unexpected result {other:?}"
+        ))),
+    }
+}
+
+/// Run a batch of lease ops as one batch on `x` (one round trip; two when
+/// a script must go again as `EVAL`); one result per op, in order. A
+/// connection failure or timeout fails the whole batch.
+pub async fn lease_exec<X: Exec>(x: &X, ops: &[LeaseOp]) -> Result<Vec<Result<bool>>> {
+    if ops.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut results = x.exec(ops.iter().map(|op| op.op(true)).collect()).await?;
+    let retry: Vec<usize> = (0..results.len())
+        .filter(|&i| results[i].is_noscript())
+        .collect();
+    if !retry.is_empty() {
+        let again = x
+            .exec(retry.iter().map(|&i| ops[i].op(false)).collect())
+            .await?;
+        if again.len() != retry.len() {
+            return Err(PersistError::Internal("lease retry: reply count".into()));
+        }
+        for (&i, r) in retry.iter().zip(again) {
+            results[i] = r;
+        }
+    }
+    Ok(ops
+        .iter()
+        .zip(results)
+        .map(|(op, r)| op.verdict(r))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::redis::store::{Op, OpResult, RedisConfig};
+    use crate::redis::store::{RedisConfig, RedisStore};
     use crate::token::new_token;
     use std::time::Duration;
 
@@ -446,7 +336,7 @@ mod tests {
     }
 
     async fn one(s: &RedisStore, op: LeaseOp) -> Result<bool> {
-        s.lease_exec(&[op])
+        lease_exec(s, &[op])
             .await?
             .pop()
             .unwrap_or_else(|| Err(PersistError::Internal("no result".into())))
@@ -483,8 +373,9 @@ mod tests {
         let s = RedisStore::new(RedisConfig::default())?;
         let (k1, k2) = (key("batch1")?, key("batch2")?);
         let (a, b) = (new_token()?, new_token()?);
-        let r = s
-            .lease_exec(&[
+        let r = lease_exec(
+            &s,
+            &[
                 acquire(&k1, &a, 10_000),
                 acquire(&k1, &b, 10_000),
                 acquire(&k2, &b, 10_000),
@@ -493,8 +384,9 @@ mod tests {
                 acquire(&k1, &b, 10_000),
                 release(&k1, &b),
                 release(&k2, &b),
-            ])
-            .await?;
+            ],
+        )
+        .await?;
         let got: Vec<bool> = r.into_iter().collect::<Result<_>>()?;
         assert_eq!(got, [true, false, true, false, true, true, true, true]);
         Ok(())
@@ -517,7 +409,7 @@ mod tests {
             "stale token never releases"
         );
         // the lease is the token itself, nothing else
-        let r = s.exec(&[Op::Get(k.clone())]).await?;
+        let r = s.exec(vec![Op::Get(k.clone())]).await?;
         assert_eq!(
             r[0],
             OpResult::Value(Some(crate::redis::store::Text::of(&b)))
@@ -616,22 +508,24 @@ mod tests {
         assert!(matches!(lost, Err(PersistError::LeaseLost(_))), "{lost:?}");
         assert!(one(&s, acquire(&k, &b, 10_000)).await?);
         assert!(one(&s, fenced_set(&k, &b, &state, "by-b")).await?);
-        let r = s
-            .lease_exec(&[
+        let r = lease_exec(
+            &s,
+            &[
                 fenced_set(&k, &a, &state, "stale-a"),
                 LeaseOp::FencedDelete {
                     key: k.clone(),
                     token: a.clone(),
                     state: state.clone(),
                 },
-            ])
-            .await?;
+            ],
+        )
+        .await?;
         assert!(
             r.iter()
                 .all(|r| matches!(r, Err(PersistError::LeaseLost(_)))),
             "{r:?}"
         );
-        let got = s.exec(&[Op::Get(state.clone())]).await?;
+        let got = s.exec(vec![Op::Get(state.clone())]).await?;
         assert_eq!(
             got[0],
             OpResult::Value(Some(crate::redis::store::Text::of("by-b")))
@@ -642,7 +536,10 @@ mod tests {
             state: state.clone(),
         };
         assert!(one(&s, del).await?);
-        assert_eq!(s.exec(&[Op::Get(state)]).await?[0], OpResult::Value(None));
+        assert_eq!(
+            s.exec(vec![Op::Get(state)]).await?[0],
+            OpResult::Value(None)
+        );
         assert!(one(&s, release(&k, &b)).await?);
         Ok(())
     }
