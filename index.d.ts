@@ -654,10 +654,12 @@ export declare function isPersistenceError(error: unknown): error is Persistence
 import type { WorkflowSnapshot } from './snapshot.js'
 export type { WorkflowSnapshot }
 
-/** awaitly 1.35's runtime ResumeState (`awaitly/workflow`): steps in a Map. */
-export interface DurableResumeState {
-  steps: Map<string, { result: Result<unknown, unknown, unknown>; meta?: unknown }>
-}
+/**
+ * awaitly's runtime ResumeState (1.35: `awaitly/workflow`; 4.x: `awaitly`):
+ * steps in a Map. The same type as `ResumeState`, so a loaded one passes to
+ * `createWorkflow(name, deps, { resumeState })` without a cast.
+ */
+export type DurableResumeState = ResumeState
 
 export interface SnapshotStoreOptions<S extends KeyValueStore = KeyValueStore> {
   /** Where snapshots live: any KeyValueStore (leases only on our native Redis and file stores). */
