@@ -165,7 +165,7 @@ pub fn lease_key(prefix: &[u8], id: &[u8], state: &[u8]) -> Result<Vec<u8>> {
     Ok(k)
 }
 
-/// One lease operation of a batch ([`RedisStore::lease_exec`]).
+/// One lease operation of a batch ([`lease_exec`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum LeaseOp {
     /// `SET key token NX PX ttl_ms`: taken (true) or held by someone (false).
