@@ -2,7 +2,7 @@
 //!
 //! `lib.rs` only wires modules. One folder per concept, each a pure core (no
 //! napi types, injected clock; `cargo test`) plus its thin napi `binding.rs`:
-//! `redis/`, `file/`, `cache/` (the memory LRU), `state/` (resume-state
+//! `redis/`, `postgres/`, `file/`, `cache/` (the memory LRU), `state/` (resume-state
 //! documents). Shared: `error` (+ `js_error`, its JS mapping), `clock`,
 //! `glob` (+ `glob_binding`), `wtf8`, `runtime`.
 
@@ -18,6 +18,7 @@ pub mod clock;
 pub mod error;
 pub mod file;
 pub mod glob;
+pub mod postgres;
 pub mod redis;
 mod runtime;
 pub mod state;

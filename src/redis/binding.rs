@@ -79,7 +79,7 @@ pub(crate) enum Blob {
 }
 
 impl Blob {
-    fn into_js_text(self) -> JsText {
+    pub(crate) fn into_js_text(self) -> JsText {
         match self {
             Blob::Ascii(bytes) => match String::from_utf8(bytes) {
                 Ok(ascii) => Either::A(Latin1String::from(ascii)),
@@ -112,9 +112,9 @@ pub struct KeysOut {
 /// Text going back to JS: ASCII as a one-byte (latin1) V8 string, which JS
 /// slices and parses faster and stores in half the memory; anything else as
 /// UTF-16 (exact, lone surrogates included).
-type JsText = Either<Latin1String, Utf16String>;
+pub(crate) type JsText = Either<Latin1String, Utf16String>;
 
-fn js_text(units: Vec<u16>) -> JsText {
+pub(crate) fn js_text(units: Vec<u16>) -> JsText {
     if units.iter().all(|&u| u < 0x80) {
         let bytes: Vec<u8> = units.iter().map(|&u| u as u8).collect();
         if let Ok(ascii) = String::from_utf8(bytes) {
@@ -464,30 +464,7 @@ impl NativeRedisStore {
         env.spawn_future(async move {
             let batch = batch.map_err(js_error::to_async)?;
             let results = guarded(core.lease_exec(&batch)).await?;
-            let n = results.len();
-            let mut codes = Vec::with_capacity(n);
-            let mut taken = String::new();
-            let mut errors: Option<Vec<Option<String>>> = None;
-            for (i, (op, r)) in batch.iter().zip(results).enumerate() {
-                match r {
-                    Ok(true) => {
-                        if let LeaseOp::Acquire { token, .. } = op {
-                            taken.push_str(token);
-                        }
-                        codes.push(1);
-                    }
-                    Ok(false) => codes.push(0),
-                    Err(e) => {
-                        codes.push(OUT_ERROR);
-                        errors.get_or_insert_with(|| vec![None; n])[i] = Some(coded(&e));
-                    }
-                }
-            }
-            Ok(LeaseOut {
-                codes: Uint8Array::new(codes),
-                tokens: taken,
-                errors,
-            })
+            Ok(lease_out(&batch, results))
         })
     }
 
@@ -495,6 +472,35 @@ impl NativeRedisStore {
     #[napi(getter)]
     pub fn connections_opened(&self) -> f64 {
         self.core.connections_opened() as f64
+    }
+}
+
+/// A lease batch's results for JS: a code per op (0 false / not taken,
+/// 1 true / taken, `OUT_ERROR` with `errors[i]`), the taken tokens in order.
+pub(crate) fn lease_out(batch: &[LeaseOp], results: Vec<crate::error::Result<bool>>) -> LeaseOut {
+    let n = results.len();
+    let mut codes = Vec::with_capacity(n);
+    let mut taken = String::new();
+    let mut errors: Option<Vec<Option<String>>> = None;
+    for (i, (op, r)) in batch.iter().zip(results).enumerate() {
+        match r {
+            Ok(true) => {
+                if let LeaseOp::Acquire { token, .. } = op {
+                    taken.push_str(token);
+                }
+                codes.push(1);
+            }
+            Ok(false) => codes.push(0),
+            Err(e) => {
+                codes.push(OUT_ERROR);
+                errors.get_or_insert_with(|| vec![None; n])[i] = Some(coded(&e));
+            }
+        }
+    }
+    LeaseOut {
+        codes: Uint8Array::new(codes),
+        tokens: taken,
+        errors,
     }
 }
 
@@ -532,7 +538,7 @@ fn int32_view<'a>(env: &Env, v: &'a Unknown) -> crate::error::Result<&'a [i32]> 
 }
 
 /// The ops of one `exec` call, keys and values as WTF-8 bytes.
-fn decode_batch(
+pub(crate) fn decode_batch(
     ops: &[u8],
     ttls: &[u32],
     lens: &[u32],
@@ -568,7 +574,7 @@ fn decode_batch(
 }
 
 /// The ops of one `lease_exec` call; acquires get fresh tokens here.
-fn decode_leases(
+pub(crate) fn decode_leases(
     kinds: &[u8],
     ttls: &[u32],
     keys: Vec<Utf16String>,

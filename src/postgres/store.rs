@@ -1,0 +1,727 @@
+//! The PostgreSQL store's core: a small pool of tokio-postgres connections,
+//! the schema created on first use, batches, leases, listing, clearing a
+//! cache's prefix, and the background sweep of expired rows. No napi types.
+//!
+//! - **Pool:** `pool_size` slots, each one connection opened on first use
+//!   and replaced when it closes (server restart, network) or a call on it
+//!   times out. Batches take slots in turn.
+//! - **Pipelining:** the ops of one batch (the calls of one JS tick) are
+//!   polled together on one connection; tokio-postgres writes them back to
+//!   back (each with its own Sync, so one failing op fails alone) and reads
+//!   the replies in order: one round trip for the batch.
+//! - **Failures:** a dropped connection fails the calls on it with
+//!   `ERR_STORE_UNAVAILABLE`; a batch that outlives `command_timeout_ms`
+//!   fails with `ERR_STORE_TIMEOUT` and its connection is dropped. The next
+//!   call opens a new one.
+//! - **Time:** every expiry is computed and compared by the server (`now()`);
+//!   no client clock enters any decision.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio_postgres::{Client, Statement};
+
+use super::config::{PgConfig, SWEEP_BATCH};
+use super::sql::{self, StatementText, SCHEMA_VERSION, VERSION_KEY};
+use crate::error::{PersistError, Result};
+use crate::glob;
+use crate::redis::lease::LeaseOp;
+use crate::redis::store::{Op, OpResult, Owners, Text, MARKER_VALUE, REGISTRY_PREFIX};
+use crate::wtf8;
+
+/// Rows deleted per statement by `clear_cache_prefix`.
+const DELETE_CHUNK: usize = 5000;
+
+/// A store handle; clones share the pool.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: PgConfig,
+    client_cfg: tokio_postgres::Config,
+    tls: bool,
+    table: String,
+    text: StatementText,
+    slots: Vec<tokio::sync::Mutex<Option<Arc<Conn>>>>,
+    next: AtomicUsize,
+    closed: AtomicBool,
+    schema_ready: tokio::sync::Mutex<bool>,
+    sweeping: AtomicBool,
+    opened: AtomicU64,
+}
+
+struct Conn {
+    slot: usize,
+    client: Client,
+    st: Statements,
+}
+
+struct Statements {
+    get: Statement,
+    set: Statement,
+    delete: Statement,
+    exists: Statement,
+    keys: Statement,
+    acquire: Statement,
+    release: Statement,
+    renew: Statement,
+    delete_many: Statement,
+}
+
+impl Statements {
+    async fn prepare(
+        c: &Client,
+        t: &StatementText,
+    ) -> std::result::Result<Self, tokio_postgres::Error> {
+        let (get, set, delete, exists, keys, acquire, release, renew, delete_many) = tokio::try_join!(
+            c.prepare(&t.get),
+            c.prepare(&t.set),
+            c.prepare(&t.delete),
+            c.prepare(&t.exists),
+            c.prepare(&t.keys),
+            c.prepare(&t.acquire),
+            c.prepare(&t.release),
+            c.prepare(&t.renew),
+            c.prepare(&t.delete_many),
+        )?;
+        Ok(Statements {
+            get,
+            set,
+            delete,
+            exists,
+            keys,
+            acquire,
+            release,
+            renew,
+            delete_many,
+        })
+    }
+}
+
+/// Our error for a client error: connection trouble is
+/// `Unavailable`, anything the server rejected is `Store`.
+pub fn classify(e: &tokio_postgres::Error) -> PersistError {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        let msg = format!("{} ({code})", db.message());
+        // 08: connection exception; 57P0x: shutdown, crash, not yet
+        // accepting; 53300: too many connections
+        return if code.starts_with("08") || code.starts_with("57P") || code == "53300" {
+            PersistError::Unavailable(msg)
+        } else {
+            PersistError::Store(msg)
+        };
+    }
+    PersistError::Unavailable(e.to_string())
+}
+
+/// A stored value as JS text (ASCII as is, else decoded WTF-8).
+fn text_of(key: &[u8], bytes: Vec<u8>) -> Result<Text> {
+    if bytes.is_ascii() {
+        return Ok(Text::Ascii(bytes));
+    }
+    wtf8::decode(&bytes).map(Text::Units).ok_or_else(|| {
+        PersistError::corrupt(
+            String::from_utf8_lossy(key).into_owned(),
+            "the stored bytes are not the WTF-8 of a string",
+        )
+    })
+}
+
+impl PgStore {
+    pub fn new(cfg: PgConfig) -> Result<Self> {
+        cfg.validate()?;
+        let client_cfg = cfg.client_config()?;
+        let tls = cfg.wants_tls()?;
+        let table = cfg.qualified_table();
+        let text = StatementText::new(&table);
+        let slots = (0..cfg.pool_size)
+            .map(|_| tokio::sync::Mutex::new(None))
+            .collect();
+        Ok(PgStore {
+            inner: Arc::new(Inner {
+                cfg,
+                client_cfg,
+                tls,
+                table,
+                text,
+                slots,
+                next: AtomicUsize::new(0),
+                closed: AtomicBool::new(false),
+                schema_ready: tokio::sync::Mutex::new(false),
+                sweeping: AtomicBool::new(false),
+                opened: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &PgConfig {
+        &self.inner.cfg
+    }
+
+    pub fn connections_opened(&self) -> u64 {
+        self.inner.opened.load(Ordering::Relaxed)
+    }
+
+    fn command_timeout(&self) -> Duration {
+        Duration::from_millis(self.inner.cfg.command_timeout_ms.max(1))
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            Err(PersistError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Open one connection (within connect_timeout_ms); its I/O task runs
+    /// on tokio until the client is dropped or the server goes away.
+    async fn open(&self) -> Result<Client> {
+        let ms = self.inner.cfg.connect_timeout_ms.max(1);
+        let cfg = &self.inner.client_cfg;
+        let opening = async {
+            if self.inner.tls {
+                self.open_tls(cfg).await
+            } else {
+                let (client, conn) = cfg
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| classify(&e))?;
+                tokio::spawn(conn);
+                Ok(client)
+            }
+        };
+        let client = tokio::time::timeout(Duration::from_millis(ms), opening)
+            .await
+            .map_err(|_| PersistError::Timeout(ms))??;
+        self.inner.opened.fetch_add(1, Ordering::Relaxed);
+        Ok(client)
+    }
+
+    #[cfg(feature = "postgres-tls")]
+    async fn open_tls(&self, cfg: &tokio_postgres::Config) -> Result<Client> {
+        let material = self.inner.cfg.tls.clone().unwrap_or_default();
+        let tls =
+            tokio_postgres_rustls::MakeRustlsConnect::new(super::config::rustls_config(&material)?);
+        let (client, conn) = cfg.connect(tls).await.map_err(|e| classify(&e))?;
+        tokio::spawn(conn);
+        Ok(client)
+    }
+
+    #[cfg(not(feature = "postgres-tls"))]
+    async fn open_tls(&self, _cfg: &tokio_postgres::Config) -> Result<Client> {
+        Err(PersistError::InvalidArgument(
+            "createPostgresStore: this build has no TLS (feature postgres-tls)".into(),
+        ))
+    }
+
+    /// The next slot's connection, opened (with the schema checked and the
+    /// statements prepared) if it has none or its connection closed.
+    async fn conn(&self) -> Result<Arc<Conn>> {
+        self.check_open()?;
+        let n = self.inner.slots.len();
+        let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % n;
+        let mut slot = self.inner.slots[i].lock().await;
+        if let Some(c) = slot.as_ref() {
+            if !c.client.is_closed() {
+                return Ok(c.clone());
+            }
+        }
+        *slot = None;
+        let client = self.open().await?;
+        let ms = self.inner.cfg.command_timeout_ms.max(1);
+        let st = tokio::time::timeout(Duration::from_millis(ms), async {
+            self.ensure_schema(&client).await?;
+            Statements::prepare(&client, &self.inner.text)
+                .await
+                .map_err(|e| classify(&e))
+        })
+        .await
+        .map_err(|_| PersistError::Timeout(ms))??;
+        self.check_open()?;
+        let c = Arc::new(Conn {
+            slot: i,
+            client,
+            st,
+        });
+        *slot = Some(c.clone());
+        drop(slot);
+        self.start_sweep();
+        Ok(c)
+    }
+
+    /// Forget `c` (timed out or broken): the slot opens a new connection.
+    async fn discard(&self, c: &Arc<Conn>) {
+        let mut slot = self.inner.slots[c.slot].lock().await;
+        if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, c)) {
+            *slot = None;
+        }
+    }
+
+    /// Create the schema, table, index and version row if the version row
+    /// is missing (under an advisory lock, so concurrent first starts are
+    /// safe), then check the version. Once per store.
+    async fn ensure_schema(&self, client: &Client) -> Result<()> {
+        let mut ready = self.inner.schema_ready.lock().await;
+        if *ready {
+            return Ok(());
+        }
+        let read = format!("SELECT v FROM {} WHERE k = $1", self.inner.table);
+        let version =
+            |r: std::result::Result<Option<tokio_postgres::Row>, tokio_postgres::Error>| {
+                match r {
+                    Ok(Some(row)) => row
+                        .try_get::<_, Vec<u8>>(0)
+                        .map(Some)
+                        .map_err(|e| PersistError::Store(format!("schema version row: {e}"))),
+                    Ok(None) => Ok(None),
+                    // 42P01 undefined_table, 3F000 invalid_schema_name
+                    Err(e)
+                        if e.code()
+                            .is_some_and(|c| c.code() == "42P01" || c.code() == "3F000") =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(classify(&e)),
+                }
+            };
+        let mut found = version(client.query_opt(&read, &[&VERSION_KEY]).await)?;
+        if found.is_none() {
+            let cfg = &self.inner.cfg;
+            let ddl = sql::create_schema(
+                cfg.schema.as_deref(),
+                &cfg.table,
+                &self.inner.table,
+                cfg.schema_lock_key(),
+            );
+            client.batch_execute(&ddl).await.map_err(|e| classify(&e))?;
+            found = version(client.query_opt(&read, &[&VERSION_KEY]).await)?;
+        }
+        let v = found
+            .as_deref()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|s| s.parse::<i32>().ok());
+        if v != Some(SCHEMA_VERSION) {
+            return Err(PersistError::Store(format!(
+                "table {} has schema version {}; this build reads version {SCHEMA_VERSION}",
+                self.inner.table,
+                v.map_or_else(|| "(unreadable)".to_string(), |v| v.to_string())
+            )));
+        }
+        *ready = true;
+        Ok(())
+    }
+
+    /// Run `work` on a connection within the command timeout; on a timeout
+    /// or a closed connection the connection is discarded.
+    async fn with_conn<T, F, Fut>(&self, work: F) -> Result<T>
+    where
+        F: FnOnce(Arc<Conn>) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let c = self.conn().await?;
+        let r = tokio::time::timeout(self.command_timeout(), work(c.clone())).await;
+        match r {
+            Ok(r) => {
+                if c.client.is_closed() {
+                    self.discard(&c).await;
+                }
+                r
+            }
+            Err(_) => {
+                self.discard(&c).await;
+                Err(PersistError::Timeout(self.inner.cfg.command_timeout_ms))
+            }
+        }
+    }
+
+    /// Run a batch: every op on one connection, pipelined; one result per op.
+    pub async fn exec(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with_conn(|c| async move {
+            let runs = ops.iter().map(|op| run_op(&c, op));
+            Ok(futures_util::future::join_all(runs).await)
+        })
+        .await
+    }
+
+    /// Keys (WTF-8) matching the glob `pattern` (UTF-16 units), live only,
+    /// each the WTF-8 of a string (the version row never is).
+    async fn matching_keys(&self, pattern: &[u16]) -> Result<Vec<(Vec<u8>, Vec<u16>)>> {
+        let scan = sql::key_scan(pattern);
+        let rows = self
+            .with_conn(|c| async move {
+                c.client
+                    .query(&c.st.keys, &[&scan.lo, &scan.hi, &scan.like])
+                    .await
+                    .map_err(|e| classify(&e))
+            })
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let k: Vec<u8> = row
+                .try_get(0)
+                .map_err(|e| PersistError::Store(format!("keys: {e}")))?;
+            if let Some(units) = wtf8::decode(&k) {
+                if glob::matches_units(pattern, &units) {
+                    out.push((k, units));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Keys matching a Redis glob, as JS strings (UTF-16 units).
+    pub async fn keys(&self, pattern: &[u16]) -> Result<Vec<Vec<u16>>> {
+        Ok(self
+            .matching_keys(pattern)
+            .await?
+            .into_iter()
+            .map(|(_, u)| u)
+            .collect())
+    }
+
+    /// `clearAsync` of the KV cache with `prefix`: delete the keys under it
+    /// that it owns (`Owners`: not a longer prefix's, not a state prefix,
+    /// never a marker). Returns the number of rows deleted.
+    pub async fn clear_cache_prefix(&self, prefix: &[u16]) -> Result<u64> {
+        let mut pattern = glob::escape_units(prefix);
+        pattern.push(u16::from(b'*'));
+        let legacy: Vec<u16> = format!("{}*", glob::escape(REGISTRY_PREFIX))
+            .encode_utf16()
+            .collect();
+        let (keys, legacy) =
+            tokio::try_join!(self.matching_keys(&pattern), self.matching_keys(&legacy))?;
+        let mut owner_keys: Vec<Vec<u8>> = legacy.into_iter().map(|(k, _)| k).collect();
+        let shaped: Vec<Op> = keys
+            .iter()
+            .filter(|(k, _)| Owners::looks_like_marker(k))
+            .map(|(k, _)| Op::Get(k.clone()))
+            .collect();
+        if !shaped.is_empty() {
+            let marker = Text::of(MARKER_VALUE);
+            for (op, v) in shaped.iter().zip(self.exec(&shaped).await?) {
+                if let (Op::Get(k), OpResult::Value(Some(t))) = (op, v) {
+                    if t == marker {
+                        owner_keys.push(k.clone());
+                    }
+                }
+            }
+        }
+        let owners = Owners::from_keys(owner_keys.iter().map(Vec::as_slice));
+        let prefix = wtf8::encode(prefix);
+        let doomed: Vec<Vec<u8>> = keys
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| owners.cache_may_delete(&prefix, k))
+            .collect();
+        let mut total = 0;
+        for chunk in doomed.chunks(DELETE_CHUNK) {
+            let chunk = chunk.to_vec();
+            total += self
+                .with_conn(|c| async move {
+                    c.client
+                        .execute(&c.st.delete_many, &[&chunk])
+                        .await
+                        .map_err(|e| classify(&e))
+                })
+                .await?;
+        }
+        Ok(total)
+    }
+
+    /// Connect if needed and run an empty query.
+    pub async fn ping(&self) -> Result<()> {
+        self.with_conn(|c| async move {
+            c.client
+                .simple_query("")
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(&e))
+        })
+        .await
+    }
+
+    /// A batch of lease ops on one connection, pipelined; one result per op.
+    pub async fn lease_exec(&self, ops: &[LeaseOp]) -> Result<Vec<Result<bool>>> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with_conn(|c| async move {
+            let runs = ops.iter().map(|op| run_lease(&c, op));
+            Ok(futures_util::future::join_all(runs).await)
+        })
+        .await
+    }
+
+    /// Delete expired rows, [`SWEEP_BATCH`] per statement, until a statement
+    /// deletes fewer. Returns the number deleted.
+    pub async fn sweep(&self) -> Result<u64> {
+        let text = &self.inner.text.sweep;
+        let mut total = 0;
+        loop {
+            let n = self
+                .with_conn(|c| async move {
+                    c.client
+                        .execute(text.as_str(), &[&SWEEP_BATCH])
+                        .await
+                        .map_err(|e| classify(&e))
+                })
+                .await?;
+            total += n;
+            if n < SWEEP_BATCH as u64 {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Start the background sweep (once): every `sweep_interval_ms`, while
+    /// the store lives and is open. It holds only a weak reference.
+    fn start_sweep(&self) {
+        if self.inner.sweeping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let every = Duration::from_millis(self.inner.cfg.sweep_interval_ms.max(1));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                let _ = PgStore { inner }.sweep().await;
+            }
+        });
+    }
+
+    /// Close: later calls fail with ERR_STORE_CLOSED; connections close
+    /// once the calls in flight on them are done.
+    pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        for s in &self.inner.slots {
+            s.lock().await.take();
+        }
+    }
+}
+
+async fn run_op(c: &Conn, op: &Op) -> OpResult {
+    let r: std::result::Result<OpResult, tokio_postgres::Error> =
+        async {
+            Ok(match op {
+                Op::Get(k) => match c.client.query_opt(&c.st.get, &[k]).await? {
+                    None => OpResult::Value(None),
+                    Some(row) => match row.try_get::<_, Vec<u8>>(0) {
+                        Ok(v) => match text_of(k, v) {
+                            Ok(t) => OpResult::Value(Some(t)),
+                            Err(e) => OpResult::Failed(e),
+                        },
+                        Err(e) => OpResult::Failed(PersistError::Store(format!("get: {e}"))),
+                    },
+                },
+                Op::Set(k, v, ttl) | Op::SetDurable(k, v, ttl) => {
+                    let secs = ttl.unwrap_or(0) as f64;
+                    c.client.execute(&c.st.set, &[k, v, &secs]).await?;
+                    OpResult::Done
+                }
+                Op::Delete(k) => {
+                    let row = c.client.query_opt(&c.st.delete, &[k]).await?;
+                    OpResult::Bool(row.is_some_and(|r| {
+                        r.try_get::<_, Option<bool>>(0).ok().flatten() == Some(true)
+                    }))
+                }
+                Op::Exists(k) => {
+                    OpResult::Bool(c.client.query_opt(&c.st.exists, &[k]).await?.is_some())
+                }
+                Op::Ping => {
+                    c.client.simple_query("").await?;
+                    OpResult::Done
+                }
+            })
+        }
+        .await;
+    r.unwrap_or_else(|e| OpResult::Failed(classify(&e)))
+}
+
+async fn run_lease(c: &Conn, op: &LeaseOp) -> Result<bool> {
+    let r = match op {
+        LeaseOp::Acquire { key, token, ttl_ms } => {
+            let ms = (*ttl_ms).max(1) as f64;
+            c.client
+                .query_opt(&c.st.acquire, &[key, &token.as_bytes(), &ms])
+                .await
+                .map(|row| row.is_some())
+        }
+        LeaseOp::Release { key, token } => c
+            .client
+            .query_opt(&c.st.release, &[key, &token.as_bytes()])
+            .await
+            .map(|row| {
+                row.is_some_and(|r| r.try_get::<_, Option<bool>>(0).ok().flatten() == Some(true))
+            }),
+        LeaseOp::Renew { key, token, ttl_ms } => {
+            let ms = (*ttl_ms).max(1) as f64;
+            c.client
+                .execute(&c.st.renew, &[key, &token.as_bytes(), &ms])
+                .await
+                .map(|n| n > 0)
+        }
+    };
+    r.map_err(|e| classify(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store on a private schema of the local server (`test` database).
+    fn store(tag: &str) -> Result<PgStore> {
+        PgStore::new(PgConfig {
+            host: Some("127.0.0.1".into()),
+            user: Some("postgres".into()),
+            database: Some("test".into()),
+            schema: Some(format!("rs_{tag}_{}", std::process::id())),
+            pool_size: 2,
+            ..PgConfig::default()
+        })
+    }
+
+    async fn drop_schema(s: &PgStore) -> Result<()> {
+        let c = s.open().await?;
+        let schema = s.config().schema.clone().unwrap_or_default();
+        c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .await
+            .map_err(|e| classify(&e))
+    }
+
+    fn u(s: &str) -> Vec<u16> {
+        s.encode_utf16().collect()
+    }
+
+    #[tokio::test]
+    async fn kv_keys_and_exact_bytes_against_local_postgres() -> Result<()> {
+        let s = store("kv")?;
+        let odd: Vec<u16> = vec![0x61, 0, 0xD800, 0x25, 0x5F, 0x5C];
+        let r = s
+            .exec(&[
+                Op::Set(b"a:1".to_vec(), b"one".to_vec(), None),
+                Op::Set(wtf8::encode(&odd), wtf8::encode(&odd), None),
+                Op::Set(b"a:2".to_vec(), "é".as_bytes().to_vec(), Some(100)),
+                Op::Get(b"a:1".to_vec()),
+                Op::Get(wtf8::encode(&odd)),
+                Op::Get(b"a:2".to_vec()),
+                Op::Get(b"nope".to_vec()),
+                Op::Exists(b"a:1".to_vec()),
+                Op::Delete(b"a:1".to_vec()),
+                Op::Delete(b"a:1".to_vec()),
+            ])
+            .await?;
+        assert_eq!(r[3], OpResult::Value(Some(Text::of("one"))));
+        assert_eq!(r[4], OpResult::Value(Some(Text::Units(odd.clone()))));
+        assert_eq!(r[5], OpResult::Value(Some(Text::of("é"))));
+        assert_eq!(r[6], OpResult::Value(None));
+        assert_eq!(r[7], OpResult::Bool(true));
+        assert_eq!(
+            (&r[8], &r[9]),
+            (&OpResult::Bool(true), &OpResult::Bool(false))
+        );
+        assert_eq!(s.keys(&u("a:*")).await?, vec![u("a:2")]);
+        // % _ \ in the key are literal, a class is exact
+        let mut p = glob::escape_units(&odd);
+        p.push(u16::from(b'*'));
+        assert_eq!(s.keys(&p).await?, vec![odd.clone()]);
+        assert_eq!(s.keys(&u("a%")).await?, Vec::<Vec<u16>>::new());
+        assert_eq!(s.keys(&u("a:[12]")).await?, vec![u("a:2")]);
+        // the version row is never a key
+        assert_eq!(s.keys(&u("*")).await?.len(), 2);
+        drop_schema(&s).await
+    }
+
+    #[tokio::test]
+    async fn expiry_is_the_servers_and_the_sweep_deletes() -> Result<()> {
+        let s = store("ttl")?;
+        s.exec(&[Op::Set(b"t".to_vec(), b"x".to_vec(), Some(1))])
+            .await?;
+        assert_eq!(
+            s.exec(&[Op::Exists(b"t".to_vec())]).await?[0],
+            OpResult::Bool(true)
+        );
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let r = s
+            .exec(&[Op::Get(b"t".to_vec()), Op::Exists(b"t".to_vec())])
+            .await?;
+        assert_eq!(r, vec![OpResult::Value(None), OpResult::Bool(false)]);
+        assert_eq!(s.keys(&u("*")).await?.len(), 0);
+        assert_eq!(s.sweep().await?, 1, "the expired row is deleted");
+        assert_eq!(s.sweep().await?, 0);
+        drop_schema(&s).await
+    }
+
+    #[tokio::test]
+    async fn leases_take_release_renew_and_expire() -> Result<()> {
+        let s = store("lease")?;
+        let k = b"p\0lease:x".to_vec();
+        let acq = |t: &str, ms| LeaseOp::Acquire {
+            key: k.clone(),
+            token: t.into(),
+            ttl_ms: ms,
+        };
+        let rel = |t: &str| LeaseOp::Release {
+            key: k.clone(),
+            token: t.into(),
+        };
+        let ren = |t: &str, ms| LeaseOp::Renew {
+            key: k.clone(),
+            token: t.into(),
+            ttl_ms: ms,
+        };
+        let r: Vec<bool> = s
+            .lease_exec(&[
+                acq("a", 10_000),
+                acq("b", 10_000),
+                ren("b", 10_000),
+                rel("b"),
+                ren("a", 100),
+            ])
+            .await?
+            .into_iter()
+            .collect::<Result<_>>()?;
+        assert_eq!(r, [true, false, false, false, true]);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let r: Vec<bool> = s
+            .lease_exec(&[
+                ren("a", 100),
+                acq("b", 10_000),
+                rel("a"),
+                rel("b"),
+                rel("b"),
+            ])
+            .await?
+            .into_iter()
+            .collect::<Result<_>>()?;
+        assert_eq!(r, [false, true, false, true, false]);
+        drop_schema(&s).await
+    }
+
+    #[tokio::test]
+    async fn a_dead_server_is_unavailable_and_a_closed_store_closed() -> Result<()> {
+        let s = PgStore::new(PgConfig {
+            port: Some(1),
+            connect_timeout_ms: 500,
+            ..PgConfig::default()
+        })?;
+        let e = s.exec(&[Op::Get(b"k".to_vec())]).await.err();
+        assert_eq!(e.map(|e| e.code()), Some("ERR_STORE_UNAVAILABLE"));
+        s.close().await;
+        let e = s.ping().await.err();
+        assert_eq!(e.map(|e| e.code()), Some("ERR_STORE_CLOSED"));
+        Ok(())
+    }
+}
