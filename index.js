@@ -11,6 +11,7 @@ module.exports = {
   ...require('./lib/file-store.js'),
   ...require('./lib/kv-cache.js'),
   ...require('./lib/redis-store.js'),
+  ...require('./lib/postgres-store.js'),
   ...require('./lib/state-persistence.js'),
   ...require('./lib/hydrating-cache.js'),
   ...require('./lib/snapshot-store.js'),

@@ -444,4 +444,4 @@ function createRedisStore(options = {}) {
 
 module.exports = { createRedisStore }
 // Internals for the other lib/ modules; not enumerable, so index.js does not re-export them.
-Object.defineProperty(module.exports, 'internal', { value: { NATIVE_STORE } })
+Object.defineProperty(module.exports, 'internal', { value: { NATIVE_STORE, Batcher, splitKeys } })
