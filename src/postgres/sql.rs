@@ -77,12 +77,18 @@ pub fn key_scan(pattern: &[u16]) -> KeyScan {
     let is = |u: u16, c: u8| u == u16::from(c);
     let mut i = 0;
     let mut ended = false;
+    // was the last thing pushed a wildcard `%` (not an escaped literal one)?
+    let mut wild = false;
     while i < pattern.len() {
         let u = pattern[i];
         if is(u, b'*') || is(u, b'?') || is(u, b'[') {
-            flush(&mut run, &mut like);
-            if like.last() != Some(&b'%') {
+            if !run.is_empty() {
+                flush(&mut run, &mut like);
+                wild = false;
+            }
+            if !wild {
                 like.push(b'%');
+                wild = true;
             }
             if is(u, b'[') {
                 ended = true;
@@ -225,6 +231,10 @@ mod tests {
         let s = key_scan(&u("a_b%c\\\\d\\*?x*"));
         assert_eq!(s.lo, b"a_b%c\\d*".to_vec());
         assert_eq!(s.like, b"a\\_b\\%c\\\\d*%x%".to_vec());
+        // a literal % before a wildcard stays escaped, and the wildcard stays
+        let s = key_scan(&u("id%*"));
+        assert_eq!(s.like, b"id\\%%".to_vec());
+        assert_eq!(key_scan(&u("**?x")).like, b"%x".to_vec());
         // a class ends the LIKE
         let s = key_scan(&u("k[ab]1*"));
         assert_eq!((s.lo, s.like), (b"k".to_vec(), b"k%".to_vec()));
