@@ -52,7 +52,8 @@ afterAll(async () => {
 })
 
 // The Redis store under test: the shared server, or the one the importing
-// file sets (e2e-awaitly-cluster.test.ts: a Redis Cluster store).
+// file sets (e2e-awaitly-cluster.test.ts: a Redis Cluster store;
+// e2e-awaitly-postgres.test.ts: a PostgreSQL store).
 const makeRedisStore: () => any =
   (globalThis as any).__awaitlyE2ERedisStore ?? (() => createRedisStore({ url: REDIS_URL }))
 
