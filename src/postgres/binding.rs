@@ -10,14 +10,15 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::boundary::js_error;
+use crate::boundary::lease::LeaseOut;
 use crate::error::PersistError;
-use crate::js_error;
 use crate::postgres::config::{PgConfig, TlsMaterial};
 use crate::postgres::store::PgStore;
 use crate::redis::binding::{
-    decode_batch, decode_leases, encode_results, js_text, lease_out, Encoded, ExecOut, KeysOut,
-    LeaseOut,
+    decode_batch, decode_leases, encode_results, js_text, Encoded, ExecOut, KeysOut,
 };
+use crate::redis::lease::LeaseOp;
 
 /// The options of createPostgresStore, checked in JS for type and range.
 #[napi(object)]
@@ -193,7 +194,15 @@ impl NativePostgresStore {
         env.spawn_future(async move {
             let batch = batch.map_err(js_error::to_async)?;
             let results = guarded(core.lease_exec(&batch)).await?;
-            Ok(lease_out(&batch, results))
+            Ok(LeaseOut::encode(batch.iter().zip(results).map(
+                |(op, r)| {
+                    let acquired = match op {
+                        LeaseOp::Acquire { token, .. } => Some(token.as_str()),
+                        _ => None,
+                    };
+                    (acquired, r)
+                },
+            )))
         })
     }
 
