@@ -57,6 +57,8 @@ struct Conn {
     slot: usize,
     client: Client,
     st: Statements,
+    /// Held while a batch writes its requests (see [`contiguous`]).
+    sending: std::sync::Mutex<()>,
 }
 
 struct Statements {
@@ -247,6 +249,7 @@ impl PgStore {
             slot: i,
             client,
             st,
+            sending: std::sync::Mutex::new(()),
         });
         *slot = Some(c.clone());
         drop(slot);
@@ -344,9 +347,16 @@ impl PgStore {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
+        let writes = ops
+            .iter()
+            .filter(|op| matches!(op, Op::Set(..) | Op::SetDurable(..) | Op::Delete(_)))
+            .count();
         self.with_conn(|c| async move {
-            let runs = ops.iter().map(|op| run_op(&c, op));
-            Ok(futures_util::future::join_all(runs).await)
+            let run = || futures_util::future::join_all(ops.iter().map(|op| run_op(&c, op)));
+            let rolled_back = |r: &OpResult| {
+                matches!(r, OpResult::Failed(e) if !matches!(e, PersistError::Corrupt { .. }))
+            };
+            Ok(batch_transaction(&c, writes, run, rolled_back, |e| OpResult::Failed(e)).await)
         })
         .await
     }
@@ -454,8 +464,8 @@ impl PgStore {
             return Ok(Vec::new());
         }
         self.with_conn(|c| async move {
-            let runs = ops.iter().map(|op| run_lease(&c, op));
-            Ok(futures_util::future::join_all(runs).await)
+            let run = || futures_util::future::join_all(ops.iter().map(|op| run_lease(&c, op)));
+            Ok(batch_transaction(&c, ops.len(), run, Result::is_err, Err).await)
         })
         .await
     }
@@ -509,6 +519,72 @@ impl PgStore {
         for s in &self.inner.slots {
             s.lock().await.take();
         }
+    }
+}
+
+/// Run a batch's statements (`run`, pipelined) on `c`. With two or more
+/// writes they go inside ONE transaction, `BEGIN` and `COMMIT` pipelined
+/// with them: one commit (one WAL flush) for the batch instead of one per
+/// write, which a single connection would otherwise wait for in turn.
+/// Statements run in call order and see each other's writes, as before.
+///
+/// If a statement failed (`failed`), the server rolled the transaction back
+/// and the batch is run again without one, each statement on its own, so
+/// that one bad op fails alone. If the connection broke, whether the commit
+/// happened is unknown: every op fails with that error (`fail`).
+async fn batch_transaction<T, F, Fut>(
+    c: &Conn,
+    writes: usize,
+    run: F,
+    failed: impl Fn(&T) -> bool,
+    fail: impl Fn(PersistError) -> T,
+) -> Vec<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Vec<T>>,
+{
+    if writes < 2 {
+        return contiguous(c, run()).await;
+    }
+    // polled in this order on their first poll: each is written then
+    let (begin, results, commit) = contiguous(
+        c,
+        futures_util::future::join3(
+            c.client.batch_execute("BEGIN"),
+            run(),
+            c.client.batch_execute("COMMIT"),
+        ),
+    )
+    .await;
+    let broken = begin.err().or(commit.err());
+    if broken.is_none() && !results.iter().any(&failed) {
+        return results;
+    }
+    if c.client.is_closed() {
+        let e = broken.map_or_else(
+            || PersistError::Unavailable("connection closed".into()),
+            |e| classify(&e),
+        );
+        return results.iter().map(|_| fail(e.clone())).collect();
+    }
+    contiguous(c, run()).await
+}
+
+/// Await `fut`, its first poll under the connection's `sending` lock. A
+/// statement's request is written on its future's first poll, so a batch's
+/// requests go out back to back: another batch on the same connection never
+/// lands inside its transaction.
+async fn contiguous<F: std::future::Future>(c: &Conn, fut: F) -> F::Output {
+    use std::task::Poll;
+    let mut fut = std::pin::pin!(fut);
+    let first = std::future::poll_fn(|cx| {
+        let _sending = c.sending.lock().unwrap_or_else(|p| p.into_inner());
+        Poll::Ready(fut.as_mut().poll(cx))
+    })
+    .await;
+    match first {
+        Poll::Ready(v) => v,
+        Poll::Pending => fut.await,
     }
 }
 
@@ -641,6 +717,57 @@ mod tests {
         assert_eq!(s.keys(&u("a:[12]")).await?, vec![u("a:2")]);
         // the version row is never a key
         assert_eq!(s.keys(&u("*")).await?.len(), 2);
+        drop_schema(&s).await
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_one_transaction_in_call_order_and_batches_never_mix() -> Result<()> {
+        let s = store("txn")?;
+        let k = || b"k".to_vec();
+        let r = s
+            .exec(&[
+                Op::Set(k(), b"a".to_vec(), None),
+                Op::Get(k()),
+                Op::Delete(k()),
+                Op::Delete(k()),
+                Op::Get(k()),
+                Op::Set(k(), b"b".to_vec(), None),
+            ])
+            .await?;
+        assert_eq!(
+            r,
+            vec![
+                OpResult::Done,
+                OpResult::Value(Some(Text::of("a"))),
+                OpResult::Bool(true),
+                OpResult::Bool(false),
+                OpResult::Value(None),
+                OpResult::Done
+            ]
+        );
+        // 40 batches at once on 2 connections: each sees only its own order
+        let runs = (0..40).map(|i| {
+            let s = s.clone();
+            async move {
+                let key = format!("b{i}").into_bytes();
+                let v1 = format!("{i}.1");
+                let v2 = format!("{i}.2");
+                let r = s
+                    .exec(&[
+                        Op::Set(key.clone(), v1.clone().into_bytes(), None),
+                        Op::Get(key.clone()),
+                        Op::Set(key.clone(), v2.clone().into_bytes(), None),
+                        Op::Get(key.clone()),
+                    ])
+                    .await?;
+                assert_eq!(r[1], OpResult::Value(Some(Text::of(&v1))));
+                assert_eq!(r[3], OpResult::Value(Some(Text::of(&v2))));
+                Ok::<_, PersistError>(())
+            }
+        });
+        for r in futures_util::future::join_all(runs).await {
+            r?;
+        }
         drop_schema(&s).await
     }
 
