@@ -356,7 +356,7 @@ impl PgStore {
             let rolled_back = |r: &OpResult| {
                 matches!(r, OpResult::Failed(e) if !matches!(e, PersistError::Corrupt { .. }))
             };
-            Ok(batch_transaction(&c, writes, run, rolled_back, |e| OpResult::Failed(e)).await)
+            Ok(batch_transaction(&c, writes, run, rolled_back, OpResult::Failed).await)
         })
         .await
     }
