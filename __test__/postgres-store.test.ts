@@ -4,9 +4,12 @@
 // arguments, exact strings (U+0000, lone surrogates, % _ \ * ? [) in keys,
 // values, snapshot ids and prefixes, the table layout and version row,
 // server-clock expiry and the sweep, 20 stores creating one schema at once,
-// and our connections terminated with calls in flight (codes, then recovery).
+// our connections terminated with calls in flight (codes, then recovery), and
+// the process ending with calls in flight.
 import { afterAll, describe, expect, it } from 'vitest'
 import { createRequire } from 'node:module'
+import { spawn } from 'node:child_process'
+import path from 'node:path'
 import { defineStoreCompliance } from './helpers/store-compliance'
 import { PG, adminClient, dropSchema, privateSchema } from './helpers/postgres'
 
@@ -342,6 +345,18 @@ describe('createPostgresStore: connections terminated with calls in flight', () 
     for (const c of failures) expect(['ERR_STORE_UNAVAILABLE', 'ERR_STORE_TIMEOUT']).toContain(c)
     const after = await Promise.all(Array.from({ length: 100 }, (_, i) => store.set(`z${i}`, 'ok').then(() => store.get(`z${i}`))))
     expect(after.every((v) => v === 'ok')).toBe(true)
+  }, 30_000)
+
+  it.each(['exit', 'natural'])('process end (%s) with 2,000 calls in flight: status 0, no crash, no hang', async (mode) => {
+    const schema = privateSchema('exit')
+    schemas.push(schema)
+    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'postgres-exit.cjs'), schema, mode], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d) => (stderr += d))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+    const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (c, s) => r([c, s])))
+    clearTimeout(timer)
+    expect({ code, signal, stderr }).toEqual({ code: 0, signal: null, stderr: '' })
   }, 30_000)
 
   it('a server that is not there is ERR_STORE_UNAVAILABLE; a closed store ERR_STORE_CLOSED', async () => {
