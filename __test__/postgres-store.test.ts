@@ -313,6 +313,25 @@ describe('createPostgresStore: connections terminated with calls in flight', () 
     }
   }, 30_000)
 
+  it('a batch that outlives commandTimeout rejects with ERR_STORE_TIMEOUT; the store goes on', async () => {
+    const { store, schema } = open('timeout', { poolSize: 1, commandTimeout: 400 })
+    await store.set('hot', 'v0')
+    const locker = await adminClient()
+    try {
+      await locker.query('BEGIN')
+      await locker.query(`SELECT 1 FROM "${schema}".awaitly_kv WHERE k = $1 FOR UPDATE`, [Buffer.from('hot')])
+      const started = Date.now()
+      const e = await rejection(store.set('hot', 'blocked'))
+      expect(e.code).toBe('ERR_STORE_TIMEOUT')
+      expect(Date.now() - started).toBeGreaterThanOrEqual(350)
+      await locker.query('ROLLBACK')
+      await store.set('cold', 'x')
+      expect(await store.get('cold')).toBe('x')
+    } finally {
+      await locker.end()
+    }
+  }, 30_000)
+
   it('under a steady load, terminating our connections twice: each call resolves or fails with a store code, then all succeed', async () => {
     const { store, schema } = open('load', { poolSize: 3 })
     await store.ping()
