@@ -1,0 +1,9 @@
+// The awaitly end-to-end suite (awaitly-suite.ts) with every Redis store on
+// the shared server. Needs Redis on 127.0.0.1:6379 (the test fails if it is
+// not there).
+import { createRequire } from 'node:module'
+import { defineAwaitlyE2E } from './awaitly-suite'
+
+const { createRedisStore } = createRequire(import.meta.url)('../../index.js')
+
+defineAwaitlyE2E({ name: 'createRedisStore', open: () => createRedisStore({ url: 'redis://127.0.0.1:6379' }) })
