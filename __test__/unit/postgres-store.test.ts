@@ -1,6 +1,7 @@
 // createPostgresStore (issue 22) against the real PostgreSQL on 127.0.0.1:5432,
 // each store on a schema private to this file (created by the store on first
-// use, dropped afterwards): the shared compliance suite, bad options and
+// use, dropped afterwards; the compliance suite runs in
+// compliance/postgres-native-compliance.test.ts): bad options and
 // arguments, exact strings (U+0000, lone surrogates, % _ \ * ? [) in keys,
 // values, snapshot ids and prefixes, the table layout and version row,
 // server-clock expiry and the sweep, 20 stores creating one schema at once,
@@ -10,7 +11,6 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { createRequire } from 'node:module'
 import { spawn } from 'node:child_process'
 import path from 'node:path'
-import { defineStoreCompliance } from '../helpers/store-compliance'
 import { PG, adminClient, dropSchema, privateSchema } from '../helpers/postgres'
 
 const require = createRequire(import.meta.url)
@@ -31,8 +31,6 @@ afterAll(async () => {
   for (const s of stores) await s.close()
   await dropSchema(...schemas)
 })
-
-defineStoreCompliance('native-postgres', () => open('cmp').store, { isolated: true })
 
 async function rejection(p: Promise<unknown>) {
   return p.then(
