@@ -33,6 +33,53 @@ use crate::wtf8;
 /// Rows deleted per statement by `clear_cache_prefix`.
 const DELETE_CHUNK: usize = 5000;
 
+/// The fewest ops per part when a batch is split over connections.
+const MIN_PART: usize = 4;
+
+/// One running batch part, counted in `Inner::active` while it lives.
+struct Active(Arc<Inner>);
+
+impl Active {
+    fn new(inner: &Arc<Inner>) -> Self {
+        inner.active.fetch_add(1, Ordering::Relaxed);
+        Active(inner.clone())
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The key an op is about (None: a ping).
+fn op_key(op: &Op) -> Option<&[u8]> {
+    match op {
+        Op::Get(k) | Op::Set(k, ..) | Op::SetDurable(k, ..) | Op::Delete(k) | Op::Exists(k) => {
+            Some(k)
+        }
+        Op::Ping => None,
+    }
+}
+
+fn lease_key(op: &LeaseOp) -> &[u8] {
+    match op {
+        LeaseOp::Acquire { key, .. }
+        | LeaseOp::Release { key, .. }
+        | LeaseOp::Renew { key, .. } => key,
+    }
+}
+
+/// Which of `parts` a key goes to (FNV-1a: stable, cheap).
+fn part_of(key: &[u8], parts: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % parts as u64) as usize
+}
+
 /// A store handle; clones share the pool.
 #[derive(Clone)]
 pub struct PgStore {
@@ -51,6 +98,8 @@ struct Inner {
     schema_ready: tokio::sync::Mutex<bool>,
     sweeping: AtomicBool,
     opened: AtomicU64,
+    /// Batches running now (see [`PgStore::split`]).
+    active: AtomicUsize,
 }
 
 struct Conn {
@@ -156,6 +205,7 @@ impl PgStore {
                 schema_ready: tokio::sync::Mutex::new(false),
                 sweeping: AtomicBool::new(false),
                 opened: AtomicU64::new(0),
+                active: AtomicUsize::new(0),
             }),
         })
     }
@@ -342,8 +392,41 @@ impl PgStore {
         }
     }
 
-    /// Run a batch: every op on one connection, pipelined; one result per op.
+    /// Run a batch; one result per op. See [`PgStore::split`] for how it
+    /// spreads over connections.
     pub async fn exec(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
+        let parts = self.split(ops.iter().map(op_key));
+        let mut out: Vec<Option<OpResult>> = (0..ops.len()).map(|_| None).collect();
+        let runs = parts.into_iter().map(|(idx, active)| async move {
+            let part: Vec<Op> = idx.iter().map(|&i| ops[i].clone()).collect();
+            let r = self.exec_part(&part).await;
+            drop(active);
+            (idx, r)
+        });
+        for (idx, r) in futures_util::future::join_all(runs).await {
+            match r {
+                Ok(results) => {
+                    for (i, res) in idx.into_iter().zip(results) {
+                        out[i] = Some(res);
+                    }
+                }
+                Err(e) => {
+                    for i in idx {
+                        out[i] = Some(OpResult::Failed(e.clone()));
+                    }
+                }
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| OpResult::Failed(PersistError::Internal("op lost".into())))
+            })
+            .collect())
+    }
+
+    /// Run the ops of one part on one connection, pipelined.
+    async fn exec_part(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
@@ -359,6 +442,32 @@ impl PgStore {
             Ok(batch_transaction(&c, writes, run, rolled_back, OpResult::Failed).await)
         })
         .await
+    }
+
+    /// The parts a batch of ops on these keys runs as, each on its own
+    /// connection at once: indexes into the batch, in call order. With
+    /// connections idle (fewer batches running than `pool_size`), a batch of
+    /// at least [`MIN_PART`] ops per part is split by key hash over them, so
+    /// their commits happen together (the server groups concurrent commits
+    /// into one WAL flush) instead of one after another on one connection.
+    /// One key's ops always share a part, in call order. Each part holds an
+    /// [`Active`] guard while it runs.
+    fn split<'k>(
+        &self,
+        keys: impl ExactSizeIterator<Item = Option<&'k [u8]>>,
+    ) -> Vec<(Vec<usize>, Active)> {
+        let n = keys.len();
+        let busy = self.inner.active.load(Ordering::Relaxed);
+        let idle = self.inner.slots.len().saturating_sub(busy);
+        let parts = idle.min(n / MIN_PART).max(1);
+        let mut idx: Vec<Vec<usize>> = vec![Vec::new(); parts];
+        for (i, k) in keys.enumerate() {
+            idx[k.map_or(0, |k| part_of(k, parts))].push(i);
+        }
+        idx.into_iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| (p, Active::new(&self.inner)))
+            .collect()
     }
 
     /// Keys (WTF-8) matching the glob `pattern` (UTF-16 units), live only,
@@ -458,8 +567,38 @@ impl PgStore {
         .await
     }
 
-    /// A batch of lease ops on one connection, pipelined; one result per op.
+    /// A batch of lease ops, split as [`PgStore::exec`] splits; one result per op.
     pub async fn lease_exec(&self, ops: &[LeaseOp]) -> Result<Vec<Result<bool>>> {
+        let parts = self.split(ops.iter().map(|op| Some(lease_key(op))));
+        let mut out: Vec<Option<Result<bool>>> = (0..ops.len()).map(|_| None).collect();
+        let runs = parts.into_iter().map(|(idx, active)| async move {
+            let part: Vec<LeaseOp> = idx.iter().map(|&i| ops[i].clone()).collect();
+            let r = self.lease_part(&part).await;
+            drop(active);
+            (idx, r)
+        });
+        for (idx, r) in futures_util::future::join_all(runs).await {
+            match r {
+                Ok(results) => {
+                    for (i, res) in idx.into_iter().zip(results) {
+                        out[i] = Some(res);
+                    }
+                }
+                Err(e) => {
+                    for i in idx {
+                        out[i] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(PersistError::Internal("lease op lost".into()))))
+            .collect())
+    }
+
+    /// The lease ops of one part on one connection, pipelined.
+    async fn lease_part(&self, ops: &[LeaseOp]) -> Result<Vec<Result<bool>>> {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
@@ -837,6 +976,42 @@ mod tests {
         drop_schema(&s).await
     }
 
+    #[test]
+    fn a_batch_splits_over_idle_connections_keeping_each_keys_ops_together() -> Result<()> {
+        let s = PgStore::new(PgConfig::default())?; // pool_size 4, never connected
+        let keys: Vec<Vec<u8>> = (0..32)
+            .map(|i| format!("k{}", i % 16).into_bytes())
+            .collect();
+        let parts = s.split(keys.iter().map(|k| Some(k.as_slice())));
+        assert_eq!(parts.len(), 4);
+        assert_eq!(s.inner.active.load(Ordering::Relaxed), 4);
+        let mut seen = 0;
+        for (idx, _) in &parts {
+            assert!(
+                idx.windows(2).all(|w| w[0] < w[1]),
+                "call order within a part"
+            );
+            for &i in idx {
+                // both calls on key i % 16 are in this part
+                assert!(idx.contains(&(i % 16)) && idx.contains(&(i % 16 + 16)));
+            }
+            seen += idx.len();
+        }
+        assert_eq!(seen, 32);
+        // the connections are busy now: the next batch is not split
+        let again = s.split(keys.iter().map(|k| Some(k.as_slice())));
+        assert_eq!(again.len(), 1);
+        drop(parts);
+        drop(again);
+        assert_eq!(s.inner.active.load(Ordering::Relaxed), 0);
+        // small batches stay whole
+        assert_eq!(
+            s.split(keys[..7].iter().map(|k| Some(k.as_slice()))).len(),
+            1
+        );
+        Ok(())
+    }
+
     #[tokio::test]
     async fn a_dead_server_is_unavailable_and_a_closed_store_closed() -> Result<()> {
         let s = PgStore::new(PgConfig {
@@ -844,8 +1019,24 @@ mod tests {
             connect_timeout_ms: 500,
             ..PgConfig::default()
         })?;
-        let e = s.exec(&[Op::Get(b"k".to_vec())]).await.err();
-        assert_eq!(e.map(|e| e.code()), Some("ERR_STORE_UNAVAILABLE"));
+        // each op of the batch fails with the connection's error
+        let r = s.exec(&[Op::Get(b"k".to_vec()), Op::Ping]).await?;
+        for res in r {
+            assert!(
+                matches!(&res, OpResult::Failed(e) if e.code() == "ERR_STORE_UNAVAILABLE"),
+                "{res:?}"
+            );
+        }
+        let l = s
+            .lease_exec(&[LeaseOp::Release {
+                key: b"k".to_vec(),
+                token: "t".into(),
+            }])
+            .await?;
+        assert_eq!(
+            l[0].as_ref().err().map(|e| e.code()),
+            Some("ERR_STORE_UNAVAILABLE")
+        );
         s.close().await;
         let e = s.ping().await.err();
         assert_eq!(e.map(|e| e.code()), Some("ERR_STORE_CLOSED"));
