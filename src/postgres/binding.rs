@@ -16,9 +16,9 @@ use crate::error::PersistError;
 use crate::postgres::config::{PgConfig, TlsMaterial};
 use crate::postgres::store::PgStore;
 use crate::redis::binding::{
-    decode_batch, decode_leases, encode_results, js_text, Encoded, ExecOut, KeysOut,
+    blob_text, decode_batch, decode_leases, js_text, lease_out, ExecOut, KeysOut,
 };
-use crate::redis::lease::LeaseOp;
+use crate::redis::results::{encode_results, Encoded};
 
 /// The options of createPostgresStore, checked in JS for type and range.
 #[napi(object)]
@@ -113,7 +113,7 @@ impl NativePostgresStore {
             let Encoded { meta, blob, errors } = encode_results(results);
             Ok(ExecOut {
                 meta: Int32Array::new(meta),
-                blob: blob.into_js_text(),
+                blob: blob_text(blob),
                 errors,
             })
         })
@@ -194,15 +194,7 @@ impl NativePostgresStore {
         env.spawn_future(async move {
             let batch = batch.map_err(js_error::to_async)?;
             let results = guarded(core.lease_exec(&batch)).await?;
-            Ok(LeaseOut::encode(batch.iter().zip(results).map(
-                |(op, r)| {
-                    let acquired = match op {
-                        LeaseOp::Acquire { token, .. } => Some(token.as_str()),
-                        _ => None,
-                    };
-                    (acquired, r)
-                },
-            )))
+            Ok(lease_out(&batch, results))
         })
     }
 

@@ -27,7 +27,8 @@ use super::sql::{self, StatementText, SCHEMA_VERSION, VERSION_KEY};
 use crate::error::{PersistError, Result};
 use crate::glob;
 use crate::redis::lease::LeaseOp;
-use crate::redis::store::{Op, OpResult, Owners, Text, MARKER_VALUE, REGISTRY_PREFIX};
+use crate::redis::batch::{Op, OpResult, Text};
+use crate::redis::store::{Owners, MARKER_VALUE, REGISTRY_PREFIX};
 use crate::wtf8;
 
 /// Rows deleted per statement by `clear_cache_prefix`.
@@ -58,7 +59,7 @@ fn op_key(op: &Op) -> Option<&[u8]> {
         Op::Get(k) | Op::Set(k, ..) | Op::SetDurable(k, ..) | Op::Delete(k) | Op::Exists(k) => {
             Some(k)
         }
-        Op::Ping => None,
+        _ => None,
     }
 }
 
@@ -759,6 +760,9 @@ async fn run_op(c: &Conn, op: &Op) -> OpResult {
                     c.client.simple_query("").await?;
                     OpResult::Done
                 }
+                other => OpResult::Failed(PersistError::Internal(format!(
+                    "not an op of the PostgreSQL store: {other:?}"
+                ))),
             })
         }
         .await;
