@@ -26,8 +26,8 @@ use super::config::{PgConfig, SWEEP_BATCH};
 use super::sql::{self, StatementText, SCHEMA_VERSION, VERSION_KEY};
 use crate::error::{PersistError, Result};
 use crate::glob;
-use crate::redis::lease::LeaseOp;
 use crate::redis::batch::{Op, OpResult, Text};
+use crate::redis::lease::LeaseOp;
 use crate::redis::store::{Owners, MARKER_VALUE, REGISTRY_PREFIX};
 use crate::wtf8;
 
