@@ -182,7 +182,9 @@ function createSnapshotStore(options) {
   // The prefix is marked as a state persistence's (a marker key inside it),
   // so a KV cache whose clearAsync covers it never deletes snapshots.
   const register = ownerRegistration(adapted, 'state', prefix)
-  // The native leases, and the tokens of the leases this store holds: id ->
+  // The native leases (fenced writes where the store has them: Redis and
+  // files; PostgreSQL's saves are not fenced yet), and the tokens of the
+  // leases this store holds: id ->
   // ownerToken, from tryAcquire until release.
   const { leases } = adapted
   /** @type {Map<string, string>} */
@@ -195,7 +197,7 @@ function createSnapshotStore(options) {
       const reg = register()
       if (reg) await reg
       const token = held.get(id)
-      if (token === undefined || !leases) await adapted.setDurable(keyOf(id), text)
+      if (token === undefined || !leases?.fencedSet) await adapted.setDurable(keyOf(id), text)
       else await leases.fencedSet(prefix, id, token, text)
     },
     async load(id) {
@@ -212,7 +214,7 @@ function createSnapshotStore(options) {
     async delete(id) {
       checkId('delete', id)
       const token = held.get(id)
-      if (token === undefined || !leases) await adapted.delete(keyOf(id))
+      if (token === undefined || !leases?.fencedDelete) await adapted.delete(keyOf(id))
       else await leases.fencedDelete(prefix, id, token)
     },
     /** `[{ id, updatedAt }]`, newest first; `prefix` is literal text. */
