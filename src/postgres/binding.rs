@@ -16,7 +16,7 @@ use crate::error::PersistError;
 use crate::postgres::config::{PgConfig, TlsMaterial};
 use crate::postgres::store::PgStore;
 use crate::redis::binding::{
-    blob_text, decode_batch, decode_leases, js_text, lease_out, ExecOut, KeysOut,
+    blob_text, decode_batch, decode_keyed_leases, js_text, lease_out, ExecOut, KeysOut,
 };
 use crate::redis::results::{encode_results, Encoded};
 
@@ -190,7 +190,7 @@ impl NativePostgresStore {
         tokens: Vec<String>,
     ) -> Result<PromiseRaw<'env, LeaseOut>> {
         let core = self.core.clone();
-        let batch = decode_leases(&kinds, &ttls, keys, tokens);
+        let batch = decode_keyed_leases(&kinds, &ttls, keys, tokens);
         env.spawn_future(async move {
             let batch = batch.map_err(js_error::to_async)?;
             let results = guarded(core.lease_exec(&batch)).await?;

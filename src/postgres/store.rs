@@ -67,7 +67,9 @@ fn lease_key(op: &LeaseOp) -> &[u8] {
     match op {
         LeaseOp::Acquire { key, .. }
         | LeaseOp::Release { key, .. }
-        | LeaseOp::Renew { key, .. } => key,
+        | LeaseOp::Renew { key, .. }
+        | LeaseOp::FencedSet { key, .. }
+        | LeaseOp::FencedDelete { key, .. } => key,
     }
 }
 
@@ -791,6 +793,12 @@ async fn run_lease(c: &Conn, op: &LeaseOp) -> Result<bool> {
                 .execute(&c.st.renew, &[key, &token.as_bytes(), &ms])
                 .await
                 .map(|n| n > 0)
+        }
+        // its leaseExec decodes no fenced write (decode_keyed_leases)
+        LeaseOp::FencedSet { .. } | LeaseOp::FencedDelete { .. } => {
+            return Err(PersistError::Internal(
+                "postgres: fenced snapshot writes are not supported".into(),
+            ))
         }
     };
     r.map_err(|e| classify(&e))

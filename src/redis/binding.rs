@@ -629,6 +629,47 @@ pub(crate) fn decode_batch(
     Ok(batch)
 }
 
+/// The ops of one `leaseExec` of a store whose lease keys come made by its
+/// JS glue (PostgreSQL's): acquire, release and renew; acquires get fresh
+/// tokens here.
+pub(crate) fn decode_keyed_leases(
+    kinds: &[u8],
+    ttls: &[u32],
+    keys: Vec<Utf16String>,
+    tokens: Vec<String>,
+) -> crate::error::Result<Vec<LeaseOp>> {
+    let n = kinds.len();
+    if ttls.len() != n || keys.len() != n || tokens.len() != n {
+        return Err(PersistError::Internal(
+            "lease_exec: batch arrays differ in length".into(),
+        ));
+    }
+    let acquires = kinds
+        .iter()
+        .filter(|&&k| LeaseKind::from_code(k) == Some(LeaseKind::Acquire))
+        .count();
+    let mut fresh = crate::token::new_tokens(acquires)?;
+    let mut out = Vec::with_capacity(n);
+    for (((&kind, &ttl), key), token) in kinds.iter().zip(ttls).zip(keys).zip(tokens) {
+        let key = wtf8::encode(&key);
+        let ttl_ms = u64::from(ttl);
+        out.push(match LeaseKind::from_code(kind) {
+            Some(LeaseKind::Acquire) => LeaseOp::Acquire {
+                key,
+                token: fresh.pop().unwrap_or_default(),
+                ttl_ms,
+            },
+            Some(LeaseKind::Release) => LeaseOp::Release { key, token },
+            Some(LeaseKind::Renew) => LeaseOp::Renew { key, token, ttl_ms },
+            _ => {
+                return Err(PersistError::Internal(format!(
+                    "lease_exec: unsupported op {kind}"
+                )))
+            }
+        });
+    }
+    Ok(out)
+}
 /// The ops of one `lease_exec` call; acquires get fresh tokens here.
 pub(crate) fn decode_leases(
     kinds: &[u8],
