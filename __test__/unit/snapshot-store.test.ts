@@ -249,13 +249,13 @@ describe.each(backends)('createSnapshotStore over $name', ({ kv, native, fenced 
       const a = createSnapshotStore({ store: kv, prefix })
       const b = createSnapshotStore({ store: kv, prefix })
       const plain = createSnapshotStore({ store: kv, prefix })
-      const la = await a.tryAcquire('run', { ttlMs: 150 })
+      const la = await a.tryAcquire('run', { ttlMs: 1000 }) // room for a loaded host
       await a.save('run', snapshot(1)) // held: written
       expect(Object.keys((await b.load('run')).steps)).toEqual(['step-0', 'failed'])
-      await sleep(300)
+      await sleep(1300)
       // expired, nobody took it: no longer a's either
       await rejectsWith(a.save('run', snapshot(2)), 'ERR_LEASE_LOST')
-      expect(await a.renew('run', la.ownerToken, { ttlMs: 150 })).toBe(false)
+      expect(await a.renew('run', la.ownerToken, { ttlMs: 1000 })).toBe(false)
       const lb = await b.tryAcquire('run', { ttlMs: 5000 })
       await b.save('run', snapshot(3))
       const bText = await kv.get(`${prefix}run`)
