@@ -68,6 +68,9 @@ function createFileStore(options) {
       leaseAcquire: (prefix, id, ttlMs) => leases.acquire(prefix, id, ttlMs),
       leaseRelease: (prefix, id, token) => leases.release(prefix, id, token),
       leaseRenew: (prefix, id, token, ttlMs) => leases.renew(prefix, id, token, ttlMs),
+      // the inspector's (cli/): every lease record, and removal whoever holds it
+      leaseList: () => call(native.leaseList()),
+      leaseEvict: (prefix, id) => call(native.leaseEvict(prefix, id)),
     },
   })
   return store

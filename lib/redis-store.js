@@ -437,6 +437,8 @@ function createRedisStore(options = {}) {
       leaseAcquire: (key, ttlMs) => (closed ? Promise.reject(closedError()) : leases.acquire('', key, ttlMs)),
       leaseRelease: (key, token) => (closed ? Promise.reject(closedError()) : leases.release('', key, token)),
       leaseRenew: (key, token, ttlMs) => (closed ? Promise.reject(closedError()) : leases.renew('', key, token, ttlMs)),
+      // time left on lease keys (ms; -1 no expiry, -2 absent), read only: the inspector (cli/)
+      leaseTtls: (keys) => native_(native.leaseTtls(keys)),
     },
   })
   return store

@@ -239,4 +239,70 @@ function createSnapshotStore(options) {
   return api
 }
 
+/**
+ * The leases of the snapshots under `prefix`, for the inspector (cli/), or
+ * null over a store without leases:
+ * - `list()`: `[{ id, state: 'held' | 'expired', expiresInMs, file?, corrupt? }]`;
+ *   Redis lease keys exist only while held (`expiresInMs` null: no expiry);
+ *   a file record stays after its holder died (`expired`) until it is
+ *   acquired again or evicted; a file record that cannot be read has
+ *   `corrupt` (its reason) and `file`, and id null.
+ * - `evict(id)`: removes the lease whoever holds it; resolves whether a live
+ *   lease was removed.
+ */
+function leaseAdmin(store, prefix) {
+  const redis = store[NATIVE_STORE]
+  const file = store[NATIVE_FILE_STORE]
+  if (redis) {
+    const base = prefix + LEASE_INFIX
+    return {
+      async list() {
+        const keys = (await redis.keys(`${binding.escapeGlob(base)}*`)).filter((k) => k.startsWith(base))
+        const out = []
+        for (let i = 0; i < keys.length; i += 512) {
+          const page = keys.slice(i, i + 512)
+          const ttls = await redis.leaseTtls(page)
+          page.forEach((k, j) => {
+            if (ttls[j] !== -2) out.push({ id: k.slice(base.length), state: 'held', expiresInMs: ttls[j] >= 0 ? ttls[j] : null })
+          })
+        }
+        return out
+      },
+      evict: (id) => redis.delete(base + checkId('evict', id)),
+    }
+  }
+  if (file) {
+    return {
+      async list() {
+        const out = []
+        for (const r of await file.leaseList()) {
+          if (r.corrupt !== null && r.corrupt !== undefined) {
+            out.push({ id: null, state: 'corrupt', expiresInMs: null, file: r.file, corrupt: r.corrupt })
+            continue
+          }
+          if (r.prefix === null || r.prefix === undefined || JSON.parse(r.prefix) !== prefix) continue
+          const live = r.remainingMs !== null && r.remainingMs !== undefined
+          out.push({ id: JSON.parse(r.id), state: live ? 'held' : 'expired', expiresInMs: live ? r.remainingMs : null, file: r.file })
+        }
+        return out
+      },
+      evict: (id) => file.leaseEvict(prefix, checkId('evict', id)),
+    }
+  }
+  return null
+}
+
+/**
+ * A stored value as `load` reads it, plus its envelope: `{ updatedAt,
+ * snapshot }` (the snapshot exactly as `load` returns it). Throws ERR_CORRUPT.
+ */
+function decodeStored(key, text) {
+  const { updatedAt } = decodeEnvelope(key, text)
+  return { updatedAt, snapshot: decodeSnapshot(key, text) }
+}
+
 module.exports = { createSnapshotStore }
+// Internals for the inspector (cli/); not enumerable, so index.js does not re-export them.
+Object.defineProperty(module.exports, 'internal', {
+  value: { DEFAULT_PREFIX, LEASE_INFIX, leaseAdmin, decodeStored, snapshotProblem },
+})

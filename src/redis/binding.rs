@@ -491,6 +491,24 @@ impl NativeRedisStore {
         })
     }
 
+    /// The time left on each lease key in ms (-1 no expiry, -2 absent),
+    /// read only: the inspector's lease listing (`redis::lease`).
+    #[napi(catch_unwind, ts_return_type = "Promise<Float64Array>")]
+    pub fn lease_ttls<'env>(
+        &self,
+        env: &'env Env,
+        keys: Vec<Utf16String>,
+    ) -> Result<PromiseRaw<'env, Float64Array>> {
+        let core = self.core.clone();
+        let keys: Vec<Vec<u8>> = keys.iter().map(|k| wtf8::encode(k)).collect();
+        env.spawn_future(async move {
+            let ttls = guarded(core.lease_ttls(&keys)).await?;
+            Ok(Float64Array::new(
+                ttls.into_iter().map(|t| t as f64).collect(),
+            ))
+        })
+    }
+
     /// Connections opened so far (reconnects add one each).
     #[napi(getter)]
     pub fn connections_opened(&self) -> f64 {

@@ -192,6 +192,58 @@ impl RedisStore {
     }
 }
 
+/// A PTTL reply: ms left, -1 no expiry, -2 absent.
+fn pttl(v: Value) -> Result<i64> {
+    if let Some(e) = server_error(&v) {
+        return Err(e);
+    }
+    match v {
+        Value::Int(n) => Ok(n),
+        other => Err(PersistError::Store(format!(
+            "lease: unexpected PTTL reply {other:?}"
+        ))),
+    }
+}
+
+impl RedisStore {
+    /// The time left on each lease key, read only (the inspector's lease
+    /// listing): ms, -1 for a key without expiry, -2 for an absent key. One
+    /// pipeline; in a cluster one call per key, concurrently, like
+    /// [`RedisStore::lease_exec`].
+    pub async fn lease_ttls(&self, keys: &[Vec<u8>]) -> Result<Vec<i64>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.is_cluster() {
+            let calls = keys.iter().map(|k| async move {
+                let mut p = redis::Pipeline::with_capacity(1);
+                p.cmd("PTTL").arg(k);
+                match self.run(&p).await?.pop() {
+                    Some(v) => pttl(v),
+                    None => Err(PersistError::Internal("PTTL: no reply".into())),
+                }
+            });
+            return futures_util::future::join_all(calls)
+                .await
+                .into_iter()
+                .collect();
+        }
+        let mut p = redis::Pipeline::with_capacity(keys.len());
+        for k in keys {
+            p.cmd("PTTL").arg(k);
+        }
+        let values = self.run(&p).await?;
+        if values.len() != keys.len() {
+            return Err(PersistError::Internal(format!(
+                "PTTL pipeline returned {} replies for {} keys",
+                values.len(),
+                keys.len()
+            )));
+        }
+        values.into_iter().map(pttl).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +311,23 @@ mod tests {
         assert!(!one(&s, release(&k, &a)).await?, "already released");
         assert!(one(&s, acquire(&k, &b, 10_000)).await?, "free again");
         assert!(one(&s, release(&k, &b)).await?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn lease_ttls_reads_time_left_without_touching_the_lease() -> Result<()> {
+        let s = RedisStore::new(RedisConfig::default())?;
+        let (held, absent) = (key("ttl-held")?, key("ttl-absent")?);
+        let a = new_token()?;
+        assert!(one(&s, acquire(&held, &a, 10_000)).await?);
+        let ttls = s.lease_ttls(&[held.clone(), absent]).await?;
+        assert!(ttls[0] > 9_000 && ttls[0] <= 10_000, "{ttls:?}");
+        assert_eq!(ttls[1], -2);
+        assert!(s.lease_ttls(&[]).await?.is_empty());
+        assert!(
+            one(&s, release(&held, &a)).await?,
+            "still held by its owner"
+        );
         Ok(())
     }
 
