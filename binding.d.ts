@@ -70,6 +70,17 @@ export declare class NativeFileStore {
    * Redis store's `lease_exec`.
    */
   leaseExec(kinds: Uint8Array, ttls: Uint32Array, prefixes: Array<string>, ids: Array<string>, tokens: Array<string>): Promise<LeaseOut>
+  /**
+   * Every lease record of the directory (see `FileLeases::list`): `prefix`
+   * and `id` as JSON strings (null in a record without them), `remainingMs`
+   * null once expired, `corrupt` the reason a record cannot be read.
+   */
+  leaseList(): Promise<Array<FileLeaseEntry>>
+  /**
+   * Remove the lease of `id` under `prefix` whoever holds it; resolves
+   * whether a live lease was removed.
+   */
+  leaseEvict(prefix: string, id: string): Promise<boolean>
 }
 
 /**
@@ -137,6 +148,11 @@ export declare class NativeRedisStore {
    * concatenated (32 characters each).
    */
   leaseExec(kinds: Uint8Array, ttls: Uint32Array, keys: Array<string>, tokens: Array<string>): Promise<LeaseOut>
+  /**
+   * The time left on each lease key in ms (-1 no expiry, -2 absent),
+   * read only: the inspector's lease listing (`redis::lease`).
+   */
+  leaseTtls(keys: Array<string>): Promise<Float64Array>
   /** Connections opened so far (reconnects add one each). */
   get connectionsOpened(): number
 }
@@ -178,6 +194,15 @@ export interface ExecOut {
   blob: string
   /** Per-op failures, only when some op failed. */
   errors?: Array<string | undefined | null>
+}
+
+/** One lease record of a store directory (`NativeFileStore.leaseList`). */
+export interface FileLeaseEntry {
+  file: string
+  prefix?: string
+  id?: string
+  remainingMs?: number
+  corrupt?: string
 }
 
 /** A read: the file read, its text, and an identity for `quarantine`. */

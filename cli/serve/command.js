@@ -42,7 +42,8 @@ const serve = {
   --allow-write           enable delete and release buttons (per-process token + Origin check)
   --refresh SECONDS       auto-refresh interval of the pages (default 5; 0 = off)
   --limit N               rows in the runs table (default 500)
-  --stuck-after D         a running run with no live lease is stuck after D without an update (default 5m)`,
+  --stuck-after D         a running run with no live lease is stuck after D without an update (default 5m)
+  --json                  print the start line as { url, writable, source } (the page's data is at /api/runs)`,
   async run(values, positionals, io, open) {
     if (positionals.length) throw new UsageError('serve takes no arguments')
     const port = values.port === undefined ? 7070 : Number(values.port)
@@ -81,7 +82,9 @@ const serve = {
     state.origins = new Set([`http://${shown}:${bound}`, `http://localhost:${bound}`, `http://127.0.0.1:${bound}`, `http://[::1]:${bound}`])
     state.hosts = new Set([...state.origins].map((o) => o.slice('http://'.length)))
     if (remote) io.err(`WARNING: serving on ${host}, not loopback: anyone who can reach port ${bound} sees every run${state.writable ? ' and can delete runs and release leases' : ''}.\n`)
-    await io.out(`serving ${describe} at http://${shown}:${bound}/ (${state.writable ? 'writes enabled' : 'read-only'}); Ctrl-C stops\n`)
+    const url = `http://${shown}:${bound}/`
+    if (values.json) await io.out(`${JSON.stringify({ url, writable: state.writable, source: describe })}\n`)
+    else await io.out(`serving ${describe} at ${url} (${state.writable ? 'writes enabled' : 'read-only'}); Ctrl-C stops\n`)
     await new Promise((resolve) => {
       const stop = () => server.close(() => resolve())
       process.once('SIGINT', stop)
