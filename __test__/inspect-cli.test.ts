@@ -10,93 +10,20 @@
 // - `broken`: a value that is not a snapshot (corrupt);
 // - `legacy-1`: a 1.0 resume state saved by createStatePersistence.
 // Asserts the table and --json, the filters, show, leases, and that delete
-// and release act only after confirmation.
+// and release act only after confirmation; then usage, errors and ids that
+// try to leave a store directory.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, existsSync, readdirSync } from 'node:fs'
+import type { ChildProcess } from 'node:child_process'
+import { mkdtempSync, mkdirSync, rmSync, readdirSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { startPrivateRedis, type PrivateRedis } from './helpers/redis-server'
 import { startCluster, type LocalCluster } from './helpers/redis-cluster'
+import { cli, jsonLines, seedRuns, PREFIX, XSS, type Cli } from './helpers/inspect'
 
 const require = createRequire(import.meta.url)
-const { createRedisStore, createFileStore, createStatePersistence } = require('../index.js')
-const BIN = path.join(__dirname, '..', 'cli', 'bin.js')
-const CHILD = path.join(__dirname, 'fixtures', 'inspect-child.cjs')
-const PREFIX = 'awaitly:snapshot:'
-const XSS = 'order-<img src=x onerror=alert(1)>'
-
-export interface Cli {
-  code: number | null
-  out: string
-  err: string
-}
-
-/** Run the inspector; `input` is its stdin. */
-export function cli(args: string[], input = ''): Cli {
-  const r = spawnSync(process.execPath, [BIN, ...args], { input, encoding: 'utf8', timeout: 30_000 })
-  return { code: r.status, out: r.stdout, err: r.stderr }
-}
-
-const jsonLines = (s: string) =>
-  s
-    .trim()
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l))
-
-function child(args: string[]): { proc: ChildProcess; saw: (line: string) => Promise<void>; done: Promise<number | null> } {
-  const proc = spawn(process.execPath, [CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  proc.stdout!.on('data', (d) => (out += d))
-  proc.stderr!.on('data', (d) => (err += d))
-  const done = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)))
-  return {
-    proc,
-    done,
-    saw: (line) =>
-      new Promise((resolve, reject) => {
-        const t = setInterval(() => {
-          if (out.split('\n').includes(line)) {
-            clearInterval(t)
-            resolve()
-          }
-        }, 20)
-        void done.then((c) => {
-          clearInterval(t)
-          if (!out.split('\n').includes(line)) reject(new Error(`child exited ${c} before ${line}: ${err}`))
-        })
-      }),
-  }
-}
-
-/**
- * Fill a store with the six runs above; returns the live worker (kill it at
- * the end). `kind`/`target` as the child takes them.
- */
-export async function seedRuns(kind: string, target: string, kv: any): Promise<ChildProcess> {
-  const run = async (args: string[]) => {
-    const c = child(args)
-    expect(await c.done).toBe(0)
-  }
-  await run(['completed', kind, target, PREFIX, 'order-done'])
-  await run(['failed', kind, target, PREFIX, XSS])
-  const killed = child(['hang', kind, target, PREFIX, 'order-killed', '1000'])
-  await killed.saw('in-step-3')
-  killed.proc.kill('SIGKILL')
-  await killed.done
-  const killedAt = Date.now()
-  const held = child(['hang', kind, target, PREFIX, 'order-held', '60000'])
-  await held.saw('in-step-3')
-  await kv.set(`${PREFIX}broken`, '{"updatedAt":"2026-01-01T00:00:00.000Z","snapshot":{"formatVersion":7}}')
-  await createStatePersistence(kv).save('legacy-1', { steps: new Map([['fetch', { result: { ok: true, value: 1 } }]]) })
-  // the killed worker's 1 s lease expires
-  await new Promise((r) => setTimeout(r, Math.max(0, killedAt + 1300 - Date.now())))
-  return held.proc
-}
-
+const { createRedisStore, createFileStore } = require('../index.js')
 const backends = [
   { name: 'file store', kind: 'file' },
   { name: 'private redis-server', kind: 'redis' },
@@ -278,23 +205,6 @@ describe.each(backends)('inspector CLI on a $name', ({ kind }) => {
     expect(after.some((x: any) => x.id === 'order-held')).toBe(false)
     expect(cli(['release', 'order-held', ...source, '--yes']).code).toBe(1) // nothing left to release
   })
-
-  it.runIf(kind === 'file')('ids cannot reach outside the store directory', () => {
-    const outside = mkdtempSync(path.join(os.tmpdir(), 'inspect-outside-'))
-    try {
-      const rel = path.relative(dir, path.join(outside, 'victim'))
-      for (const id of [rel, `../${path.basename(outside)}/victim`, '/etc/passwd', '..', '.']) {
-        const r = cli(['show', id, ...source])
-        expect(r.code).toBe(1)
-        expect(r.err).toMatch(/no run/)
-        expect(cli(['delete', id, ...source, '--yes']).code).toBe(1)
-      }
-      expect(existsSync(outside)).toBe(true)
-      expect(readdirSync(outside)).toEqual([])
-    } finally {
-      rmSync(outside, { recursive: true, force: true })
-    }
-  })
 })
 
 describe('inspector CLI: usage and errors', () => {
@@ -320,5 +230,22 @@ describe('inspector CLI: usage and errors', () => {
     const j = cli(['runs', '--redis', 'redis://127.0.0.1:1', '--json'])
     expect(JSON.parse(j.err).error.code).toBe('ERR_STORE_UNAVAILABLE')
     expect(cli(['serve', '--dir', '/tmp', '--host', '0.0.0.0']).err).toMatch(/--allow-remote/)
+  })
+  it('ids cannot reach outside a store directory', () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'inspect-traversal-'))
+    try {
+      const store = path.join(root, 'store')
+      mkdirSync(store)
+      for (const name of ['victim', 'victim.kv.json', 'awaitly:snapshot:victim.kv.json']) writeFileSync(path.join(root, name), '{"updatedAt":"x","snapshot":{}}')
+      for (const id of ['../victim', '../../victim', `..${path.sep}victim.kv.json`, path.join(root, 'victim'), '..', '.', '%2e%2e%2fvictim']) {
+        const r = cli(['show', id, '--dir', store])
+        expect(r.code).toBe(1)
+        expect(r.err).toMatch(/no run/)
+        expect(cli(['delete', id, '--dir', store, '--yes']).code).toBe(1)
+      }
+      expect(readdirSync(root).sort()).toEqual(['awaitly:snapshot:victim.kv.json', 'store', 'victim', 'victim.kv.json'])
+    } finally {
+      rmSync(root, { recursive: true, force: true })
+    }
   })
 })

@@ -17,7 +17,8 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost'])
 const SECURITY_HEADERS = {
   'content-security-policy': "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
+  // same-origin, not no-referrer: with no-referrer a browser's form POST says `Origin: null`
+  'referrer-policy': 'same-origin',
   'x-frame-options': 'DENY',
   'cache-control': 'no-store',
 }
@@ -58,7 +59,7 @@ const serve = {
     const limit = values.limit === undefined ? 500 : Number(values.limit)
     if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit must be a positive whole number, got ${JSON.stringify(values.limit)}`)
     const stuckAfterMs = stuckAfter(values)
-    const { source, describe } = open()
+    const { source, describe, close } = open()
     const state = {
       source,
       describe,
@@ -86,10 +87,14 @@ const serve = {
     if (values.json) await io.out(`${JSON.stringify({ url, writable: state.writable, source: describe })}\n`)
     else await io.out(`serving ${describe} at ${url} (${state.writable ? 'writes enabled' : 'read-only'}); Ctrl-C stops\n`)
     await new Promise((resolve) => {
-      const stop = () => server.close(() => resolve())
+      const stop = () => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }
       process.once('SIGINT', stop)
       process.once('SIGTERM', stop)
     })
+    await close()
     return 0
   },
 }
