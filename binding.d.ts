@@ -132,6 +132,12 @@ export declare class NativeRedisStore {
    */
   keys(pattern: string): Promise<KeysOut>
   /**
+   * One SCAN page on a single server (`RedisStore::scan_page`): the next
+   * cursor (decimal text: it can exceed 2^53; "0" ends the pass) and the
+   * page's keys as in `keys`; null on a cluster.
+   */
+  scanPage(cursor: string, pattern: string): Promise<ScanPageOut | null>
+  /**
    * `clearAsync` of the cache with `prefix`: SCAN + UNLINK of the keys it
    * owns (see `Owners`). Resolves to the number of keys removed.
    */
@@ -318,6 +324,13 @@ export declare function ownerMarkerKey(kind: string, prefix: string): string
 export declare function ownerMarkerSuffixes(): Array<string>
 
 export declare function ownerMarkerValue(): string
+
+/** One page of `scanPage`: the next cursor and the keys (as `KeysOut`). */
+export interface ScanPageOut {
+  cursor: string
+  lens: Uint32Array
+  blob: string
+}
 
 /**
  * Throw a TypeError (`ERR_INVALID_ARG`) for a bad argument to a public

@@ -23,7 +23,7 @@ import { startCluster, type LocalCluster } from './helpers/redis-cluster'
 import { cli, jsonLines, seedRuns, PREFIX, XSS, type Cli } from './helpers/inspect'
 
 const require = createRequire(import.meta.url)
-const { createRedisStore, createFileStore } = require('../index.js')
+const { createRedisStore, createFileStore, createSnapshotStore } = require('../index.js')
 const backends = [
   { name: 'file store', kind: 'file' },
   { name: 'private redis-server', kind: 'redis' },
@@ -244,6 +244,33 @@ describe('inspector CLI: usage and errors', () => {
         expect(cli(['delete', id, '--dir', store, '--yes']).code).toBe(1)
       }
       expect(readdirSync(root).sort()).toEqual(['awaitly:snapshot:victim.kv.json', 'store', 'victim', 'victim.kv.json'])
+    } finally {
+      rmSync(root, { recursive: true, force: true })
+    }
+  })
+
+  it('kinds: a 4.x snapshot (steps in stepOrder) and a 1.35 ResumeState saved through createSnapshotStore', async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'inspect-kinds-'))
+    try {
+      const kv = createFileStore({ directory: root })
+      const store = createSnapshotStore({ store: kv })
+      // the metadata awaitly 4.x adds: stepOrder and stepArgs
+      await store.save('v4-run', {
+        formatVersion: 1,
+        steps: { b: { ok: true, value: 2 }, a: { ok: true, value: 1 } },
+        execution: { status: 'running', lastUpdated: new Date().toISOString() },
+        metadata: { version: 3, stepOrder: ['a', 'b'], stepArgs: [null, null], lastStepKey: 'b' },
+      })
+      await store.save('resume-run', { steps: new Map([['fetch', { result: { ok: false, error: 'E', cause: new Error('boom') } }]]) })
+      const rows = jsonLines(cli(['runs', '--dir', root, '--json']).out)
+      expect(rows.find((r: any) => r.id === 'v4-run')).toMatchObject({ kind: 'snapshot', format: '4.x', stepsDone: 2, lastStep: 'b' })
+      expect(rows.find((r: any) => r.id === 'resume-run')).toMatchObject({ kind: 'resume-state', format: '1.35', stepsDone: 1, stepsFailed: 1, status: null })
+      const v4 = cli(['show', 'v4-run', '--dir', root])
+      expect(v4.out).toMatch(/kind\s+snapshot 4\.x/)
+      expect(v4.out).toMatch(/version\s+3\nstepOrder a, b/)
+      expect(v4.out).toMatch(/1\. ok\s+a\s+1\n\s+2\. ok\s+b\s+2/)
+      const resume = JSON.parse(cli(['show', 'resume-run', '--dir', root, '--json']).out)
+      expect(resume.steps).toEqual([{ name: 'fetch', ok: false, error: 'E', cause: 'Error: boom' }])
     } finally {
       rmSync(root, { recursive: true, force: true })
     }

@@ -44,7 +44,7 @@ function progress(io, what) {
       if (now - start < 1000 || now - last < 100) return
       last = now
       shown = true
-      io.err(`\r\x1b[K${what}: ${done.toLocaleString('en-US')} / ${total.toLocaleString('en-US')}`)
+      io.err(`\r\x1b[K${what}: ${done.toLocaleString('en-US')}${total === null ? '' : ` / ${total.toLocaleString('en-US')}`}`)
     },
     clear() {
       if (shown) io.err('\r\x1b[K')

@@ -2,14 +2,16 @@
 // Reading saved runs for the inspector: every entry under the snapshot
 // prefix (createSnapshotStore) and the state prefix (createStatePersistence)
 // of one store, decoded by the same code their `load` uses, summarised as
-// one row each. Keys come from the store's `keys()` (SCAN on Redis, never
+// one row each. Keys come page by page from SCAN on a single Redis server,
+// else from the store's `keys()` (SCAN of every primary on a cluster; never
 // KEYS); values are read a page at a time and dropped once summarised, so
-// memory holds the key names and the rows kept, never the values.
+// memory holds a page of keys and the rows kept, never the values.
 
 const { internal: snap } = require('../lib/snapshot-store.js')
 const { parseState } = require('../lib/serialize.js')
 const { binding } = require('../lib/native.js')
 const { isMarkerShaped } = require('../lib/kv-cache.js').internal
+const { NATIVE_STORE } = require('../lib/redis-store.js').internal
 
 const PAGE = 256
 const STATE_DEFAULT_PREFIX = 'workflow:state:'
@@ -59,8 +61,9 @@ function stepsOf(kind, format, doc) {
   return out
 }
 
-/** A cause as JSON-ish data (resume states hold live Errors). */
+/** A cause as JSON-ish data (resume states hold live Errors; awaitly wraps a step's cause as `{ __cachedMeta, originalCause }`). */
 function causeJson(c) {
+  if (c !== null && typeof c === 'object' && c.__cachedMeta === true) return causeJson(c.originalCause)
   if (c instanceof Error) return { type: 'error', name: c.name, message: c.message, cause: c.cause === undefined ? undefined : causeJson(c.cause) }
   return c === undefined ? undefined : { type: 'value', value: c }
 }
@@ -130,19 +133,40 @@ function openSource(store, { prefix = snap.DEFAULT_PREFIX, statePrefix = STATE_D
   return { store, wheres, admin: snap.leaseAdmin(store, prefix), leasePrefix: prefix }
 }
 
-/** The keys of one prefix, markers, lease keys and keys of a longer sibling prefix left out. */
-async function keysOf(source, where) {
-  const { store, wheres } = source
-  const keys = await store.keys(`${binding.escapeGlob(where.prefix)}*`)
-  const longer = wheres.filter((w) => w !== where && w.prefix.length > where.prefix.length && w.prefix.startsWith(where.prefix)).map((w) => w.prefix)
-  return keys.filter(
-    (k) =>
-      k.startsWith(where.prefix) &&
-      k.length > where.prefix.length &&
-      !(where.kind === 'snapshot' && k.charCodeAt(where.prefix.length) === 0) &&
-      !isMarkerShaped(k) &&
-      !longer.some((p) => k.startsWith(p)),
-  )
+/** Which keys of `where` are runs: not markers, not lease keys, not under a longer sibling prefix. */
+function keyFilter(source, where) {
+  const longer = source.wheres.filter((w) => w !== where && w.prefix.length > where.prefix.length && w.prefix.startsWith(where.prefix)).map((w) => w.prefix)
+  return (k) =>
+    k.startsWith(where.prefix) &&
+    k.length > where.prefix.length &&
+    !(where.kind === 'snapshot' && k.charCodeAt(where.prefix.length) === 0) &&
+    !isMarkerShaped(k) &&
+    !longer.some((p) => k.startsWith(p))
+}
+
+/**
+ * The run keys of one prefix, a batch at a time: SCAN page by page on a
+ * single Redis server (memory holds one page, a key may come twice), else
+ * the store's `keys()` (SCAN of every primary on a cluster; the file
+ * store's listing) in one batch.
+ */
+async function* keyBatches(source, where) {
+  const pattern = `${binding.escapeGlob(where.prefix)}*`
+  const keep = keyFilter(source, where)
+  const redis = source.store[NATIVE_STORE]
+  let page = redis ? await redis.scanPage('0', pattern) : null
+  if (page === null) {
+    const all = (await source.store.keys(pattern)).filter(keep)
+    all.complete = true // every key of the prefix: the progress line can show a total
+    yield all
+    return
+  }
+  for (;;) {
+    const keys = page.keys.filter(keep)
+    if (keys.length) yield keys
+    if (page.cursor === '0') return
+    page = await redis.scanPage(page.cursor, pattern)
+  }
 }
 
 /** The snapshot prefix's leases: `{ prefix, byId: Map, list }`. */
@@ -155,35 +179,31 @@ async function readLeases(source) {
 
 /**
  * Every run of the source, a page at a time: calls `onPage(rows)` with
- * judged rows in store order, `onProgress(done, total)` after each page.
+ * judged rows in store order, `onProgress(done, total)` after each page
+ * (`total` null while a paged SCAN is still finding keys).
  */
 async function scanRuns(source, { stuckAfterMs, onPage, onProgress = () => {} }) {
   const leases = await readLeases(source)
-  const perWhere = []
-  let total = 0
-  for (const where of source.wheres) {
-    const keys = await keysOf(source, where)
-    perWhere.push({ where, keys })
-    total += keys.length
-  }
   let done = 0
-  for (const { where, keys } of perWhere) {
-    for (let i = 0; i < keys.length; i += PAGE) {
-      const page = keys.slice(i, i + PAGE)
-      const texts = await Promise.all(page.map((k) => source.store.get(k)))
-      const now = Date.now()
-      const rows = []
-      for (let j = 0; j < page.length; j++) {
-        if (texts[j] === null || texts[j] === undefined) continue // deleted since listed
-        rows.push(judge(decode(source, where, page[j], texts[j], now).row, leases, stuckAfterMs))
+  for (const where of source.wheres) {
+    for await (const keys of keyBatches(source, where)) {
+      const known = keys.complete ? done + keys.length : null
+      for (let i = 0; i < keys.length; i += PAGE) {
+        const page = keys.slice(i, i + PAGE)
+        const texts = await Promise.all(page.map((k) => source.store.get(k)))
+        const now = Date.now()
+        const rows = []
+        for (let j = 0; j < page.length; j++) {
+          if (texts[j] === null || texts[j] === undefined) continue // deleted since listed
+          rows.push(judge(decode(source, where, page[j], texts[j], now).row, leases, stuckAfterMs))
+        }
+        done += page.length
+        await onPage(rows)
+        onProgress(done, known)
       }
-      done += page.length
-      await onPage(rows)
-      onProgress(done, total)
     }
-    keys.length = 0
   }
-  return { total, leases }
+  return { total: done, leases }
 }
 
 /** One run by id: `{ row, doc, steps }` of the first prefix holding it, or null. */
@@ -248,7 +268,10 @@ class Newest {
   }
   trim() {
     this.rows.sort(newestFirst)
-    if (this.rows.length > this.limit) this.rows.length = this.limit
+    // a key SCAN returned twice: its two rows sort next to each other
+    let n = 0
+    for (const r of this.rows) if (n === 0 || this.rows[n - 1].key !== r.key) this.rows[n++] = r
+    this.rows.length = Math.min(n, this.limit)
   }
   result() {
     this.trim()

@@ -439,6 +439,8 @@ function createRedisStore(options = {}) {
       leaseRenew: (key, token, ttlMs) => (closed ? Promise.reject(closedError()) : leases.renew('', key, token, ttlMs)),
       // time left on lease keys (ms; -1 no expiry, -2 absent), read only: the inspector (cli/)
       leaseTtls: (keys) => native_(native.leaseTtls(keys)),
+      // one SCAN page on a single server, for the inspector: { cursor, keys } (cursor '0' ends), or null on a cluster
+      scanPage: (cursor, pattern) => native_(native.scanPage(cursor, pattern)).then((p) => (p === null ? null : { cursor: p.cursor, keys: splitKeys(p) })),
     },
   })
   return store

@@ -5,7 +5,8 @@
 // leases, then times
 //   node cli/bin.js runs --redis URL --json | wc -l
 // under /usr/bin/time -v, in both orders (newest first, and store order),
-// and prints lines, seconds and peak RSS. Stops its server by PID.
+// and prints lines, seconds and peak RSS; then checks the progress line shows
+// on a terminal (a pty) and not when stderr is a pipe. Stops its server by PID.
 //
 //   node scripts/inspect-100k.mjs [runs=100000]
 import { spawn, execFileSync } from 'node:child_process'
@@ -75,6 +76,13 @@ try {
     console.log(`runs --json --order ${order}: ${out} lines, ${wall} wall, peak RSS ${(rss / 1024).toFixed(0)} MB`)
     if (Number(out) !== N) throw new Error(`expected ${N} lines, got ${out}`)
   }
+  // stderr on a terminal (a pty from util-linux `script`): the progress line shows while it reads
+  const tty = execFileSync('script', ['-qec', `node cli/bin.js runs --redis ${url} --json > /dev/null`, '/dev/null'], { cwd: root }).toString()
+  const seen = tty.split('\r').filter((l) => l.includes('reading runs:'))
+  console.log(`progress on a TTY: ${seen.length} updates, last: ${JSON.stringify(seen.at(-1)?.replace(/\x1b\[K/g, '') ?? null)}`)
+  if (seen.length === 0) throw new Error('no progress line on a TTY')
+  const piped = execFileSync('bash', ['-c', `node cli/bin.js runs --redis ${url} --json 2>&1 >/dev/null`], { cwd: root }).toString()
+  if (piped !== '') throw new Error(`stderr not a TTY, yet it printed: ${JSON.stringify(piped.slice(0, 200))}`)
 } finally {
   server.kill('SIGKILL')
 }

@@ -102,6 +102,15 @@ pub struct LeaseOut {
     pub errors: Option<Vec<Option<String>>>,
 }
 
+/// One page of `scanPage`: the next cursor and the keys (as `KeysOut`).
+#[napi(object)]
+pub struct ScanPageOut {
+    pub cursor: String,
+    pub lens: Uint32Array,
+    #[napi(ts_type = "string")]
+    pub blob: JsText,
+}
+
 #[napi(object)]
 pub struct KeysOut {
     pub lens: Uint32Array,
@@ -408,6 +417,43 @@ impl NativeRedisStore {
                 lens: Uint32Array::new(lens),
                 blob: js_text(blob),
             })
+        })
+    }
+
+    /// One SCAN page on a single server (`RedisStore::scan_page`): the next
+    /// cursor (decimal text: it can exceed 2^53; "0" ends the pass) and the
+    /// page's keys as in `keys`; null on a cluster.
+    #[napi(catch_unwind, ts_return_type = "Promise<ScanPageOut | null>")]
+    pub fn scan_page<'env>(
+        &self,
+        env: &'env Env,
+        cursor: String,
+        pattern: Utf16String,
+    ) -> Result<PromiseRaw<'env, Option<ScanPageOut>>> {
+        let core = self.core.clone();
+        let pattern = wtf8::encode(&pattern);
+        env.spawn_future(async move {
+            let cursor: u64 = cursor.parse().map_err(|_| {
+                js_error::to_async(PersistError::Internal(format!(
+                    "scanPage: bad cursor {cursor}"
+                )))
+            })?;
+            let Some((next, keys)) = guarded(core.scan_page(cursor, &pattern)).await? else {
+                return Ok(None);
+            };
+            let mut lens = Vec::with_capacity(keys.len());
+            let mut blob = Vec::with_capacity(keys.iter().map(Vec::len).sum());
+            for k in &keys {
+                let before = blob.len();
+                if wtf8::decode_into(k, &mut blob) {
+                    lens.push((blob.len() - before) as u32);
+                }
+            }
+            Ok(Some(ScanPageOut {
+                cursor: next.to_string(),
+                lens: Uint32Array::new(lens),
+                blob: js_text(blob),
+            }))
         })
     }
 

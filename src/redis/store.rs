@@ -1654,6 +1654,27 @@ impl RedisStore {
         Ok(out)
     }
 
+    /// One SCAN page on a single server: `(next cursor, keys)`; cursor 0
+    /// starts a pass and a returned 0 ends it (a key may come twice, SCAN's
+    /// own guarantee). None on a cluster, which has one cursor per primary:
+    /// use [`RedisStore::keys`] there. For callers that must not hold every
+    /// key at once (the inspector's listing of many runs).
+    pub async fn scan_page(
+        &self,
+        cursor: u64,
+        pattern: &[u8],
+    ) -> Result<Option<(u64, Vec<Vec<u8>>)>> {
+        if self.is_cluster() {
+            return Ok(None);
+        }
+        let reply = self
+            .call_read(|mut c| async move { c.scan(&ScanTarget::Only, cursor, pattern).await })
+            .await?;
+        redis::from_redis_value(reply)
+            .map(Some)
+            .map_err(|e| PersistError::Store(format!("SCAN: unexpected reply: {e}")))
+    }
+
     /// SCAN every node that holds keys (the one server, or every cluster
     /// primary) to the end, handing each page to `each` (a key may come
     /// twice: SCAN's own guarantee; callers deduplicate). If the cluster's
@@ -1979,6 +2000,37 @@ mod tests {
         );
         assert!(Owners::looks_like_marker(b"s:__awaitly:owner:cache"));
         assert!(!Owners::looks_like_marker(b"s:__awaitly:owner:cachex"));
+    }
+
+    #[tokio::test]
+    async fn scan_page_walks_a_pass_to_cursor_zero() -> Result<()> {
+        let store = RedisStore::new(RedisConfig::default())?;
+        let pre = unique("scanpage");
+        let keys: Vec<Vec<u8>> = (0..50).map(|i| format!("{pre}{i}").into_bytes()).collect();
+        let ops: Vec<Op> = keys
+            .iter()
+            .map(|k| Op::Set(k.clone(), b"v".to_vec(), None))
+            .collect();
+        store.exec(&ops).await?;
+        let pattern = format!("{}*", glob::escape(&pre)).into_bytes();
+        let (mut cursor, mut seen, mut pages) = (0u64, HashSet::new(), 0);
+        loop {
+            let Some((next, page)) = store.scan_page(cursor, &pattern).await? else {
+                panic!("a single server pages");
+            };
+            seen.extend(page);
+            pages += 1;
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        assert!(pages >= 1);
+        assert_eq!(seen, keys.iter().cloned().collect::<HashSet<_>>());
+        let mut p = redis::pipe();
+        p.cmd("UNLINK").arg(&keys);
+        store.run(&p).await?;
+        Ok(())
     }
 
     #[tokio::test]
