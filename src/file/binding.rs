@@ -1,4 +1,4 @@
-//! Thin napi layer over `file::store` / `file::name`. Keys cross as exact
+//! Thin napi layer over `file::dir`, `file::kv` and `file::name`. Keys cross as exact
 //! UTF-16 (`Utf16String`: lone surrogates survive). Reads run on tokio's
 //! blocking pool; writes are queued to the directory's committer thread and
 //! resolve when their group commit is durable.
@@ -13,11 +13,12 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::boundary::js_error;
+use crate::boundary::lease::LeaseOut;
 use crate::error::PersistError;
+use crate::file::dir::{Done, DrainHandle, FileDir};
+use crate::file::kv::KvFiles;
 use crate::file::lease::{FileLeaseOp, FileLeases, HostClock, LeaseKind};
-use crate::file::store::{Done, DrainHandle, FileDir, KvFiles};
-use crate::js_error;
-use crate::redis::binding::LeaseOut;
 
 /// A read: the file read, its text, and an identity for `quarantine`.
 #[napi(object)]
@@ -171,22 +172,6 @@ impl NativeFileDir {
                 identity: f.identity,
             }))
         }))
-    }
-
-    /// Atomically write `data` as `key`'s file. Queued before this returns,
-    /// so calls apply in call order.
-    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
-    pub fn write<'env>(
-        &self,
-        env: &'env Env,
-        key: Utf16String,
-        data: String,
-        durable: bool,
-    ) -> Result<PromiseRaw<'env, ()>> {
-        let (done, rx) = channel();
-        let name = self.inner.naming().names(&key).primary;
-        self.inner.write(name, data.into_bytes(), durable, done);
-        env.spawn_future(settle(rx))
     }
 
     /// Atomically write many files in one group commit (the writes of one
@@ -489,29 +474,8 @@ pub struct FileLeaseEntry {
 }
 
 fn lease_out(ops: &[FileLeaseOp], results: Vec<crate::error::Result<bool>>) -> LeaseOut {
-    let n = results.len();
-    let mut codes = Vec::with_capacity(n);
-    let mut taken = String::new();
-    let mut errors: Option<Vec<Option<String>>> = None;
-    for (i, (op, r)) in ops.iter().zip(results).enumerate() {
-        match r {
-            Ok(true) => {
-                if matches!(op.kind, LeaseKind::Acquire { .. }) {
-                    taken.push_str(&op.token);
-                }
-                codes.push(1);
-            }
-            Ok(false) => codes.push(0),
-            Err(e) => {
-                codes.push(4);
-                errors.get_or_insert_with(|| vec![None; n])[i] =
-                    Some(format!("[{}] {}", e.code(), e));
-            }
-        }
-    }
-    LeaseOut {
-        codes: Uint8Array::new(codes),
-        tokens: taken,
-        errors,
-    }
+    LeaseOut::encode(ops.iter().zip(results).map(|(op, r)| {
+        let acquired = matches!(op.kind, LeaseKind::Acquire { .. }).then_some(op.token.as_str());
+        (acquired, r)
+    }))
 }

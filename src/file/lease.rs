@@ -31,7 +31,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::{PersistError, Result};
-use crate::file::name::{json_quote_utf16, Naming};
+use crate::file::name::Naming;
+use crate::json_string::quote_utf16;
 #[cfg(test)]
 use crate::token::new_token;
 
@@ -121,8 +122,7 @@ pub struct LeaseEntry {
 }
 
 fn raw_json_string(units: &[u16]) -> Result<Box<RawValue>> {
-    RawValue::from_string(json_quote_utf16(units))
-        .map_err(|e| PersistError::Internal(e.to_string()))
+    RawValue::from_string(quote_utf16(units)).map_err(|e| PersistError::Internal(e.to_string()))
 }
 
 /// The subdirectory of a store directory that holds its leases (never a

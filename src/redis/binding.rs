@@ -15,8 +15,9 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::boundary::js_error;
+use crate::boundary::lease::LeaseOut;
 use crate::error::PersistError;
-use crate::js_error;
 use crate::redis::lease::LeaseOp;
 use crate::redis::store::{
     Op, OpResult, Owners, RedisConfig, RedisStore, Text, KIND_STATE, MARKER_CACHE, MARKER_STATE,
@@ -93,13 +94,6 @@ impl Blob {
             Blob::Units(units) => Either::B(Utf16String::from(units)),
         }
     }
-}
-
-#[napi(object)]
-pub struct LeaseOut {
-    pub codes: Uint8Array,
-    pub tokens: String,
-    pub errors: Option<Vec<Option<String>>>,
 }
 
 /// One page of `scanPage`: the next cursor and the keys (as `KeysOut`).
@@ -510,30 +504,15 @@ impl NativeRedisStore {
         env.spawn_future(async move {
             let batch = batch.map_err(js_error::to_async)?;
             let results = guarded(core.lease_exec(&batch)).await?;
-            let n = results.len();
-            let mut codes = Vec::with_capacity(n);
-            let mut taken = String::new();
-            let mut errors: Option<Vec<Option<String>>> = None;
-            for (i, (op, r)) in batch.iter().zip(results).enumerate() {
-                match r {
-                    Ok(true) => {
-                        if let LeaseOp::Acquire { token, .. } = op {
-                            taken.push_str(token);
-                        }
-                        codes.push(1);
-                    }
-                    Ok(false) => codes.push(0),
-                    Err(e) => {
-                        codes.push(OUT_ERROR);
-                        errors.get_or_insert_with(|| vec![None; n])[i] = Some(coded(&e));
-                    }
-                }
-            }
-            Ok(LeaseOut {
-                codes: Uint8Array::new(codes),
-                tokens: taken,
-                errors,
-            })
+            Ok(LeaseOut::encode(batch.iter().zip(results).map(
+                |(op, r)| {
+                    let acquired = match op {
+                        LeaseOp::Acquire { token, .. } => Some(token.as_str()),
+                        _ => None,
+                    };
+                    (acquired, r)
+                },
+            )))
         })
     }
 

@@ -1191,7 +1191,7 @@ impl RedisStore {
                         (Some(Err(e)), Op::SetDurable(..))
                             if !matches!(v, Value::ServerError(_)) =>
                         {
-                            OpResult::Failed(again(e))
+                            OpResult::Failed(e.clone())
                         }
                         _ => decode(op, v),
                     })
@@ -1457,7 +1457,7 @@ impl RedisStore {
                 Err(e) => {
                     for i in redo {
                         replies[i] = Some(Err(Fail {
-                            err: again(&e),
+                            err: e.clone(),
                             replace: false,
                         }));
                     }
@@ -1521,7 +1521,7 @@ impl RedisStore {
                                 if !matches!(v, Value::ServerError(_)) =>
                             {
                                 Step::Fail(Fail {
-                                    err: again(e),
+                                    err: e.clone(),
                                     replace: false,
                                 })
                             }
@@ -1558,7 +1558,7 @@ impl RedisStore {
                 let f = classify(&e, cmd_to);
                 every(&idx, &|| {
                     Step::Fail(Fail {
-                        err: again(&f.err),
+                        err: f.err.clone(),
                         replace: f.replace,
                     })
                 })
@@ -1805,17 +1805,6 @@ pub(crate) fn check_wait(v: &Value, n: u32, timeout_ms: u64) -> Result<()> {
             "only {acked} of {n} replicas acknowledged the write within {timeout_ms} ms (WAIT); it may be lost in a failover"
         ))),
         other => Err(PersistError::Store(format!("WAIT: unexpected reply {other:?}"))),
-    }
-}
-
-/// The same error again, for each op of a failed group.
-pub(crate) fn again(e: &PersistError) -> PersistError {
-    match e {
-        PersistError::Unavailable(m) => PersistError::Unavailable(m.clone()),
-        PersistError::Timeout(t) => PersistError::Timeout(*t),
-        PersistError::Store(m) => PersistError::Store(m.clone()),
-        PersistError::Closed => PersistError::Closed,
-        other => PersistError::Internal(other.to_string()),
     }
 }
 
@@ -2166,7 +2155,9 @@ e5 127.0.0.1:7004@17004 master - 0 1 4 connected 10923-16383
         format!(
             "rs-test:{tag}:{}:{}:",
             std::process::id(),
-            crate::clock::Clock::now_ms(&crate::clock::SystemClock) as u64
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis())
         )
     }
 

@@ -186,7 +186,7 @@ impl Wire {
                         (Some(Err(e)), Op::SetDurable(..))
                             if !matches!(v, Value::ServerError(_)) =>
                         {
-                            OpResult::Failed(crate::redis::store::again(e))
+                            OpResult::Failed(e.clone())
                         }
                         _ => decode(op, v),
                     })
