@@ -249,7 +249,7 @@ describe('inspector CLI: usage and errors', () => {
     }
   })
 
-  it('kinds: a 4.x snapshot (steps in stepOrder) and a 1.35 ResumeState saved through createSnapshotStore', async () => {
+  it('kinds: a 4.x snapshot (steps in stepOrder), a 1.35 ResumeState saved through createSnapshotStore; control characters escaped', async () => {
     const root = mkdtempSync(path.join(os.tmpdir(), 'inspect-kinds-'))
     try {
       const kv = createFileStore({ directory: root })
@@ -271,6 +271,12 @@ describe('inspector CLI: usage and errors', () => {
       expect(v4.out).toMatch(/1\. ok\s+a\s+1\n\s+2\. ok\s+b\s+2/)
       const resume = JSON.parse(cli(['show', 'resume-run', '--dir', root, '--json']).out)
       expect(resume.steps).toEqual([{ name: 'fetch', ok: false, error: 'E', cause: 'Error: boom' }])
+      // stored text never drives the terminal: control characters are shown escaped
+      await store.save('evil\u001b[2J\u0007', { formatVersion: 1, steps: {}, execution: { status: 'running', lastUpdated: new Date().toISOString() } })
+      const table = cli(['runs', '--dir', root]).out
+      expect(table).not.toMatch(/[\u0000-\u0008\u001b]/)
+      expect(table).toContain('evil\\x1b[2J\\x07')
+      expect(jsonLines(cli(['runs', '--dir', root, '--json']).out).some((r: any) => r.id === 'evil\u001b[2J\u0007')).toBe(true)
     } finally {
       rmSync(root, { recursive: true, force: true })
     }
