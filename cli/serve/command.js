@@ -70,6 +70,7 @@ const serve = {
       token: crypto.randomBytes(24).toString('hex'),
       remote,
       origins: null,
+      passes: new Map(),
     }
     const server = http.createServer((req, res) => {
       handle(state, req, res).catch((e) => send(res, 500, 'text/plain; charset=utf-8', `error: ${e && e.message ? e.message : String(e)}\n`))
@@ -106,6 +107,26 @@ function send(res, status, type, body, extra = {}) {
 
 const page = (state, res, status, html) => send(res, status, 'text/html; charset=utf-8', html)
 const fail = (state, res, status, title, text) => page(state, res, status, H.message({ title, text, describe: state.describe, writable: state.writable, status }))
+
+/**
+ * `collect`, shared: requests with the same filters within 2 s (or while a
+ * pass is running) share one pass over the store, so refreshing pages and
+ * several tabs do not multiply the reads.
+ */
+function collectShared(state, filters) {
+  const key = JSON.stringify(['status', 'stuck', 'older-than', 'limit'].map((k) => filters[k] ?? ''))
+  const hit = state.passes.get(key)
+  if (hit && (hit.running || Date.now() - hit.at < 2000)) return hit.promise
+  const entry = { running: true, at: 0, promise: null }
+  entry.promise = collect(state, filters).finally(() => {
+    entry.running = false
+    entry.at = Date.now()
+  })
+  entry.promise.catch(() => state.passes.delete(key))
+  state.passes.set(key, entry)
+  if (state.passes.size > 32) state.passes.delete(state.passes.keys().next().value)
+  return entry.promise
+}
 
 /** Counts, age buckets and the newest matching rows, in one pass over the store. */
 async function collect(state, filters) {
@@ -167,7 +188,7 @@ async function handle(state, req, res) {
         if (params['older-than'] && !Number.isFinite(R.parseDuration(params['older-than']))) {
           return fail(state, res, 400, 'Bad filter', `older than: not a duration like 90s, 5m, 2h or 1d: ${params['older-than']}`)
         }
-        const data = await collect(state, params)
+        const data = await collectShared(state, params)
         return page(state, res, 200, H.overview({ data, filters: params, refresh: state.refresh, describe: state.describe, writable: state.writable, token: state.token }))
       }
       case '/run': {
@@ -176,7 +197,7 @@ async function handle(state, req, res) {
         return page(state, res, 200, H.runPage({ found, refresh: state.refresh, describe: state.describe, writable: state.writable, token: state.token }))
       }
       case '/api/runs': {
-        const data = await collect(state, params)
+        const data = await collectShared(state, params)
         return send(res, 200, 'application/json', JSON.stringify({ total: data.total, counts: data.counts, matched: data.matched, runs: data.rows }))
       }
       case '/api/run': {
@@ -199,6 +220,7 @@ async function handle(state, req, res) {
     if (a.length !== b.length || !crypto.timingSafeEqual(a, b)) return fail(state, res, 403, 'Refused', 'missing or wrong token')
     const id = form.get('id')
     if (!id) return fail(state, res, 400, 'Bad request', 'no run id')
+    state.passes.clear()
     const where = state.source.wheres.find((w) => w.prefix === form.get('prefix')) ?? state.source.wheres[0]
     if (url.pathname === '/action/release') {
       if (!state.source.admin || where.kind !== 'snapshot') return fail(state, res, 400, 'No lease', 'this run has no lease')
