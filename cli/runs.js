@@ -42,7 +42,7 @@ function describeCause(cause, depth = 0) {
 }
 
 /** The steps of a decoded entry, in order: `[{ name, ok, value?, error?, cause? }]`. */
-function stepsOf(kind, format, doc) {
+function stepsOf(kind, doc) {
   if (kind === 'snapshot') {
     const steps = doc.steps
     const order = Array.isArray(doc.metadata?.stepOrder) ? doc.metadata.stepOrder.filter((k) => Object.hasOwn(steps, k)) : []
@@ -73,7 +73,7 @@ function causeJson(c) {
  * document (`doc`, for `show`). A value that does not decode is a row of
  * kind `corrupt` with the error; it is never skipped.
  */
-function decode(source, where, key, text, now) {
+function decode(where, key, text, now) {
   const id = key.slice(where.prefix.length)
   const size = Buffer.byteLength(text)
   const row = { id, prefix: where.prefix, key, kind: 'corrupt', format: null, status: null, stepsDone: 0, stepsFailed: 0, lastStep: null, updatedAt: null, ageMs: null, size, error: null }
@@ -103,7 +103,7 @@ function decode(source, where, key, text, now) {
     row.error = e && e.code === 'ERR_CORRUPT' ? e.message : `${e && e.code ? `${e.code}: ` : ''}${e && e.message ? e.message : String(e)}`
     return { row, doc: null }
   }
-  const steps = stepsOf(row.kind, row.format, doc)
+  const steps = stepsOf(row.kind, doc)
   row.stepsDone = steps.length
   row.stepsFailed = steps.filter((s) => !s.ok).length
   if (row.lastStep === null && steps.length > 0) row.lastStep = steps[steps.length - 1].name
@@ -195,7 +195,7 @@ async function scanRuns(source, { stuckAfterMs, onPage, onProgress = () => {} })
         const rows = []
         for (let j = 0; j < page.length; j++) {
           if (texts[j] === null || texts[j] === undefined) continue // deleted since listed
-          rows.push(judge(decode(source, where, page[j], texts[j], now).row, leases, stuckAfterMs))
+          rows.push(judge(decode(where, page[j], texts[j], now).row, leases, stuckAfterMs))
         }
         done += page.length
         await onPage(rows)
@@ -213,7 +213,7 @@ async function loadRun(source, id, { stuckAfterMs }) {
     const key = where.prefix + id
     const text = await source.store.get(key)
     if (text === null || text === undefined) continue
-    const out = decode(source, where, key, text, Date.now())
+    const out = decode(where, key, text, Date.now())
     judge(out.row, leases, stuckAfterMs)
     return out
   }
@@ -292,8 +292,6 @@ module.exports = {
   locate,
   readLeases,
   rowFilter,
-  newestFirst,
   Newest,
   bucketStatus,
-  describeCause,
 }

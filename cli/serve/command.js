@@ -9,7 +9,7 @@
 const http = require('node:http')
 const crypto = require('node:crypto')
 const { UsageError } = require('../errors.js')
-const { COMMON, stuckAfter, duration } = require('../commands.js')
+const { COMMON, STATUSES, stuckAfter, duration } = require('../commands.js')
 const R = require('../runs.js')
 const H = require('./html.js')
 
@@ -182,7 +182,7 @@ async function handle(state, req, res) {
       case '/app.css':
         return send(res, 200, 'text/css; charset=utf-8', H.CSS)
       case '/': {
-        if (params.status && !['running', 'stuck', 'completed', 'failed', 'corrupt', 'unknown'].includes(params.status)) {
+        if (params.status && !STATUSES.includes(params.status)) {
           return fail(state, res, 400, 'Bad filter', `unknown status ${params.status}`)
         }
         if (params['older-than'] && !Number.isFinite(R.parseDuration(params['older-than']))) {

@@ -119,7 +119,7 @@ function overview({ data, filters, refresh, describe, writable, token }) {
   ).join('')
   const opt = (v, cur) => `<option value="${esc(v)}"${v === cur ? ' selected' : ''}>${esc(v || 'any status')}</option>`
   const form = `<form class="filters" method="get" action="/">
-<select name="status">${['', 'running', 'stuck', 'completed', 'failed', 'corrupt', 'unknown'].map((v) => opt(v, filters.status ?? '')).join('')}</select>
+<select name="status">${['', ...STATUS_ORDER].map((v) => opt(v, filters.status ?? '')).join('')}</select>
 <label><input type="checkbox" name="stuck" value="1"${filters.stuck ? ' checked' : ''}> stuck only</label>
 <label>older than <input name="older-than" size="5" value="${esc(filters['older-than'] ?? '')}" placeholder="5m"></label>
 <label>limit <input name="limit" size="5" value="${esc(filters.limit ?? '')}" placeholder="${data.limit}"></label>
@@ -228,4 +228,4 @@ table.runs{border-collapse:collapse;width:100%;background:#fff;border:1px solid 
 form.inline{display:inline}button.danger{color:#b91c1c}
 `
 
-module.exports = { esc, q, overview, runPage, message, CSS, ageBucket, STATUS_ORDER }
+module.exports = { overview, runPage, message, CSS, ageBucket }
