@@ -291,9 +291,6 @@ export declare function memoryCacheThrow(): void
  */
 export declare function memoryCacheUpdate(): number
 
-/** The key space of the owner registry of older builds (read, never written). */
-export declare function ownerLegacyPrefix(): string
-
 /**
  * The marker key (inside `prefix`) that records `prefix` as a `kind`
  * ('cache' | 'state') owner, and the value it holds.
@@ -337,7 +334,7 @@ export declare function validateState(text: string): void
 export declare namespace __internal {
   /**
    * Internal: live memory caches in this thread's registry (finalizers free
-   * entries; __test__/memory-cache-gc.test.ts).
+   * entries; __test__/unit/memory-cache-gc.test.ts).
    */
   export function memoryCacheLiveCount(): number
   /** Internal: an empty native call, the baseline of benchmark/memory-cache.mjs. */

@@ -855,7 +855,6 @@ module.exports.memoryCacheSetMeta = nativeBinding.memoryCacheSetMeta
 module.exports.memoryCacheSetRing = nativeBinding.memoryCacheSetRing
 module.exports.memoryCacheThrow = nativeBinding.memoryCacheThrow
 module.exports.memoryCacheUpdate = nativeBinding.memoryCacheUpdate
-module.exports.ownerLegacyPrefix = nativeBinding.ownerLegacyPrefix
 module.exports.ownerMarkerKey = nativeBinding.ownerMarkerKey
 module.exports.ownerMarkerSuffixes = nativeBinding.ownerMarkerSuffixes
 module.exports.ownerMarkerValue = nativeBinding.ownerMarkerValue

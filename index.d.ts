@@ -482,6 +482,12 @@ export interface RedisStore extends KeyValueStore {
   close(): Promise<void>
   /** Connections opened so far (1 + reconnects). */
   readonly connectionsOpened: number
+  /** Where get/set/delete/exists go: `'direct'` (a connection watched on the JS thread) or `'tokio'` (TLS, clusters). */
+  readonly transport: 'direct' | 'tokio'
+  /** Native calls made so far for get/set/delete/exists (and ping, on the direct transport): one per tick (or per `maxBatch` calls), one pipeline each. */
+  readonly batchesSent: number
+  /** The calls those batches carried (owner markers written by caches and persistences included). */
+  readonly callsSent: number
   readonly [nativeLeases]: 'redis'
 }
 

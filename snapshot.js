@@ -4,8 +4,8 @@
 // "The /snapshot subpath" lists where results deliberately differ.
 
 module.exports = {
-  ...require('./lib/snapshot.js'),
-  createMemoryCache: require('./lib/memory-cache.js').createMemoryCache,
+  ...require('./lib/format/snapshot.js'),
+  createMemoryCache: require('./lib/caches/memory.js').createMemoryCache,
   // Ours, beyond awaitly's list: the SnapshotStore (+ WorkflowLock) for durable.run.
-  createSnapshotStore: require('./lib/snapshot-store.js').createSnapshotStore,
+  createSnapshotStore: require('./lib/persistence/snapshots.js').createSnapshotStore,
 }

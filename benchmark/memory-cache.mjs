@@ -12,7 +12,7 @@ import { measure, fmt, ratio } from './harness.mjs'
 
 const require = createRequire(import.meta.url)
 const { createMemoryCache } = require('../index.js')
-const { binding } = require('../lib/native.js')
+const { binding } = require('../lib/internal/binding.js')
 const { LRUCache } = require('lru-cache')
 const { createMemoryCache: createAwaitlyCache } = await import('awaitly/persistence')
 

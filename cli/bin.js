@@ -35,7 +35,7 @@ Example: npx ${NAME} runs --redis redis://127.0.0.1:6379 --stuck
 `
 }
 
-function commandHelp(name, c) {
+function commandHelp(_name, c) {
   const { SOURCE_HELP } = require('./source.js')
   return `Usage: npx ${NAME} ${c.usage}
 
@@ -57,7 +57,16 @@ function makeIo() {
   })
   const out = (text) => {
     if (process.stdout.write(text)) return undefined
-    if (!pending) pending = new Promise((r) => process.stdout.once('drain', () => ((pending = null), r())))
+    if (!pending) {
+      pending = /** @type {Promise<void>} */ (
+        new Promise((resolve) =>
+          process.stdout.once('drain', () => {
+            pending = null
+            resolve()
+          }),
+        )
+      )
+    }
     return pending
   }
   const err = (text) => {
@@ -82,8 +91,8 @@ function makeIo() {
 }
 
 function describeError(e) {
-  if (e && e.code && /^ERR_/.test(e.code) && e.code !== 'ERR_NOT_FOUND') return `${e.code}: ${e.message}`
-  return e && e.message ? e.message : String(e)
+  if (e?.code && /^ERR_/.test(e.code) && e.code !== 'ERR_NOT_FOUND') return `${e.code}: ${e.message}`
+  return e?.message ? e.message : String(e)
 }
 
 async function main(argv) {
@@ -107,12 +116,16 @@ async function main(argv) {
   }
   const io = makeIo()
   const { openStore } = require('./source.js')
-  let opened = null
-  const open = () => (opened = openStore(parsed.values))
+  /** @type {{ store: ReturnType<typeof openStore> | null }} */
+  const opened = { store: null }
+  const open = () => {
+    opened.store = openStore(parsed.values)
+    return opened.store
+  }
   try {
     return await command.run(parsed.values, parsed.positionals, io, open)
   } catch (e) {
-    if (opened) await opened.close().catch(() => {})
+    if (opened.store) await opened.store.close().catch(() => {})
     e.json = parsed.values.json
     throw e
   }
@@ -125,7 +138,7 @@ main(process.argv.slice(2)).then(
   (e) => {
     const usage = e instanceof UsageError
     const message = describeError(e)
-    if (e && e.json) process.stderr.write(`${JSON.stringify({ error: { code: usage ? 'ERR_USAGE' : (e.code ?? 'ERR_INSPECT'), message } })}\n`)
+    if (e?.json) process.stderr.write(`${JSON.stringify({ error: { code: usage ? 'ERR_USAGE' : (e.code ?? 'ERR_INSPECT'), message } })}\n`)
     else process.stderr.write(`${NAME}: ${message}\n${usage ? `Run 'npx ${NAME} --help' or '<command> --help'.\n` : ''}`)
     process.exitCode = usage ? 2 : (e.exitCode ?? 1)
   },

@@ -6,7 +6,7 @@
 // documented in the README ("Inspecting runs").
 
 const { UsageError, CliError } = require('./errors.js')
-const { SOURCE_OPTIONS, SOURCE_HELP } = require('./source.js')
+const { SOURCE_OPTIONS } = require('./source.js')
 const R = require('./runs.js')
 const F = require('./format.js')
 
@@ -76,15 +76,21 @@ ${STUCK_HELP}
   --json                  one JSON object per run and line (JSON Lines)`,
     async run(values, positionals, io, open) {
       if (positionals.length) throw new UsageError(`runs takes no arguments, got ${JSON.stringify(positionals[0])}`)
-      if (values.status !== undefined && !STATUSES.includes(values.status)) throw new UsageError(`--status must be one of ${STATUSES.join(', ')}, got ${JSON.stringify(values.status)}`)
+      if (values.status !== undefined && !STATUSES.includes(values.status))
+        throw new UsageError(`--status must be one of ${STATUSES.join(', ')}, got ${JSON.stringify(values.status)}`)
       let limit = Infinity
       if (values.limit !== undefined) {
-        if (!/^\d+$/.test(values.limit) || Number(values.limit) < 1) throw new UsageError(`--limit must be a positive whole number, got ${JSON.stringify(values.limit)}`)
+        if (!/^\d+$/.test(values.limit) || Number(values.limit) < 1)
+          throw new UsageError(`--limit must be a positive whole number, got ${JSON.stringify(values.limit)}`)
         limit = Number(values.limit)
       }
       const order = values.order ?? 'updated'
       if (order !== 'updated' && order !== 'none') throw new UsageError(`--order must be updated or none, got ${JSON.stringify(order)}`)
-      const keep = R.rowFilter({ status: values.status, stuck: values.stuck, olderThanMs: values['older-than'] === undefined ? undefined : duration('older-than', values['older-than']) })
+      const keep = R.rowFilter({
+        status: values.status,
+        stuck: values.stuck,
+        olderThanMs: values['older-than'] === undefined ? undefined : duration('older-than', values['older-than']),
+      })
       const stuckAfterMs = stuckAfter(values)
       const { source, close } = open()
       const table = new F.Table(F.RUN_COLUMNS, io.out)
@@ -135,11 +141,15 @@ ${STUCK_HELP}
       const { source, close } = open()
       try {
         const found = await R.loadRun(source, id, { stuckAfterMs: stuckAfter(values) })
-        if (!found) throw new CliError(`no run ${JSON.stringify(id)} under ${source.wheres.map((w) => JSON.stringify(w.prefix)).join(' or ')}`, 'ERR_NOT_FOUND')
+        if (!found)
+          throw new CliError(
+            `no run ${JSON.stringify(id)} under ${source.wheres.map((w) => JSON.stringify(w.prefix)).join(' or ')}`,
+            'ERR_NOT_FOUND',
+          )
         const { row, doc, steps } = found
         const metadata = doc && !(doc.steps instanceof Map) ? (doc.metadata ?? null) : (doc?.metadata ?? null)
         if (values.json) {
-          await io.out(`${JSON.stringify({ ...row, metadata, execution: doc && doc.execution ? doc.execution : null, steps: steps ?? [] })}\n`)
+          await io.out(`${JSON.stringify({ ...row, metadata, execution: doc?.execution ? doc.execution : null, steps: steps ?? [] })}\n`)
           return 0
         }
         const lines = [
@@ -158,10 +168,12 @@ ${STUCK_HELP}
           const rest = Object.keys(metadata).filter((k) => !['version', 'stepOrder', 'stepArgs', 'lastStepKey'].includes(k))
           for (const k of rest) lines.push(`meta.${F.safe(k)}  ${F.safe(preview(metadata[k]))}`)
         }
-        if (steps && steps.length) {
+        if (steps?.length) {
           lines.push('', `steps (${steps.length}):`)
           steps.forEach((s, i) => {
-            lines.push(`  ${String(i + 1).padStart(3)}. ${s.ok ? 'ok   ' : 'ERROR'} ${F.safe(s.name)}${s.ok ? `  ${F.safe(preview(s.value))}` : ''}`)
+            lines.push(
+              `  ${String(i + 1).padStart(3)}. ${s.ok ? 'ok   ' : 'ERROR'} ${F.safe(s.name)}${s.ok ? `  ${F.safe(preview(s.value))}` : ''}`,
+            )
             if (!s.ok) {
               lines.push(`         error: ${F.safe(preview(s.error))}`)
               if (s.cause) lines.push(`         cause: ${F.safe(s.cause)}`)
@@ -187,7 +199,14 @@ ${STUCK_HELP}
       try {
         const l = await R.readLeases(source)
         if (!l.supported) throw new CliError('this store has no leases (only the native Redis and file stores do)')
-        const rows = l.list.map((x) => ({ id: x.id, prefix: l.prefix, state: x.state, expiresInMs: x.expiresInMs, ...(x.file ? { file: x.file } : {}), ...(x.corrupt ? { corrupt: x.corrupt } : {}) }))
+        const rows = l.list.map((x) => ({
+          id: x.id,
+          prefix: l.prefix,
+          state: x.state,
+          expiresInMs: x.expiresInMs,
+          ...(x.file ? { file: x.file } : {}),
+          ...(x.corrupt ? { corrupt: x.corrupt } : {}),
+        }))
         rows.sort((a, b) => (a.expiresInMs ?? -1) - (b.expiresInMs ?? -1))
         if (values.json) return writeJsonLines(io, rows).then(() => 0)
         if (rows.length === 0) {
@@ -228,14 +247,23 @@ ${STUCK_HELP}
           for (const w of where) plan.push({ id, where: w, key: w.prefix + id })
         }
         if (plan.length === 0) {
-          if (values.json) await writeJsonLines(io, positionals.map((id) => ({ id, key: null, deleted: false })))
+          if (values.json)
+            await writeJsonLines(
+              io,
+              positionals.map((id) => ({ id, key: null, deleted: false })),
+            )
           return 1
         }
         const leases = await R.readLeases(source)
         const live = plan.filter((p) => p.where.prefix === leases.prefix && leases.byId.get(p.id)?.state === 'held')
         if (!values.yes) {
-          io.err(`About to delete ${plan.length} saved run${plan.length > 1 ? 's' : ''}:\n${plan.map((p) => `  ${F.safe(p.key)}\n`).join('')}`)
-          if (live.length) io.err(`Warning: ${live.map((p) => F.safe(p.id)).join(', ')} ${live.length > 1 ? 'have' : 'has'} a live lease: a worker may still be running it.\n`)
+          io.err(
+            `About to delete ${plan.length} saved run${plan.length > 1 ? 's' : ''}:\n${plan.map((p) => `  ${F.safe(p.key)}\n`).join('')}`,
+          )
+          if (live.length)
+            io.err(
+              `Warning: ${live.map((p) => F.safe(p.id)).join(', ')} ${live.length > 1 ? 'have' : 'has'} a live lease: a worker may still be running it.\n`,
+            )
           if (!(await confirm(io, 'Delete?'))) {
             io.err('nothing deleted\n')
             return 1
@@ -276,7 +304,10 @@ ${STUCK_HELP}
           return 1
         }
         if (!values.yes) {
-          const what = l.state === 'held' ? `a live lease (expires in ${l.expiresInMs === null ? 'never' : F.age(l.expiresInMs)}); if its worker is alive it loses the lease and aborts with LEASE_EXPIRED at its next renewal` : 'an expired lease record'
+          const what =
+            l.state === 'held'
+              ? `a live lease (expires in ${l.expiresInMs === null ? 'never' : F.age(l.expiresInMs)}); if its worker is alive it loses the lease and aborts with LEASE_EXPIRED at its next renewal`
+              : 'an expired lease record'
           io.err(`${F.safe(id)} has ${what}.\n`)
           if (!(await confirm(io, 'Release it?'))) {
             io.err('nothing released\n')
@@ -285,7 +316,12 @@ ${STUCK_HELP}
         }
         const wasLive = await source.admin.evict(id)
         if (values.json) await io.out(`${JSON.stringify({ id, released: true, wasLive, expiresInMs: l.expiresInMs })}\n`)
-        else io.err(wasLive ? `released the live lease of ${F.safe(id)}: the run can be resumed now\n` : `removed the expired lease record of ${F.safe(id)}\n`)
+        else
+          io.err(
+            wasLive
+              ? `released the live lease of ${F.safe(id)}: the run can be resumed now\n`
+              : `removed the expired lease record of ${F.safe(id)}\n`,
+          )
       } finally {
         await close()
       }
@@ -296,8 +332,8 @@ ${STUCK_HELP}
 
 /** Delete one located run through its store's own API. */
 async function deleteOne(source, p) {
-  const { createSnapshotStore } = require('../lib/snapshot-store.js')
-  const { createStatePersistence } = require('../lib/state-persistence.js')
+  const { createSnapshotStore } = require('../lib/persistence/snapshots.js')
+  const { createStatePersistence } = require('../lib/persistence/state.js')
   if (p.where.kind === 'snapshot') await createSnapshotStore({ store: source.store, prefix: p.where.prefix }).delete(p.id)
   else await createStatePersistence(source.store, p.where.prefix).delete(p.id)
 }

@@ -23,10 +23,14 @@ function size(bytes) {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`
 }
 
+// C0/C1 controls, DEL, line/paragraph separators and lone surrogates
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
+
 /** Text with C0/C1 controls, DEL and lone surrogates escaped (`\x1b`, `\ud800`), so stored text never drives the terminal. */
 function safe(text) {
   if (text === null || text === undefined) return '-'
-  return String(text).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, (c) => {
+  return String(text).replace(UNSAFE, (c) => {
     const n = c.charCodeAt(0)
     return n < 0x100 ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`
   })
@@ -50,7 +54,10 @@ function time(iso) {
   if (!iso) return '-'
   const t = Date.parse(iso)
   if (!Number.isFinite(t)) return safe(iso)
-  return new Date(t).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z')
+  return new Date(t)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z')
 }
 
 const RUN_COLUMNS = [

@@ -7,11 +7,11 @@
 // KEYS); values are read a page at a time and dropped once summarised, so
 // memory holds a page of keys and the rows kept, never the values.
 
-const { internal: snap } = require('../lib/snapshot-store.js')
-const { parseState } = require('../lib/serialize.js')
-const { binding } = require('../lib/native.js')
-const { isMarkerShaped } = require('../lib/kv-cache.js').internal
-const { NATIVE_STORE } = require('../lib/redis-store.js').internal
+const { internal: snap } = require('../lib/persistence/snapshots.js')
+const { parseState } = require('../lib/format/serialize.js')
+const { binding } = require('../lib/internal/binding.js')
+const { isMarkerShaped } = require('../lib/stores/ownership.js')
+const { adapt } = require('../lib/stores/adapter.js')
 
 const PAGE = 256
 const STATE_DEFAULT_PREFIX = 'workflow:state:'
@@ -64,9 +64,29 @@ function stepsOf(kind, doc) {
 /** A cause as JSON-ish data (resume states hold live Errors; awaitly wraps a step's cause as `{ __cachedMeta, originalCause }`). */
 function causeJson(c) {
   if (c !== null && typeof c === 'object' && c.__cachedMeta === true) return causeJson(c.originalCause)
-  if (c instanceof Error) return { type: 'error', name: c.name, message: c.message, cause: c.cause === undefined ? undefined : causeJson(c.cause) }
+  if (c instanceof Error)
+    return { type: 'error', name: c.name, message: c.message, cause: c.cause === undefined ? undefined : causeJson(c.cause) }
   return c === undefined ? undefined : { type: 'value', value: c }
 }
+
+/**
+ * @typedef {object} Row one saved run, as `runs --json` prints it (README "Inspecting runs")
+ * @property {string} id
+ * @property {string} prefix
+ * @property {string} key
+ * @property {'snapshot' | 'resume-state' | 'corrupt'} kind
+ * @property {'1.35' | '4.x' | '1.0' | null} format
+ * @property {'running' | 'completed' | 'failed' | null} status
+ * @property {number} stepsDone
+ * @property {number} stepsFailed
+ * @property {string | null} lastStep
+ * @property {string | null} updatedAt
+ * @property {number | null} ageMs
+ * @property {number} size
+ * @property {string | null} error
+ * @property {{ state: string, expiresInMs: number | null }} [lease]
+ * @property {boolean} [stuck]
+ */
 
 /**
  * Decode one stored value into a row (what `runs` prints) plus the decoded
@@ -76,7 +96,22 @@ function causeJson(c) {
 function decode(where, key, text, now) {
   const id = key.slice(where.prefix.length)
   const size = Buffer.byteLength(text)
-  const row = { id, prefix: where.prefix, key, kind: 'corrupt', format: null, status: null, stepsDone: 0, stepsFailed: 0, lastStep: null, updatedAt: null, ageMs: null, size, error: null }
+  /** @type {Row} */
+  const row = {
+    id,
+    prefix: where.prefix,
+    key,
+    kind: 'corrupt',
+    format: null,
+    status: null,
+    stepsDone: 0,
+    stepsFailed: 0,
+    lastStep: null,
+    updatedAt: null,
+    ageMs: null,
+    size,
+    error: null,
+  }
   let doc
   try {
     if (where.kind === 'snapshot') {
@@ -100,7 +135,7 @@ function decode(where, key, text, now) {
       row.format = '1.0'
     }
   } catch (e) {
-    row.error = e && e.code === 'ERR_CORRUPT' ? e.message : `${e && e.code ? `${e.code}: ` : ''}${e && e.message ? e.message : String(e)}`
+    row.error = e && e.code === 'ERR_CORRUPT' ? e.message : `${e?.code ? `${e.code}: ` : ''}${e?.message ? e.message : String(e)}`
     return { row, doc: null }
   }
   const steps = stepsOf(row.kind, doc)
@@ -135,7 +170,9 @@ function openSource(store, { prefix = snap.DEFAULT_PREFIX, statePrefix = STATE_D
 
 /** Which keys of `where` are runs: not markers, not lease keys, not under a longer sibling prefix. */
 function keyFilter(source, where) {
-  const longer = source.wheres.filter((w) => w !== where && w.prefix.length > where.prefix.length && w.prefix.startsWith(where.prefix)).map((w) => w.prefix)
+  const longer = source.wheres
+    .filter((w) => w !== where && w.prefix.length > where.prefix.length && w.prefix.startsWith(where.prefix))
+    .map((w) => w.prefix)
   return (k) =>
     k.startsWith(where.prefix) &&
     k.length > where.prefix.length &&
@@ -149,23 +186,24 @@ function keyFilter(source, where) {
  * single Redis server (memory holds one page, a key may come twice), else
  * the store's `keys()` (SCAN of every primary on a cluster; the file
  * store's listing) in one batch.
+ * @returns {AsyncGenerator<string[] & { complete?: boolean }>}
  */
 async function* keyBatches(source, where) {
   const pattern = `${binding.escapeGlob(where.prefix)}*`
   const keep = keyFilter(source, where)
-  const redis = source.store[NATIVE_STORE]
-  let page = redis ? await redis.scanPage('0', pattern) : null
+  const { scanPage } = adapt(source.store)
+  let page = await scanPage('0', pattern)
   if (page === null) {
-    const all = (await source.store.keys(pattern)).filter(keep)
+    const all = /** @type {string[] & { complete?: boolean }} */ ((await source.store.keys(pattern)).filter(keep))
     all.complete = true // every key of the prefix: the progress line can show a total
     yield all
     return
   }
-  for (;;) {
+  while (page !== null) {
     const keys = page.keys.filter(keep)
     if (keys.length) yield keys
     if (page.cursor === '0') return
-    page = await redis.scanPage(page.cursor, pattern)
+    page = await scanPage(page.cursor, pattern)
   }
 }
 
@@ -181,6 +219,10 @@ async function readLeases(source) {
  * Every run of the source, a page at a time: calls `onPage(rows)` with
  * judged rows in store order, `onProgress(done, total)` after each page
  * (`total` null while a paged SCAN is still finding keys).
+ */
+/**
+ * @param {ReturnType<typeof openSource>} source
+ * @param {{ stuckAfterMs: number, onPage: (rows: Row[]) => unknown, onProgress?: (done: number, total: number | null) => void }} options
  */
 async function scanRuns(source, { stuckAfterMs, onPage, onProgress = () => {} }) {
   const leases = await readLeases(source)

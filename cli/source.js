@@ -4,8 +4,8 @@
 // each with --prefix (snapshots) and --state-prefix (1.0 resume states).
 
 const fs = require('node:fs')
-const { createRedisStore } = require('../lib/redis-store.js')
-const { createFileStore } = require('../lib/file-store.js')
+const { createRedisStore } = require('../lib/stores/redis.js')
+const { createFileStore } = require('../lib/stores/file.js')
 const { openSource, SNAPSHOT_DEFAULT_PREFIX, STATE_DEFAULT_PREFIX } = require('./runs.js')
 const { UsageError, CliError } = require('./errors.js')
 
@@ -36,7 +36,8 @@ function openStore(values) {
   if (given.length > 1) throw new UsageError(`give one source, not ${given.map((g) => `--${g}`).join(' and ')}`)
   let kinds = ['snapshot', 'state']
   if (values.kind !== undefined) {
-    if (values.kind !== 'snapshot' && values.kind !== 'state') throw new UsageError(`--kind must be snapshot or state, got ${JSON.stringify(values.kind)}`)
+    if (values.kind !== 'snapshot' && values.kind !== 'state')
+      throw new UsageError(`--kind must be snapshot or state, got ${JSON.stringify(values.kind)}`)
     kinds = [values.kind]
   }
   const prefix = values.prefix ?? SNAPSHOT_DEFAULT_PREFIX
@@ -64,7 +65,8 @@ function openStore(values) {
     describe = `directory ${dir}`
   } else if (values.redis !== undefined) {
     const url = values.redis
-    if (!/^rediss?:\/\/|^unix:\/\//.test(url)) throw new UsageError(`--redis must be a redis://, rediss:// or unix:// URL, got ${JSON.stringify(url)}`)
+    if (!/^rediss?:\/\/|^unix:\/\//.test(url))
+      throw new UsageError(`--redis must be a redis://, rediss:// or unix:// URL, got ${JSON.stringify(url)}`)
     store = createRedisStore({ url, tls })
     describe = `Redis ${redactUrl(url)}`
   } else {

@@ -80,6 +80,9 @@ export async function startPrivateRedis(port?: number): Promise<PrivateRedis> {
  * connection on the JS thread, the default where it is available) or
  * 'tokio' (AWAITLY_REDIS_TRANSPORT=tokio, as TLS and clusters always use).
  */
+// Works around a missing product option (the environment variable is flipped
+// around the store's creation): the Redis transport issue gives createRedisStore
+// a `transport` option, which replaces this helper at every call site.
 export function withTransport<T>(transport: 'direct' | 'tokio', make: () => T): T {
   const before = process.env.AWAITLY_REDIS_TRANSPORT
   if (transport === 'tokio') process.env.AWAITLY_REDIS_TRANSPORT = 'tokio'

@@ -26,12 +26,6 @@ export interface ComplianceOptions<S extends KeyValueStore> {
    * `workflow:state:`.
    */
   isolated?: boolean
-  /**
-   * Writes and deletes keys outside the suite's prefix (an older build's
-   * registry key), for a store whose own credentials may not (an ACL user
-   * restricted to `~cmp:*`); default: the store itself.
-   */
-  admin?: () => KeyValueStore
   /** The store keeps owner markers out of its keys (the native file store: hidden files). */
   hiddenOwners?: boolean
 }
@@ -168,7 +162,7 @@ export function defineStoreCompliance<S extends KeyValueStore>(
       expect(await states.delete('run-1')).toBe(true)
       await store.delete(`${P}cX:1`)
       await store.delete(k('outside'))
-      // every owner record lies inside its own prefix (ACL `~<prefix>*`), none in the old registry
+      // every owner record lies inside its own prefix (ACL `~<prefix>*`), none in a shared key space
       expect((await store.keys('__awaitly:owner:*')).filter((r) => r.includes(base))).toEqual([])
     })
 
@@ -185,24 +179,6 @@ export function defineStoreCompliance<S extends KeyValueStore>(
       again.clear()
       await again.flush()
       expect(sorted(await store.keys(under('wb:')))).toEqual([`${P}__awaitly:owner:cache`].filter(() => !options.hiddenOwners))
-    })
-
-    it("an older build's registry key (__awaitly:owner:state:<prefix>) is still honoured by clears", async () => {
-      const P = k('legacy-reg:')
-      const old = `__awaitly:owner:state:${P}runs:`
-      const admin = options.admin ? options.admin() : store
-      await admin.set(old, '1')
-      try {
-        await store.set(`${P}runs:r1`, '{"version":1,"entries":{}}')
-        const cache = createKVCache({ store, prefix: P })
-        await cache.setAsync('x', ok(1))
-        await cache.clearAsync()
-        expect(await cache.getAsync('x')).toBeUndefined()
-        expect(await store.get(`${P}runs:r1`)).toBe('{"version":1,"entries":{}}')
-      } finally {
-        await admin.delete(old)
-        await store.delete(`${P}runs:r1`)
-      }
     })
 
     it('keys and run ids shaped like owner markers are rejected before anything is written', async () => {

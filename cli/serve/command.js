@@ -15,7 +15,8 @@ const H = require('./html.js')
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost'])
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'content-security-policy':
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-content-type-options': 'nosniff',
   // same-origin, not no-referrer: with no-referrer a browser's form POST says `Origin: null`
   'referrer-policy': 'same-origin',
@@ -48,16 +49,19 @@ const serve = {
   async run(values, positionals, io, open) {
     if (positionals.length) throw new UsageError('serve takes no arguments')
     const port = values.port === undefined ? 7070 : Number(values.port)
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535, got ${JSON.stringify(values.port)}`)
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new UsageError(`--port must be 0..65535, got ${JSON.stringify(values.port)}`)
     const host = values.host ?? '127.0.0.1'
     const remote = !LOOPBACK.has(host)
     if (remote && !values['allow-remote']) {
       throw new UsageError(`--host ${host} is not a loopback address: add --allow-remote to serve your runs to other machines`)
     }
     const refresh = values.refresh === undefined ? 5 : Number(values.refresh)
-    if (!Number.isInteger(refresh) || refresh < 0) throw new UsageError(`--refresh must be a whole number of seconds, got ${JSON.stringify(values.refresh)}`)
+    if (!Number.isInteger(refresh) || refresh < 0)
+      throw new UsageError(`--refresh must be a whole number of seconds, got ${JSON.stringify(values.refresh)}`)
     const limit = values.limit === undefined ? 500 : Number(values.limit)
-    if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit must be a positive whole number, got ${JSON.stringify(values.limit)}`)
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new UsageError(`--limit must be a positive whole number, got ${JSON.stringify(values.limit)}`)
     const stuckAfterMs = stuckAfter(values)
     const { source, describe, close } = open()
     const state = {
@@ -69,27 +73,37 @@ const serve = {
       writable: Boolean(values['allow-write']),
       token: crypto.randomBytes(24).toString('hex'),
       remote,
-      origins: null,
+      /** @type {Set<string>} the page's own origins (filled once bound): writes must come from one */
+      origins: new Set(),
+      /** @type {Set<string>} the Host headers that name this server */
+      hosts: new Set(),
       passes: new Map(),
     }
     const server = http.createServer((req, res) => {
-      handle(state, req, res).catch((e) => send(res, 500, 'text/plain; charset=utf-8', `error: ${e && e.message ? e.message : String(e)}\n`))
+      handle(state, req, res).catch((e) => send(res, 500, 'text/plain; charset=utf-8', `error: ${e?.message ? e.message : String(e)}\n`))
     })
     await new Promise((resolve, reject) => {
-      server.once('error', (e) => reject(e.code === 'EADDRINUSE' ? new UsageError(`port ${port} is in use: pick another with --port`) : e))
-      server.listen(port, host, resolve)
+      server.once('error', (/** @type {NodeJS.ErrnoException} */ e) =>
+        reject(e.code === 'EADDRINUSE' ? new UsageError(`port ${port} is in use: pick another with --port`) : e),
+      )
+      server.listen(port, host, () => resolve(undefined))
     })
-    const bound = server.address().port
+    const bound = /** @type {import('node:net').AddressInfo} */ (server.address()).port
     const shown = host.includes(':') ? `[${host}]` : host
-    state.origins = new Set([`http://${shown}:${bound}`, `http://localhost:${bound}`, `http://127.0.0.1:${bound}`, `http://[::1]:${bound}`])
-    state.hosts = new Set([...state.origins].map((o) => o.slice('http://'.length)))
-    if (remote) io.err(`WARNING: serving on ${host}, not loopback: anyone who can reach port ${bound} sees every run${state.writable ? ' and can delete runs and release leases' : ''}.\n`)
+    for (const o of [`http://${shown}:${bound}`, `http://localhost:${bound}`, `http://127.0.0.1:${bound}`, `http://[::1]:${bound}`]) {
+      state.origins.add(o)
+      state.hosts.add(o.slice('http://'.length))
+    }
+    if (remote)
+      io.err(
+        `WARNING: serving on ${host}, not loopback: anyone who can reach port ${bound} sees every run${state.writable ? ' and can delete runs and release leases' : ''}.\n`,
+      )
     const url = `http://${shown}:${bound}/`
     if (values.json) await io.out(`${JSON.stringify({ url, writable: state.writable, source: describe })}\n`)
     else await io.out(`serving ${describe} at ${url} (${state.writable ? 'writes enabled' : 'read-only'}); Ctrl-C stops\n`)
     await new Promise((resolve) => {
       const stop = () => {
-        server.close(() => resolve())
+        server.close(() => resolve(undefined))
         server.closeAllConnections()
       }
       process.once('SIGINT', stop)
@@ -105,8 +119,9 @@ function send(res, status, type, body, extra = {}) {
   res.end(body)
 }
 
-const page = (state, res, status, html) => send(res, status, 'text/html; charset=utf-8', html)
-const fail = (state, res, status, title, text) => page(state, res, status, H.message({ title, text, describe: state.describe, writable: state.writable, status }))
+const page = (_state, res, status, html) => send(res, status, 'text/html; charset=utf-8', html)
+const fail = (state, res, status, title, text) =>
+  page(state, res, status, H.message({ title, text, describe: state.describe, writable: state.writable, status }))
 
 /**
  * `collect`, shared: requests with the same filters within 2 s (or while a
@@ -117,11 +132,11 @@ function collectShared(state, filters) {
   const key = JSON.stringify(['status', 'stuck', 'older-than', 'limit'].map((k) => filters[k] ?? ''))
   const hit = state.passes.get(key)
   if (hit && (hit.running || Date.now() - hit.at < 2000)) return hit.promise
-  const entry = { running: true, at: 0, promise: null }
-  entry.promise = collect(state, filters).finally(() => {
+  const promise = collect(state, filters).finally(() => {
     entry.running = false
     entry.at = Date.now()
   })
+  const entry = { running: true, at: 0, promise }
   entry.promise.catch(() => state.passes.delete(key))
   state.passes.set(key, entry)
   if (state.passes.size > 32) state.passes.delete(state.passes.keys().next().value)
@@ -189,21 +204,48 @@ async function handle(state, req, res) {
           return fail(state, res, 400, 'Bad filter', `older than: not a duration like 90s, 5m, 2h or 1d: ${params['older-than']}`)
         }
         const data = await collectShared(state, params)
-        return page(state, res, 200, H.overview({ data, filters: params, refresh: state.refresh, describe: state.describe, writable: state.writable, token: state.token }))
+        return page(
+          state,
+          res,
+          200,
+          H.overview({
+            data,
+            filters: params,
+            refresh: state.refresh,
+            describe: state.describe,
+            writable: state.writable,
+            token: state.token,
+          }),
+        )
       }
       case '/run': {
         const found = await findRun(state, params)
         if (!found) return fail(state, res, 404, 'No such run', `no run ${JSON.stringify(params.id ?? '')} in this store`)
-        return page(state, res, 200, H.runPage({ found, refresh: state.refresh, describe: state.describe, writable: state.writable, token: state.token }))
+        return page(
+          state,
+          res,
+          200,
+          H.runPage({ found, refresh: state.refresh, describe: state.describe, writable: state.writable, token: state.token }),
+        )
       }
       case '/api/runs': {
         const data = await collectShared(state, params)
-        return send(res, 200, 'application/json', JSON.stringify({ total: data.total, counts: data.counts, matched: data.matched, runs: data.rows }))
+        return send(
+          res,
+          200,
+          'application/json',
+          JSON.stringify({ total: data.total, counts: data.counts, matched: data.matched, runs: data.rows }),
+        )
       }
       case '/api/run': {
         const found = await findRun(state, params)
         if (!found) return send(res, 404, 'application/json', JSON.stringify({ error: { code: 'ERR_NOT_FOUND', message: 'no such run' } }))
-        return send(res, 200, 'application/json', JSON.stringify({ ...found.row, metadata: found.doc?.metadata ?? null, steps: found.steps ?? [] }))
+        return send(
+          res,
+          200,
+          'application/json',
+          JSON.stringify({ ...found.row, metadata: found.doc?.metadata ?? null, steps: found.steps ?? [] }),
+        )
       }
       default:
         return fail(state, res, 404, 'Not found', url.pathname)
@@ -212,7 +254,8 @@ async function handle(state, req, res) {
   if (req.method === 'POST' && (url.pathname === '/action/delete' || url.pathname === '/action/release')) {
     if (!state.writable) return fail(state, res, 403, 'Read-only', 'this server was started without --allow-write')
     const origin = req.headers.origin
-    if (!origin || !state.origins.has(origin)) return fail(state, res, 403, 'Refused', `cross-origin request refused (Origin ${origin ?? 'missing'})`)
+    if (!origin || !state.origins.has(origin))
+      return fail(state, res, 403, 'Refused', `cross-origin request refused (Origin ${origin ?? 'missing'})`)
     const form = new URLSearchParams(await readBody(req, 16 * 1024))
     const token = form.get('token') ?? ''
     const a = Buffer.from(token)
@@ -227,12 +270,18 @@ async function handle(state, req, res) {
       const wasLive = await state.source.admin.evict(id)
       return fail(state, res, 200, 'Released', wasLive ? `released the live lease of ${id}` : `removed the expired lease record of ${id}`)
     }
-    const { createSnapshotStore } = require('../../lib/snapshot-store.js')
-    const { createStatePersistence } = require('../../lib/state-persistence.js')
+    const { createSnapshotStore } = require('../../lib/persistence/snapshots.js')
+    const { createStatePersistence } = require('../../lib/persistence/state.js')
     const existed = (await R.locate({ ...state.source, wheres: [where] }, id)).length > 0
     if (where.kind === 'snapshot') await createSnapshotStore({ store: state.source.store, prefix: where.prefix }).delete(id)
     else await createStatePersistence(state.source.store, where.prefix).delete(id)
-    return fail(state, res, existed ? 200 : 404, existed ? 'Deleted' : 'Not found', existed ? `deleted ${where.prefix}${id}` : `no run ${id}`)
+    return fail(
+      state,
+      res,
+      existed ? 200 : 404,
+      existed ? 'Deleted' : 'Not found',
+      existed ? `deleted ${where.prefix}${id}` : `no run ${id}`,
+    )
   }
   return fail(state, res, 405, 'Method not allowed', `${req.method} ${url.pathname}`)
 }

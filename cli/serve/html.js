@@ -7,8 +7,7 @@
 const F = require('../format.js')
 const { preview } = require('../commands.js')
 
-const esc = (s) =>
-  String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c])
+const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c])
 /** A query-string value, for an href (then HTML-escaped as an attribute). */
 const q = (s) => esc(encodeURIComponent(String(s)))
 
@@ -71,16 +70,25 @@ function chart(buckets) {
       if (!n) continue
       const y0 = y(acc + n)
       const h = y(acc) - y0
-      parts.push(`<rect x="${x.toFixed(1)}" y="${y0.toFixed(1)}" width="${barW.toFixed(1)}" height="${Math.max(h, 0.5).toFixed(1)}" fill="${STATUS_COLORS[s]}"><title>${esc(`${label}: ${n} ${s}`)}</title></rect>`)
+      parts.push(
+        `<rect x="${x.toFixed(1)}" y="${y0.toFixed(1)}" width="${barW.toFixed(1)}" height="${Math.max(h, 0.5).toFixed(1)}" fill="${STATUS_COLORS[s]}"><title>${esc(`${label}: ${n} ${s}`)}</title></rect>`,
+      )
       acc += n
     }
-    if (totals[i]) parts.push(`<text x="${(x + barW / 2).toFixed(1)}" y="${(y(totals[i]) - 4).toFixed(1)}" class="count" text-anchor="middle">${totals[i]}</text>`)
-    parts.push(`<text x="${(left + i * slot + slot / 2).toFixed(1)}" y="${H - bottom + 16}" class="axis" text-anchor="middle">${esc(label)}</text>`)
+    if (totals[i])
+      parts.push(
+        `<text x="${(x + barW / 2).toFixed(1)}" y="${(y(totals[i]) - 4).toFixed(1)}" class="count" text-anchor="middle">${totals[i]}</text>`,
+      )
+    parts.push(
+      `<text x="${(left + i * slot + slot / 2).toFixed(1)}" y="${H - bottom + 16}" class="axis" text-anchor="middle">${esc(label)}</text>`,
+    )
   })
   parts.push(`<text x="${left + plotW / 2}" y="${H - 4}" class="axis" text-anchor="middle">time since last update</text>`)
   let lx = left
   for (const s of STATUS_ORDER) {
-    parts.push(`<rect x="${lx}" y="6" width="12" height="12" fill="${STATUS_COLORS[s]}"/><text x="${lx + 16}" y="16" class="axis">${s}</text>`)
+    parts.push(
+      `<rect x="${lx}" y="6" width="12" height="12" fill="${STATUS_COLORS[s]}"/><text x="${lx + 16}" y="16" class="axis">${s}</text>`,
+    )
     lx += 24 + s.length * 7
   }
   return `<svg class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="runs by age and status">${parts.join('')}</svg>`
@@ -115,7 +123,8 @@ const runHref = (r) => `/run?id=${q(r.id)}&amp;prefix=${q(r.prefix)}`
 /** The overview: counts, chart, filters, runs table. */
 function overview({ data, filters, refresh, describe, writable, token }) {
   const counts = STATUS_ORDER.map(
-    (s) => `<a class="count-card" href="/?status=${s}"><span class="n" style="color:${STATUS_COLORS[s]}">${data.counts[s] ?? 0}</span><span class="l">${s}</span></a>`,
+    (s) =>
+      `<a class="count-card" href="/?status=${s}"><span class="n" style="color:${STATUS_COLORS[s]}">${data.counts[s] ?? 0}</span><span class="l">${s}</span></a>`,
   ).join('')
   const opt = (v, cur) => `<option value="${esc(v)}"${v === cur ? ' selected' : ''}>${esc(v || 'any status')}</option>`
   const form = `<form class="filters" method="get" action="/">
@@ -149,7 +158,10 @@ ${data.matched > data.rows.length ? `<p class="more">showing the ${data.rows.len
 
 function actions(r, token) {
   const hidden = `<input type="hidden" name="token" value="${esc(token)}"><input type="hidden" name="id" value="${esc(r.id)}"><input type="hidden" name="prefix" value="${esc(r.prefix)}">`
-  const release = r.lease && r.lease.state !== 'none' ? `<form method="post" action="/action/release" class="inline">${hidden}<button>release</button></form>` : ''
+  const release =
+    r.lease && r.lease.state !== 'none'
+      ? `<form method="post" action="/action/release" class="inline">${hidden}<button>release</button></form>`
+      : ''
   return `${release}<form method="post" action="/action/delete" class="inline">${hidden}<button class="danger">delete</button></form>`
 }
 
@@ -169,11 +181,15 @@ function runPage({ found, refresh, describe, writable, token }) {
   if (md) {
     if (md.version !== undefined) facts.push(['version', esc(JSON.stringify(md.version))])
     if (Array.isArray(md.stepOrder)) facts.push(['stepOrder', esc(md.stepOrder.join(' → '))])
-    for (const k of Object.keys(md).filter((k) => !['version', 'stepOrder', 'stepArgs', 'lastStepKey'].includes(k))) facts.push([`meta.${esc(k)}`, `<code>${esc(preview(md[k], 200))}</code>`])
+    for (const k of Object.keys(md).filter((k) => !['version', 'stepOrder', 'stepArgs', 'lastStepKey'].includes(k)))
+      facts.push([`meta.${esc(k)}`, `<code>${esc(preview(md[k], 200))}</code>`])
   }
   const timeline = (steps ?? [])
     .map(
-      (s, i) => `<li class="${s.ok ? 'ok' : 'error'}"><span class="dot"></span><div class="step"><span class="n">${i + 1}</span> <strong>${esc(s.name)}</strong> <span class="badge ${s.ok ? 's-completed' : 's-failed'}">${s.ok ? 'ok' : 'error'}</span>
+      (
+        s,
+        i,
+      ) => `<li class="${s.ok ? 'ok' : 'error'}"><span class="dot"></span><div class="step"><span class="n">${i + 1}</span> <strong>${esc(s.name)}</strong> <span class="badge ${s.ok ? 's-completed' : 's-failed'}">${s.ok ? 'ok' : 'error'}</span>
 ${s.ok ? `<code>${esc(preview(s.value, 300))}</code>` : `<div class="err">error: <code>${esc(preview(s.error, 300))}</code></div>${s.cause ? `<div class="cause">cause: ${esc(s.cause)}</div>` : ''}`}</div></li>`,
     )
     .join('')
@@ -186,12 +202,18 @@ ${s.ok ? `<code>${esc(preview(s.value, 300))}</code>` : `<div class="err">error:
 <dl class="facts">${facts.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join('')}</dl>
 ${writable && r.kind !== undefined ? `<div class="actions">${actions(r, token)}</div>` : ''}
 <h2>Steps (${steps ? steps.length : 0})</h2>
-${steps && steps.length ? `<ol class="timeline">${timeline}${end}</ol>` : `<p class="empty">${r.kind === 'corrupt' ? 'the stored value cannot be read' : 'no steps recorded'}</p>`}`
+${steps?.length ? `<ol class="timeline">${timeline}${end}</ol>` : `<p class="empty">${r.kind === 'corrupt' ? 'the stored value cannot be read' : 'no steps recorded'}</p>`}`
   return layout({ title: `run ${r.id}`, refresh, body, describe, writable })
 }
 
 function message({ title, text, describe, writable, status }) {
-  return layout({ title, refresh: 0, body: `<p><a href="/">← all runs</a></p><h1>${esc(title)}</h1><p class="${status >= 400 ? 'err' : ''}">${esc(text)}</p>`, describe, writable })
+  return layout({
+    title,
+    refresh: 0,
+    body: `<p><a href="/">← all runs</a></p><h1>${esc(title)}</h1><p class="${status >= 400 ? 'err' : ''}">${esc(text)}</p>`,
+    describe,
+    writable,
+  })
 }
 
 const CSS = `

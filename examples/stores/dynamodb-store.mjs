@@ -1,6 +1,6 @@
 // A DynamoDB KeyValueStore (the spec's "Database Examples" DynamoDB store,
 // completed), on `@aws-sdk/client-dynamodb`. Tested by
-// __test__/kv-compliance-dynamodb.test.ts (the shared compliance suite)
+// __test__/compliance/kv-compliance-dynamodb.test.ts (the shared compliance suite)
 // against a local DynamoDB-compatible server (moto_server).
 //
 // Table: partition key `pk` (string), as in the spec. Each item is

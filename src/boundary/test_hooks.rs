@@ -10,7 +10,7 @@ use crate::boundary::js_error::{guard, throw};
 /// Internal: panics inside the Rust core, caught at the boundary and thrown
 /// as a JS `Error` with code `ERR_INTERNAL` instead of aborting the process.
 #[napi(namespace = "__internal", js_name = "panic")]
-// the one deliberate panic: proves the boundary guard (__test__/smoke.test.ts)
+// the one deliberate panic: proves the boundary guard (__test__/unit/smoke.test.ts)
 #[allow(clippy::panic)]
 pub fn panic_for_test(env: Env) -> Result<()> {
     guard(|| -> crate::error::Result<()> { panic!("deliberate test panic") })
@@ -18,7 +18,7 @@ pub fn panic_for_test(env: Env) -> Result<()> {
 }
 
 /// Internal: live memory caches in this thread's registry (finalizers free
-/// entries; __test__/memory-cache-gc.test.ts).
+/// entries; __test__/unit/memory-cache-gc.test.ts).
 #[napi(namespace = "__internal", js_name = "memoryCacheLiveCount")]
 pub fn memory_cache_live_count() -> u32 {
     crate::cache::binding::live_count()

@@ -21,7 +21,7 @@ use crate::error::PersistError;
 use crate::redis::lease::LeaseOp;
 use crate::redis::store::{
     Op, OpResult, Owners, RedisConfig, RedisStore, Text, KIND_STATE, MARKER_CACHE, MARKER_STATE,
-    MARKER_VALUE, REGISTRY_PREFIX,
+    MARKER_VALUE,
 };
 use crate::wtf8;
 
@@ -688,12 +688,6 @@ pub(crate) fn encode_results(results: Vec<OpResult>) -> Encoded {
         Blob::Units(units)
     };
     Encoded { meta, blob, errors }
-}
-
-/// The key space of the owner registry of older builds (read, never written).
-#[napi(catch_unwind)]
-pub fn owner_legacy_prefix() -> String {
-    REGISTRY_PREFIX.to_string()
 }
 
 /// The marker key (inside `prefix`) that records `prefix` as a `kind`

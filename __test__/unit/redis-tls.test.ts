@@ -1,0 +1,146 @@
+// rediss:// against a private TLS redis-server with a CA made for this run.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import net from 'node:net'
+import { createRequire } from 'node:module'
+import { sparePort } from '../helpers/redis-server'
+
+const require = createRequire(import.meta.url)
+const { createRedisStore } = require('../../index.js')
+
+let dir: string
+let child: ChildProcess
+let port: number
+const ossl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' })
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'kv-tls-'))
+  ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=test-ca', '-keyout', 'ca.key', '-out', 'ca.pem')
+  ossl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'srv.key', '-out', 'srv.csr')
+  require('node:fs').writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n')
+  ossl('x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'srv.pem')
+  port = await sparePort()
+  child = spawn(
+    'redis-server',
+    ['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--tls-cert-file', join(dir, 'srv.pem'), '--tls-key-file', join(dir, 'srv.key'), '--tls-ca-cert-file', join(dir, 'ca.pem'), '--tls-auth-clients', 'no'],
+    { stdio: 'ignore' },
+  )
+  for (let i = 0; i < 200; i++) {
+    const up = await new Promise((r) => {
+      const s = net.connect(port, '127.0.0.1')
+      s.once('connect', () => (s.destroy(), r(true)))
+      s.once('error', () => r(false))
+    })
+    if (up) return
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  throw new Error('TLS redis-server did not start')
+})
+
+afterAll(() => {
+  child?.kill('SIGKILL')
+  if (dir) rmSync(dir, { recursive: true, force: true })
+})
+
+describe('native Redis store over TLS (rediss://)', () => {
+  it('connects with a CA given as PEM, and round-trips', async () => {
+    const store = createRedisStore({
+      url: `rediss://localhost:${port}`,
+      tls: { ca: readFileSync(join(dir, 'ca.pem'), 'utf8') },
+      connectTimeout: 2000,
+    })
+    await store.set('k', 'v', { ttl: 60 })
+    expect(await store.get('k')).toBe('v')
+    expect(await store.keys('*')).toEqual(['k'])
+    await store.close()
+  })
+
+  it('refuses a server whose certificate it cannot verify (no CA given)', async () => {
+    const store = createRedisStore({ url: `rediss://localhost:${port}`, connectTimeout: 2000 })
+    const e = await store.ping().then(() => null, (x: any) => x)
+    expect(e).toBeInstanceOf(Error)
+    expect(['ERR_STORE_UNAVAILABLE', 'ERR_STORE']).toContain(e.code)
+    await store.close()
+  })
+
+  it('the inspector lists runs over rediss:// with --tls-ca, and names the problem without it', async () => {
+    const { createSnapshotStore } = require('../../index.js')
+    const { cli, jsonLines } = await import('../helpers/inspect')
+    const kv = createRedisStore({ url: `rediss://localhost:${port}`, tls: { ca: readFileSync(join(dir, 'ca.pem'), 'utf8') } })
+    await createSnapshotStore({ store: kv }).save('tls-run', { formatVersion: 1, steps: { a: { ok: true, value: 1 } }, execution: { status: 'running', lastUpdated: new Date().toISOString() } })
+    await kv.close()
+    const url = `rediss://localhost:${port}`
+    const r = cli(['runs', '--redis', url, '--tls-ca', join(dir, 'ca.pem'), '--json'])
+    expect(r.code, r.err).toBe(0)
+    expect(jsonLines(r.out).map((x: any) => [x.id, x.stepsDone])).toEqual([['tls-run', 1]])
+    const unverified = cli(['runs', '--redis', url])
+    expect(unverified.code).toBe(1)
+    expect(unverified.err).toMatch(/^awaitly-persistence-native: ERR_STORE(_UNAVAILABLE)?: /)
+    expect(cli(['runs', '--redis', url, '--tls-ca', join(dir, 'missing.pem')]).err).toMatch(/cannot read --tls-ca/)
+  })
+
+  it('tls options without rediss:// are a TypeError', () => {
+    expect(() => createRedisStore({ url: 'redis://127.0.0.1:1', tls: { ca: 'x' } })).toThrow(TypeError)
+  })
+
+  // Bad PEM material is a TypeError naming the option when the store is
+  // created (it was accepted, and every call then failed or timed out at
+  // connect time without naming it).
+  describe('bad PEM material is a TypeError ERR_INVALID_ARG at creation, naming tls.ca / tls.cert / tls.key', () => {
+    const pem = (f: string) => readFileSync(join(dir, f), 'utf8')
+    const block = (label: string, body: string) => `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`
+    const created = (tls: object) => {
+      try {
+        createRedisStore({ url: `rediss://127.0.0.1:${port}`, tls, connectTimeout: 500 })
+      } catch (e) {
+        return e as any
+      }
+      return null
+    }
+    it('tls.ca: no certificate in it, broken base64, or a block that is not a certificate', () => {
+      const notACert = block('CERTIFICATE', Buffer.from('not a certificate at all').toString('base64'))
+      for (const [what, ca, why] of [
+        ['garbage', 'garbage', /no certificate found/],
+        ['empty', '', /no certificate found/],
+        ['a private key', pem('ca.key'), /no certificate found/],
+        ['broken base64', block('CERTIFICATE', '!!!not base64!!!'), /not valid PEM/],
+        ['DER that is no certificate', notACert, /not a usable CA certificate/],
+        ['a good CA then a bad one', pem('ca.pem') + notACert, /not a usable CA certificate/],
+      ] as const) {
+        const e = created({ ca })
+        expect(e, what).toBeInstanceOf(TypeError)
+        expect(e.code, what).toBe('ERR_INVALID_ARG')
+        expect(e.message, what).toMatch(/^createRedisStore: tls\.ca: /)
+        expect(e.message, what).toMatch(why)
+      }
+    })
+
+    it('tls.cert and tls.key: unreadable, not a key, or a key of another certificate', () => {
+      const cases: [string, object, RegExp][] = [
+        ['cert garbage', { cert: 'garbage', key: pem('srv.key') }, /^createRedisStore: tls\.cert: no certificate found/],
+        ['cert is a key', { cert: pem('srv.key'), key: pem('srv.key') }, /^createRedisStore: tls\.cert: no certificate found/],
+        ['key garbage', { cert: pem('srv.pem'), key: 'garbage' }, /^createRedisStore: tls\.key: no private key found/],
+        ['key is a certificate', { cert: pem('srv.pem'), key: pem('srv.pem') }, /^createRedisStore: tls\.key: no private key found/],
+        ['key of another certificate', { cert: pem('srv.pem'), key: pem('ca.key') }, /^createRedisStore: tls\.key: does not belong to the certificate in tls\.cert/],
+      ]
+      for (const [what, tls, message] of cases) {
+        const e = created({ ca: pem('ca.pem'), ...tls })
+        expect(e, what).toBeInstanceOf(TypeError)
+        expect(e.code, what).toBe('ERR_INVALID_ARG')
+        expect(e.message, what).toMatch(message)
+      }
+    })
+
+    it('good material is accepted (a CA bundle, a matching certificate and key)', async () => {
+      expect(created({ ca: pem('ca.pem') + pem('ca.pem') })).toBeNull()
+      expect(created({ ca: pem('ca.pem'), cert: pem('srv.pem'), key: pem('srv.key') })).toBeNull()
+      const store = createRedisStore({ url: `rediss://localhost:${port}`, tls: { ca: pem('ca.pem'), cert: pem('srv.pem'), key: pem('srv.key') }, connectTimeout: 2000 })
+      await store.ping()
+      await store.close()
+    })
+  })
+})

@@ -1,0 +1,437 @@
+'use strict'
+// createRedisStore: a KeyValueStore on the native Redis core (src/redis/store.rs).
+// Its JS side: option checks; the tick batcher of the data calls (every call
+// made in one tick goes to Rust as ONE native call: one pipeline, one round
+// trip), written through the JS-thread connection (DirectLink) or to tokio
+// (exec); and the store's adapted operations (lib/stores/adapter.js), which
+// the caches and persistences use.
+
+const { binding, fromNative } = require('../internal/binding.js')
+const { invalidArg, storeClosed } = require('../internal/errors.js')
+const { checkString, describe, storeTtl } = require('../internal/validate.js')
+const { OP, OUT } = require('../internal/codes.js')
+const { TickBatcher, settleAll } = require('../internal/tick-batcher.js')
+const { leaseCalls } = require('./leases.js')
+const { ADAPTED } = require('./adapter.js')
+const { MARKER_VALUE } = require('./ownership.js')
+
+/** Snapshot stores' lease keys: `<prefix>\u0000lease:<id>` (ids may not start with U+0000, so no snapshot key is one). */
+const LEASE_INFIX = '\u0000lease:'
+
+const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS, SET_DURABLE: OP_SET_DURABLE, PING: OP_PING } = OP
+const { NONE: OUT_NONE, TRUE: OUT_TRUE, FALSE: OUT_FALSE, VALUE: META_VALUE } = OUT
+
+const DEFAULTS = { url: 'redis://127.0.0.1:6379', connectTimeout: 5000, commandTimeout: 5000, maxBatch: 64 }
+
+/** A positive integer option (`unit` names it in the error), or its default. */
+function positiveIntOption(name, value, dflt, unit) {
+  if (value === undefined) return dflt
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > 2 ** 31) {
+    throw invalidArg(`createRedisStore: ${name} must be a positive integer${unit}, got ${String(value)}`)
+  }
+  return value
+}
+
+/**
+ * @typedef {{ ops: number[], ttls: number[], lens: number[], blob: string, waiters: Function[] }} DataBatch
+ *   a tick's data calls: op and ttl of each, its key and SET value
+ *   concatenated into one string (`blob`, one string crosses to Rust) with
+ *   their lengths
+ */
+
+/** @returns {DataBatch} */
+const emptyBatch = () => ({ ops: [], ttls: [], lens: [], blob: '', waiters: [] })
+
+/**
+ * Settle `batches[from..]` from the native results of their first `count`
+ * ops, in order (concatenated over the batches): `meta[i]` is an OUT_* code,
+ * or META_VALUE + n for a GET hit whose value is the next n units of `blob`;
+ * `errors[i]` the `[CODE] message` of a failed op. Returns the index of the
+ * first batch not settled.
+ */
+function settleResults(batches, from, count, meta, blob, errors) {
+  let pos = 0
+  let ci = 0
+  let bi = from
+  while (ci < count) {
+    const { ops, waiters } = batches[bi++]
+    for (let i = 0; i < ops.length; i++, ci++) {
+      const m = meta[ci]
+      if (m >= META_VALUE) {
+        const end = pos + (m - META_VALUE)
+        waiters[2 * i](blob.slice(pos, end))
+        pos = end
+        continue
+      }
+      switch (m) {
+        case OUT_NONE:
+          waiters[2 * i](ops[i] === OP_GET ? null : undefined)
+          break
+        case OUT_TRUE:
+          waiters[2 * i](true)
+          break
+        case OUT_FALSE:
+          waiters[2 * i](false)
+          break
+        default:
+          waiters[2 * i + 1](fromNative(new Error(errors?.[ci] ?? '[ERR_INTERNAL] missing error')))
+      }
+    }
+  }
+  return bi
+}
+
+/**
+ * The data connection on the JS thread (src/redis/direct.rs): batches are
+ * written by `directSend` as they are flushed, and their results come back
+ * in order through `onWire`, called from the event loop when replies
+ * arrive. Connecting (and reconnecting after a failure) happens on the next
+ * batch; batches made meanwhile wait here.
+ */
+class DirectLink {
+  constructor(native, maxBatch) {
+    this.native = native
+    // a batch's kinds, ttls and key/value lengths go to directSend in this
+    // (reused) buffer: kinds and ttls, one each per op; up to two lengths
+    this.io = new Int32Array(4 * maxBatch)
+    this.ready = false
+    this.connecting = false
+    this.queued = []
+    // batches written, oldest first, from index `head`
+    this.inflight = []
+    this.head = 0
+    /** @type {{ p: Promise<unknown>, resolve: () => void } | null} */
+    this.drained = null
+    this.onWire = this.onWire.bind(this)
+  }
+
+  send(batch) {
+    if (this.ready) this.write(batch)
+    else {
+      this.queued.push(batch)
+      if (!this.connecting) this.connect()
+    }
+  }
+
+  connect() {
+    this.connecting = true
+    this.native.directConnect().then(
+      () => {
+        this.connecting = false
+        try {
+          this.native.directAttach(this.onWire)
+        } catch (e) {
+          this.failQueued(fromNative(e))
+          return
+        }
+        this.ready = true
+        const queued = this.queued
+        this.queued = []
+        for (const b of queued) this.send(b)
+      },
+      (e) => {
+        this.connecting = false
+        this.failQueued(fromNative(e))
+      },
+    )
+  }
+
+  write(batch) {
+    const { ops, ttls, lens } = batch
+    const n = ops.length
+    let io = this.io
+    if (io.length < 2 * n + lens.length) io = this.io = new Int32Array(2 * (2 * n + lens.length))
+    for (let i = 0; i < n; i++) {
+      io[i] = ops[i]
+      io[n + i] = ttls[i]
+    }
+    for (let i = 0; i < lens.length; i++) io[2 * n + i] = lens[i]
+    const failure = this.native.directSend(io, n, lens.length, batch.blob)
+    if (failure === null) {
+      this.inflight.push(batch)
+      return
+    }
+    // the connection is gone: this batch and every batch in flight
+    this.lost(failure)
+    settleAll(batch.waiters, fromNative(new Error(failure)))
+  }
+
+  onWire(count, meta, blob, errors, failure) {
+    if (count > 0) {
+      this.head = settleResults(this.inflight, this.head, count, meta, blob, errors)
+      if (this.head === this.inflight.length) {
+        this.inflight = []
+        this.head = 0
+      } else if (this.head > 1024) {
+        this.inflight = this.inflight.slice(this.head)
+        this.head = 0
+      }
+    }
+    if (failure !== null) this.lost(failure)
+    this.checkDrained()
+  }
+
+  lost(failure) {
+    this.ready = false
+    const e = fromNative(new Error(failure))
+    const pending = this.inflight.slice(this.head)
+    this.inflight = []
+    this.head = 0
+    for (const b of pending) settleAll(b.waiters, e)
+  }
+
+  failQueued(e) {
+    const queued = this.queued
+    this.queued = []
+    for (const b of queued) settleAll(b.waiters, e)
+    this.checkDrained()
+  }
+
+  /** Resolves once nothing is queued or in flight (for close()). */
+  drain() {
+    if (this.idle()) return Promise.resolve()
+    if (!this.drained) {
+      /** @type {() => void} */
+      let resolve = () => {}
+      const p = new Promise((r) => {
+        resolve = () => r(undefined)
+      })
+      this.drained = { p, resolve }
+    }
+    return this.drained.p
+  }
+
+  idle() {
+    return this.queued.length === 0 && this.inflight.length === this.head && !this.connecting
+  }
+
+  checkDrained() {
+    if (this.drained && this.idle()) {
+      this.drained.resolve()
+      this.drained = null
+    }
+  }
+}
+
+/** Split the native `keys` answer (one string + UTF-16 lengths) into keys. */
+function splitKeys({ lens, blob }) {
+  const out = new Array(lens.length)
+  let pos = 0
+  for (let i = 0; i < lens.length; i++) {
+    const end = pos + lens[i]
+    out[i] = blob.slice(pos, end)
+    pos = end
+  }
+  return out
+}
+
+/**
+ * The `cluster` option: `{ nodes: ['redis://host:port', ...] }` (seed nodes;
+ * the others are discovered), or undefined. Strict: anything else, unknown
+ * fields, and `url` alongside it are TypeErrors.
+ */
+function clusterOption(options) {
+  const cluster = options.cluster
+  if (cluster === undefined) return undefined
+  if (cluster === null || typeof cluster !== 'object' || Array.isArray(cluster)) {
+    throw invalidArg("createRedisStore: cluster must be an object like { nodes: ['redis://127.0.0.1:7000'] }")
+  }
+  if (options.url !== undefined) {
+    throw invalidArg('createRedisStore: give either url (one server) or cluster (Redis Cluster), not both')
+  }
+  for (const f of Object.keys(cluster)) {
+    if (f !== 'nodes') throw invalidArg(`createRedisStore: cluster.${f} is not an option (cluster takes { nodes })`)
+  }
+  const { nodes } = cluster
+  if (!Array.isArray(nodes) || nodes.length === 0) {
+    throw invalidArg('createRedisStore: cluster.nodes must be a non-empty array of redis:// or rediss:// URLs')
+  }
+  nodes.forEach((n, i) => {
+    if (typeof n !== 'string' || !/^rediss?:\/\/./.test(n)) {
+      throw invalidArg(
+        `createRedisStore: cluster.nodes[${i}] must be a redis:// or rediss:// URL, got ${typeof n === 'string' ? JSON.stringify(n) : typeof n}`,
+      )
+    }
+  })
+  return [...nodes]
+}
+
+/**
+ * A KeyValueStore on Redis, native (Rust `redis` crate + tokio). One
+ * multiplexed connection (or one Redis Cluster connection), replaced when it
+ * breaks; calls made in the same tick go out as one pipeline (one per slot
+ * in a cluster).
+ */
+/** @param {Record<string, any>} [options] user input, checked here */
+function createRedisStore(options = {}) {
+  if (options === null || typeof options !== 'object') throw invalidArg('createRedisStore: options must be an object')
+  const clusterNodes = clusterOption(options)
+  const url = options.url === undefined ? DEFAULTS.url : options.url
+  if (typeof url !== 'string' || url.length === 0) throw invalidArg('createRedisStore: url must be a non-empty string')
+  const connectTimeout = positiveIntOption('connectTimeout', options.connectTimeout, DEFAULTS.connectTimeout, ' number of milliseconds')
+  const commandTimeout = positiveIntOption('commandTimeout', options.commandTimeout, DEFAULTS.commandTimeout, ' number of milliseconds')
+  const maxBatch = positiveIntOption('maxBatch', options.maxBatch, DEFAULTS.maxBatch, ' (calls per pipeline)')
+  const waitReplicas = options.waitReplicas === undefined ? 0 : options.waitReplicas
+  if (typeof waitReplicas !== 'number' || !Number.isInteger(waitReplicas) || waitReplicas < 0 || waitReplicas > 1000) {
+    throw invalidArg(`createRedisStore: waitReplicas must be a whole number of replicas (0 = off), got ${String(waitReplicas)}`)
+  }
+  const tls = options.tls === undefined || options.tls === null ? {} : options.tls
+  if (typeof tls !== 'object') throw invalidArg('createRedisStore: tls must be an object like { ca, cert, key } (PEM strings)')
+  for (const f of ['ca', 'cert', 'key']) {
+    if (tls[f] !== undefined && typeof tls[f] !== 'string') throw invalidArg(`createRedisStore: tls.${f} must be a PEM string`)
+  }
+  const native = new binding.NativeRedisStore(url, connectTimeout, commandTimeout, tls.ca, tls.cert, tls.key, clusterNodes, waitReplicas)
+  const direct = native.directCapable ? new DirectLink(native, maxBatch) : null
+  // what the data calls cost: native calls (batches) made, and the calls they carried
+  const sent = { batches: 0, calls: 0 }
+  /** @type {TickBatcher<DataBatch>} */
+  const batcher = new TickBatcher(maxBatch, emptyBatch, (batch) => {
+    sent.batches++
+    sent.calls += batch.ops.length
+    if (direct) return direct.send(batch)
+    native.exec(Uint8Array.from(batch.ops), Uint32Array.from(batch.ttls), Uint32Array.from(batch.lens), batch.blob).then(
+      (out) => settleResults([batch], 0, out.meta.length, out.meta, out.blob, out.errors),
+      (/** @type {Error} */ e) => settleAll(batch.waiters, fromNative(e)),
+    )
+  })
+  /**
+   * Queue one data call in this tick's batch.
+   * @param {number} op
+   * @param {string} key
+   * @param {string | undefined} value
+   * @param {number} ttl
+   */
+  const push = (op, key, value, ttl) => {
+    const b = batcher.current()
+    b.ops.push(op)
+    b.ttls.push(ttl)
+    b.lens.push(key.length)
+    b.blob += key
+    if (value !== undefined) {
+      b.lens.push(value.length)
+      b.blob += value
+    }
+    return batcher.wait(b)
+  }
+  const leases = leaseCalls((kinds, ttls, _scopes, keys, tokens) => native.leaseExec(kinds, ttls, keys, tokens), maxBatch)
+  let closed = false
+  /** @type {(op: number, key: string, value: string | undefined, ttl: number) => Promise<any>} */
+  const enqueue = (op, key, value, ttl) => (closed ? Promise.reject(storeClosed()) : push(op, key, value, ttl))
+  /** @type {(p: Promise<any>) => Promise<any>} */
+  const native_ = (p) => (closed ? Promise.reject(storeClosed()) : p.catch((e) => Promise.reject(fromNative(e))))
+
+  const store = {
+    get(key) {
+      try {
+        return enqueue(OP_GET, checkString('get: key', key), undefined, 0)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+    set(key, value, opts) {
+      try {
+        checkString('set: key', key)
+        checkString('set: value', value)
+        return enqueue(OP_SET, key, value, storeTtl(opts))
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+    delete(key) {
+      try {
+        return enqueue(OP_DELETE, checkString('delete: key', key), undefined, 0)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+    exists(key) {
+      try {
+        return enqueue(OP_EXISTS, checkString('exists: key', key), undefined, 0)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+    /** Keys matching a Redis glob, by SCAN (never KEYS). Order unspecified. */
+    keys(pattern) {
+      if (typeof pattern !== 'string') return Promise.reject(invalidArg(`keys: pattern must be a string, got ${describe(pattern)}`))
+      return native_(native.keys(pattern)).then(splitKeys)
+    },
+    /** Connect now (if not connected) and PING; rejects with ERR_STORE_UNAVAILABLE / ERR_STORE_TIMEOUT. */
+    ping() {
+      return direct ? enqueue(OP_PING, '', undefined, 0) : native_(native.ping())
+    },
+    /** Close the connection; later calls reject with ERR_STORE_CLOSED. */
+    async close() {
+      if (closed) return
+      batcher.flush()
+      leases.flush()
+      closed = true
+      // calls already made complete (within commandTimeout) before the end
+      if (direct) {
+        await direct.drain()
+        native.directClose()
+      }
+      await native.close()
+    },
+    /** Connections opened so far (1 + reconnects). */
+    get connectionsOpened() {
+      return native.connectionsOpened
+    },
+    /** Where get/set/delete/exists go: 'direct' (a connection on the JS thread) or 'tokio'. */
+    get transport() {
+      return direct ? 'direct' : 'tokio'
+    },
+    /** Native calls made so far for get/set/delete/exists (and ping, on the direct transport): one per tick (or per maxBatch calls), one pipeline each. */
+    get batchesSent() {
+      return sent.batches
+    },
+    /** The calls those batches carried (the owner markers a cache or persistence writes included). */
+    get callsSent() {
+      return sent.calls
+    },
+  }
+  /** @type {(prefix: string, id: string) => string} */
+  const leaseKey = (prefix, id) => prefix + LEASE_INFIX + id
+  /** @type {import('./adapter.js').Adapted} */
+  const adapted = {
+    get: (key) => enqueue(OP_GET, key, undefined, 0),
+    // one tick: pipelines of maxBatch
+    getMany: (keys) => Promise.all(keys.map((k) => enqueue(OP_GET, k, undefined, 0))),
+    set: (key, value, ttl) => enqueue(OP_SET, key, value, ttl),
+    setDurable: (key, value) => enqueue(OP_SET_DURABLE, key, value, 0),
+    delete: (key) => enqueue(OP_DELETE, key, undefined, 0),
+    exists: (key) => enqueue(OP_EXISTS, key, undefined, 0),
+    keys: (pattern) => native_(native.keys(pattern)).then(splitKeys),
+    registerOwner: (marker) => enqueue(OP_SET, marker, MARKER_VALUE, 0),
+    clearCachePrefix: (prefix) => native_(native.clearCachePrefix(prefix)),
+    ordered: true,
+    // run leases (src/redis/lease.rs): the key `<prefix>\u0000lease:<id>` holds the owner token
+    leases: {
+      acquire: (prefix, id, ttlMs) => (closed ? Promise.reject(storeClosed()) : leases.acquire('', leaseKey(prefix, id), ttlMs)),
+      release: (prefix, id, token) => (closed ? Promise.reject(storeClosed()) : leases.release('', leaseKey(prefix, id), token)),
+      renew: (prefix, id, token, ttlMs) => (closed ? Promise.reject(storeClosed()) : leases.renew('', leaseKey(prefix, id), token, ttlMs)),
+      // a lease key exists only while held (PX): its PTTL is the time left
+      list: async (prefix) => {
+        const base = prefix + LEASE_INFIX
+        const keys = (await adapted.keys(`${binding.escapeGlob(base)}*`)).filter((k) => k.startsWith(base))
+        /** @type {import('./adapter.js').LeaseRecord[]} */
+        const out = []
+        for (let i = 0; i < keys.length; i += 512) {
+          const page = keys.slice(i, i + 512)
+          const ttls = await native_(native.leaseTtls(page))
+          page.forEach((k, j) => {
+            if (ttls[j] !== -2) out.push({ id: k.slice(base.length), state: 'held', expiresInMs: ttls[j] >= 0 ? ttls[j] : null })
+          })
+        }
+        return out
+      },
+      evict: (prefix, id) => adapted.delete(leaseKey(prefix, id)).then(Boolean),
+    },
+    scanPage: (cursor, pattern) =>
+      native_(native.scanPage(cursor, pattern)).then((p) => (p === null ? null : { cursor: p.cursor, keys: splitKeys(p) })),
+  }
+  Object.defineProperty(store, ADAPTED, { value: adapted })
+  return store
+}
+
+module.exports = { createRedisStore }
