@@ -16,10 +16,6 @@ import { startMoto, type MotoServer } from '../helpers/moto-server'
 // @ts-ignore -- plain ESM example
 import { createDynamoDBStore, globLiteralPrefix } from '../../examples/stores/dynamodb-store.mjs'
 
-// We test on Node 20 on purpose (README "Node versions"); the SDK's notice
-// that its releases after January 2027 need Node 22 is said there, not here.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
-
 let moto: MotoServer
 let client: DynamoDBClient
 

@@ -1,8 +1,9 @@
 // The awaitly end-to-end suite, defined once and run by e2e-awaitly.test.ts
 // (one Redis server) and e2e-awaitly-cluster.test.ts (a Redis Cluster): the
 // store options are the one thing that differs. With awaitly's real engine
-// (npm `awaitly`, createWorkflow from awaitly/workflow) for every cache and
-// store we ship:
+// (createWorkflow(name, deps, { cache }).run(fn); awaitly 1.35 under `npm
+// test`, 4.5.1 in CI's awaitly 4 run, see helpers/awaitly.ts) for every cache
+// and store we ship:
 //  - a step cached by `key` is not run again (same cache; and, for the
 //    persistent caches, a new cache instance that loaded the entry from disk /
 //    Redis);
@@ -13,8 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createWorkflow, createResumeStateCollector } from 'awaitly/workflow'
-import { ok, err } from 'awaitly'
+import { createWorkflow, createResumeStateCollector, ok, err } from '../helpers/awaitly'
 import * as native from '../../index.js'
 
 const {

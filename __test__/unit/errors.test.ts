@@ -38,9 +38,14 @@ async function caught(f: () => unknown): Promise<any> {
   throw new Error('expected a throw or a rejection')
 }
 
+// Nested class instances: JSON.stringify recurses through them on every Node
+// (Node 26 walks plain arrays and objects without recursion, any depth).
+class Box {
+  constructor(readonly inner: unknown) {}
+}
 const deep = () => {
   let v: any = 1
-  for (let i = 0; i < 20_000; i++) v = [v]
+  for (let i = 0; i < 200_000; i++) v = new Box(v)
   return v
 }
 

@@ -161,8 +161,7 @@ describe('native store batching', () => {
   // the native calls (one pipeline each), store.callsSent the calls they carried
   for (const transport of ['direct', 'tokio'] as const) {
     it(`the calls made in one tick go to Rust as one native call (one pipeline): ${transport}`, async () => {
-      // transport: the Redis transport issue's `transport` store option replaces withTransport (an env var flipped)
-      const open = (options: Record<string, unknown> = {}) => withTransport(transport, () => createRedisStore(options))
+      const open = (options: Record<string, unknown> = {}) => createRedisStore(withTransport(transport, options))
       const s = open({ maxBatch: 1000 })
       expect(s.transport).toBe(transport)
       const c = createKVCache({ store: s, prefix: `${base}batch:${transport}:` })

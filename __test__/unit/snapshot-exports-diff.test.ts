@@ -1,22 +1,39 @@
-// Differential test of `awaitly-persistence-native/snapshot` against awaitly
-// 1.35's own `awaitly/persistence`: both run on the same seeded random inputs
-// and must agree, value for value (own keys in order, prototypes,
-// enumerability, NaN/-0), or fail the same way (same class and message).
+// Differential test of `awaitly-persistence-native/snapshot` against awaitly's
+// own helpers: 1.35's `awaitly/persistence` (the devDependency) and 4.5.1's
+// `awaitly/durable` (from .ci/awaitly4: compared whenever it is installed;
+// .ci/run installs it and requires the comparison, see helpers/awaitly.ts). Both run on the same
+// seeded random inputs and must agree, value for value (own keys in order,
+// prototypes, enumerability, NaN/-0), or fail the same way (same class and
+// message).
 // Where we differ on purpose (README "The /snapshot subpath"), the test
 // asserts the documented difference, never skips the input.
 // CI runs a few hundred inputs per function; AWAITLY_STRESS=1 (`npm run
 // stress`) runs 20 times as many.
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createRequire } from 'node:module'
-import * as theirs from 'awaitly/persistence'
+import * as theirs135 from 'awaitly/persistence'
 import { durable } from 'awaitly/durable'
 import { ok } from 'awaitly'
+import { awaitly4 } from '../helpers/awaitly'
 
 const require = createRequire(import.meta.url)
 const ours = require('../../snapshot.js')
 const esmOurs = () => import('../../snapshot.mjs' as string)
 
 const N = process.env.AWAITLY_STRESS === '1' ? 6000 : 300
+
+/** The awaitly builds we must agree with: 1.35 always, 4.5.1 when installed (always in CI). */
+const aw4 = awaitly4()
+const REFERENCES: Array<{ version: string; helpers: any }> = [
+  { version: '1.35', helpers: theirs135 },
+  ...(aw4 ? [{ version: aw4.version, helpers: aw4.load('./durable') }] : []),
+]
+/**
+ * The reference under test: each `describe.each(REFERENCES)` block sets it in
+ * its beforeAll (vitest runs the blocks one after another), and the helpers
+ * below compare against it.
+ */
+let theirs: any = theirs135
 
 // ---------------------------------------------------------------------------
 // seeded generator
@@ -145,7 +162,7 @@ function thrownValue(r: R): unknown {
       return { big: 1n }
     case 20: {
       let o: any = { leaf: 1 }
-      for (let i = 0; i < 5000; i++) o = { o } // deeper than JSON.stringify's stack
+      for (let i = 0; i < 5000; i++) o = { o } // deeper than JSON.stringify's stack before Node 26
       return r.chance(0.5) ? o : { shallow: true }
     }
     default:
@@ -220,28 +237,37 @@ const sameClass = (pa: any, pb: any) =>
  * `ignoreStack` (a new Error captures where it was made).
  */
 function same(a: unknown, b: unknown, path = '$', seen = new Map<object, object>(), ignoreStack = false): string | null {
-  if (Object.is(a, b)) return null
-  if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null) {
-    if (typeof a === 'symbol' && typeof b === 'symbol' && a.description === b.description) return null
-    return `${path}: ${String(a)} vs ${String(b)}`
-  }
-  if (seen.get(a) === b) return null
-  seen.set(a, b)
-  const pa = Object.getPrototypeOf(a)
-  const pb = Object.getPrototypeOf(b)
-  if (pa !== pb && !sameClass(pa, pb)) return `${path}: prototypes differ`
-  const skip = (k: string | symbol) => ignoreStack && a instanceof Error && k === 'stack'
-  const ka = Reflect.ownKeys(a).filter((k) => !skip(k))
-  const kb = Reflect.ownKeys(b).filter((k) => !skip(k))
-  if (ka.length !== kb.length || ka.some((k, i) => k !== kb[i])) {
-    return `${path}: keys [${ka.map(String)}] vs [${kb.map(String)}]`
-  }
-  for (const k of ka) {
-    const da = Object.getOwnPropertyDescriptor(a, k)!
-    const db = Object.getOwnPropertyDescriptor(b, k)!
-    if (da.enumerable !== db.enumerable) return `${path}.${String(k)}: enumerability differs`
-    const d = same(da.value, db.value, `${path}.${String(k)}`, seen, ignoreStack)
-    if (d) return d
+  // depth first with a work list, not recursion: values can be deeper than the
+  // call stack (from Node 26 on, JSON.stringify round-trips arbitrarily deep
+  // plain objects, so serializeThrown keeps them as `value`)
+  const work: Array<[unknown, unknown, string]> = [[a, b, path]]
+  while (work.length > 0) {
+    const [x, y, at] = work.pop()!
+    if (Object.is(x, y)) continue
+    if (typeof x !== 'object' || x === null || typeof y !== 'object' || y === null) {
+      if (typeof x === 'symbol' && typeof y === 'symbol' && x.description === y.description) continue
+      return `${at}: ${String(x)} vs ${String(y)}`
+    }
+    if (seen.get(x) === y) continue
+    seen.set(x, y)
+    const px = Object.getPrototypeOf(x)
+    const py = Object.getPrototypeOf(y)
+    if (px !== py && !sameClass(px, py)) return `${at}: prototypes differ`
+    const skip = (k: string | symbol) => ignoreStack && x instanceof Error && k === 'stack'
+    const kx = Reflect.ownKeys(x).filter((k) => !skip(k))
+    const ky = Reflect.ownKeys(y).filter((k) => !skip(k))
+    if (kx.length !== ky.length || kx.some((k, i) => k !== ky[i])) {
+      return `${at}: keys [${kx.map(String)}] vs [${ky.map(String)}]`
+    }
+    const children: Array<[unknown, unknown, string]> = []
+    for (const k of kx) {
+      const dx = Object.getOwnPropertyDescriptor(x, k)!
+      const dy = Object.getOwnPropertyDescriptor(y, k)!
+      if (dx.enumerable !== dy.enumerable) return `${at}.${String(k)}: enumerability differs`
+      children.push([dx.value, dy.value, `${at}.${String(k)}`])
+    }
+    // first key on top: the first difference found is the first in key order
+    for (let i = children.length - 1; i >= 0; i--) work.push(children[i])
   }
   return null
 }
@@ -276,12 +302,12 @@ describe('awaitly-persistence-native/snapshot exports', () => {
   it('CJS and ESM export every runtime name of awaitly/persistence 1.35 (and only our listed extras), one object each', async () => {
     // exports of ours that awaitly/persistence does not have (none yet)
     const extras: string[] = ['createSnapshotStore']
-    const names = Object.keys(theirs)
+    const names = Object.keys(theirs135)
     expect(Object.keys(ours).sort()).toEqual([...names, ...extras].sort())
     const esm = await esmOurs()
     expect(Object.keys(esm).filter((k) => k !== 'default').sort()).toEqual(Object.keys(ours).sort())
     for (const k of Object.keys(ours)) expect(esm[k], k).toBe(ours[k])
-    for (const k of names) expect(typeof ours[k], k).toBe(typeof (theirs as any)[k])
+    for (const k of names) expect(typeof ours[k], k).toBe(typeof theirs135[k])
   })
 
   it('error classes: same name, own fields in the same order, instanceof Error and their own class', () => {
@@ -295,7 +321,7 @@ describe('awaitly-persistence-native/snapshot exports', () => {
     ]
     for (const [name, args] of cases) {
       const o = new ours[name](...args)
-      const t = new (theirs as any)[name](...args)
+      const t = new theirs135[name](...args)
       expect(same(o, t, name, new Map(), true), name).toBeNull()
       expect(o.name).toBe(name)
       expect(o.message).toBe(t.message)
@@ -311,7 +337,7 @@ describe('awaitly-persistence-native/snapshot exports', () => {
 
   it('durable.run treats our SnapshotFormatError from a store exactly as awaitly\'s own (it matches neither by class)', async () => {
     const outcomes = []
-    for (const Cls of [ours.SnapshotFormatError, theirs.SnapshotFormatError]) {
+    for (const Cls of [ours.SnapshotFormatError, theirs135.SnapshotFormatError]) {
       const store = {
         save: async () => {},
         load: async () => {
@@ -337,7 +363,11 @@ describe('awaitly-persistence-native/snapshot exports', () => {
   })
 })
 
-describe('serializeThrown / serializeError / deserializeCauseNew agree with awaitly 1.35', () => {
+describe.each(REFERENCES)('serializeThrown / serializeError / deserializeCauseNew agree with awaitly $version', (ref) => {
+  beforeAll(() => {
+    theirs = ref.helpers
+  })
+
   it(`serializeThrown on ${N} random thrown values`, () => {
     const r = rng(1)
     for (let i = 0; i < N; i++) {
@@ -560,58 +590,205 @@ function unprintableVersion(snap: any): boolean {
   }
 }
 
-describe('validateSnapshot / assertValidSnapshot / looksLikeWorkflowSnapshot agree with awaitly 1.35', () => {
-  it(`on ${N} valid and ${N} invalid snapshots (each field wrong in turn)`, () => {
-    const r = rng(4)
-    let symbolCases = 0
-    let nullExecution = 0
-    for (let i = 0; i < 2 * N; i++) {
-      const snap = i % 2 === 0 ? validSnapshot(r) : invalidSnapshot(r)
-      const label = `seed 4 #${i}`
-      const ov = attempt(() => ours.validateSnapshot(snap))
-      const oa = attempt(() => ours.assertValidSnapshot(snap))
-      if (unprintableVersion(snap)) {
-        // documented: awaitly throws V8's TypeError building its message; we report it
-        symbolCases++
-        expect(attempt(() => theirs.validateSnapshot(snap)).threw).toBe(true)
-        const v: any = (ov as any).value
-        expect(v.valid).toBe(false)
-        expect(v.errors[0]).toMatch(/^Invalid formatVersion: expected 1, got (Symbol\(v\)|\[object Object\])$/)
-        const stand = theirs.validateSnapshot({ ...snap, formatVersion: 2 }) as any
-        expect(v.errors.slice(1)).toEqual(stand.errors.slice(1))
-        expect((oa as any).error).toBeInstanceOf(ours.SnapshotFormatError)
-        expect((oa as any).error.errors).toEqual(v.errors)
-      } else {
-        const tv = attempt(() => theirs.validateSnapshot(snap))
-        agree(ov, tv, label)
-        if (!ov.threw && (ov.value as any).valid) expect((ov.value as any).snapshot).toBe(snap)
-        const ta = attempt(() => theirs.assertValidSnapshot(snap))
-        if (ta.threw) {
-          expect(oa.threw, label).toBe(true)
-          const oe = (oa as any).error
-          expect(oe).toBeInstanceOf(ours.SnapshotFormatError)
-          expect(same(oe, ta.error, label, new Map(), true)).toBeNull()
-          expect(oe.message).toBe(ta.error.message)
-        } else {
-          agree(oa, ta, label)
-        }
+/** Values of every kind for a member or a step: null, primitives, functions, arrays, odd objects. */
+const ODD: Array<() => unknown> = [
+  () => null,
+  () => undefined,
+  () => 0,
+  () => 1,
+  () => NaN,
+  () => '',
+  () => '1',
+  () => 'running',
+  () => true,
+  () => false,
+  () => 1n,
+  () => Symbol('odd'),
+  () => () => {},
+  () => [],
+  () => [{ ok: true, value: 1 }],
+  () => ({}),
+  () => Object.create(null),
+  () => new Date(0),
+  () => new Map([['a', { ok: true }]]),
+  () => Object(1),
+  () => new Custom(),
+]
+
+/** Keys that look like numbers (array indices or not): JavaScript orders the index-like ones first. */
+const NUMERIC_KEYS = ['0', '1', '01', '-1', '1.5', '1e3', '4294967294', '4294967295', '9007199254740993', 'NaN']
+
+/** An odd step: a non-object, an array, `ok` of the wrong type or inherited, error/cause present but undefined. */
+function oddStep(r: R): unknown {
+  switch (r.int(7)) {
+    case 0:
+      return r.pick(ODD)()
+    case 1:
+      return [r.chance(0.5)]
+    case 2:
+      return { ok: r.pick(ODD)() }
+    case 3:
+      return Object.create({ ok: r.chance(0.5), error: 'E', cause: {} })
+    case 4:
+      return { ok: false, error: undefined, cause: undefined }
+    case 5:
+      return JSON.parse('{"__proto__": {"ok": true}, "value": 1}')
+    default:
+      return Object.assign(Object.create(null), { ok: false, error: 'E' })
+  }
+}
+
+/**
+ * A snapshot-like value with one to three odd parts: null and non-object
+ * members (`execution: null` among them), odd steps, odd `steps` containers
+ * (arrays, null-prototype objects, numeric-like keys), required fields
+ * inherited from a prototype (`__proto__` assignment, Object.create) or held
+ * by an own `__proto__` key (JSON.parse), numeric-like keys on the snapshot,
+ * and arrays, functions and class instances carrying a snapshot's fields.
+ */
+function oddSnapshot(r: R): any {
+  let s: any = validSnapshot(r)
+  const n = 1 + r.int(3)
+  for (let i = 0; i < n; i++) {
+    switch (r.int(11)) {
+      case 0:
+        s[r.pick(['formatVersion', 'steps', 'execution', 'metadata', 'warnings', 'workflowName'])] = r.pick(ODD)()
+        break
+      case 1:
+        s.execution = r.chance(0.5) ? null : r.pick(ODD)()
+        break
+      case 2:
+        if (typeof s.execution === 'object' && s.execution !== null) s.execution[r.pick(['status', 'lastUpdated'])] = r.pick(ODD)()
+        break
+      case 3:
+        if (typeof s.steps === 'object' && s.steps !== null) put(s.steps, r.pick([...NUMERIC_KEYS, '__proto__', 'odd']), oddStep(r))
+        break
+      case 4: {
+        // the steps container itself: an array of steps, a null-prototype object, numeric-like ids
+        const steps: any = r.pick([() => [], () => Object.create(null), () => ({})])()
+        if (Array.isArray(steps) && r.chance(0.5)) steps.push({ ok: true, value: 'pushed' })
+        for (let k = r.int(4); k > 0; k--) put(steps, r.pick(NUMERIC_KEYS), r.chance(0.7) ? { ok: true, value: k } : oddStep(r))
+        s.steps = steps
+        break
       }
-      const ol = ours.looksLikeWorkflowSnapshot(snap)
-      const tl = theirs.looksLikeWorkflowSnapshot(snap)
-      if (snap !== null && typeof snap === 'object' && snap.execution === null && 'execution' in snap) {
-        // documented: `execution: null` is not snapshot-like here (validateSnapshot rejects it in both)
-        if (tl) nullExecution++
-        expect(ol, label).toBe(false)
+      case 5: {
+        // required fields inherited, some or all: through `__proto__` assignment or Object.create
+        const field = r.pick(['formatVersion', 'steps', 'execution'])
+        const proto: any = { [field]: s[field] }
+        const own = { ...s }
+        delete own[field]
+        s = r.chance(0.5) ? Object.assign(Object.create(proto), own) : Object.assign(own, { __proto__: proto })
+        break
+      }
+      case 6:
+        // an own `__proto__` key holding the fields (JSON.parse), with or without them also own
+        s = JSON.parse(`{"__proto__": ${JSON.stringify({ formatVersion: 1, steps: {}, execution: { status: 'running', lastUpdated: now() } })}${r.chance(0.5) ? `, "formatVersion": 1, "steps": {}` : ''}}`)
+        break
+      case 7:
+        if (typeof s.execution === 'object' && s.execution !== null) s.execution = Object.create(s.execution)
+        break
+      case 8:
+        if (typeof s === 'object' && s !== null) for (const k of NUMERIC_KEYS.slice(0, 1 + r.int(4))) put(s, k, r.pick(ODD)())
+        break
+      case 9: {
+        // another kind of object carrying the fields
+        const carrier: any = r.pick([() => [], () => function snap() {}, () => new Custom(), () => new Date(0)])()
+        for (const k of Object.keys(s)) put(carrier, k, s[k])
+        s = carrier
+        break
+      }
+      default:
+        s = r.pick(ODD)()
+    }
+    if (typeof s !== 'object' || s === null) break
+  }
+  return s
+}
+
+describe.each(REFERENCES)('validateSnapshot / assertValidSnapshot / looksLikeWorkflowSnapshot agree with awaitly $version', (ref) => {
+  beforeAll(() => {
+    theirs = ref.helpers
+  })
+
+  /** All three on one input; counts the documented unprintable-formatVersion cases. */
+  function compare(snap: any, label: string, tally: { unprintable: number; nullExecution: number; looksLike: number }) {
+    const ov = attempt(() => ours.validateSnapshot(snap))
+    const oa = attempt(() => ours.assertValidSnapshot(snap))
+    if (unprintableVersion(snap)) {
+      // documented: awaitly throws V8's TypeError building its message; we report it
+      tally.unprintable++
+      expect(attempt(() => theirs.validateSnapshot(snap)).threw).toBe(true)
+      const v: any = (ov as any).value
+      expect(v.valid).toBe(false)
+      expect(v.errors[0]).toMatch(/^Invalid formatVersion: expected 1, got (Symbol\(.*\)|\[object Object\])$/)
+      const stand = theirs.validateSnapshot({ ...snap, formatVersion: 2 }) as any
+      expect(v.errors.slice(1)).toEqual(stand.errors.slice(1))
+      expect((oa as any).error).toBeInstanceOf(ours.SnapshotFormatError)
+      expect((oa as any).error.errors).toEqual(v.errors)
+    } else {
+      const tv = attempt(() => theirs.validateSnapshot(snap))
+      agree(ov, tv, label)
+      if (!ov.threw && (ov.value as any).valid) expect((ov.value as any).snapshot).toBe(snap)
+      const ta = attempt(() => theirs.assertValidSnapshot(snap))
+      if (ta.threw) {
+        expect(oa.threw, label).toBe(true)
+        const oe = (oa as any).error
+        expect(oe).toBeInstanceOf(ours.SnapshotFormatError)
+        expect(same(oe, ta.error, label, new Map(), true)).toBeNull()
+        expect(oe.message).toBe(ta.error.message)
       } else {
-        expect(ol, label).toBe(tl)
+        agree(oa, ta, label)
       }
     }
-    expect(symbolCases).toBeGreaterThan(0)
-    expect(nullExecution).toBeGreaterThan(0)
+    const ol = ours.looksLikeWorkflowSnapshot(snap)
+    expect(ol, label).toBe(theirs.looksLikeWorkflowSnapshot(snap))
+    if (ol) tally.looksLike++
+    if (snap !== null && typeof snap === 'object' && 'execution' in snap && snap.execution === null) tally.nullExecution++
+  }
+
+  it(`on ${N} valid and ${N} invalid snapshots (each field wrong in turn)`, () => {
+    const r = rng(4)
+    const tally = { unprintable: 0, nullExecution: 0, looksLike: 0 }
+    for (let i = 0; i < 2 * N; i++) compare(i % 2 === 0 ? validSnapshot(r) : invalidSnapshot(r), `seed 4 #${i}`, tally)
+    expect(tally.unprintable).toBeGreaterThan(0)
+    expect(tally.nullExecution).toBeGreaterThan(0)
+  })
+
+  it(`on ${4 * N} odd shapes (null and non-object members, odd steps, inherited and __proto__ keys, numeric-like keys)`, () => {
+    const r = rng(8)
+    const tally = { unprintable: 0, nullExecution: 0, looksLike: 0 }
+    for (let i = 0; i < 4 * N; i++) compare(oddSnapshot(r), `seed 8 #${i}`, tally)
+    // the generator reaches each kind of case, snapshot-like or not
+    expect(tally.nullExecution).toBeGreaterThan(0)
+    expect(tally.unprintable).toBeGreaterThan(0)
+    expect(tally.looksLike).toBeGreaterThan(N / 10)
+    expect(tally.looksLike).toBeLessThan(4 * N)
+  })
+
+  it('looksLikeWorkflowSnapshot on the hand-picked cases, as awaitly answers them', () => {
+    const execution = { status: 'running', lastUpdated: now() }
+    const cases: unknown[] = [
+      { formatVersion: 1, steps: {}, execution: null },
+      { formatVersion: 1, steps: null, execution },
+      { formatVersion: 1, steps: [], execution: [] },
+      { formatVersion: 1, steps: () => {}, execution },
+      { formatVersion: '1', steps: {}, execution },
+      Object.create({ formatVersion: 1, steps: {}, execution }),
+      JSON.parse('{"__proto__": {"formatVersion": 1}, "steps": {}, "execution": {}}'),
+      Object.assign([], { formatVersion: 1, steps: {}, execution }),
+      Object.assign(() => {}, { formatVersion: 1, steps: {}, execution }),
+      { 0: 1, formatVersion: 1, steps: { 1: { ok: 'yes' } }, execution: new Date(0) },
+    ]
+    for (const [i, c] of cases.entries()) expect(ours.looksLikeWorkflowSnapshot(c), `case ${i}`).toBe(theirs.looksLikeWorkflowSnapshot(c))
+    expect(ours.looksLikeWorkflowSnapshot(cases[0])).toBe(true) // awaitly: execution only has to be `typeof 'object'`
   })
 })
 
-describe('mergeSnapshots agrees with awaitly 1.35', () => {
+describe.each(REFERENCES)('mergeSnapshots agrees with awaitly $version', (ref) => {
+  beforeAll(() => {
+    theirs = ref.helpers
+  })
+
   it(`on ${N} random pairs (shared step ids, __proto__ ids and keys, warnings, metadata)`, () => {
     const r = rng(5)
     for (let i = 0; i < N; i++) {
@@ -649,9 +826,21 @@ describe('mergeSnapshots agrees with awaitly 1.35', () => {
     }
     expect(coded).toBeGreaterThan(0)
   })
+
+  it(`on ${2 * N} pairs with an odd side (the odd-shape generator on either side)`, () => {
+    const r = rng(9)
+    for (let i = 0; i < 2 * N; i++) {
+      const args = i % 2 === 0 ? [oddSnapshot(r), validSnapshot(r)] : [validSnapshot(r), oddSnapshot(r)]
+      agree(attempt(() => ours.mergeSnapshots(args[0], args[1])), attempt(() => theirs.mergeSnapshots(args[0], args[1])), `seed 9 #${i}`)
+    }
+  })
 })
 
-describe('createMemoryCache agrees with awaitly 1.35 on unbounded caches', () => {
+describe.each(REFERENCES)('createMemoryCache agrees with awaitly $version on unbounded caches', (ref) => {
+  beforeAll(() => {
+    theirs = ref.helpers
+  })
+
   it(`${Math.ceil(N / 10)} random get/set/has/delete/clear sequences under a controlled clock`, () => {
     const r = rng(7)
     let t = 1_000_000

@@ -1,6 +1,7 @@
 // createSnapshotStore (issue 14) in one process, on the shared Redis (unique
 // prefix, cleaned up), a native file store and a plain JS Map store:
-// awaitly 1.35's SnapshotStore contract, the stored format, list semantics,
+// awaitly's SnapshotStore contract (1.35 under `npm test`, 4.5.1 in CI's
+// awaitly 4 run: helpers/awaitly.ts), the stored format, list semantics,
 // ResumeState round trips, corrupt values, bad input, and the leases
 // (foreign tokens, expiry takeover, heartbeat, lease loss) under awaitly's
 // own durable.run. Multi-process claims: snapshot-multi-process.test.ts.
@@ -10,12 +11,10 @@ import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { createMapStore } from '../helpers/map-store'
+import { durable, createWorkflow, createResumeStateCollector, serializeResumeState, deserializeResumeState, ok, err } from '../helpers/awaitly'
 
 const require = createRequire(import.meta.url)
 const { createSnapshotStore, createRedisStore, createFileStore, escapeGlob } = require('../../index.js')
-const { durable } = require('awaitly/durable')
-const { createWorkflow, createResumeStateCollector, serializeResumeState, deserializeResumeState } = require('awaitly/workflow')
-const { ok, err } = require('awaitly')
 
 const STRESS = process.env.AWAITLY_STRESS === '1'
 const RUN = `snaptest:${process.pid}:${Date.now()}:`

@@ -7,8 +7,9 @@
 // (the `in` operator through prototypes, `instanceof Error`, `String()` and
 // `JSON.stringify` of whatever was thrown, Error objects and their causes),
 // and each call handles one small object, so a native call would add a
-// boundary crossing and convert nothing useful. Results match awaitly 1.35's
-// own functions value for value (__test__/unit/snapshot-exports-diff.test.ts);
+// boundary crossing and convert nothing useful. Results match awaitly's own
+// functions, 1.35's and 4.5.1's (`awaitly/durable`), value for value
+// (__test__/unit/snapshot-exports-diff.test.ts);
 // the deliberate differences (README "The `/snapshot` subpath") are:
 // - bad arguments to mergeSnapshots / serializeError / deserializeCauseNew
 //   throw a TypeError with `code: 'ERR_INVALID_ARG'` naming the problem where
@@ -16,9 +17,7 @@
 // - a cause chain that loops back (`e.cause = e`) or is deeper than the call
 //   stack is serialized / deserialized instead of overflowing the stack;
 // - validateSnapshot reports a `formatVersion` that cannot be turned into a
-//   string (a Symbol, a null-prototype object) instead of throwing;
-// - looksLikeWorkflowSnapshot is false for `execution: null` (validateSnapshot
-//   rejects it: "execution must be an object").
+//   string (a Symbol, a null-prototype object) instead of throwing.
 
 const { invalidArg } = require('../internal/errors.js')
 const { describe } = require('../internal/validate.js')
@@ -61,7 +60,11 @@ class SnapshotDecodeError extends Error {
 const STATUSES = Object.freeze(['running', 'completed', 'failed'])
 const hasOwn = (o, k) => Object.hasOwn(o, k)
 
-/** Cheap structural check (formatVersion 1, object `steps` and `execution`). */
+/**
+ * Cheap structural check, exactly awaitly's: formatVersion 1, `steps` a
+ * non-null object, `execution` of type 'object' (null included: only
+ * validateSnapshot rejects it), each found with `in` (own or inherited).
+ */
 function looksLikeWorkflowSnapshot(obj) {
   return (
     typeof obj === 'object' &&
@@ -72,8 +75,7 @@ function looksLikeWorkflowSnapshot(obj) {
     typeof obj.steps === 'object' &&
     obj.steps !== null &&
     'execution' in obj &&
-    typeof obj.execution === 'object' &&
-    obj.execution !== null
+    typeof obj.execution === 'object'
   )
 }
 

@@ -1,23 +1,42 @@
 'use strict'
 // The numbers that cross the napi boundary with a batch: operation kinds and
-// per-operation outcome codes. They mirror src/redis/binding.rs (data ops and
-// outcomes) and src/redis/lease.rs / src/file/lease.rs (lease kinds).
+// per-operation outcome codes. Defined once, in Rust (src/redis/codes.rs:
+// RedisOp, RedisOutcome; src/boundary/lease.rs: LeaseKind, LeaseOutcome),
+// and read here from the binding under the names the JS glue uses.
+
+const { binding } = require('./binding.js')
+
+const { RedisOp, RedisOutcome, LeaseKind, LeaseOutcome } = binding
 
 /** Redis data operations (one per call of a batch). */
 const OP = Object.freeze({
-  GET: 0,
-  SET: 1,
-  DELETE: 2,
-  EXISTS: 3,
+  GET: RedisOp.Get,
+  SET: RedisOp.Set,
+  DELETE: RedisOp.Delete,
+  EXISTS: RedisOp.Exists,
   /** a SET followed by WAIT <waitReplicas> (state documents) */
-  SET_DURABLE: 4,
-  PING: 5,
+  SET_DURABLE: RedisOp.SetDurable,
+  PING: RedisOp.Ping,
 })
 
-/** Outcomes of a Redis batch, one per op: OUT.NONE, TRUE, FALSE, an error, or OUT.VALUE + n for a GET hit of n UTF-16 units. */
-const OUT = Object.freeze({ NONE: 0, TRUE: 2, FALSE: 3, VALUE: 8 })
+/** Outcomes of a Redis batch, one per op: OUT.NONE, TRUE, FALSE, ERROR, or OUT.VALUE + n for a GET hit of n UTF-16 units. */
+const OUT = Object.freeze({
+  NONE: RedisOutcome.None,
+  TRUE: RedisOutcome.True,
+  FALSE: RedisOutcome.False,
+  ERROR: RedisOutcome.Error,
+  VALUE: RedisOutcome.Value,
+})
 
-/** Run-lease operations; their outcome codes: 0 false / not taken, 1 true / taken, else an error. */
-const LEASE = Object.freeze({ ACQUIRE: 0, RELEASE: 1, RENEW: 2, TOKEN_LEN: 32 })
+/** Run-lease operations and their outcomes (YES: taken / released / renewed; NO: not; anything else: an error). */
+const LEASE = Object.freeze({
+  ACQUIRE: LeaseKind.Acquire,
+  RELEASE: LeaseKind.Release,
+  RENEW: LeaseKind.Renew,
+  NO: LeaseOutcome.No,
+  YES: LeaseOutcome.Yes,
+  /** the length of an owner token (src/token.rs) */
+  TOKEN_LEN: 32,
+})
 
 module.exports = { OP, OUT, LEASE }

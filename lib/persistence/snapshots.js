@@ -1,5 +1,5 @@
 'use strict'
-// createSnapshotStore: awaitly 1.35's SnapshotStore (the official adapters'
+// createSnapshotStore: awaitly's SnapshotStore, 1.35 and 4.x (the official adapters'
 // extended contract: save/load of a WorkflowSnapshot or a ResumeState,
 // loadResumeState) over any KeyValueStore, and, over our native Redis and
 // file stores, also its WorkflowLock (tryAcquire/release/renew), which is
@@ -8,7 +8,7 @@
 // only where JavaScript semantics demand it: ResumeState holds Maps and
 // Error objects, which awaitly's own serializeResumeState /
 // deserializeResumeState turn into JSON and back (loaded from the user's
-// `awaitly` only when a ResumeState is saved or loaded).
+// `awaitly`, 1.35 or 4.x, only when a ResumeState is saved or loaded).
 //
 // Stored value, one key `<prefix><id>` per snapshot:
 //   {"updatedAt":"<ISO>","snapshot":<the JSON awaitly-postgres stores>}
@@ -30,21 +30,31 @@ const DEFAULT_LIST_LIMIT = 100
 const DEFAULT_TTL_MS = 60_000
 const MAX_TTL_MS = 2 ** 31 - 1
 
-let awaitlyWorkflow
-/** awaitly/workflow of the application (a ResumeState only exists where awaitly is installed). */
-function workflowModule() {
-  if (awaitlyWorkflow === undefined) {
+let awaitlyResumeState
+/**
+ * serializeResumeState / deserializeResumeState of the application's awaitly
+ * (a ResumeState only exists where awaitly is installed): 4.x exports them
+ * from `awaitly`, 1.35 from `awaitly/workflow`.
+ */
+function resumeStateModule() {
+  if (awaitlyResumeState === undefined) {
     try {
-      // @ts-expect-error TS1479: awaitly's `types` condition names ESM declarations, while its `require` condition loads dist/workflow.cjs
-      awaitlyWorkflow = require('awaitly/workflow')
+      // which of the two is installed is only known here, at run time: `any`
+      // @ts-expect-error TS1479: awaitly's `types` condition names ESM declarations, while its `require` condition loads dist/index.cjs
+      const root = /** @type {any} */ (require('awaitly'))
+      if (typeof root.serializeResumeState === 'function') awaitlyResumeState = root
+      else {
+        // @ts-expect-error TS1479: as above, dist/workflow.cjs
+        awaitlyResumeState = require('awaitly/workflow')
+      }
     } catch (cause) {
       throw withCode(
-        new Error('createSnapshotStore: a ResumeState needs the "awaitly" package (>= 1.35) installed', { cause }),
+        new Error('createSnapshotStore: a ResumeState needs the "awaitly" package (1.35 or 4.x) installed', { cause }),
         'ERR_INTERNAL',
       )
     }
   }
-  return awaitlyWorkflow
+  return awaitlyResumeState
 }
 
 function checkId(method, id) {
@@ -96,7 +106,7 @@ function snapshotProblem(v) {
 
 function encode(id, value) {
   let snapshot
-  if (isResumeState(value)) snapshot = workflowModule().serializeResumeState(value)
+  if (isResumeState(value)) snapshot = resumeStateModule().serializeResumeState(value)
   else {
     const problem = snapshotProblem(value)
     if (problem) throw invalidArg(`save(${JSON.stringify(id)}): not a WorkflowSnapshot or ResumeState: ${problem}`)
@@ -129,7 +139,7 @@ function decodeSnapshot(key, text) {
   const { snapshot } = decodeEnvelope(key, text)
   if (snapshot.kind === 'ResumeState') {
     if (!Array.isArray(snapshot.steps)) throw corruptError(key, 'ResumeState steps must be an array')
-    return workflowModule().deserializeResumeState(snapshot)
+    return resumeStateModule().deserializeResumeState(snapshot)
   }
   const problem = snapshotProblem(snapshot)
   if (problem) throw corruptError(key, `not a WorkflowSnapshot: ${problem}`)
@@ -147,7 +157,7 @@ function listOptions(options) {
 }
 
 /**
- * awaitly 1.35 SnapshotStore over a KeyValueStore; over our native Redis and
+ * awaitly SnapshotStore (1.35 and 4.x) over a KeyValueStore; over our native Redis and
  * file stores also a WorkflowLock (leases in Rust).
  */
 function createSnapshotStore(options) {

@@ -4,9 +4,8 @@
 // through a tick batcher: one pipeline on Redis (src/redis/lease.rs), one
 // lock-holding pass on files (src/file/lease.rs). `send(kinds, ttls, scopes,
 // keys, tokens)` returns the native promise of `{ codes, tokens, errors }`: a
-// code per op (0 false / not taken, 1 true / taken, else an error in
-// errors[i]) and the tokens of the taken leases, in order, TOKEN_LEN
-// characters each.
+// LEASE outcome per op (YES / NO, else an error in errors[i]) and the tokens
+// of the taken leases, in order, TOKEN_LEN characters each.
 
 const { fromNative } = require('../internal/binding.js')
 const { LEASE } = require('../internal/codes.js')
@@ -28,9 +27,10 @@ const empty = () => ({ kinds: [], ttls: [], scopes: [], keys: [], tokens: [], wa
 function settleLeases({ kinds, waiters }, { codes, tokens, errors }) {
   let pos = 0
   for (let i = 0; i < codes.length; i++) {
-    if (codes[i] > 1) waiters[2 * i + 1](fromNative(new Error(errors?.[i] ?? '[ERR_INTERNAL] missing error')))
-    else if (kinds[i] !== LEASE.ACQUIRE) waiters[2 * i](codes[i] === 1)
-    else if (codes[i] === 1) {
+    if (codes[i] !== LEASE.YES && codes[i] !== LEASE.NO) {
+      waiters[2 * i + 1](fromNative(new Error(errors?.[i] ?? '[ERR_INTERNAL] missing error')))
+    } else if (kinds[i] !== LEASE.ACQUIRE) waiters[2 * i](codes[i] === LEASE.YES)
+    else if (codes[i] === LEASE.YES) {
       waiters[2 * i](tokens.slice(pos, pos + LEASE.TOKEN_LEN))
       pos += LEASE.TOKEN_LEN
     } else waiters[2 * i](null)

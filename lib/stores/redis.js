@@ -1,10 +1,11 @@
 'use strict'
-// createRedisStore: a KeyValueStore on the native Redis core (src/redis/store.rs).
+// createRedisStore: a KeyValueStore on the native Redis core (src/redis/).
 // Its JS side: option checks; the tick batcher of the data calls (every call
-// made in one tick goes to Rust as ONE native call: one pipeline, one round
+// made in one tick goes to Rust as ONE native call: one batch, one round
 // trip), written through the JS-thread connection (DirectLink) or to tokio
-// (exec); and the store's adapted operations (lib/stores/adapter.js), which
-// the caches and persistences use.
+// (exec); keys, clearing and leases, run on that same connection when it is
+// the JS thread's; and the store's adapted operations
+// (lib/stores/adapter.js), which the caches and persistences use.
 
 const { binding, fromNative } = require('../internal/binding.js')
 const { invalidArg, storeClosed } = require('../internal/errors.js')
@@ -21,7 +22,8 @@ const LEASE_INFIX = '\u0000lease:'
 const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS, SET_DURABLE: OP_SET_DURABLE, PING: OP_PING } = OP
 const { NONE: OUT_NONE, TRUE: OUT_TRUE, FALSE: OUT_FALSE, VALUE: META_VALUE } = OUT
 
-const DEFAULTS = { url: 'redis://127.0.0.1:6379', connectTimeout: 5000, commandTimeout: 5000, maxBatch: 64 }
+const DEFAULTS = { url: 'redis://127.0.0.1:6379', connectTimeout: 5000, commandTimeout: 5000, maxBatch: 64, transport: 'auto' }
+const TRANSPORTS = ['auto', 'tokio']
 
 /** A positive integer option (`unit` names it in the error), or its default. */
 function positiveIntOption(name, value, dflt, unit) {
@@ -97,6 +99,8 @@ class DirectLink {
     this.ready = false
     this.connecting = false
     this.queued = []
+    // run() calls not settled yet
+    this.calls = 0
     // batches written, oldest first, from index `head`
     this.inflight = []
     this.head = 0
@@ -113,6 +117,29 @@ class DirectLink {
     }
   }
 
+  /**
+   * Run `call` (a native call that runs on this connection: keys, clearing,
+   * leases) once the connection is up; its promise.
+   */
+  run(call) {
+    let p
+    if (!this.ready) p = new Promise((resolve, reject) => this.send({ call, resolve, reject }))
+    else {
+      try {
+        p = call()
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    }
+    this.calls++
+    const done = () => {
+      this.calls--
+      this.checkDrained()
+    }
+    p.then(done, done)
+    return p
+  }
+
   connect() {
     this.connecting = true
     this.native.directConnect().then(
@@ -127,7 +154,18 @@ class DirectLink {
         this.ready = true
         const queued = this.queued
         this.queued = []
-        for (const b of queued) this.send(b)
+        for (const b of queued) {
+          if (b.call) {
+            let p
+            try {
+              p = b.call()
+            } catch (e) {
+              b.reject(e)
+              continue
+            }
+            p.then(b.resolve, b.reject)
+          } else this.send(b)
+        }
       },
       (e) => {
         this.connecting = false
@@ -183,7 +221,10 @@ class DirectLink {
   failQueued(e) {
     const queued = this.queued
     this.queued = []
-    for (const b of queued) settleAll(b.waiters, e)
+    for (const b of queued) {
+      if (b.call) b.reject(e)
+      else settleAll(b.waiters, e)
+    }
     this.checkDrained()
   }
 
@@ -202,7 +243,7 @@ class DirectLink {
   }
 
   idle() {
-    return this.queued.length === 0 && this.inflight.length === this.head && !this.connecting
+    return this.queued.length === 0 && this.inflight.length === this.head && !this.connecting && this.calls === 0
   }
 
   checkDrained() {
@@ -257,10 +298,11 @@ function clusterOption(options) {
 }
 
 /**
- * A KeyValueStore on Redis, native (Rust `redis` crate + tokio). One
- * multiplexed connection (or one Redis Cluster connection), replaced when it
- * breaks; calls made in the same tick go out as one pipeline (one per slot
- * in a cluster).
+ * A KeyValueStore on Redis, native. One connection, replaced when it breaks:
+ * on one server, with `transport: 'auto'`, a socket of the JS thread itself
+ * (`store.transport === 'direct'`); else the tokio connection of the Rust
+ * `redis` crate (`'tokio'`; a cluster: one per primary). Calls made in the
+ * same tick go out as one batch (in a cluster, one pipeline per primary).
  */
 /** @param {Record<string, any>} [options] user input, checked here */
 function createRedisStore(options = {}) {
@@ -271,6 +313,12 @@ function createRedisStore(options = {}) {
   const connectTimeout = positiveIntOption('connectTimeout', options.connectTimeout, DEFAULTS.connectTimeout, ' number of milliseconds')
   const commandTimeout = positiveIntOption('commandTimeout', options.commandTimeout, DEFAULTS.commandTimeout, ' number of milliseconds')
   const maxBatch = positiveIntOption('maxBatch', options.maxBatch, DEFAULTS.maxBatch, ' (calls per pipeline)')
+  const transport = options.transport === undefined ? DEFAULTS.transport : options.transport
+  if (!TRANSPORTS.includes(transport)) {
+    throw invalidArg(
+      `createRedisStore: transport must be 'auto' or 'tokio', got ${typeof transport === 'string' ? JSON.stringify(transport) : String(transport)}`,
+    )
+  }
   const waitReplicas = options.waitReplicas === undefined ? 0 : options.waitReplicas
   if (typeof waitReplicas !== 'number' || !Number.isInteger(waitReplicas) || waitReplicas < 0 || waitReplicas > 1000) {
     throw invalidArg(`createRedisStore: waitReplicas must be a whole number of replicas (0 = off), got ${String(waitReplicas)}`)
@@ -280,8 +328,24 @@ function createRedisStore(options = {}) {
   for (const f of ['ca', 'cert', 'key']) {
     if (tls[f] !== undefined && typeof tls[f] !== 'string') throw invalidArg(`createRedisStore: tls.${f} must be a PEM string`)
   }
-  const native = new binding.NativeRedisStore(url, connectTimeout, commandTimeout, tls.ca, tls.cert, tls.key, clusterNodes, waitReplicas)
-  const direct = native.directCapable ? new DirectLink(native, maxBatch) : null
+  const native = new binding.NativeRedisStore(
+    url,
+    connectTimeout,
+    commandTimeout,
+    tls.ca,
+    tls.cert,
+    tls.key,
+    clusterNodes,
+    waitReplicas,
+    transport,
+  )
+  const direct = native.transport === 'direct' ? new DirectLink(native, maxBatch) : null
+  /**
+   * Run a native call made of several batches (keys, clearing, leases) on the
+   * JS-thread connection once it is up (when the store has one).
+   * @type {<T>(call: () => Promise<T>) => Promise<T>}
+   */
+  const onConn = direct ? (call) => direct.run(call) : (call) => call()
   // what the data calls cost: native calls (batches) made, and the calls they carried
   const sent = { batches: 0, calls: 0 }
   /** @type {TickBatcher<DataBatch>} */
@@ -313,7 +377,7 @@ function createRedisStore(options = {}) {
     }
     return batcher.wait(b)
   }
-  const leases = leaseCalls((kinds, ttls, _scopes, keys, tokens) => native.leaseExec(kinds, ttls, keys, tokens), maxBatch)
+  const leases = leaseCalls((kinds, ttls, _scopes, keys, tokens) => onConn(() => native.leaseExec(kinds, ttls, keys, tokens)), maxBatch)
   let closed = false
   /** @type {(op: number, key: string, value: string | undefined, ttl: number) => Promise<any>} */
   const enqueue = (op, key, value, ttl) => (closed ? Promise.reject(storeClosed()) : push(op, key, value, ttl))
@@ -354,7 +418,7 @@ function createRedisStore(options = {}) {
     /** Keys matching a Redis glob, by SCAN (never KEYS). Order unspecified. */
     keys(pattern) {
       if (typeof pattern !== 'string') return Promise.reject(invalidArg(`keys: pattern must be a string, got ${describe(pattern)}`))
-      return native_(native.keys(pattern)).then(splitKeys)
+      return native_(onConn(() => native.keys(pattern))).then(splitKeys)
     },
     /** Connect now (if not connected) and PING; rejects with ERR_STORE_UNAVAILABLE / ERR_STORE_TIMEOUT. */
     ping() {
@@ -401,9 +465,9 @@ function createRedisStore(options = {}) {
     setDurable: (key, value) => enqueue(OP_SET_DURABLE, key, value, 0),
     delete: (key) => enqueue(OP_DELETE, key, undefined, 0),
     exists: (key) => enqueue(OP_EXISTS, key, undefined, 0),
-    keys: (pattern) => native_(native.keys(pattern)).then(splitKeys),
+    keys: (pattern) => native_(onConn(() => native.keys(pattern))).then(splitKeys),
     registerOwner: (marker) => enqueue(OP_SET, marker, MARKER_VALUE, 0),
-    clearCachePrefix: (prefix) => native_(native.clearCachePrefix(prefix)),
+    clearCachePrefix: (prefix) => native_(onConn(() => native.clearCachePrefix(prefix))),
     ordered: true,
     // run leases (src/redis/lease.rs): the key `<prefix>\u0000lease:<id>` holds the owner token
     leases: {

@@ -1,8 +1,8 @@
-//! The answer of a batch of run-lease ops, as both stores' `leaseExec`
-//! resolve it (read by `lib/lease-batcher.js`): a code per op (0 false /
-//! not taken, 1 true / taken, 4 error in `errors[i]` as `[CODE] message`)
-//! and the tokens of the taken leases, in order, concatenated (32 characters
-//! each).
+//! Run-lease batches across the boundary, for both stores' `leaseExec`
+//! (read by `lib/lease-batcher.js`): the op kinds ([`LeaseKind`]) and the
+//! answer, a [`LeaseOutcome`] per op (`errors[i]` as `[CODE] message` for
+//! an error) and the tokens of the taken leases, in order, concatenated (32
+//! characters each).
 
 use napi::bindgen_prelude::Uint8Array;
 use napi_derive::napi;
@@ -10,9 +10,35 @@ use napi_derive::napi;
 use crate::boundary::js_error::coded;
 use crate::error::Result;
 
-const NOT_TAKEN: u8 = 0;
-const TAKEN: u8 = 1;
-const FAILED: u8 = 4;
+/// The kind of one run-lease op.
+#[napi]
+#[derive(Debug, PartialEq, Eq)]
+pub enum LeaseKind {
+    Acquire = 0,
+    Release = 1,
+    Renew = 2,
+}
+
+impl LeaseKind {
+    pub fn from_code(code: u8) -> Option<LeaseKind> {
+        Some(match code {
+            0 => LeaseKind::Acquire,
+            1 => LeaseKind::Release,
+            2 => LeaseKind::Renew,
+            _ => return None,
+        })
+    }
+}
+
+/// The outcome of one run-lease op: taken / released / renewed or not, or
+/// failed.
+#[napi]
+#[derive(Debug, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    No = 0,
+    Yes = 1,
+    Error = 4,
+}
 
 #[napi(object)]
 pub struct LeaseOut {
@@ -35,11 +61,11 @@ impl LeaseOut {
                     if let Some(token) = acquired {
                         tokens.push_str(token);
                     }
-                    codes.push(TAKEN);
+                    codes.push(LeaseOutcome::Yes as u8);
                 }
-                Ok(false) => codes.push(NOT_TAKEN),
+                Ok(false) => codes.push(LeaseOutcome::No as u8),
                 Err(e) => {
-                    codes.push(FAILED);
+                    codes.push(LeaseOutcome::Error as u8);
                     errors.get_or_insert_with(|| vec![None; n])[i] = Some(coded(&e));
                 }
             }

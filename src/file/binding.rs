@@ -14,7 +14,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::boundary::js_error;
-use crate::boundary::lease::LeaseOut;
+use crate::boundary::lease::{LeaseKind as LeaseCode, LeaseOut};
 use crate::error::PersistError;
 use crate::file::dir::{Done, DrainHandle, FileDir};
 use crate::file::kv::KvFiles;
@@ -367,8 +367,8 @@ impl NativeFileStore {
     }
 
     /// A batch of run-lease ops, decided in order under one hold of the
-    /// directory's lease lock (see `file::lease`): `kinds[i]` 0 acquire (a
-    /// new token is made here), 1 release, 2 renew, of `ids[i]` under
+    /// directory's lease lock (see `file::lease`): `kinds[i]` a `LeaseKind`
+    /// (an acquire's new token is made here), of `ids[i]` under
     /// `prefixes[i]`, by `tokens[i]` ("" for acquire). Same answer as the
     /// Redis store's `lease_exec`.
     #[napi(catch_unwind, ts_return_type = "Promise<LeaseOut>")]
@@ -390,7 +390,11 @@ impl NativeFileStore {
                     "lease_exec: batch arrays differ in length".into(),
                 ));
             }
-            let mut fresh = crate::token::new_tokens(kinds.iter().filter(|&&k| k == 0).count())?;
+            let acquires = kinds
+                .iter()
+                .filter(|&&k| LeaseCode::from_code(k) == Some(LeaseCode::Acquire))
+                .count();
+            let mut fresh = crate::token::new_tokens(acquires)?;
             let mut ops = Vec::with_capacity(n);
             for ((((kind, ttl), prefix), id), token) in kinds
                 .into_iter()
@@ -400,16 +404,16 @@ impl NativeFileStore {
                 .zip(tokens)
             {
                 let ttl_ms = u64::from(ttl);
-                let (kind, token) = match kind {
-                    0 => (
+                let (kind, token) = match LeaseCode::from_code(kind) {
+                    Some(LeaseCode::Acquire) => (
                         LeaseKind::Acquire { ttl_ms },
                         fresh.pop().unwrap_or_default(),
                     ),
-                    1 => (LeaseKind::Release, token),
-                    2 => (LeaseKind::Renew { ttl_ms }, token),
-                    k => {
+                    Some(LeaseCode::Release) => (LeaseKind::Release, token),
+                    Some(LeaseCode::Renew) => (LeaseKind::Renew { ttl_ms }, token),
+                    None => {
                         return Err(PersistError::Internal(format!(
-                            "lease_exec: unknown op {k}"
+                            "lease_exec: unknown op {kind}"
                         )))
                     }
                 };

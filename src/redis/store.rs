@@ -29,15 +29,14 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::{PersistError, Result};
-use crate::glob;
-use crate::wtf8;
+use crate::redis::batch::{op_key, scan_server, unlink_server, Batch, Exec, Wait};
+pub use crate::redis::batch::{Op, OpResult, Text, SCAN_COUNT};
+use crate::redis::keys;
 
 /// Reserved key space of the owner registry: `__awaitly:owner:<kind>:<prefix>`.
 pub const REGISTRY_PREFIX: &str = "__awaitly:owner:";
 /// The JS module's default state prefix: always protected from caches.
 pub const DEFAULT_STATE_PREFIX: &str = "workflow:state:";
-/// Keys per SCAN page and per UNLINK.
-pub const SCAN_COUNT: usize = 5000;
 
 /// Options of [`RedisStore::new`].
 #[derive(Debug, Clone)]
@@ -72,102 +71,6 @@ impl Default for RedisConfig {
             tls_ca: None,
             tls_cert: None,
             tls_key: None,
-        }
-    }
-}
-
-/// One operation of a batch. Keys and values are bytes: the WTF-8 of the
-/// JS strings ([`crate::wtf8`]), so every JS string is stored exactly.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Op {
-    Get(Vec<u8>),
-    /// key, value, ttl in whole seconds (None or 0: no expiry).
-    Set(Vec<u8>, Vec<u8>, Option<u64>),
-    /// A SET that must reach `wait_replicas` replicas before it succeeds
-    /// (state documents): followed by `WAIT` on the same node.
-    SetDurable(Vec<u8>, Vec<u8>, Option<u64>),
-    Delete(Vec<u8>),
-    Exists(Vec<u8>),
-    /// PING (the data connection's `ping()`; no key).
-    Ping,
-}
-
-/// A GET value on its way to JS: ASCII bytes as they came (the common case:
-/// JSON; a one-byte JS string, no conversion), anything else as UTF-16.
-#[derive(Debug, Clone)]
-pub enum Text {
-    Ascii(Vec<u8>),
-    Units(Vec<u16>),
-}
-
-impl Text {
-    pub fn of(s: &str) -> Text {
-        if s.is_ascii() {
-            Text::Ascii(s.as_bytes().to_vec())
-        } else {
-            Text::Units(s.encode_utf16().collect())
-        }
-    }
-
-    /// Its UTF-16 length (the JS string's `length`).
-    pub fn len_units(&self) -> usize {
-        match self {
-            Text::Ascii(b) => b.len(),
-            Text::Units(u) => u.len(),
-        }
-    }
-
-    pub fn is_ascii(&self) -> bool {
-        matches!(self, Text::Ascii(_))
-    }
-
-    /// Append its UTF-16 units.
-    pub fn push_units(&self, out: &mut Vec<u16>) {
-        match self {
-            Text::Ascii(b) => out.extend(b.iter().map(|&c| u16::from(c))),
-            Text::Units(u) => out.extend_from_slice(u),
-        }
-    }
-}
-
-impl PartialEq for Text {
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Text::Ascii(a), Text::Ascii(b)) => a == b,
-            _ => {
-                let (mut a, mut b) = (Vec::new(), Vec::new());
-                self.push_units(&mut a);
-                other.push_units(&mut b);
-                a == b
-            }
-        }
-    }
-}
-
-/// The outcome of one [`Op`] in a batch that reached the server.
-#[derive(Debug)]
-pub enum OpResult {
-    /// GET: the value, or None when the key does not exist.
-    Value(Option<Text>),
-    /// DELETE / EXISTS.
-    Bool(bool),
-    /// SET.
-    Done,
-    /// The server rejected this one command (e.g. WRONGTYPE), or its value
-    /// is not text ([`PersistError::Corrupt`]).
-    Failed(PersistError),
-}
-
-impl PartialEq for OpResult {
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (OpResult::Value(a), OpResult::Value(b)) => a == b,
-            (OpResult::Bool(a), OpResult::Bool(b)) => a == b,
-            (OpResult::Done, OpResult::Done) => true,
-            (OpResult::Failed(a), OpResult::Failed(b)) => {
-                a.code() == b.code() && a.to_string() == b.to_string()
-            }
-            _ => false,
         }
     }
 }
@@ -214,6 +117,27 @@ struct Inner {
     /// (see [`RedisStore::abandon`]): calls still waiting on it or on an
     /// older one go again on the current one.
     abandoned: tokio::sync::watch::Sender<u64>,
+}
+
+/// A socket for the JS-thread connection, connected, its TLS handshake
+/// (if any) and `AUTH`/`SELECT` done ([`RedisStore::connect_direct`]).
+#[cfg(unix)]
+pub struct DirectSocket {
+    pub fd: std::os::fd::OwnedFd,
+    /// The TLS session of a `rediss://` store.
+    #[cfg(feature = "redis-tls")]
+    pub tls: Option<Box<crate::redis::tls::Session>>,
+}
+
+#[cfg(unix)]
+impl DirectSocket {
+    fn plain(fd: std::os::fd::OwnedFd) -> DirectSocket {
+        DirectSocket {
+            fd,
+            #[cfg(feature = "redis-tls")]
+            tls: None,
+        }
+    }
 }
 
 /// A Redis-backed key-value store. Cheap to clone (shared inner state).
@@ -285,50 +209,6 @@ fn classify(e: &RedisError, timeout_ms: u64) -> Fail {
 
 fn is_moved(e: &RedisError) -> bool {
     matches!(e.kind(), redis::ErrorKind::Server(ServerErrorKind::Moved))
-}
-
-fn op_key(op: &Op) -> &[u8] {
-    match op {
-        Op::Get(k) | Op::Set(k, ..) | Op::SetDurable(k, ..) | Op::Delete(k) | Op::Exists(k) => k,
-        Op::Ping => b"",
-    }
-}
-
-pub(crate) fn op_cmd(op: &Op) -> Cmd {
-    match op {
-        Op::Get(k) => {
-            let mut c = redis::cmd("GET");
-            c.arg(k);
-            c
-        }
-        Op::Set(k, v, ttl) | Op::SetDurable(k, v, ttl) => {
-            let mut c = redis::cmd("SET");
-            c.arg(k).arg(v);
-            if let Some(t) = ttl.filter(|t| *t > 0) {
-                c.arg("EX").arg(t);
-            }
-            c
-        }
-        Op::Delete(k) => {
-            let mut c = redis::cmd("DEL");
-            c.arg(k);
-            c
-        }
-        Op::Exists(k) => {
-            let mut c = redis::cmd("EXISTS");
-            c.arg(k);
-            c
-        }
-        Op::Ping => redis::cmd("PING"),
-    }
-}
-
-/// The slot primary of `key`, as a cluster route.
-fn key_route(key: &[u8]) -> RoutingInfo {
-    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
-        key,
-        SlotAddr::Master,
-    )))
 }
 
 /// The primaries in a `CLUSTER NODES` reply, and whether the topology is in
@@ -452,7 +332,7 @@ impl NodeMap {
 
 /// The outcome of one op of a cluster batch on one connection.
 enum Step {
-    Done(Value),
+    Done(OpResult),
     Fail(Fail),
     /// Not answered on this connection (its slot moved, or the connection
     /// was given up): the op goes again on a new one. `true`: a MOVED.
@@ -936,33 +816,31 @@ impl RedisStore {
         }
     }
 
-    /// Can the data connection be a socket of the JS thread's own
-    /// (`redis::direct`)? One server over plain TCP or a unix socket, RESP2;
-    /// TLS and clusters go through the crate's async connections.
+    /// Can the connection be a socket of the JS thread's own
+    /// (`redis::direct`)? One server over TCP, TLS or a unix socket, RESP2;
+    /// clusters go through the crate's async connections.
     pub fn direct_capable(&self) -> bool {
         match &self.inner.transport {
             Transport::Single(c) => {
                 let info = c.get_connection_info();
-                matches!(
-                    info.addr(),
-                    redis::ConnectionAddr::Tcp(..) | redis::ConnectionAddr::Unix(..)
-                ) && info.redis_settings().protocol() == redis::ProtocolVersion::RESP2
+                let addr_ok = match info.addr() {
+                    redis::ConnectionAddr::Tcp(..) | redis::ConnectionAddr::Unix(..) => true,
+                    redis::ConnectionAddr::TcpTls { insecure, .. } => {
+                        cfg!(feature = "redis-tls") && !insecure
+                    }
+                    _ => false,
+                };
+                addr_ok && info.redis_settings().protocol() == redis::ProtocolVersion::RESP2
             }
             Transport::Cluster(_) => false,
         }
-    }
-
-    /// `(n, timeout_ms)` of the `WAIT` after durable writes, if any.
-    pub fn wait_params(&self) -> Option<(u32, u64)> {
-        let n = self.inner.config.wait_replicas;
-        (n > 0).then(|| (n, self.wait_timeout_ms()))
     }
 
     /// Open a socket for the data connection of [`RedisStore::direct_capable`]
     /// stores, within `connect_timeout_ms`: connected, `AUTH` and `SELECT`
     /// done as the URL says, non-blocking. Counts as a connection opened.
     #[cfg(unix)]
-    pub async fn connect_direct(&self) -> Result<std::os::fd::OwnedFd> {
+    pub async fn connect_direct(&self) -> Result<DirectSocket> {
         use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
         use tokio_util::codec::Decoder;
         if self.is_closed() {
@@ -1028,36 +906,50 @@ impl RedisStore {
         let cto = self.inner.config.connect_timeout_ms;
         let refused = |e: std::io::Error| PersistError::Unavailable(e.to_string());
         let attempt = async {
-            let fd: std::os::fd::OwnedFd = match info.addr() {
+            let socket = match info.addr() {
                 redis::ConnectionAddr::Tcp(host, port) => {
                     let mut s = tokio::net::TcpStream::connect((host.as_str(), *port))
                         .await
                         .map_err(refused)?;
                     s.set_nodelay(true).map_err(refused)?;
                     handshake(&mut s, &hello, replies).await?;
-                    s.into_std().map_err(refused)?.into()
+                    DirectSocket::plain(s.into_std().map_err(refused)?.into())
+                }
+                #[cfg(feature = "redis-tls")]
+                redis::ConnectionAddr::TcpTls { host, port, .. } => {
+                    let s = tokio::net::TcpStream::connect((host.as_str(), *port))
+                        .await
+                        .map_err(refused)?;
+                    s.set_nodelay(true).map_err(refused)?;
+                    let mut s = crate::redis::tls::handshake(s, host, &self.inner.config).await?;
+                    handshake(&mut s, &hello, replies).await?;
+                    let (tcp, session) = s.into_inner();
+                    DirectSocket {
+                        fd: tcp.into_std().map_err(refused)?.into(),
+                        tls: Some(Box::new(session)),
+                    }
                 }
                 redis::ConnectionAddr::Unix(path) => {
                     let mut s = tokio::net::UnixStream::connect(path)
                         .await
                         .map_err(refused)?;
                     handshake(&mut s, &hello, replies).await?;
-                    s.into_std().map_err(refused)?.into()
+                    DirectSocket::plain(s.into_std().map_err(refused)?.into())
                 }
                 _ => {
                     return Err(PersistError::Internal(
-                        "connect_direct: not a plain TCP or unix address".into(),
+                        "connect_direct: not a TCP, TLS or unix address".into(),
                     ))
                 }
             };
-            Ok(fd)
+            Ok(socket)
         };
-        let fd = match tokio::time::timeout(ms(cto), attempt).await {
+        let socket = match tokio::time::timeout(ms(cto), attempt).await {
             Ok(r) => r?,
             Err(_) => return Err(PersistError::Timeout(cto)),
         };
         self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
-        Ok(fd)
+        Ok(socket)
     }
 
     /// Forget the connection of `generation` (if still current) so that the
@@ -1109,51 +1001,26 @@ impl RedisStore {
         self.run(&p).await.map(|_| ())
     }
 
-    /// `WAIT n timeout` on the node that holds `key` (the one server, or its
-    /// slot's primary), when the store was created with `wait_replicas: n`
-    /// (else nothing): succeeds once n replicas have every write this store
-    /// made on that node, fails with `Unavailable` if fewer acknowledged
-    /// within half the command timeout. For writes made through
-    /// [`RedisStore::run`] (state writes through [`RedisStore::exec`] wait
-    /// in the same pipeline).
-    pub async fn wait_replicas(&self, key: &[u8]) -> Result<()> {
+    /// The `WAIT` after durable writes, when the store waits for replicas:
+    /// for half the command timeout.
+    pub fn wait(&self) -> Option<Wait> {
         let n = self.inner.config.wait_replicas;
-        if n == 0 {
-            return Ok(());
-        }
-        let key = key.to_vec();
-        let cmd = self.wait_cmd();
-        let v = self
-            .call(|c| async move {
-                match c {
-                    Conn::Single(mut c) => c.req_packed_command(&cmd).await,
-                    Conn::Cluster(mut c) => c.route_command(cmd, key_route(&key)).await,
-                }
-            })
-            .await?;
-        self.check_wait(&v)
+        (n > 0).then(|| Wait {
+            replicas: n,
+            timeout_ms: self.wait_timeout_ms(),
+        })
     }
 
     fn wait_timeout_ms(&self) -> u64 {
         (self.inner.config.command_timeout_ms / 2).max(1)
     }
 
-    fn wait_cmd(&self) -> Cmd {
-        let mut c = redis::cmd("WAIT");
-        c.arg(self.inner.config.wait_replicas)
-            .arg(self.wait_timeout_ms());
-        c
-    }
-
-    fn check_wait(&self, v: &Value) -> Result<()> {
-        check_wait(v, self.inner.config.wait_replicas, self.wait_timeout_ms())
-    }
-
-    /// Send `ops` as one pipeline (one round trip; in a cluster one
-    /// pipeline per primary node, all in flight together, see
-    /// `exec_cluster`) and return one result per op, in order. On one server a connection failure or timeout fails
-    /// the whole batch; in a cluster it fails the ops of that shard only.
-    pub async fn exec(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
+    /// Send `ops` as one batch (one round trip; in a cluster one pipeline
+    /// per primary node, all in flight together, see `exec_cluster`) and
+    /// return one result per op, in order. On one server a connection
+    /// failure or timeout fails the whole batch; in a cluster it fails the
+    /// ops of that shard only.
+    pub async fn exec(&self, ops: Vec<Op>) -> Result<Vec<OpResult>> {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
@@ -1161,52 +1028,21 @@ impl RedisStore {
         let cmd_to = self.inner.config.command_timeout_ms;
         let deadline = Instant::now() + ms(cmd_to);
         let mut c = match conn {
-            Conn::Cluster(c) => return self.exec_cluster(ops, c, generation, deadline).await,
+            Conn::Cluster(c) => return self.exec_cluster(&ops, c, generation, deadline).await,
             Conn::Single(c) => c,
         };
-        // one server: one pipeline, with a WAIT after it if it holds a
-        // durable write and the store waits for replicas
-        let durable = self.inner.config.wait_replicas > 0
-            && ops.iter().any(|op| matches!(op, Op::SetDurable(..)));
-        let mut p = redis::Pipeline::with_capacity(ops.len() + 1);
+        let batch = Batch::new(ops, self.wait());
+        let mut p = redis::Pipeline::with_capacity(batch.replies());
         p.ignore_errors();
-        for op in ops {
-            p.add_command(op_cmd(op));
+        for cmd in batch.commands() {
+            p.add_command(cmd);
         }
-        if durable {
-            p.add_command(self.wait_cmd());
-        }
-        let n = p.len();
-        let fail = match tokio::time::timeout_at(deadline, c.req_packed_commands(&p, 0, n)).await {
-            Ok(Ok(mut values)) if values.len() == n => {
-                let waited = if durable {
-                    values.pop().map(|v| self.check_wait(&v))
-                } else {
-                    None
-                };
-                return Ok(ops
-                    .iter()
-                    .zip(values)
-                    .map(|(op, v)| match (&waited, op) {
-                        (Some(Err(e)), Op::SetDurable(..))
-                            if !matches!(v, Value::ServerError(_)) =>
-                        {
-                            OpResult::Failed(e.clone())
-                        }
-                        _ => decode(op, v),
-                    })
-                    .collect());
-            }
-            Ok(Ok(values)) => Fail {
-                err: PersistError::Internal(format!(
-                    "pipeline returned {} replies for {n} commands",
-                    values.len()
-                )),
-                replace: false,
-            },
-            Ok(Err(e)) => classify(&e, cmd_to),
-            Err(_) => Fail::timeout(cmd_to),
-        };
+        let fail =
+            match tokio::time::timeout_at(deadline, c.req_packed_commands(&p, 0, p.len())).await {
+                Ok(Ok(values)) => return Ok(batch.finish(values)),
+                Ok(Err(e)) => classify(&e, cmd_to),
+                Err(_) => Fail::timeout(cmd_to),
+            };
         // a connection failure or timeout fails the whole batch
         Err(self.failed(fail, generation).await)
     }
@@ -1362,7 +1198,7 @@ impl RedisStore {
         deadline: Instant,
     ) -> Result<Vec<OpResult>> {
         let cmd_to = self.inner.config.command_timeout_ms;
-        let mut replies: Vec<Option<std::result::Result<Value, Fail>>> = Vec::new();
+        let mut replies: Vec<Option<std::result::Result<OpResult, Fail>>> = Vec::new();
         replies.resize_with(ops.len(), || None);
         let mut pending: Vec<usize> = (0..ops.len()).collect();
         let mut replace = false;
@@ -1465,11 +1301,10 @@ impl RedisStore {
                 }
             }
         }
-        Ok(ops
-            .iter()
-            .zip(replies)
-            .map(|(op, r)| match r {
-                Some(Ok(v)) => decode(op, v),
+        Ok(replies
+            .into_iter()
+            .map(|r| match r {
+                Some(Ok(r)) => r,
                 Some(Err(f)) => OpResult::Failed(f.err),
                 None => OpResult::Failed(PersistError::Internal("no reply".into())),
             })
@@ -1488,15 +1323,11 @@ impl RedisStore {
         deadline: Instant,
     ) -> Vec<(usize, Step)> {
         let cmd_to = self.inner.config.command_timeout_ms;
-        let wait = self.inner.config.wait_replicas > 0;
-        let mut p = redis::Pipeline::with_capacity(idx.len() + 1);
+        let batch = Batch::new(idx.iter().map(|&i| ops[i].clone()).collect(), self.wait());
+        let mut p = redis::Pipeline::with_capacity(batch.replies());
         p.ignore_errors();
-        for &i in &idx {
-            p.add_command(op_cmd(&ops[i]));
-        }
-        let durable = wait && idx.iter().any(|&i| matches!(ops[i], Op::SetDurable(..)));
-        if durable {
-            p.add_command(self.wait_cmd());
+        for cmd in batch.commands() {
+            p.add_command(cmd);
         }
         let n = p.len();
         let first = key_slot(op_key(&ops[idx[0]]));
@@ -1507,41 +1338,11 @@ impl RedisStore {
             _ = self.given_up(generation) => return every(&idx, &|| Step::Again(false)),
         };
         match outcome {
-            Ok(Ok(mut values)) if values.len() == n => {
-                let waited = if durable {
-                    values.pop().map(|v| self.check_wait(&v))
-                } else {
-                    None
-                };
-                idx.iter()
-                    .zip(values)
-                    .map(|(&i, v)| {
-                        let step = match (&waited, &ops[i]) {
-                            (Some(Err(e)), Op::SetDurable(..))
-                                if !matches!(v, Value::ServerError(_)) =>
-                            {
-                                Step::Fail(Fail {
-                                    err: e.clone(),
-                                    replace: false,
-                                })
-                            }
-                            _ => Step::Done(v),
-                        };
-                        (i, step)
-                    })
-                    .collect()
-            }
-            Ok(Ok(v)) => {
-                let got = v.len();
-                every(&idx, &|| {
-                    Step::Fail(Fail {
-                        err: PersistError::Internal(format!(
-                            "pipeline returned {got} replies for {n} commands"
-                        )),
-                        replace: false,
-                    })
-                })
-            }
+            Ok(Ok(values)) => idx
+                .iter()
+                .zip(batch.finish(values))
+                .map(|(&i, r)| (i, Step::Done(r)))
+                .collect(),
             // the crate is rebuilding its slot map: a new connection
             Ok(Err(e)) if is_moved(&e) => every(&idx, &|| Step::Again(true)),
             // ASK/TRYAGAIN/CLUSTERDOWN for some key of the group (a slot
@@ -1578,11 +1379,8 @@ impl RedisStore {
         deadline: Instant,
     ) -> Step {
         let cmd_to = self.inner.config.command_timeout_ms;
-        let mut cmds = vec![op_cmd(op)];
-        let durable = self.inner.config.wait_replicas > 0 && matches!(op, Op::SetDurable(..));
-        if durable {
-            cmds.push(self.wait_cmd());
-        }
+        let batch = Batch::new(vec![op.clone()], self.wait());
+        let cmds = batch.commands();
         let mut p = redis::pipe();
         p.ignore_errors();
         for cmd in &cmds {
@@ -1601,78 +1399,34 @@ impl RedisStore {
             r = tokio::time::timeout_at(deadline, fut) => r,
             _ = self.given_up(generation) => return Step::Again(false),
         };
-        let mut vals = match r {
-            Ok(Ok(v)) => v,
-            Ok(Err(e)) if is_moved(&e) => return Step::Again(true),
+        match r {
+            Ok(Ok(values)) => match batch.finish(values).pop() {
+                Some(r) => Step::Done(r),
+                None => Step::Fail(Fail {
+                    err: PersistError::Internal("no reply".into()),
+                    replace: false,
+                }),
+            },
+            Ok(Err(e)) if is_moved(&e) => Step::Again(true),
             Ok(Err(e)) => {
                 let f = classify(&e, cmd_to);
-                return Step::Fail(Fail {
+                Step::Fail(Fail {
                     err: f.err,
                     replace: f.replace,
-                });
+                })
             }
-            Err(_) => return Step::Fail(Fail::timeout(cmd_to)),
-        };
-        if durable {
-            let w = vals.pop().unwrap_or(Value::Nil);
-            if !matches!(vals.first(), Some(Value::ServerError(_))) {
-                if let Err(err) = self.check_wait(&w) {
-                    return Step::Fail(Fail {
-                        err,
-                        replace: false,
-                    });
-                }
-            }
-        }
-        match vals.pop() {
-            Some(v) => Step::Done(v),
-            None => Step::Fail(Fail {
-                err: PersistError::Internal("no reply".into()),
-                replace: false,
-            }),
+            Err(_) => Step::Fail(Fail::timeout(cmd_to)),
         }
     }
 
-    /// Every key matching the Redis glob `pattern`, by SCAN (deduplicated;
-    /// order unspecified). Reserved registry keys are left out unless the
-    /// pattern asks for them explicitly (starts with the registry prefix).
+    /// Every key matching the Redis glob `pattern` (see [`keys::keys`]).
     pub async fn keys(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>> {
-        let want_registry = pattern.starts_with(b"__awaitly");
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        self.scan_all(pattern, |page| {
-            for k in page {
-                if !want_registry && k.starts_with(REGISTRY_PREFIX.as_bytes()) {
-                    continue;
-                }
-                if seen.insert(k.clone()) {
-                    out.push(k);
-                }
-            }
-        })
-        .await?;
-        Ok(out)
+        keys::keys(self, pattern).await
     }
 
-    /// One SCAN page on a single server: `(next cursor, keys)`; cursor 0
-    /// starts a pass and a returned 0 ends it (a key may come twice, SCAN's
-    /// own guarantee). None on a cluster, which has one cursor per primary:
-    /// use [`RedisStore::keys`] there. For callers that must not hold every
-    /// key at once (the inspector's listing of many runs).
-    pub async fn scan_page(
-        &self,
-        cursor: u64,
-        pattern: &[u8],
-    ) -> Result<Option<(u64, Vec<Vec<u8>>)>> {
-        if self.is_cluster() {
-            return Ok(None);
-        }
-        let reply = self
-            .call_read(|mut c| async move { c.scan(&ScanTarget::Only, cursor, pattern).await })
-            .await?;
-        redis::from_redis_value(reply)
-            .map(Some)
-            .map_err(|e| PersistError::Store(format!("SCAN: unexpected reply: {e}")))
+    /// `clearAsync` of the cache with `prefix` (see [`keys::clear_cache_prefix`]).
+    pub async fn clear_cache_prefix(&self, prefix: &[u8]) -> Result<u64> {
+        keys::clear_cache_prefix(self, prefix).await
     }
 
     /// SCAN every node that holds keys (the one server, or every cluster
@@ -1729,116 +1483,38 @@ impl RedisStore {
             cursor = next;
         }
     }
-
-    /// Delete every key under `prefix` that the cache with that prefix owns
-    /// (see [`Owners::cache_may_delete`]): one SCAN of the prefix (every
-    /// owner marker that matters lies in it), the candidate markers checked
-    /// with one pipelined GET, then UNLINK in parallel pages. Registry keys
-    /// of older builds are scanned alongside. Returns how many keys were
-    /// removed.
-    pub async fn clear_cache_prefix(&self, prefix: &[u8]) -> Result<u64> {
-        let mut pattern = glob::escape_bytes(prefix);
-        pattern.push(b'*');
-        let legacy = format!("{}*", glob::escape(REGISTRY_PREFIX));
-        let (keys, legacy) = tokio::try_join!(self.keys(&pattern), self.keys(legacy.as_bytes()))?;
-        let candidates: Vec<&Vec<u8>> = keys
-            .iter()
-            .filter(|k| Owners::looks_like_marker(k))
-            .collect();
-        let mut owner_keys: Vec<&[u8]> = legacy.iter().map(Vec::as_slice).collect();
-        if !candidates.is_empty() {
-            // through `exec`: batched per node in a cluster
-            let gets: Vec<Op> = candidates.iter().map(|k| Op::Get(k.to_vec())).collect();
-            let marker = Text::of(MARKER_VALUE);
-            for (k, v) in candidates.iter().zip(self.exec(&gets).await?) {
-                if matches!(&v, OpResult::Value(Some(u)) if *u == marker) {
-                    owner_keys.push(k.as_slice());
-                }
-            }
-        }
-        let owners = Owners::from_keys(owner_keys);
-        let doomed: Vec<&Vec<u8>> = keys
-            .iter()
-            .filter(|k| owners.cache_may_delete(prefix, k))
-            .collect();
-        let mut tasks = tokio::task::JoinSet::new();
-        for page in doomed.chunks(SCAN_COUNT) {
-            let page: Vec<Vec<u8>> = page.iter().map(|k| k.to_vec()).collect();
-            let me = self.clone();
-            tasks.spawn(async move {
-                let mut p = redis::pipe();
-                p.cmd("UNLINK").arg(&page);
-                let mut v = me.run(&p).await?;
-                match v.pop() {
-                    Some(Value::Int(n)) => Ok(n.max(0) as u64),
-                    Some(Value::ServerError(e)) => Err(PersistError::Store(format!("{e:?}"))),
-                    _ => Ok(0),
-                }
-            });
-        }
-        let mut total = 0u64;
-        let mut first_err = None;
-        while let Some(r) = tasks.join_next().await {
-            match r {
-                Ok(Ok(n)) => total += n,
-                Ok(Err(e)) => {
-                    first_err.get_or_insert(e);
-                }
-                Err(e) => {
-                    first_err.get_or_insert(PersistError::Internal(format!("unlink task: {e}")));
-                }
-            }
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(total),
-        }
-    }
 }
 
-/// The reply of `WAIT n timeout_ms`: Ok once `n` replicas acknowledged.
-pub(crate) fn check_wait(v: &Value, n: u32, timeout_ms: u64) -> Result<()> {
-    let n = i64::from(n);
-    match v {
-        Value::Int(acked) if *acked >= n => Ok(()),
-        Value::Int(acked) => Err(PersistError::Unavailable(format!(
-            "only {acked} of {n} replicas acknowledged the write within {timeout_ms} ms (WAIT); it may be lost in a failover"
-        ))),
-        other => Err(PersistError::Store(format!("WAIT: unexpected reply {other:?}"))),
+/// Batches on the store's connection (tokio); in a cluster, SCAN of every
+/// primary and UNLINK split per slot by the crate.
+impl Exec for RedisStore {
+    fn exec(&self, ops: Vec<Op>) -> impl std::future::Future<Output = Result<Vec<OpResult>>> {
+        RedisStore::exec(self, ops)
     }
-}
 
-pub(crate) fn decode(op: &Op, v: Value) -> OpResult {
-    if let Value::ServerError(e) = v {
-        let code = e.code().to_string();
-        let detail = e.details().unwrap_or("").to_string();
-        return OpResult::Failed(PersistError::Store(
-            format!("{code} {detail}").trim().into(),
-        ));
+    fn scan(&self, pattern: &[u8]) -> impl std::future::Future<Output = Result<Vec<Vec<u8>>>> {
+        let pattern = pattern.to_vec();
+        async move {
+            if !self.is_cluster() {
+                return scan_server(self, pattern).await;
+            }
+            let mut out = Vec::new();
+            self.scan_all(&pattern, |page| out.extend(page)).await?;
+            Ok(out)
+        }
     }
-    match op {
-        Op::Get(k) => match v {
-            Value::Nil => OpResult::Value(None),
-            Value::BulkString(b) if b.is_ascii() => OpResult::Value(Some(Text::Ascii(b))),
-            Value::BulkString(b) => match wtf8::decode(&b) {
-                Some(units) => OpResult::Value(Some(Text::Units(units))),
-                None => OpResult::Failed(PersistError::corrupt(
-                    String::from_utf8_lossy(k),
-                    "value is not text (not UTF-8, nor a JS string we wrote)",
-                )),
-            },
-            Value::SimpleString(s) => OpResult::Value(Some(Text::of(&s))),
-            Value::Okay => OpResult::Value(Some(Text::of("OK"))),
-            other => OpResult::Failed(PersistError::Store(format!(
-                "GET: unexpected reply {other:?}"
-            ))),
-        },
-        Op::Set(..) | Op::SetDurable(..) | Op::Ping => OpResult::Done,
-        Op::Delete(_) | Op::Exists(_) => match v {
-            Value::Int(n) => OpResult::Bool(n > 0),
-            Value::Boolean(b) => OpResult::Bool(b),
-            other => OpResult::Failed(PersistError::Store(format!("unexpected reply {other:?}"))),
-        },
+
+    async fn unlink(&self, keys: Vec<Vec<u8>>) -> Result<u64> {
+        if !self.is_cluster() {
+            return unlink_server(self, keys).await;
+        }
+        let mut p = redis::pipe();
+        p.cmd("UNLINK").arg(&keys);
+        match self.run(&p).await?.pop() {
+            Some(Value::Int(n)) => Ok(n.max(0) as u64),
+            Some(Value::ServerError(e)) => Err(PersistError::Store(format!("{e:?}"))),
+            _ => Ok(0),
+        }
     }
 }
 
@@ -1948,6 +1624,7 @@ impl Owners {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::glob;
 
     #[test]
     fn ownership_longest_prefix_wins_and_state_is_protected() {
@@ -1995,18 +1672,16 @@ mod tests {
     async fn scan_page_walks_a_pass_to_cursor_zero() -> Result<()> {
         let store = RedisStore::new(RedisConfig::default())?;
         let pre = unique("scanpage");
-        let keys: Vec<Vec<u8>> = (0..50).map(|i| format!("{pre}{i}").into_bytes()).collect();
-        let ops: Vec<Op> = keys
+        let written: Vec<Vec<u8>> = (0..50).map(|i| format!("{pre}{i}").into_bytes()).collect();
+        let ops = written
             .iter()
             .map(|k| Op::Set(k.clone(), b"v".to_vec(), None))
             .collect();
-        store.exec(&ops).await?;
+        store.exec(ops).await?;
         let pattern = format!("{}*", glob::escape(&pre)).into_bytes();
         let (mut cursor, mut seen, mut pages) = (0u64, HashSet::new(), 0);
         loop {
-            let Some((next, page)) = store.scan_page(cursor, &pattern).await? else {
-                panic!("a single server pages");
-            };
+            let (next, page) = keys::scan_page(&store, cursor, &pattern).await?;
             seen.extend(page);
             pages += 1;
             if next == 0 {
@@ -2015,10 +1690,8 @@ mod tests {
             cursor = next;
         }
         assert!(pages >= 1);
-        assert_eq!(seen, keys.iter().cloned().collect::<HashSet<_>>());
-        let mut p = redis::pipe();
-        p.cmd("UNLINK").arg(&keys);
-        store.run(&p).await?;
+        assert_eq!(seen, written.iter().cloned().collect::<HashSet<_>>());
+        assert_eq!(Exec::unlink(&store, written).await?, 50);
         Ok(())
     }
 
@@ -2030,7 +1703,7 @@ mod tests {
         let v = |s: &str| s.as_bytes().to_vec();
         let marker = MARKER_VALUE.as_bytes().to_vec();
         store
-            .exec(&[
+            .exec(vec![
                 Op::Set(k("__awaitly:owner:cache"), marker.clone(), None),
                 Op::Set(k("a:__awaitly:owner:cache"), marker.clone(), None),
                 Op::Set(k("s:__awaitly:owner:state"), marker.clone(), None),
@@ -2167,7 +1840,7 @@ e5 127.0.0.1:7004@17004 master - 0 1 4 connected 10923-16383
         let pre = unique("rt");
         let k = |s: &str| format!("{pre}{s}").into_bytes();
         let res = store
-            .exec(&[
+            .exec(vec![
                 Op::Set(k("a"), b"1".to_vec(), None),
                 Op::Set(k("b*"), b"2".to_vec(), Some(60)),
                 Op::Get(k("a")),
@@ -2200,7 +1873,11 @@ e5 127.0.0.1:7004@17004 master - 0 1 4 connected 10923-16383
         assert_eq!(store.connections_opened(), 1);
         store.close().await;
         assert_eq!(
-            store.exec(&[Op::Get(k("a"))]).await.err().map(|e| e.code()),
+            store
+                .exec(vec![Op::Get(k("a"))])
+                .await
+                .err()
+                .map(|e| e.code()),
             Some("ERR_STORE_CLOSED")
         );
         Ok(())
@@ -2216,7 +1893,7 @@ e5 127.0.0.1:7004@17004 master - 0 1 4 connected 10923-16383
             ..Default::default()
         })?;
         let t = std::time::Instant::now();
-        let e = store.exec(&[Op::Get(b"x".to_vec())]).await.err();
+        let e = store.exec(vec![Op::Get(b"x".to_vec())]).await.err();
         assert!(t.elapsed() < Duration::from_millis(1000));
         let code = e.map(|e| e.code());
         assert!(
@@ -2235,7 +1912,7 @@ e5 127.0.0.1:7004@17004 master - 0 1 4 connected 10923-16383
         p.cmd("HSET").arg(&hash).arg("f").arg("v");
         store.run(&p).await?;
         let res = store
-            .exec(&[
+            .exec(vec![
                 Op::Get(hash.clone().into_bytes()),
                 Op::Set(format!("{pre}ok").into_bytes(), b"v".to_vec(), None),
             ])

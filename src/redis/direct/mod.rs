@@ -11,126 +11,60 @@
 //! the handles and the socket, and calls in flight then simply never settle,
 //! as every other pending promise of that env.
 //!
+//! Calls made of several batches (keys, clearing a prefix, leases: see
+//! [`crate::redis::keys`], [`crate::redis::lease`]) run here too, as jobs:
+//! their futures are written against the batch seam ([`Exec`], implemented
+//! here by [`Link`]) and polled on this thread each time a batch of theirs
+//! completes; each settles a promise.
+//!
 //! libuv's functions are looked up in the running process (Node exports
-//! them); where they are not found the store keeps the tokio transport.
+//! them, [`uv`]); where they are not found the store keeps the tokio
+//! transport. [`sock`] moves the bytes (plain, or TLS records by rustls);
+//! [`jobs`] runs the calls made of several batches.
+
+mod jobs;
+mod sock;
+mod uv;
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void};
+use std::future::Future;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr;
 use std::rc::Rc;
-use std::sync::OnceLock;
 
 use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
 
+use crate::boundary::js_error::coded;
 use crate::error::PersistError;
-use crate::redis::binding::Blob;
-use crate::redis::store::{Op, OpResult};
+use crate::redis::batch::{Op, OpResult, Wait};
+use crate::redis::results::{encode_results, Blob};
+use crate::redis::store::DirectSocket;
 use crate::redis::wire::Wire;
-
-type PollCb = unsafe extern "C" fn(*mut c_void, c_int, c_int);
-type TimerCb = unsafe extern "C" fn(*mut c_void);
-type CloseCb = unsafe extern "C" fn(*mut c_void);
-
-const UV_POLL: c_int = 8;
-const UV_TIMER: c_int = 13;
-const UV_READABLE: c_int = 1;
-const UV_WRITABLE: c_int = 2;
-
-/// The libuv functions we use, from the Node binary.
-struct Uv {
-    handle_size: unsafe extern "C" fn(c_int) -> usize,
-    poll_init: unsafe extern "C" fn(*mut c_void, *mut c_void, c_int) -> c_int,
-    poll_start: unsafe extern "C" fn(*mut c_void, c_int, PollCb) -> c_int,
-    poll_stop: unsafe extern "C" fn(*mut c_void) -> c_int,
-    timer_init: unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int,
-    timer_start: unsafe extern "C" fn(*mut c_void, TimerCb, u64, u64) -> c_int,
-    timer_stop: unsafe extern "C" fn(*mut c_void) -> c_int,
-    close: unsafe extern "C" fn(*mut c_void, Option<CloseCb>),
-    uv_ref: unsafe extern "C" fn(*mut c_void),
-    uv_unref: unsafe extern "C" fn(*mut c_void),
-    hrtime: unsafe extern "C" fn() -> u64,
-}
-
-/// libuv of this process, if it exports its functions.
-fn uv() -> Option<&'static Uv> {
-    static UV: OnceLock<Option<Uv>> = OnceLock::new();
-    UV.get_or_init(|| {
-        /// # Safety
-        /// `T` must be the C function type of `name`.
-        unsafe fn sym<T: Copy>(name: &[u8]) -> Option<T> {
-            let p = libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr() as *const c_char);
-            (!p.is_null()).then(|| std::mem::transmute_copy::<*mut c_void, T>(&p))
-        }
-        // SAFETY: each name is a libuv function of the type given (uv.h,
-        // a stable ABI since libuv 1.0).
-        unsafe {
-            Some(Uv {
-                handle_size: sym(b"uv_handle_size\0")?,
-                poll_init: sym(b"uv_poll_init\0")?,
-                poll_start: sym(b"uv_poll_start\0")?,
-                poll_stop: sym(b"uv_poll_stop\0")?,
-                timer_init: sym(b"uv_timer_init\0")?,
-                timer_start: sym(b"uv_timer_start\0")?,
-                timer_stop: sym(b"uv_timer_stop\0")?,
-                close: sym(b"uv_close\0")?,
-                uv_ref: sym(b"uv_ref\0")?,
-                uv_unref: sym(b"uv_unref\0")?,
-                hrtime: sym(b"uv_hrtime\0")?,
-            })
-        }
-    })
-    .as_ref()
-}
-
-/// Real monotonic time in ms. Not the loop's cached `uv_now`: a JS thread
-/// that blocked (a sync call, a long loop) would stamp a batch with a time
-/// from before the block and time it out at once.
-fn now_ms(uv: &Uv) -> u64 {
-    // SAFETY: no arguments, no state
-    unsafe { (uv.hrtime)() / 1_000_000 }
-}
-
-/// Can this process run the direct transport?
-pub fn available() -> bool {
-    uv().is_some()
-}
-
-/// A zeroed, 8-aligned block of `size` bytes for a libuv handle.
-fn alloc_handle(size: usize) -> *mut c_void {
-    let words = size.div_ceil(8).max(1);
-    Box::into_raw(vec![0u64; words].into_boxed_slice()) as *mut c_void
-}
-
-/// # Safety
-/// `h` came from [`alloc_handle`] with the same `size`, and libuv is done with it.
-unsafe fn free_handle(h: *mut c_void, size: usize) {
-    let words = size.div_ceil(8).max(1);
-    drop(Box::from_raw(ptr::slice_from_raw_parts_mut(
-        h as *mut u64,
-        words,
-    )));
-}
-
-/// `handle->data`, the first field of every libuv handle.
-///
-/// # Safety
-/// `h` is a live libuv handle.
-unsafe fn handle_data(h: *mut c_void) -> *mut c_void {
-    *(h as *mut *mut c_void)
-}
-
-unsafe fn set_handle_data(h: *mut c_void, data: *mut c_void) {
-    *(h as *mut *mut c_void) = data;
-}
+pub use jobs::Link;
+use jobs::{poll_jobs, settle, Job, Owner};
+use sock::{closed_by_server, Sock};
+#[cfg(feature = "redis-tls")]
+use sock::{flush_tls, read_tls};
+pub use uv::available;
+use uv::{
+    alloc_handle, free_handle, handle_data, now_ms, set_handle_data, uv, UV_POLL, UV_READABLE,
+    UV_TIMER, UV_WRITABLE,
+};
 
 type Cell = RefCell<State>;
 
 struct State {
     env: sys::napi_env,
     fd: Option<OwnedFd>,
-    wire: Wire,
+    /// The TLS session of a `rediss://` connection: records in and out of
+    /// the socket, plaintext in and out of `wire`.
+    #[cfg(feature = "redis-tls")]
+    tls: Option<Box<crate::redis::tls::Session>>,
+    wire: Wire<Owner>,
+    /// Jobs waiting for a batch of theirs.
+    jobs: Vec<Job>,
     poll: *mut c_void,
     timer: *mut c_void,
     /// `onWire(codes, lens, blob, errors, failure)`, held strongly only
@@ -156,7 +90,7 @@ pub struct Direct {
 
 /// What a callback found, handed to JS once no borrow is held.
 struct Outcome {
-    done: Vec<Vec<OpResult>>,
+    done: Vec<(Owner, Vec<OpResult>)>,
     failure: Option<PersistError>,
 }
 
@@ -168,10 +102,10 @@ impl Direct {
     /// on its JS thread.
     pub unsafe fn attach(
         env: sys::napi_env,
-        fd: OwnedFd,
+        socket: DirectSocket,
         callback: sys::napi_value,
         timeout_ms: u64,
-        wait: Option<(u32, u64)>,
+        wait: Option<Wait>,
     ) -> Result<Direct, PersistError> {
         let uv = uv().ok_or_else(|| PersistError::Internal("libuv is not available".into()))?;
         let fail = |what: &str| PersistError::Internal(format!("direct transport: {what}"));
@@ -201,7 +135,7 @@ impl Direct {
             return Err(fail("napi_async_init"));
         }
         let poll = alloc_handle((uv.handle_size)(UV_POLL));
-        if (uv.poll_init)(lp, poll, fd.as_raw_fd()) != 0 {
+        if (uv.poll_init)(lp, poll, socket.fd.as_raw_fd()) != 0 {
             free_handle(poll, (uv.handle_size)(UV_POLL));
             sys::napi_async_destroy(env, async_ctx);
             sys::napi_delete_reference(env, callback_ref);
@@ -211,8 +145,11 @@ impl Direct {
         (uv.timer_init)(lp, timer);
         let cell = Rc::new(RefCell::new(State {
             env,
-            fd: Some(fd),
+            fd: Some(socket.fd),
+            #[cfg(feature = "redis-tls")]
+            tls: socket.tls,
             wire: Wire::new(wait),
+            jobs: Vec::new(),
             poll,
             timer,
             callback: callback_ref,
@@ -242,8 +179,9 @@ impl Direct {
         Ok(Direct { cell })
     }
 
-    /// Pack and write one batch. An error means the connection is gone
-    /// (and closed): this batch and every batch in flight failed with it.
+    /// Pack and write one batch of the JS glue. An error means the
+    /// connection is gone (and closed): this batch and every batch in
+    /// flight failed with it.
     pub fn send(&self, ops: Vec<Op>) -> Result<(), PersistError> {
         let mut st = self
             .cell
@@ -257,10 +195,11 @@ impl Direct {
         let Some(uv) = uv() else {
             return Err(PersistError::Internal("libuv is not available".into()));
         };
-        st.wire.send(ops, now_ms(uv));
+        st.wire.send(ops, Owner::Js, now_ms(uv));
         if let Err(e) = st.flush() {
-            st.shutdown(false);
+            st.shutdown(false, Some(&e));
             drop(st);
+            poll_jobs(&self.cell, false);
             release_callback(&self.cell);
             return Err(e);
         }
@@ -270,20 +209,85 @@ impl Direct {
         Ok(())
     }
 
-    /// Close now; batches in flight never settle through the callback (the
-    /// caller settles them).
-    pub fn close(&self) {
-        if let Ok(mut st) = self.cell.try_borrow_mut() {
-            st.shutdown(false);
+    /// Is the connection still up?
+    pub fn is_open(&self) -> bool {
+        self.cell.try_borrow().map(|st| st.open).unwrap_or(false)
+    }
+
+    /// The batch seam of this connection, for jobs.
+    pub fn link(&self) -> Link {
+        Link::new(Rc::downgrade(&self.cell))
+    }
+
+    /// Run `job` on this connection (see the module docs): its promise.
+    ///
+    /// # Safety
+    /// `env` is the current env; call on its JS thread, from a JS call.
+    pub unsafe fn start<T, F>(
+        &self,
+        env: sys::napi_env,
+        job: F,
+    ) -> Result<sys::napi_value, PersistError>
+    where
+        T: napi::bindgen_prelude::ToNapiValue + 'static,
+        F: Future<Output = Result<T, PersistError>> + 'static,
+    {
+        let mut deferred = ptr::null_mut();
+        let mut promise = ptr::null_mut();
+        if sys::napi_create_promise(env, &mut deferred, &mut promise) != sys::Status::napi_ok {
+            return Err(PersistError::Internal("napi_create_promise".into()));
         }
+        let fut = async move {
+            job.await.map(|v| {
+                Box::new(move |env| {
+                    // SAFETY: called by `settle` on the env's thread
+                    unsafe { T::to_napi_value(env, v) }
+                })
+                    as Box<dyn FnOnce(sys::napi_env) -> napi::Result<sys::napi_value>>
+            })
+        };
+        let job = Job {
+            fut: Box::pin(fut),
+            deferred,
+        };
+        match self.cell.try_borrow_mut() {
+            Ok(mut st) => st.jobs.push(job),
+            Err(_) => {
+                settle(
+                    env,
+                    job.deferred,
+                    Err(PersistError::Internal(
+                        "direct transport: re-entered".into(),
+                    )),
+                );
+                return Ok(promise);
+            }
+        }
+        poll_jobs(&self.cell, false);
+        Ok(promise)
+    }
+
+    /// Close now; batches in flight never settle through the callback (the
+    /// caller settles them); jobs in flight fail.
+    pub fn close(&self) {
+        self.shut();
+        poll_jobs(&self.cell, false);
         release_callback(&self.cell);
+    }
+
+    fn shut(&self) {
+        if let Ok(mut st) = self.cell.try_borrow_mut() {
+            st.shutdown(false, None);
+        }
     }
 }
 
 impl Drop for Direct {
     fn drop(&mut self) {
         // the store was collected or replaced: nothing can await its calls
-        self.close();
+        // (a job in flight keeps the store alive, see `set_busy`)
+        self.shut();
+        release_callback(&self.cell);
     }
 }
 
@@ -295,33 +299,24 @@ impl State {
                 "the connection was closed".into(),
             ));
         };
+        #[cfg(feature = "redis-tls")]
+        if let Some(tls) = self.tls.as_deref_mut() {
+            let blocked = flush_tls(tls, &mut self.wire, fd)?;
+            self.watch_writes(blocked);
+            return Ok(());
+        }
         loop {
             let buf = self.wire.unwritten();
             if buf.is_empty() {
                 break;
             }
-            // SAFETY: `buf` is valid for its length; MSG_NOSIGNAL: a closed
-            // peer is an EPIPE error, never a SIGPIPE
-            let n = unsafe {
-                libc::send(
-                    fd,
-                    buf.as_ptr() as *const c_void,
-                    buf.len(),
-                    libc::MSG_NOSIGNAL,
-                )
-            };
-            if n > 0 {
-                self.wire.wrote(n as usize);
-                continue;
-            }
-            let e = std::io::Error::last_os_error();
-            match e.kind() {
-                std::io::ErrorKind::Interrupted => continue,
-                std::io::ErrorKind::WouldBlock => {
+            match Sock(fd).send(buf) {
+                Ok(n) => self.wire.wrote(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     self.watch_writes(true);
                     return Ok(());
                 }
-                _ => return Err(PersistError::Unavailable(e.to_string())),
+                Err(e) => return Err(PersistError::Unavailable(e.to_string())),
             }
         }
         self.watch_writes(false);
@@ -367,9 +362,10 @@ impl State {
         }
     }
 
-    /// Close the socket and the handles. `teardown`: the env is going away
-    /// (its cleanup hook), so no napi call is made.
-    fn shutdown(&mut self, teardown: bool) {
+    /// Close the socket and the handles; the jobs' batches in flight fail
+    /// with `why`. `teardown`: the env is going away (its cleanup hook), so
+    /// no napi call is made.
+    fn shutdown(&mut self, teardown: bool, why: Option<&PersistError>) {
         if !self.open {
             return;
         }
@@ -377,7 +373,16 @@ impl State {
             self.set_busy(false);
         }
         self.open = false;
-        self.wire.abandon();
+        for owner in self.wire.abandon() {
+            if let Owner::Job(slot) = owner {
+                if let Ok(mut s) = slot.try_borrow_mut() {
+                    *s = Some(Err(match why {
+                        Some(e) => e.clone(),
+                        None => PersistError::Unavailable("the connection was closed".into()),
+                    }));
+                }
+            }
+        }
         if let Some(uv) = uv() {
             // SAFETY: handles open; their close callbacks free them and
             // release the `Rc`s they hold
@@ -391,7 +396,10 @@ impl State {
         // the poll handle is stopped: the socket can go
         self.fd = None;
         if teardown {
-            // the env frees its references itself; nothing may call it now
+            // the env frees its references and promises itself; nothing
+            // may call it now
+            self.jobs.clear();
+            self.env = ptr::null_mut();
             self.callback = ptr::null_mut();
             self.async_ctx = ptr::null_mut();
             self.meta_ref = ptr::null_mut();
@@ -488,17 +496,34 @@ unsafe extern "C" fn on_timer(h: *mut c_void) {
 
 impl State {
     /// Read what the socket has; the batches it completes go to `done`.
-    fn read(&mut self, done: &mut Vec<Vec<OpResult>>) -> Result<(), PersistError> {
+    fn read(&mut self, done: &mut Vec<(Owner, Vec<OpResult>)>) -> Result<(), PersistError> {
         let Some(fd) = self.fd.as_ref().map(|f| f.as_raw_fd()) else {
             return Ok(());
         };
+        #[cfg(feature = "redis-tls")]
+        if let Some(tls) = self.tls.as_deref_mut() {
+            read_tls(tls, &mut self.wire, fd, done)?;
+            // records to answer with (alerts, key updates): out at once
+            if tls.wants_write() {
+                self.flush()?;
+            }
+            return Ok(());
+        }
         // level-triggered: what is left is read on the next callback
         for _ in 0..16 {
             let mut cap = 0;
+            let mut err = None;
             let n = self.wire.fill(|ptr, len| {
                 cap = len;
                 // SAFETY: `ptr` is writable for `len` bytes
-                unsafe { libc::recv(fd, ptr as *mut c_void, len, 0) }
+                let buf = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+                match Sock(fd).recv(buf) {
+                    Ok(n) => n as isize,
+                    Err(e) => {
+                        err = Some(e);
+                        -1
+                    }
+                }
             });
             if n > 0 {
                 self.wire.parse(done)?;
@@ -508,15 +533,12 @@ impl State {
                 continue;
             }
             if n == 0 {
-                return Err(PersistError::Unavailable(
-                    "the server closed the connection".into(),
-                ));
+                return Err(closed_by_server());
             }
-            let e = std::io::Error::last_os_error();
-            match e.kind() {
-                std::io::ErrorKind::Interrupted => continue,
-                std::io::ErrorKind::WouldBlock => return Ok(()),
-                _ => return Err(PersistError::Unavailable(e.to_string())),
+            match err {
+                Some(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Some(e) => return Err(PersistError::Unavailable(e.to_string())),
+                None => return Ok(()),
             }
         }
         Ok(())
@@ -527,19 +549,31 @@ impl State {
 /// results of the completed batches in order, then the failure (if any) that
 /// ended the connection and every batch still in flight.
 fn deliver(cell: &Rc<Cell>, outcome: Outcome) {
-    if outcome.done.is_empty() && outcome.failure.is_none() {
+    let mut results: Vec<OpResult> = Vec::new();
+    let mut woken = false;
+    for (owner, r) in outcome.done {
+        match owner {
+            Owner::Js => results.extend(r),
+            Owner::Job(slot) => {
+                if let Ok(mut s) = slot.try_borrow_mut() {
+                    *s = Some(Ok(r));
+                    woken = true;
+                }
+            }
+        }
+    }
+    if results.is_empty() && outcome.failure.is_none() {
+        if woken {
+            poll_jobs(cell, true);
+        }
         return;
     }
     let (env, callback, ctx) = match cell.try_borrow() {
         Ok(st) => (st.env, st.callback, st.async_ctx),
         Err(_) => return,
     };
-    let results: Vec<OpResult> = outcome.done.into_iter().flatten().collect();
-    let out = crate::redis::binding::encode_results(results);
-    let failure = outcome
-        .failure
-        .as_ref()
-        .map(|e| format!("[{}] {}", e.code(), e));
+    let out = encode_results(results);
+    let failure = outcome.failure.as_ref().map(coded);
     // SAFETY: on the env's thread, outside any JS frame (a libuv callback)
     unsafe {
         let mut scope = ptr::null_mut();
@@ -574,7 +608,7 @@ fn deliver(cell: &Rc<Cell>, outcome: Outcome) {
                 // the connection is over: close it before JS runs (it may
                 // open the next one at once)
                 if let Ok(mut st) = cell.try_borrow_mut() {
-                    st.shutdown(false);
+                    st.shutdown(false, outcome.failure.as_ref());
                 }
             }
             let mut result = ptr::null_mut();
@@ -594,11 +628,12 @@ fn deliver(cell: &Rc<Cell>, outcome: Outcome) {
             }
         } else if outcome.failure.is_some() {
             if let Ok(mut st) = cell.try_borrow_mut() {
-                st.shutdown(false);
+                st.shutdown(false, outcome.failure.as_ref());
             }
         }
         sys::napi_close_handle_scope(env, scope);
     }
+    poll_jobs(cell, true);
     if outcome.failure.is_some() {
         release_callback(cell);
     }
@@ -727,7 +762,7 @@ unsafe extern "C" fn on_env_teardown(arg: *mut c_void) {
         let cell = Rc::from_raw(arg as *const Cell);
         if let Ok(mut st) = cell.try_borrow_mut() {
             st.hooked = false;
-            st.shutdown(true);
+            st.shutdown(true, None);
         };
         drop(cell);
     });
