@@ -151,7 +151,8 @@ export declare class NativeRedisStore {
   leaseExec(kinds: Uint8Array, ttls: Uint32Array, keys: Array<string>, tokens: Array<string>): Promise<LeaseOut>
   /**
    * The time left on each lease key in ms (-1 no expiry, -2 absent),
-   * read only: the inspector's lease listing (`redis::lease`).
+   * read only, on the JS thread's connection when the store has one: the
+   * inspector's lease listing (`redis::lease`).
    */
   leaseTtls(keys: Array<string>): Promise<Float64Array>
   /** Connections opened so far (reconnects add one each). */
@@ -325,13 +326,6 @@ export declare function ownerMarkerSuffixes(): Array<string>
 
 export declare function ownerMarkerValue(): string
 
-/** One page of `scanPage`: the next cursor and the keys (as `KeysOut`). */
-export interface ScanPageOut {
-  cursor: string
-  lens: Uint32Array
-  blob: string
-}
-
 /**
  * The kind of one op of a Redis batch (`lib/redis-store.js` → `exec` /
  * `directSend`).
@@ -362,6 +356,13 @@ export declare const enum RedisOutcome {
   /** Failed: `errors[i]` holds `[CODE] message`. */
   Error = 4,
   Value = 8,
+}
+
+/** One page of `scanPage`: the next cursor and the keys (as `KeysOut`). */
+export interface ScanPageOut {
+  cursor: string
+  lens: Uint32Array
+  blob: string
 }
 
 /**
