@@ -64,20 +64,37 @@ describe('the direct transport', () => {
     await s.close()
   })
 
-  it('sends a lease script again as EVAL when the server does not know it (NOSCRIPT)', async () => {
-    const { createSnapshotStore } = require('../../snapshot.js')
-    const s = createRedisStore({ url: server.url })
-    const snaps = createSnapshotStore({ store: s, prefix: `t:noscript:${process.pid}:` })
-    const a = await snaps.tryAcquire('run', { ttlMs: 10_000 })
-    cli('SCRIPT', 'FLUSH')
-    await snaps.release('run', a!.ownerToken)
-    const b = await snaps.tryAcquire('run', { ttlMs: 10_000 })
-    expect(b).not.toBeNull()
-    cli('SCRIPT', 'FLUSH')
-    expect(await snaps.release('run', a!.ownerToken)).toBe(undefined)
-    expect(await snaps.tryAcquire('run', { ttlMs: 10_000 })).toBeNull()
-    await s.close()
-  })
+  for (const transport of ['direct', 'tokio'] as const) {
+    it(`sends a lease script again as EVAL when the server does not know it (NOSCRIPT), ${transport} transport`, async () => {
+      const { createSnapshotStore } = require('../../snapshot.js')
+      const s = createRedisStore(withTransport(transport, { url: server.url }))
+      expect(s.transport).toBe(transport)
+      const stat = (cmd: string) => {
+        const m = new RegExp(`cmdstat_${cmd}:calls=(\\d+),.*failed_calls=(\\d+)`).exec(cli('INFO', 'commandstats'))
+        return { calls: Number(m?.[1] ?? 0), failed: Number(m?.[2] ?? 0) }
+      }
+      const before = { evalsha: stat('evalsha'), eval: stat('eval') }
+      const snaps = createSnapshotStore({ store: s, prefix: `t:noscript:${transport}:${process.pid}:` })
+      const a = await snaps.tryAcquire('run', { ttlMs: 10_000 })
+      cli('SCRIPT', 'FLUSH')
+      await snaps.release('run', a!.ownerToken)
+      const b = await snaps.tryAcquire('run', { ttlMs: 10_000 })
+      expect(b).not.toBeNull()
+      cli('SCRIPT', 'FLUSH')
+      // a stale token: the script, sent again as EVAL, still refuses it
+      expect(await snaps.release('run', a!.ownerToken)).toBe(undefined)
+      expect(await snaps.tryAcquire('run', { ttlMs: 10_000 })).toBeNull()
+      cli('SCRIPT', 'FLUSH')
+      expect(await snaps.renew('run', b!.ownerToken, { ttlMs: 10_000 })).toBe(true)
+      await snaps.release('run', b!.ownerToken)
+      expect(await snaps.tryAcquire('run', { ttlMs: 10_000 })).not.toBeNull()
+      // by SHA first; a script unknown since the last flush costs one
+      // NOSCRIPT and one EVAL (release, stale release, renew, release)
+      expect(stat('evalsha').failed - before.evalsha.failed).toBe(4)
+      expect(stat('eval').calls - before.eval.calls).toBe(4)
+      await s.close()
+    })
+  }
 
   it('ping() opens the data connection: the next call needs no connect', async () => {
     const s = createRedisStore({ url: server.url })

@@ -21,7 +21,7 @@ use crate::redis::batch::{Exec, Op, OpResult, Script};
 static RELEASE: Script = Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end");
 static RENEW: Script = Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end");
 
-/// One lease operation of a batch ([`RedisStore::lease_exec`]).
+/// One lease operation of a batch ([`lease_exec`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum LeaseOp {
     /// `SET key token NX PX ttl_ms`: taken (true) or held by someone (false).

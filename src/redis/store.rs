@@ -1,10 +1,13 @@
-//! Native Redis `KeyValueStore` core: one connection ([`Conn`]: a
-//! multiplexed connection to one server, or a cluster connection of the
-//! `redis` crate), replaced when it breaks (ConnectionManager-style), every
-//! call bounded by the configured timeouts, batches of calls sent as one
-//! pipeline (in a cluster: one pipeline per primary node, all in flight at
-//! once), `keys` by SCAN (never KEYS; in a cluster, SCAN of every primary), prefix
-//! clearing by SCAN + UNLINK (in a cluster, UNLINK of keys of one slot).
+//! Native Redis `KeyValueStore` core on tokio: the store's options, the
+//! socket of the JS-thread connection opened here (`connect_direct`:
+//! connect, DNS, TLS handshake, AUTH/SELECT), and the tokio connection
+//! ([`Conn`]: a multiplexed connection to one server, or a cluster
+//! connection of the `redis` crate) for `transport: 'tokio'` and clusters,
+//! replaced when it breaks, every call bounded by the configured timeouts.
+//! Batches go through the batch seam ([`Batch`]: one pipeline; in a cluster
+//! one pipeline per primary node, all in flight at once); keys, prefix
+//! clearing and leases are written once over [`Exec`] (`keys`, `lease`), in
+//! a cluster with SCAN of every primary and UNLINK split per slot.
 //!
 //! Also the prefix-ownership rules ([`Owners`]) that keep a cache's
 //! `clearAsync()` away from state documents and from the keys of another
