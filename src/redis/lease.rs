@@ -4,7 +4,8 @@
 //!
 //! - acquire: `SET key token NX PX ttl` (set only if absent);
 //! - release: a script deletes the key only if it still holds the token;
-//! - renew: a script re-arms the key's expiry only if it still holds the token.
+//! - renew: a script re-arms the key's expiry only if it still holds the token;
+//! - the inspector reads the time left on lease keys (`PTTL`), never writing.
 //!
 //! Scripts go as `EVALSHA` (their SHA1 computed here), and again as `EVAL`
 //! when the server answers `NOSCRIPT` (script cache flushed, failover to a
