@@ -79,6 +79,34 @@ export declare class NativeFileStore {
 }
 
 /**
+ * Every async method clones the core into a `'static` future: a call never
+ * borrows the JS object, which Node frees at worker teardown.
+ */
+export declare class NativePostgresStore {
+  constructor(o: PostgresOptions)
+  /** A batch (the calls of one tick) on one connection, pipelined. */
+  exec(ops: Uint8Array, ttls: Uint32Array, lens: Uint32Array, blob: string): Promise<ExecOut>
+  /** Keys matching a Redis glob, concatenated, with their UTF-16 lengths. */
+  keys(pattern: string): Promise<KeysOut>
+  /** `clearAsync` of the KV cache with `prefix`; resolves to rows deleted. */
+  clearCachePrefix(prefix: string): Promise<number>
+  /**
+   * Delete expired rows now (what the background sweep does); resolves
+   * to the number deleted.
+   */
+  sweep(): Promise<number>
+  ping(): Promise<void>
+  close(): Promise<void>
+  /**
+   * Run-lease ops as one pipeline, encoded as the Redis store's
+   * `leaseExec` (codes 0/1/4, the taken tokens concatenated).
+   */
+  leaseExec(kinds: Uint8Array, ttls: Uint32Array, keys: Array<string>, tokens: Array<string>): Promise<LeaseOut>
+  /** Connections opened so far (reconnects add one each). */
+  get connectionsOpened(): number
+}
+
+/**
  * The store's core is shared with every call in flight: each method clones
  * it into a `'static` future, so a call never borrows the JS object, whose
  * memory Node frees when its worker thread is torn down (a future borrowing
@@ -325,6 +353,27 @@ export declare function ownerMarkerKey(kind: string, prefix: string): string
 export declare function ownerMarkerSuffixes(): Array<string>
 
 export declare function ownerMarkerValue(): string
+
+/** The options of createPostgresStore, checked in JS for type and range. */
+export interface PostgresOptions {
+  connectionString?: string
+  host?: string
+  port?: number
+  user?: string
+  password?: string
+  database?: string
+  schema?: string
+  table: string
+  poolSize: number
+  connectTimeout: number
+  commandTimeout: number
+  sweepInterval: number
+  /** TLS required (with the PEM material below, each optional). */
+  tls: boolean
+  tlsCa?: string
+  tlsCert?: string
+  tlsKey?: string
+}
 
 /**
  * The kind of one op of a Redis batch (`lib/redis-store.js` → `exec` /

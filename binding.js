@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeFileDir = nativeBinding.NativeFileDir
 module.exports.NativeFileStore = nativeBinding.NativeFileStore
+module.exports.NativePostgresStore = nativeBinding.NativePostgresStore
 module.exports.NativeRedisStore = nativeBinding.NativeRedisStore
 module.exports.cacheDeletableKeys = nativeBinding.cacheDeletableKeys
 module.exports.drainFileDirs = nativeBinding.drainFileDirs

@@ -402,7 +402,7 @@ export interface FileStoreOptions {
  */
 export declare function createFileStore(options: FileStoreOptions): FileStore
 
-/** Marks this package's native Redis and file stores, whose snapshot stores have native run leases. */
+/** Marks this package's native Redis, PostgreSQL and file stores, whose snapshot stores have native run leases. */
 declare const nativeLeases: unique symbol
 
 /** A native file store (a KeyValueStore); `createSnapshotStore` over it has run leases. */
@@ -507,6 +507,65 @@ export interface RedisStore extends KeyValueStore {
 }
 
 export declare function createRedisStore(options?: RedisStoreOptions): RedisStore
+
+export interface PostgresStoreOptions {
+  /**
+   * `postgres://user:pass@host:port/db?sslmode=require` or `host=… user=…`. The fields below,
+   * when given, override its parts. Default: none (host `127.0.0.1`, port 5432, user `$USER`).
+   */
+  connectionString?: string
+  host?: string
+  /** Default 5432. */
+  port?: number
+  user?: string
+  password?: string
+  database?: string
+  /**
+   * Schema of the table, created (with the table) on first use if missing. Letters, digits
+   * and `_`, not starting with a digit, at most 63 (always double-quoted: case is kept).
+   * Default: none (the connection's `search_path`, usually `public`).
+   */
+  schema?: string
+  /** The table; same rules as `schema`, at most 52 characters. Default `'awaitly_kv'`. */
+  table?: string
+  /** Connections in the pool, opened on first use. Default 4. */
+  poolSize?: number
+  /** Max ms to open a connection. Default 5000. */
+  connectTimeout?: number
+  /** Max ms for a batch once connected; then `ERR_STORE_TIMEOUT` and the connection is replaced. Default 5000. */
+  commandTimeout?: number
+  /** Every this many ms, expired rows are deleted (500 per statement). Default 60000. */
+  sweepInterval?: number
+  /** Max calls per pipeline; the calls of one tick are split into batches of this size. Default 64. */
+  maxBatch?: number
+  /**
+   * TLS required: `true` (the web PKI roots) or PEM strings `{ ca, cert, key }` (`cert` with `key`:
+   * client certificate). Without it, TLS is used only if `connectionString` says `sslmode=require`.
+   */
+  tls?: boolean | { ca?: string; cert?: string; key?: string }
+}
+
+/**
+ * A native (Rust, tokio-postgres) PostgreSQL KeyValueStore: one table, keys and values
+ * as `bytea` (exact for every JS string), expiry by the server's clock. The calls of one
+ * tick are pipelined on one pooled connection. Errors carry `code`:
+ * `ERR_STORE_UNAVAILABLE` (refused / dropped / server restarting), `ERR_STORE_TIMEOUT`,
+ * `ERR_STORE` (the server rejected a statement), `ERR_STORE_CLOSED`, `ERR_INVALID_ARG`
+ * (TypeError, before any query).
+ */
+export interface PostgresStore extends KeyValueStore {
+  /** Connect now if needed (creating the schema on first use) and run an empty query. */
+  ping(): Promise<void>
+  /** Delete expired rows now, as the background sweep does; resolves to the count. */
+  sweep(): Promise<number>
+  /** Close the pool; later calls reject with `ERR_STORE_CLOSED`. */
+  close(): Promise<void>
+  /** Connections opened so far (pool slots + reconnects). */
+  readonly connectionsOpened: number
+  readonly [nativeLeases]: 'postgres'
+}
+
+export declare function createPostgresStore(options?: PostgresStoreOptions): PostgresStore
 
 export interface KVCacheOptions {
   store: KeyValueStore
@@ -698,9 +757,9 @@ export interface SnapshotStore {
 
 /**
  * A SnapshotStore that is also awaitly 1.35's `WorkflowLock` (over our native
- * Redis or file store): `durable.run` then refuses a second concurrent run of
+ * Redis, PostgreSQL or file store): `durable.run` then refuses a second concurrent run of
  * an id, renews the lease on a heartbeat and aborts a run whose lease is lost.
- * Expiry is judged by one clock: the Redis server's, or (files) this host's
+ * Expiry is judged by one clock: the Redis or PostgreSQL server's, or (files) this host's
  * boot-time clock. `ttlMs`: integer 1..2^31-1, default 60000.
  */
 export interface LockingSnapshotStore extends SnapshotStore {
@@ -714,9 +773,9 @@ export interface LockingSnapshotStore extends SnapshotStore {
 
 /**
  * awaitly 1.35 `SnapshotStore` over a KeyValueStore, for `durable.run`. Over
- * `createRedisStore()` or `createFileStore()` it is also a `WorkflowLock`
+ * `createRedisStore()`, `createPostgresStore()` or `createFileStore()` it is also a `WorkflowLock`
  * (native leases); over any other store it has no lock methods and durable
  * runs unlocked (as on awaitly's in-memory store).
  */
-export declare function createSnapshotStore(options: SnapshotStoreOptions<RedisStore | FileStore>): LockingSnapshotStore
+export declare function createSnapshotStore(options: SnapshotStoreOptions<RedisStore | FileStore | PostgresStore>): LockingSnapshotStore
 export declare function createSnapshotStore(options: SnapshotStoreOptions): SnapshotStore

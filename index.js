@@ -11,6 +11,7 @@ module.exports = {
   ...require('./lib/stores/file.js'),
   ...require('./lib/caches/kv.js'),
   ...require('./lib/stores/redis.js'),
+  ...require('./lib/stores/postgres.js'),
   ...require('./lib/persistence/state.js'),
   ...require('./lib/caches/hydrating.js'),
   ...require('./lib/persistence/snapshots.js'),

@@ -23,6 +23,7 @@ export const {
   createFileStore,
   createKVCache,
   createRedisStore,
+  createPostgresStore,
   createStatePersistence,
   createHydratingCache,
   createSnapshotStore,

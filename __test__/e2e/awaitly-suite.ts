@@ -1,6 +1,7 @@
 // The awaitly end-to-end suite, defined once and run by e2e-awaitly.test.ts
-// (one Redis server) and e2e-awaitly-cluster.test.ts (a Redis Cluster): the
-// store options are the one thing that differs. With awaitly's real engine
+// (one Redis server), e2e-awaitly-cluster.test.ts (a Redis Cluster) and
+// e2e-awaitly-postgres.test.ts (PostgreSQL): the server store is the one
+// thing that differs. With awaitly's real engine
 // (createWorkflow(name, deps, { cache }).run(fn); awaitly 1.35 under `npm
 // test`, 4.5.1 in CI's awaitly 4 run, see helpers/awaitly.ts) for every cache
 // and store we ship:
@@ -22,7 +23,6 @@ const {
   createFileCache,
   createFileStore,
   createKVCache,
-  createRedisStore,
   createStatePersistence,
   createHydratingCache,
   stringifyState,
@@ -31,13 +31,13 @@ const {
 } = native as any
 
 /**
- * Defines the suite; `redisOptions()` gives the createRedisStore options of
- * every Redis store it opens (called when a test opens one).
+ * Defines the suite over one server store kind: `server.open()` opens a store
+ * (called when a test opens one), `server.name` names it in the test names.
  */
-export function defineAwaitlyE2E(redisOptions: () => Record<string, unknown>) {
+export function defineAwaitlyE2E(server: { name: string; open: () => any }) {
   const unique = `e2e-awaitly:${process.pid}-${Date.now().toString(36)}:`
   let dir: string
-  const redisStores: { close(): Promise<void> }[] = []
+  const serverStores: { close(): Promise<void> }[] = []
   const cleanups: (() => Promise<unknown>)[] = []
 
   beforeAll(() => {
@@ -46,23 +46,21 @@ export function defineAwaitlyE2E(redisOptions: () => Record<string, unknown>) {
   afterAll(async () => {
     for (const c of cleanups) await c()
     // The clears left only the owner markers of the caches and persistences (inside their prefixes); remove them.
-    if (redisStores.length) {
-      const store = redisStores[0] as any
+    if (serverStores.length) {
+      const store = serverStores[0] as any
       const left: string[] = await store.keys(`*${escapeGlob(unique)}*`)
       expect(left.filter((k) => !/__awaitly:owner:(cache|state)$/.test(k))).toEqual([])
       for (const k of left) await store.delete(k)
       expect(await store.keys(`*${escapeGlob(unique)}*`)).toEqual([])
     }
-    for (const s of redisStores) await s.close()
+    for (const s of serverStores) await s.close()
     rmSync(dir, { recursive: true, force: true })
   })
 
-  // The Redis store under test, with the options the calling file gives.
-  const makeRedisStore = (): any => createRedisStore(redisOptions())
-
-  function redisStore() {
-    const store = makeRedisStore()
-    redisStores.push(store)
+  // The server store under test, as the calling file opens it.
+  function serverStore() {
+    const store = server.open()
+    serverStores.push(store)
     return store
   }
 
@@ -155,17 +153,17 @@ export function defineAwaitlyE2E(redisOptions: () => Record<string, unknown>) {
       },
     },
     {
-      name: 'createKVCache on createRedisStore',
+      name: `createKVCache on ${server.name}`,
       make: async () => {
         const prefix = `${unique}cache${kvFileCaches.size}:` // a prefix per cache, as above
-        const cache = createKVCache({ store: redisStore(), prefix, ttl: 60 })
+        const cache = createKVCache({ store: serverStore(), prefix, ttl: 60 })
         kvFileCaches.set(cache, prefix)
         cleanups.push(() => cache.clearAsync())
         return cache
       },
       reopen: async (keys, first) => {
         for (const k of keys) await first.setAsync(k, first.get(k))
-        const cache = createKVCache({ store: redisStore(), prefix: kvFileCaches.get(first), ttl: 60 })
+        const cache = createKVCache({ store: serverStore(), prefix: kvFileCaches.get(first), ttl: 60 })
         for (const k of keys) expect(await cache.getAsync(k)).toBeDefined()
         return cache
       },
@@ -250,9 +248,9 @@ export function defineAwaitlyE2E(redisOptions: () => Record<string, unknown>) {
       },
     },
     {
-      name: 'createStatePersistence on createRedisStore',
+      name: `createStatePersistence on ${server.name}`,
       roundTrip: async (state) => {
-        const p = createStatePersistence(redisStore(), `${unique}state:`)
+        const p = createStatePersistence(serverStore(), `${unique}state:`)
         const runId = `run:${Math.random().toString(36).slice(2)}`
         await p.save(runId, state, { attempt: 1 })
         expect(await p.list()).toContain(runId)

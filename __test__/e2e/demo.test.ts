@@ -1,12 +1,14 @@
 // `npm run demo` (examples/crash-resume): the worker is killed with SIGKILL
 // partway, run again, skips the steps already done (same values: they come
 // from the saved state), finishes and deletes the state. Once on the native
-// file store, once on the native Redis store (127.0.0.1:6379, own prefix).
+// file store, once on the native Redis store (127.0.0.1:6379, own prefix),
+// once on the native PostgreSQL store (DATABASE_URL, a private schema).
 import { afterAll, describe, expect, it } from 'vitest'
 import { execFile } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createClient } from 'redis'
+import { adminClient, dropSchema, privateSchema } from '../helpers/postgres'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
@@ -23,8 +25,16 @@ function demo(env: Record<string, string | undefined>) {
 }
 
 // Both runs start at once; each test awaits its own.
-const onFile = demo({ REDIS_URL: undefined, DEMO_PREFIX: undefined, DEMO_DIR: undefined })
-const onRedis = demo({ REDIS_URL: 'redis://127.0.0.1:6379', DEMO_PREFIX: prefix, DEMO_DIR: undefined })
+const pgSchema = privateSchema('demo')
+const onFile = demo({ REDIS_URL: undefined, DATABASE_URL: undefined, DEMO_PREFIX: undefined, DEMO_DIR: undefined })
+const onRedis = demo({ REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: undefined, DEMO_PREFIX: prefix, DEMO_DIR: undefined })
+const onPostgres = demo({
+  DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
+  DEMO_PG_SCHEMA: pgSchema,
+  REDIS_URL: undefined,
+  DEMO_PREFIX: undefined,
+  DEMO_DIR: undefined,
+})
 
 // Every key of the Redis run holds its own prefix: its state keys
 // (`${prefix}<order>`) and the owner marker of that prefix
@@ -46,6 +56,8 @@ async function demoKeysInRedis(): Promise<string[]> {
 afterAll(async () => {
   await onRedis
   await demoKeysInRedis()
+  await onPostgres
+  await dropSchema(pgSchema)
 })
 
 const STEPS = ['validate-order', 'reserve-inventory', 'charge-payment', 'create-shipment', 'send-confirmation']
@@ -87,6 +99,20 @@ describe('npm run demo', () => {
     expect(out).toContain(`state store: Redis redis://127.0.0.1:6379 (prefix ${prefix})`)
     checkOutput(code, out)
     expect(out).toMatch(/Nothing of the demo is left in the store/)
+  }, 60_000)
+
+  it('kills, resumes and completes on the native PostgreSQL store (DATABASE_URL), leaving no row but the version row', async () => {
+    const { code, out } = await onPostgres
+    expect(out).toContain(`state store: PostgreSQL postgres://postgres@127.0.0.1:5432/test (table ${pgSchema}.awaitly_kv`)
+    checkOutput(code, out)
+    expect(out).toMatch(/Nothing of the demo is left in the store/)
+    const admin = await adminClient()
+    try {
+      const rows = await admin.query(`SELECT get_byte(k, 0) AS b FROM "${pgSchema}".awaitly_kv`)
+      expect(rows.rows).toEqual([{ b: 255 }])
+    } finally {
+      await admin.end()
+    }
   }, 60_000)
 
   it('leaves no key of its own in Redis: no state, no owner-registry key', async () => {

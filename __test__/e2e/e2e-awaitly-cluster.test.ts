@@ -2,7 +2,10 @@
 // local Redis Cluster (3 primaries, 3 replicas): the store's `cluster` option.
 import { afterAll, beforeAll } from 'vitest'
 import { startCluster, type LocalCluster } from '../helpers/redis-cluster'
+import { createRequire } from 'node:module'
 import { defineAwaitlyE2E } from './awaitly-suite'
+
+const { createRedisStore } = createRequire(import.meta.url)('../../index.js')
 
 let cluster: LocalCluster
 beforeAll(async () => {
@@ -13,4 +16,4 @@ afterAll(async () => {
   await cluster?.stop()
 })
 
-defineAwaitlyE2E(() => ({ cluster: { nodes: cluster.nodes } }))
+defineAwaitlyE2E({ name: 'createRedisStore (cluster)', open: () => createRedisStore({ cluster: { nodes: cluster.nodes } }) })

@@ -15,7 +15,7 @@ import { defineAwaitlyE2E } from './awaitly-suite'
 const require = createRequire(import.meta.url)
 const { createRedisStore, escapeGlob } = require('../../index.js')
 
-defineAwaitlyE2E(() => ({ url: 'redis://127.0.0.1:6379' }))
+defineAwaitlyE2E({ name: 'createRedisStore', open: () => createRedisStore({ url: 'redis://127.0.0.1:6379' }) })
 
 const child = join(__dirname, '..', 'fixtures', 'e2e-awaitly-child.cjs')
 const unique = `e2e-awaitly-xp:${process.pid}-${Date.now().toString(36)}:`

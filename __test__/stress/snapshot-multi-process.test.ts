@@ -1,18 +1,23 @@
 // createSnapshotStore's run leases across real processes (issue 14), on our
-// native Redis store (the shared server, a unique prefix) and file store:
+// native Redis store (the shared server, a unique prefix), file store and
+// PostgreSQL store (the shared server, a private schema per test, dropped):
 // - awaitly 1.35's own durable.run: a worker SIGKILLed in step 3 of 4; a
 //   second process gets ConcurrentExecutionError while the lease lives, a
 //   third resumes after it expired, skips steps 1-2 (call counters in files)
 //   and completes;
 // - N processes race tryAcquire on one id with 200 ms leases: the intervals
-//   each certainly owned the lease never intersect.
-// CI: 10 processes x 3 rounds; `npm run stress` (AWAITLY_STRESS=1): 50 x 20.
+//   each certainly owned the lease never intersect. On PostgreSQL 20
+//   processes (they also create the schema at once), two of them with
+//   Date.now() shifted by +5 and -5 minutes.
+// CI: 10 processes x 3 rounds (PostgreSQL 20 x 2); `npm run stress`
+// (AWAITLY_STRESS=1): 50 x 20.
 import { afterAll, describe, expect, it } from 'vitest'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
+import { dropSchema, privateSchema } from '../helpers/postgres'
 
 const require = createRequire(import.meta.url)
 const { createRedisStore, createSnapshotStore, escapeGlob } = require('../../index.js')
@@ -23,13 +28,21 @@ const ROUNDS = STRESS ? 20 : 3
 const REDIS = 'redis://127.0.0.1:6379'
 const RUN = `snapmp:${process.pid}:${Date.now()}:`
 const dirs: string[] = []
+const schemas: string[] = []
 
 afterAll(async () => {
   const kv = createRedisStore()
   for (const k of await kv.keys(`${escapeGlob(RUN)}*`)) await kv.delete(k)
   await kv.close()
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  await dropSchema(...schemas)
 })
+
+function schema(tag: string) {
+  const s = privateSchema(tag)
+  schemas.push(s)
+  return s
+}
 
 function tmp(tag: string) {
   const d = mkdtempSync(path.join(os.tmpdir(), `snapmp-${tag}-`))
@@ -82,12 +95,14 @@ const counts = (dir: string) =>
     return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).length : 0
   })
 
+const MINUTES_5 = 5 * 60_000
 const backends = [
-  { kind: 'redis', target: () => REDIS },
-  { kind: 'file', target: () => tmp('store') },
-] as const
+  { kind: 'redis', target: () => REDIS, procs: PROCS, rounds: ROUNDS, shifts: [] as number[] },
+  { kind: 'file', target: () => tmp('store'), procs: PROCS, rounds: ROUNDS, shifts: [] as number[] },
+  { kind: 'postgres', target: () => schema('mp'), procs: STRESS ? 50 : 20, rounds: STRESS ? 20 : 2, shifts: [MINUTES_5, -MINUTES_5] },
+]
 
-describe.each(backends)('snapshot leases across processes: $kind', ({ kind, target }) => {
+describe.each(backends)('snapshot leases across processes: $kind', ({ kind, target, procs, rounds, shifts }) => {
   it('durable.run: SIGKILLed worker; a second gets ConcurrentExecutionError, a third resumes after expiry and skips steps 1-2', async () => {
     const where = target()
     const prefix = `${RUN}${kind}:durable:`
@@ -116,7 +131,13 @@ describe.each(backends)('snapshot leases across processes: $kind', ({ kind, targ
     expect(counts(counters)).toEqual([1, 1, 2, 1])
 
     // success deletes the snapshot and releases the lease
-    const kv = kind === 'redis' ? createRedisStore() : require('../../index.js').createFileStore({ directory: where })
+    const { createFileStore, createPostgresStore } = require('../../index.js')
+    const kv =
+      kind === 'redis'
+        ? createRedisStore()
+        : kind === 'postgres'
+          ? createPostgresStore({ host: '127.0.0.1', user: 'postgres', database: 'test', schema: where })
+          : createFileStore({ directory: where })
     const store = createSnapshotStore({ store: kv, prefix })
     expect(await store.load(id)).toBeNull()
     const lease = await store.tryAcquire(id, { ttlMs: 1000 })
@@ -125,14 +146,16 @@ describe.each(backends)('snapshot leases across processes: $kind', ({ kind, targ
     if (kv.close) await kv.close()
   }, 60_000)
 
-  it(`${PROCS} processes race tryAcquire (200 ms leases, ${ROUNDS} rounds each): no two holders overlap`, async () => {
+  it(`${procs} processes race tryAcquire (200 ms leases, ${rounds} rounds each${shifts.length ? ', clocks of two shifted by minutes' : ''}): no two holders overlap`, async () => {
     const where = target()
     const prefix = `${RUN}${kind}:race:`
     const outs = await Promise.all(
-      Array.from({ length: PROCS }, () => result(['race', kind, where, prefix, 'the-one', String(ROUNDS), '200'])),
+      Array.from({ length: procs }, (_, i) => result(['race', kind, where, prefix, 'the-one', String(rounds), '200', String(shifts[i] ?? 0)])),
     )
     const all: Array<[number, number]> = outs.flatMap((o) => o.intervals)
-    expect(all.length).toBe(PROCS * ROUNDS)
+    expect(all.length).toBe(procs * rounds)
+    // the shifted racers held the lease too: their clock changed nothing
+    for (let i = 0; i < shifts.length; i++) expect(outs[i].intervals.length).toBe(rounds)
     all.sort((a, b) => a[0] - b[0])
     let ended = -Infinity
     for (let i = 0; i < all.length; i++) {
@@ -142,6 +165,6 @@ describe.each(backends)('snapshot leases across processes: $kind', ({ kind, targ
     }
     // contention was real: processes were refused while another held the lease
     const tries = outs.reduce((n, o) => n + o.tries, 0)
-    expect(tries).toBeGreaterThan(PROCS * ROUNDS)
+    expect(tries).toBeGreaterThan(procs * rounds)
   }, STRESS ? 600_000 : 90_000)
 })

@@ -1,5 +1,6 @@
 // createSnapshotStore (issue 14) in one process, on the shared Redis (unique
-// prefix, cleaned up), a native file store and a plain JS Map store:
+// prefix, cleaned up), a native file store, the shared PostgreSQL (a private
+// schema, dropped) and a plain JS Map store:
 // awaitly's SnapshotStore contract (1.35 under `npm test`, 4.5.1 in CI's
 // awaitly 4 run: helpers/awaitly.ts), the stored format, list semantics,
 // ResumeState round trips, corrupt values, bad input, and the leases
@@ -12,20 +13,25 @@ import os from 'node:os'
 import path from 'node:path'
 import { createMapStore } from '../helpers/map-store'
 import { durable, createWorkflow, createResumeStateCollector, serializeResumeState, deserializeResumeState, ok, err } from '../helpers/awaitly'
+import { PG, dropSchema, privateSchema } from '../helpers/postgres'
 
 const require = createRequire(import.meta.url)
-const { createSnapshotStore, createRedisStore, createFileStore, escapeGlob } = require('../../index.js')
+const { createSnapshotStore, createRedisStore, createFileStore, createPostgresStore, escapeGlob } = require('../../index.js')
 
 const STRESS = process.env.AWAITLY_STRESS === '1'
 const RUN = `snaptest:${process.pid}:${Date.now()}:`
 const redisKv = createRedisStore()
 const dir = mkdtempSync(path.join(os.tmpdir(), 'snapshot-store-'))
 const fileKv = createFileStore({ directory: dir })
+const pgSchema = privateSchema('snap')
+const pgKv = createPostgresStore({ ...PG, schema: pgSchema })
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 afterAll(async () => {
   for (const k of await redisKv.keys(`${escapeGlob(RUN)}*`)) await redisKv.delete(k)
   await redisKv.close()
+  await pgKv.close()
+  await dropSchema(pgSchema)
   rmSync(dir, { recursive: true, force: true })
 })
 
@@ -48,6 +54,7 @@ function snapshot(steps = 2) {
 const backends = [
   { name: 'redis', kv: redisKv, native: true },
   { name: 'file', kv: fileKv, native: true },
+  { name: 'postgres', kv: pgKv, native: true },
   { name: 'map', kv: createMapStore(), native: false },
 ]
 
@@ -270,7 +277,7 @@ async function longRun(store: any, id: string, seconds: number, opts: object, du
   return { r, seen, calls }
 }
 
-describe('leases under durable.run (redis and file at once)', () => {
+describe('leases under durable.run (redis, file and postgres at once)', () => {
   const natives = backends.filter((b) => b.native)
 
   it(`a heartbeat keeps a ${STRESS ? 10 : 3} s run alive on lockTtlMs: 1000`, async () => {
@@ -320,13 +327,16 @@ describe('leases under durable.run (redis and file at once)', () => {
     }
   }, 60_000)
 
-  it('a deleted lease key aborts the run too (redis)', async () => {
+  it.each([
+    ['redis', redisKv],
+    ['postgres', pgKv],
+  ])('a deleted lease key aborts the run too (%s)', async (_name, kv) => {
     const prefix = fresh('deleted')
-    const store = createSnapshotStore({ store: redisKv, prefix })
+    const store = createSnapshotStore({ store: kv, prefix })
     const { r } = await longRun(store, 'gone', 3, { lockTtlMs: 900 }, async () => {
       await sleep(400)
-      // the lease key: `<prefix>\u0000lease:<id>` (see lib/persistence/snapshots.js)
-      expect(await redisKv.delete(`${prefix}\u0000lease:gone`)).toBe(true)
+      // the lease key: `<prefix>\u0000lease:<id>` (see lib/stores/redis.js and lib/stores/postgres.js)
+      expect(await kv.delete(`${prefix}\u0000lease:gone`)).toBe(true)
     })
     expect(r.ok).toBe(false)
     expect(r.error.type).toBe('LEASE_EXPIRED')

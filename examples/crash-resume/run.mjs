@@ -2,8 +2,8 @@
 //
 // Runs an order workflow (awaitly's createWorkflow) in a child process that
 // saves the workflow's resume state after every step with
-// createStatePersistence on the native file store (or the native Redis store
-// when REDIS_URL is set). Partway through, this process kills the child with
+// createStatePersistence on the native file store (or the native PostgreSQL
+// store when DATABASE_URL is set, the native Redis store when REDIS_URL is). Partway through, this process kills the child with
 // a real SIGKILL — no cleanup, no exit handlers — then starts it again: the
 // new run loads the saved state, skips the steps already done, finishes the
 // order and deletes the state. Exits non-zero if any of that does not happen.
@@ -19,7 +19,7 @@ const worker = join(here, 'order-worker.mjs')
 const KILL_DURING = 'create-shipment'
 
 const orderId = `ord-${process.pid}-${Date.now().toString(36)}`
-const ownDir = !process.env.REDIS_URL && !process.env.DEMO_DIR
+const ownDir = !process.env.DATABASE_URL && !process.env.REDIS_URL && !process.env.DEMO_DIR
 if (ownDir) process.env.DEMO_DIR = mkdtempSync(join(tmpdir(), 'awaitly-crash-resume-'))
 const { store, prefix, persistence, describe, close } = await openPersistence()
 

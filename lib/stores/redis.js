@@ -10,17 +10,14 @@
 const { binding, fromNative } = require('../internal/binding.js')
 const { invalidArg, storeClosed } = require('../internal/errors.js')
 const { checkString, describe, storeTtl } = require('../internal/validate.js')
-const { OP, OUT } = require('../internal/codes.js')
+const { OP } = require('../internal/codes.js')
 const { TickBatcher, settleAll } = require('../internal/tick-batcher.js')
 const { leaseCalls } = require('./leases.js')
 const { ADAPTED } = require('./adapter.js')
 const { MARKER_VALUE } = require('./ownership.js')
-
-/** Snapshot stores' lease keys: `<prefix>\u0000lease:<id>` (ids may not start with U+0000, so no snapshot key is one). */
-const LEASE_INFIX = '\u0000lease:'
+const { emptyBatch, settleResults, splitKeys, leaseKey, pushCall } = require('./kv-batch.js')
 
 const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS, SET_DURABLE: OP_SET_DURABLE, PING: OP_PING } = OP
-const { NONE: OUT_NONE, TRUE: OUT_TRUE, FALSE: OUT_FALSE, VALUE: META_VALUE } = OUT
 
 const DEFAULTS = { url: 'redis://127.0.0.1:6379', connectTimeout: 5000, commandTimeout: 5000, maxBatch: 64, transport: 'auto' }
 const TRANSPORTS = ['auto', 'tokio']
@@ -32,55 +29,6 @@ function positiveIntOption(name, value, dflt, unit) {
     throw invalidArg(`createRedisStore: ${name} must be a positive integer${unit}, got ${String(value)}`)
   }
   return value
-}
-
-/**
- * @typedef {{ ops: number[], ttls: number[], lens: number[], blob: string, waiters: Function[] }} DataBatch
- *   a tick's data calls: op and ttl of each, its key and SET value
- *   concatenated into one string (`blob`, one string crosses to Rust) with
- *   their lengths
- */
-
-/** @returns {DataBatch} */
-const emptyBatch = () => ({ ops: [], ttls: [], lens: [], blob: '', waiters: [] })
-
-/**
- * Settle `batches[from..]` from the native results of their first `count`
- * ops, in order (concatenated over the batches): `meta[i]` is an OUT_* code,
- * or META_VALUE + n for a GET hit whose value is the next n units of `blob`;
- * `errors[i]` the `[CODE] message` of a failed op. Returns the index of the
- * first batch not settled.
- */
-function settleResults(batches, from, count, meta, blob, errors) {
-  let pos = 0
-  let ci = 0
-  let bi = from
-  while (ci < count) {
-    const { ops, waiters } = batches[bi++]
-    for (let i = 0; i < ops.length; i++, ci++) {
-      const m = meta[ci]
-      if (m >= META_VALUE) {
-        const end = pos + (m - META_VALUE)
-        waiters[2 * i](blob.slice(pos, end))
-        pos = end
-        continue
-      }
-      switch (m) {
-        case OUT_NONE:
-          waiters[2 * i](ops[i] === OP_GET ? null : undefined)
-          break
-        case OUT_TRUE:
-          waiters[2 * i](true)
-          break
-        case OUT_FALSE:
-          waiters[2 * i](false)
-          break
-        default:
-          waiters[2 * i + 1](fromNative(new Error(errors?.[ci] ?? '[ERR_INTERNAL] missing error')))
-      }
-    }
-  }
-  return bi
 }
 
 /**
@@ -254,18 +202,6 @@ class DirectLink {
   }
 }
 
-/** Split the native `keys` answer (one string + UTF-16 lengths) into keys. */
-function splitKeys({ lens, blob }) {
-  const out = new Array(lens.length)
-  let pos = 0
-  for (let i = 0; i < lens.length; i++) {
-    const end = pos + lens[i]
-    out[i] = blob.slice(pos, end)
-    pos = end
-  }
-  return out
-}
-
 /**
  * The `cluster` option: `{ nodes: ['redis://host:port', ...] }` (seed nodes;
  * the others are discovered), or undefined. Strict: anything else, unknown
@@ -348,7 +284,7 @@ function createRedisStore(options = {}) {
   const onConn = direct ? (call) => direct.run(call) : (call) => call()
   // what the data calls cost: native calls (batches) made, and the calls they carried
   const sent = { batches: 0, calls: 0 }
-  /** @type {TickBatcher<DataBatch>} */
+  /** @type {TickBatcher<import('./kv-batch.js').DataBatch>} */
   const batcher = new TickBatcher(maxBatch, emptyBatch, (batch) => {
     sent.batches++
     sent.calls += batch.ops.length
@@ -358,29 +294,10 @@ function createRedisStore(options = {}) {
       (/** @type {Error} */ e) => settleAll(batch.waiters, fromNative(e)),
     )
   })
-  /**
-   * Queue one data call in this tick's batch.
-   * @param {number} op
-   * @param {string} key
-   * @param {string | undefined} value
-   * @param {number} ttl
-   */
-  const push = (op, key, value, ttl) => {
-    const b = batcher.current()
-    b.ops.push(op)
-    b.ttls.push(ttl)
-    b.lens.push(key.length)
-    b.blob += key
-    if (value !== undefined) {
-      b.lens.push(value.length)
-      b.blob += value
-    }
-    return batcher.wait(b)
-  }
   const leases = leaseCalls((kinds, ttls, _scopes, keys, tokens) => onConn(() => native.leaseExec(kinds, ttls, keys, tokens)), maxBatch)
   let closed = false
   /** @type {(op: number, key: string, value: string | undefined, ttl: number) => Promise<any>} */
-  const enqueue = (op, key, value, ttl) => (closed ? Promise.reject(storeClosed()) : push(op, key, value, ttl))
+  const enqueue = (op, key, value, ttl) => (closed ? Promise.reject(storeClosed()) : pushCall(batcher, op, key, value, ttl))
   /** @type {(p: Promise<any>) => Promise<any>} */
   const native_ = (p) => (closed ? Promise.reject(storeClosed()) : p.catch((e) => Promise.reject(fromNative(e))))
 
@@ -454,8 +371,6 @@ function createRedisStore(options = {}) {
       return sent.calls
     },
   }
-  /** @type {(prefix: string, id: string) => string} */
-  const leaseKey = (prefix, id) => prefix + LEASE_INFIX + id
   /** @type {import('./adapter.js').Adapted} */
   const adapted = {
     get: (key) => enqueue(OP_GET, key, undefined, 0),

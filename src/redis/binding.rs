@@ -60,7 +60,7 @@ pub struct ExecOut {
 }
 
 /// The values' text as a JS string (ASCII as one-byte latin1).
-fn blob_text(blob: Blob) -> JsText {
+pub(crate) fn blob_text(blob: Blob) -> JsText {
     match blob {
         Blob::Ascii(bytes) => match String::from_utf8(bytes) {
             Ok(ascii) => Either::A(Latin1String::from(ascii)),
@@ -94,9 +94,9 @@ pub struct KeysOut {
 /// Text going back to JS: ASCII as a one-byte (latin1) V8 string, which JS
 /// slices and parses faster and stores in half the memory; anything else as
 /// UTF-16 (exact, lone surrogates included).
-type JsText = Either<Latin1String, Utf16String>;
+pub(crate) type JsText = Either<Latin1String, Utf16String>;
 
-fn js_text(units: Vec<u16>) -> JsText {
+pub(crate) fn js_text(units: Vec<u16>) -> JsText {
     if units.iter().all(|&u| u < 0x80) {
         let bytes: Vec<u8> = units.iter().map(|&u| u as u8).collect();
         if let Ok(ascii) = String::from_utf8(bytes) {
@@ -614,7 +614,7 @@ fn keys_out(keys: Vec<Vec<u8>>) -> KeysOut {
 }
 
 /// Lease results as they go to JS (see [`LeaseOut`]).
-fn lease_out(batch: &[LeaseOp], results: Vec<crate::error::Result<bool>>) -> LeaseOut {
+pub(crate) fn lease_out(batch: &[LeaseOp], results: Vec<crate::error::Result<bool>>) -> LeaseOut {
     LeaseOut::encode(batch.iter().zip(results).map(|(op, r)| {
         let acquired = match op {
             LeaseOp::Acquire { token, .. } => Some(token.as_str()),
@@ -658,7 +658,7 @@ fn int32_view<'a>(env: &Env, v: &'a Unknown) -> crate::error::Result<&'a [i32]> 
 }
 
 /// The ops of one `exec` call, keys and values as WTF-8 bytes.
-fn decode_batch(
+pub(crate) fn decode_batch(
     ops: &[u8],
     ttls: &[u32],
     lens: &[u32],
@@ -697,7 +697,7 @@ fn decode_batch(
 }
 
 /// The ops of one `lease_exec` call; acquires get fresh tokens here.
-fn decode_leases(
+pub(crate) fn decode_leases(
     kinds: &[u8],
     ttls: &[u32],
     keys: Vec<Utf16String>,

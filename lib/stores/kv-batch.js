@@ -1,0 +1,103 @@
+'use strict'
+// The data batch of our native KeyValueStores on a server (the Redis store,
+// lib/stores/redis.js, and the PostgreSQL store, lib/stores/postgres.js):
+// the calls of one tick as the native side takes them (op kinds, ttls, keys
+// and values as one string with their UTF-16 lengths), how its results settle
+// them, how a `keys` answer splits, and where a snapshot store's leases live
+// among the keys. The Rust side of the same encoding: src/redis/binding.rs.
+
+const { fromNative } = require('../internal/binding.js')
+const { OP, OUT } = require('../internal/codes.js')
+
+const { GET: OP_GET } = OP
+const { NONE: OUT_NONE, TRUE: OUT_TRUE, FALSE: OUT_FALSE, VALUE: META_VALUE } = OUT
+
+/** Snapshot stores' lease keys: `<prefix>\u0000lease:<id>` (ids may not start with U+0000, so no snapshot key is one). */
+const LEASE_INFIX = '\u0000lease:'
+
+/**
+ * @typedef {{ ops: number[], ttls: number[], lens: number[], blob: string, waiters: Function[] }} DataBatch
+ *   a tick's data calls: op and ttl of each, its key and SET value
+ *   concatenated into one string (`blob`, one string crosses to Rust) with
+ *   their lengths
+ */
+
+/** @returns {DataBatch} */
+const emptyBatch = () => ({ ops: [], ttls: [], lens: [], blob: '', waiters: [] })
+
+/**
+ * Settle `batches[from..]` from the native results of their first `count`
+ * ops, in order (concatenated over the batches): `meta[i]` is an OUT_* code,
+ * or META_VALUE + n for a GET hit whose value is the next n units of `blob`;
+ * `errors[i]` the `[CODE] message` of a failed op. Returns the index of the
+ * first batch not settled.
+ */
+function settleResults(batches, from, count, meta, blob, errors) {
+  let pos = 0
+  let ci = 0
+  let bi = from
+  while (ci < count) {
+    const { ops, waiters } = batches[bi++]
+    for (let i = 0; i < ops.length; i++, ci++) {
+      const m = meta[ci]
+      if (m >= META_VALUE) {
+        const end = pos + (m - META_VALUE)
+        waiters[2 * i](blob.slice(pos, end))
+        pos = end
+        continue
+      }
+      switch (m) {
+        case OUT_NONE:
+          waiters[2 * i](ops[i] === OP_GET ? null : undefined)
+          break
+        case OUT_TRUE:
+          waiters[2 * i](true)
+          break
+        case OUT_FALSE:
+          waiters[2 * i](false)
+          break
+        default:
+          waiters[2 * i + 1](fromNative(new Error(errors?.[ci] ?? '[ERR_INTERNAL] missing error')))
+      }
+    }
+  }
+  return bi
+}
+
+/** Split the native `keys` answer (one string + UTF-16 lengths) into keys. */
+function splitKeys({ lens, blob }) {
+  const out = new Array(lens.length)
+  let pos = 0
+  for (let i = 0; i < lens.length; i++) {
+    const end = pos + lens[i]
+    out[i] = blob.slice(pos, end)
+    pos = end
+  }
+  return out
+}
+
+/** @type {(prefix: string, id: string) => string} the lease key of run `id` of a snapshot store with `prefix` */
+const leaseKey = (prefix, id) => prefix + LEASE_INFIX + id
+
+/**
+ * Queue one data call in `batcher`'s batch of this tick; its promise.
+ * @param {import('../internal/tick-batcher.js').TickBatcher<DataBatch>} batcher
+ * @param {number} op
+ * @param {string} key
+ * @param {string | undefined} value a SET's value
+ * @param {number} ttl
+ */
+function pushCall(batcher, op, key, value, ttl) {
+  const b = batcher.current()
+  b.ops.push(op)
+  b.ttls.push(ttl)
+  b.lens.push(key.length)
+  b.blob += key
+  if (value !== undefined) {
+    b.lens.push(value.length)
+    b.blob += value
+  }
+  return batcher.wait(b)
+}
+
+module.exports = { emptyBatch, settleResults, splitKeys, leaseKey, pushCall }

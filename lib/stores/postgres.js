@@ -1,0 +1,248 @@
+'use strict'
+// createPostgresStore: a KeyValueStore on PostgreSQL, native (src/postgres/:
+// tokio-postgres, a pool, one table of bytea rows). Its JS side: option
+// checks (before any connection), the tick batcher of the data calls (the
+// calls of one tick go to Rust as ONE native call, pipelined on one pooled
+// connection, as one transaction when they write twice or more) with the
+// Redis store's batch encoding (kv-batch.js), and the store's adapted
+// operations (lib/stores/adapter.js): the caches and persistences use them,
+// and a snapshot store over it is a WorkflowLock (leases are rows of the
+// same table, judged by the server's clock).
+
+const { binding, fromNative } = require('../internal/binding.js')
+const { invalidArg, storeClosed } = require('../internal/errors.js')
+const { checkString, describe, storeTtl } = require('../internal/validate.js')
+const { OP } = require('../internal/codes.js')
+const { TickBatcher, settleAll } = require('../internal/tick-batcher.js')
+const { leaseCalls } = require('./leases.js')
+const { ADAPTED } = require('./adapter.js')
+const { MARKER_VALUE } = require('./ownership.js')
+const { emptyBatch, settleResults, splitKeys, leaseKey, pushCall } = require('./kv-batch.js')
+
+const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS } = OP
+
+const DEFAULT_TABLE = 'awaitly_kv'
+/** @type {Record<string, number>} */
+const DEFAULTS = {
+  poolSize: 4,
+  connectTimeout: 5000,
+  commandTimeout: 5000,
+  sweepInterval: 60_000,
+  maxBatch: 64,
+}
+
+const OPTIONS = [
+  'connectionString',
+  'host',
+  'port',
+  'user',
+  'password',
+  'database',
+  'schema',
+  'table',
+  'poolSize',
+  'connectTimeout',
+  'commandTimeout',
+  'sweepInterval',
+  'maxBatch',
+  'tls',
+]
+
+/**
+ * An integer option in min..max, or its default.
+ * @param {Record<string, any>} options
+ * @param {string} name
+ * @param {number} min
+ * @param {number} max
+ * @param {string} unit
+ * @returns {number}
+ */
+function intOption(options, name, min, max, unit) {
+  const value = options[name]
+  if (value === undefined) return DEFAULTS[name]
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalidArg(`createPostgresStore: ${name} must be an integer${unit} in ${min}..${max}, got ${String(value)}`)
+  }
+  return value
+}
+
+/**
+ * A string option (`empty`: may it be ''), or undefined.
+ * @param {Record<string, any>} options
+ * @param {string} name
+ * @param {boolean} [empty]
+ * @returns {string | undefined}
+ */
+function stringOption(options, name, empty = false) {
+  const value = options[name]
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || (!empty && value.length === 0)) {
+    throw invalidArg(`createPostgresStore: ${name} must be a${empty ? '' : ' non-empty'} string, got ${describe(value)}`)
+  }
+  return value
+}
+
+/**
+ * The `tls` option: true, or PEM strings { ca, cert, key }.
+ * @param {unknown} tls
+ */
+function tlsOption(tls) {
+  if (tls === undefined || tls === false) return { tls: false }
+  if (tls === true) return { tls: true }
+  if (tls === null || typeof tls !== 'object' || Array.isArray(tls)) {
+    throw invalidArg('createPostgresStore: tls must be true or an object like { ca, cert, key } (PEM strings)')
+  }
+  const t = /** @type {Record<string, unknown>} */ (tls)
+  for (const f of Object.keys(t)) {
+    if (!['ca', 'cert', 'key'].includes(f)) throw invalidArg(`createPostgresStore: tls.${f} is not an option (tls takes { ca, cert, key })`)
+    if (t[f] !== undefined && typeof t[f] !== 'string') throw invalidArg(`createPostgresStore: tls.${f} must be a PEM string`)
+  }
+  return {
+    tls: true,
+    tlsCa: /** @type {string | undefined} */ (t.ca),
+    tlsCert: /** @type {string | undefined} */ (t.cert),
+    tlsKey: /** @type {string | undefined} */ (t.key),
+  }
+}
+
+/**
+ * A KeyValueStore on PostgreSQL (README "PostgreSQL"): options are checked
+ * here and in Rust (names, connection string, TLS material) before any
+ * connection is made; the schema is created on first use.
+ * @param {Record<string, any>} [options] user input, checked here
+ */
+function createPostgresStore(options = {}) {
+  if (options === null || typeof options !== 'object' || Array.isArray(options))
+    throw invalidArg('createPostgresStore: options must be an object')
+  for (const k of Object.keys(options)) {
+    if (!OPTIONS.includes(k)) throw invalidArg(`createPostgresStore: ${k} is not an option (${OPTIONS.join(', ')})`)
+  }
+  const maxBatch = intOption(options, 'maxBatch', 1, 100_000, ' (calls per pipeline)')
+  const native = new binding.NativePostgresStore({
+    connectionString: stringOption(options, 'connectionString'),
+    host: stringOption(options, 'host'),
+    port: options.port === undefined ? undefined : intOption(options, 'port', 1, 65535, ''),
+    user: stringOption(options, 'user'),
+    password: stringOption(options, 'password', true),
+    database: stringOption(options, 'database'),
+    // names are checked (and quoted) in Rust
+    schema: stringOption(options, 'schema', true),
+    table: stringOption(options, 'table', true) ?? DEFAULT_TABLE,
+    poolSize: intOption(options, 'poolSize', 1, 1000, ''),
+    connectTimeout: intOption(options, 'connectTimeout', 1, 2 ** 31 - 1, ' number of milliseconds'),
+    commandTimeout: intOption(options, 'commandTimeout', 1, 2 ** 31 - 1, ' number of milliseconds'),
+    sweepInterval: intOption(options, 'sweepInterval', 1, 2 ** 31 - 1, ' number of milliseconds'),
+    ...tlsOption(options.tls),
+  })
+  /** @type {TickBatcher<import('./kv-batch.js').DataBatch>} */
+  const batcher = new TickBatcher(maxBatch, emptyBatch, (batch) => {
+    native.exec(Uint8Array.from(batch.ops), Uint32Array.from(batch.ttls), Uint32Array.from(batch.lens), batch.blob).then(
+      (out) => settleResults([batch], 0, out.meta.length, out.meta, out.blob, out.errors),
+      (/** @type {Error} */ e) => settleAll(batch.waiters, fromNative(e)),
+    )
+  })
+  const leases = leaseCalls((kinds, ttls, _scopes, keys, tokens) => native.leaseExec(kinds, ttls, keys, tokens), maxBatch)
+  let closed = false
+  /** @type {(op: number, key: string, value: string | undefined, ttl: number) => Promise<any>} */
+  const enqueue = (op, key, value, ttl) => (closed ? Promise.reject(storeClosed()) : pushCall(batcher, op, key, value, ttl))
+  /** @type {(p: Promise<any>) => Promise<any>} */
+  const native_ = (p) => (closed ? Promise.reject(storeClosed()) : p.catch((e) => Promise.reject(fromNative(e))))
+  /** @type {(pattern: string) => Promise<string[]>} */
+  const keys = (pattern) => native_(native.keys(pattern)).then(splitKeys)
+  /** @type {<T>(call: () => Promise<T>) => Promise<T>} */
+  const lease = (call) => (closed ? Promise.reject(storeClosed()) : call())
+
+  const store = {
+    /** @param {string} key */
+    get(key) {
+      try {
+        return enqueue(OP_GET, checkString('get: key', key), undefined, 0)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+    /**
+     * @param {string} key
+     * @param {string} value
+     * @param {{ ttl?: number | null } | null} [opts] ttl in whole seconds
+     */
+    set(key, value, opts) {
+      try {
+        checkString('set: key', key)
+        checkString('set: value', value)
+        return enqueue(OP_SET, key, value, storeTtl(opts))
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+    /** @param {string} key */
+    delete(key) {
+      try {
+        return enqueue(OP_DELETE, checkString('delete: key', key), undefined, 0)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+    /** @param {string} key */
+    exists(key) {
+      try {
+        return enqueue(OP_EXISTS, checkString('exists: key', key), undefined, 0)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+    /**
+     * Keys matching a Redis glob: an index range and an escaped LIKE, then the exact glob.
+     * @param {string} pattern
+     */
+    keys(pattern) {
+      if (typeof pattern !== 'string') return Promise.reject(invalidArg(`keys: pattern must be a string, got ${describe(pattern)}`))
+      return keys(pattern)
+    },
+    /** Connect now (creating the schema on first use) and run an empty query. */
+    ping() {
+      return native_(native.ping())
+    },
+    /** Delete expired rows now, in batches, as the background sweep does; resolves to the count. */
+    sweep() {
+      return native_(native.sweep())
+    },
+    /** Close the pool: the calls already made settle first; later calls reject with ERR_STORE_CLOSED. */
+    async close() {
+      if (closed) return
+      batcher.flush()
+      leases.flush()
+      closed = true
+      await native.close()
+    },
+    /** Connections opened so far (pool slots + reconnects). */
+    get connectionsOpened() {
+      return native.connectionsOpened
+    },
+  }
+  /** @type {import('./adapter.js').Adapted} */
+  const adapted = {
+    get: (key) => enqueue(OP_GET, key, undefined, 0),
+    // one tick: batches of maxBatch
+    getMany: (ks) => Promise.all(ks.map((k) => enqueue(OP_GET, k, undefined, 0))),
+    set: (key, value, ttl) => enqueue(OP_SET, key, value, ttl),
+    // a committed write is durable (synchronous_commit)
+    setDurable: (key, value) => enqueue(OP_SET, key, value, 0),
+    delete: (key) => enqueue(OP_DELETE, key, undefined, 0),
+    exists: (key) => enqueue(OP_EXISTS, key, undefined, 0),
+    keys,
+    registerOwner: (marker) => enqueue(OP_SET, marker, MARKER_VALUE, 0),
+    clearCachePrefix: (prefix) => native_(native.clearCachePrefix(prefix)),
+    ordered: true,
+    // run leases: rows `<prefix>\u0000lease:<id>` of the store's table (src/postgres/sql.rs)
+    leases: {
+      acquire: (prefix, id, ttlMs) => lease(() => leases.acquire('', leaseKey(prefix, id), ttlMs)),
+      release: (prefix, id, token) => lease(() => leases.release('', leaseKey(prefix, id), token)),
+      renew: (prefix, id, token, ttlMs) => lease(() => leases.renew('', leaseKey(prefix, id), token, ttlMs)),
+    },
+  }
+  Object.defineProperty(store, ADAPTED, { value: adapted })
+  return store
+}
+
+module.exports = { createPostgresStore }

@@ -1,0 +1,206 @@
+//! Thin napi layer over [`crate::postgres::store`]. The JS glue
+//! (`lib/postgres-store.js`) gathers the calls of one tick into ONE `exec`
+//! (or `leaseExec`) call, encoded as the Redis store's batches are (see
+//! `redis::binding`: op kinds, ttls, UTF-16 lengths, one string), and
+//! settles them from the results, encoded the same way.
+
+// napi registers these at load time; `cargo test` builds never call them.
+#![cfg_attr(test, allow(dead_code))]
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::boundary::js_error;
+use crate::boundary::lease::LeaseOut;
+use crate::error::PersistError;
+use crate::postgres::config::{PgConfig, TlsMaterial};
+use crate::postgres::store::PgStore;
+use crate::redis::binding::{
+    blob_text, decode_batch, decode_leases, js_text, lease_out, ExecOut, KeysOut,
+};
+use crate::redis::results::{encode_results, Encoded};
+
+/// The options of createPostgresStore, checked in JS for type and range.
+#[napi(object)]
+pub struct PostgresOptions {
+    pub connection_string: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u32>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub database: Option<String>,
+    pub schema: Option<String>,
+    pub table: String,
+    pub pool_size: u32,
+    pub connect_timeout: u32,
+    pub command_timeout: u32,
+    pub sweep_interval: u32,
+    /// TLS required (with the PEM material below, each optional).
+    pub tls: bool,
+    pub tls_ca: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+}
+
+async fn guarded<T>(fut: impl std::future::Future<Output = crate::error::Result<T>>) -> Result<T> {
+    match js_error::catch_panic_async(fut).await {
+        Ok(r) => r.map_err(js_error::to_async),
+        Err(what) => Err(js_error::to_async(PersistError::Internal(format!(
+            "panic in the PostgreSQL store: {what}"
+        )))),
+    }
+}
+
+/// Every async method clones the core into a `'static` future: a call never
+/// borrows the JS object, which Node frees at worker teardown.
+#[napi]
+pub struct NativePostgresStore {
+    core: PgStore,
+}
+
+#[napi]
+impl NativePostgresStore {
+    #[napi(constructor, catch_unwind)]
+    pub fn new(env: Env, o: PostgresOptions) -> Result<Self> {
+        let port = match o.port {
+            None => Ok(None),
+            Some(p) => u16::try_from(p).map(Some).map_err(|_| {
+                PersistError::InvalidArgument(format!(
+                    "createPostgresStore: port {p} is out of range"
+                ))
+            }),
+        };
+        js_error::guard(|| {
+            PgStore::new(PgConfig {
+                connection_string: o.connection_string,
+                host: o.host,
+                port: port?,
+                user: o.user,
+                password: o.password,
+                database: o.database,
+                schema: o.schema,
+                table: o.table,
+                pool_size: o.pool_size as usize,
+                connect_timeout_ms: u64::from(o.connect_timeout),
+                command_timeout_ms: u64::from(o.command_timeout),
+                sweep_interval_ms: u64::from(o.sweep_interval),
+                tls: o.tls.then_some(TlsMaterial {
+                    ca: o.tls_ca,
+                    cert: o.tls_cert,
+                    key: o.tls_key,
+                }),
+            })
+        })
+        .map(|core| NativePostgresStore { core })
+        .map_err(|e| js_error::throw(&env, e))
+    }
+
+    /// A batch (the calls of one tick) on one connection, pipelined.
+    #[napi(catch_unwind, ts_return_type = "Promise<ExecOut>")]
+    pub fn exec<'env>(
+        &self,
+        env: &'env Env,
+        ops: Uint8Array,
+        ttls: Uint32Array,
+        lens: Uint32Array,
+        blob: Utf16String,
+    ) -> Result<PromiseRaw<'env, ExecOut>> {
+        let batch = decode_batch(&ops, &ttls, &lens, &blob);
+        let core = self.core.clone();
+        env.spawn_future(async move {
+            let batch = batch.map_err(js_error::to_async)?;
+            let results = guarded(core.exec(&batch)).await?;
+            let Encoded { meta, blob, errors } = encode_results(results);
+            Ok(ExecOut {
+                meta: Int32Array::new(meta),
+                blob: blob_text(blob),
+                errors,
+            })
+        })
+    }
+
+    /// Keys matching a Redis glob, concatenated, with their UTF-16 lengths.
+    #[napi(catch_unwind, ts_return_type = "Promise<KeysOut>")]
+    pub fn keys<'env>(
+        &self,
+        env: &'env Env,
+        pattern: Utf16String,
+    ) -> Result<PromiseRaw<'env, KeysOut>> {
+        let core = self.core.clone();
+        let pattern: Vec<u16> = pattern.to_vec();
+        env.spawn_future(async move {
+            let keys = guarded(core.keys(&pattern)).await?;
+            let lens: Vec<u32> = keys.iter().map(|k| k.len() as u32).collect();
+            let blob: Vec<u16> = keys.concat();
+            Ok(KeysOut {
+                lens: Uint32Array::new(lens),
+                blob: js_text(blob),
+            })
+        })
+    }
+
+    /// `clearAsync` of the KV cache with `prefix`; resolves to rows deleted.
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn clear_cache_prefix<'env>(
+        &self,
+        env: &'env Env,
+        prefix: Utf16String,
+    ) -> Result<PromiseRaw<'env, f64>> {
+        let core = self.core.clone();
+        let prefix: Vec<u16> = prefix.to_vec();
+        env.spawn_future(async move {
+            guarded(core.clear_cache_prefix(&prefix))
+                .await
+                .map(|n| n as f64)
+        })
+    }
+
+    /// Delete expired rows now (what the background sweep does); resolves
+    /// to the number deleted.
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn sweep<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, f64>> {
+        let core = self.core.clone();
+        env.spawn_future(async move { guarded(core.sweep()).await.map(|n| n as f64) })
+    }
+
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn ping<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let core = self.core.clone();
+        env.spawn_future(async move { guarded(core.ping()).await })
+    }
+
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let core = self.core.clone();
+        env.spawn_future(async move {
+            core.close().await;
+            Ok(())
+        })
+    }
+
+    /// Run-lease ops as one pipeline, encoded as the Redis store's
+    /// `leaseExec` (codes 0/1/4, the taken tokens concatenated).
+    #[napi(catch_unwind, ts_return_type = "Promise<LeaseOut>")]
+    pub fn lease_exec<'env>(
+        &self,
+        env: &'env Env,
+        kinds: Uint8Array,
+        ttls: Uint32Array,
+        keys: Vec<Utf16String>,
+        tokens: Vec<String>,
+    ) -> Result<PromiseRaw<'env, LeaseOut>> {
+        let core = self.core.clone();
+        let batch = decode_leases(&kinds, &ttls, keys, tokens);
+        env.spawn_future(async move {
+            let batch = batch.map_err(js_error::to_async)?;
+            let results = guarded(core.lease_exec(&batch)).await?;
+            Ok(lease_out(&batch, results))
+        })
+    }
+
+    /// Connections opened so far (reconnects add one each).
+    #[napi(getter)]
+    pub fn connections_opened(&self) -> f64 {
+        self.core.connections_opened() as f64
+    }
+}

@@ -1,0 +1,16 @@
+//! PostgreSQL: a `KeyValueStore` and run leases in one table.
+//!
+//! Owns everything between our ops and a PostgreSQL server: the connection
+//! settings and identifier rules (`config`), the SQL text and the pure
+//! encodings it relies on (`sql`: LIKE escaping, glob → index range + LIKE,
+//! key/value bytes), the pool, schema creation, batches, leases and the
+//! background sweep of expired rows (`store`), and the thin napi `binding`.
+//!
+//! Keys and values are stored as `bytea` holding the WTF-8 of the JS string
+//! (`crate::wtf8`): UTF-8 for every well-formed string, and exact for
+//! `\u0000` and lone surrogates, which `text`/`jsonb` cannot hold.
+
+pub(crate) mod binding;
+pub mod config;
+pub mod sql;
+pub mod store;
