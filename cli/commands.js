@@ -217,7 +217,7 @@ ${STUCK_HELP}
           [
             ['ID', (r) => (r.id === null ? `(unreadable record ${F.safe(r.file)})` : F.safe(r.id))],
             ['STATE', (r) => r.state],
-            ['EXPIRES IN', (r) => (r.state === 'held' ? (r.expiresInMs === null ? 'never' : F.age(r.expiresInMs)) : '-')],
+            ['EXPIRES IN', (r) => (r.state === 'held' && r.expiresInMs !== null ? F.age(r.expiresInMs) : '-')],
             ['NOTE', (r) => (r.corrupt ? F.safe(r.corrupt) : r.state === 'expired' ? 'holder gone; taken over on next acquire' : '')],
           ],
           io.out,
@@ -306,7 +306,7 @@ ${STUCK_HELP}
         if (!values.yes) {
           const what =
             l.state === 'held'
-              ? `a live lease (expires in ${l.expiresInMs === null ? 'never' : F.age(l.expiresInMs)}); if its worker is alive it loses the lease and aborts with LEASE_EXPIRED at its next renewal`
+              ? `a live lease${l.expiresInMs === null ? '' : ` (expires in ${F.age(l.expiresInMs)})`}; if its worker is alive it loses the lease and aborts with LEASE_EXPIRED at its next renewal`
               : 'an expired lease record'
           io.err(`${F.safe(id)} has ${what}.\n`)
           if (!(await confirm(io, 'Release it?'))) {

@@ -36,10 +36,10 @@ function safe(text) {
   })
 }
 
-/** A lease column: `held 41s`, `held (no expiry)`, `expired`, `-`. */
+/** A lease column: `held 41s`, `held` (time left not known), `expired`, `-`. */
 function lease(l) {
   if (!l || l.state === 'none') return '-'
-  if (l.state === 'held') return l.expiresInMs === null ? 'held (no expiry)' : `held ${age(l.expiresInMs)}`
+  if (l.state === 'held') return l.expiresInMs === null ? 'held' : `held ${age(l.expiresInMs)}`
   return l.state
 }
 

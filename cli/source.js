@@ -6,6 +6,7 @@
 const fs = require('node:fs')
 const { createRedisStore } = require('../lib/stores/redis.js')
 const { createFileStore } = require('../lib/stores/file.js')
+const { createPostgresStore } = require('../lib/stores/postgres.js')
 const { openSource, SNAPSHOT_DEFAULT_PREFIX, STATE_DEFAULT_PREFIX } = require('./runs.js')
 const { UsageError, CliError } = require('./errors.js')
 
@@ -13,6 +14,9 @@ const SOURCE_OPTIONS = {
   dir: { type: 'string' },
   redis: { type: 'string' },
   cluster: { type: 'string' },
+  postgres: { type: 'string' },
+  'pg-schema': { type: 'string' },
+  'pg-table': { type: 'string' },
   prefix: { type: 'string' },
   'state-prefix': { type: 'string' },
   kind: { type: 'string' },
@@ -23,7 +27,9 @@ const SOURCE_HELP = `Source (exactly one):
   --dir DIR               a directory of the native file store (createFileStore)
   --redis URL             a Redis server: redis://host:port/db or rediss://... (TLS)
   --cluster HOST:PORT,... seed nodes of a Redis Cluster (redis:// or rediss:// URLs also accepted)
+  --postgres URL          a PostgreSQL store (createPostgresStore): postgres://user@host:port/db
 Source options:
+  --pg-schema S, --pg-table T  the PostgreSQL store's schema and table (default: search_path, awaitly_kv)
   --prefix P              snapshot key prefix (default '${SNAPSHOT_DEFAULT_PREFIX}', createSnapshotStore's)
   --state-prefix P        resume-state key prefix (default '${STATE_DEFAULT_PREFIX}', createStatePersistence's)
   --kind snapshot|state   read only snapshots or only 1.0 resume states (default both)
@@ -31,8 +37,8 @@ Source options:
 
 /** `{ source, close, describe }` for the parsed options; throws UsageError on bad options. */
 function openStore(values) {
-  const given = ['dir', 'redis', 'cluster'].filter((k) => values[k] !== undefined)
-  if (given.length === 0) throw new UsageError('no source: give --dir DIR, --redis URL or --cluster HOST:PORT,...')
+  const given = ['dir', 'redis', 'cluster', 'postgres'].filter((k) => values[k] !== undefined)
+  if (given.length === 0) throw new UsageError('no source: give --dir DIR, --redis URL, --cluster HOST:PORT,... or --postgres URL')
   if (given.length > 1) throw new UsageError(`give one source, not ${given.map((g) => `--${g}`).join(' and ')}`)
   let kinds = ['snapshot', 'state']
   if (values.kind !== undefined) {
@@ -69,8 +75,15 @@ function openStore(values) {
       throw new UsageError(`--redis must be a redis://, rediss:// or unix:// URL, got ${JSON.stringify(url)}`)
     store = createRedisStore({ url, tls })
     describe = `Redis ${redactUrl(url)}`
+  } else if (values.postgres !== undefined) {
+    store = createPostgresStore({
+      connectionString: values.postgres,
+      ...(values['pg-schema'] !== undefined ? { schema: values['pg-schema'] } : {}),
+      ...(values['pg-table'] !== undefined ? { table: values['pg-table'] } : {}),
+    })
+    describe = `PostgreSQL ${values.postgres.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')}${values['pg-schema'] ? ` schema ${values['pg-schema']}` : ''}`
   } else {
-    const nodes = values.cluster
+    const nodes = /** @type {string} */ (values.cluster)
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean)

@@ -1,6 +1,6 @@
 // The inspector's command line (cli/bin.js) against real stores: a temp
-// directory (native file store), a private redis-server and a local Redis
-// Cluster, each holding runs written by awaitly's own durable.run in child
+// directory (native file store), a private redis-server, a local Redis
+// Cluster and a private schema on the shared PostgreSQL, each holding runs written by awaitly's own durable.run in child
 // processes (__test__/fixtures/inspect-child.cjs):
 // - `idem:order-done`: a completed run (what durable.run keeps after success
 //   with an idempotency key);
@@ -21,13 +21,15 @@ import path from 'node:path'
 import { startPrivateRedis, type PrivateRedis } from '../helpers/redis-server'
 import { startCluster, type LocalCluster } from '../helpers/redis-cluster'
 import { cli, jsonLines, seedRuns, PREFIX, XSS, type Cli } from '../helpers/inspect'
+import { PG, privateSchema, dropSchema } from '../helpers/postgres'
 
 const require = createRequire(import.meta.url)
-const { createRedisStore, createFileStore, createSnapshotStore } = require('../../index.js')
+const { createRedisStore, createFileStore, createSnapshotStore, createPostgresStore } = require('../../index.js')
 const backends = [
   { name: 'file store', kind: 'file' },
   { name: 'private redis-server', kind: 'redis' },
   { name: 'local Redis Cluster', kind: 'cluster' },
+  { name: 'PostgreSQL store (a private schema)', kind: 'postgres' },
 ] as const
 
 describe.each(backends)('inspector CLI on a $name', ({ kind }) => {
@@ -37,6 +39,9 @@ describe.each(backends)('inspector CLI on a $name', ({ kind }) => {
   let dir = ''
   let redis: PrivateRedis | undefined
   let cluster: LocalCluster | undefined
+  let schema = ''
+  // PostgreSQL lease rows are listed, their expiry is not read
+  const leaseTimed = kind !== 'postgres'
 
   beforeAll(async () => {
     let target: string
@@ -50,6 +55,12 @@ describe.each(backends)('inspector CLI on a $name', ({ kind }) => {
       target = redis.url
       source = ['--redis', redis.url]
       kv = createRedisStore({ url: redis.url })
+    } else if (kind === 'postgres') {
+      schema = privateSchema('inspect')
+      const opts = { ...PG, schema }
+      target = JSON.stringify(opts)
+      source = ['--postgres', `postgres://${PG.user}@${PG.host}:${PG.port}/${PG.database}`, '--pg-schema', schema]
+      kv = createPostgresStore(opts)
     } else {
       cluster = await startCluster({ primaries: 3, replicas: 0 })
       target = cluster.nodes.join(',')
@@ -64,6 +75,7 @@ describe.each(backends)('inspector CLI on a $name', ({ kind }) => {
     await kv?.close?.()
     await redis?.kill()
     await cluster?.stop()
+    if (schema) await dropSchema(schema)
     if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
@@ -80,7 +92,8 @@ describe.each(backends)('inspector CLI on a $name', ({ kind }) => {
     // Redis lease keys vanish on expiry; a file record stays, expired
     expect(byId['order-killed'].lease.state).toBe(kind === 'file' ? 'expired' : 'none')
     expect(byId['order-held']).toMatchObject({ status: 'running', stuck: false, lease: { state: 'held' } })
-    expect(byId['order-held'].lease.expiresInMs).toBeGreaterThan(30_000)
+    if (leaseTimed) expect(byId['order-held'].lease.expiresInMs).toBeGreaterThan(30_000)
+    else expect(byId['order-held'].lease.expiresInMs).toBeNull()
     expect(byId[XSS]).toMatchObject({ stepsDone: 2, stepsFailed: 1, lastStep: 'charge', key: `${PREFIX}${XSS}` })
     expect(byId.broken).toMatchObject({ kind: 'corrupt', key: `${PREFIX}broken`, status: null })
     expect(byId.broken.error).toMatch(/formatVersion/)
@@ -104,7 +117,7 @@ describe.each(backends)('inspector CLI on a $name', ({ kind }) => {
     expect(lines[0]).toMatch(/^ID\s+KIND\s+STATUS\s+STEPS\s+LAST STEP\s+UPDATED\s+AGE\s+SIZE\s+LEASE\s+STUCK$/)
     expect(lines).toHaveLength(7)
     expect(lines.find((l) => l.startsWith('order-killed '))).toMatch(/snapshot 1\.35\s+running\s+2\s+ship\s.*STUCK$/)
-    expect(lines.find((l) => l.startsWith('order-held '))).toMatch(/held \d+s$/)
+    expect(lines.find((l) => l.startsWith('order-held '))).toMatch(leaseTimed ? /held \d+s$/ : /held$/)
     expect(lines.find((l) => l.startsWith('broken '))).toMatch(/corrupt\s+corrupt\s+-\s+awaitly:snapshot:broken/)
     expect(lines.find((l) => l.startsWith('idem:order-done '))).toMatch(/completed/)
     expect(lines.find((l) => l.startsWith('legacy-1 '))).toMatch(/resume 1\.0/)
@@ -162,11 +175,12 @@ describe.each(backends)('inspector CLI on a $name', ({ kind }) => {
     const l = jsonLines(r.out)
     const heldLease = l.find((x: any) => x.id === 'order-held')
     expect(heldLease).toMatchObject({ state: 'held', prefix: PREFIX })
-    expect(heldLease.expiresInMs).toBeGreaterThan(30_000)
+    if (leaseTimed) expect(heldLease.expiresInMs).toBeGreaterThan(30_000)
+    else expect(heldLease.expiresInMs).toBeNull()
     expect(l.filter((x: any) => x.state === 'held')).toHaveLength(1)
     const t = cli(['leases', ...source])
     expect(t.out).toMatch(/^ID\s+STATE\s+EXPIRES IN/)
-    expect(t.out).toMatch(/order-held\s+held\s+\d+s/)
+    expect(t.out).toMatch(leaseTimed ? /order-held\s+held\s+\d+s/ : /order-held\s+held\s+-/)
   })
 
   it('delete acts only after confirmation, and says what it did', () => {
@@ -195,7 +209,7 @@ describe.each(backends)('inspector CLI on a $name', ({ kind }) => {
   it('release acts only after confirmation; the run is then free for another worker', () => {
     const no = cli(['release', 'order-held', ...source], 'no\n')
     expect(no.code).toBe(1)
-    expect(no.err).toMatch(/order-held has a live lease \(expires in \d+s\)/)
+    expect(no.err).toMatch(leaseTimed ? /order-held has a live lease \(expires in \d+s\)/ : /order-held has a live lease;/)
     expect(no.err).toMatch(/nothing released/)
     expect(jsonLines(cli(['leases', ...source, '--json']).out).some((x: any) => x.id === 'order-held' && x.state === 'held')).toBe(true)
     const yes = cli(['release', 'order-held', ...source, '--yes', '--json'])

@@ -22,7 +22,7 @@ const { MARKER_VALUE, isMarkerShaped, allKeysUnder } = require('./ownership.js')
  * @typedef {object} LeaseRecord a lease as `list` sees it
  * @property {string | null} id the run id (null: a file record that cannot be read)
  * @property {'held' | 'expired' | 'corrupt'} state Redis lease keys exist only while held; a file record stays `expired` after its holder died, until acquired again or evicted
- * @property {number | null} expiresInMs time left while held (null: no expiry, or not held)
+ * @property {number | null} expiresInMs time left while held (null: not held, a Redis key without expiry, or a PostgreSQL row, whose expiry is not read)
  * @property {string} [file] the file record's name (file store)
  * @property {string} [corrupt] why a file record cannot be read
  *

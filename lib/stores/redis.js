@@ -391,7 +391,7 @@ function createRedisStore(options = {}) {
       renew: (prefix, id, token, ttlMs) => (closed ? Promise.reject(storeClosed()) : leases.renew('', leaseKey(prefix, id), token, ttlMs)),
       // a lease key exists only while held (PX): its PTTL is the time left
       list: async (prefix) => {
-        const base = prefix + LEASE_INFIX
+        const base = leaseKey(prefix, '')
         const keys = (await adapted.keys(`${binding.escapeGlob(base)}*`)).filter((k) => k.startsWith(base))
         /** @type {import('./adapter.js').LeaseRecord[]} */
         const out = []
