@@ -83,7 +83,7 @@ function checkOutput(code: number, out: string) {
   expect(out).not.toMatch(/✗/)
   // after the crash the inspector's table shows the saved run; the demo ends with the command
   expect(out).toMatch(/\n {2}ord-\S+\s+resume 1\.0\s+-\s+3\s+charge-payment\s/)
-  expect(out.trimEnd().split('\n').pop()).toMatch(/^ {2}npx awaitly-persistence-native runs --(dir|redis) \S+ --kind state --state-prefix \S+$/)
+  expect(out.trimEnd().split('\n').pop()).toMatch(/^ {2}npx awaitly-persistence-native runs --(dir|redis|postgres) \S+( --pg-schema \S+)? --kind state --state-prefix \S+$/)
   expect(code).toBe(0)
 }
 

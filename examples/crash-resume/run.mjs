@@ -25,7 +25,12 @@ const { store, prefix, persistence, describe, close } = await openPersistence()
 
 const log = (line = '') => process.stdout.write(`${line}\n`)
 // The inspector's source arguments for this store (README "Inspecting runs").
-const inspectArgs = [...(process.env.REDIS_URL ? ['--redis', process.env.REDIS_URL] : ['--dir', process.env.DEMO_DIR]), '--kind', 'state', '--state-prefix', prefix]
+const inspectSource = process.env.DATABASE_URL
+  ? ['--postgres', process.env.DATABASE_URL, ...(process.env.DEMO_PG_SCHEMA ? ['--pg-schema', process.env.DEMO_PG_SCHEMA] : [])]
+  : process.env.REDIS_URL
+    ? ['--redis', process.env.REDIS_URL]
+    : ['--dir', process.env.DEMO_DIR]
+const inspectArgs = [...inspectSource, '--kind', 'state', '--state-prefix', prefix]
 const shellQuote = (a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)
 const inspectCommand = (cmd) => `npx awaitly-persistence-native ${cmd} ${inspectArgs.map(shellQuote).join(' ')}`
 let failed = false
