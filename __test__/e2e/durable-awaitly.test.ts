@@ -1,5 +1,5 @@
 // awaitly's own durable.run over createSnapshotStore on every native store
-// (the shared Redis, a local Redis Cluster, a file store), with awaitly 1.35
+// (the shared Redis, a local Redis Cluster, a file store, PostgreSQL), with awaitly 1.35
 // under `npm test` and 4.5.1 in CI's awaitly 4 run (helpers/awaitly.ts):
 // - resume: a run cancelled after step 2 of 3 resumes from our store, the
 //   completed steps are not run again, success deletes the snapshot and frees

@@ -20,6 +20,14 @@ const { emptyBatch, settleResults, splitKeys, leaseKey, pushCall } = require('./
 const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS, SET_DURABLE: OP_SET_DURABLE, PING: OP_PING } = OP
 
 const DEFAULTS = { url: 'redis://127.0.0.1:6379', connectTimeout: 5000, commandTimeout: 5000, maxBatch: 64, transport: 'auto' }
+
+/**
+ * Whether this host's event loop is Node's libuv. Bun and Deno export functions
+ * under libuv's names that are not libuv (Bun's abort the process, Deno's poll
+ * handles never fire), so there `transport: 'auto'` takes the tokio transport
+ * without looking them up.
+ */
+const HOST_IS_NODE = !process.versions.bun && !process.versions.deno
 const TRANSPORTS = ['auto', 'tokio']
 
 /** A positive integer option (`unit` names it in the error), or its default. */
@@ -273,7 +281,7 @@ function createRedisStore(options = {}) {
     tls.key,
     clusterNodes,
     waitReplicas,
-    transport,
+    transport === 'auto' && !HOST_IS_NODE ? 'tokio' : transport,
   )
   const direct = native.transport === 'direct' ? new DirectLink(native, maxBatch) : null
   /**
