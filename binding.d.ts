@@ -68,6 +68,17 @@ export declare class NativeFileStore {
    * Redis store's `lease_exec`.
    */
   leaseExec(kinds: Uint8Array, ttls: Uint32Array, prefixes: Array<string>, ids: Array<string>, tokens: Array<string>, values: Array<string>): Promise<LeaseOut>
+  /**
+   * Every lease record of the directory (see `FileLeases::list`): `prefix`
+   * and `id` as JSON strings (null in a record without them), `remainingMs`
+   * null once expired, `corrupt` the reason a record cannot be read.
+   */
+  leaseList(): Promise<Array<FileLeaseEntry>>
+  /**
+   * Remove the lease of `id` under `prefix` whoever holds it; resolves
+   * whether a live lease was removed.
+   */
+  leaseEvict(prefix: string, id: string): Promise<boolean>
 }
 
 /**
@@ -147,6 +158,12 @@ export declare class NativeRedisStore {
    */
   keys(pattern: string): Promise<KeysOut>
   /**
+   * One SCAN page on a single server (`RedisStore::scan_page`): the next
+   * cursor (decimal text: it can exceed 2^53; "0" ends the pass) and the
+   * page's keys as in `keys`; null on a cluster.
+   */
+  scanPage(cursor: string, pattern: string): Promise<ScanPageOut | null>
+  /**
    * `clearAsync` of the cache with `prefix`: SCAN + UNLINK of the keys it
    * owns (see `Owners`). Resolves to the number of keys removed.
    */
@@ -166,6 +183,12 @@ export declare class NativeRedisStore {
    * characters each).
    */
   leaseExec(kinds: Uint8Array, ttls: Uint32Array, prefixes: Array<string>, ids: Array<string>, tokens: Array<string>, values: Array<string>): Promise<LeaseOut>
+  /**
+   * The time left on each lease key in ms (-1 no expiry, -2 absent),
+   * read only, on the JS thread's connection when the store has one: the
+   * inspector's lease listing (`redis::lease`).
+   */
+  leaseTtls(keys: Array<string>): Promise<Float64Array>
   /** Connections opened so far (reconnects add one each). */
   get connectionsOpened(): number
 }
@@ -204,6 +227,15 @@ export interface ExecOut {
   blob: string
   /** Per-op failures, only when some op failed. */
   errors?: Array<string | undefined | null>
+}
+
+/** One lease record of a store directory (`NativeFileStore.leaseList`). */
+export interface FileLeaseEntry {
+  file: string
+  prefix?: string
+  id?: string
+  remainingMs?: number
+  corrupt?: string
 }
 
 /** A read: the file read, its text, and an identity for `quarantine`. */
@@ -354,6 +386,20 @@ export interface PostgresOptions {
 }
 
 /**
+ * The run id that `key` is the lease key of under `prefix`
+ * (`redis::lease::lease_id`), or null for any other key: the inspector's
+ * lease listing.
+ */
+export declare function redisLeaseId(prefix: string, key: string): string | null
+
+/**
+ * The lease key that guards snapshot `prefix` + `id` on a Redis store
+ * (`redis::lease::lease_key`): the inspector evicts a dead worker's lease
+ * through it.
+ */
+export declare function redisLeaseKey(prefix: string, id: string): string
+
+/**
  * The kind of one op of a Redis batch (`lib/redis-store.js` → `exec` /
  * `directSend`).
  */
@@ -383,6 +429,13 @@ export declare const enum RedisOutcome {
   /** Failed: `errors[i]` holds `[CODE] message`. */
   Error = 4,
   Value = 8,
+}
+
+/** One page of `scanPage`: the next cursor and the keys (as `KeysOut`). */
+export interface ScanPageOut {
+  cursor: string
+  lens: Uint32Array
+  blob: string
 }
 
 /**

@@ -81,6 +81,9 @@ function checkOutput(code: number, out: string) {
   expect(out).toMatch(/\[run 2\] order \S+ complete \(2 steps ran, 3 skipped\); saved state deleted/)
   expect(out).toMatch(/✓ resumed after the crash/)
   expect(out).not.toMatch(/✗/)
+  // after the crash the inspector's table shows the saved run; the demo ends with the command
+  expect(out).toMatch(/\n {2}ord-\S+\s+resume 1\.0\s+-\s+3\s+charge-payment\s/)
+  expect(out.trimEnd().split('\n').pop()).toMatch(/^ {2}npx awaitly-persistence-native runs --(dir|redis|postgres) \S+( --pg-schema \S+)? --kind state --state-prefix \S+$/)
   expect(code).toBe(0)
 }
 

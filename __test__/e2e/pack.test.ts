@@ -96,7 +96,7 @@ describe('packed packages install and work without Rust', () => {
     const listing = await run('tar', ['-tzf', join(packs, 'awaitly-persistence-native-0.1.0.tgz')], work)
     expect(listing.stdout).toContain('package/index.mjs')
     expect(listing.stdout).toContain('package/binding.js')
-    for (const f of ['snapshot.js', 'snapshot.mjs', 'snapshot.d.ts', 'lib/format/snapshot.js']) expect(listing.stdout).toContain(`package/${f}`)
+    for (const f of ['snapshot.js', 'snapshot.mjs', 'snapshot.d.ts', 'lib/format/snapshot.js', 'cli/bin.js', 'cli/serve/command.js']) expect(listing.stdout).toContain(`package/${f}`)
     expect(listing.stdout).not.toMatch(/\.node\b|Cargo\.toml|\.rs\b/)
     // The packed package.json asks nobody to build: no lifecycle script at all.
     const packed = await run('tar', ['-xOzf', join(packs, 'awaitly-persistence-native-0.1.0.tgz'), 'package/package.json'], work)
@@ -105,6 +105,7 @@ describe('packed packages install and work without Rust', () => {
     expect(packedManifest.scripts, 'no prepare/install/postinstall or any other script').toBeUndefined()
     expect(packedManifest.engines).toEqual(manifest.engines)
     expect(packedManifest.exports).toEqual(manifest.exports)
+    expect(packedManifest.bin).toEqual({ 'awaitly-persistence-native': 'cli/bin.js' })
 
     // A new project; both packages from the tarballs, nothing from a registry.
     cpSync(join(root, '__test__', 'fixtures', 'pack'), project, { recursive: true })
@@ -118,6 +119,17 @@ describe('packed packages install and work without Rust', () => {
     const installed = join(project, 'node_modules')
     expect(existsSync(join(installed, PLATFORM_PKG, NODE_FILE))).toBe(true)
     expect(readdirSync(join(installed, 'awaitly-persistence-native')).filter((f) => f.endsWith('.node'))).toEqual([])
+
+    // The inspector's bin, as `npx awaitly-persistence-native` finds it.
+    const bin = join(installed, '.bin', 'awaitly-persistence-native')
+    const help = await run(bin, ['--help'], project)
+    expect(help.code, help.stderr).toBe(0)
+    expect(help.stdout).toMatch(/^Usage: npx awaitly-persistence-native <command> <source>/)
+    const emptyStore = join(work, 'empty-store')
+    mkdirSync(emptyStore)
+    const listed = await run(bin, ['runs', '--dir', emptyStore, '--json'], project)
+    expect(listed.code, listed.stderr).toBe(0)
+    expect(listed.stdout).toBe('')
 
     const r = await run(process.execPath, [tsxCli, 'consumer.mts'], project)
     expect(r.code, r.stderr).toBe(0)
@@ -140,6 +152,7 @@ describe('packed packages install and work without Rust', () => {
         'createHydratingCache',
         'createKVCache',
         'createMemoryCache',
+        'createPostgresStore',
         'createRedisStore',
         'createSnapshotStore',
         'createStatePersistence',

@@ -106,6 +106,22 @@ describe('native Redis store over TLS (rediss://)', () => {
     await store.close()
   })
 
+  it('the inspector lists runs over rediss:// with --tls-ca, and names the problem without it', async () => {
+    const { createSnapshotStore } = require('../../index.js')
+    const { cli, jsonLines } = await import('../helpers/inspect')
+    const kv = createRedisStore({ url: `rediss://localhost:${port}`, tls: { ca: readFileSync(join(dir, 'ca.pem'), 'utf8') } })
+    await createSnapshotStore({ store: kv }).save('tls-run', { formatVersion: 1, steps: { a: { ok: true, value: 1 } }, execution: { status: 'running', lastUpdated: new Date().toISOString() } })
+    await kv.close()
+    const url = `rediss://localhost:${port}`
+    const r = cli(['runs', '--redis', url, '--tls-ca', join(dir, 'ca.pem'), '--json'])
+    expect(r.code, r.err).toBe(0)
+    expect(jsonLines(r.out).map((x: any) => [x.id, x.stepsDone])).toEqual([['tls-run', 1]])
+    const unverified = cli(['runs', '--redis', url])
+    expect(unverified.code).toBe(1)
+    expect(unverified.err).toMatch(/^awaitly-persistence-native: ERR_STORE(_UNAVAILABLE)?: /)
+    expect(cli(['runs', '--redis', url, '--tls-ca', join(dir, 'missing.pem')]).err).toMatch(/cannot read --tls-ca/)
+  })
+
   it('tls options without rediss:// are a TypeError', () => {
     expect(() => createRedisStore({ url: 'redis://127.0.0.1:1', tls: { ca: 'x' } })).toThrow(TypeError)
   })

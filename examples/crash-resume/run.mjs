@@ -7,7 +7,7 @@
 // a real SIGKILL — no cleanup, no exit handlers — then starts it again: the
 // new run loads the saved state, skips the steps already done, finishes the
 // order and deletes the state. Exits non-zero if any of that does not happen.
-import { fork } from 'node:child_process'
+import { fork, execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
@@ -24,6 +24,15 @@ if (ownDir) process.env.DEMO_DIR = mkdtempSync(join(tmpdir(), 'awaitly-crash-res
 const { store, prefix, persistence, describe, close } = await openPersistence()
 
 const log = (line = '') => process.stdout.write(`${line}\n`)
+// The inspector's source arguments for this store (README "Inspecting runs").
+const inspectSource = process.env.DATABASE_URL
+  ? ['--postgres', process.env.DATABASE_URL, ...(process.env.DEMO_PG_SCHEMA ? ['--pg-schema', process.env.DEMO_PG_SCHEMA] : [])]
+  : process.env.REDIS_URL
+    ? ['--redis', process.env.REDIS_URL]
+    : ['--dir', process.env.DEMO_DIR]
+const inspectArgs = [...inspectSource, '--kind', 'state', '--state-prefix', prefix]
+const shellQuote = (a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)
+const inspectCommand = (cmd) => `npx awaitly-persistence-native ${cmd} ${inspectArgs.map(shellQuote).join(' ')}`
 let failed = false
 const fail = (why) => {
   failed = true
@@ -71,6 +80,11 @@ try {
   } else {
     fail('no saved state was found after the crash')
   }
+  // What an operator sees now: the inspector's table of this store's runs.
+  log(`  $ ${inspectCommand('runs')}`)
+  const bin = join(here, '..', '..', 'cli', 'bin.js')
+  const table = execFileSync(process.execPath, [bin, 'runs', ...inspectArgs], { encoding: 'utf8' })
+  for (const l of table.trimEnd().split('\n')) log(`  ${l}`)
   log()
 
   const second = await attempt(2)
@@ -103,6 +117,9 @@ try {
         : "  Nothing of the demo is left in the store (its state and the prefix's owner marker key are gone).",
     )
   }
+  log()
+  log(ownDir ? "See this store's saved runs (this demo removes its own directory when it ends; set DEMO_DIR to keep one):" : "See this store's saved runs:")
+  log(`  ${inspectCommand('runs')}`)
 } finally {
   await close()
   if (ownDir) rmSync(process.env.DEMO_DIR, { recursive: true, force: true })

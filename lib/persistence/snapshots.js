@@ -265,4 +265,34 @@ function createSnapshotStore(options) {
   return api
 }
 
+/**
+ * The leases of the snapshots under `prefix`, for the inspector (cli/):
+ * `list()` (see the adapter's LeaseRecord) and `evict(id)` (removes the
+ * lease whoever holds it; resolves whether a live lease was removed), or
+ * null over a store without leases.
+ * @param {any} store a KeyValueStore
+ * @param {string} prefix
+ */
+function leaseAdmin(store, prefix) {
+  const { leases } = adapt(store)
+  if (!leases) return null
+  return {
+    list: () => leases.list(prefix),
+    evict: (/** @type {unknown} */ id) => leases.evict(prefix, checkId('evict', id)),
+  }
+}
+
+/**
+ * A stored value as `load` reads it, plus its envelope: `{ updatedAt,
+ * snapshot }` (the snapshot exactly as `load` returns it). Throws ERR_CORRUPT.
+ */
+function decodeStored(key, text) {
+  const { updatedAt } = decodeEnvelope(key, text)
+  return { updatedAt, snapshot: decodeSnapshot(key, text) }
+}
+
 module.exports = { createSnapshotStore }
+// Internals for the inspector (cli/); not enumerable, so index.js does not re-export them.
+Object.defineProperty(module.exports, 'internal', {
+  value: { DEFAULT_PREFIX, leaseAdmin, decodeStored },
+})

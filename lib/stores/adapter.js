@@ -18,6 +18,15 @@ const { MARKER_VALUE, isMarkerShaped, allKeysUnder } = require('./ownership.js')
  * @property {(prefix: string, id: string, token: string, ttlMs: number) => Promise<boolean>} renew
  * @property {(prefix: string, id: string, token: string, value: string) => Promise<void>} [fencedSet] writes snapshot `prefix + id` only if `token` still holds its lease (atomically), else rejects ERR_LEASE_LOST
  * @property {(prefix: string, id: string, token: string) => Promise<void>} [fencedDelete] deletes snapshot `prefix + id` likewise
+ * @property {(prefix: string) => Promise<LeaseRecord[]>} list the leases under `prefix` (the inspector's listing)
+ * @property {(prefix: string, id: string) => Promise<boolean>} evict removes a lease whoever holds it: whether a live one was removed
+ *
+ * @typedef {object} LeaseRecord a lease as `list` sees it
+ * @property {string | null} id the run id (null: a file record that cannot be read)
+ * @property {'held' | 'expired' | 'corrupt'} state Redis lease keys exist only while held; a file record stays `expired` after its holder died, until acquired again or evicted
+ * @property {number | null} expiresInMs time left while held (null: not held, a Redis key without expiry, or a PostgreSQL row, whose expiry is not read)
+ * @property {string} [file] the file record's name (file store)
+ * @property {string} [corrupt] why a file record cannot be read
  *
  * @typedef {object} Adapted
  * @property {(key: string) => Promise<unknown>} get the stored value, null/undefined when absent
@@ -30,6 +39,7 @@ const { MARKER_VALUE, isMarkerShaped, allKeysUnder } = require('./ownership.js')
  * @property {(marker: string) => Promise<unknown>} registerOwner writes an owner marker (ownership.js)
  * @property {(prefix: string) => Promise<unknown>} clearCachePrefix a KV cache's clear: deletes what ownership lets it
  * @property {boolean} ordered calls made in one tick land in call order (one pipeline)
+ * @property {(cursor: string, pattern: string) => Promise<{ cursor: string, keys: string[] } | null>} scanPage one SCAN page of a single Redis server (cursor '0' starts, a returned '0' ends); null where keys cannot be paged (use `keys`)
  * @property {Leases | null} leases
  */
 
@@ -114,6 +124,7 @@ function generic(store, overrides = {}) {
     clearCachePrefix: (prefix) => clearByKeys(adapted, ownerKeys, (k) => store.delete(k), prefix),
     ordered: false,
     leases: null,
+    scanPage: () => Promise.resolve(null),
     ...own,
   }
   return adapted

@@ -63,6 +63,27 @@ function createFileStore(options) {
         renew: leases.renew,
         fencedSet: leases.fencedSet,
         fencedDelete: leases.fencedDelete,
+        list: async (prefix) => {
+          /** @type {import('./adapter.js').LeaseRecord[]} */
+          const out = []
+          for (const r of await call(native.leaseList())) {
+            if (r.corrupt !== null && r.corrupt !== undefined) {
+              out.push({ id: null, state: 'corrupt', expiresInMs: null, file: r.file, corrupt: r.corrupt })
+              continue
+            }
+            // prefix and id are JSON strings (exact UTF-16); records of another prefix are not this listing's
+            if (r.prefix === null || r.prefix === undefined || JSON.parse(r.prefix) !== prefix) continue
+            const live = r.remainingMs !== null && r.remainingMs !== undefined
+            out.push({
+              id: JSON.parse(/** @type {string} */ (r.id)),
+              state: live ? 'held' : 'expired',
+              expiresInMs: live ? /** @type {number} */ (r.remainingMs) : null,
+              file: r.file,
+            })
+          }
+          return out
+        },
+        evict: (prefix, id) => call(native.leaseEvict(prefix, id)),
       },
     }),
   })

@@ -239,7 +239,16 @@ function createPostgresStore(options = {}) {
       acquire: (prefix, id, ttlMs) => lease(() => leases.acquire('', leaseKey(prefix, id), ttlMs)),
       release: (prefix, id, token) => lease(() => leases.release('', leaseKey(prefix, id), token)),
       renew: (prefix, id, token, ttlMs) => lease(() => leases.renew('', leaseKey(prefix, id), token, ttlMs)),
+      // the live lease rows (keys() leaves expired rows out); their expiry is not read
+      list: async (prefix) => {
+        const base = leaseKey(prefix, '')
+        const live = (await keys(`${binding.escapeGlob(base)}*`)).filter((k) => k.startsWith(base))
+        return live.map((k) => ({ id: k.slice(base.length), state: /** @type {'held'} */ ('held'), expiresInMs: null }))
+      },
+      evict: (prefix, id) => adapted.delete(leaseKey(prefix, id)).then(Boolean),
     },
+    // keys() reads an index range in one piece: no SCAN pages
+    scanPage: () => Promise.resolve(null),
   }
   Object.defineProperty(store, ADAPTED, { value: adapted })
   return store

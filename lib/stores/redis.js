@@ -403,7 +403,31 @@ function createRedisStore(options = {}) {
       renew: (prefix, id, token, ttlMs) => (closed ? Promise.reject(storeClosed()) : leases.renew(prefix, id, token, ttlMs)),
       fencedSet: (prefix, id, token, value) => (closed ? Promise.reject(storeClosed()) : leases.fencedSet(prefix, id, token, value)),
       fencedDelete: (prefix, id, token) => (closed ? Promise.reject(storeClosed()) : leases.fencedDelete(prefix, id, token)),
+      // a lease key exists only while held (PX): its PTTL is the time left;
+      // the key's form is Rust's (redisLeaseKey / redisLeaseId)
+      list: async (prefix) => {
+        const keys = await adapted.keys(`${binding.escapeGlob(`${prefix}\u0000lease`)}*`)
+        /** @type {{ key: string, id: string }[]} */
+        const named = []
+        for (const key of keys) {
+          const id = binding.redisLeaseId(prefix, key)
+          if (id !== null && id !== undefined) named.push({ key, id })
+        }
+        /** @type {import('./adapter.js').LeaseRecord[]} */
+        const out = []
+        for (let i = 0; i < named.length; i += 512) {
+          const page = named.slice(i, i + 512)
+          const ttls = await native_(native.leaseTtls(page.map((n) => n.key)))
+          page.forEach((n, j) => {
+            if (ttls[j] !== -2) out.push({ id: n.id, state: 'held', expiresInMs: ttls[j] >= 0 ? ttls[j] : null })
+          })
+        }
+        return out
+      },
+      evict: (prefix, id) => adapted.delete(binding.redisLeaseKey(prefix, id)).then(Boolean),
     },
+    scanPage: (cursor, pattern) =>
+      native_(native.scanPage(cursor, pattern)).then((p) => (p === null ? null : { cursor: p.cursor, keys: splitKeys(p) })),
   }
   Object.defineProperty(store, ADAPTED, { value: adapted })
   return store

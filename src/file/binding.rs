@@ -452,6 +452,53 @@ impl NativeFileStore {
             Ok(lease_out(&ops, results))
         }))
     }
+
+    /// Every lease record of the directory (see `FileLeases::list`): `prefix`
+    /// and `id` as JSON strings (null in a record without them), `remainingMs`
+    /// null once expired, `corrupt` the reason a record cannot be read.
+    #[napi(catch_unwind, ts_return_type = "Promise<Array<FileLeaseEntry>>")]
+    pub fn lease_list<'env>(
+        &self,
+        env: &'env Env,
+    ) -> Result<PromiseRaw<'env, Vec<FileLeaseEntry>>> {
+        let l = Arc::clone(&self.leases);
+        env.spawn_future(blocking(move || {
+            Ok(l.list()?
+                .into_iter()
+                .map(|e| FileLeaseEntry {
+                    file: e.file,
+                    prefix: e.prefix,
+                    id: e.id,
+                    remaining_ms: e.remaining_ms.map(|m| m as f64),
+                    corrupt: e.corrupt,
+                })
+                .collect())
+        }))
+    }
+
+    /// Remove the lease of `id` under `prefix` whoever holds it; resolves
+    /// whether a live lease was removed.
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+    pub fn lease_evict<'env>(
+        &self,
+        env: &'env Env,
+        prefix: Utf16String,
+        id: Utf16String,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        let l = Arc::clone(&self.leases);
+        let (prefix, id) = (prefix.to_vec(), id.to_vec());
+        env.spawn_future(blocking(move || l.evict(&prefix, &id)))
+    }
+}
+
+/// One lease record of a store directory (`NativeFileStore.leaseList`).
+#[napi(object)]
+pub struct FileLeaseEntry {
+    pub file: String,
+    pub prefix: Option<String>,
+    pub id: Option<String>,
+    pub remaining_ms: Option<f64>,
+    pub corrupt: Option<String>,
 }
 
 /// Wait (on a blocking thread) for the committer's answer to a queued write.

@@ -34,9 +34,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::error::{PersistError, Result};
 use crate::file::name::Naming;
+use crate::json_string::quote_utf16;
 #[cfg(test)]
 use crate::token::new_token;
 
@@ -104,6 +106,29 @@ struct Record {
     clock: String,
     #[serde(rename = "expiresAt")]
     expires_at: u64,
+    /// The lease's prefix and run id as JSON strings (every UTF-16 unit
+    /// kept, lone surrogates escaped), so [`FileLeases::list`] can name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prefix: Option<Box<RawValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<Box<RawValue>>,
+}
+
+/// One record of [`FileLeases::list`].
+pub struct LeaseEntry {
+    /// The record's file name in `.awaitly-leases/`.
+    pub file: String,
+    /// The prefix and id as JSON strings (None in a record without them).
+    pub prefix: Option<String>,
+    pub id: Option<String>,
+    /// Ms until it expires; None when it has expired (or is of another boot).
+    pub remaining_ms: Option<u64>,
+    /// Why the record cannot be read, when it cannot.
+    pub corrupt: Option<String>,
+}
+
+fn raw_json_string(units: &[u16]) -> Result<Box<RawValue>> {
+    RawValue::from_string(quote_utf16(units)).map_err(|e| PersistError::Internal(e.to_string()))
 }
 
 /// The subdirectory of a store directory that holds its leases (never a
@@ -197,6 +222,64 @@ impl FileLeases {
         rec.clock == self.clock.tag() && rec.expires_at > self.clock.now_ms()
     }
 
+    /// Every lease record of the directory, live or expired, read without
+    /// the lock (records are replaced by rename, so never seen torn). A
+    /// record that cannot be read is listed with `corrupt` set.
+    pub fn list(&self) -> Result<Vec<LeaseEntry>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("readdir", &self.dir, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io("readdir", &self.dir, e))?;
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if file.starts_with('.') || !file.ends_with(".lease") {
+                continue; // the lock file and the temporary
+            }
+            let (rec, corrupt) = match self.read(&entry.path()) {
+                Ok(Some(r)) => (Some(r), None),
+                Ok(None) => continue, // released since listed
+                Err(e) => (None, Some(e.to_string())),
+            };
+            out.push(LeaseEntry {
+                file,
+                prefix: rec
+                    .as_ref()
+                    .and_then(|r| r.prefix.as_ref().map(|p| p.get().to_owned())),
+                id: rec
+                    .as_ref()
+                    .and_then(|r| r.id.as_ref().map(|p| p.get().to_owned())),
+                remaining_ms: rec.as_ref().and_then(|r| self.remaining(r)),
+                corrupt,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Remove the lease of `id` under `prefix` whoever holds it (an
+    /// operator's release of a dead worker's lease). Whether a live lease
+    /// was removed; an expired record is removed too.
+    pub fn evict(&self, prefix: &[u16], id: &[u16]) -> Result<bool> {
+        let path = self.record_path(prefix, id);
+        self.locked(|| {
+            let rec = match self.read(&path) {
+                Ok(Some(r)) => Some(r),
+                Ok(None) => return Ok(false),
+                Err(PersistError::Corrupt { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            fs::remove_file(&path).map_err(|e| io("unlink", &path, e))?;
+            Ok(rec.is_some_and(|r| self.live(&r)))
+        })
+    }
+
+    fn remaining(&self, rec: &Record) -> Option<u64> {
+        let now = self.clock.now_ms();
+        (rec.clock == self.clock.tag() && rec.expires_at > now).then(|| rec.expires_at - now)
+    }
+
     /// Decide `ops` in order, holding the directory's lease lock once for
     /// all of them; one result per op (a failed op does not stop the others).
     /// A fenced op whose lease `token` still holds starts its write with
@@ -255,6 +338,8 @@ impl FileLeases {
                     token: op.token.clone(),
                     clock: self.clock.tag().into(),
                     expires_at: self.clock.now_ms().saturating_add(ttl_ms),
+                    prefix: Some(raw_json_string(&op.prefix)?),
+                    id: Some(raw_json_string(&op.id)?),
                 };
                 self.write(&path, &rec)?;
                 Ok(true)
@@ -582,6 +667,41 @@ mod tests {
             .map_err(|_| PersistError::Internal("poisoned".into()))?
             .clone();
         assert_eq!(got, ["a1", "delete", "b2"]);
+        let _ = fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn list_names_each_lease_and_evict_removes_whoever_holds_it() -> Result<()> {
+        let dir = tmpdir("list");
+        let (l, t) = leases(&dir, "test");
+        let odd: Vec<u16> = vec![0x77, 0xD800, 0x22]; // w, a lone surrogate, a quote
+        assert!(l.acquire(&u("p:"), &odd, "A", 100)?);
+        assert!(l.acquire(&u("p:"), &u("short"), "B", 10)?);
+        t.fetch_add(20, Ordering::SeqCst);
+        let mut got = l.list()?;
+        got.sort_by_key(|e| e.remaining_ms);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].id.as_deref(), Some("\"short\""));
+        assert_eq!(got[0].remaining_ms, None, "expired");
+        assert_eq!(got[1].id.as_deref(), Some("\"w\\ud800\\\"\""));
+        assert_eq!(got[1].prefix.as_deref(), Some("\"p:\""));
+        assert_eq!(got[1].remaining_ms, Some(80));
+        // a corrupt record is listed, not skipped
+        let bad = Path::new(&dir).join(LEASE_DIR).join("x.lease");
+        fs::write(&bad, b"{nope").map_err(|e| io("write", &bad, e))?;
+        assert!(l
+            .list()?
+            .iter()
+            .any(|e| e.file == "x.lease" && e.corrupt.is_some()));
+        assert!(l.evict(&u("p:"), &odd)?, "a live lease of another token");
+        assert!(
+            !l.evict(&u("p:"), &u("short"))?,
+            "expired: removed, not live"
+        );
+        assert!(!l.evict(&u("p:"), &u("none"))?);
+        assert!(l.acquire(&u("p:"), &odd, "C", 100)?, "free again");
+        assert_eq!(l.list()?.iter().filter(|e| e.corrupt.is_none()).count(), 1);
         let _ = fs::remove_dir_all(&dir);
         Ok(())
     }

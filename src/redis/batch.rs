@@ -97,6 +97,9 @@ pub enum Op {
     },
     /// `UNLINK keys...`: how many were removed.
     Unlink(Vec<Vec<u8>>),
+    /// `PTTL key`: ms left, -1 without expiry, -2 absent (the inspector's
+    /// lease listing).
+    Pttl(Vec<u8>),
 }
 
 impl Op {
@@ -179,6 +182,8 @@ pub enum OpResult {
     Scan(u64, Vec<Vec<u8>>),
     /// UNLINK: keys removed.
     Count(u64),
+    /// PTTL: ms left, -1 without expiry, -2 absent.
+    Ttl(i64),
     /// The server rejected this one command (e.g. WRONGTYPE), or its value
     /// is not text ([`PersistError::Corrupt`]).
     Failed(PersistError),
@@ -210,6 +215,7 @@ impl PartialEq for OpResult {
             (OpResult::Done, OpResult::Done) => true,
             (OpResult::Scan(a, x), OpResult::Scan(b, y)) => a == b && x == y,
             (OpResult::Count(a), OpResult::Count(b)) => a == b,
+            (OpResult::Ttl(a), OpResult::Ttl(b)) => a == b,
             (OpResult::Failed(a), OpResult::Failed(b)) => {
                 a.code() == b.code() && a.to_string() == b.to_string()
             }
@@ -421,7 +427,8 @@ pub fn op_key(op: &Op) -> &[u8] {
         | Op::Exists(k)
         | Op::Acquire { key: k, .. }
         | Op::Eval { key: k, .. }
-        | Op::Fenced { lease: k, .. } => k,
+        | Op::Fenced { lease: k, .. }
+        | Op::Pttl(k) => k,
         Op::Unlink(keys) => keys.first().map(Vec::as_slice).unwrap_or(b""),
         Op::Ping | Op::Scan { .. } => b"",
     }
@@ -507,6 +514,10 @@ pub fn op_cmd(op: &Op) -> Cmd {
         Op::Unlink(keys) => {
             c = redis::cmd("UNLINK");
             c.arg(keys);
+        }
+        Op::Pttl(k) => {
+            c = redis::cmd("PTTL");
+            c.arg(k);
         }
     }
     c
@@ -634,6 +645,10 @@ pub fn decode(op: &Op, v: Value) -> OpResult {
         Op::Unlink(_) => match v {
             Value::Int(n) => OpResult::Count(n.max(0) as u64),
             other => unexpected("UNLINK", &other),
+        },
+        Op::Pttl(_) => match v {
+            Value::Int(n) => OpResult::Ttl(n),
+            other => unexpected("PTTL", &other),
         },
     }
 }

@@ -20,7 +20,7 @@ use crate::boundary::lease::{LeaseKind, LeaseOut};
 use crate::error::PersistError;
 use crate::redis::batch::Op;
 use crate::redis::codes::RedisOp;
-use crate::redis::lease::{lease_exec, lease_key, LeaseOp};
+use crate::redis::lease::{lease_exec, lease_id, lease_key, lease_ttls, LeaseOp};
 use crate::redis::results::{encode_results, Blob, Encoded};
 use crate::redis::store::{
     Owners, RedisConfig, RedisStore, KIND_STATE, MARKER_CACHE, MARKER_STATE, MARKER_VALUE,
@@ -73,6 +73,15 @@ pub(crate) fn blob_text(blob: Blob) -> JsText {
         },
         Blob::Units(units) => Either::B(Utf16String::from(units)),
     }
+}
+
+/// One page of `scanPage`: the next cursor and the keys (as `KeysOut`).
+#[napi(object)]
+pub struct ScanPageOut {
+    pub cursor: String,
+    pub lens: Uint32Array,
+    #[napi(ts_type = "string")]
+    pub blob: JsText,
 }
 
 #[napi(object)]
@@ -389,6 +398,52 @@ impl NativeRedisStore {
         })
     }
 
+    /// One SCAN page on a single server (`RedisStore::scan_page`): the next
+    /// cursor (decimal text: it can exceed 2^53; "0" ends the pass) and the
+    /// page's keys as in `keys`; null on a cluster.
+    #[napi(catch_unwind, ts_return_type = "Promise<ScanPageOut | null>")]
+    pub fn scan_page<'env>(
+        &self,
+        env: &'env Env,
+        cursor: String,
+        pattern: Utf16String,
+    ) -> Result<PromiseRaw<'env, Option<ScanPageOut>>> {
+        let pattern = wtf8::encode(&pattern);
+        let cursor: u64 = match cursor.parse() {
+            Ok(c) => c,
+            Err(_) => {
+                return Err(js_error::throw(
+                    env,
+                    PersistError::Internal(format!("scanPage: bad cursor {cursor}")),
+                ))
+            }
+        };
+        let page = |(next, keys): (u64, Vec<Vec<u8>>)| {
+            let out = keys_out(keys);
+            Some(ScanPageOut {
+                cursor: next.to_string(),
+                lens: out.lens,
+                blob: out.blob,
+            })
+        };
+        if self.core.is_cluster() {
+            return env.spawn_future(async move { Ok(None) });
+        }
+        if let Some(link) = self.direct_link() {
+            return self.start_direct(env, async move {
+                crate::redis::keys::scan_page(&link, cursor, &pattern)
+                    .await
+                    .map(page)
+            });
+        }
+        let core = self.core.clone();
+        env.spawn_future(async move {
+            guarded(crate::redis::keys::scan_page(&core, cursor, &pattern))
+                .await
+                .map(page)
+        })
+    }
+
     /// `clearAsync` of the cache with `prefix`: SCAN + UNLINK of the keys it
     /// owns (see `Owners`). Resolves to the number of keys removed.
     #[napi(catch_unwind, ts_return_type = "Promise<number>")]
@@ -465,6 +520,24 @@ impl NativeRedisStore {
             let results = guarded(lease_exec(&core, &batch)).await?;
             Ok(lease_out(&batch, results))
         })
+    }
+
+    /// The time left on each lease key in ms (-1 no expiry, -2 absent),
+    /// read only, on the JS thread's connection when the store has one: the
+    /// inspector's lease listing (`redis::lease`).
+    #[napi(catch_unwind, ts_return_type = "Promise<Float64Array>")]
+    pub fn lease_ttls<'env>(
+        &self,
+        env: &'env Env,
+        keys: Vec<Utf16String>,
+    ) -> Result<PromiseRaw<'env, Float64Array>> {
+        let keys: Vec<Vec<u8>> = keys.iter().map(|k| wtf8::encode(k)).collect();
+        let out = |ttls: Vec<i64>| Float64Array::new(ttls.into_iter().map(|t| t as f64).collect());
+        if let Some(link) = self.direct_link() {
+            return self.start_direct(env, async move { lease_ttls(&link, keys).await.map(out) });
+        }
+        let core = self.core.clone();
+        env.spawn_future(async move { guarded(lease_ttls(&core, keys)).await.map(out) })
     }
 
     /// Connections opened so far (reconnects add one each).
@@ -769,4 +842,33 @@ pub fn cache_deletable_keys(
         .into_iter()
         .filter(|k| owners.cache_may_delete(&prefix, &wtf8::encode(k)))
         .collect()
+}
+
+/// The lease key that guards snapshot `prefix` + `id` on a Redis store
+/// (`redis::lease::lease_key`): the inspector evicts a dead worker's lease
+/// through it.
+#[napi(catch_unwind)]
+pub fn redis_lease_key(prefix: Utf16String, id: Utf16String) -> napi::Result<Utf16String> {
+    let mut units = prefix.to_vec();
+    units.extend_from_slice(&id);
+    let key = lease_key(
+        &wtf8::encode(&prefix),
+        &wtf8::encode(&id),
+        &wtf8::encode(&units),
+    )
+    .map_err(js_error::to_async)?;
+    let text = wtf8::decode(&key)
+        .ok_or_else(|| js_error::to_async(PersistError::Internal("lease key: not WTF-8".into())))?;
+    Ok(Utf16String::from(text))
+}
+
+/// The run id that `key` is the lease key of under `prefix`
+/// (`redis::lease::lease_id`), or null for any other key: the inspector's
+/// lease listing.
+#[napi(catch_unwind)]
+pub fn redis_lease_id(prefix: Utf16String, key: Utf16String) -> Option<Utf16String> {
+    let key = wtf8::encode(&key);
+    lease_id(&wtf8::encode(&prefix), &key)
+        .and_then(wtf8::decode)
+        .map(Utf16String::from)
 }

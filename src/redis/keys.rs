@@ -27,6 +27,29 @@ pub async fn keys<X: Exec + ?Sized>(x: &X, pattern: &[u8]) -> Result<Vec<Vec<u8>
     Ok(out)
 }
 
+/// One SCAN page of one server: `(next cursor, keys)`; cursor 0 starts a
+/// pass and a returned 0 ends it (a key may come twice: SCAN's own
+/// guarantee). For callers that must not hold every key at once (the
+/// inspector's listing of many runs); a cluster has one cursor per primary
+/// and no such page.
+pub async fn scan_page<X: Exec + ?Sized>(
+    x: &X,
+    cursor: u64,
+    pattern: &[u8],
+) -> Result<(u64, Vec<Vec<u8>>)> {
+    let op = Op::Scan {
+        cursor,
+        pattern: pattern.to_vec(),
+    };
+    match x.exec(vec![op]).await?.pop() {
+        Some(OpResult::Scan(next, keys)) => Ok((next, keys)),
+        Some(OpResult::Failed(e)) => Err(e),
+        other => Err(PersistError::Internal(format!(
+            "SCAN: unexpected result {other:?}"
+        ))),
+    }
+}
+
 /// Delete every key under `prefix` that the cache with that prefix owns
 /// (see [`Owners::cache_may_delete`]): one SCAN of the prefix (every owner
 /// marker that matters lies in it), the candidate markers checked with one

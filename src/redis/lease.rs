@@ -13,7 +13,9 @@
 //!
 //! Lease keys ([`lease_key`]) live under the snapshot prefix and share the
 //! hash slot of the snapshot key they guard, so on a cluster the fenced
-//! script's two keys are on one node.
+//! script's two keys are on one node. [`lease_id`] reads the id back out of
+//! a lease key, and the inspector reads the time left on lease keys
+//! ([`lease_ttls`], `PTTL`), never writing.
 //!
 //! Scripts go as `EVALSHA` (their SHA1 computed here), and again as `EVAL`
 //! when the server answers `NOSCRIPT` (script cache flushed, failover to a
@@ -165,6 +167,25 @@ pub fn lease_key(prefix: &[u8], id: &[u8], state: &[u8]) -> Result<Vec<u8>> {
     Ok(k)
 }
 
+/// The run id a lease key of `prefix` names: the inverse of [`lease_key`]
+/// (each of its forms), or None when `key` is not one of `prefix`'s lease
+/// keys.
+pub fn lease_id<'k>(prefix: &[u8], key: &'k [u8]) -> Option<&'k [u8]> {
+    let rest = key.strip_prefix(prefix)?.strip_prefix(b"\0lease")?;
+    match prefix.iter().position(|&b| b == b'{') {
+        None => rest
+            .get(7..)
+            .filter(|_| rest.first() == Some(&b'{') && rest.get(5..7) == Some(b"}:")),
+        Some(open) => match prefix[open + 1..].iter().position(|&b| b == b'}') {
+            Some(len) if len > 0 => rest.strip_prefix(b":"),
+            Some(_) => rest
+                .strip_prefix(b"=")
+                .and_then(|r| r.get(..r.len().checked_sub(4)?)),
+            None => rest.get(6..).filter(|_| rest.get(4..6) == Some(b"}:")),
+        },
+    }
+}
+
 /// One lease operation of a batch ([`lease_exec`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum LeaseOp {
@@ -298,6 +319,26 @@ pub async fn lease_exec<X: Exec>(x: &X, ops: &[LeaseOp]) -> Result<Vec<Result<bo
         .collect())
 }
 
+/// The time left on each lease key, read only (the inspector's listing of
+/// leases), as one batch on `x`: ms, -1 for a key without expiry, -2 for an
+/// absent key.
+pub async fn lease_ttls<X: Exec>(x: &X, keys: Vec<Vec<u8>>) -> Result<Vec<i64>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let results = x.exec(keys.into_iter().map(Op::Pttl).collect()).await?;
+    results
+        .into_iter()
+        .map(|r| match r {
+            OpResult::Ttl(ms) => Ok(ms),
+            OpResult::Failed(e) => Err(e),
+            other => Err(PersistError::Internal(format!(
+                "PTTL: unexpected result {other:?}"
+            ))),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +406,23 @@ mod tests {
         assert!(!one(&s, release(&k, &a)).await?, "already released");
         assert!(one(&s, acquire(&k, &b, 10_000)).await?, "free again");
         assert!(one(&s, release(&k, &b)).await?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn lease_ttls_reads_time_left_without_touching_the_lease() -> Result<()> {
+        let s = RedisStore::new(RedisConfig::default())?;
+        let (held, absent) = (key("ttl-held")?, key("ttl-absent")?);
+        let a = new_token()?;
+        assert!(one(&s, acquire(&held, &a, 10_000)).await?);
+        let ttls = lease_ttls(&s, vec![held.clone(), absent]).await?;
+        assert!(ttls[0] > 9_000 && ttls[0] <= 10_000, "{ttls:?}");
+        assert_eq!(ttls[1], -2);
+        assert!(lease_ttls(&s, Vec::new()).await?.is_empty());
+        assert!(
+            one(&s, release(&held, &a)).await?,
+            "still held by its owner"
+        );
         Ok(())
     }
 
@@ -541,6 +599,25 @@ mod tests {
             OpResult::Value(None)
         );
         assert!(one(&s, release(&k, &b)).await?);
+        Ok(())
+    }
+
+    #[test]
+    fn lease_id_reads_back_every_form_of_lease_key() -> Result<()> {
+        for prefix in [&b"awaitly:snapshot:"[..], b"p{tag}:", b"p{open:", b"{}p:"] {
+            for id in [&b"run-1"[..], b"", b"x}:{y"] {
+                let mut state = prefix.to_vec();
+                state.extend_from_slice(id);
+                let key = lease_key(prefix, id, &state)?;
+                assert_eq!(lease_id(prefix, &key), Some(id), "{prefix:?} {id:?}");
+            }
+        }
+        assert_eq!(
+            lease_id(b"p:", b"p:run"),
+            None,
+            "a snapshot key is no lease key"
+        );
+        assert_eq!(lease_id(b"q:", b"p:\0lease{abcd}:x"), None);
         Ok(())
     }
 }

@@ -1670,6 +1670,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn scan_page_walks_a_pass_to_cursor_zero() -> Result<()> {
+        let store = RedisStore::new(RedisConfig::default())?;
+        let pre = unique("scanpage");
+        let written: Vec<Vec<u8>> = (0..50).map(|i| format!("{pre}{i}").into_bytes()).collect();
+        let ops = written
+            .iter()
+            .map(|k| Op::Set(k.clone(), b"v".to_vec(), None))
+            .collect();
+        store.exec(ops).await?;
+        let pattern = format!("{}*", glob::escape(&pre)).into_bytes();
+        let (mut cursor, mut seen, mut pages) = (0u64, HashSet::new(), 0);
+        loop {
+            let (next, page) = keys::scan_page(&store, cursor, &pattern).await?;
+            seen.extend(page);
+            pages += 1;
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        assert!(pages >= 1);
+        assert_eq!(seen, written.iter().cloned().collect::<HashSet<_>>());
+        assert_eq!(Exec::unlink(&store, written).await?, 50);
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn clear_keeps_markers_longer_prefixes_and_states() -> Result<()> {
         let store = RedisStore::new(RedisConfig::default())?;
         let pre = unique("own");
