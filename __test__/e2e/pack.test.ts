@@ -140,6 +140,7 @@ describe('packed packages install and work without Rust', () => {
         'createHydratingCache',
         'createKVCache',
         'createMemoryCache',
+        'createPostgresStore',
         'createRedisStore',
         'createSnapshotStore',
         'createStatePersistence',
