@@ -4,6 +4,7 @@
 //! connection (`direct`, libuv) and the thin napi `binding`.
 
 pub(crate) mod binding;
+pub mod cluster;
 #[cfg(unix)]
 pub(crate) mod direct;
 pub mod lease;
