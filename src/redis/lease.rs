@@ -97,6 +97,14 @@ impl LeaseOp {
         }
     }
 
+    fn key(&self) -> &[u8] {
+        match self {
+            LeaseOp::Acquire { key, .. }
+            | LeaseOp::Release { key, .. }
+            | LeaseOp::Renew { key, .. } => key,
+        }
+    }
+
     fn decode(&self, v: Value) -> Result<bool> {
         if let Some(e) = server_error(&v) {
             return Err(e);
@@ -115,7 +123,7 @@ impl LeaseOp {
 
 impl RedisStore {
     /// Run a batch of lease ops as one pipeline (one round trip; in a
-    /// cluster, one per op, concurrently), through
+    /// cluster, one per primary, concurrently), through
     /// the store's one execution path; one result per op, in order. Scripts
     /// go by EVALSHA once their SHA is known (a `SCRIPT LOAD` rides along
     /// with the first batch that EVALs them); ops answered `NOSCRIPT` are
@@ -126,20 +134,30 @@ impl RedisStore {
             return Ok(Vec::new());
         }
         if self.is_cluster() {
-            // A lease is one key, so each op goes alone to its key's slot
-            // (redirects followed by `run`), all at once. Always EVAL: the
+            // A lease is one key: each op goes to its key's slot, the ops
+            // of one primary in one pipeline (redirects followed by
+            // `cluster_run`). Always EVAL: the
             // script cache is per node, a SHA learnt on one says nothing of
             // another (or of a replica promoted since).
-            let calls = ops.iter().map(|op| async move {
-                let mut p = redis::Pipeline::with_capacity(1);
-                p.ignore_errors();
-                op.push(&mut p, false);
-                match self.run(&p).await?.pop() {
-                    Some(v) => op.decode(v),
-                    None => Err(PersistError::Internal("lease: no reply".into())),
-                }
-            });
-            return Ok(futures_util::future::join_all(calls).await);
+            let cmds = ops
+                .iter()
+                .map(|op| {
+                    let mut p = redis::Pipeline::with_capacity(1);
+                    op.push(&mut p, false);
+                    let cmd = p
+                        .cmd_iter()
+                        .next()
+                        .cloned()
+                        .unwrap_or_else(|| redis::cmd("PING"));
+                    (op.key(), cmd)
+                })
+                .collect();
+            let replies = self.cluster_run(cmds).await?;
+            return Ok(ops
+                .iter()
+                .zip(replies)
+                .map(|(op, r)| op.decode(r?))
+                .collect());
         }
         let mut p = redis::Pipeline::with_capacity(ops.len() + 2);
         p.ignore_errors();

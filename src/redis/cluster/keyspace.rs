@@ -39,16 +39,15 @@ pub fn by_slot<'a>(keys: impl IntoIterator<Item = &'a [u8]>, max: usize) -> Vec<
 pub struct Scan {
     /// Each primary and its next cursor (None: done).
     nodes: Vec<(Node, Option<u64>)>,
-    /// The primaries the pass began with.
-    start: Vec<Node>,
+    /// The map the pass began with.
+    start: SlotMap,
 }
 
 impl Scan {
     pub fn new(map: &SlotMap) -> Scan {
-        let start = map.primaries();
         Scan {
-            nodes: start.iter().map(|n| (n.clone(), Some(0))).collect(),
-            start,
+            nodes: map.primaries().into_iter().map(|n| (n, Some(0))).collect(),
+            start: map.clone(),
         }
     }
 
@@ -92,7 +91,7 @@ impl Scan {
     /// was migrating (`moving`, see [`migrating`])? If not, a new pass on
     /// the current map must follow.
     pub fn settled(&self, now: &SlotMap, moving: bool) -> bool {
-        !moving && now.primaries() == self.start
+        !moving && now.same_owners(&self.start)
     }
 }
 
@@ -196,6 +195,11 @@ mod tests {
         assert!(!s.settled(&m, true));
         let failed_over = map(&[(0, 8000, 7000), (8001, 16383, 7004)]);
         assert!(!s.settled(&failed_over, false));
+        // a slot that moved between the same primaries
+        let resharded = map(&[(0, 8001, 7000), (8002, 16383, 7001)]);
+        assert!(!s.settled(&resharded, false));
+        // the same owners read again
+        assert!(s.settled(&map(&[(8001, 16383, 7001), (0, 8000, 7000)]), false));
         // errors
         let mut s = Scan::new(&m);
         assert!(s.page(&Node::new("x", 1), page("0", &[])).is_err());

@@ -1,7 +1,7 @@
 //! Redis Cluster routing, ours (the `redis` crate is only the RESP codec
-//! here): this folder owns where each command of a cluster store goes and
-//! what the cluster's answers mean. Pure, no I/O and no napi types, so
-//! `cargo test` covers every rule:
+//! and the per-node connection here): this folder owns where each command
+//! of a cluster store goes and what the cluster's answers mean. The rules
+//! are pure, no I/O and no napi types, so `cargo test` covers each:
 //! - [`slots`]: hash slots (CRC16 with hash tags) and the slot map read
 //!   from `CLUSTER SLOTS` / `CLUSTER SHARDS`, patched by MOVED;
 //! - [`redirect`]: MOVED, ASK, TRYAGAIN, CLUSTERDOWN, READONLY replies;
@@ -10,7 +10,10 @@
 //!   timeout, one trailing WAIT per node for durable writes;
 //! - [`keyspace`]: multi-key commands split per slot, SCAN over every
 //!   primary with a second pass when the topology moved.
+//!
+//! [`client`] runs them over one connection per primary (tokio).
 
+pub mod client;
 pub mod dispatch;
 pub mod keyspace;
 pub mod redirect;

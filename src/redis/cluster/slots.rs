@@ -253,6 +253,11 @@ impl SlotMap {
         }
     }
 
+    /// Does `other` name the same primary for every slot?
+    pub fn same_owners(&self, other: &SlotMap) -> bool {
+        (0..SLOTS as u16).all(|s| self.node_of(s) == other.node_of(s))
+    }
+
     /// Does every slot have a primary?
     pub fn is_complete(&self) -> bool {
         !self.owner.contains(&NONE)

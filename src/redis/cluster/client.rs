@@ -1,0 +1,472 @@
+//! The rules of this folder run over real connections: one multiplexed
+//! connection per primary (opened when first needed, replaced when it
+//! fails), the slot map read from `CLUSTER SLOTS` (from a known primary or
+//! a seed) before the first call and again in the background after a
+//! MOVED, a READONLY or a node that could not be reached. Every call is
+//! bounded by the command timeout, connecting included.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Cmd, Value};
+use tokio::time::Instant;
+
+use super::dispatch::{Dispatch, Effect, Send};
+use super::keyspace::{by_slot, migrating, Scan};
+use super::slots::{key_slot, Node, SlotMap};
+use crate::error::{PersistError, Result};
+use crate::redis::store::classify;
+
+/// Makes the client of one node (same credentials and TLS as the seeds).
+pub type NodeClient = Box<dyn Fn(&Node) -> Result<redis::Client> + std::marker::Send + Sync>;
+
+type NodeConn = Arc<tokio::sync::Mutex<Option<(MultiplexedConnection, u64)>>>;
+
+struct Shared {
+    seeds: Vec<Node>,
+    make: NodeClient,
+    connect_timeout_ms: u64,
+    command_timeout_ms: u64,
+    /// `(n, timeout_ms)` of the WAIT after durable writes.
+    wait: Option<(u32, u64)>,
+    map: Mutex<SlotMap>,
+    conns: Mutex<HashMap<Node, NodeConn>>,
+    /// Serialises the reading of the first map.
+    first_map: tokio::sync::Mutex<()>,
+    refreshing: AtomicBool,
+    opened: AtomicU64,
+    closed: AtomicBool,
+}
+
+/// A Redis Cluster (see the module docs). Cheap to clone.
+#[derive(Clone)]
+pub struct Cluster {
+    sh: Arc<Shared>,
+}
+
+fn ms(d: u64) -> Duration {
+    Duration::from_millis(d.max(1))
+}
+
+fn cmd(name: &str) -> Cmd {
+    redis::cmd(name)
+}
+
+/// Milliseconds on the dispatch clock (tokio's, so paused-time tests and
+/// timers agree).
+fn clock_ms(origin: Instant) -> u64 {
+    Instant::now().duration_since(origin).as_millis() as u64
+}
+
+impl Cluster {
+    pub fn new(
+        seeds: Vec<Node>,
+        make: NodeClient,
+        connect_timeout_ms: u64,
+        command_timeout_ms: u64,
+        wait: Option<(u32, u64)>,
+    ) -> Cluster {
+        Cluster {
+            sh: Arc::new(Shared {
+                seeds,
+                make,
+                connect_timeout_ms,
+                command_timeout_ms,
+                wait,
+                map: Mutex::new(SlotMap::default()),
+                conns: Mutex::new(HashMap::new()),
+                first_map: tokio::sync::Mutex::new(()),
+                refreshing: AtomicBool::new(false),
+                opened: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Node connections opened so far.
+    pub fn connections_opened(&self) -> u64 {
+        self.sh.opened.load(Ordering::Relaxed)
+    }
+
+    /// Drop every connection; later calls fail with `Closed`.
+    pub fn close(&self) {
+        self.sh.closed.store(true, Ordering::SeqCst);
+        if let Ok(mut c) = self.sh.conns.lock() {
+            c.clear();
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, SlotMap> {
+        // a poisoned lock only means a panic elsewhere held it: the map
+        // itself is always whole (every change is one assignment)
+        self.sh.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The connection to `node`, opened if needed within the connect
+    /// timeout (and `deadline`). A failure here means nothing was written.
+    async fn conn(&self, node: &Node, deadline: Instant) -> Result<(MultiplexedConnection, u64)> {
+        if self.sh.closed.load(Ordering::SeqCst) {
+            return Err(PersistError::Closed);
+        }
+        let slot = {
+            let mut conns = self.sh.conns.lock().unwrap_or_else(|p| p.into_inner());
+            conns.entry(node.clone()).or_default().clone()
+        };
+        let cto = self.sh.connect_timeout_ms;
+        let until = deadline.min(Instant::now() + ms(cto));
+        let mut held = match tokio::time::timeout_at(until, slot.lock()).await {
+            Ok(g) => g,
+            Err(_) => return Err(PersistError::Timeout(cto)),
+        };
+        if let Some((c, id)) = &*held {
+            return Ok((c.clone(), *id));
+        }
+        let client = (self.sh.make)(node)?;
+        let cfg = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(ms(cto)))
+            .set_response_timeout(None);
+        let opened = tokio::time::timeout_at(
+            until,
+            client.get_multiplexed_async_connection_with_config(&cfg),
+        )
+        .await;
+        match opened {
+            Ok(Ok(c)) => {
+                let id = self.sh.opened.fetch_add(1, Ordering::Relaxed) + 1;
+                *held = Some((c.clone(), id));
+                Ok((c, id))
+            }
+            Ok(Err(e))
+                if matches!(
+                    e.kind(),
+                    redis::ErrorKind::Server(_) | redis::ErrorKind::AuthenticationFailed
+                ) =>
+            {
+                // e.g. a wrong password: the server answered
+                Err(PersistError::Store(e.to_string()))
+            }
+            Ok(Err(e)) if e.is_timeout() => Err(PersistError::Timeout(cto)),
+            Ok(Err(e)) => Err(PersistError::Unavailable(format!(
+                "cluster node {node}: {e}"
+            ))),
+            Err(_) => Err(PersistError::Timeout(cto)),
+        }
+    }
+
+    /// Forget the connection `id` to `node` (if still current).
+    async fn drop_conn(&self, node: &Node, id: u64) {
+        let slot = {
+            let conns = self.sh.conns.lock().unwrap_or_else(|p| p.into_inner());
+            conns.get(node).cloned()
+        };
+        if let Some(slot) = slot {
+            let mut held = slot.lock().await;
+            if matches!(&*held, Some((_, cur)) if *cur == id) {
+                *held = None;
+            }
+        }
+    }
+
+    /// Run `p` on `node` before `deadline`: its replies, or the failure and
+    /// whether the pipeline may have been written.
+    async fn pipeline(
+        &self,
+        node: &Node,
+        p: &redis::Pipeline,
+        deadline: Instant,
+    ) -> std::result::Result<Vec<Value>, (PersistError, bool)> {
+        let (mut c, id) = self.conn(node, deadline).await.map_err(|e| (e, false))?;
+        let cmd_to = self.sh.command_timeout_ms;
+        let n = p.len();
+        match tokio::time::timeout_at(deadline, c.req_packed_commands(p, 0, n)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                let f = classify(&e, cmd_to);
+                if f.replace {
+                    self.drop_conn(node, id).await;
+                }
+                Err((f.err, true))
+            }
+            Err(_) => {
+                // no answer in time: the node is paused or the link half-open
+                self.drop_conn(node, id).await;
+                Err((PersistError::Timeout(cmd_to), true))
+            }
+        }
+    }
+
+    /// One command to `node` (not routed by slot: SCAN, CLUSTER ...).
+    async fn on_node(&self, node: &Node, c: Cmd, deadline: Instant) -> Result<Value> {
+        let mut p = redis::Pipeline::with_capacity(1);
+        p.ignore_errors().add_command(c);
+        match self.pipeline(node, &p, deadline).await {
+            Ok(mut v) => v
+                .pop()
+                .ok_or_else(|| PersistError::Internal("no reply".into())),
+            Err((e, _)) => Err(e),
+        }
+    }
+
+    /// Read the slot map again: from a primary it knows, else a seed.
+    async fn refresh(&self, deadline: Instant) -> Result<()> {
+        let mut candidates = self.map().primaries();
+        for s in &self.sh.seeds {
+            if !candidates.contains(s) {
+                candidates.push(s.clone());
+            }
+        }
+        let mut last = PersistError::Unavailable("no cluster node to ask for the slot map".into());
+        for node in candidates {
+            let mut c = cmd("CLUSTER");
+            c.arg("SLOTS");
+            match self.on_node(&node, c, deadline).await {
+                Ok(v) => match SlotMap::from_cluster_slots(&v, &node.host) {
+                    Some(m) if !m.is_empty() => {
+                        *self.map() = m;
+                        return Ok(());
+                    }
+                    _ => {
+                        last = PersistError::Store(format!(
+                            "CLUSTER SLOTS on {node}: unexpected reply {v:?}"
+                        ))
+                    }
+                },
+                Err(e) => last = e,
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        Err(last)
+    }
+
+    /// Read the map again in the background (one reading at a time).
+    fn refresh_soon(&self) {
+        if self.sh.refreshing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + ms(me.sh.command_timeout_ms);
+            let _ = me.refresh(deadline).await;
+            me.sh.refreshing.store(false, Ordering::SeqCst);
+        });
+    }
+
+    /// The map, read first if there is none yet.
+    async fn ready(&self, deadline: Instant) -> Result<()> {
+        if !self.map().is_empty() {
+            return Ok(());
+        }
+        let _one = match tokio::time::timeout_at(deadline, self.sh.first_map.lock()).await {
+            Ok(g) => g,
+            Err(_) => return Err(PersistError::Timeout(self.sh.command_timeout_ms)),
+        };
+        if !self.map().is_empty() {
+            return Ok(());
+        }
+        self.refresh(deadline).await
+    }
+
+    fn effect(&self, e: Effect) {
+        if e.refresh {
+            self.refresh_soon();
+        }
+    }
+
+    /// Run single-slot commands, `(slot, command, durable)`, as one batch:
+    /// one pipeline per primary, all in flight at once, redirects followed
+    /// (see [`Dispatch`]); each command's reply or why it has none.
+    pub async fn commands(&self, cmds: Vec<(u16, Cmd, bool)>) -> Result<Vec<Result<Value>>> {
+        if cmds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cmd_to = self.sh.command_timeout_ms;
+        let origin = Instant::now();
+        let deadline = origin + ms(cmd_to);
+        self.ready(deadline).await?;
+        let mut d = Dispatch::new(
+            cmds.iter().map(|(slot, _, durable)| (*slot, *durable)),
+            0,
+            cmd_to,
+            self.sh.wait,
+        );
+        let wait_cmd = self.sh.wait.map(|(n, t)| {
+            let mut c = cmd("WAIT");
+            c.arg(n).arg(t);
+            c
+        });
+        let mut flying = FuturesUnordered::new();
+        loop {
+            let (sends, effect) = {
+                let map = self.map();
+                d.sends(&map, clock_ms(origin))
+            };
+            self.effect(effect);
+            for s in sends {
+                let mut p = redis::Pipeline::with_capacity(s.replies());
+                p.ignore_errors();
+                for (&i, &asking) in s.items.iter().zip(&s.asking) {
+                    if asking {
+                        p.cmd("ASKING");
+                    }
+                    p.add_command(cmds[i].1.clone());
+                }
+                if let (true, Some(w)) = (s.wait, &wait_cmd) {
+                    p.add_command(w.clone());
+                }
+                flying.push(async move {
+                    let r = self.pipeline(&s.node, &p, deadline).await;
+                    (s, r)
+                });
+            }
+            if flying.is_empty() && d.is_done() {
+                break;
+            }
+            let wake = d.next_wake().map(|w| origin + Duration::from_millis(w));
+            let got: Option<(Send, _)> = tokio::select! {
+                Some(r) = flying.next() => Some(r),
+                () = async {
+                    match wake {
+                        Some(w) => tokio::time::sleep_until(w).await,
+                        None => std::future::pending().await,
+                    }
+                } => None,
+            };
+            if let Some((s, r)) = got {
+                let now = clock_ms(origin);
+                let effect = match r {
+                    Ok(values) => {
+                        let mut map = self.map();
+                        d.replies(&s, values, &mut map, now)
+                    }
+                    Err((e, written)) => d.failed(&s, e, written, now),
+                };
+                self.effect(effect);
+            } else {
+                d.expire(clock_ms(origin));
+            }
+        }
+        Ok(d.results())
+    }
+
+    /// `WAIT` on the primary of `key`'s slot.
+    pub async fn wait_for(&self, key: &[u8], n: u32, timeout_ms: u64) -> Result<Value> {
+        let mut c = cmd("WAIT");
+        c.arg(n).arg(timeout_ms);
+        let mut r = self.commands(vec![(key_slot(key), c, false)]).await?;
+        r.pop()
+            .unwrap_or_else(|| Err(PersistError::Internal("no reply".into())))
+    }
+
+    /// PING a primary (the map is read first if needed).
+    pub async fn ping(&self) -> Result<()> {
+        let mut r = self.commands(vec![(0, cmd("PING"), false)]).await?;
+        match r.pop() {
+            Some(Ok(Value::ServerError(e))) => Err(PersistError::Store(format!(
+                "{} {}",
+                e.code(),
+                e.details().unwrap_or("")
+            ))),
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(e),
+            None => Err(PersistError::Internal("no reply".into())),
+        }
+    }
+
+    /// Is a slot migrating on any primary (asked of each)?
+    async fn any_migrating(&self, deadline: Instant) -> Result<bool> {
+        let nodes = self.map().primaries();
+        let asks = nodes.iter().map(|n| {
+            let mut c = cmd("CLUSTER");
+            c.arg("NODES");
+            self.on_node(n, c, deadline)
+        });
+        let mut moving = false;
+        for v in futures_util::future::join_all(asks).await {
+            let text: String = redis::from_redis_value(v?)
+                .map_err(|e| PersistError::Store(format!("CLUSTER NODES: {e}")))?;
+            moving |= migrating(&text);
+        }
+        Ok(moving)
+    }
+
+    /// SCAN every primary to the end with `MATCH pattern`, handing each
+    /// page to `each` (a key may come twice; callers deduplicate). When the
+    /// topology moved during the pass (a slot migrating, a failover), a
+    /// second pass on the new map follows (see [`Scan`]).
+    pub async fn scan(
+        &self,
+        pattern: &[u8],
+        page_size: usize,
+        mut each: impl FnMut(Vec<Vec<u8>>),
+    ) -> Result<()> {
+        let cmd_to = self.sh.command_timeout_ms;
+        let soon = || Instant::now() + ms(cmd_to);
+        self.refresh(soon()).await?;
+        let mut moving = self.any_migrating(soon()).await?;
+        for _pass in 0..2 {
+            let start = self.map().clone();
+            let mut scan = Scan::new(&start);
+            while !scan.is_done() {
+                let pages = scan.pending();
+                let deadline = soon();
+                let fetch = pages.iter().map(|(node, cursor)| {
+                    let mut c = cmd("SCAN");
+                    c.arg(*cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(page_size);
+                    self.on_node(node, c, deadline)
+                });
+                let replies = futures_util::future::join_all(fetch).await;
+                for ((node, _), r) in pages.iter().zip(replies) {
+                    each(scan.page(node, r?)?);
+                }
+            }
+            self.refresh(soon()).await?;
+            moving |= self.any_migrating(soon()).await?;
+            if scan.settled(&self.map(), moving) {
+                break;
+            }
+            moving = false;
+        }
+        Ok(())
+    }
+
+    /// UNLINK `keys` (one command per slot and `page` keys, one pipeline
+    /// per primary): how many existed.
+    pub async fn unlink(&self, keys: &[&[u8]], page: usize) -> Result<u64> {
+        let groups = by_slot(keys.iter().copied(), page);
+        let cmds = groups
+            .iter()
+            .map(|(slot, idx)| {
+                let mut c = cmd("UNLINK");
+                for &i in idx {
+                    c.arg(keys[i]);
+                }
+                (*slot, c, false)
+            })
+            .collect();
+        let mut total = 0u64;
+        for r in self.commands(cmds).await? {
+            match r? {
+                Value::Int(n) => total += n.max(0) as u64,
+                Value::ServerError(e) => {
+                    return Err(PersistError::Store(
+                        format!("UNLINK: {} {}", e.code(), e.details().unwrap_or(""))
+                            .trim()
+                            .into(),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(total)
+    }
+}
