@@ -24,7 +24,13 @@ use crate::redis::store::classify;
 /// Makes the client of one node (same credentials and TLS as the seeds).
 pub type NodeClient = Box<dyn Fn(&Node) -> Result<redis::Client> + std::marker::Send + Sync>;
 
-type NodeConn = Arc<tokio::sync::Mutex<Option<(MultiplexedConnection, u64)>>>;
+/// A primary's connection (and its id), and the lock one connect
+/// attempt at a time holds.
+#[derive(Default)]
+struct NodeConn {
+    conn: Option<(MultiplexedConnection, u64)>,
+    connecting: Arc<tokio::sync::Mutex<()>>,
+}
 
 struct Shared {
     seeds: Vec<Node>,
@@ -112,18 +118,24 @@ impl Cluster {
         if self.sh.closed.load(Ordering::SeqCst) {
             return Err(PersistError::Closed);
         }
-        let slot = {
-            let mut conns = self.sh.conns.lock().unwrap_or_else(|p| p.into_inner());
-            conns.entry(node.clone()).or_default().clone()
+        let current = |sh: &Shared| {
+            let mut conns = sh.conns.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = conns.entry(node.clone()).or_default();
+            (slot.conn.clone(), slot.connecting.clone())
         };
+        let (conn, connecting) = current(&self.sh);
+        if let Some(c) = conn {
+            return Ok(c);
+        }
         let cto = self.sh.connect_timeout_ms;
         let until = deadline.min(Instant::now() + ms(cto));
-        let mut held = match tokio::time::timeout_at(until, slot.lock()).await {
+        let _one = match tokio::time::timeout_at(until, connecting.lock()).await {
             Ok(g) => g,
             Err(_) => return Err(PersistError::Timeout(cto)),
         };
-        if let Some((c, id)) = &*held {
-            return Ok((c.clone(), *id));
+        // another call may have connected meanwhile
+        if let (Some(c), _) = current(&self.sh) {
+            return Ok(c);
         }
         let client = (self.sh.make)(node)?;
         let cfg = AsyncConnectionConfig::new()
@@ -136,8 +148,12 @@ impl Cluster {
         .await;
         match opened {
             Ok(Ok(c)) => {
+                if self.sh.closed.load(Ordering::SeqCst) {
+                    return Err(PersistError::Closed);
+                }
                 let id = self.sh.opened.fetch_add(1, Ordering::Relaxed) + 1;
-                *held = Some((c.clone(), id));
+                let mut conns = self.sh.conns.lock().unwrap_or_else(|p| p.into_inner());
+                conns.entry(node.clone()).or_default().conn = Some((c.clone(), id));
                 Ok((c, id))
             }
             Ok(Err(e))
@@ -158,15 +174,11 @@ impl Cluster {
     }
 
     /// Forget the connection `id` to `node` (if still current).
-    async fn drop_conn(&self, node: &Node, id: u64) {
-        let slot = {
-            let conns = self.sh.conns.lock().unwrap_or_else(|p| p.into_inner());
-            conns.get(node).cloned()
-        };
-        if let Some(slot) = slot {
-            let mut held = slot.lock().await;
-            if matches!(&*held, Some((_, cur)) if *cur == id) {
-                *held = None;
+    fn drop_conn(&self, node: &Node, id: u64) {
+        let mut conns = self.sh.conns.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = conns.get_mut(node) {
+            if matches!(&slot.conn, Some((_, cur)) if *cur == id) {
+                slot.conn = None;
             }
         }
     }
@@ -187,13 +199,13 @@ impl Cluster {
             Ok(Err(e)) => {
                 let f = classify(&e, cmd_to);
                 if f.replace {
-                    self.drop_conn(node, id).await;
+                    self.drop_conn(node, id);
                 }
                 Err((f.err, true))
             }
             Err(_) => {
                 // no answer in time: the node is paused or the link half-open
-                self.drop_conn(node, id).await;
+                self.drop_conn(node, id);
                 Err((PersistError::Timeout(cmd_to), true))
             }
         }
