@@ -79,13 +79,13 @@ export declare class NativeFileStore {
  * `&self` then read freed memory: the crash of issue 9).
  */
 export declare class NativeRedisStore {
-  constructor(url: string, connectTimeoutMs: number, commandTimeoutMs: number, tlsCa?: string | undefined | null, tlsCert?: string | undefined | null, tlsKey?: string | undefined | null, clusterNodes?: Array<string> | undefined | null, waitReplicas?: number | undefined | null)
+  constructor(url: string, connectTimeoutMs: number, commandTimeoutMs: number, tlsCa?: string | undefined | null, tlsCert?: string | undefined | null, tlsKey?: string | undefined | null, clusterNodes?: Array<string> | undefined | null, waitReplicas?: number | undefined | null, transport?: string | undefined | null)
   /**
-   * Does this store run its data connection on the JS thread? One server
-   * over plain TCP or a unix socket, on a Node that exports libuv, unless
-   * `AWAITLY_REDIS_TRANSPORT=tokio` asks for the tokio transport.
+   * Where this store's calls run: `'direct'`, on the JS thread's own
+   * socket (one server, with `transport: 'auto'`, in a Node whose libuv
+   * functions can be found), or `'tokio'`.
    */
-  get directCapable(): boolean
+  get transport(): 'direct' | 'tokio'
   /**
    * Open the data connection's socket (on tokio: connect, AUTH, SELECT,
    * within connectTimeout); resolves once it waits for `directAttach`.
@@ -129,12 +129,12 @@ export declare class NativeRedisStore {
   ping(): Promise<void>
   close(): Promise<void>
   /**
-   * A batch of run-lease ops as one pipeline (see `redis::lease`):
-   * `kinds[i]` 0 acquire (a new token is made here), 1 release, 2 renew;
-   * `tokens[i]` the owner token of a release / renew ("" for acquire).
-   * Resolves to a code per op (0 false / not taken, 1 true / taken,
-   * 4 error in `errors[i]`) and the tokens of the taken leases, in order,
-   * concatenated (32 characters each).
+   * A batch of run-lease ops as one batch (see `redis::lease`), on the
+   * JS thread's connection when the store has one: `kinds[i]` a
+   * `LeaseKind` (an acquire's new token is made here), `tokens[i]` the
+   * owner token of a release / renew ("" for acquire). Resolves to a
+   * `LeaseOutcome` per op (`errors[i]` for an error) and the tokens of
+   * the taken leases, in order, concatenated (32 characters each).
    */
   leaseExec(kinds: Uint8Array, ttls: Uint32Array, keys: Array<string>, tokens: Array<string>): Promise<LeaseOut>
   /** Connections opened so far (reconnects add one each). */
@@ -198,10 +198,27 @@ export interface KeysOut {
   blob: string
 }
 
+/** The kind of one run-lease op (`lib/lease-batcher.js` → `leaseExec`). */
+export declare const enum LeaseKind {
+  Acquire = 0,
+  Release = 1,
+  Renew = 2,
+}
+
 export interface LeaseOut {
   codes: Uint8Array
   tokens: string
   errors?: Array<string | undefined | null>
+}
+
+/**
+ * The outcome of one run-lease op: taken / released / renewed or not, or
+ * failed (`errors[i]` holds `[CODE] message`).
+ */
+export declare const enum LeaseOutcome {
+  No = 0,
+  Yes = 1,
+  Error = 4,
 }
 
 /** Remove every entry (counters are kept). Returns 0, or `ERR`. */
@@ -293,6 +310,38 @@ export declare function ownerMarkerKey(kind: string, prefix: string): string
 export declare function ownerMarkerSuffixes(): Array<string>
 
 export declare function ownerMarkerValue(): string
+
+/**
+ * The kind of one op of a Redis batch (`lib/redis-store.js` → `exec` /
+ * `directSend`).
+ */
+export declare const enum RedisOp {
+  Get = 0,
+  Set = 1,
+  Delete = 2,
+  Exists = 3,
+  /**
+   * A SET followed by `WAIT` when the store has `waitReplicas` (state
+   * documents, snapshots).
+   */
+  SetDurable = 4,
+  Ping = 5,
+}
+
+/**
+ * The outcome of one op of a Redis batch, one int each: one of these, or
+ * `Value + n` for a GET hit whose value is the next `n` UTF-16 units of
+ * the results' text.
+ */
+export declare const enum RedisOutcome {
+  /** A GET miss (null), or done (undefined). */
+  None = 0,
+  True = 2,
+  False = 3,
+  /** Failed: `errors[i]` holds `[CODE] message`. */
+  Error = 4,
+  Value = 8,
+}
 
 /**
  * Throw a TypeError (`ERR_INVALID_ARG`) for a bad argument to a public

@@ -447,10 +447,21 @@ export interface RedisStoreOptions {
   /**
    * Redis Cluster instead of one server (not together with `url`): seed nodes as
    * `redis://host:port` (or all `rediss://`); the rest of the cluster is discovered.
-   * The calls of one tick go out as one pipeline per slot, all in flight at once;
+   * The calls of one tick go out as one pipeline per primary node, all in flight at once;
    * `keys`/`clearAsync`/`list` SCAN every primary; MOVED/ASK are followed.
    */
   cluster?: RedisClusterOptions
+  /**
+   * Where the calls run. `'auto'` (the default): on one server (`redis://`, `rediss://`,
+   * `unix:`), over a socket of the JS thread itself, watched by Node's own event loop (no
+   * thread hop per call: data calls, `keys`/`clearAsync`/`list`, run leases and snapshot
+   * saves alike; connecting, DNS and the TLS handshake run on a Rust thread); where that
+   * is not possible (a Redis Cluster, or a Node whose libuv functions cannot be found in
+   * the process) it falls back to `'tokio'`. `'tokio'`: every call on the Rust `redis`
+   * crate's tokio connection. The store's `transport` property says which one is in use.
+   * @default 'auto'
+   */
+  transport?: 'auto' | 'tokio'
   /**
    * After each state write (`createStatePersistence.save`), `WAIT waitReplicas` on the
    * node that took it, with a timeout of half `commandTimeout`: the save resolves only
@@ -467,8 +478,9 @@ export interface RedisClusterOptions {
 }
 
 /**
- * A native (Rust) Redis KeyValueStore. One multiplexed connection, replaced
- * when it breaks; the calls made in one tick go out as one pipeline. Errors
+ * A native (Rust) Redis KeyValueStore. One connection (see
+ * {@link RedisStoreOptions.transport}), replaced when it breaks; the calls made in one tick
+ * go out as one pipeline. Errors
  * carry `code`: `ERR_STORE_UNAVAILABLE` (refused / dropped),
  * `ERR_STORE_TIMEOUT`, `ERR_STORE` (the server rejected a command),
  * `ERR_STORE_CLOSED`, `ERR_INVALID_ARG` (TypeError).
@@ -482,6 +494,11 @@ export interface RedisStore extends KeyValueStore {
   close(): Promise<void>
   /** Connections opened so far (1 + reconnects). */
   readonly connectionsOpened: number
+  /**
+   * Where the calls run: `'direct'` (a socket of the JS thread, what `transport: 'auto'`
+   * gives on one server) or `'tokio'` (asked for, a cluster, or no libuv found in the host).
+   */
+  readonly transport: 'direct' | 'tokio'
   readonly [nativeLeases]: 'redis'
 }
 

@@ -172,16 +172,10 @@ describe('native store batching', () => {
         return orig.apply(this, args)
       }
       const open = (options: Record<string, unknown> = {}) => {
-        const before = process.env.AWAITLY_REDIS_TRANSPORT
-        if (transport === 'tokio') process.env.AWAITLY_REDIS_TRANSPORT = 'tokio'
-        try {
-          const store = createRedisStore(options)
-          expect(binding.NativeRedisStore.prototype).toBe(proto)
-          return store
-        } finally {
-          if (before === undefined) delete process.env.AWAITLY_REDIS_TRANSPORT
-          else process.env.AWAITLY_REDIS_TRANSPORT = before
-        }
+        const store = createRedisStore({ ...options, transport: transport === 'tokio' ? 'tokio' : 'auto' })
+        expect(store.transport).toBe(transport)
+        expect(binding.NativeRedisStore.prototype).toBe(proto)
+        return store
       }
       try {
         const s = open({ maxBatch: 1000 })

@@ -14,7 +14,7 @@ defineStoreCompliance('native-redis', () => createRedisStore({ url: 'redis://127
 // the same suite on the tokio transport (what TLS and clusters use)
 defineStoreCompliance(
   'native-redis-tokio',
-  () => withTransport('tokio', () => createRedisStore({ url: 'redis://127.0.0.1:6379' })),
+  () => createRedisStore(withTransport('tokio', { url: 'redis://127.0.0.1:6379' })),
   { close: (s: any) => s.close() },
 )
 

@@ -44,9 +44,11 @@ function cli(...args: string[]) {
 }
 
 describe('the direct transport', () => {
-  it('is what a plain TCP or unix-socket store uses; AWAITLY_REDIS_TRANSPORT=tokio and TLS keep tokio', async () => {
+  it("is what a one-server store uses by default; transport: 'tokio' keeps tokio, as a cluster does", async () => {
     const direct = createRedisStore({ url: server.url })
-    const tokio = withTransport('tokio', () => createRedisStore({ url: server.url }))
+    const tokio = createRedisStore({ url: server.url, transport: 'tokio' })
+    expect(direct.transport).toBe('direct')
+    expect(tokio.transport).toBe('tokio')
     const calls = await countNativeCalls(async () => {
       await direct.set('t:a', '1')
       expect(await direct.get('t:a')).toBe('1')
@@ -56,12 +58,49 @@ describe('the direct transport', () => {
       expect(await tokio.get('t:a')).toBe('1')
     })
     expect(calls2).toEqual({ directSend: 0, exec: 1 })
-    const tls = createRedisStore({ url: 'rediss://127.0.0.1:1' })
-    const calls3 = await countNativeCalls(async () => {
-      await tls.get('x').catch(() => {})
-    })
-    expect(calls3).toEqual({ directSend: 0, exec: 1 })
-    await Promise.all([direct.close(), tokio.close(), tls.close()])
+    const cluster = createRedisStore({ cluster: { nodes: ['redis://127.0.0.1:1'] } })
+    expect(cluster.transport).toBe('tokio')
+    expect(() => createRedisStore({ url: server.url, transport: 'fast' })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG', message: expect.stringMatching(/transport must be 'auto' or 'tokio'/) }),
+    )
+    await Promise.all([direct.close(), tokio.close(), cluster.close()])
+  })
+
+  it('runs keys, clearing and leases on its one connection (no second connection opens)', async () => {
+    const { createKVCache } = require('../index.js')
+    const { createSnapshotStore } = require('../snapshot.js')
+    const s = createRedisStore({ url: server.url })
+    const p = `t:one:${process.pid}:`
+    await Promise.all([s.set(`${p}a`, '1'), s.set(`${p}b`, '2')])
+    expect((await s.keys(`${p}*`)).sort()).toEqual([`${p}a`, `${p}b`])
+    const cache = createKVCache({ store: s, prefix: `${p}cache:` })
+    await cache.setAsync('x', { ok: true, value: 1 })
+    await cache.clearAsync()
+    expect(await cache.getAsync('x')).toBeUndefined()
+    const snaps = createSnapshotStore({ store: s, prefix: `${p}snap:` })
+    const lease = await snaps.tryAcquire('run-1', { ttlMs: 10_000 })
+    expect(lease).not.toBeNull()
+    expect(await snaps.tryAcquire('run-1', { ttlMs: 10_000 })).toBeNull()
+    await snaps.release('run-1', lease!.ownerToken)
+    expect(await snaps.tryAcquire('run-1', { ttlMs: 10_000 })).not.toBeNull()
+    expect(s.connectionsOpened).toBe(1)
+    expect(cli('CLIENT', 'LIST').split('\n').filter((l) => !l.includes('cmd=client')).length).toBe(1)
+    await s.close()
+  })
+
+  it('sends a lease script again as EVAL when the server does not know it (NOSCRIPT)', async () => {
+    const { createSnapshotStore } = require('../snapshot.js')
+    const s = createRedisStore({ url: server.url })
+    const snaps = createSnapshotStore({ store: s, prefix: `t:noscript:${process.pid}:` })
+    const a = await snaps.tryAcquire('run', { ttlMs: 10_000 })
+    cli('SCRIPT', 'FLUSH')
+    await snaps.release('run', a!.ownerToken)
+    const b = await snaps.tryAcquire('run', { ttlMs: 10_000 })
+    expect(b).not.toBeNull()
+    cli('SCRIPT', 'FLUSH')
+    expect(await snaps.release('run', a!.ownerToken)).toBe(undefined)
+    expect(await snaps.tryAcquire('run', { ttlMs: 10_000 })).toBeNull()
+    await s.close()
   })
 
   it('ping() opens the data connection: the next call needs no connect', async () => {
@@ -77,16 +116,15 @@ describe('the direct transport', () => {
   it('SELECTs the database of the URL and AUTHs with its credentials (both transports)', async () => {
     cli('ACL', 'SETUSER', 'direct-user', 'on', '>secret', '~*', '+@all')
     for (const transport of ['direct', 'tokio'] as const) {
-      const s = withTransport(transport, () =>
-        createRedisStore({ url: `redis://direct-user:secret@127.0.0.1:${server.port}/3` }),
+      const s = createRedisStore(
+        withTransport(transport, { url: `redis://direct-user:secret@127.0.0.1:${server.port}/3` }),
       )
+      expect(s.transport).toBe(transport)
       await s.set(`t:db3:${transport}`, 'in three')
       expect(cli('-n', '3', 'GET', `t:db3:${transport}`)).toBe('in three')
       expect(cli('-n', '0', 'EXISTS', `t:db3:${transport}`)).toBe('0')
       await s.close()
-      const wrong = withTransport(transport, () =>
-        createRedisStore({ url: `redis://direct-user:nope@127.0.0.1:${server.port}` }),
-      )
+      const wrong = createRedisStore(withTransport(transport, { url: `redis://direct-user:nope@127.0.0.1:${server.port}` }))
       const e = await wrong.get('x').then(
         () => null,
         (err: any) => err,

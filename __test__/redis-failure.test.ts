@@ -29,9 +29,10 @@ describe(`native Redis store (${transport} transport): outage and recovery`, () 
   let store: any
   beforeAll(async () => {
     server = await startPrivateRedis()
-    store = withTransport(transport, () =>
-      createRedisStore({ url: server.url, connectTimeout: TIMEOUT, commandTimeout: TIMEOUT }),
+    store = createRedisStore(
+      withTransport(transport, { url: server.url, connectTimeout: TIMEOUT, commandTimeout: TIMEOUT }),
     )
+    expect(store.transport).toBe(transport)
   })
   afterAll(async () => {
     await store?.close()

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import net from 'node:net'
 import { createRequire } from 'node:module'
-import { sparePort } from './helpers/redis-server'
+import { sparePort, withTransport } from './helpers/redis-server'
 
 const require = createRequire(import.meta.url)
 const { createRedisStore } = require('../index.js')
@@ -47,15 +47,54 @@ afterAll(() => {
 })
 
 describe('native Redis store over TLS (rediss://)', () => {
-  it('connects with a CA given as PEM, and round-trips', async () => {
+  for (const transport of ['direct', 'tokio'] as const) {
+    it(`connects with a CA given as PEM, and round-trips (${transport} transport)`, async () => {
+      const store = createRedisStore(
+        withTransport(transport, {
+          url: `rediss://localhost:${port}`,
+          tls: { ca: readFileSync(join(dir, 'ca.pem'), 'utf8') },
+          connectTimeout: 2000,
+        }),
+      )
+      expect(store.transport).toBe(transport)
+      await store.set(`k:${transport}`, 'v', { ttl: 60 })
+      expect(await store.get(`k:${transport}`)).toBe('v')
+      expect(await store.keys(`k:${transport}`)).toEqual([`k:${transport}`])
+      // large values cross many TLS records, many batches in flight
+      const big = 'é'.repeat(3 * 1024 * 1024)
+      await store.set(`big:${transport}`, big)
+      const many = await Promise.all(
+        Array.from({ length: 300 }, (_, i) => store.set(`n:${transport}:${i}`, String(i)).then(() => store.get(`n:${transport}:${i}`))),
+      )
+      expect(many).toEqual(Array.from({ length: 300 }, (_, i) => String(i)))
+      expect(await store.get(`big:${transport}`)).toBe(big)
+      // leases and snapshots on the same connection
+      const { createSnapshotStore } = require('../snapshot.js')
+      const snaps = createSnapshotStore({ store, prefix: `snap:${transport}:` })
+      const lease = await snaps.tryAcquire('run', { ttlMs: 10_000 })
+      expect(lease).not.toBeNull()
+      expect(await snaps.tryAcquire('run', { ttlMs: 10_000 })).toBeNull()
+      await snaps.release('run', lease.ownerToken)
+      expect(store.connectionsOpened).toBe(1)
+      await store.close()
+    })
+  }
+
+  it('a server that goes away fails the calls in flight with ERR_STORE_UNAVAILABLE, and the next call reconnects', async () => {
     const store = createRedisStore({
       url: `rediss://localhost:${port}`,
       tls: { ca: readFileSync(join(dir, 'ca.pem'), 'utf8') },
       connectTimeout: 2000,
     })
-    await store.set('k', 'v', { ttl: 60 })
-    expect(await store.get('k')).toBe('v')
-    expect(await store.keys('*')).toEqual(['k'])
+    expect(store.transport).toBe('direct')
+    await store.set('gone', '1')
+    const { execFileSync: run } = require('node:child_process')
+    // the server drops every client connection (ours included)
+    run('redis-cli', ['--tls', '--cacert', join(dir, 'ca.pem'), '-h', 'localhost', '-p', String(port), 'CLIENT', 'KILL', 'TYPE', 'normal'], { stdio: 'ignore' })
+    const e = await store.get('gone').then(() => null, (x: any) => x)
+    expect(e?.code).toBe('ERR_STORE_UNAVAILABLE')
+    expect(await store.get('gone')).toBe('1')
+    expect(store.connectionsOpened).toBe(2)
     await store.close()
   })
 

@@ -3,15 +3,14 @@
 // ONE native call, like the Redis store's Batcher: one pipeline on Redis
 // (src/redis/lease.rs), one lock-holding pass on files (src/file/lease.rs).
 // `send(kinds, ttls, scopes, keys, tokens)` returns the native promise of
-// `{ codes, tokens, errors }`: a code per op (0 false / not taken, 1 true /
-// taken, else an error in errors[i]) and the tokens of the taken leases, in
-// order, 32 characters each.
+// `{ codes, tokens, errors }`: a LeaseOutcome per op (No / Yes, or Error with
+// errors[i]) and the tokens of the taken leases, in order, 32 characters each.
 
-const { fromNative } = require('./native.js')
+const { binding, fromNative } = require('./native.js')
 
-const LEASE_ACQUIRE = 0
-const LEASE_RELEASE = 1
-const LEASE_RENEW = 2
+// defined in Rust (src/redis/codes.rs)
+const { Acquire: LEASE_ACQUIRE, Release: LEASE_RELEASE, Renew: LEASE_RENEW } = binding.LeaseKind
+const { No: LEASE_NO, Yes: LEASE_YES } = binding.LeaseOutcome
 const TOKEN_LEN = 32
 
 function settleAll(waiters, e) {
@@ -85,9 +84,10 @@ class LeaseBatcher {
       ({ codes, tokens: taken, errors }) => {
         let pos = 0
         for (let i = 0; i < codes.length; i++) {
-          if (codes[i] > 1) waiters[2 * i + 1](fromNative(new Error(errors?.[i] ?? '[ERR_INTERNAL] missing error')))
-          else if (kinds[i] !== LEASE_ACQUIRE) waiters[2 * i](codes[i] === 1)
-          else if (codes[i] === 1) {
+          if (codes[i] !== LEASE_YES && codes[i] !== LEASE_NO) {
+            waiters[2 * i + 1](fromNative(new Error(errors?.[i] ?? '[ERR_INTERNAL] missing error')))
+          } else if (kinds[i] !== LEASE_ACQUIRE) waiters[2 * i](codes[i] === LEASE_YES)
+          else if (codes[i] === LEASE_YES) {
             waiters[2 * i](taken.slice(pos, pos + TOKEN_LEN))
             pos += TOKEN_LEN
           } else waiters[2 * i](null)

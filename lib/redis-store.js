@@ -1,8 +1,8 @@
 'use strict'
-// createRedisStore: a KeyValueStore on the native Redis core (src/redis/store.rs).
+// createRedisStore: a KeyValueStore on the native Redis core (src/redis/).
 // The only JS logic is tick batching: every call made in one tick is queued,
 // and at the end of the tick the queue goes to Rust as ONE native call (one
-// pipeline, one round trip, one promise), whose results settle the calls.
+// batch, one round trip), whose results settle the calls.
 
 const { binding, fromNative, invalidArg: typeError, storeTtl } = require('./native.js')
 const { LeaseBatcher } = require('./lease-batcher.js')
@@ -10,15 +10,13 @@ const { LeaseBatcher } = require('./lease-batcher.js')
 /** Marks our native stores; createKVCache/createStatePersistence use the fast paths. */
 const NATIVE_STORE = Symbol.for('awaitly-persistence-native.redisStore')
 
-const OP_GET = 0
-const OP_SET = 1
-const OP_DELETE = 2
-const OP_EXISTS = 3
-// a SET followed by WAIT <waitReplicas> (state documents)
-const OP_SET_DURABLE = 4
-const OP_PING = 5
+// op kinds and outcome codes, defined in Rust (src/redis/codes.rs)
+const { Get: OP_GET, Set: OP_SET, Delete: OP_DELETE, Exists: OP_EXISTS, SetDurable: OP_SET_DURABLE, Ping: OP_PING } =
+  binding.RedisOp
+const { None: OUT_NONE, True: OUT_TRUE, False: OUT_FALSE, Value: META_VALUE } = binding.RedisOutcome
 
-const DEFAULTS = { url: 'redis://127.0.0.1:6379', connectTimeout: 5000, commandTimeout: 5000, maxBatch: 64 }
+const DEFAULTS = { url: 'redis://127.0.0.1:6379', connectTimeout: 5000, commandTimeout: 5000, maxBatch: 64, transport: 'auto' }
+const TRANSPORTS = ['auto', 'tokio']
 
 /** A positive integer option (`unit` names it in the error), or its default. */
 function positiveIntOption(name, value, dflt, unit) {
@@ -33,12 +31,6 @@ function keyArg(method, key) {
   if (typeof key !== 'string') throw typeError(`${method}: key must be a string, got ${typeof key}`)
   return key
 }
-
-// Outcomes of the native exec / onWire, one int per op (src/redis/binding.rs)
-const OUT_NONE = 0
-const OUT_TRUE = 2
-const OUT_FALSE = 3
-const META_VALUE = 8
 
 class Batcher {
   constructor(native, maxBatch, direct) {
@@ -158,6 +150,8 @@ class DirectLink {
     this.ready = false
     this.connecting = false
     this.queued = []
+    // run() calls not settled yet
+    this.calls = 0
     // batches written, oldest first, from index `head`
     this.inflight = []
     this.head = 0
@@ -171,6 +165,29 @@ class DirectLink {
       this.queued.push(batch)
       if (!this.connecting) this.connect()
     }
+  }
+
+  /**
+   * Run `call` (a native call that runs on this connection: keys, clearing,
+   * leases) once the connection is up; its promise.
+   */
+  run(call) {
+    let p
+    if (!this.ready) p = new Promise((resolve, reject) => this.send({ call, resolve, reject }))
+    else {
+      try {
+        p = call()
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    }
+    this.calls++
+    const done = () => {
+      this.calls--
+      this.checkDrained()
+    }
+    p.then(done, done)
+    return p
   }
 
   connect() {
@@ -187,7 +204,18 @@ class DirectLink {
         this.ready = true
         const queued = this.queued
         this.queued = []
-        for (const b of queued) this.send(b)
+        for (const b of queued) {
+          if (b.call) {
+            let p
+            try {
+              p = b.call()
+            } catch (e) {
+              b.reject(e)
+              continue
+            }
+            p.then(b.resolve, b.reject)
+          } else this.send(b)
+        }
       },
       (e) => {
         this.connecting = false
@@ -243,7 +271,10 @@ class DirectLink {
   failQueued(e) {
     const queued = this.queued
     this.queued = []
-    for (const b of queued) settleAll(b.waiters, e)
+    for (const b of queued) {
+      if (b.call) b.reject(e)
+      else settleAll(b.waiters, e)
+    }
     this.checkDrained()
   }
 
@@ -259,7 +290,7 @@ class DirectLink {
   }
 
   idle() {
-    return this.queued.length === 0 && this.inflight.length === this.head && !this.connecting
+    return this.queued.length === 0 && this.inflight.length === this.head && !this.connecting && this.calls === 0
   }
 
   checkDrained() {
@@ -321,10 +352,11 @@ function clusterOption(options) {
 }
 
 /**
- * A KeyValueStore on Redis, native (Rust `redis` crate + tokio). One
- * multiplexed connection (or one Redis Cluster connection), replaced when it
- * breaks; calls made in the same tick go out as one pipeline (one per slot
- * in a cluster).
+ * A KeyValueStore on Redis, native. One connection, replaced when it breaks:
+ * on one server, with `transport: 'auto'`, a socket of the JS thread itself
+ * (`store.transport === 'direct'`); else the tokio connection of the Rust
+ * `redis` crate (`'tokio'`; a cluster: one per primary). Calls made in the
+ * same tick go out as one batch (in a cluster, one pipeline per primary).
  */
 function createRedisStore(options = {}) {
   if (options === null || typeof options !== 'object') throw typeError('createRedisStore: options must be an object')
@@ -334,6 +366,10 @@ function createRedisStore(options = {}) {
   const connectTimeout = positiveIntOption('connectTimeout', options.connectTimeout, DEFAULTS.connectTimeout, ' number of milliseconds')
   const commandTimeout = positiveIntOption('commandTimeout', options.commandTimeout, DEFAULTS.commandTimeout, ' number of milliseconds')
   const maxBatch = positiveIntOption('maxBatch', options.maxBatch, DEFAULTS.maxBatch, ' (calls per pipeline)')
+  const transport = options.transport === undefined ? DEFAULTS.transport : options.transport
+  if (!TRANSPORTS.includes(transport)) {
+    throw typeError(`createRedisStore: transport must be 'auto' or 'tokio', got ${typeof transport === 'string' ? JSON.stringify(transport) : String(transport)}`)
+  }
   const waitReplicas = options.waitReplicas === undefined ? 0 : options.waitReplicas
   if (typeof waitReplicas !== 'number' || !Number.isInteger(waitReplicas) || waitReplicas < 0 || waitReplicas > 1000) {
     throw typeError(`createRedisStore: waitReplicas must be a whole number of replicas (0 = off), got ${String(waitReplicas)}`)
@@ -352,10 +388,16 @@ function createRedisStore(options = {}) {
     tls.key,
     clusterNodes,
     waitReplicas,
+    transport,
   )
-  const direct = native.directCapable ? new DirectLink(native, maxBatch) : null
+  const direct = native.transport === 'direct' ? new DirectLink(native, maxBatch) : null
   const batcher = new Batcher(native, maxBatch, direct)
-  const leases = new LeaseBatcher((kinds, ttls, _scopes, keys, tokens) => native.leaseExec(kinds, ttls, keys, tokens), maxBatch)
+  // keys, clearing and leases run on the data connection too (when direct)
+  const onConn = direct ? (call) => direct.run(call) : (call) => call()
+  const leases = new LeaseBatcher(
+    (kinds, ttls, _scopes, keys, tokens) => onConn(() => native.leaseExec(kinds, ttls, keys, tokens)),
+    maxBatch,
+  )
   let closed = false
   const closedError = () => {
     const e = new Error('store is closed')
@@ -399,7 +441,7 @@ function createRedisStore(options = {}) {
     /** Keys matching a Redis glob, by SCAN (never KEYS). Order unspecified. */
     keys(pattern) {
       if (typeof pattern !== 'string') return Promise.reject(typeError('keys: pattern must be a string'))
-      return native_(native.keys(pattern)).then(splitKeys)
+      return native_(onConn(() => native.keys(pattern))).then(splitKeys)
     },
     /** Connect now (if not connected) and PING; rejects with ERR_STORE_UNAVAILABLE / ERR_STORE_TIMEOUT. */
     ping() {
@@ -422,6 +464,10 @@ function createRedisStore(options = {}) {
     get connectionsOpened() {
       return native.connectionsOpened
     },
+    /** Where the calls run: 'direct' (the JS thread's own socket) or 'tokio'. */
+    get transport() {
+      return native.transport
+    },
   }
   Object.defineProperty(store, NATIVE_STORE, {
     value: {
@@ -431,8 +477,8 @@ function createRedisStore(options = {}) {
       setDurable: (key, value) => enqueue(OP_SET_DURABLE, key, value, 0),
       delete: (key) => enqueue(OP_DELETE, key, undefined, 0),
       exists: (key) => enqueue(OP_EXISTS, key, undefined, 0),
-      keys: (pattern) => native_(native.keys(pattern)).then(splitKeys),
-      clearCachePrefix: (prefix) => native_(native.clearCachePrefix(prefix)),
+      keys: (pattern) => native_(onConn(() => native.keys(pattern))).then(splitKeys),
+      clearCachePrefix: (prefix) => native_(onConn(() => native.clearCachePrefix(prefix))),
       // run leases (src/redis/lease.rs), for createSnapshotStore: token | null, boolean, boolean
       leaseAcquire: (key, ttlMs) => (closed ? Promise.reject(closedError()) : leases.acquire('', key, ttlMs)),
       leaseRelease: (key, token) => (closed ? Promise.reject(closedError()) : leases.release('', key, token)),

@@ -76,18 +76,14 @@ export async function startPrivateRedis(port?: number): Promise<PrivateRedis> {
 }
 
 /**
- * Make a store with the Redis transport `transport`: 'direct' (the data
- * connection on the JS thread, the default where it is available) or
- * 'tokio' (AWAITLY_REDIS_TRANSPORT=tokio, as TLS and clusters always use).
+ * createRedisStore `options` with the transport that gives `transport`:
+ * 'direct' (the JS thread's own socket: `transport: 'auto'`, the default,
+ * where it is available) or 'tokio' (`transport: 'tokio'`). The store's
+ * `transport` property says which one it got.
  */
-export function withTransport<T>(transport: 'direct' | 'tokio', make: () => T): T {
-  const before = process.env.AWAITLY_REDIS_TRANSPORT
-  if (transport === 'tokio') process.env.AWAITLY_REDIS_TRANSPORT = 'tokio'
-  else delete process.env.AWAITLY_REDIS_TRANSPORT
-  try {
-    return make()
-  } finally {
-    if (before === undefined) delete process.env.AWAITLY_REDIS_TRANSPORT
-    else process.env.AWAITLY_REDIS_TRANSPORT = before
-  }
+export function withTransport<T extends object>(
+  transport: 'direct' | 'tokio',
+  options: T,
+): T & { transport: 'auto' | 'tokio' } {
+  return { ...options, transport: transport === 'tokio' ? 'tokio' : 'auto' }
 }

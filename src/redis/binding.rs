@@ -17,10 +17,13 @@ use napi_derive::napi;
 
 use crate::error::PersistError;
 use crate::js_error;
-use crate::redis::lease::LeaseOp;
+use crate::redis::batch::Op;
+use crate::redis::codes::{LeaseKind, LeaseOutcome, RedisOp};
+use crate::redis::lease::{lease_exec, LeaseOp};
+use crate::redis::results::{coded, encode_results, Blob, Encoded};
 use crate::redis::store::{
-    Op, OpResult, Owners, RedisConfig, RedisStore, Text, KIND_STATE, MARKER_CACHE, MARKER_STATE,
-    MARKER_VALUE, REGISTRY_PREFIX,
+    Owners, RedisConfig, RedisStore, KIND_STATE, MARKER_CACHE, MARKER_STATE, MARKER_VALUE,
+    REGISTRY_PREFIX,
 };
 use crate::wtf8;
 
@@ -45,15 +48,6 @@ mod tests {
     }
 }
 
-/// Outcomes of a batch's ops, one int each in `meta` (`exec`, and the
-/// direct transport's `onWire`): one of these codes, or `META_VALUE + n`
-/// for a GET hit whose value is the next `n` UTF-16 units of `blob`.
-const OUT_NONE: u8 = 0; // GET miss (null) or SET done (undefined)
-const OUT_TRUE: u8 = 2;
-const OUT_FALSE: u8 = 3;
-const OUT_ERROR: u8 = 4; // `errors[i]` holds `[CODE] message`
-const META_VALUE: i32 = 8;
-
 #[napi(object)]
 pub struct ExecOut {
     /// One int per op (see `META_VALUE`).
@@ -64,34 +58,19 @@ pub struct ExecOut {
     pub errors: Option<Vec<Option<String>>>,
 }
 
-/// Results on their way to JS (see [`ExecOut`]).
-pub(crate) struct Encoded {
-    pub meta: Vec<i32>,
-    pub blob: Blob,
-    pub errors: Option<Vec<Option<String>>>,
-}
-
-/// The GET values of a batch, concatenated: ASCII bytes when every value
-/// is ASCII (becoming a one-byte JS string), else UTF-16 units.
-pub(crate) enum Blob {
-    Ascii(Vec<u8>),
-    Units(Vec<u16>),
-}
-
-impl Blob {
-    fn into_js_text(self) -> JsText {
-        match self {
-            Blob::Ascii(bytes) => match String::from_utf8(bytes) {
-                Ok(ascii) => Either::A(Latin1String::from(ascii)),
-                Err(e) => Either::B(Utf16String::from(
-                    e.into_bytes()
-                        .iter()
-                        .map(|&b| u16::from(b))
-                        .collect::<Vec<u16>>(),
-                )),
-            },
-            Blob::Units(units) => Either::B(Utf16String::from(units)),
-        }
+/// The values' text as a JS string (ASCII as one-byte latin1).
+fn blob_text(blob: Blob) -> JsText {
+    match blob {
+        Blob::Ascii(bytes) => match String::from_utf8(bytes) {
+            Ok(ascii) => Either::A(Latin1String::from(ascii)),
+            Err(e) => Either::B(Utf16String::from(
+                e.into_bytes()
+                    .iter()
+                    .map(|&b| u16::from(b))
+                    .collect::<Vec<u16>>(),
+            )),
+        },
+        Blob::Units(units) => Either::B(Utf16String::from(units)),
     }
 }
 
@@ -155,10 +134,6 @@ async fn guarded<T>(fut: impl std::future::Future<Output = crate::error::Result<
     }
 }
 
-fn coded(e: &PersistError) -> String {
-    format!("[{}] {}", e.code(), e)
-}
-
 /// The store's core is shared with every call in flight: each method clones
 /// it into a `'static` future, so a call never borrows the JS object, whose
 /// memory Node frees when its worker thread is torn down (a future borrowing
@@ -166,13 +141,15 @@ fn coded(e: &PersistError) -> String {
 #[napi]
 pub struct NativeRedisStore {
     core: RedisStore,
+    /// Calls run on the JS thread's socket (`redis::direct`), else on tokio.
+    direct_transport: bool,
     /// The data connection on the JS thread (`redis::direct`), when the
     /// store can have one: the socket [`NativeRedisStore::direct_connect`]
     /// opened waits here for [`NativeRedisStore::direct_attach`].
     #[cfg(unix)]
     direct: std::cell::RefCell<Option<crate::redis::direct::Direct>>,
     #[cfg(unix)]
-    parked: std::sync::Arc<std::sync::Mutex<Option<std::os::fd::OwnedFd>>>,
+    parked: std::sync::Arc<std::sync::Mutex<Option<crate::redis::store::DirectSocket>>>,
 }
 
 #[napi]
@@ -190,7 +167,20 @@ impl NativeRedisStore {
         tls_key: Option<String>,
         cluster_nodes: Option<Vec<String>>,
         wait_replicas: Option<u32>,
+        transport: Option<String>,
     ) -> Result<Self> {
+        let want_direct = match transport.as_deref() {
+            None | Some("auto") => true,
+            Some("tokio") => false,
+            Some(other) => {
+                return Err(js_error::throw(
+                    &env,
+                    PersistError::InvalidArgument(format!(
+                        "createRedisStore: transport must be 'auto' or 'tokio', got {other:?}"
+                    )),
+                ))
+            }
+        };
         js_error::guard(|| {
             RedisStore::new(RedisConfig {
                 url,
@@ -204,6 +194,7 @@ impl NativeRedisStore {
             })
         })
         .map(|core| NativeRedisStore {
+            direct_transport: want_direct && core.direct_capable() && direct_available(),
             core,
             #[cfg(unix)]
             direct: Default::default(),
@@ -213,19 +204,16 @@ impl NativeRedisStore {
         .map_err(|e| js_error::throw(&env, e))
     }
 
-    /// Does this store run its data connection on the JS thread? One server
-    /// over plain TCP or a unix socket, on a Node that exports libuv, unless
-    /// `AWAITLY_REDIS_TRANSPORT=tokio` asks for the tokio transport.
-    #[napi(getter, catch_unwind)]
-    pub fn direct_capable(&self) -> bool {
-        #[cfg(unix)]
-        {
-            std::env::var("AWAITLY_REDIS_TRANSPORT").as_deref() != Ok("tokio")
-                && self.core.direct_capable()
-                && crate::redis::direct::available()
+    /// Where this store's calls run: `'direct'`, on the JS thread's own
+    /// socket (one server, with `transport: 'auto'`, in a Node whose libuv
+    /// functions can be found), or `'tokio'`.
+    #[napi(getter, catch_unwind, ts_return_type = "'direct' | 'tokio'")]
+    pub fn transport(&self) -> &'static str {
+        if self.direct_transport {
+            "direct"
+        } else {
+            "tokio"
         }
-        #[cfg(not(unix))]
-        false
     }
 
     /// Open the data connection's socket (on tokio: connect, AUTH, SELECT,
@@ -238,9 +226,9 @@ impl NativeRedisStore {
         env.spawn_future(async move {
             #[cfg(unix)]
             {
-                let fd = guarded(core.connect_direct()).await?;
+                let socket = guarded(core.connect_direct()).await?;
                 if let Ok(mut slot) = parked.lock() {
-                    *slot = Some(fd);
+                    *slot = Some(socket);
                 }
                 Ok(())
             }
@@ -260,8 +248,8 @@ impl NativeRedisStore {
     pub fn direct_attach(&self, env: Env, on_wire: Unknown) -> Result<()> {
         #[cfg(unix)]
         {
-            let fd = self.parked.lock().ok().and_then(|mut s| s.take());
-            let Some(fd) = fd else {
+            let socket = self.parked.lock().ok().and_then(|mut s| s.take());
+            let Some(socket) = socket else {
                 return Err(js_error::throw(
                     &env,
                     PersistError::Internal("directAttach: no socket is waiting".into()),
@@ -272,10 +260,10 @@ impl NativeRedisStore {
             let d = unsafe {
                 crate::redis::direct::Direct::attach(
                     env.raw(),
-                    fd,
+                    socket,
                     on_wire.raw(),
                     cfg.command_timeout_ms,
-                    self.core.wait_params(),
+                    self.core.wait(),
                 )
             }
             .map_err(|e| js_error::throw(&env, e))?;
@@ -373,11 +361,11 @@ impl NativeRedisStore {
         let core = self.core.clone();
         env.spawn_future(async move {
             let batch = batch.map_err(js_error::to_async)?;
-            let results = guarded(core.exec(&batch)).await?;
+            let results = guarded(core.exec(batch)).await?;
             let Encoded { meta, blob, errors } = encode_results(results);
             Ok(ExecOut {
                 meta: Int32Array::new(meta),
-                blob: blob.into_js_text(),
+                blob: blob_text(blob),
                 errors,
             })
         })
@@ -392,22 +380,18 @@ impl NativeRedisStore {
         env: &'env Env,
         pattern: Utf16String,
     ) -> Result<PromiseRaw<'env, KeysOut>> {
-        let core = self.core.clone();
         let pattern = wtf8::encode(&pattern);
+        if let Some(link) = self.direct_link() {
+            return self.start_direct(env, async move {
+                crate::redis::keys::keys(&link, &pattern)
+                    .await
+                    .map(keys_out)
+            });
+        }
+        let core = self.core.clone();
         env.spawn_future(async move {
             let keys = guarded(core.keys(&pattern)).await?;
-            let mut lens = Vec::with_capacity(keys.len());
-            let mut blob = Vec::with_capacity(keys.iter().map(Vec::len).sum());
-            for k in &keys {
-                let before = blob.len();
-                if wtf8::decode_into(k, &mut blob) {
-                    lens.push((blob.len() - before) as u32);
-                }
-            }
-            Ok(KeysOut {
-                lens: Uint32Array::new(lens),
-                blob: js_text(blob),
-            })
+            Ok(keys_out(keys))
         })
     }
 
@@ -419,8 +403,15 @@ impl NativeRedisStore {
         env: &'env Env,
         prefix: Utf16String,
     ) -> Result<PromiseRaw<'env, f64>> {
-        let core = self.core.clone();
         let prefix = wtf8::encode(&prefix);
+        if let Some(link) = self.direct_link() {
+            return self.start_direct(env, async move {
+                crate::redis::keys::clear_cache_prefix(&link, &prefix)
+                    .await
+                    .map(|n| n as f64)
+            });
+        }
+        let core = self.core.clone();
         env.spawn_future(async move {
             guarded(core.clear_cache_prefix(&prefix))
                 .await
@@ -444,12 +435,12 @@ impl NativeRedisStore {
         })
     }
 
-    /// A batch of run-lease ops as one pipeline (see `redis::lease`):
-    /// `kinds[i]` 0 acquire (a new token is made here), 1 release, 2 renew;
-    /// `tokens[i]` the owner token of a release / renew ("" for acquire).
-    /// Resolves to a code per op (0 false / not taken, 1 true / taken,
-    /// 4 error in `errors[i]`) and the tokens of the taken leases, in order,
-    /// concatenated (32 characters each).
+    /// A batch of run-lease ops as one batch (see `redis::lease`), on the
+    /// JS thread's connection when the store has one: `kinds[i]` a
+    /// `LeaseKind` (an acquire's new token is made here), `tokens[i]` the
+    /// owner token of a release / renew ("" for acquire). Resolves to a
+    /// `LeaseOutcome` per op (`errors[i]` for an error) and the tokens of
+    /// the taken leases, in order, concatenated (32 characters each).
     #[napi(catch_unwind, ts_return_type = "Promise<LeaseOut>")]
     pub fn lease_exec<'env>(
         &self,
@@ -459,35 +450,20 @@ impl NativeRedisStore {
         keys: Vec<Utf16String>,
         tokens: Vec<String>,
     ) -> Result<PromiseRaw<'env, LeaseOut>> {
+        let batch = match decode_leases(&kinds, &ttls, keys, tokens) {
+            Ok(b) => b,
+            Err(e) => return Err(js_error::throw(env, e)),
+        };
+        if let Some(link) = self.direct_link() {
+            return self.start_direct(env, async move {
+                let results = lease_exec(&link, &batch).await?;
+                Ok(lease_out(&batch, results))
+            });
+        }
         let core = self.core.clone();
-        let batch = decode_leases(&kinds, &ttls, keys, tokens);
         env.spawn_future(async move {
-            let batch = batch.map_err(js_error::to_async)?;
-            let results = guarded(core.lease_exec(&batch)).await?;
-            let n = results.len();
-            let mut codes = Vec::with_capacity(n);
-            let mut taken = String::new();
-            let mut errors: Option<Vec<Option<String>>> = None;
-            for (i, (op, r)) in batch.iter().zip(results).enumerate() {
-                match r {
-                    Ok(true) => {
-                        if let LeaseOp::Acquire { token, .. } = op {
-                            taken.push_str(token);
-                        }
-                        codes.push(1);
-                    }
-                    Ok(false) => codes.push(0),
-                    Err(e) => {
-                        codes.push(OUT_ERROR);
-                        errors.get_or_insert_with(|| vec![None; n])[i] = Some(coded(&e));
-                    }
-                }
-            }
-            Ok(LeaseOut {
-                codes: Uint8Array::new(codes),
-                tokens: taken,
-                errors,
-            })
+            let results = guarded(lease_exec(&core, &batch)).await?;
+            Ok(lease_out(&batch, results))
         })
     }
 
@@ -495,6 +471,106 @@ impl NativeRedisStore {
     #[napi(getter)]
     pub fn connections_opened(&self) -> f64 {
         self.core.connections_opened() as f64
+    }
+}
+
+#[cfg(unix)]
+fn direct_available() -> bool {
+    crate::redis::direct::available()
+}
+
+#[cfg(not(unix))]
+fn direct_available() -> bool {
+    false
+}
+
+#[cfg(unix)]
+type Link = crate::redis::direct::Link;
+#[cfg(not(unix))]
+type Link = std::convert::Infallible;
+
+impl NativeRedisStore {
+    /// The JS thread's connection, when it is up (else calls go to tokio).
+    fn direct_link(&self) -> Option<Link> {
+        #[cfg(unix)]
+        {
+            let slot = self.direct.try_borrow().ok()?;
+            slot.as_ref().filter(|d| d.is_open()).map(|d| d.link())
+        }
+        #[cfg(not(unix))]
+        None
+    }
+
+    /// Run `job` (made for [`NativeRedisStore::direct_link`]'s connection)
+    /// on the JS thread: its promise.
+    fn start_direct<'env, T, F>(&self, env: &'env Env, job: F) -> Result<PromiseRaw<'env, T>>
+    where
+        T: ToNapiValue + 'static,
+        F: std::future::Future<Output = crate::error::Result<T>> + 'static,
+    {
+        #[cfg(unix)]
+        {
+            let started = match self.direct.try_borrow().as_deref() {
+                // SAFETY: called from a JS call of this env, on its thread
+                Ok(Some(d)) => unsafe { d.start(env.raw(), job) },
+                _ => Err(PersistError::Unavailable("not connected".into())),
+            };
+            started
+                .map(|p| PromiseRaw::new(env.raw(), p))
+                .map_err(|e| js_error::throw(env, e))
+        }
+        #[cfg(not(unix))]
+        {
+            drop(job);
+            Err(js_error::throw(
+                env,
+                PersistError::Internal("no direct transport on this platform".into()),
+            ))
+        }
+    }
+}
+
+/// The keys found, as they go to JS (not-text keys left out).
+fn keys_out(keys: Vec<Vec<u8>>) -> KeysOut {
+    let mut lens = Vec::with_capacity(keys.len());
+    let mut blob = Vec::with_capacity(keys.iter().map(Vec::len).sum());
+    for k in &keys {
+        let before = blob.len();
+        if wtf8::decode_into(k, &mut blob) {
+            lens.push((blob.len() - before) as u32);
+        }
+    }
+    KeysOut {
+        lens: Uint32Array::new(lens),
+        blob: js_text(blob),
+    }
+}
+
+/// Lease results as they go to JS: a code per op and the taken tokens.
+fn lease_out(batch: &[LeaseOp], results: Vec<crate::error::Result<bool>>) -> LeaseOut {
+    let n = results.len();
+    let mut codes = Vec::with_capacity(n);
+    let mut taken = String::new();
+    let mut errors: Option<Vec<Option<String>>> = None;
+    for (i, (op, r)) in batch.iter().zip(results).enumerate() {
+        match r {
+            Ok(true) => {
+                if let LeaseOp::Acquire { token, .. } = op {
+                    taken.push_str(token);
+                }
+                codes.push(LeaseOutcome::Yes as u8);
+            }
+            Ok(false) => codes.push(LeaseOutcome::No as u8),
+            Err(e) => {
+                codes.push(LeaseOutcome::Error as u8);
+                errors.get_or_insert_with(|| vec![None; n])[i] = Some(coded(&e));
+            }
+        }
+    }
+    LeaseOut {
+        codes: Uint8Array::new(codes),
+        tokens: taken,
+        errors,
     }
 }
 
@@ -547,21 +623,24 @@ fn decode_batch(
     let mut batch = Vec::with_capacity(n);
     for (&kind, &ttl) in ops.iter().zip(ttls) {
         let key = pieces.next().ok_or_else(|| fail("missing key"))?;
-        batch.push(match kind {
-            0 => Op::Get(key),
-            1 | 4 => {
-                let v = pieces.next().ok_or_else(|| fail("missing value"))?;
-                let ttl = (ttl > 0).then_some(u64::from(ttl));
-                if kind == 1 {
-                    Op::Set(key, v, ttl)
-                } else {
-                    Op::SetDurable(key, v, ttl)
-                }
-            }
-            2 => Op::Delete(key),
-            3 => Op::Exists(key),
-            5 => Op::Ping,
-            k => return Err(fail(&format!("unknown op {k}"))),
+        let op = RedisOp::from_code(i32::from(kind))
+            .ok_or_else(|| fail(&format!("unknown op {kind}")))?;
+        let ttl = (ttl > 0).then_some(u64::from(ttl));
+        batch.push(match op {
+            RedisOp::Get => Op::Get(key),
+            RedisOp::Set => Op::Set(
+                key,
+                pieces.next().ok_or_else(|| fail("missing value"))?,
+                ttl,
+            ),
+            RedisOp::SetDurable => Op::SetDurable(
+                key,
+                pieces.next().ok_or_else(|| fail("missing value"))?,
+                ttl,
+            ),
+            RedisOp::Delete => Op::Delete(key),
+            RedisOp::Exists => Op::Exists(key),
+            RedisOp::Ping => Op::Ping,
         });
     }
     Ok(batch)
@@ -580,71 +659,28 @@ fn decode_leases(
             "lease_exec: batch arrays differ in length".into(),
         ));
     }
-    let mut fresh = crate::token::new_tokens(kinds.iter().filter(|&&k| k == 0).count())?;
+    let acquires = kinds
+        .iter()
+        .filter(|&&k| LeaseKind::from_code(k) == Some(LeaseKind::Acquire))
+        .count();
+    let mut fresh = crate::token::new_tokens(acquires)?;
     let mut out = Vec::with_capacity(n);
     for (((&kind, &ttl), key), token) in kinds.iter().zip(ttls).zip(keys).zip(tokens) {
         let key = wtf8::encode(&key);
         let ttl_ms = u64::from(ttl);
+        let kind = LeaseKind::from_code(kind)
+            .ok_or_else(|| PersistError::Internal(format!("lease_exec: unknown op {kind}")))?;
         out.push(match kind {
-            0 => LeaseOp::Acquire {
+            LeaseKind::Acquire => LeaseOp::Acquire {
                 key,
                 token: fresh.pop().unwrap_or_default(),
                 ttl_ms,
             },
-            1 => LeaseOp::Release { key, token },
-            2 => LeaseOp::Renew { key, token, ttl_ms },
-            k => {
-                return Err(PersistError::Internal(format!(
-                    "lease_exec: unknown op {k}"
-                )))
-            }
+            LeaseKind::Release => LeaseOp::Release { key, token },
+            LeaseKind::Renew => LeaseOp::Renew { key, token, ttl_ms },
         });
     }
     Ok(out)
-}
-
-pub(crate) fn encode_results(results: Vec<OpResult>) -> Encoded {
-    let n = results.len();
-    let mut meta = Vec::with_capacity(n);
-    let mut errors: Option<Vec<Option<String>>> = None;
-    // one-byte text when every value is ASCII (JSON usually is): its bytes
-    // as they came from the socket, no UTF-16 step
-    let all_ascii = results
-        .iter()
-        .all(|r| !matches!(r, OpResult::Value(Some(t)) if !t.is_ascii()));
-    let total: usize = results
-        .iter()
-        .map(|r| match r {
-            OpResult::Value(Some(t)) => t.len_units(),
-            _ => 0,
-        })
-        .sum();
-    let mut bytes: Vec<u8> = Vec::with_capacity(if all_ascii { total } else { 0 });
-    let mut units: Vec<u16> = Vec::with_capacity(if all_ascii { 0 } else { total });
-    for (i, r) in results.into_iter().enumerate() {
-        match r {
-            OpResult::Value(Some(text)) => {
-                meta.push(META_VALUE.saturating_add(text.len_units() as i32));
-                match text {
-                    Text::Ascii(b) if all_ascii => bytes.extend_from_slice(&b),
-                    t => t.push_units(&mut units),
-                }
-            }
-            OpResult::Value(None) | OpResult::Done => meta.push(i32::from(OUT_NONE)),
-            OpResult::Bool(true) => meta.push(i32::from(OUT_TRUE)),
-            OpResult::Bool(false) => meta.push(i32::from(OUT_FALSE)),
-            OpResult::Failed(e) => {
-                meta.push(i32::from(OUT_ERROR));
-                errors.get_or_insert_with(|| vec![None; n])[i] = Some(coded(&e));
-            }
-        }
-    }
-    let blob = if all_ascii {
-        Blob::Ascii(bytes)
-    } else {
-        Blob::Units(units)
-    };
-    Encoded { meta, blob, errors }
 }
 
 /// The key space of the owner registry of older builds (read, never written).

@@ -11,22 +11,32 @@
 //! the handles and the socket, and calls in flight then simply never settle,
 //! as every other pending promise of that env.
 //!
+//! Calls made of several batches (keys, clearing a prefix, leases: see
+//! [`crate::redis::keys`], [`crate::redis::lease`]) run here too, as jobs:
+//! their futures are written against the batch seam ([`Exec`], implemented
+//! here by [`Link`]) and polled on this thread each time a batch of theirs
+//! completes; each settles a promise.
+//!
 //! libuv's functions are looked up in the running process (Node exports
 //! them); where they are not found the store keeps the tokio transport.
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::future::Future;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
 use std::ptr;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::OnceLock;
+use std::task::{Context, Poll};
 
 use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
 
 use crate::error::PersistError;
-use crate::redis::binding::Blob;
-use crate::redis::store::{Op, OpResult};
+use crate::redis::batch::{again, Exec, Op, OpResult, Wait};
+use crate::redis::results::{coded, encode_results, Blob};
+use crate::redis::store::DirectSocket;
 use crate::redis::wire::Wire;
 
 type PollCb = unsafe extern "C" fn(*mut c_void, c_int, c_int);
@@ -127,10 +137,37 @@ unsafe fn set_handle_data(h: *mut c_void, data: *mut c_void) {
 
 type Cell = RefCell<State>;
 
+/// Where a job's batch results wait for the job to be polled.
+type Slot = RefCell<Option<Result<Vec<OpResult>, PersistError>>>;
+
+/// Who gets a batch's results.
+enum Owner {
+    /// The JS glue's batch: through `onWire`, in order.
+    Js,
+    /// A job's batch.
+    Job(Rc<Slot>),
+}
+
+/// What a job settles its promise with: a maker of the JS value, or the error.
+type Settled =
+    Result<Box<dyn FnOnce(sys::napi_env) -> napi::Result<sys::napi_value>>, PersistError>;
+
+/// A call made of several batches, running on this connection.
+struct Job {
+    fut: Pin<Box<dyn Future<Output = Settled>>>,
+    deferred: sys::napi_deferred,
+}
+
 struct State {
     env: sys::napi_env,
     fd: Option<OwnedFd>,
-    wire: Wire,
+    /// The TLS session of a `rediss://` connection: records in and out of
+    /// the socket, plaintext in and out of `wire`.
+    #[cfg(feature = "redis-tls")]
+    tls: Option<Box<crate::redis::tls::Session>>,
+    wire: Wire<Owner>,
+    /// Jobs waiting for a batch of theirs.
+    jobs: Vec<Job>,
     poll: *mut c_void,
     timer: *mut c_void,
     /// `onWire(codes, lens, blob, errors, failure)`, held strongly only
@@ -156,7 +193,7 @@ pub struct Direct {
 
 /// What a callback found, handed to JS once no borrow is held.
 struct Outcome {
-    done: Vec<Vec<OpResult>>,
+    done: Vec<(Owner, Vec<OpResult>)>,
     failure: Option<PersistError>,
 }
 
@@ -168,10 +205,10 @@ impl Direct {
     /// on its JS thread.
     pub unsafe fn attach(
         env: sys::napi_env,
-        fd: OwnedFd,
+        socket: DirectSocket,
         callback: sys::napi_value,
         timeout_ms: u64,
-        wait: Option<(u32, u64)>,
+        wait: Option<Wait>,
     ) -> Result<Direct, PersistError> {
         let uv = uv().ok_or_else(|| PersistError::Internal("libuv is not available".into()))?;
         let fail = |what: &str| PersistError::Internal(format!("direct transport: {what}"));
@@ -201,7 +238,7 @@ impl Direct {
             return Err(fail("napi_async_init"));
         }
         let poll = alloc_handle((uv.handle_size)(UV_POLL));
-        if (uv.poll_init)(lp, poll, fd.as_raw_fd()) != 0 {
+        if (uv.poll_init)(lp, poll, socket.fd.as_raw_fd()) != 0 {
             free_handle(poll, (uv.handle_size)(UV_POLL));
             sys::napi_async_destroy(env, async_ctx);
             sys::napi_delete_reference(env, callback_ref);
@@ -211,8 +248,11 @@ impl Direct {
         (uv.timer_init)(lp, timer);
         let cell = Rc::new(RefCell::new(State {
             env,
-            fd: Some(fd),
+            fd: Some(socket.fd),
+            #[cfg(feature = "redis-tls")]
+            tls: socket.tls,
             wire: Wire::new(wait),
+            jobs: Vec::new(),
             poll,
             timer,
             callback: callback_ref,
@@ -242,8 +282,9 @@ impl Direct {
         Ok(Direct { cell })
     }
 
-    /// Pack and write one batch. An error means the connection is gone
-    /// (and closed): this batch and every batch in flight failed with it.
+    /// Pack and write one batch of the JS glue. An error means the
+    /// connection is gone (and closed): this batch and every batch in
+    /// flight failed with it.
     pub fn send(&self, ops: Vec<Op>) -> Result<(), PersistError> {
         let mut st = self
             .cell
@@ -257,10 +298,11 @@ impl Direct {
         let Some(uv) = uv() else {
             return Err(PersistError::Internal("libuv is not available".into()));
         };
-        st.wire.send(ops, now_ms(uv));
+        st.wire.send(ops, Owner::Js, now_ms(uv));
         if let Err(e) = st.flush() {
-            st.shutdown(false);
+            st.shutdown(false, Some(&e));
             drop(st);
+            poll_jobs(&self.cell, false);
             release_callback(&self.cell);
             return Err(e);
         }
@@ -270,20 +312,211 @@ impl Direct {
         Ok(())
     }
 
-    /// Close now; batches in flight never settle through the callback (the
-    /// caller settles them).
-    pub fn close(&self) {
-        if let Ok(mut st) = self.cell.try_borrow_mut() {
-            st.shutdown(false);
+    /// Is the connection still up?
+    pub fn is_open(&self) -> bool {
+        self.cell.try_borrow().map(|st| st.open).unwrap_or(false)
+    }
+
+    /// The batch seam of this connection, for jobs.
+    pub fn link(&self) -> Link {
+        Link {
+            cell: Rc::downgrade(&self.cell),
         }
+    }
+
+    /// Run `job` on this connection (see the module docs): its promise.
+    ///
+    /// # Safety
+    /// `env` is the current env; call on its JS thread, from a JS call.
+    pub unsafe fn start<T, F>(
+        &self,
+        env: sys::napi_env,
+        job: F,
+    ) -> Result<sys::napi_value, PersistError>
+    where
+        T: napi::bindgen_prelude::ToNapiValue + 'static,
+        F: Future<Output = Result<T, PersistError>> + 'static,
+    {
+        let mut deferred = ptr::null_mut();
+        let mut promise = ptr::null_mut();
+        if sys::napi_create_promise(env, &mut deferred, &mut promise) != sys::Status::napi_ok {
+            return Err(PersistError::Internal("napi_create_promise".into()));
+        }
+        let fut = async move {
+            job.await.map(|v| {
+                Box::new(move |env| {
+                    // SAFETY: called by `settle` on the env's thread
+                    unsafe { T::to_napi_value(env, v) }
+                })
+                    as Box<dyn FnOnce(sys::napi_env) -> napi::Result<sys::napi_value>>
+            })
+        };
+        let job = Job {
+            fut: Box::pin(fut),
+            deferred,
+        };
+        match self.cell.try_borrow_mut() {
+            Ok(mut st) => st.jobs.push(job),
+            Err(_) => {
+                settle(
+                    env,
+                    job.deferred,
+                    Err(PersistError::Internal(
+                        "direct transport: re-entered".into(),
+                    )),
+                );
+                return Ok(promise);
+            }
+        }
+        poll_jobs(&self.cell, false);
+        Ok(promise)
+    }
+
+    /// Close now; batches in flight never settle through the callback (the
+    /// caller settles them); jobs in flight fail.
+    pub fn close(&self) {
+        self.shut();
+        poll_jobs(&self.cell, false);
         release_callback(&self.cell);
+    }
+
+    fn shut(&self) {
+        if let Ok(mut st) = self.cell.try_borrow_mut() {
+            st.shutdown(false, None);
+        }
+    }
+}
+
+/// The batch seam ([`Exec`]) on a JS-thread connection, for jobs: a batch
+/// is written at once; its results wait in a [`Slot`] until the job is
+/// polled. A connection gone fails it.
+pub struct Link {
+    cell: Weak<Cell>,
+}
+
+impl Exec for Link {
+    fn exec(&self, ops: Vec<Op>) -> impl Future<Output = Result<Vec<OpResult>, PersistError>> {
+        let slot: Rc<Slot> = Rc::new(RefCell::new(None));
+        let sent = match self.cell.upgrade() {
+            Some(cell) => send_job(&cell, ops, slot.clone()),
+            None => Err(PersistError::Unavailable(
+                "the connection was closed".into(),
+            )),
+        };
+        async move {
+            sent?;
+            std::future::poll_fn(
+                |_| match slot.try_borrow_mut().ok().and_then(|mut s| s.take()) {
+                    Some(r) => Poll::Ready(r),
+                    None => Poll::Pending,
+                },
+            )
+            .await
+        }
+    }
+}
+
+/// Write a job's batch; its results go to `slot`.
+fn send_job(cell: &Rc<Cell>, ops: Vec<Op>, slot: Rc<Slot>) -> Result<(), PersistError> {
+    let mut st = cell
+        .try_borrow_mut()
+        .map_err(|_| PersistError::Internal("direct transport: re-entered".into()))?;
+    if !st.open {
+        return Err(PersistError::Unavailable(
+            "the connection was closed".into(),
+        ));
+    }
+    let uv = uv().ok_or_else(|| PersistError::Internal("libuv is not available".into()))?;
+    st.wire.send(ops, Owner::Job(slot), now_ms(uv));
+    if st.flush().is_err() {
+        // the poll callback meets the error again and ends the connection
+        // through the one failure path (JS batches and jobs alike)
+        st.watching_writes = false;
+        st.watch_writes(true);
+    }
+    if !st.busy {
+        st.set_busy(true);
+    }
+    Ok(())
+}
+
+/// Poll every job once (each waits on one batch at a time), settling the
+/// promises of those done. `from_loop`: called from a libuv callback, so a
+/// callback scope is opened (its close runs the microtasks the settled
+/// promises queued).
+fn poll_jobs(cell: &Rc<Cell>, from_loop: bool) {
+    let (env, ctx, mut jobs) = match cell.try_borrow_mut() {
+        Ok(mut st) if !st.jobs.is_empty() && !st.env.is_null() => {
+            (st.env, st.async_ctx, std::mem::take(&mut st.jobs))
+        }
+        _ => return,
+    };
+    // SAFETY: on the env's thread; the env is alive (its cleanup hook, which
+    // drops the jobs unpolled, has not run)
+    unsafe {
+        let mut hs = ptr::null_mut();
+        if sys::napi_open_handle_scope(env, &mut hs) != sys::Status::napi_ok {
+            return;
+        }
+        let mut cs = ptr::null_mut();
+        if from_loop && !ctx.is_null() {
+            let mut resource = ptr::null_mut();
+            if sys::napi_create_object(env, &mut resource) == sys::Status::napi_ok {
+                sys::napi_open_callback_scope(env, resource, ctx, &mut cs);
+            }
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        jobs.retain_mut(|job| match job.fut.as_mut().poll(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(r) => {
+                settle(env, job.deferred, r);
+                false
+            }
+        });
+        if let Ok(mut st) = cell.try_borrow_mut() {
+            let newer = std::mem::take(&mut st.jobs);
+            st.jobs = jobs;
+            st.jobs.extend(newer);
+        }
+        if !cs.is_null() {
+            sys::napi_close_callback_scope(env, cs);
+        }
+        sys::napi_close_handle_scope(env, hs);
+    }
+}
+
+/// Resolve or reject a job's promise.
+///
+/// # Safety
+/// On the env's thread, inside a handle scope; `deferred` unsettled.
+unsafe fn settle(env: sys::napi_env, deferred: sys::napi_deferred, r: Settled) {
+    let value = r.and_then(|make| make(env).map_err(|e| PersistError::Internal(e.reason.clone())));
+    match value {
+        Ok(v) => {
+            sys::napi_resolve_deferred(env, deferred, v);
+        }
+        Err(e) => {
+            let text = coded(&e);
+            let mut msg = ptr::null_mut();
+            let mut err = ptr::null_mut();
+            sys::napi_create_string_utf8(
+                env,
+                text.as_ptr() as *const c_char,
+                text.len() as isize,
+                &mut msg,
+            );
+            sys::napi_create_error(env, ptr::null_mut(), msg, &mut err);
+            sys::napi_reject_deferred(env, deferred, err);
+        }
     }
 }
 
 impl Drop for Direct {
     fn drop(&mut self) {
         // the store was collected or replaced: nothing can await its calls
-        self.close();
+        // (a job in flight keeps the store alive, see `set_busy`)
+        self.shut();
+        release_callback(&self.cell);
     }
 }
 
@@ -295,33 +528,24 @@ impl State {
                 "the connection was closed".into(),
             ));
         };
+        #[cfg(feature = "redis-tls")]
+        if let Some(tls) = self.tls.as_deref_mut() {
+            let blocked = flush_tls(tls, &mut self.wire, fd)?;
+            self.watch_writes(blocked);
+            return Ok(());
+        }
         loop {
             let buf = self.wire.unwritten();
             if buf.is_empty() {
                 break;
             }
-            // SAFETY: `buf` is valid for its length; MSG_NOSIGNAL: a closed
-            // peer is an EPIPE error, never a SIGPIPE
-            let n = unsafe {
-                libc::send(
-                    fd,
-                    buf.as_ptr() as *const c_void,
-                    buf.len(),
-                    libc::MSG_NOSIGNAL,
-                )
-            };
-            if n > 0 {
-                self.wire.wrote(n as usize);
-                continue;
-            }
-            let e = std::io::Error::last_os_error();
-            match e.kind() {
-                std::io::ErrorKind::Interrupted => continue,
-                std::io::ErrorKind::WouldBlock => {
+            match Sock(fd).send(buf) {
+                Ok(n) => self.wire.wrote(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     self.watch_writes(true);
                     return Ok(());
                 }
-                _ => return Err(PersistError::Unavailable(e.to_string())),
+                Err(e) => return Err(PersistError::Unavailable(e.to_string())),
             }
         }
         self.watch_writes(false);
@@ -367,9 +591,10 @@ impl State {
         }
     }
 
-    /// Close the socket and the handles. `teardown`: the env is going away
-    /// (its cleanup hook), so no napi call is made.
-    fn shutdown(&mut self, teardown: bool) {
+    /// Close the socket and the handles; the jobs' batches in flight fail
+    /// with `why`. `teardown`: the env is going away (its cleanup hook), so
+    /// no napi call is made.
+    fn shutdown(&mut self, teardown: bool, why: Option<&PersistError>) {
         if !self.open {
             return;
         }
@@ -377,7 +602,16 @@ impl State {
             self.set_busy(false);
         }
         self.open = false;
-        self.wire.abandon();
+        for owner in self.wire.abandon() {
+            if let Owner::Job(slot) = owner {
+                if let Ok(mut s) = slot.try_borrow_mut() {
+                    *s = Some(Err(match why {
+                        Some(e) => again(e),
+                        None => PersistError::Unavailable("the connection was closed".into()),
+                    }));
+                }
+            }
+        }
         if let Some(uv) = uv() {
             // SAFETY: handles open; their close callbacks free them and
             // release the `Rc`s they hold
@@ -391,7 +625,10 @@ impl State {
         // the poll handle is stopped: the socket can go
         self.fd = None;
         if teardown {
-            // the env frees its references itself; nothing may call it now
+            // the env frees its references and promises itself; nothing
+            // may call it now
+            self.jobs.clear();
+            self.env = ptr::null_mut();
             self.callback = ptr::null_mut();
             self.async_ctx = ptr::null_mut();
             self.meta_ref = ptr::null_mut();
@@ -488,17 +725,34 @@ unsafe extern "C" fn on_timer(h: *mut c_void) {
 
 impl State {
     /// Read what the socket has; the batches it completes go to `done`.
-    fn read(&mut self, done: &mut Vec<Vec<OpResult>>) -> Result<(), PersistError> {
+    fn read(&mut self, done: &mut Vec<(Owner, Vec<OpResult>)>) -> Result<(), PersistError> {
         let Some(fd) = self.fd.as_ref().map(|f| f.as_raw_fd()) else {
             return Ok(());
         };
+        #[cfg(feature = "redis-tls")]
+        if let Some(tls) = self.tls.as_deref_mut() {
+            read_tls(tls, &mut self.wire, fd, done)?;
+            // records to answer with (alerts, key updates): out at once
+            if tls.wants_write() {
+                self.flush()?;
+            }
+            return Ok(());
+        }
         // level-triggered: what is left is read on the next callback
         for _ in 0..16 {
             let mut cap = 0;
+            let mut err = None;
             let n = self.wire.fill(|ptr, len| {
                 cap = len;
                 // SAFETY: `ptr` is writable for `len` bytes
-                unsafe { libc::recv(fd, ptr as *mut c_void, len, 0) }
+                let buf = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+                match Sock(fd).recv(buf) {
+                    Ok(n) => n as isize,
+                    Err(e) => {
+                        err = Some(e);
+                        -1
+                    }
+                }
             });
             if n > 0 {
                 self.wire.parse(done)?;
@@ -508,38 +762,196 @@ impl State {
                 continue;
             }
             if n == 0 {
-                return Err(PersistError::Unavailable(
-                    "the server closed the connection".into(),
-                ));
+                return Err(closed_by_server());
             }
-            let e = std::io::Error::last_os_error();
-            match e.kind() {
-                std::io::ErrorKind::Interrupted => continue,
-                std::io::ErrorKind::WouldBlock => return Ok(()),
-                _ => return Err(PersistError::Unavailable(e.to_string())),
+            match err {
+                Some(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Some(e) => return Err(PersistError::Unavailable(e.to_string())),
+                None => return Ok(()),
             }
         }
         Ok(())
     }
 }
 
+fn closed_by_server() -> PersistError {
+    PersistError::Unavailable("the server closed the connection".into())
+}
+
+/// The socket as `Read` / `Write` for rustls, and for the plain path:
+/// non-blocking `recv` / `send` (a closed peer is an error, never SIGPIPE),
+/// EINTR retried.
+struct Sock(RawFd);
+
+impl Sock {
+    fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            // SAFETY: `buf` is writable for its length
+            let n = unsafe { libc::recv(self.0, buf.as_mut_ptr() as *mut c_void, buf.len(), 0) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    fn send(&self, buf: &[u8]) -> std::io::Result<usize> {
+        loop {
+            // SAFETY: `buf` is readable for its length
+            let n = unsafe {
+                libc::send(
+                    self.0,
+                    buf.as_ptr() as *const c_void,
+                    buf.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+impl std::io::Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.recv(buf)
+    }
+}
+
+impl std::io::Write for Sock {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.send(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Encrypt `wire`'s unwritten bytes and write the records to `fd` until
+/// everything is out (false) or the socket would block (true).
+#[cfg(feature = "redis-tls")]
+fn flush_tls(
+    tls: &mut crate::redis::tls::Session,
+    wire: &mut Wire<Owner>,
+    fd: RawFd,
+) -> Result<bool, PersistError> {
+    use std::io::Write;
+    loop {
+        let plain = wire.unwritten();
+        let took_some = !plain.is_empty();
+        if took_some {
+            let n = tls
+                .writer()
+                .write(plain)
+                .map_err(|e| PersistError::Unavailable(format!("TLS: {e}")))?;
+            wire.wrote(n);
+        }
+        if !tls.wants_write() {
+            if wire.unwritten().is_empty() {
+                return Ok(false);
+            }
+            if took_some {
+                continue;
+            }
+            return Err(PersistError::Internal(
+                "TLS: the session took no bytes and has none to send".into(),
+            ));
+        }
+        match tls.write_tls(&mut Sock(fd)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) => return Err(PersistError::Unavailable(e.to_string())),
+        }
+    }
+}
+
+/// Read records from `fd`, decrypt them, and hand the plaintext to `wire`:
+/// the batches it completes go to `done`.
+#[cfg(feature = "redis-tls")]
+fn read_tls(
+    tls: &mut crate::redis::tls::Session,
+    wire: &mut Wire<Owner>,
+    fd: RawFd,
+    done: &mut Vec<(Owner, Vec<OpResult>)>,
+) -> Result<(), PersistError> {
+    use std::io::Read;
+    // level-triggered: what is left is read on the next callback
+    for _ in 0..16 {
+        let got = match tls.read_tls(&mut Sock(fd)) {
+            Ok(0) => return Err(closed_by_server()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(PersistError::Unavailable(e.to_string())),
+        };
+        let state = tls
+            .process_new_packets()
+            .map_err(|e| PersistError::Unavailable(format!("TLS: {e}")))?;
+        let mut avail = state.plaintext_bytes_to_read();
+        let peer_closed = state.peer_has_closed();
+        while avail > 0 {
+            let n = wire.fill(|ptr, len| {
+                let want = len.min(avail);
+                // SAFETY: `ptr` is writable for `len` >= `want` bytes
+                let buf = unsafe { std::slice::from_raw_parts_mut(ptr, want) };
+                match tls.reader().read(buf) {
+                    Ok(n) => n as isize,
+                    Err(_) => -1,
+                }
+            });
+            if n <= 0 {
+                break;
+            }
+            avail -= n as usize;
+            wire.parse(done)?;
+        }
+        if peer_closed {
+            return Err(closed_by_server());
+        }
+        if got == 0 {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
 /// Hand an outcome to JS: `onWire(codes, lens, blob, errors, failure)`, the
 /// results of the completed batches in order, then the failure (if any) that
 /// ended the connection and every batch still in flight.
 fn deliver(cell: &Rc<Cell>, outcome: Outcome) {
-    if outcome.done.is_empty() && outcome.failure.is_none() {
+    let mut results: Vec<OpResult> = Vec::new();
+    let mut woken = false;
+    for (owner, r) in outcome.done {
+        match owner {
+            Owner::Js => results.extend(r),
+            Owner::Job(slot) => {
+                if let Ok(mut s) = slot.try_borrow_mut() {
+                    *s = Some(Ok(r));
+                    woken = true;
+                }
+            }
+        }
+    }
+    if results.is_empty() && outcome.failure.is_none() {
+        if woken {
+            poll_jobs(cell, true);
+        }
         return;
     }
     let (env, callback, ctx) = match cell.try_borrow() {
         Ok(st) => (st.env, st.callback, st.async_ctx),
         Err(_) => return,
     };
-    let results: Vec<OpResult> = outcome.done.into_iter().flatten().collect();
-    let out = crate::redis::binding::encode_results(results);
-    let failure = outcome
-        .failure
-        .as_ref()
-        .map(|e| format!("[{}] {}", e.code(), e));
+    let out = encode_results(results);
+    let failure = outcome.failure.as_ref().map(coded);
     // SAFETY: on the env's thread, outside any JS frame (a libuv callback)
     unsafe {
         let mut scope = ptr::null_mut();
@@ -574,7 +986,7 @@ fn deliver(cell: &Rc<Cell>, outcome: Outcome) {
                 // the connection is over: close it before JS runs (it may
                 // open the next one at once)
                 if let Ok(mut st) = cell.try_borrow_mut() {
-                    st.shutdown(false);
+                    st.shutdown(false, outcome.failure.as_ref());
                 }
             }
             let mut result = ptr::null_mut();
@@ -594,11 +1006,12 @@ fn deliver(cell: &Rc<Cell>, outcome: Outcome) {
             }
         } else if outcome.failure.is_some() {
             if let Ok(mut st) = cell.try_borrow_mut() {
-                st.shutdown(false);
+                st.shutdown(false, outcome.failure.as_ref());
             }
         }
         sys::napi_close_handle_scope(env, scope);
     }
+    poll_jobs(cell, true);
     if outcome.failure.is_some() {
         release_callback(cell);
     }
@@ -727,7 +1140,7 @@ unsafe extern "C" fn on_env_teardown(arg: *mut c_void) {
         let cell = Rc::from_raw(arg as *const Cell);
         if let Ok(mut st) = cell.try_borrow_mut() {
             st.hooked = false;
-            st.shutdown(true);
+            st.shutdown(true, None);
         };
         drop(cell);
     });

@@ -6,39 +6,20 @@
 //! - release: a script deletes the key only if it still holds the token;
 //! - renew: a script re-arms the key's expiry only if it still holds the token.
 //!
-//! Scripts go as `EVALSHA` (the SHA comes from a `SCRIPT LOAD` sent with the
-//! first `EVAL`), with a fallback to `EVAL` on `NOSCRIPT` (script cache
-//! flushed, failover to a replica that never saw the script). Everything
-//! runs through the store's one execution path ([`RedisStore::run`]:
-//! timeouts, reconnect, error classification).
+//! Scripts go as `EVALSHA` (their SHA1 computed here), and again as `EVAL`
+//! when the server answers `NOSCRIPT` (script cache flushed, failover to a
+//! replica that never saw the script). A batch of lease ops is one batch of
+//! the connection ([`Exec`]): on the JS thread's socket or on tokio alike.
 //!
 //! A failover can lose a lease: Redis replicates asynchronously, so a lease
 //! acknowledged by the old primary may be missing on the promoted replica
 //! and a second owner can acquire it. See README "awaitly 1.35".
 
-use std::sync::OnceLock;
-
-use redis::Value;
-
 use crate::error::{PersistError, Result};
-use crate::redis::store::RedisStore;
+use crate::redis::batch::{Exec, Op, OpResult, Script};
 
-const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
-const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
-
-static RELEASE_SHA: OnceLock<String> = OnceLock::new();
-static RENEW_SHA: OnceLock<String> = OnceLock::new();
-
-fn server_error(v: &Value) -> Option<PersistError> {
-    match v {
-        Value::ServerError(e) => Some(PersistError::Store(
-            format!("{} {}", e.code(), e.details().unwrap_or(""))
-                .trim()
-                .into(),
-        )),
-        _ => None,
-    }
-}
+static RELEASE: Script = Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end");
+static RENEW: Script = Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end");
 
 /// One lease operation of a batch ([`RedisStore::lease_exec`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -60,160 +41,74 @@ pub enum LeaseOp {
 }
 
 impl LeaseOp {
-    fn script(&self) -> Option<(&'static str, &'static OnceLock<String>)> {
+    /// Its command; scripts by SHA when `by_sha`.
+    fn op(&self, by_sha: bool) -> Op {
         match self {
-            LeaseOp::Acquire { .. } => None,
-            LeaseOp::Release { .. } => Some((RELEASE, &RELEASE_SHA)),
-            LeaseOp::Renew { .. } => Some((RENEW, &RENEW_SHA)),
-        }
-    }
-
-    /// Append this op to `p`; scripts by SHA when `by_sha` and the SHA is known.
-    fn push(&self, p: &mut redis::Pipeline, by_sha: bool) {
-        let (script, sha, key, token, ttl) = match self {
-            LeaseOp::Acquire { key, token, ttl_ms } => {
-                p.cmd("SET")
-                    .arg(key)
-                    .arg(token)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg((*ttl_ms).max(1));
-                return;
-            }
-            LeaseOp::Release { key, token } => (RELEASE, &RELEASE_SHA, key, token, None),
-            LeaseOp::Renew { key, token, ttl_ms } => {
-                (RENEW, &RENEW_SHA, key, token, Some((*ttl_ms).max(1)))
-            }
-        };
-        match sha.get().filter(|_| by_sha) {
-            Some(s) => p.cmd("EVALSHA").arg(s),
-            None => p.cmd("EVAL").arg(script),
-        }
-        .arg(1)
-        .arg(key)
-        .arg(token);
-        if let Some(t) = ttl {
-            p.arg(t);
-        }
-    }
-
-    fn key(&self) -> &[u8] {
-        match self {
-            LeaseOp::Acquire { key, .. }
-            | LeaseOp::Release { key, .. }
-            | LeaseOp::Renew { key, .. } => key,
-        }
-    }
-
-    fn decode(&self, v: Value) -> Result<bool> {
-        if let Some(e) = server_error(&v) {
-            return Err(e);
-        }
-        match (self, v) {
-            (LeaseOp::Acquire { .. }, Value::Okay | Value::SimpleString(_)) => Ok(true),
-            (LeaseOp::Acquire { .. }, Value::Nil) => Ok(false),
-            (_, Value::Int(n)) => Ok(n > 0),
-            (_, Value::Boolean(b)) => Ok(b),
-            (_, other) => Err(PersistError::Store(format!(
-                "lease: unexpected reply {other:?}"
-            ))),
+            LeaseOp::Acquire { key, token, ttl_ms } => Op::Acquire {
+                key: key.clone(),
+                token: token.clone(),
+                ttl_ms: *ttl_ms,
+            },
+            LeaseOp::Release { key, token } => Op::Eval {
+                script: &RELEASE,
+                key: key.clone(),
+                args: vec![token.as_bytes().to_vec()],
+                by_sha,
+            },
+            LeaseOp::Renew { key, token, ttl_ms } => Op::Eval {
+                script: &RENEW,
+                key: key.clone(),
+                args: vec![
+                    token.as_bytes().to_vec(),
+                    (*ttl_ms).max(1).to_string().into_bytes(),
+                ],
+                by_sha,
+            },
         }
     }
 }
 
-impl RedisStore {
-    /// Run a batch of lease ops as one pipeline (one round trip; in a
-    /// cluster, one per primary, concurrently), through
-    /// the store's one execution path; one result per op, in order. Scripts
-    /// go by EVALSHA once their SHA is known (a `SCRIPT LOAD` rides along
-    /// with the first batch that EVALs them); ops answered `NOSCRIPT` are
-    /// sent again as EVAL in a second pipeline. A connection failure or
-    /// timeout fails the whole batch.
-    pub async fn lease_exec(&self, ops: &[LeaseOp]) -> Result<Vec<Result<bool>>> {
-        if ops.is_empty() {
-            return Ok(Vec::new());
-        }
-        if self.is_cluster() {
-            // A lease is one key: each op goes to its key's slot, the ops
-            // of one primary in one pipeline (redirects followed by
-            // `cluster_run`). Always EVAL: the
-            // script cache is per node, a SHA learnt on one says nothing of
-            // another (or of a replica promoted since).
-            let cmds = ops
-                .iter()
-                .map(|op| {
-                    let mut p = redis::Pipeline::with_capacity(1);
-                    op.push(&mut p, false);
-                    let cmd = p
-                        .cmd_iter()
-                        .next()
-                        .cloned()
-                        .unwrap_or_else(|| redis::cmd("PING"));
-                    (op.key(), cmd)
-                })
-                .collect();
-            let replies = self.cluster_run(cmds).await?;
-            return Ok(ops
-                .iter()
-                .zip(replies)
-                .map(|(op, r)| op.decode(r?))
-                .collect());
-        }
-        let mut p = redis::Pipeline::with_capacity(ops.len() + 2);
-        p.ignore_errors();
-        for op in ops {
-            op.push(&mut p, true);
-        }
-        // the scripts this batch EVALs, to learn their SHA
-        let mut loads: Vec<(&'static str, &'static OnceLock<String>)> = Vec::new();
-        for (script, sha) in ops.iter().filter_map(LeaseOp::script) {
-            if sha.get().is_none() && !loads.iter().any(|(s, _)| *s == script) {
-                loads.push((script, sha));
-            }
-        }
-        for (script, _) in &loads {
-            p.cmd("SCRIPT").arg("LOAD").arg(*script);
-        }
-        let mut values = self.run(&p).await?;
-        if values.len() != ops.len() + loads.len() {
-            return Err(PersistError::Internal(format!(
-                "lease pipeline returned {} replies for {} commands",
-                values.len(),
-                ops.len() + loads.len()
-            )));
-        }
-        for ((_, sha), v) in loads.iter().zip(values.drain(ops.len()..)) {
-            if let Value::BulkString(b) = v {
-                if let Ok(s) = String::from_utf8(b) {
-                    let _ = sha.set(s);
-                }
-            }
-        }
-        let retry: Vec<usize> = (0..ops.len())
-            .filter(|&i| matches!(&values[i], Value::ServerError(e) if e.code() == "NOSCRIPT"))
-            .collect();
-        if !retry.is_empty() {
-            let mut p = redis::Pipeline::with_capacity(retry.len());
-            p.ignore_errors();
-            for &i in &retry {
-                ops[i].push(&mut p, false);
-            }
-            let again = self.run(&p).await?;
-            if again.len() != retry.len() {
-                return Err(PersistError::Internal("lease retry: reply count".into()));
-            }
-            for (&i, v) in retry.iter().zip(again) {
-                values[i] = v;
-            }
-        }
-        Ok(ops.iter().zip(values).map(|(op, v)| op.decode(v)).collect())
+/// Taken / released / renewed (true) or not (false), from an op's result.
+fn verdict(r: OpResult) -> Result<bool> {
+    match r {
+        OpResult::Value(v) => Ok(v.is_some()),
+        OpResult::Bool(b) => Ok(b),
+        OpResult::Failed(e) => Err(e),
+        other => Err(PersistError::Store(format!(
+            "lease: unexpected result {other:?}"
+        ))),
     }
+}
+
+/// Run a batch of lease ops as one batch on `x` (one round trip; two when
+/// a script must go again as `EVAL`); one result per op, in order. A
+/// connection failure or timeout fails the whole batch.
+pub async fn lease_exec<X: Exec>(x: &X, ops: &[LeaseOp]) -> Result<Vec<Result<bool>>> {
+    if ops.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut results = x.exec(ops.iter().map(|op| op.op(true)).collect()).await?;
+    let retry: Vec<usize> = (0..results.len())
+        .filter(|&i| results[i].is_noscript())
+        .collect();
+    if !retry.is_empty() {
+        let again = x
+            .exec(retry.iter().map(|&i| ops[i].op(false)).collect())
+            .await?;
+        if again.len() != retry.len() {
+            return Err(PersistError::Internal("lease retry: reply count".into()));
+        }
+        for (&i, r) in retry.iter().zip(again) {
+            results[i] = r;
+        }
+    }
+    Ok(results.into_iter().map(verdict).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::redis::store::{Op, OpResult, RedisConfig};
+    use crate::redis::store::{RedisConfig, RedisStore};
     use crate::token::new_token;
     use std::time::Duration;
 
@@ -248,7 +143,7 @@ mod tests {
     }
 
     async fn one(s: &RedisStore, op: LeaseOp) -> Result<bool> {
-        s.lease_exec(&[op])
+        lease_exec(s, &[op])
             .await?
             .pop()
             .unwrap_or_else(|| Err(PersistError::Internal("no result".into())))
@@ -285,8 +180,9 @@ mod tests {
         let s = RedisStore::new(RedisConfig::default())?;
         let (k1, k2) = (key("batch1")?, key("batch2")?);
         let (a, b) = (new_token()?, new_token()?);
-        let r = s
-            .lease_exec(&[
+        let r = lease_exec(
+            &s,
+            &[
                 acquire(&k1, &a, 10_000),
                 acquire(&k1, &b, 10_000),
                 acquire(&k2, &b, 10_000),
@@ -295,8 +191,9 @@ mod tests {
                 acquire(&k1, &b, 10_000),
                 release(&k1, &b),
                 release(&k2, &b),
-            ])
-            .await?;
+            ],
+        )
+        .await?;
         let got: Vec<bool> = r.into_iter().collect::<Result<_>>()?;
         assert_eq!(got, [true, false, true, false, true, true, true, true]);
         Ok(())
@@ -319,7 +216,7 @@ mod tests {
             "stale token never releases"
         );
         // the lease is the token itself, nothing else
-        let r = s.exec(&[Op::Get(k.clone())]).await?;
+        let r = s.exec(vec![Op::Get(k.clone())]).await?;
         assert_eq!(
             r[0],
             OpResult::Value(Some(crate::redis::store::Text::of(&b)))

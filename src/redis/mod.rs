@@ -1,12 +1,21 @@
-//! Redis: the pure core (`store`: connections, pipelines, SCAN/UNLINK,
-//! timeouts, reconnect, owner registry; `wire`: the data connection's
-//! protocol state; `lease`: run leases), the JS-thread socket of the data
-//! connection (`direct`, libuv) and the thin napi `binding`.
+//! Redis: the batch seam (`batch`: operations into commands, replies into
+//! results, the trailing WAIT; `codes`: the numbers JS reads; `results`:
+//! results on their way to JS), the protocol state of a connection
+//! (`wire`), the calls made of several batches (`keys`: SCAN, clearing a
+//! prefix; `lease`: run leases), the tokio connections (`store`), the
+//! cluster's routing (`cluster`), the JS-thread socket (`direct`, libuv; `tls`: its TLS
+//! session) and the thin napi `binding`.
 
+pub mod batch;
 pub(crate) mod binding;
 pub mod cluster;
+pub mod codes;
 #[cfg(unix)]
 pub(crate) mod direct;
+pub mod keys;
 pub mod lease;
+pub mod results;
 pub mod store;
+#[cfg(feature = "redis-tls")]
+pub mod tls;
 pub mod wire;

@@ -22,22 +22,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client, Cmd, RedisError, ServerErrorKind, Value};
+use redis::{AsyncConnectionConfig, Client, RedisError, ServerErrorKind, Value};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::{PersistError, Result};
-use crate::glob;
+use crate::redis::batch::{scan_server, unlink_server, Batch, Exec, Wait};
+pub use crate::redis::batch::{Op, OpResult, Text, SCAN_COUNT};
 use crate::redis::cluster::client::Cluster;
-use crate::redis::cluster::slots::{key_slot, Node};
-use crate::wtf8;
+use crate::redis::cluster::slots::Node;
+use crate::redis::keys;
 
 /// Reserved key space of the owner registry: `__awaitly:owner:<kind>:<prefix>`.
 pub const REGISTRY_PREFIX: &str = "__awaitly:owner:";
 /// The JS module's default state prefix: always protected from caches.
 pub const DEFAULT_STATE_PREFIX: &str = "workflow:state:";
-/// Keys per SCAN page and per UNLINK.
-pub const SCAN_COUNT: usize = 5000;
 
 /// Options of [`RedisStore::new`].
 #[derive(Debug, Clone)]
@@ -76,102 +75,6 @@ impl Default for RedisConfig {
     }
 }
 
-/// One operation of a batch. Keys and values are bytes: the WTF-8 of the
-/// JS strings ([`crate::wtf8`]), so every JS string is stored exactly.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Op {
-    Get(Vec<u8>),
-    /// key, value, ttl in whole seconds (None or 0: no expiry).
-    Set(Vec<u8>, Vec<u8>, Option<u64>),
-    /// A SET that must reach `wait_replicas` replicas before it succeeds
-    /// (state documents): followed by `WAIT` on the same node.
-    SetDurable(Vec<u8>, Vec<u8>, Option<u64>),
-    Delete(Vec<u8>),
-    Exists(Vec<u8>),
-    /// PING (the data connection's `ping()`; no key).
-    Ping,
-}
-
-/// A GET value on its way to JS: ASCII bytes as they came (the common case:
-/// JSON; a one-byte JS string, no conversion), anything else as UTF-16.
-#[derive(Debug, Clone)]
-pub enum Text {
-    Ascii(Vec<u8>),
-    Units(Vec<u16>),
-}
-
-impl Text {
-    pub fn of(s: &str) -> Text {
-        if s.is_ascii() {
-            Text::Ascii(s.as_bytes().to_vec())
-        } else {
-            Text::Units(s.encode_utf16().collect())
-        }
-    }
-
-    /// Its UTF-16 length (the JS string's `length`).
-    pub fn len_units(&self) -> usize {
-        match self {
-            Text::Ascii(b) => b.len(),
-            Text::Units(u) => u.len(),
-        }
-    }
-
-    pub fn is_ascii(&self) -> bool {
-        matches!(self, Text::Ascii(_))
-    }
-
-    /// Append its UTF-16 units.
-    pub fn push_units(&self, out: &mut Vec<u16>) {
-        match self {
-            Text::Ascii(b) => out.extend(b.iter().map(|&c| u16::from(c))),
-            Text::Units(u) => out.extend_from_slice(u),
-        }
-    }
-}
-
-impl PartialEq for Text {
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Text::Ascii(a), Text::Ascii(b)) => a == b,
-            _ => {
-                let (mut a, mut b) = (Vec::new(), Vec::new());
-                self.push_units(&mut a);
-                other.push_units(&mut b);
-                a == b
-            }
-        }
-    }
-}
-
-/// The outcome of one [`Op`] in a batch that reached the server.
-#[derive(Debug)]
-pub enum OpResult {
-    /// GET: the value, or None when the key does not exist.
-    Value(Option<Text>),
-    /// DELETE / EXISTS.
-    Bool(bool),
-    /// SET.
-    Done,
-    /// The server rejected this one command (e.g. WRONGTYPE), or its value
-    /// is not text ([`PersistError::Corrupt`]).
-    Failed(PersistError),
-}
-
-impl PartialEq for OpResult {
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (OpResult::Value(a), OpResult::Value(b)) => a == b,
-            (OpResult::Bool(a), OpResult::Bool(b)) => a == b,
-            (OpResult::Done, OpResult::Done) => true,
-            (OpResult::Failed(a), OpResult::Failed(b)) => {
-                a.code() == b.code() && a.to_string() == b.to_string()
-            }
-            _ => false,
-        }
-    }
-}
-
 /// The transport: one server, or a Redis Cluster ([`Cluster`]: our own
 /// routing over one connection per primary). One per store: the size of
 /// its variants does not matter.
@@ -192,6 +95,27 @@ struct Inner {
     slot: Mutex<Slot>,
     closed: AtomicBool,
     reconnects: AtomicU64,
+}
+
+/// A socket for the JS-thread connection, connected, its TLS handshake
+/// (if any) and `AUTH`/`SELECT` done ([`RedisStore::connect_direct`]).
+#[cfg(unix)]
+pub struct DirectSocket {
+    pub fd: std::os::fd::OwnedFd,
+    /// The TLS session of a `rediss://` store.
+    #[cfg(feature = "redis-tls")]
+    pub tls: Option<Box<crate::redis::tls::Session>>,
+}
+
+#[cfg(unix)]
+impl DirectSocket {
+    fn plain(fd: std::os::fd::OwnedFd) -> DirectSocket {
+        DirectSocket {
+            fd,
+            #[cfg(feature = "redis-tls")]
+            tls: None,
+        }
+    }
 }
 
 /// A Redis-backed key-value store. Cheap to clone (shared inner state).
@@ -255,42 +179,6 @@ pub(crate) fn classify(e: &RedisError, timeout_ms: u64) -> Fail {
         (PersistError::Store(e.to_string()), false)
     };
     Fail { err, replace }
-}
-
-fn op_key(op: &Op) -> &[u8] {
-    match op {
-        Op::Get(k) | Op::Set(k, ..) | Op::SetDurable(k, ..) | Op::Delete(k) | Op::Exists(k) => k,
-        Op::Ping => b"",
-    }
-}
-
-pub(crate) fn op_cmd(op: &Op) -> Cmd {
-    match op {
-        Op::Get(k) => {
-            let mut c = redis::cmd("GET");
-            c.arg(k);
-            c
-        }
-        Op::Set(k, v, ttl) | Op::SetDurable(k, v, ttl) => {
-            let mut c = redis::cmd("SET");
-            c.arg(k).arg(v);
-            if let Some(t) = ttl.filter(|t| *t > 0) {
-                c.arg("EX").arg(t);
-            }
-            c
-        }
-        Op::Delete(k) => {
-            let mut c = redis::cmd("DEL");
-            c.arg(k);
-            c
-        }
-        Op::Exists(k) => {
-            let mut c = redis::cmd("EXISTS");
-            c.arg(k);
-            c
-        }
-        Op::Ping => redis::cmd("PING"),
-    }
 }
 
 /// Check the PEM material of `tls` now, so that a bad CA, certificate or key
@@ -409,13 +297,10 @@ impl RedisStore {
         let transport = if cluster {
             let mut seeds = Vec::with_capacity(infos.len());
             for info in &infos {
-                match info.addr() {
-                    redis::ConnectionAddr::Tcp(host, port)
-                    | redis::ConnectionAddr::TcpTls { host, port, .. } => {
-                        seeds.push(Node::new(host.clone(), *port))
-                    }
-                    redis::ConnectionAddr::Unix(_) => {}
-                    _ => {}
+                if let redis::ConnectionAddr::Tcp(host, port)
+                | redis::ConnectionAddr::TcpTls { host, port, .. } = info.addr()
+                {
+                    seeds.push(Node::new(host.clone(), *port));
                 }
             }
             // every node with the first seed's credentials and TLS
@@ -444,13 +329,16 @@ impl RedisStore {
                     Client::open(info).map_err(|e| PersistError::Unavailable(e.to_string()))
                 }
             };
+            let wait = (config.wait_replicas > 0).then(|| Wait {
+                replicas: config.wait_replicas,
+                timeout_ms: (config.command_timeout_ms / 2).max(1),
+            });
             Transport::Cluster(Cluster::new(
                 seeds,
                 Box::new(make),
                 config.connect_timeout_ms,
                 config.command_timeout_ms,
-                (config.wait_replicas > 0)
-                    .then(|| (config.wait_replicas, (config.command_timeout_ms / 2).max(1))),
+                wait,
             ))
         } else {
             let info = infos.remove(0);
@@ -603,33 +491,31 @@ impl RedisStore {
         }
     }
 
-    /// Can the data connection be a socket of the JS thread's own
-    /// (`redis::direct`)? One server over plain TCP or a unix socket, RESP2;
-    /// TLS and clusters go through the crate's async connections.
+    /// Can the connection be a socket of the JS thread's own
+    /// (`redis::direct`)? One server over TCP, TLS or a unix socket, RESP2;
+    /// clusters go through the crate's async connections.
     pub fn direct_capable(&self) -> bool {
         match &self.inner.transport {
             Transport::Single(c) => {
                 let info = c.get_connection_info();
-                matches!(
-                    info.addr(),
-                    redis::ConnectionAddr::Tcp(..) | redis::ConnectionAddr::Unix(..)
-                ) && info.redis_settings().protocol() == redis::ProtocolVersion::RESP2
+                let addr_ok = match info.addr() {
+                    redis::ConnectionAddr::Tcp(..) | redis::ConnectionAddr::Unix(..) => true,
+                    redis::ConnectionAddr::TcpTls { insecure, .. } => {
+                        cfg!(feature = "redis-tls") && !insecure
+                    }
+                    _ => false,
+                };
+                addr_ok && info.redis_settings().protocol() == redis::ProtocolVersion::RESP2
             }
             Transport::Cluster(_) => false,
         }
-    }
-
-    /// `(n, timeout_ms)` of the `WAIT` after durable writes, if any.
-    pub fn wait_params(&self) -> Option<(u32, u64)> {
-        let n = self.inner.config.wait_replicas;
-        (n > 0).then(|| (n, self.wait_timeout_ms()))
     }
 
     /// Open a socket for the data connection of [`RedisStore::direct_capable`]
     /// stores, within `connect_timeout_ms`: connected, `AUTH` and `SELECT`
     /// done as the URL says, non-blocking. Counts as a connection opened.
     #[cfg(unix)]
-    pub async fn connect_direct(&self) -> Result<std::os::fd::OwnedFd> {
+    pub async fn connect_direct(&self) -> Result<DirectSocket> {
         use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
         use tokio_util::codec::Decoder;
         if self.is_closed() {
@@ -695,36 +581,50 @@ impl RedisStore {
         let cto = self.inner.config.connect_timeout_ms;
         let refused = |e: std::io::Error| PersistError::Unavailable(e.to_string());
         let attempt = async {
-            let fd: std::os::fd::OwnedFd = match info.addr() {
+            let socket = match info.addr() {
                 redis::ConnectionAddr::Tcp(host, port) => {
                     let mut s = tokio::net::TcpStream::connect((host.as_str(), *port))
                         .await
                         .map_err(refused)?;
                     s.set_nodelay(true).map_err(refused)?;
                     handshake(&mut s, &hello, replies).await?;
-                    s.into_std().map_err(refused)?.into()
+                    DirectSocket::plain(s.into_std().map_err(refused)?.into())
+                }
+                #[cfg(feature = "redis-tls")]
+                redis::ConnectionAddr::TcpTls { host, port, .. } => {
+                    let s = tokio::net::TcpStream::connect((host.as_str(), *port))
+                        .await
+                        .map_err(refused)?;
+                    s.set_nodelay(true).map_err(refused)?;
+                    let mut s = crate::redis::tls::handshake(s, host, &self.inner.config).await?;
+                    handshake(&mut s, &hello, replies).await?;
+                    let (tcp, session) = s.into_inner();
+                    DirectSocket {
+                        fd: tcp.into_std().map_err(refused)?.into(),
+                        tls: Some(Box::new(session)),
+                    }
                 }
                 redis::ConnectionAddr::Unix(path) => {
                     let mut s = tokio::net::UnixStream::connect(path)
                         .await
                         .map_err(refused)?;
                     handshake(&mut s, &hello, replies).await?;
-                    s.into_std().map_err(refused)?.into()
+                    DirectSocket::plain(s.into_std().map_err(refused)?.into())
                 }
                 _ => {
                     return Err(PersistError::Internal(
-                        "connect_direct: not a plain TCP or unix address".into(),
+                        "connect_direct: not a TCP, TLS or unix address".into(),
                     ))
                 }
             };
-            Ok(fd)
+            Ok(socket)
         };
-        let fd = match tokio::time::timeout(ms(cto), attempt).await {
+        let socket = match tokio::time::timeout(ms(cto), attempt).await {
             Ok(r) => r?,
             Err(_) => return Err(PersistError::Timeout(cto)),
         };
         self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
-        Ok(fd)
+        Ok(socket)
     }
 
     /// Forget the connection of `generation` (if still current) so that the
@@ -762,34 +662,16 @@ impl RedisStore {
     }
 
     /// Run `pipe` on the shared connection within the timeouts (one
-    /// server; a cluster store routes each command by its key's slot:
-    /// [`RedisStore::cluster_run`]).
+    /// server; a cluster store's commands go by their keys' slots, through
+    /// [`RedisStore::exec`]).
     pub async fn run(&self, pipe: &redis::Pipeline) -> Result<Vec<Value>> {
         if self.is_cluster() {
             return Err(PersistError::Internal(
-                "run on a cluster store: commands go by slot (cluster_run)".into(),
+                "run on a cluster store: commands go by slot (exec)".into(),
             ));
         }
         self.call(|mut c| async move { pipe.query_async::<Vec<Value>>(&mut c).await })
             .await
-    }
-
-    /// Single-slot commands on a cluster store, each to the primary of the
-    /// slot of `key`, as one batch (one pipeline per primary, redirects
-    /// followed): each one's reply (its own error as `Value::ServerError`)
-    /// or why it has none.
-    pub async fn cluster_run(&self, cmds: Vec<(&[u8], Cmd)>) -> Result<Vec<Result<Value>>> {
-        let Some(c) = self.cluster() else {
-            return Err(PersistError::Internal(
-                "cluster_run on a one-server store".into(),
-            ));
-        };
-        c.commands(
-            cmds.into_iter()
-                .map(|(key, cmd)| (key_slot(key), cmd, false))
-                .collect(),
-        )
-        .await
     }
 
     /// PING: connects if needed.
@@ -802,298 +684,88 @@ impl RedisStore {
         self.run(&p).await.map(|_| ())
     }
 
-    /// `WAIT n timeout` on the node that holds `key` (the one server, or its
-    /// slot's primary), when the store was created with `wait_replicas: n`
-    /// (else nothing): succeeds once n replicas have every write this store
-    /// made on that node, fails with `Unavailable` if fewer acknowledged
-    /// within half the command timeout. For writes made through
-    /// [`RedisStore::run`] (state writes through [`RedisStore::exec`] wait
-    /// in the same pipeline).
-    pub async fn wait_replicas(&self, key: &[u8]) -> Result<()> {
+    /// The `WAIT` after durable writes, when the store waits for replicas:
+    /// for half the command timeout.
+    pub fn wait(&self) -> Option<Wait> {
         let n = self.inner.config.wait_replicas;
-        if n == 0 {
-            return Ok(());
-        }
-        let v = match self.cluster() {
-            Some(c) => c.wait_for(key, n, self.wait_timeout_ms()).await?,
-            None => {
-                let cmd = self.wait_cmd();
-                self.call(|mut c| async move { c.req_packed_command(&cmd).await })
-                    .await?
-            }
-        };
-        self.check_wait(&v)
+        (n > 0).then(|| Wait {
+            replicas: n,
+            timeout_ms: self.wait_timeout_ms(),
+        })
     }
 
     fn wait_timeout_ms(&self) -> u64 {
         (self.inner.config.command_timeout_ms / 2).max(1)
     }
 
-    fn wait_cmd(&self) -> Cmd {
-        let mut c = redis::cmd("WAIT");
-        c.arg(self.inner.config.wait_replicas)
-            .arg(self.wait_timeout_ms());
-        c
-    }
-
-    fn check_wait(&self, v: &Value) -> Result<()> {
-        check_wait(v, self.inner.config.wait_replicas, self.wait_timeout_ms())
-    }
-
-    /// Send `ops` as one pipeline (one round trip; in a cluster one
-    /// pipeline per primary node, all in flight together, see
-    /// [`crate::redis::cluster::dispatch`]) and return one result per op,
-    /// in order. On one server a connection failure or timeout fails the
-    /// whole batch; in a cluster it fails the ops of that shard only.
-    pub async fn exec(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
+    /// Send `ops` as one batch (one round trip; in a cluster one pipeline
+    /// per primary node, all in flight together, see
+    /// [`crate::redis::cluster::dispatch`]) and return one result per op, in
+    /// order. On one server a connection failure or timeout fails the whole
+    /// batch; in a cluster it fails the ops of that shard only.
+    pub async fn exec(&self, ops: Vec<Op>) -> Result<Vec<OpResult>> {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
         if let Some(c) = self.cluster() {
-            let cmds = ops
-                .iter()
-                .map(|op| {
-                    let durable = matches!(op, Op::SetDurable(..));
-                    (key_slot(op_key(op)), op_cmd(op), durable)
-                })
-                .collect();
-            let replies = c.commands(cmds).await?;
-            return Ok(ops
-                .iter()
-                .zip(replies)
-                .map(|(op, r)| match r {
-                    Ok(v) => decode(op, v),
-                    Err(e) => OpResult::Failed(e),
-                })
-                .collect());
+            return c.exec(ops).await;
         }
         let (mut c, generation) = self.connection().await?;
         let cmd_to = self.inner.config.command_timeout_ms;
         let deadline = Instant::now() + ms(cmd_to);
-        // one server: one pipeline, with a WAIT after it if it holds a
-        // durable write and the store waits for replicas
-        let durable = self.inner.config.wait_replicas > 0
-            && ops.iter().any(|op| matches!(op, Op::SetDurable(..)));
-        let mut p = redis::Pipeline::with_capacity(ops.len() + 1);
+        let batch = Batch::new(ops, self.wait());
+        let mut p = redis::Pipeline::with_capacity(batch.replies());
         p.ignore_errors();
-        for op in ops {
-            p.add_command(op_cmd(op));
+        for cmd in batch.commands() {
+            p.add_command(cmd);
         }
-        if durable {
-            p.add_command(self.wait_cmd());
-        }
-        let n = p.len();
-        let fail = match tokio::time::timeout_at(deadline, c.req_packed_commands(&p, 0, n)).await {
-            Ok(Ok(mut values)) if values.len() == n => {
-                let waited = if durable {
-                    values.pop().map(|v| self.check_wait(&v))
-                } else {
-                    None
-                };
-                return Ok(ops
-                    .iter()
-                    .zip(values)
-                    .map(|(op, v)| match (&waited, op) {
-                        (Some(Err(e)), Op::SetDurable(..))
-                            if !matches!(v, Value::ServerError(_)) =>
-                        {
-                            OpResult::Failed(again(e))
-                        }
-                        _ => decode(op, v),
-                    })
-                    .collect());
-            }
-            Ok(Ok(values)) => Fail {
-                err: PersistError::Internal(format!(
-                    "pipeline returned {} replies for {n} commands",
-                    values.len()
-                )),
-                replace: false,
-            },
-            Ok(Err(e)) => classify(&e, cmd_to),
-            Err(_) => Fail::timeout(cmd_to),
-        };
+        let fail =
+            match tokio::time::timeout_at(deadline, c.req_packed_commands(&p, 0, p.len())).await {
+                Ok(Ok(values)) => return Ok(batch.finish(values)),
+                Ok(Err(e)) => classify(&e, cmd_to),
+                Err(_) => Fail::timeout(cmd_to),
+            };
         // a connection failure or timeout fails the whole batch
         Err(self.failed(fail, generation).await)
     }
 
-    /// Every key matching the Redis glob `pattern`, by SCAN (deduplicated;
-    /// order unspecified). Reserved registry keys are left out unless the
-    /// pattern asks for them explicitly (starts with the registry prefix).
+    /// Every key matching the Redis glob `pattern` (see [`keys::keys`]).
     pub async fn keys(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>> {
-        let want_registry = pattern.starts_with(b"__awaitly");
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        self.scan_all(pattern, |page| {
-            for k in page {
-                if !want_registry && k.starts_with(REGISTRY_PREFIX.as_bytes()) {
-                    continue;
-                }
-                if seen.insert(k.clone()) {
-                    out.push(k);
-                }
-            }
-        })
-        .await?;
-        Ok(out)
+        keys::keys(self, pattern).await
     }
 
-    /// SCAN every node that holds keys (the one server, or every cluster
-    /// primary) to the end, handing each page to `each` (a key may come
-    /// twice: SCAN's own guarantee; callers deduplicate). If the cluster's
-    /// topology was in motion (a slot migrating, a node failing) or changed
-    /// during the pass, a second pass follows: a key that moved from a node
-    /// not yet scanned to one already scanned is then found where it is
-    /// now (a key moves only from the source to the target of a slot).
-    async fn scan_all(&self, pattern: &[u8], mut each: impl FnMut(Vec<Vec<u8>>)) -> Result<()> {
-        if let Some(c) = self.cluster() {
-            return c.scan(pattern, SCAN_COUNT, each).await;
-        }
-        let mut cursor: u64 = 0;
-        loop {
-            let mut cmd = redis::cmd("SCAN");
-            cmd.arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT);
-            let reply = self
-                .call(|mut c| async move { c.req_packed_command(&cmd).await })
-                .await?;
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis::from_redis_value(reply)
-                .map_err(|e| PersistError::Store(format!("SCAN: unexpected reply: {e}")))?;
-            each(keys);
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
-    }
-
-    /// Delete every key under `prefix` that the cache with that prefix owns
-    /// (see [`Owners::cache_may_delete`]): one SCAN of the prefix (every
-    /// owner marker that matters lies in it), the candidate markers checked
-    /// with one pipelined GET, then UNLINK in parallel pages. Registry keys
-    /// of older builds are scanned alongside. Returns how many keys were
-    /// removed.
+    /// `clearAsync` of the cache with `prefix` (see [`keys::clear_cache_prefix`]).
     pub async fn clear_cache_prefix(&self, prefix: &[u8]) -> Result<u64> {
-        let mut pattern = glob::escape_bytes(prefix);
-        pattern.push(b'*');
-        let legacy = format!("{}*", glob::escape(REGISTRY_PREFIX));
-        let (keys, legacy) = tokio::try_join!(self.keys(&pattern), self.keys(legacy.as_bytes()))?;
-        let candidates: Vec<&Vec<u8>> = keys
-            .iter()
-            .filter(|k| Owners::looks_like_marker(k))
-            .collect();
-        let mut owner_keys: Vec<&[u8]> = legacy.iter().map(Vec::as_slice).collect();
-        if !candidates.is_empty() {
-            // through `exec`: batched per node in a cluster
-            let gets: Vec<Op> = candidates.iter().map(|k| Op::Get(k.to_vec())).collect();
-            let marker = Text::of(MARKER_VALUE);
-            for (k, v) in candidates.iter().zip(self.exec(&gets).await?) {
-                if matches!(&v, OpResult::Value(Some(u)) if *u == marker) {
-                    owner_keys.push(k.as_slice());
-                }
-            }
-        }
-        let owners = Owners::from_keys(owner_keys);
-        let doomed: Vec<&Vec<u8>> = keys
-            .iter()
-            .filter(|k| owners.cache_may_delete(prefix, k))
-            .collect();
-        if let Some(c) = self.cluster() {
-            let doomed: Vec<&[u8]> = doomed.iter().map(|k| k.as_slice()).collect();
-            return c.unlink(&doomed, SCAN_COUNT).await;
-        }
-        let mut tasks = tokio::task::JoinSet::new();
-        for page in doomed.chunks(SCAN_COUNT) {
-            let page: Vec<Vec<u8>> = page.iter().map(|k| k.to_vec()).collect();
-            let me = self.clone();
-            tasks.spawn(async move {
-                let mut p = redis::pipe();
-                p.cmd("UNLINK").arg(&page);
-                let mut v = me.run(&p).await?;
-                match v.pop() {
-                    Some(Value::Int(n)) => Ok(n.max(0) as u64),
-                    Some(Value::ServerError(e)) => Err(PersistError::Store(format!("{e:?}"))),
-                    _ => Ok(0),
-                }
-            });
-        }
-        let mut total = 0u64;
-        let mut first_err = None;
-        while let Some(r) = tasks.join_next().await {
-            match r {
-                Ok(Ok(n)) => total += n,
-                Ok(Err(e)) => {
-                    first_err.get_or_insert(e);
-                }
-                Err(e) => {
-                    first_err.get_or_insert(PersistError::Internal(format!("unlink task: {e}")));
-                }
-            }
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(total),
-        }
+        keys::clear_cache_prefix(self, prefix).await
     }
 }
 
-/// The reply of `WAIT n timeout_ms`: Ok once `n` replicas acknowledged.
-pub(crate) fn check_wait(v: &Value, n: u32, timeout_ms: u64) -> Result<()> {
-    let n = i64::from(n);
-    match v {
-        Value::Int(acked) if *acked >= n => Ok(()),
-        Value::Int(acked) => Err(PersistError::Unavailable(format!(
-            "only {acked} of {n} replicas acknowledged the write within {timeout_ms} ms (WAIT); it may be lost in a failover"
-        ))),
-        other => Err(PersistError::Store(format!("WAIT: unexpected reply {other:?}"))),
+/// Batches on the store's connection (tokio); in a cluster, SCAN of every
+/// primary and UNLINK split per slot ([`Cluster`]).
+impl Exec for RedisStore {
+    fn exec(&self, ops: Vec<Op>) -> impl std::future::Future<Output = Result<Vec<OpResult>>> {
+        RedisStore::exec(self, ops)
     }
-}
 
-/// The same error again, for each op of a failed group.
-pub(crate) fn again(e: &PersistError) -> PersistError {
-    match e {
-        PersistError::Unavailable(m) => PersistError::Unavailable(m.clone()),
-        PersistError::Timeout(t) => PersistError::Timeout(*t),
-        PersistError::Store(m) => PersistError::Store(m.clone()),
-        PersistError::Closed => PersistError::Closed,
-        other => PersistError::Internal(other.to_string()),
+    fn scan(&self, pattern: &[u8]) -> impl std::future::Future<Output = Result<Vec<Vec<u8>>>> {
+        let pattern = pattern.to_vec();
+        async move {
+            let Some(c) = self.cluster() else {
+                return scan_server(self, pattern).await;
+            };
+            let mut out = Vec::new();
+            c.scan(&pattern, SCAN_COUNT, |page| out.extend(page))
+                .await?;
+            Ok(out)
+        }
     }
-}
 
-pub(crate) fn decode(op: &Op, v: Value) -> OpResult {
-    if let Value::ServerError(e) = v {
-        let code = e.code().to_string();
-        let detail = e.details().unwrap_or("").to_string();
-        return OpResult::Failed(PersistError::Store(
-            format!("{code} {detail}").trim().into(),
-        ));
-    }
-    match op {
-        Op::Get(k) => match v {
-            Value::Nil => OpResult::Value(None),
-            Value::BulkString(b) if b.is_ascii() => OpResult::Value(Some(Text::Ascii(b))),
-            Value::BulkString(b) => match wtf8::decode(&b) {
-                Some(units) => OpResult::Value(Some(Text::Units(units))),
-                None => OpResult::Failed(PersistError::corrupt(
-                    String::from_utf8_lossy(k),
-                    "value is not text (not UTF-8, nor a JS string we wrote)",
-                )),
-            },
-            Value::SimpleString(s) => OpResult::Value(Some(Text::of(&s))),
-            Value::Okay => OpResult::Value(Some(Text::of("OK"))),
-            other => OpResult::Failed(PersistError::Store(format!(
-                "GET: unexpected reply {other:?}"
-            ))),
-        },
-        Op::Set(..) | Op::SetDurable(..) | Op::Ping => OpResult::Done,
-        Op::Delete(_) | Op::Exists(_) => match v {
-            Value::Int(n) => OpResult::Bool(n > 0),
-            Value::Boolean(b) => OpResult::Bool(b),
-            other => OpResult::Failed(PersistError::Store(format!("unexpected reply {other:?}"))),
-        },
+    async fn unlink(&self, keys: Vec<Vec<u8>>) -> Result<u64> {
+        let Some(c) = self.cluster() else {
+            return unlink_server(self, keys).await;
+        };
+        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        c.unlink(&keys, SCAN_COUNT).await
     }
 }
 
@@ -1203,6 +875,7 @@ impl Owners {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::glob;
 
     #[test]
     fn ownership_longest_prefix_wins_and_state_is_protected() {
@@ -1254,7 +927,7 @@ mod tests {
         let v = |s: &str| s.as_bytes().to_vec();
         let marker = MARKER_VALUE.as_bytes().to_vec();
         store
-            .exec(&[
+            .exec(vec![
                 Op::Set(k("__awaitly:owner:cache"), marker.clone(), None),
                 Op::Set(k("a:__awaitly:owner:cache"), marker.clone(), None),
                 Op::Set(k("s:__awaitly:owner:state"), marker.clone(), None),
@@ -1311,7 +984,7 @@ mod tests {
         let pre = unique("rt");
         let k = |s: &str| format!("{pre}{s}").into_bytes();
         let res = store
-            .exec(&[
+            .exec(vec![
                 Op::Set(k("a"), b"1".to_vec(), None),
                 Op::Set(k("b*"), b"2".to_vec(), Some(60)),
                 Op::Get(k("a")),
@@ -1344,7 +1017,11 @@ mod tests {
         assert_eq!(store.connections_opened(), 1);
         store.close().await;
         assert_eq!(
-            store.exec(&[Op::Get(k("a"))]).await.err().map(|e| e.code()),
+            store
+                .exec(vec![Op::Get(k("a"))])
+                .await
+                .err()
+                .map(|e| e.code()),
             Some("ERR_STORE_CLOSED")
         );
         Ok(())
@@ -1360,7 +1037,7 @@ mod tests {
             ..Default::default()
         })?;
         let t = std::time::Instant::now();
-        let e = store.exec(&[Op::Get(b"x".to_vec())]).await.err();
+        let e = store.exec(vec![Op::Get(b"x".to_vec())]).await.err();
         assert!(t.elapsed() < Duration::from_millis(1000));
         let code = e.map(|e| e.code());
         assert!(
@@ -1379,7 +1056,7 @@ mod tests {
         p.cmd("HSET").arg(&hash).arg("f").arg("v");
         store.run(&p).await?;
         let res = store
-            .exec(&[
+            .exec(vec![
                 Op::Get(hash.clone().into_bytes()),
                 Op::Set(format!("{pre}ok").into_bytes(), b"v".to_vec(), None),
             ])

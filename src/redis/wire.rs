@@ -1,35 +1,34 @@
-//! The protocol state of the data connection, without I/O: batches of ops
-//! packed into RESP, replies decoded and matched to the batches in order.
-//! The `redis` crate is the protocol: its incremental decoder (`ValueCodec`)
-//! reads every reply but the four shapes our five commands get back on the
-//! hot path (a bulk string, nil, `+OK`, an integer), which [`fast_reply`]
-//! reads in place; and [`pack`] writes our commands as `Cmd` would. Both
-//! are checked byte for byte against the crate (the tests below, every
-//! split point of the input), so they cannot drift from it.
-//! The socket is driven by the caller (`redis::direct`, on the JS thread);
-//! time comes in as numbers, so `cargo test` covers all of it.
+//! The protocol state of one connection, without I/O: batches
+//! ([`crate::redis::batch`]) packed into RESP, replies decoded and matched
+//! to the batches in order. The `redis` crate is the protocol: its
+//! incremental decoder (`ValueCodec`) reads every reply but the four shapes
+//! the data commands get back on the hot path (a bulk string, nil, `+OK`,
+//! an integer), which [`fast_reply`] reads in place, checked byte for byte
+//! against the crate (the tests below, every split point of the input).
+//! Each batch carries an owner tag `T` (who gets its results), handed back
+//! with them. The socket (plain or TLS) is driven by the caller; time comes
+//! in as numbers, so `cargo test` covers all of it.
 
 use std::collections::VecDeque;
 
 use bytes::{Buf, BytesMut};
-use redis::{Cmd, Value, ValueCodec};
+use redis::{Value, ValueCodec};
 use tokio_util::codec::Decoder;
 
 use crate::error::{PersistError, Result};
-use crate::redis::store::{check_wait, decode, Op, OpResult};
+use crate::redis::batch::{Batch, Op, OpResult, Wait};
 
 /// A batch written and waiting for its replies.
-struct Sent {
-    /// The ops, values dropped once packed (decoding needs kind and key).
-    ops: Vec<Op>,
-    /// A `WAIT` follows the ops (a durable write with `waitReplicas`).
-    waits: bool,
+struct Sent<T> {
+    /// Values dropped once packed (decoding needs kinds and keys).
+    batch: Batch,
     /// When it was written (caller's clock, ms).
     sent_ms: u64,
+    owner: T,
 }
 
 /// One connection's bytes in both directions and the batches in flight.
-pub struct Wire {
+pub struct Wire<T> {
     out: Vec<u8>,
     /// Bytes of `out` already written to the socket.
     out_pos: usize,
@@ -37,16 +36,16 @@ pub struct Wire {
     codec: ValueCodec,
     /// The crate's decoder stopped inside a reply: it reads the rest.
     codec_partial: bool,
-    sent: VecDeque<Sent>,
+    sent: VecDeque<Sent<T>>,
     /// Replies gathered so far for the oldest batch.
     replies: Vec<Value>,
-    /// `WAIT n timeout` after durable writes, and its n and timeout.
-    wait: Option<(Cmd, u32, u64)>,
+    /// `WAIT` after durable writes.
+    wait: Option<Wait>,
 }
 
-impl Wire {
-    /// `wait`: `(n, timeout_ms)` of `WAIT` after durable writes, or None.
-    pub fn new(wait: Option<(u32, u64)>) -> Self {
+impl<T> Wire<T> {
+    /// `wait`: the `WAIT` after durable writes, or None.
+    pub fn new(wait: Option<Wait>) -> Self {
         Wire {
             out: Vec::with_capacity(4096),
             out_pos: 0,
@@ -55,41 +54,24 @@ impl Wire {
             codec_partial: false,
             sent: VecDeque::new(),
             replies: Vec::new(),
-            wait: wait.map(|(n, t)| {
-                let mut c = redis::cmd("WAIT");
-                c.arg(n).arg(t);
-                (c, n, t)
-            }),
+            wait,
         }
     }
 
-    /// Pack `ops` (one batch: its replies come back together) at `now_ms`.
-    pub fn send(&mut self, mut ops: Vec<Op>, now_ms: u64) {
+    /// Pack `ops` (one batch: its replies come back together) at `now_ms`;
+    /// its results go to `owner`.
+    pub fn send(&mut self, ops: Vec<Op>, owner: T, now_ms: u64) {
         if self.out_pos == self.out.len() {
             self.out.clear();
             self.out_pos = 0;
         }
-        let mut durable = false;
-        for op in &mut ops {
-            pack(op, &mut self.out);
-            // the value is on its way; only kind and key are needed later
-            match op {
-                Op::Set(_, v, _) => *v = Vec::new(),
-                Op::SetDurable(_, v, _) => {
-                    *v = Vec::new();
-                    durable = true;
-                }
-                _ => {}
-            }
-        }
-        let waits = durable && self.wait.is_some();
-        if let (true, Some((cmd, ..))) = (waits, &self.wait) {
-            cmd.write_packed_command(&mut self.out);
-        }
+        let mut batch = Batch::new(ops, self.wait);
+        batch.pack(&mut self.out);
+        batch.shed_values();
         self.sent.push_back(Sent {
-            ops,
-            waits,
+            batch,
             sent_ms: now_ms,
+            owner,
         });
     }
 
@@ -122,7 +104,7 @@ impl Wire {
     /// oldest first (one `Vec` per batch, one result per op). A reply that
     /// cannot be decoded is an error: the connection is out of step and
     /// must be dropped.
-    pub fn received(&mut self, bytes: &[u8], done: &mut Vec<Vec<OpResult>>) -> Result<()> {
+    pub fn received(&mut self, bytes: &[u8], done: &mut Vec<(T, Vec<OpResult>)>) -> Result<()> {
         self.inb.extend_from_slice(bytes);
         self.parse(done)
     }
@@ -145,7 +127,7 @@ impl Wire {
 
     /// Decode what [`Wire::fill`] / [`Wire::received`] brought in: the
     /// results of every batch it completes go to `done`, oldest first.
-    pub fn parse(&mut self, done: &mut Vec<Vec<OpResult>>) -> Result<()> {
+    pub fn parse(&mut self, done: &mut Vec<(T, Vec<OpResult>)>) -> Result<()> {
         loop {
             let Some(front) = self.sent.front() else {
                 if self.inb.is_empty() {
@@ -155,7 +137,7 @@ impl Wire {
                     "the server sent a reply nobody asked for".into(),
                 ));
             };
-            let want = front.ops.len() + usize::from(front.waits);
+            let want = front.batch.replies();
             while self.replies.len() < want {
                 match self.next_value()? {
                     Some(v) => self.replies.push(v),
@@ -165,33 +147,11 @@ impl Wire {
                     }
                 }
             }
-            let Some(batch) = self.sent.pop_front() else {
+            let Some(sent) = self.sent.pop_front() else {
                 return Ok(());
             };
-            let mut values = std::mem::take(&mut self.replies);
-            let waited = if batch.waits {
-                values.pop().map(|v| match &self.wait {
-                    Some((_, n, t)) => check_wait(&v, *n, *t),
-                    None => Ok(()),
-                })
-            } else {
-                None
-            };
-            done.push(
-                batch
-                    .ops
-                    .iter()
-                    .zip(values)
-                    .map(|(op, v)| match (&waited, op) {
-                        (Some(Err(e)), Op::SetDurable(..))
-                            if !matches!(v, Value::ServerError(_)) =>
-                        {
-                            OpResult::Failed(crate::redis::store::again(e))
-                        }
-                        _ => decode(op, v),
-                    })
-                    .collect(),
-            );
+            let values = std::mem::take(&mut self.replies);
+            done.push((sent.owner, sent.batch.finish(values)));
         }
     }
 
@@ -228,90 +188,16 @@ impl Wire {
         }
     }
 
-    /// Forget every batch in flight (the connection is gone); how many.
-    pub fn abandon(&mut self) -> usize {
-        let n = self.sent.len();
-        self.sent.clear();
+    /// Forget every batch in flight (the connection is gone): their owners.
+    pub fn abandon(&mut self) -> Vec<T> {
+        let owners = self.sent.drain(..).map(|s| s.owner).collect();
         self.replies.clear();
         self.inb.clear();
         self.codec = ValueCodec::default();
         self.codec_partial = false;
         self.out.clear();
         self.out_pos = 0;
-        n
-    }
-}
-
-/// Append the RESP of `op`'s command to `out`: what `op_cmd(op)`'s
-/// `write_packed_command` writes (tested), without building a `Cmd`.
-pub fn pack(op: &Op, out: &mut Vec<u8>) {
-    fn arg(out: &mut Vec<u8>, a: &[u8]) {
-        out.push(b'$');
-        out.extend_from_slice(itoa(a.len() as u64).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    fn head(out: &mut Vec<u8>, n: usize) {
-        out.push(b'*');
-        out.extend_from_slice(itoa(n as u64).as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    match op {
-        Op::Get(k) | Op::Delete(k) | Op::Exists(k) => {
-            head(out, 2);
-            arg(
-                out,
-                match op {
-                    Op::Get(_) => b"GET",
-                    Op::Delete(_) => b"DEL",
-                    _ => b"EXISTS",
-                },
-            );
-            arg(out, k);
-        }
-        Op::Set(k, v, ttl) | Op::SetDurable(k, v, ttl) => {
-            let ttl = ttl.filter(|t| *t > 0);
-            head(out, if ttl.is_some() { 5 } else { 3 });
-            arg(out, b"SET");
-            arg(out, k);
-            arg(out, v);
-            if let Some(t) = ttl {
-                arg(out, b"EX");
-                arg(out, itoa(t).as_bytes());
-            }
-        }
-        Op::Ping => {
-            head(out, 1);
-            arg(out, b"PING");
-        }
-    }
-}
-
-/// The decimal digits of `n`, without allocating.
-struct Digits {
-    buf: [u8; 20],
-    start: usize,
-}
-
-impl Digits {
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-}
-
-fn itoa(mut n: u64) -> Digits {
-    let mut d = Digits {
-        buf: [0; 20],
-        start: 20,
-    };
-    loop {
-        d.start -= 1;
-        d.buf[d.start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return d;
-        }
+        owners
     }
 }
 
@@ -394,37 +280,9 @@ fn fast_reply(b: &[u8]) -> Fast {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::redis::store::op_cmd;
 
-    fn units(s: &str) -> crate::redis::store::Text {
-        crate::redis::store::Text::of(s)
-    }
-
-    #[test]
-    fn pack_writes_what_the_crate_writes() {
-        let keys: Vec<Vec<u8>> = vec![
-            b"".to_vec(),
-            b"k".to_vec(),
-            "é😀\r\n$*".as_bytes().to_vec(),
-            vec![b'x'; 10_000],
-        ];
-        let mut ops = vec![Op::Ping];
-        for k in &keys {
-            ops.push(Op::Get(k.clone()));
-            ops.push(Op::Delete(k.clone()));
-            ops.push(Op::Exists(k.clone()));
-            for ttl in [None, Some(0), Some(1), Some(86_400), Some(u64::MAX)] {
-                for v in &keys {
-                    ops.push(Op::Set(k.clone(), v.clone(), ttl));
-                    ops.push(Op::SetDurable(k.clone(), v.clone(), ttl));
-                }
-            }
-        }
-        for op in &ops {
-            let mut ours = Vec::new();
-            pack(op, &mut ours);
-            assert_eq!(ours, op_cmd(op).get_packed_command(), "{op:?}");
-        }
+    fn units(s: &str) -> crate::redis::batch::Text {
+        crate::redis::batch::Text::of(s)
     }
 
     /// Every reply decoded by the crate alone, one value at a time.
@@ -476,7 +334,7 @@ mod tests {
             .map_err(PersistError::Store)?;
         // fed in two pieces, split at every byte
         for cut in 0..=all.len() {
-            let mut w = Wire::new(None);
+            let mut w = Wire::<u32>::new(None);
             let mut got = Vec::new();
             for piece in [&all[..cut], &all[cut..]] {
                 w.inb.extend_from_slice(piece);
@@ -487,7 +345,7 @@ mod tests {
             assert_eq!(got, expected, "cut at {cut}");
         }
         // and one byte at a time
-        let mut w = Wire::new(None);
+        let mut w = Wire::<u32>::new(None);
         let mut got = Vec::new();
         for b in &all {
             w.inb.extend_from_slice(&[*b]);
@@ -501,16 +359,18 @@ mod tests {
 
     #[test]
     fn packs_with_the_crate_and_matches_replies_in_order() -> Result<()> {
-        let mut w = Wire::new(None);
+        let mut w = Wire::<u32>::new(None);
         w.send(
             vec![
                 Op::Get(b"a".to_vec()),
                 Op::Set(b"b".to_vec(), b"v".to_vec(), Some(5)),
             ],
+            1,
             10,
         );
         w.send(
             vec![Op::Exists(b"c".to_vec()), Op::Delete(b"d".to_vec())],
+            2,
             11,
         );
         let expected: &[u8] = b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*5\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\nv\r\n$2\r\nEX\r\n$1\r\n5\r\n*2\r\n$6\r\nEXISTS\r\n$1\r\nc\r\n*2\r\n$3\r\nDEL\r\n$1\r\nd\r\n";
@@ -525,16 +385,18 @@ mod tests {
         // replies split at every possible byte boundary
         let replies: &[u8] = b"$5\r\nhello\r\n+OK\r\n:1\r\n:0\r\n";
         for cut in 0..replies.len() {
-            let mut w2 = Wire::new(None);
+            let mut w2 = Wire::<u32>::new(None);
             w2.send(
                 vec![
                     Op::Get(b"a".to_vec()),
                     Op::Set(b"b".to_vec(), b"v".to_vec(), None),
                 ],
+                1,
                 0,
             );
             w2.send(
                 vec![Op::Exists(b"c".to_vec()), Op::Delete(b"d".to_vec())],
+                2,
                 0,
             );
             let mut done = Vec::new();
@@ -543,8 +405,11 @@ mod tests {
             assert_eq!(
                 done,
                 vec![
-                    vec![OpResult::Value(Some(units("hello"))), OpResult::Done],
-                    vec![OpResult::Bool(true), OpResult::Bool(false)],
+                    (
+                        1,
+                        vec![OpResult::Value(Some(units("hello"))), OpResult::Done]
+                    ),
+                    (2, vec![OpResult::Bool(true), OpResult::Bool(false)]),
                 ],
                 "cut at {cut}"
             );
@@ -555,58 +420,69 @@ mod tests {
 
     #[test]
     fn server_errors_fail_one_op_and_nil_is_a_miss() -> Result<()> {
-        let mut w = Wire::new(None);
-        w.send(vec![Op::Get(b"a".to_vec()), Op::Get(b"b".to_vec())], 0);
+        let mut w = Wire::<u32>::new(None);
+        w.send(vec![Op::Get(b"a".to_vec()), Op::Get(b"b".to_vec())], 1, 0);
         let mut done = Vec::new();
         w.received(b"-WRONGTYPE Operation against a key\r\n$-1\r\n", &mut done)?;
         assert_eq!(done.len(), 1);
         assert!(
-            matches!(&done[0][0], OpResult::Failed(PersistError::Store(m)) if m.starts_with("WRONGTYPE"))
+            matches!(&done[0].1[0], OpResult::Failed(PersistError::Store(m)) if m.starts_with("WRONGTYPE"))
         );
-        assert_eq!(done[0][1], OpResult::Value(None));
+        assert_eq!(done[0].1[1], OpResult::Value(None));
         Ok(())
     }
 
     #[test]
     fn durable_writes_wait_and_fail_when_too_few_replicas_ack() -> Result<()> {
-        let mut w = Wire::new(Some((1, 250)));
+        let mut w = Wire::<u32>::new(Some(Wait {
+            replicas: 1,
+            timeout_ms: 250,
+        }));
         w.send(
             vec![
                 Op::SetDurable(b"s".to_vec(), b"{}".to_vec(), None),
                 Op::Get(b"g".to_vec()),
             ],
+            1,
             0,
         );
         assert!(w
             .unwritten()
             .ends_with(b"*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$3\r\n250\r\n"));
         // a plain write adds no WAIT
-        w.send(vec![Op::Set(b"p".to_vec(), b"1".to_vec(), None)], 0);
+        w.send(vec![Op::Set(b"p".to_vec(), b"1".to_vec(), None)], 2, 0);
         let mut done = Vec::new();
         w.received(b"+OK\r\n$-1\r\n:0\r\n+OK\r\n", &mut done)?;
         assert_eq!(done.len(), 2);
         assert!(
-            matches!(&done[0][0], OpResult::Failed(PersistError::Unavailable(m)) if m.contains("only 0 of 1"))
+            matches!(&done[0].1[0], OpResult::Failed(PersistError::Unavailable(m)) if m.contains("only 0 of 1"))
         );
-        assert_eq!(done[0][1], OpResult::Value(None));
-        assert_eq!(done[1], vec![OpResult::Done]);
-        let mut ok = Wire::new(Some((1, 250)));
-        ok.send(vec![Op::SetDurable(b"s".to_vec(), b"{}".to_vec(), None)], 0);
+        assert_eq!(done[0].1[1], OpResult::Value(None));
+        assert_eq!(done[1], (2, vec![OpResult::Done]));
+        let mut ok = Wire::<u32>::new(Some(Wait {
+            replicas: 1,
+            timeout_ms: 250,
+        }));
+        ok.send(
+            vec![Op::SetDurable(b"s".to_vec(), b"{}".to_vec(), None)],
+            3,
+            0,
+        );
         let mut done = Vec::new();
         ok.received(b"+OK\r\n:1\r\n", &mut done)?;
-        assert_eq!(done, vec![vec![OpResult::Done]]);
+        assert_eq!(done, vec![(3, vec![OpResult::Done])]);
         Ok(())
     }
 
     #[test]
     fn unsolicited_or_garbled_replies_are_errors() {
-        let mut w = Wire::new(None);
+        let mut w = Wire::<u32>::new(None);
         let mut done = Vec::new();
         assert!(w.received(b"+OK\r\n", &mut done).is_err());
-        let mut w = Wire::new(None);
-        w.send(vec![Op::Get(b"a".to_vec())], 0);
+        let mut w = Wire::<u32>::new(None);
+        w.send(vec![Op::Get(b"a".to_vec())], 7, 0);
         assert!(w.received(b"?what\r\n", &mut done).is_err());
-        assert_eq!(w.abandon(), 1);
+        assert_eq!(w.abandon(), vec![7]);
         assert_eq!(w.in_flight(), 0);
     }
 }

@@ -15,10 +15,11 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Cmd, Value};
 use tokio::time::Instant;
 
-use super::dispatch::{Dispatch, Effect, Send};
+use super::dispatch::{Dispatch, Effect, Reply, Send};
 use super::keyspace::{by_slot, migrating, Scan};
 use super::slots::{key_slot, Node, SlotMap};
 use crate::error::{PersistError, Result};
+use crate::redis::batch::{op_cmd, op_key, settle, Op, OpResult, Wait};
 use crate::redis::store::classify;
 
 /// Makes the client of one node (same credentials and TLS as the seeds).
@@ -37,8 +38,8 @@ struct Shared {
     make: NodeClient,
     connect_timeout_ms: u64,
     command_timeout_ms: u64,
-    /// `(n, timeout_ms)` of the WAIT after durable writes.
-    wait: Option<(u32, u64)>,
+    /// The WAIT after durable writes.
+    wait: Option<Wait>,
     map: Mutex<SlotMap>,
     conns: Mutex<HashMap<Node, NodeConn>>,
     /// Serialises the reading of the first map.
@@ -74,7 +75,7 @@ impl Cluster {
         make: NodeClient,
         connect_timeout_ms: u64,
         command_timeout_ms: u64,
-        wait: Option<(u32, u64)>,
+        wait: Option<Wait>,
     ) -> Cluster {
         Cluster {
             sh: Arc::new(Shared {
@@ -293,7 +294,7 @@ impl Cluster {
     /// Run single-slot commands, `(slot, command, durable)`, as one batch:
     /// one pipeline per primary, all in flight at once, redirects followed
     /// (see [`Dispatch`]); each command's reply or why it has none.
-    pub async fn commands(&self, cmds: Vec<(u16, Cmd, bool)>) -> Result<Vec<Result<Value>>> {
+    pub async fn commands(&self, cmds: Vec<(u16, Cmd, bool)>) -> Result<Vec<Result<Reply>>> {
         if cmds.is_empty() {
             return Ok(Vec::new());
         }
@@ -307,11 +308,7 @@ impl Cluster {
             cmd_to,
             self.sh.wait,
         );
-        let wait_cmd = self.sh.wait.map(|(n, t)| {
-            let mut c = cmd("WAIT");
-            c.arg(n).arg(t);
-            c
-        });
+        let wait_cmd = self.sh.wait.map(|w| w.cmd());
         let mut flying = FuturesUnordered::new();
         loop {
             let (sends, effect) = {
@@ -366,19 +363,31 @@ impl Cluster {
         Ok(d.results())
     }
 
-    /// `WAIT` on the primary of `key`'s slot.
-    pub async fn wait_for(&self, key: &[u8], n: u32, timeout_ms: u64) -> Result<Value> {
-        let mut c = cmd("WAIT");
-        c.arg(n).arg(timeout_ms);
-        let mut r = self.commands(vec![(key_slot(key), c, false)]).await?;
-        r.pop()
-            .unwrap_or_else(|| Err(PersistError::Internal("no reply".into())))
+    /// A batch of the store's ops (see [`Cluster::commands`]): one result
+    /// per op, in order, through the batch seam's [`settle`].
+    pub async fn exec(&self, ops: Vec<Op>) -> Result<Vec<OpResult>> {
+        let cmds = ops
+            .iter()
+            .map(|op| {
+                let durable = matches!(op, Op::SetDurable(..));
+                (key_slot(op_key(op)), op_cmd(op), durable)
+            })
+            .collect();
+        let replies = self.commands(cmds).await?;
+        Ok(ops
+            .iter()
+            .zip(replies)
+            .map(|(op, r)| match r {
+                Ok(Reply { value, waited }) => settle(op, value, waited.as_ref()),
+                Err(e) => OpResult::Failed(e),
+            })
+            .collect())
     }
 
     /// PING a primary (the map is read first if needed).
     pub async fn ping(&self) -> Result<()> {
         let mut r = self.commands(vec![(0, cmd("PING"), false)]).await?;
-        match r.pop() {
+        match r.pop().map(|r| r.map(|r| r.value)) {
             Some(Ok(Value::ServerError(e))) => Err(PersistError::Store(format!(
                 "{} {}",
                 e.code(),
@@ -467,7 +476,7 @@ impl Cluster {
             .collect();
         let mut total = 0u64;
         for r in self.commands(cmds).await? {
-            match r? {
+            match r?.value {
                 Value::Int(n) => total += n.max(0) as u64,
                 Value::ServerError(e) => {
                     return Err(PersistError::Store(

@@ -6,7 +6,8 @@
 //! refresh asked for; ASK: `ASKING` + the command in one write to the node
 //! named; TRYAGAIN/CLUSTERDOWN: after a pause), all within the command
 //! timeout. Durable writes are followed by one `WAIT` in their node's
-//! pipeline; a WAIT that falls short fails the durable writes it covered.
+//! pipeline, whose verdict goes with each of their replies ([`Reply`]; the
+//! batch seam, [`crate::redis::batch::settle`], turns them into results).
 //!
 //! The caller owns the commands, the connections and the clock: it packs
 //! each [`Send`] (per item: `ASKING` if asked, the item's command; then
@@ -18,7 +19,7 @@ use redis::Value;
 use super::redirect::{redirect_of, Redirect};
 use super::slots::{Node, SlotMap};
 use crate::error::PersistError;
-use crate::redis::store::{again, check_wait};
+use crate::redis::batch::{again, Wait};
 
 /// Redirects followed at once before further ones wait ([`pause_ms`]).
 const QUICK_REDIRECTS: u32 = 3;
@@ -42,8 +43,16 @@ enum To {
 enum State {
     Ready { to: To, not_before: u64 },
     InFlight,
-    Done(Value),
+    Done(Reply),
     Failed(PersistError),
+}
+
+/// A command's reply (its own error included, as `Value::ServerError`),
+/// and for a durable write the verdict of the `WAIT` after it.
+#[derive(Debug)]
+pub struct Reply {
+    pub value: Value,
+    pub waited: Option<Result<(), PersistError>>,
 }
 
 #[derive(Debug)]
@@ -89,8 +98,8 @@ pub struct Dispatch {
     items: Vec<Item>,
     deadline_ms: u64,
     timeout_ms: u64,
-    /// `(n, timeout_ms)` of the WAIT after durable writes.
-    wait: Option<(u32, u64)>,
+    /// The WAIT after durable writes.
+    wait: Option<Wait>,
 }
 
 impl Dispatch {
@@ -100,7 +109,7 @@ impl Dispatch {
         slots: impl IntoIterator<Item = (u16, bool)>,
         now_ms: u64,
         timeout_ms: u64,
-        wait: Option<(u32, u64)>,
+        wait: Option<Wait>,
     ) -> Dispatch {
         Dispatch {
             items: slots
@@ -198,8 +207,8 @@ impl Dispatch {
             }
             return effect;
         }
-        let waited = match (send.wait, self.wait) {
-            (true, Some((n, t))) => values.pop().map(|v| check_wait(&v, n, t)),
+        let waited = match (send.wait, &self.wait) {
+            (true, Some(w)) => values.pop().map(|v| w.check(&v)),
             _ => None,
         };
         let mut values = values.into_iter();
@@ -218,13 +227,11 @@ impl Dispatch {
             let quick = item.tries < QUICK_REDIRECTS;
             let (to, pause, why) = match redirect_of(&v) {
                 None => {
-                    let state = match &waited {
-                        Some(Err(e)) if item.durable && !matches!(v, Value::ServerError(_)) => {
-                            State::Failed(again(e))
-                        }
-                        _ => State::Done(v),
+                    let waited = match &waited {
+                        Some(w) if item.durable => Some(w.as_ref().map(|_| ()).map_err(again)),
+                        _ => None,
                     };
-                    item.state = state;
+                    item.state = State::Done(Reply { value: v, waited });
                     continue;
                 }
                 Some(Redirect::Moved { slot, to }) => {
@@ -328,13 +335,12 @@ impl Dispatch {
             .all(|it| matches!(it.state, State::Done(_) | State::Failed(_)))
     }
 
-    /// Each command's reply (errors of the command itself included, as
-    /// `Value::ServerError`), or why it has none; in batch order.
-    pub fn results(self) -> Vec<Result<Value, PersistError>> {
+    /// Each command's reply, or why it has none; in batch order.
+    pub fn results(self) -> Vec<Result<Reply, PersistError>> {
         self.items
             .into_iter()
             .map(|it| match it.state {
-                State::Done(v) => Ok(v),
+                State::Done(r) => Ok(r),
                 State::Failed(e) => Err(e),
                 State::Ready { .. } | State::InFlight => {
                     Err(PersistError::Internal("cluster batch not finished".into()))
@@ -377,6 +383,14 @@ mod tests {
         Value::Okay
     }
 
+    /// The replies' values (the WAIT verdicts left out).
+    fn values(d: Dispatch) -> Vec<Result<Value, PersistError>> {
+        d.results()
+            .into_iter()
+            .map(|r| r.map(|r| r.value))
+            .collect()
+    }
+
     #[test]
     fn one_pipeline_per_primary_in_batch_order() {
         let map = map3();
@@ -417,8 +431,7 @@ mod tests {
         }
         assert!(d.is_done());
         assert_eq!(d.next_wake(), None);
-        let r: Vec<Value> = d
-            .results()
+        let r: Vec<Value> = values(d)
             .into_iter()
             .map(|r| r.unwrap_or(Value::Nil))
             .collect();
@@ -451,7 +464,7 @@ mod tests {
         );
         d.replies(&again[0], vec![ok()], &mut map, 4);
         assert!(d.is_done());
-        let r = d.results();
+        let r = values(d);
         assert!(matches!(&r[0], Ok(Value::Okay)));
         assert!(matches!(&r[1], Ok(Value::BulkString(b)) if b == b"x"));
     }
@@ -477,7 +490,7 @@ mod tests {
         assert_eq!(again[0].replies(), 2);
         d.replies(&again[0], vec![ok(), Value::Int(1)], &mut map, 2);
         assert!(d.is_done());
-        let r = d.results();
+        let r = values(d);
         assert!(matches!(&r[1], Ok(Value::Int(1))));
     }
 
@@ -520,7 +533,7 @@ mod tests {
         let (s, _) = d.sends(&map, 117);
         d.replies(&s[0], vec![ok()], &mut map, 118);
         assert!(d.is_done());
-        assert!(matches!(d.results()[0], Ok(Value::Okay)));
+        assert!(matches!(values(d)[0], Ok(Value::Okay)));
 
         // still down at the deadline: fails with why it was retried
         let mut d = Dispatch::new([(1, false)], 100, 50, None);
@@ -538,7 +551,7 @@ mod tests {
             now = d.next_wake().unwrap_or(now).max(now + 1);
             assert!(now <= 151, "bounded by the deadline");
         }
-        let r = d.results();
+        let r = values(d);
         assert!(
             matches!(&r[0], Err(PersistError::Unavailable(m)) if m.contains("CLUSTERDOWN")),
             "{r:?}"
@@ -568,15 +581,16 @@ mod tests {
         }
         // quick at first, then at most one try per 100 ms
         assert!(sent <= QUICK_REDIRECTS as usize + 20, "{sent}");
-        assert!(
-            matches!(&d.results()[0], Err(PersistError::Unavailable(m)) if m.contains("MOVED"))
-        );
+        assert!(matches!(&values(d)[0], Err(PersistError::Unavailable(m)) if m.contains("MOVED")));
     }
 
     #[test]
     fn durable_writes_get_one_wait_per_node() {
         let mut map = map3();
-        let wait = Some((1, 500));
+        let wait = Some(Wait {
+            replicas: 1,
+            timeout_ms: 500,
+        });
         // durable on 7000, plain on 7000, plain on 7001
         let mut d = Dispatch::new([(1, true), (2, false), (6000, false)], 0, 1000, wait);
         let (s, _) = d.sends(&map, 0);
@@ -585,16 +599,29 @@ mod tests {
             (s[1].node.port, s[1].wait, s[1].replies()),
             (7001, false, 1)
         );
-        // the WAIT came back short: the durable write fails, the rest stands
+        // the WAIT came back short: its verdict goes with the durable
+        // write only (the batch seam fails it); the rest stands
         d.replies(&s[0], vec![ok(), ok(), Value::Int(0)], &mut map, 1);
         d.replies(&s[1], vec![ok()], &mut map, 1);
         let r = d.results();
         assert!(
-            matches!(&r[0], Err(PersistError::Unavailable(m)) if m.contains("WAIT")),
+            matches!(&r[0], Ok(Reply { value: Value::Okay, waited: Some(Err(PersistError::Unavailable(m))) }) if m.contains("WAIT")),
             "{r:?}"
         );
-        assert!(matches!(&r[1], Ok(Value::Okay)));
-        assert!(matches!(&r[2], Ok(Value::Okay)));
+        assert!(matches!(
+            &r[1],
+            Ok(Reply {
+                value: Value::Okay,
+                waited: None
+            })
+        ));
+        assert!(matches!(
+            &r[2],
+            Ok(Reply {
+                value: Value::Okay,
+                waited: None
+            })
+        ));
 
         // acknowledged; a durable write MOVED elsewhere gets its own WAIT there
         let mut d = Dispatch::new([(1, true), (2, true)], 0, 1000, wait);
@@ -608,7 +635,13 @@ mod tests {
         let (s, _) = d.sends(&map, 1);
         assert_eq!((s[0].node.port, s[0].wait), (7003, true));
         d.replies(&s[0], vec![ok(), Value::Int(1)], &mut map, 2);
-        assert!(d.results().iter().all(|r| matches!(r, Ok(Value::Okay))));
+        assert!(d.results().iter().all(|r| matches!(
+            r,
+            Ok(Reply {
+                value: Value::Okay,
+                waited: Some(Ok(()))
+            })
+        )));
 
         // no WAIT without waitReplicas
         let mut d = Dispatch::new([(1, true)], 0, 1000, None);
@@ -618,7 +651,11 @@ mod tests {
     #[test]
     fn a_command_error_is_its_reply_and_fails_no_other() {
         let mut map = map3();
-        let mut d = Dispatch::new([(1, true), (2, false)], 0, 1000, Some((1, 10)));
+        let wait = Some(Wait {
+            replicas: 1,
+            timeout_ms: 10,
+        });
+        let mut d = Dispatch::new([(1, true), (2, false)], 0, 1000, wait);
         let (s, _) = d.sends(&map, 0);
         let e = d.replies(
             &s[0],
@@ -627,7 +664,7 @@ mod tests {
             0,
         );
         assert!(!e.refresh);
-        let r = d.results();
+        let r = values(d);
         // the command's own error stands (not the WAIT's)
         assert!(matches!(&r[0], Ok(Value::ServerError(e)) if e.code() == "WRONGTYPE"));
         assert!(matches!(&r[1], Ok(Value::Okay)));
@@ -642,7 +679,7 @@ mod tests {
         let e = d.failed(&s[0], PersistError::Unavailable("reset".into()), true, 1);
         assert!(e.refresh);
         d.replies(&s[1], vec![ok()], &mut map, 1);
-        let r = d.results();
+        let r = values(d);
         assert!(matches!(&r[0], Err(PersistError::Unavailable(m)) if m == "reset"));
         assert!(matches!(&r[1], Ok(Value::Okay)));
 
@@ -657,7 +694,7 @@ mod tests {
         let (s, _) = d.sends(&map, 1 + pause_ms(0));
         assert_eq!(s[0].node.port, 7003);
         d.replies(&s[0], vec![ok()], &mut map, 10);
-        assert!(matches!(d.results()[0], Ok(Value::Okay)));
+        assert!(matches!(values(d)[0], Ok(Value::Okay)));
 
         // never reachable: the last failure at the deadline
         let mut d = Dispatch::new([(1, false)], 0, 100, None);
@@ -668,7 +705,7 @@ mod tests {
             }
             now = d.next_wake().unwrap_or(now).max(now + 1);
         }
-        assert!(matches!(&d.results()[0], Err(PersistError::Unavailable(m)) if m == "refused"));
+        assert!(matches!(&values(d)[0], Err(PersistError::Unavailable(m)) if m == "refused"));
     }
 
     #[test]
@@ -681,7 +718,7 @@ mod tests {
         let (s, _) = d.sends(&map, pause_ms(1));
         assert_eq!(s[0].node.port, 7000);
         d.failed(&s[0], PersistError::Timeout(100), true, 100);
-        assert!(matches!(d.results()[0], Err(PersistError::Timeout(100))));
+        assert!(matches!(values(d)[0], Err(PersistError::Timeout(100))));
         // never covered: not served, at the deadline
         let mut d = Dispatch::new([(1, false)], 0, 100, None);
         let mut now = 0;
@@ -689,9 +726,7 @@ mod tests {
             assert!(d.sends(&SlotMap::default(), now).0.is_empty());
             now = d.next_wake().unwrap_or(now).max(now + 1);
         }
-        assert!(
-            matches!(&d.results()[0], Err(PersistError::Unavailable(m)) if m.contains("slot 1"))
-        );
+        assert!(matches!(&values(d)[0], Err(PersistError::Unavailable(m)) if m.contains("slot 1")));
     }
 
     #[test]

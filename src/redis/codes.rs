@@ -1,0 +1,79 @@
+//! The numbers that cross the napi boundary for batched calls, defined here
+//! once and read by the JS glue from the binding (`RedisOp`, `RedisOutcome`,
+//! `LeaseKind`, `LeaseOutcome`).
+
+use napi_derive::napi;
+
+/// The kind of one op of a Redis batch (`lib/redis-store.js` → `exec` /
+/// `directSend`).
+#[napi]
+#[derive(Debug, PartialEq, Eq)]
+pub enum RedisOp {
+    Get = 0,
+    Set = 1,
+    Delete = 2,
+    Exists = 3,
+    /// A SET followed by `WAIT` when the store has `waitReplicas` (state
+    /// documents, snapshots).
+    SetDurable = 4,
+    Ping = 5,
+}
+
+impl RedisOp {
+    pub fn from_code(code: i32) -> Option<RedisOp> {
+        Some(match code {
+            0 => RedisOp::Get,
+            1 => RedisOp::Set,
+            2 => RedisOp::Delete,
+            3 => RedisOp::Exists,
+            4 => RedisOp::SetDurable,
+            5 => RedisOp::Ping,
+            _ => return None,
+        })
+    }
+}
+
+/// The outcome of one op of a Redis batch, one int each: one of these, or
+/// `Value + n` for a GET hit whose value is the next `n` UTF-16 units of
+/// the results' text.
+#[napi]
+#[derive(Debug, PartialEq, Eq)]
+pub enum RedisOutcome {
+    /// A GET miss (null), or done (undefined).
+    None = 0,
+    True = 2,
+    False = 3,
+    /// Failed: `errors[i]` holds `[CODE] message`.
+    Error = 4,
+    Value = 8,
+}
+
+/// The kind of one run-lease op (`lib/lease-batcher.js` → `leaseExec`).
+#[napi]
+#[derive(Debug, PartialEq, Eq)]
+pub enum LeaseKind {
+    Acquire = 0,
+    Release = 1,
+    Renew = 2,
+}
+
+impl LeaseKind {
+    pub fn from_code(code: u8) -> Option<LeaseKind> {
+        Some(match code {
+            0 => LeaseKind::Acquire,
+            1 => LeaseKind::Release,
+            2 => LeaseKind::Renew,
+            _ => return None,
+        })
+    }
+}
+
+/// The outcome of one run-lease op: taken / released / renewed or not, or
+/// failed (`errors[i]` holds `[CODE] message`).
+#[napi]
+#[derive(Debug, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    No = 0,
+    Yes = 1,
+    Error = 4,
+}
