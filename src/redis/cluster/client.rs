@@ -491,3 +491,262 @@ impl Cluster {
         Ok(total)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Against two real `redis-server --cluster-enabled yes` nodes started
+    //! here on spare ports (killed by the guard's drop): the routing, a
+    //! MOVED after a slot changed owner, an ASK during a migration, SCAN of
+    //! both primaries and UNLINK per slot.
+    use super::*;
+    use std::process::{Child, Command, Stdio};
+
+    struct Node2 {
+        children: Vec<Child>,
+        dir: std::path::PathBuf,
+        ports: Vec<u16>,
+    }
+
+    impl Drop for Node2 {
+        fn drop(&mut self) {
+            for c in &mut self.children {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// A loopback port that is free, and whose cluster bus port (+10000) is too.
+    fn spare_port() -> u16 {
+        loop {
+            let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
+                continue;
+            };
+            let Ok(a) = l.local_addr() else { continue };
+            let p = a.port();
+            if p < 55000 && std::net::TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
+                return p;
+            }
+        }
+    }
+
+    async fn admin(port: u16, args: &[&str]) -> redis::RedisResult<Value> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+        let mut c = client.get_multiplexed_async_connection().await?;
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        c.req_packed_command(&cmd).await
+    }
+
+    async fn text(port: u16, args: &[&str]) -> String {
+        match admin(port, args).await {
+            Ok(Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+            Ok(Value::SimpleString(s)) => s,
+            Ok(Value::VerbatimString { text, .. }) => text,
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// Two primaries: 0-8191 on the first, 8192-16383 on the second.
+    async fn two_nodes() -> Node2 {
+        let dir = std::env::temp_dir().join(format!(
+            "awaitly-cluster-{}-{}",
+            std::process::id(),
+            spare_port()
+        ));
+        let _ = std::fs::create_dir_all(&dir);
+        let mut n = Node2 {
+            children: Vec::new(),
+            dir: dir.clone(),
+            ports: Vec::new(),
+        };
+        for i in 0..2 {
+            let port = spare_port();
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                ])
+                .args([
+                    "--cluster-config-file",
+                    &format!("nodes-{i}.conf"),
+                    "--cluster-node-timeout",
+                    "1000",
+                ])
+                .args(["--save", "", "--appendonly", "no", "--dir"])
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server (cluster tests need it on PATH)");
+            n.children.push(child);
+            n.ports.push(port);
+        }
+        for &p in &n.ports {
+            for _ in 0..200 {
+                if admin(p, &["PING"]).await.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+        let (a, b) = (n.ports[0], n.ports[1]);
+        admin(a, &["CLUSTER", "ADDSLOTSRANGE", "0", "8191"])
+            .await
+            .expect("addslots");
+        admin(b, &["CLUSTER", "ADDSLOTSRANGE", "8192", "16383"])
+            .await
+            .expect("addslots");
+        admin(a, &["CLUSTER", "MEET", "127.0.0.1", &b.to_string()])
+            .await
+            .expect("meet");
+        for _ in 0..400 {
+            let ok = text(a, &["CLUSTER", "INFO"])
+                .await
+                .contains("cluster_state:ok")
+                && text(b, &["CLUSTER", "INFO"])
+                    .await
+                    .contains("cluster_state:ok")
+                && text(a, &["CLUSTER", "NODES"]).await.lines().count() == 2;
+            if ok {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the two-node cluster did not form");
+    }
+
+    fn client(seed: u16) -> Cluster {
+        let make: NodeClient = Box::new(|n: &Node| {
+            redis::Client::open(format!("redis://{n}"))
+                .map_err(|e| PersistError::Unavailable(e.to_string()))
+        });
+        Cluster::new(vec![Node::new("127.0.0.1", seed)], make, 2000, 5000, None)
+    }
+
+    async fn id_of(port: u16) -> String {
+        text(port, &["CLUSTER", "MYID"]).await
+    }
+
+    #[tokio::test]
+    async fn routes_follows_moved_and_ask_scans_and_unlinks() -> Result<()> {
+        let n = two_nodes().await;
+        let (a, b) = (n.ports[0], n.ports[1]);
+        let c = client(a);
+        let k = |i: usize| format!("t:{i}").into_bytes();
+        let sets: Vec<Op> = (0..200)
+            .map(|i| Op::Set(k(i), b"v".to_vec(), None))
+            .collect();
+        assert!(c.exec(sets).await?.iter().all(|r| *r == OpResult::Done));
+        let gets: Vec<Op> = (0..200).map(|i| Op::Get(k(i))).collect();
+        let got = c.exec(gets).await?;
+        assert!(
+            got.iter().all(|r| matches!(r, OpResult::Value(Some(_)))),
+            "{got:?}"
+        );
+        // one connection per primary
+        assert_eq!(c.connections_opened(), 2);
+        // both primaries hold some
+        for p in [a, b] {
+            assert!(text(p, &["DBSIZE"]).await != "0");
+        }
+
+        // a slot (empty) given to the other primary behind the client's
+        // back: its map is stale, the MOVED is followed and patches it
+        let key = b"{moved}x".to_vec();
+        let slot = key_slot(&key);
+        let (from, to) = if slot <= 8191 { (a, b) } else { (b, a) };
+        let to_id = id_of(to).await;
+        for p in [to, from] {
+            admin(
+                p,
+                &["CLUSTER", "SETSLOT", &slot.to_string(), "NODE", &to_id],
+            )
+            .await
+            .expect("setslot");
+        }
+        let r = c
+            .exec(vec![Op::Set(key.clone(), b"m".to_vec(), None)])
+            .await?;
+        assert_eq!(r, vec![OpResult::Done]);
+        assert_eq!(c.map().node_of(slot), Some(&Node::new("127.0.0.1", to)));
+        assert_eq!(text(to, &["GET", "{moved}x"]).await, "m");
+
+        // a slot migrating back (no key moved yet): a new key is asked for
+        // on the importing node, with ASKING in the same pipeline
+        let from_id = id_of(to).await;
+        let back_id = id_of(from).await;
+        admin(
+            from,
+            &[
+                "CLUSTER",
+                "SETSLOT",
+                &slot.to_string(),
+                "IMPORTING",
+                &from_id,
+            ],
+        )
+        .await
+        .expect("importing");
+        admin(
+            to,
+            &[
+                "CLUSTER",
+                "SETSLOT",
+                &slot.to_string(),
+                "MIGRATING",
+                &back_id,
+            ],
+        )
+        .await
+        .expect("migrating");
+        let r = c
+            .exec(vec![Op::Set(b"{moved}new".to_vec(), b"a".to_vec(), None)])
+            .await?;
+        assert_eq!(r, vec![OpResult::Done]);
+        // written on the importing node, not on the source
+        let count = |p: u16| async move {
+            admin(p, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()])
+                .await
+                .ok()
+        };
+        assert_eq!(count(from).await, Some(Value::Int(1)));
+        assert_eq!(count(to).await, Some(Value::Int(1)));
+        let r = c.exec(vec![Op::Get(b"{moved}new".to_vec())]).await?;
+        assert_eq!(
+            r,
+            vec![OpResult::Value(Some(crate::redis::batch::Text::of("a")))]
+        );
+        // the old key is still served where it is
+        let r = c.exec(vec![Op::Get(key.clone())]).await?;
+        assert_eq!(
+            r,
+            vec![OpResult::Value(Some(crate::redis::batch::Text::of("m")))]
+        );
+
+        // SCAN of both primaries, UNLINK per slot
+        let mut seen = Vec::new();
+        c.scan(b"t:*", 50, |page| seen.extend(page)).await?;
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 200);
+        let keys: Vec<&[u8]> = seen.iter().map(Vec::as_slice).collect();
+        assert_eq!(c.unlink(&keys, 10).await?, 200);
+        let mut left = Vec::new();
+        c.scan(b"t:*", 50, |page| left.extend(page)).await?;
+        assert!(left.is_empty());
+        c.close();
+        assert!(matches!(
+            c.exec(vec![Op::Get(b"t:1".to_vec())]).await?.pop(),
+            Some(OpResult::Failed(PersistError::Closed))
+        ));
+        Ok(())
+    }
+}
