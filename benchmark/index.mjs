@@ -8,7 +8,7 @@ import os from 'node:os'
 import { renderTable } from './harness.mjs'
 import { ratioBars, renderChart, renderGroupedChart } from './chart.mjs'
 
-const suites = ['serialize', 'memory-cache', 'memory-soak', 'file', 'redis-clients', 'redis', 'write-behind', 'snapshot', 'cluster']
+const suites = ['serialize', 'memory-cache', 'memory-soak', 'file', 'redis-clients', 'redis-tls', 'redis', 'write-behind', 'snapshot', 'cluster']
 const only = process.argv.slice(2)
 
 const out = [
