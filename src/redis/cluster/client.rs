@@ -121,6 +121,13 @@ impl Cluster {
         }
         let current = |sh: &Shared| {
             let mut conns = sh.conns.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(NodeConn {
+                conn: Some(c),
+                connecting,
+            }) = conns.get(node)
+            {
+                return (Some(c.clone()), connecting.clone());
+            }
             let slot = conns.entry(node.clone()).or_default();
             (slot.conn.clone(), slot.connecting.clone())
         };
