@@ -28,11 +28,6 @@ export declare class NativeFileDir {
   /** Read `key`'s file: `null` when there is none. */
   read(key: string): Promise<FileRead | null>
   /**
-   * Atomically write `data` as `key`'s file. Queued before this returns,
-   * so calls apply in call order.
-   */
-  write(key: string, data: string, durable: boolean): Promise<void>
-  /**
    * Atomically write many files in one group commit (the writes of one
    * JavaScript tick). Per write: `null`, or the error as `[CODE] message`.
    */
@@ -64,8 +59,8 @@ export declare class NativeFileStore {
   keys(pattern: string, nowMs: number): Promise<Array<string>>
   /**
    * A batch of run-lease ops, decided in order under one hold of the
-   * directory's lease lock (see `file::lease`): `kinds[i]` 0 acquire (a
-   * new token is made here), 1 release, 2 renew, of `ids[i]` under
+   * directory's lease lock (see `file::lease`): `kinds[i]` a `LeaseKind`
+   * (an acquire's new token is made here), of `ids[i]` under
    * `prefixes[i]`, by `tokens[i]` ("" for acquire). Same answer as the
    * Redis store's `lease_exec`.
    */
@@ -142,18 +137,6 @@ export declare class NativeRedisStore {
 }
 
 /**
- * Test hook: panics inside the Rust core, caught at the boundary and thrown
- * as a JS `Error` with code `ERR_INTERNAL` instead of aborting the process.
- */
-export declare function __panicForTest(): void
-
-/**
- * Assemble the state document from the JSON texts of arrays whose elements
- * are `key1, entry1, ..., {"metadata": m}` (see `state::doc::assemble_state_units`).
- */
-export declare function assembleState(chunks: Array<string>): string
-
-/**
  * Of `candidates`, the keys a cache with `prefix` may delete, given the
  * owner keys found in the store: verified markers and legacy registry keys
  * (for stores written in JavaScript, and the file store's owner files).
@@ -169,11 +152,20 @@ export declare function cacheDeletableKeys(prefix: string, ownerKeys: Array<stri
  */
 export declare function drainFileDirs(): void
 
+/**
+ * Every error code → the name of the JS class it is thrown as
+ * (`ERROR_CLASSES`), for `lib/errors.js`.
+ */
+export declare function errorClasses(): Record<string, string>
+
 /** Escape `* ? [ ] \` so `literal` matches only itself in a `keys()` pattern. */
 export declare function escapeGlob(literal: string): string
 
 export interface ExecOut {
-  /** One int per op (see `META_VALUE`). */
+  /**
+   * One int per op: a `RedisOutcome`, or `RedisOutcome.Value + n` for a
+   * GET hit (its value: the next `n` UTF-16 units of `blob`).
+   */
   meta: Int32Array
   blob: string
   /** Per-op failures, only when some op failed. */
@@ -198,7 +190,7 @@ export interface KeysOut {
   blob: string
 }
 
-/** The kind of one run-lease op (`lib/lease-batcher.js` → `leaseExec`). */
+/** The kind of one run-lease op. */
 export declare const enum LeaseKind {
   Acquire = 0,
   Release = 1,
@@ -213,7 +205,7 @@ export interface LeaseOut {
 
 /**
  * The outcome of one run-lease op: taken / released / renewed or not, or
- * failed (`errors[i]` holds `[CODE] message`).
+ * failed.
  */
 export declare const enum LeaseOutcome {
   No = 0,
@@ -253,12 +245,6 @@ export declare function memoryCacheInit(regs: Float64Array): unknown
  * its slot (which may be the evicted LRU entry's), or `ERR`.
  */
 export declare function memoryCacheInsert(): number
-
-/** Live caches in this thread's registry (tests: finalizers free entries). */
-export declare function memoryCacheLiveCount(): number
-
-/** Baseline for the benchmark: an empty native call. */
-export declare function memoryCacheNoop(): void
 
 /** Remove entries expired at `regs[1]`; returns their slots. */
 export declare function memoryCachePurgeStale(): Array<number>
@@ -361,3 +347,18 @@ export declare function throwDocumentError(path: string, expected: string, got: 
  * the problem). Returns normally when `text` is a valid state document.
  */
 export declare function validateState(text: string): void
+
+export declare namespace __internal {
+  /**
+   * Internal: live memory caches in this thread's registry (finalizers free
+   * entries; __test__/memory-cache-gc.test.ts).
+   */
+  export function memoryCacheLiveCount(): number
+  /** Internal: an empty native call, the baseline of benchmark/memory-cache.mjs. */
+  export function noop(): void
+  /**
+   * Internal: panics inside the Rust core, caught at the boundary and thrown
+   * as a JS `Error` with code `ERR_INTERNAL` instead of aborting the process.
+   */
+  export function panic(): void
+}

@@ -99,7 +99,7 @@ const cases: Array<[string, typeof Error, () => unknown]> = [
     await store.close()
     await store.get('k')
   }],
-  ['ERR_INTERNAL', Error, () => native.__panicForTest()],
+  ['ERR_INTERNAL', Error, () => native.__internal.panic()],
 ]
 
 describe('isPersistenceError', () => {

@@ -42,12 +42,12 @@ async function main() {
 
   // Destructured methods keep the cache (and its native state) alive.
   await collect()
-  const liveBefore = require('./binding.js').memoryCacheLiveCount()
+  const liveBefore = require('./binding.js').__internal.memoryCacheLiveCount()
   let { get, set } = createMemoryCache()
   await collect()
   set('d', val('destructured'))
   const destructuredWorks = get('d') === refs.destructured.deref()
-  const liveWithMethods = require('./binding.js').memoryCacheLiveCount() - liveBefore
+  const liveWithMethods = require('./binding.js').__internal.memoryCacheLiveCount() - liveBefore
   get = set = null
 
   const stale = createMemoryCache({ ttl: 5 })
@@ -74,7 +74,7 @@ async function main() {
     destructuredValue: alive('destructured'),
     // native registry entries of dropped caches are freed by their finalizer:
     // only c, cleared and stale remain
-    liveCaches: require('./binding.js').memoryCacheLiveCount(),
+    liveCaches: require('./binding.js').__internal.memoryCacheLiveCount(),
   }
   process.stdout.write(JSON.stringify(out))
 }

@@ -9,6 +9,7 @@ import { startPrivateRedis, withTransport, type PrivateRedis } from './helpers/r
 
 const require = createRequire(import.meta.url)
 const { createRedisStore, createKVCache, ok } = require('../index.js')
+const { createSnapshotStore } = require('../snapshot.js')
 
 const TIMEOUT = 400
 
@@ -47,7 +48,14 @@ describe(`native Redis store (${transport} transport): outage and recovery`, () 
 
   it('a server that does not answer: pending calls reject with ERR_STORE_TIMEOUT within commandTimeout', async () => {
     execFileSync('redis-cli', ['-p', String(server.port), 'CLIENT', 'PAUSE', '900', 'ALL'])
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => settle(store.get(`k${i}`))))
+    const snaps = createSnapshotStore({ store, prefix: 's:' })
+    const results = await Promise.all([
+      ...Array.from({ length: 20 }, (_, i) => settle(store.get(`k${i}`))),
+      // calls made of several batches (SCAN, lease scripts) too
+      settle(store.keys('k*')),
+      settle(snaps.tryAcquire('run', { ttlMs: 1000 })),
+      settle(snaps.release('run', 'x'.repeat(32))),
+    ])
     for (const r of results) {
       expect(r.ok).toBe(false)
       expect(r.ok ? undefined : r.error.code).toBe('ERR_STORE_TIMEOUT')
@@ -61,7 +69,12 @@ describe(`native Redis store (${transport} transport): outage and recovery`, () 
   it('killed mid-run: every pending call rejects with ERR_STORE_UNAVAILABLE, new calls too, quickly', async () => {
     // hold our commands in the server so they are in flight when it dies
     execFileSync('redis-cli', ['-p', String(server.port), 'CLIENT', 'PAUSE', '5000', 'ALL'])
-    const pending = Array.from({ length: 100 }, (_, i) => settle(store.get(`k${i % 50}`)))
+    const snaps = createSnapshotStore({ store, prefix: 's:' })
+    const pending = [
+      ...Array.from({ length: 100 }, (_, i) => settle(store.get(`k${i % 50}`))),
+      settle(store.keys('k*')),
+      settle(snaps.tryAcquire('run', { ttlMs: 1000 })),
+    ]
     await new Promise((r) => setTimeout(r, 50))
     await server.kill()
     const results = await Promise.all(pending)

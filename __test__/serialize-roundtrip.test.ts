@@ -6,7 +6,6 @@ import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
 const lib = require('../index.js')
-const native = require('../binding.js')
 const { stringifyState, parseState, serializeState, deserializeState, serializeResult, deserializeResult, ok, err } = lib
 
 const state = (pairs: [unknown, unknown][]) => ({ steps: new Map(pairs) })
@@ -136,32 +135,6 @@ describe('stringifyState → parseState round trip', () => {
   })
 })
 
-describe('the Rust envelope assembler', () => {
-  // V8 stringifies [key, entry, ...] in chunks; Rust assembles the document.
-  function viaRust(s: { steps: any }, metadata: unknown, pairsPerChunk: number): string {
-    const parts: unknown[] = []
-    for (const [k, e] of s.steps) if (k !== '__proto__') parts.push(k, lib.serializeEntry(e))
-    const chunks: string[] = []
-    let i = 0
-    for (; i + 2 * pairsPerChunk < parts.length; i += 2 * pairsPerChunk) chunks.push(JSON.stringify(parts.slice(i, i + 2 * pairsPerChunk)))
-    chunks.push(JSON.stringify([...parts.slice(i), { metadata }]))
-    return native.assembleState(chunks)
-  }
-
-  it('is byte-identical to stringifyState (keys order, escapes, lone surrogates, non-Latin-1 text, metadata)', () => {
-    const pairs: [string, unknown][] = []
-    for (let i = 0; i < 300; i++) {
-      const key = i % 40 === 0 ? String(500 - i) : i % 9 === 0 ? `k\ud800"${i}` : `step:${i}`
-      pairs.push([key, i % 4 === 0 ? { result: err({ c: i }, { cause: new Error(`e${i}`) }) } : okEntry({ t: i % 3 ? 'plain' : '日本\udc00', i })])
-    }
-    const s = state(pairs)
-    for (const meta of [undefined, null, { m: 'x\u2028' }, 'str', { toJSON: (k: string) => k }]) {
-      for (const per of [1, 7, 64, 1000]) expect(viaRust(s, meta, per)).toBe(stringifyState(s, meta))
-    }
-    const empty = state([])
-    expect(viaRust(empty, undefined, 64)).toBe(stringifyState(empty))
-  })
-})
 
 describe('depth', () => {
   it('parseState of a state whose value holds a 100,000-deep array parses', () => {

@@ -26,7 +26,7 @@ describe('package entry points', () => {
   it('a Rust panic becomes a JS error with a code, and the process lives', () => {
     let caught: any
     try {
-      native.__panicForTest()
+      native.__internal.panic()
     } catch (e) {
       caught = e
     }
@@ -34,7 +34,7 @@ describe('package entry points', () => {
     expect(caught.code).toBe('ERR_INTERNAL')
     expect(caught.message).toMatch(/deliberate test panic/)
     // what and where stay in the error, since nothing is printed
-    expect(caught.message).toMatch(/^internal error: panic: deliberate test panic \(at src\/glob_binding\.rs:\d+:\d+\)$/)
+    expect(caught.message).toMatch(/^internal error: panic: deliberate test panic \(at src\/boundary\/test_hooks\.rs:\d+:\d+\)$/)
     // still alive and working
     expect(cjs.globMatch('a*', 'abc')).toBe(true)
   })
@@ -43,7 +43,7 @@ describe('package entry points', () => {
     const script = `
       const native = require('./binding.js')
       let code
-      try { native.__panicForTest() } catch (e) { code = e.code }
+      try { native.__internal.panic() } catch (e) { code = e.code }
       console.log(code)`
     const run = (env: Record<string, string>) =>
       spawnSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8', env: { ...process.env, RUST_BACKTRACE: '1', ...env } })
@@ -54,6 +54,6 @@ describe('package entry points', () => {
     const loud = run({ AWAITLY_NATIVE_PANIC_REPORT: '1' })
     expect(loud.status, loud.stderr).toBe(0)
     expect(loud.stdout.trim()).toBe('ERR_INTERNAL')
-    expect(loud.stderr).toMatch(/panicked at src\/glob_binding\.rs:\d+:\d+:\ndeliberate test panic/)
+    expect(loud.stderr).toMatch(/panicked at src\/boundary\/test_hooks\.rs:\d+:\d+:\ndeliberate test panic/)
   })
 })

@@ -157,44 +157,6 @@ export async function run() {
     design.push(['parse: Rust validator alone (UTF-16 crossing + scan)', fmt(validateOnly), ratio(validateOnly, parse)])
     design.push(['parse: JSON.parse alone', fmt(jsonParse), ratio(jsonParse, parse)])
   }
-  {
-    const flat = []
-    for (const [k, e] of big.steps) flat.push(k, native.serializeEntry(e))
-    const whole = JSON.stringify([...flat, { metadata: meta }])
-    const chunked = []
-    for (let i = 0; i < flat.length; i += 128) chunked.push(JSON.stringify(flat.slice(i, i + 128)))
-    chunked.push(JSON.stringify([{ metadata: meta }]))
-    // The whole of stringifyState done the Rust way: V8 stringifies [key, entry, ...]
-    // in 64-pair chunks, Rust assembles the document (byte-identical).
-    const viaRust = (state, metadata) => {
-      const parts = []
-      for (const [k, e] of state.steps) parts.push(k, native.serializeEntry(e))
-      const chunks = []
-      let i = 0
-      for (; i + 128 < parts.length; i += 128) chunks.push(JSON.stringify(parts.slice(i, i + 128)))
-      const last = parts.slice(i)
-      last.push({ metadata })
-      chunks.push(JSON.stringify(last))
-      return binding.assembleState(chunks)
-    }
-    if (viaRust(big, meta) !== bigText) throw new Error('Rust assembly differs')
-    const [shipped, rustPath] = await pair(() => native.stringifyState(big, meta), () => viaRust(big, meta))
-    design.push(['stringify: stringifyState as shipped (one V8 JSON.stringify)', fmt(shipped), '1.00×'])
-    design.push(['stringify: V8 pieces + Rust assembly (byte-identical)', fmt(rustPath), ratio(rustPath, shipped)])
-    const [asmChunks, asmWhole] = await pair(() => binding.assembleState(chunked), () => binding.assembleState([whole]))
-    design.push(['stringify: Rust assembly alone, 64-pair chunks', fmt(asmChunks), ratio(asmChunks, shipped)])
-    design.push(['stringify: Rust assembly alone, one big string', fmt(asmWhole), ratio(asmWhole, shipped)])
-    const [oneCall, chunkCalls] = await pair(
-      () => JSON.stringify([...flat, { metadata: meta }]),
-      () => {
-        const out = []
-        for (let i = 0; i < flat.length; i += 128) out.push(JSON.stringify(flat.slice(i, i + 128)))
-        return out
-      },
-    )
-    design.push(['stringify: V8 JSON.stringify of all pairs in one string', fmt(oneCall), ''])
-    design.push(['stringify: V8 JSON.stringify in 64-pair chunks', fmt(chunkCalls), ratio(chunkCalls, oneCall)])
-  }
 
   return [
     {

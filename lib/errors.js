@@ -4,20 +4,13 @@
 // thrown as one JavaScript class per code (README "Errors"); the guard checks
 // both, so a `true` narrows `e.code` to exactly the codes of `e`'s class.
 
-const CLASS_OF_CODE = Object.freeze({
-  ERR_INVALID_ARG: TypeError,
-  ERR_INVALID_DOCUMENT: TypeError,
-  ERR_JSON_SYNTAX: SyntaxError,
-  ERR_OUT_OF_RANGE: RangeError,
-  ERR_CORRUPT: Error,
-  ERR_IO: Error,
-  ERR_STORE_UNAVAILABLE: Error,
-  ERR_STORE_TIMEOUT: Error,
-  ERR_STORE: Error,
-  ERR_STORE_CLOSED: Error,
-  ERR_INTERNAL: Error,
-  ERR_NATIVE_BINDING_NOT_FOUND: Error,
-})
+const { binding } = require('./native.js')
+
+// The code → class table is defined once, in Rust (src/error.rs).
+const CONSTRUCTORS = { Error, TypeError, RangeError, SyntaxError }
+const CLASS_OF_CODE = Object.freeze(
+  Object.fromEntries(Object.entries(binding.errorClasses()).map(([code, name]) => [code, CONSTRUCTORS[name]])),
+)
 
 /**
  * Is `error` an error of this package: an Error of the class its `code`

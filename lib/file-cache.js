@@ -1,6 +1,6 @@
 'use strict'
 // createFileCache: the spec's file cache. With no `fs` option all disk I/O is
-// native (src/file/store.rs: atomic, durable, group-committed writes); with
+// native (src/file/dir.rs and commit.rs: atomic, durable, group-committed writes); with
 // an `fs` object (the spec's FileSystemInterface) that object does the I/O,
 // as in the JS module. Both use the native naming scheme (src/file/name.rs)
 // and the JS module's file format: JSON.stringify(serializeResult(r), null, 2).

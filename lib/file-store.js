@@ -1,6 +1,6 @@
 'use strict'
 // createFileStore: a file-backed KeyValueStore (get/set/delete/exists/keys),
-// native (src/file/store.rs `KvFiles`). One file per key, named by the same
+// native (src/file/kv.rs `KvFiles`). One file per key, named by the same
 // scheme as the file cache, holding our envelope {"key","value","expiresAt"}
 // so keys() can list the exact original keys. TTLs are in seconds, like the
 // spec's KeyValueStore, validated exactly as the Redis store validates them

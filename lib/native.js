@@ -66,6 +66,11 @@ function loadBinding() {
 }
 
 const binding = loadBinding()
+// Internal test hooks (src/boundary/test_hooks.rs): not part of the API, kept
+// off enumeration of the binding.
+if (Object.prototype.hasOwnProperty.call(binding, '__internal')) {
+  Object.defineProperty(binding, '__internal', { enumerable: false })
+}
 
 const CODED = /^\[(ERR_[A-Z_]+)\] /
 

@@ -7,11 +7,9 @@
 // - V8 does the JSON of user values (JSON.stringify / JSON.parse) and builds
 //   the JS objects, Errors and Maps: walking JS values from Rust costs
 //   9-15 µs per entry against ~1 µs for V8, building them 5x JSON.parse.
-// - The Rust core (src/state/doc.rs) owns the state document's rules: its
-//   validator and every error message for JSON that is not a state document,
-//   and an envelope assembler byte-identical to stringifyState (pinned by
-//   tests; the Rust stores can use it). Argument errors are thrown from Rust
-//   too, so every error has its class and `code` from one place.
+// - The Rust core (src/state/validate.rs) owns the state document's rules: its
+//   validator and every error message for JSON that is not a state document.
+//   Argument errors are thrown from Rust too, so every error has its class and `code` from one place.
 // - stringifyState is one V8 JSON.stringify: sending the text through Rust
 //   measured 0.54x of it on a 1,000-entry state (272 KB: the text crosses in
 //   as UTF-16 cheaply, ~25 µs per 370 KB, but creating the result string back
@@ -240,10 +238,8 @@ function stateDocument(fn, state, metadata) {
 
 /**
  * `JSON.stringify(serializeState(state, metadata))`, byte for byte, made by
- * V8 in one call. (The Rust core has the same assembler,
- * `binding.assembleState`, used by tests to pin the format; on the hot path
- * it measured 0.54x of this, because the text must cross to Rust and back and
- * be scanned; see benchmark/serialize.mjs.)
+ * V8 in one call (faster than assembling the document in Rust: the text
+ * would have to cross to Rust and back and be scanned).
  */
 function stringifyState(state, metadata) {
   const doc = stateDocument('stringifyState', state, metadata)
@@ -265,7 +261,7 @@ const CAUSE_TYPES = '"error", "value" or "undefined"'
 
 /**
  * Build `{ steps }` from a parsed document, checking the rules of
- * src/state/doc.rs as it goes. `fail(key, sub, expected, got)` is called on
+ * src/state/validate.rs as it goes. `fail(key, sub, expected, got)` is called on
  * the first problem and throws (path: `sub` under `entries[key]`, or the
  * top-level `sub` when `key` is undefined).
  */

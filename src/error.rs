@@ -1,6 +1,8 @@
 //! The one error type of the crate. Every failure a caller can see is a
 //! variant here, with a stable `code` string and the JavaScript class it is
-//! thrown as. No napi types: the binding layer (`js_error.rs`) maps it.
+//! thrown as. No napi types: the binding layer (`boundary/js_error.rs`) maps it.
+
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -13,7 +15,40 @@ pub enum JsClass {
     SyntaxError,
 }
 
-#[derive(Debug, Error)]
+impl JsClass {
+    /// The JavaScript constructor's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            JsClass::Error => "Error",
+            JsClass::TypeError => "TypeError",
+            JsClass::RangeError => "RangeError",
+            JsClass::SyntaxError => "SyntaxError",
+        }
+    }
+}
+
+/// Every error code of the package with the JavaScript class it is thrown
+/// as: the one table, exported to JS (`errorClasses`) and read by
+/// `lib/errors.js`. `ERR_NATIVE_BINDING_NOT_FOUND` is raised by the JS loader
+/// (`lib/native.js`) when this binary cannot be loaded.
+pub const ERROR_CLASSES: [(&str, JsClass); 12] = [
+    ("ERR_INVALID_ARG", JsClass::TypeError),
+    ("ERR_INVALID_DOCUMENT", JsClass::TypeError),
+    ("ERR_JSON_SYNTAX", JsClass::SyntaxError),
+    ("ERR_OUT_OF_RANGE", JsClass::RangeError),
+    ("ERR_CORRUPT", JsClass::Error),
+    ("ERR_IO", JsClass::Error),
+    ("ERR_STORE_UNAVAILABLE", JsClass::Error),
+    ("ERR_STORE_TIMEOUT", JsClass::Error),
+    ("ERR_STORE", JsClass::Error),
+    ("ERR_STORE_CLOSED", JsClass::Error),
+    ("ERR_INTERNAL", JsClass::Error),
+    ("ERR_NATIVE_BINDING_NOT_FOUND", JsClass::Error),
+];
+
+/// Cloneable, so one failure can be reported to every caller it affects
+/// (each write of a failed batch, each op of a failed pipeline).
+#[derive(Debug, Clone, Error)]
 pub enum PersistError {
     /// A caller passed an argument or option of the wrong type or range.
     #[error("{0}")]
@@ -36,7 +71,7 @@ pub enum PersistError {
         op: &'static str,
         path: String,
         #[source]
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
     /// The store cannot be reached (connection refused, dropped).
     #[error("store unavailable: {0}")]
@@ -73,23 +108,20 @@ impl PersistError {
         }
     }
 
-    /// The JavaScript class this error is thrown as.
+    /// The JavaScript class this error is thrown as (see [`ERROR_CLASSES`]).
     pub fn js_class(&self) -> JsClass {
-        match self {
-            PersistError::InvalidArgument(_) | PersistError::InvalidDocument(_) => {
-                JsClass::TypeError
-            }
-            PersistError::Syntax(_) => JsClass::SyntaxError,
-            PersistError::Range(_) => JsClass::RangeError,
-            _ => JsClass::Error,
-        }
+        let code = self.code();
+        ERROR_CLASSES
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map_or(JsClass::Error, |&(_, class)| class)
     }
 
     pub fn io(op: &'static str, path: impl Into<String>, source: std::io::Error) -> Self {
         PersistError::Io {
             op,
             path: path.into(),
-            source,
+            source: Arc::new(source),
         }
     }
 
@@ -126,5 +158,30 @@ mod tests {
         assert_eq!(c.to_string(), "corrupt value at a.json: unexpected end");
         assert_eq!(PersistError::Timeout(500).code(), "ERR_STORE_TIMEOUT");
         assert_eq!(PersistError::Closed.js_class(), JsClass::Error);
+        assert_eq!(
+            PersistError::Range("x".into()).js_class(),
+            JsClass::RangeError
+        );
+    }
+
+    #[test]
+    fn every_code_is_in_the_class_table_once() {
+        let all = [
+            PersistError::InvalidArgument(String::new()),
+            PersistError::InvalidDocument(String::new()),
+            PersistError::Syntax(String::new()),
+            PersistError::Range(String::new()),
+            PersistError::corrupt("", ""),
+            PersistError::io("x", "", std::io::Error::other("x")),
+            PersistError::Unavailable(String::new()),
+            PersistError::Timeout(0),
+            PersistError::Store(String::new()),
+            PersistError::Closed,
+            PersistError::Internal(String::new()),
+        ];
+        for e in &all {
+            let n = ERROR_CLASSES.iter().filter(|(c, _)| *c == e.code()).count();
+            assert_eq!(n, 1, "{}", e.code());
+        }
     }
 }

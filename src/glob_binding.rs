@@ -17,13 +17,3 @@ pub fn escape_glob(literal: Utf16String) -> Utf16String {
 pub fn glob_match(pattern: Utf16String, key: Utf16String) -> bool {
     glob::matches_units(&pattern, &key)
 }
-
-/// Test hook: panics inside the Rust core, caught at the boundary and thrown
-/// as a JS `Error` with code `ERR_INTERNAL` instead of aborting the process.
-#[napi(js_name = "__panicForTest")]
-// the one deliberate panic: proves the boundary guard (__test__/smoke.test.ts)
-#[allow(clippy::panic)]
-pub fn panic_for_test(env: Env) -> Result<()> {
-    crate::js_error::guard(|| -> crate::error::Result<()> { panic!("deliberate test panic") })
-        .map_err(|e| crate::js_error::throw(&env, e))
-}

@@ -1,10 +1,12 @@
 //! awaitly-persistence-native: a Rust core for `awaitly/persistence`.
 //!
 //! `lib.rs` only wires modules. One folder per concept, each a pure core (no
-//! napi types, injected clock; `cargo test`) plus its thin napi `binding.rs`:
+//! napi types; time comes in as a `now_ms` argument or, for file leases, an
+//! injected `LeaseClock`; `cargo test`) plus its thin napi `binding.rs`:
 //! `redis/`, `file/`, `cache/` (the memory LRU), `state/` (resume-state
-//! documents). Shared: `error` (+ `js_error`, its JS mapping), `clock`,
-//! `glob` (+ `glob_binding`), `wtf8`, `runtime`.
+//! documents). Shared: `error` (+ `boundary`, what the napi bindings share:
+//! its JS mapping, JS text, lease results, test hooks), `json_string`, `glob`
+//! (+ `glob_binding`), `wtf8`, `runtime`.
 
 #![deny(clippy::unwrap_used)]
 // a panic in a sync napi function would abort the user's process: outside
@@ -13,11 +15,12 @@
 // `#[napi]` items are only registered in the cdylib; unit-test builds see them unused.
 #![cfg_attr(test, allow(dead_code))]
 
+mod boundary;
 pub mod cache;
-pub mod clock;
 pub mod error;
 pub mod file;
 pub mod glob;
+pub mod json_string;
 pub mod redis;
 mod runtime;
 pub mod state;
@@ -25,4 +28,3 @@ pub mod token;
 pub mod wtf8;
 
 mod glob_binding;
-mod js_error;

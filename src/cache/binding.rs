@@ -37,9 +37,9 @@ use std::cell::RefCell;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::boundary::js_error;
 use crate::cache::lru::{self, Lru, OptValue};
 use crate::error::PersistError;
-use crate::js_error;
 
 const R_PENDING: usize = 0;
 const R_NOW: usize = 1;
@@ -384,16 +384,12 @@ pub fn memory_cache_counters(env: Env) -> napi::Result<Vec<f64>> {
     .map_err(|e| js_error::throw(&env, e))
 }
 
-/// Live caches in this thread's registry (tests: finalizers free entries).
-#[napi]
-pub fn memory_cache_live_count() -> u32 {
+/// Live caches in this thread's registry (finalizers free entries); for
+/// `boundary::test_hooks`.
+pub(crate) fn live_count() -> u32 {
     REGISTRY.with(|r| {
         r.try_borrow()
             .map(|r| r.cores.iter().filter(|c| c.is_some()).count() as u32)
             .unwrap_or(0)
     })
 }
-
-/// Baseline for the benchmark: an empty native call.
-#[napi]
-pub fn memory_cache_noop() {}

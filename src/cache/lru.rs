@@ -375,7 +375,21 @@ impl Lru {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::clock::{Clock, ManualClock};
+
+    /// Time the tests move by hand (the core takes `now` as an argument).
+    struct ManualClock(std::cell::Cell<u64>);
+
+    impl ManualClock {
+        fn new(start_ms: u64) -> Self {
+            ManualClock(std::cell::Cell::new(start_ms))
+        }
+        fn advance(&self, ms: u64) {
+            self.0.set(self.0.get() + ms);
+        }
+        fn now_ms(&self) -> f64 {
+            self.0.get() as f64
+        }
+    }
 
     /// A tiny model of the glue: keys by slot, metadata array, pending hits.
     struct Harness {

@@ -1,5 +1,5 @@
 //! The in-process memory cache: LRU order, expiry and eviction (`lru`) and
 //! the thin napi `binding` over shared typed arrays.
 
-mod binding;
+pub(crate) mod binding;
 pub mod lru;

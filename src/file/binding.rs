@@ -1,4 +1,4 @@
-//! Thin napi layer over `file::store` / `file::name`. Keys cross as exact
+//! Thin napi layer over `file::dir`, `file::kv` and `file::name`. Keys cross as exact
 //! UTF-16 (`Utf16String`: lone surrogates survive). Reads run on tokio's
 //! blocking pool; writes are queued to the directory's committer thread and
 //! resolve when their group commit is durable.
@@ -13,11 +13,12 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::boundary::js_error;
+use crate::boundary::lease::{LeaseKind as LeaseCode, LeaseOut};
 use crate::error::PersistError;
+use crate::file::dir::{Done, DrainHandle, FileDir};
+use crate::file::kv::KvFiles;
 use crate::file::lease::{FileLeaseOp, FileLeases, HostClock, LeaseKind};
-use crate::file::store::{Done, DrainHandle, FileDir, KvFiles};
-use crate::js_error;
-use crate::redis::binding::LeaseOut;
 
 /// A read: the file read, its text, and an identity for `quarantine`.
 #[napi(object)]
@@ -171,22 +172,6 @@ impl NativeFileDir {
                 identity: f.identity,
             }))
         }))
-    }
-
-    /// Atomically write `data` as `key`'s file. Queued before this returns,
-    /// so calls apply in call order.
-    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
-    pub fn write<'env>(
-        &self,
-        env: &'env Env,
-        key: Utf16String,
-        data: String,
-        durable: bool,
-    ) -> Result<PromiseRaw<'env, ()>> {
-        let (done, rx) = channel();
-        let name = self.inner.naming().names(&key).primary;
-        self.inner.write(name, data.into_bytes(), durable, done);
-        env.spawn_future(settle(rx))
     }
 
     /// Atomically write many files in one group commit (the writes of one
@@ -382,8 +367,8 @@ impl NativeFileStore {
     }
 
     /// A batch of run-lease ops, decided in order under one hold of the
-    /// directory's lease lock (see `file::lease`): `kinds[i]` 0 acquire (a
-    /// new token is made here), 1 release, 2 renew, of `ids[i]` under
+    /// directory's lease lock (see `file::lease`): `kinds[i]` a `LeaseKind`
+    /// (an acquire's new token is made here), of `ids[i]` under
     /// `prefixes[i]`, by `tokens[i]` ("" for acquire). Same answer as the
     /// Redis store's `lease_exec`.
     #[napi(catch_unwind, ts_return_type = "Promise<LeaseOut>")]
@@ -405,7 +390,11 @@ impl NativeFileStore {
                     "lease_exec: batch arrays differ in length".into(),
                 ));
             }
-            let mut fresh = crate::token::new_tokens(kinds.iter().filter(|&&k| k == 0).count())?;
+            let acquires = kinds
+                .iter()
+                .filter(|&&k| LeaseCode::from_code(k) == Some(LeaseCode::Acquire))
+                .count();
+            let mut fresh = crate::token::new_tokens(acquires)?;
             let mut ops = Vec::with_capacity(n);
             for ((((kind, ttl), prefix), id), token) in kinds
                 .into_iter()
@@ -415,16 +404,16 @@ impl NativeFileStore {
                 .zip(tokens)
             {
                 let ttl_ms = u64::from(ttl);
-                let (kind, token) = match kind {
-                    0 => (
+                let (kind, token) = match LeaseCode::from_code(kind) {
+                    Some(LeaseCode::Acquire) => (
                         LeaseKind::Acquire { ttl_ms },
                         fresh.pop().unwrap_or_default(),
                     ),
-                    1 => (LeaseKind::Release, token),
-                    2 => (LeaseKind::Renew { ttl_ms }, token),
-                    k => {
+                    Some(LeaseCode::Release) => (LeaseKind::Release, token),
+                    Some(LeaseCode::Renew) => (LeaseKind::Renew { ttl_ms }, token),
+                    None => {
                         return Err(PersistError::Internal(format!(
-                            "lease_exec: unknown op {k}"
+                            "lease_exec: unknown op {kind}"
                         )))
                     }
                 };
@@ -442,29 +431,8 @@ impl NativeFileStore {
 }
 
 fn lease_out(ops: &[FileLeaseOp], results: Vec<crate::error::Result<bool>>) -> LeaseOut {
-    let n = results.len();
-    let mut codes = Vec::with_capacity(n);
-    let mut taken = String::new();
-    let mut errors: Option<Vec<Option<String>>> = None;
-    for (i, (op, r)) in ops.iter().zip(results).enumerate() {
-        match r {
-            Ok(true) => {
-                if matches!(op.kind, LeaseKind::Acquire { .. }) {
-                    taken.push_str(&op.token);
-                }
-                codes.push(1);
-            }
-            Ok(false) => codes.push(0),
-            Err(e) => {
-                codes.push(4);
-                errors.get_or_insert_with(|| vec![None; n])[i] =
-                    Some(format!("[{}] {}", e.code(), e));
-            }
-        }
-    }
-    LeaseOut {
-        codes: Uint8Array::new(codes),
-        tokens: taken,
-        errors,
-    }
+    LeaseOut::encode(ops.iter().zip(results).map(|(op, r)| {
+        let acquired = matches!(op.kind, LeaseKind::Acquire { .. }).then_some(op.token.as_str());
+        (acquired, r)
+    }))
 }

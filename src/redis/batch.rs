@@ -318,7 +318,7 @@ impl Batch {
 pub fn settle(op: &Op, v: Value, waited: Option<&Result<()>>) -> OpResult {
     match (waited, op) {
         (Some(Err(e)), Op::SetDurable(..)) if !matches!(v, Value::ServerError(_)) => {
-            OpResult::Failed(again(e))
+            OpResult::Failed(e.clone())
         }
         _ => decode(op, v),
     }
@@ -379,17 +379,6 @@ pub async fn unlink_server<X: Exec + ?Sized>(x: &X, keys: Vec<Vec<u8>>) -> Resul
         other => Err(PersistError::Internal(format!(
             "UNLINK: unexpected result {other:?}"
         ))),
-    }
-}
-
-/// The same error again, for each op it fails.
-pub(crate) fn again(e: &PersistError) -> PersistError {
-    match e {
-        PersistError::Unavailable(m) => PersistError::Unavailable(m.clone()),
-        PersistError::Timeout(t) => PersistError::Timeout(*t),
-        PersistError::Store(m) => PersistError::Store(m.clone()),
-        PersistError::Closed => PersistError::Closed,
-        other => PersistError::Internal(other.to_string()),
     }
 }
 

@@ -15,12 +15,13 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::boundary::js_error;
+use crate::boundary::lease::{LeaseKind, LeaseOut};
 use crate::error::PersistError;
-use crate::js_error;
 use crate::redis::batch::Op;
-use crate::redis::codes::{LeaseKind, LeaseOutcome, RedisOp};
+use crate::redis::codes::RedisOp;
 use crate::redis::lease::{lease_exec, LeaseOp};
-use crate::redis::results::{coded, encode_results, Blob, Encoded};
+use crate::redis::results::{encode_results, Blob, Encoded};
 use crate::redis::store::{
     Owners, RedisConfig, RedisStore, KIND_STATE, MARKER_CACHE, MARKER_STATE, MARKER_VALUE,
     REGISTRY_PREFIX,
@@ -50,7 +51,8 @@ mod tests {
 
 #[napi(object)]
 pub struct ExecOut {
-    /// One int per op (see `META_VALUE`).
+    /// One int per op: a `RedisOutcome`, or `RedisOutcome.Value + n` for a
+    /// GET hit (its value: the next `n` UTF-16 units of `blob`).
     pub meta: Int32Array,
     #[napi(ts_type = "string")]
     pub blob: JsText,
@@ -72,13 +74,6 @@ fn blob_text(blob: Blob) -> JsText {
         },
         Blob::Units(units) => Either::B(Utf16String::from(units)),
     }
-}
-
-#[napi(object)]
-pub struct LeaseOut {
-    pub codes: Uint8Array,
-    pub tokens: String,
-    pub errors: Option<Vec<Option<String>>>,
 }
 
 #[napi(object)]
@@ -331,7 +326,7 @@ impl NativeRedisStore {
                     Err(PersistError::Internal("no direct transport".into()))
                 }
             });
-        r.err().map(|e| coded(&e))
+        r.err().map(|e| js_error::coded(&e))
     }
 
     /// Close the data connection (its batches in flight are the caller's).
@@ -546,32 +541,15 @@ fn keys_out(keys: Vec<Vec<u8>>) -> KeysOut {
     }
 }
 
-/// Lease results as they go to JS: a code per op and the taken tokens.
+/// Lease results as they go to JS (see [`LeaseOut`]).
 fn lease_out(batch: &[LeaseOp], results: Vec<crate::error::Result<bool>>) -> LeaseOut {
-    let n = results.len();
-    let mut codes = Vec::with_capacity(n);
-    let mut taken = String::new();
-    let mut errors: Option<Vec<Option<String>>> = None;
-    for (i, (op, r)) in batch.iter().zip(results).enumerate() {
-        match r {
-            Ok(true) => {
-                if let LeaseOp::Acquire { token, .. } = op {
-                    taken.push_str(token);
-                }
-                codes.push(LeaseOutcome::Yes as u8);
-            }
-            Ok(false) => codes.push(LeaseOutcome::No as u8),
-            Err(e) => {
-                codes.push(LeaseOutcome::Error as u8);
-                errors.get_or_insert_with(|| vec![None; n])[i] = Some(coded(&e));
-            }
-        }
-    }
-    LeaseOut {
-        codes: Uint8Array::new(codes),
-        tokens: taken,
-        errors,
-    }
+    LeaseOut::encode(batch.iter().zip(results).map(|(op, r)| {
+        let acquired = match op {
+            LeaseOp::Acquire { token, .. } => Some(token.as_str()),
+            _ => None,
+        };
+        (acquired, r)
+    }))
 }
 
 /// The ints of an Int32Array argument (borrowed for this call).

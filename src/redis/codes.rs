@@ -1,6 +1,6 @@
-//! The numbers that cross the napi boundary for batched calls, defined here
-//! once and read by the JS glue from the binding (`RedisOp`, `RedisOutcome`,
-//! `LeaseKind`, `LeaseOutcome`).
+//! The numbers that cross the napi boundary with a Redis data batch,
+//! defined here once and read by the JS glue from the binding (`RedisOp`,
+//! `RedisOutcome`; the lease codes are `crate::boundary::lease`'s).
 
 use napi_derive::napi;
 
@@ -46,34 +46,4 @@ pub enum RedisOutcome {
     /// Failed: `errors[i]` holds `[CODE] message`.
     Error = 4,
     Value = 8,
-}
-
-/// The kind of one run-lease op (`lib/lease-batcher.js` → `leaseExec`).
-#[napi]
-#[derive(Debug, PartialEq, Eq)]
-pub enum LeaseKind {
-    Acquire = 0,
-    Release = 1,
-    Renew = 2,
-}
-
-impl LeaseKind {
-    pub fn from_code(code: u8) -> Option<LeaseKind> {
-        Some(match code {
-            0 => LeaseKind::Acquire,
-            1 => LeaseKind::Release,
-            2 => LeaseKind::Renew,
-            _ => return None,
-        })
-    }
-}
-
-/// The outcome of one run-lease op: taken / released / renewed or not, or
-/// failed (`errors[i]` holds `[CODE] message`).
-#[napi]
-#[derive(Debug, PartialEq, Eq)]
-pub enum LeaseOutcome {
-    No = 0,
-    Yes = 1,
-    Error = 4,
 }

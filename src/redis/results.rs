@@ -4,6 +4,7 @@
 //! instead of one per value. Used by the tokio `exec` and by the JS
 //! thread's `onWire` alike.
 
+use crate::boundary::js_error::coded;
 use crate::error::PersistError;
 use crate::redis::batch::{OpResult, Text};
 use crate::redis::codes::RedisOutcome;
@@ -21,11 +22,6 @@ pub struct Encoded {
 pub enum Blob {
     Ascii(Vec<u8>),
     Units(Vec<u16>),
-}
-
-/// `[CODE] message`: how an error crosses to JS (`fromNative` reads it).
-pub fn coded(e: &PersistError) -> String {
-    format!("[{}] {}", e.code(), e)
 }
 
 /// Encode a batch's results (see the module docs).

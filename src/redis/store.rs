@@ -974,7 +974,9 @@ mod tests {
         format!(
             "rs-test:{tag}:{}:{}:",
             std::process::id(),
-            crate::clock::Clock::now_ms(&crate::clock::SystemClock) as u64
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis())
         )
     }
 

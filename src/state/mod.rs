@@ -1,5 +1,7 @@
-//! Resume state: state-document validation and envelope (`doc`) and the thin
-//! napi `binding` used by `lib/serialize.js`.
+//! Resume state: the JSON scanner over JS text (`scan`), state-document
+//! validation (`validate`) and the thin napi `binding` used by
+//! `lib/serialize.js`.
 
 mod binding;
-pub mod doc;
+mod scan;
+pub mod validate;

@@ -19,7 +19,7 @@ use redis::Value;
 use super::redirect::{redirect_of, Redirect};
 use super::slots::{Node, SlotMap};
 use crate::error::PersistError;
-use crate::redis::batch::{again, Wait};
+use crate::redis::batch::Wait;
 
 /// Redirects followed at once before further ones wait ([`pause_ms`]).
 const QUICK_REDIRECTS: u32 = 3;
@@ -228,7 +228,7 @@ impl Dispatch {
             let (to, pause, why) = match redirect_of(&v) {
                 None => {
                     let waited = match &waited {
-                        Some(w) if item.durable => Some(w.as_ref().map(|_| ()).map_err(again)),
+                        Some(w) if item.durable => Some(w.clone()),
                         _ => None,
                     };
                     item.state = State::Done(Reply { value: v, waited });
@@ -275,14 +275,14 @@ impl Dispatch {
                 continue;
             }
             if written {
-                item.state = State::Failed(again(&err));
+                item.state = State::Failed(err.clone());
             } else {
                 item.state = State::Ready {
                     to: To::Map,
                     not_before: now_ms + pause_ms(item.tries),
                 };
                 item.tries += 1;
-                item.last = Some(again(&err));
+                item.last = Some(err.clone());
             }
         }
         self.expire(now_ms);

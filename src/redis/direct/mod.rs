@@ -18,145 +18,42 @@
 //! completes; each settles a promise.
 //!
 //! libuv's functions are looked up in the running process (Node exports
-//! them); where they are not found the store keeps the tokio transport.
+//! them, [`uv`]); where they are not found the store keeps the tokio
+//! transport. [`sock`] moves the bytes (plain, or TLS records by rustls);
+//! [`jobs`] runs the calls made of several batches.
+
+mod jobs;
+mod sock;
+mod uv;
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void};
 use std::future::Future;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::pin::Pin;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr;
-use std::rc::{Rc, Weak};
-use std::sync::OnceLock;
-use std::task::{Context, Poll};
+use std::rc::Rc;
 
 use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
 
+use crate::boundary::js_error::coded;
 use crate::error::PersistError;
-use crate::redis::batch::{again, Exec, Op, OpResult, Wait};
-use crate::redis::results::{coded, encode_results, Blob};
+use crate::redis::batch::{Op, OpResult, Wait};
+use crate::redis::results::{encode_results, Blob};
 use crate::redis::store::DirectSocket;
 use crate::redis::wire::Wire;
-
-type PollCb = unsafe extern "C" fn(*mut c_void, c_int, c_int);
-type TimerCb = unsafe extern "C" fn(*mut c_void);
-type CloseCb = unsafe extern "C" fn(*mut c_void);
-
-const UV_POLL: c_int = 8;
-const UV_TIMER: c_int = 13;
-const UV_READABLE: c_int = 1;
-const UV_WRITABLE: c_int = 2;
-
-/// The libuv functions we use, from the Node binary.
-struct Uv {
-    handle_size: unsafe extern "C" fn(c_int) -> usize,
-    poll_init: unsafe extern "C" fn(*mut c_void, *mut c_void, c_int) -> c_int,
-    poll_start: unsafe extern "C" fn(*mut c_void, c_int, PollCb) -> c_int,
-    poll_stop: unsafe extern "C" fn(*mut c_void) -> c_int,
-    timer_init: unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int,
-    timer_start: unsafe extern "C" fn(*mut c_void, TimerCb, u64, u64) -> c_int,
-    timer_stop: unsafe extern "C" fn(*mut c_void) -> c_int,
-    close: unsafe extern "C" fn(*mut c_void, Option<CloseCb>),
-    uv_ref: unsafe extern "C" fn(*mut c_void),
-    uv_unref: unsafe extern "C" fn(*mut c_void),
-    hrtime: unsafe extern "C" fn() -> u64,
-}
-
-/// libuv of this process, if it exports its functions.
-fn uv() -> Option<&'static Uv> {
-    static UV: OnceLock<Option<Uv>> = OnceLock::new();
-    UV.get_or_init(|| {
-        /// # Safety
-        /// `T` must be the C function type of `name`.
-        unsafe fn sym<T: Copy>(name: &[u8]) -> Option<T> {
-            let p = libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr() as *const c_char);
-            (!p.is_null()).then(|| std::mem::transmute_copy::<*mut c_void, T>(&p))
-        }
-        // SAFETY: each name is a libuv function of the type given (uv.h,
-        // a stable ABI since libuv 1.0).
-        unsafe {
-            Some(Uv {
-                handle_size: sym(b"uv_handle_size\0")?,
-                poll_init: sym(b"uv_poll_init\0")?,
-                poll_start: sym(b"uv_poll_start\0")?,
-                poll_stop: sym(b"uv_poll_stop\0")?,
-                timer_init: sym(b"uv_timer_init\0")?,
-                timer_start: sym(b"uv_timer_start\0")?,
-                timer_stop: sym(b"uv_timer_stop\0")?,
-                close: sym(b"uv_close\0")?,
-                uv_ref: sym(b"uv_ref\0")?,
-                uv_unref: sym(b"uv_unref\0")?,
-                hrtime: sym(b"uv_hrtime\0")?,
-            })
-        }
-    })
-    .as_ref()
-}
-
-/// Real monotonic time in ms. Not the loop's cached `uv_now`: a JS thread
-/// that blocked (a sync call, a long loop) would stamp a batch with a time
-/// from before the block and time it out at once.
-fn now_ms(uv: &Uv) -> u64 {
-    // SAFETY: no arguments, no state
-    unsafe { (uv.hrtime)() / 1_000_000 }
-}
-
-/// Can this process run the direct transport?
-pub fn available() -> bool {
-    uv().is_some()
-}
-
-/// A zeroed, 8-aligned block of `size` bytes for a libuv handle.
-fn alloc_handle(size: usize) -> *mut c_void {
-    let words = size.div_ceil(8).max(1);
-    Box::into_raw(vec![0u64; words].into_boxed_slice()) as *mut c_void
-}
-
-/// # Safety
-/// `h` came from [`alloc_handle`] with the same `size`, and libuv is done with it.
-unsafe fn free_handle(h: *mut c_void, size: usize) {
-    let words = size.div_ceil(8).max(1);
-    drop(Box::from_raw(ptr::slice_from_raw_parts_mut(
-        h as *mut u64,
-        words,
-    )));
-}
-
-/// `handle->data`, the first field of every libuv handle.
-///
-/// # Safety
-/// `h` is a live libuv handle.
-unsafe fn handle_data(h: *mut c_void) -> *mut c_void {
-    *(h as *mut *mut c_void)
-}
-
-unsafe fn set_handle_data(h: *mut c_void, data: *mut c_void) {
-    *(h as *mut *mut c_void) = data;
-}
+pub use jobs::Link;
+use jobs::{poll_jobs, settle, Job, Owner};
+use sock::{closed_by_server, Sock};
+#[cfg(feature = "redis-tls")]
+use sock::{flush_tls, read_tls};
+pub use uv::available;
+use uv::{
+    alloc_handle, free_handle, handle_data, now_ms, set_handle_data, uv, UV_POLL, UV_READABLE,
+    UV_TIMER, UV_WRITABLE,
+};
 
 type Cell = RefCell<State>;
-
-/// Where a job's batch results wait for the job to be polled.
-type Slot = RefCell<Option<Result<Vec<OpResult>, PersistError>>>;
-
-/// Who gets a batch's results.
-enum Owner {
-    /// The JS glue's batch: through `onWire`, in order.
-    Js,
-    /// A job's batch.
-    Job(Rc<Slot>),
-}
-
-/// What a job settles its promise with: a maker of the JS value, or the error.
-type Settled =
-    Result<Box<dyn FnOnce(sys::napi_env) -> napi::Result<sys::napi_value>>, PersistError>;
-
-/// A call made of several batches, running on this connection.
-struct Job {
-    fut: Pin<Box<dyn Future<Output = Settled>>>,
-    deferred: sys::napi_deferred,
-}
 
 struct State {
     env: sys::napi_env,
@@ -319,9 +216,7 @@ impl Direct {
 
     /// The batch seam of this connection, for jobs.
     pub fn link(&self) -> Link {
-        Link {
-            cell: Rc::downgrade(&self.cell),
-        }
+        Link::new(Rc::downgrade(&self.cell))
     }
 
     /// Run `job` on this connection (see the module docs): its promise.
@@ -383,130 +278,6 @@ impl Direct {
     fn shut(&self) {
         if let Ok(mut st) = self.cell.try_borrow_mut() {
             st.shutdown(false, None);
-        }
-    }
-}
-
-/// The batch seam ([`Exec`]) on a JS-thread connection, for jobs: a batch
-/// is written at once; its results wait in a [`Slot`] until the job is
-/// polled. A connection gone fails it.
-pub struct Link {
-    cell: Weak<Cell>,
-}
-
-impl Exec for Link {
-    fn exec(&self, ops: Vec<Op>) -> impl Future<Output = Result<Vec<OpResult>, PersistError>> {
-        let slot: Rc<Slot> = Rc::new(RefCell::new(None));
-        let sent = match self.cell.upgrade() {
-            Some(cell) => send_job(&cell, ops, slot.clone()),
-            None => Err(PersistError::Unavailable(
-                "the connection was closed".into(),
-            )),
-        };
-        async move {
-            sent?;
-            std::future::poll_fn(
-                |_| match slot.try_borrow_mut().ok().and_then(|mut s| s.take()) {
-                    Some(r) => Poll::Ready(r),
-                    None => Poll::Pending,
-                },
-            )
-            .await
-        }
-    }
-}
-
-/// Write a job's batch; its results go to `slot`.
-fn send_job(cell: &Rc<Cell>, ops: Vec<Op>, slot: Rc<Slot>) -> Result<(), PersistError> {
-    let mut st = cell
-        .try_borrow_mut()
-        .map_err(|_| PersistError::Internal("direct transport: re-entered".into()))?;
-    if !st.open {
-        return Err(PersistError::Unavailable(
-            "the connection was closed".into(),
-        ));
-    }
-    let uv = uv().ok_or_else(|| PersistError::Internal("libuv is not available".into()))?;
-    st.wire.send(ops, Owner::Job(slot), now_ms(uv));
-    if st.flush().is_err() {
-        // the poll callback meets the error again and ends the connection
-        // through the one failure path (JS batches and jobs alike)
-        st.watching_writes = false;
-        st.watch_writes(true);
-    }
-    if !st.busy {
-        st.set_busy(true);
-    }
-    Ok(())
-}
-
-/// Poll every job once (each waits on one batch at a time), settling the
-/// promises of those done. `from_loop`: called from a libuv callback, so a
-/// callback scope is opened (its close runs the microtasks the settled
-/// promises queued).
-fn poll_jobs(cell: &Rc<Cell>, from_loop: bool) {
-    let (env, ctx, mut jobs) = match cell.try_borrow_mut() {
-        Ok(mut st) if !st.jobs.is_empty() && !st.env.is_null() => {
-            (st.env, st.async_ctx, std::mem::take(&mut st.jobs))
-        }
-        _ => return,
-    };
-    // SAFETY: on the env's thread; the env is alive (its cleanup hook, which
-    // drops the jobs unpolled, has not run)
-    unsafe {
-        let mut hs = ptr::null_mut();
-        if sys::napi_open_handle_scope(env, &mut hs) != sys::Status::napi_ok {
-            return;
-        }
-        let mut cs = ptr::null_mut();
-        if from_loop && !ctx.is_null() {
-            let mut resource = ptr::null_mut();
-            if sys::napi_create_object(env, &mut resource) == sys::Status::napi_ok {
-                sys::napi_open_callback_scope(env, resource, ctx, &mut cs);
-            }
-        }
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        jobs.retain_mut(|job| match job.fut.as_mut().poll(&mut cx) {
-            Poll::Pending => true,
-            Poll::Ready(r) => {
-                settle(env, job.deferred, r);
-                false
-            }
-        });
-        if let Ok(mut st) = cell.try_borrow_mut() {
-            let newer = std::mem::take(&mut st.jobs);
-            st.jobs = jobs;
-            st.jobs.extend(newer);
-        }
-        if !cs.is_null() {
-            sys::napi_close_callback_scope(env, cs);
-        }
-        sys::napi_close_handle_scope(env, hs);
-    }
-}
-
-/// Resolve or reject a job's promise.
-///
-/// # Safety
-/// On the env's thread, inside a handle scope; `deferred` unsettled.
-unsafe fn settle(env: sys::napi_env, deferred: sys::napi_deferred, r: Settled) {
-    let value = r.and_then(|make| make(env).map_err(|e| PersistError::Internal(e.reason.clone())));
-    match value {
-        Ok(v) => {
-            sys::napi_resolve_deferred(env, deferred, v);
-        }
-        Err(e) => {
-            let text = coded(&e);
-            let mut msg = ptr::null_mut();
-            let mut err = ptr::null_mut();
-            sys::napi_create_string_utf8(
-                env,
-                text.as_ptr() as *const c_char,
-                text.len() as isize,
-                &mut msg,
-            );
-            sys::napi_create_error(env, ptr::null_mut(), msg, &mut err);
-            sys::napi_reject_deferred(env, deferred, err);
         }
     }
 }
@@ -606,7 +377,7 @@ impl State {
             if let Owner::Job(slot) = owner {
                 if let Ok(mut s) = slot.try_borrow_mut() {
                     *s = Some(Err(match why {
-                        Some(e) => again(e),
+                        Some(e) => e.clone(),
                         None => PersistError::Unavailable("the connection was closed".into()),
                     }));
                 }
@@ -772,155 +543,6 @@ impl State {
         }
         Ok(())
     }
-}
-
-fn closed_by_server() -> PersistError {
-    PersistError::Unavailable("the server closed the connection".into())
-}
-
-/// The socket as `Read` / `Write` for rustls, and for the plain path:
-/// non-blocking `recv` / `send` (a closed peer is an error, never SIGPIPE),
-/// EINTR retried.
-struct Sock(RawFd);
-
-impl Sock {
-    fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            // SAFETY: `buf` is writable for its length
-            let n = unsafe { libc::recv(self.0, buf.as_mut_ptr() as *mut c_void, buf.len(), 0) };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-    }
-
-    fn send(&self, buf: &[u8]) -> std::io::Result<usize> {
-        loop {
-            // SAFETY: `buf` is readable for its length
-            let n = unsafe {
-                libc::send(
-                    self.0,
-                    buf.as_ptr() as *const c_void,
-                    buf.len(),
-                    libc::MSG_NOSIGNAL,
-                )
-            };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-    }
-}
-
-impl std::io::Read for Sock {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.recv(buf)
-    }
-}
-
-impl std::io::Write for Sock {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.send(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Encrypt `wire`'s unwritten bytes and write the records to `fd` until
-/// everything is out (false) or the socket would block (true).
-#[cfg(feature = "redis-tls")]
-fn flush_tls(
-    tls: &mut crate::redis::tls::Session,
-    wire: &mut Wire<Owner>,
-    fd: RawFd,
-) -> Result<bool, PersistError> {
-    use std::io::Write;
-    loop {
-        let plain = wire.unwritten();
-        let took_some = !plain.is_empty();
-        if took_some {
-            let n = tls
-                .writer()
-                .write(plain)
-                .map_err(|e| PersistError::Unavailable(format!("TLS: {e}")))?;
-            wire.wrote(n);
-        }
-        if !tls.wants_write() {
-            if wire.unwritten().is_empty() {
-                return Ok(false);
-            }
-            if took_some {
-                continue;
-            }
-            return Err(PersistError::Internal(
-                "TLS: the session took no bytes and has none to send".into(),
-            ));
-        }
-        match tls.write_tls(&mut Sock(fd)) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(true),
-            Err(e) => return Err(PersistError::Unavailable(e.to_string())),
-        }
-    }
-}
-
-/// Read records from `fd`, decrypt them, and hand the plaintext to `wire`:
-/// the batches it completes go to `done`.
-#[cfg(feature = "redis-tls")]
-fn read_tls(
-    tls: &mut crate::redis::tls::Session,
-    wire: &mut Wire<Owner>,
-    fd: RawFd,
-    done: &mut Vec<(Owner, Vec<OpResult>)>,
-) -> Result<(), PersistError> {
-    use std::io::Read;
-    // level-triggered: what is left is read on the next callback
-    for _ in 0..16 {
-        let got = match tls.read_tls(&mut Sock(fd)) {
-            Ok(0) => return Err(closed_by_server()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
-            Err(e) => return Err(PersistError::Unavailable(e.to_string())),
-        };
-        let state = tls
-            .process_new_packets()
-            .map_err(|e| PersistError::Unavailable(format!("TLS: {e}")))?;
-        let mut avail = state.plaintext_bytes_to_read();
-        let peer_closed = state.peer_has_closed();
-        while avail > 0 {
-            let n = wire.fill(|ptr, len| {
-                let want = len.min(avail);
-                // SAFETY: `ptr` is writable for `len` >= `want` bytes
-                let buf = unsafe { std::slice::from_raw_parts_mut(ptr, want) };
-                match tls.reader().read(buf) {
-                    Ok(n) => n as isize,
-                    Err(_) => -1,
-                }
-            });
-            if n <= 0 {
-                break;
-            }
-            avail -= n as usize;
-            wire.parse(done)?;
-        }
-        if peer_closed {
-            return Err(closed_by_server());
-        }
-        if got == 0 {
-            return Ok(());
-        }
-    }
-    Ok(())
 }
 
 /// Hand an outcome to JS: `onWire(codes, lens, blob, errors, failure)`, the

@@ -9,7 +9,19 @@
 
 use napi::bindgen_prelude::*;
 
-use crate::error::{JsClass, PersistError};
+use napi_derive::napi;
+
+use crate::error::{JsClass, PersistError, ERROR_CLASSES};
+
+/// Every error code → the name of the JS class it is thrown as
+/// (`ERROR_CLASSES`), for `lib/errors.js`.
+#[napi(js_name = "errorClasses")]
+pub fn error_classes() -> std::collections::HashMap<String, String> {
+    ERROR_CLASSES
+        .iter()
+        .map(|(code, class)| (code.to_string(), class.name().to_string()))
+        .collect()
+}
 
 /// Throw `err` into `env` as the matching JS class with `code` set.
 pub fn throw(env: &Env, err: PersistError) -> napi::Error {
@@ -33,9 +45,14 @@ pub fn throw(env: &Env, err: PersistError) -> napi::Error {
 }
 
 /// An error for an async rejection: `[CODE] message`, decoded by `lib/native.js`.
-#[allow(dead_code)] // used by the async bindings
 pub fn to_async(err: PersistError) -> napi::Error {
-    napi::Error::new(Status::GenericFailure, format!("[{}] {}", err.code(), err))
+    napi::Error::new(Status::GenericFailure, coded(&err))
+}
+
+/// `[CODE] message`: how an error crosses as text (async rejections, the
+/// per-op errors of a batch), decoded by `lib/native.js`.
+pub fn coded(err: &PersistError) -> String {
+    format!("[{}] {}", err.code(), err)
 }
 
 /// Run `f`, turning a panic into [`PersistError::Internal`] so that no panic
@@ -53,8 +70,8 @@ pub fn guard<T>(f: impl FnOnce() -> crate::error::Result<T>) -> crate::error::Re
 // backtrace under RUST_BACKTRACE) would only repeat it: while `catch_panic`
 // runs on a thread, our hook records the panic instead of printing it. Every
 // other panic (another thread, napi's own `catch_unwind`, a committer thread)
-// goes to the previous hook as before. AWAITLY_NATIVE_PANIC_REPORT=1 prints
-// caught panics too.
+// goes to the previous hook. AWAITLY_NATIVE_PANIC_REPORT=1 (README
+// "Environment variables") prints caught panics too.
 thread_local! {
     static CATCHING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
     static CAUGHT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
@@ -124,7 +141,10 @@ mod tests {
     fn a_caught_panic_says_what_and_where() {
         let r = catch_panic(|| -> u32 { panic!("boom {}", 7) });
         let what = r.expect_err("caught");
-        assert!(what.starts_with("boom 7 (at src/js_error.rs:"), "{what}");
+        assert!(
+            what.starts_with("boom 7 (at src/boundary/js_error.rs:"),
+            "{what}"
+        );
         assert!(catch_panic(|| 5).is_ok_and(|v| v == 5));
         // nested: the inner catch does not end the outer one
         let outer = catch_panic(|| {
@@ -137,8 +157,9 @@ mod tests {
     }
 
     /// In a child process (this test binary, re-run on this test alone with
-    /// output not captured): a panic we catch prints nothing, a panic caught
-    /// anywhere else still gets the default report on stderr.
+    /// output not captured, marked by AWAITLY_PANIC_HOOK_CHILD): a panic we
+    /// catch prints nothing, a panic caught anywhere else still gets the
+    /// default report on stderr.
     #[test]
     fn only_panics_caught_by_us_are_silenced() {
         if std::env::var_os("AWAITLY_PANIC_HOOK_CHILD").is_some() {
@@ -149,7 +170,7 @@ mod tests {
         let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
             .args([
                 "--exact",
-                "js_error::tests::only_panics_caught_by_us_are_silenced",
+                "boundary::js_error::tests::only_panics_caught_by_us_are_silenced",
                 "--nocapture",
                 "--test-threads=1",
             ])

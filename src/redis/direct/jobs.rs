@@ -1,0 +1,172 @@
+//! Jobs: calls made of several batches (keys, clearing a prefix, leases)
+//! running on a JS-thread connection. Their futures are written against the
+//! batch seam ([`Exec`], here [`Link`]); each batch's results wait in a
+//! [`Slot`] until the job is polled ([`poll_jobs`], after every delivery);
+//! a finished job settles its promise.
+
+use std::cell::RefCell;
+use std::ffi::c_char;
+use std::future::Future;
+use std::pin::Pin;
+use std::ptr;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll};
+
+use napi::sys;
+
+use super::uv::{now_ms, uv};
+use super::Cell;
+use crate::boundary::js_error::coded;
+use crate::error::PersistError;
+use crate::redis::batch::{Exec, Op, OpResult};
+
+/// Where a job's batch results wait for the job to be polled.
+pub(super) type Slot = RefCell<Option<Result<Vec<OpResult>, PersistError>>>;
+
+/// Who gets a batch's results.
+pub(super) enum Owner {
+    /// The JS glue's batch: through `onWire`, in order.
+    Js,
+    /// A job's batch.
+    Job(Rc<Slot>),
+}
+
+/// What a job settles its promise with: a maker of the JS value, or the error.
+pub(super) type Settled =
+    Result<Box<dyn FnOnce(sys::napi_env) -> napi::Result<sys::napi_value>>, PersistError>;
+
+/// A call made of several batches, running on this connection.
+pub(super) struct Job {
+    pub(super) fut: Pin<Box<dyn Future<Output = Settled>>>,
+    pub(super) deferred: sys::napi_deferred,
+}
+
+/// The batch seam ([`Exec`]) on a JS-thread connection, for jobs: a batch
+/// is written at once; its results wait in a [`Slot`] until the job is
+/// polled. A connection gone fails it.
+pub struct Link {
+    cell: Weak<Cell>,
+}
+
+impl Link {
+    pub(super) fn new(cell: Weak<Cell>) -> Link {
+        Link { cell }
+    }
+}
+
+impl Exec for Link {
+    fn exec(&self, ops: Vec<Op>) -> impl Future<Output = Result<Vec<OpResult>, PersistError>> {
+        let slot: Rc<Slot> = Rc::new(RefCell::new(None));
+        let sent = match self.cell.upgrade() {
+            Some(cell) => send_job(&cell, ops, slot.clone()),
+            None => Err(PersistError::Unavailable(
+                "the connection was closed".into(),
+            )),
+        };
+        async move {
+            sent?;
+            std::future::poll_fn(
+                |_| match slot.try_borrow_mut().ok().and_then(|mut s| s.take()) {
+                    Some(r) => Poll::Ready(r),
+                    None => Poll::Pending,
+                },
+            )
+            .await
+        }
+    }
+}
+
+/// Write a job's batch; its results go to `slot`.
+pub(super) fn send_job(cell: &Rc<Cell>, ops: Vec<Op>, slot: Rc<Slot>) -> Result<(), PersistError> {
+    let mut st = cell
+        .try_borrow_mut()
+        .map_err(|_| PersistError::Internal("direct transport: re-entered".into()))?;
+    if !st.open {
+        return Err(PersistError::Unavailable(
+            "the connection was closed".into(),
+        ));
+    }
+    let uv = uv().ok_or_else(|| PersistError::Internal("libuv is not available".into()))?;
+    st.wire.send(ops, Owner::Job(slot), now_ms(uv));
+    if st.flush().is_err() {
+        // the poll callback meets the error again and ends the connection
+        // through the one failure path (JS batches and jobs alike)
+        st.watching_writes = false;
+        st.watch_writes(true);
+    }
+    if !st.busy {
+        st.set_busy(true);
+    }
+    Ok(())
+}
+
+/// Poll every job once (each waits on one batch at a time), settling the
+/// promises of those done. `from_loop`: called from a libuv callback, so a
+/// callback scope is opened (its close runs the microtasks the settled
+/// promises queued).
+pub(super) fn poll_jobs(cell: &Rc<Cell>, from_loop: bool) {
+    let (env, ctx, mut jobs) = match cell.try_borrow_mut() {
+        Ok(mut st) if !st.jobs.is_empty() && !st.env.is_null() => {
+            (st.env, st.async_ctx, std::mem::take(&mut st.jobs))
+        }
+        _ => return,
+    };
+    // SAFETY: on the env's thread; the env is alive (its cleanup hook, which
+    // drops the jobs unpolled, has not run)
+    unsafe {
+        let mut hs = ptr::null_mut();
+        if sys::napi_open_handle_scope(env, &mut hs) != sys::Status::napi_ok {
+            return;
+        }
+        let mut cs = ptr::null_mut();
+        if from_loop && !ctx.is_null() {
+            let mut resource = ptr::null_mut();
+            if sys::napi_create_object(env, &mut resource) == sys::Status::napi_ok {
+                sys::napi_open_callback_scope(env, resource, ctx, &mut cs);
+            }
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        jobs.retain_mut(|job| match job.fut.as_mut().poll(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(r) => {
+                settle(env, job.deferred, r);
+                false
+            }
+        });
+        if let Ok(mut st) = cell.try_borrow_mut() {
+            let newer = std::mem::take(&mut st.jobs);
+            st.jobs = jobs;
+            st.jobs.extend(newer);
+        }
+        if !cs.is_null() {
+            sys::napi_close_callback_scope(env, cs);
+        }
+        sys::napi_close_handle_scope(env, hs);
+    }
+}
+
+/// Resolve or reject a job's promise.
+///
+/// # Safety
+/// On the env's thread, inside a handle scope; `deferred` unsettled.
+pub(super) unsafe fn settle(env: sys::napi_env, deferred: sys::napi_deferred, r: Settled) {
+    let value = r.and_then(|make| make(env).map_err(|e| PersistError::Internal(e.reason.clone())));
+    match value {
+        Ok(v) => {
+            sys::napi_resolve_deferred(env, deferred, v);
+        }
+        Err(e) => {
+            let text = coded(&e);
+            let mut msg = ptr::null_mut();
+            let mut err = ptr::null_mut();
+            sys::napi_create_string_utf8(
+                env,
+                text.as_ptr() as *const c_char,
+                text.len() as isize,
+                &mut msg,
+            );
+            sys::napi_create_error(env, ptr::null_mut(), msg, &mut err);
+            sys::napi_reject_deferred(env, deferred, err);
+        }
+    }
+}
