@@ -5,7 +5,8 @@
 // flight, over 10,000 keys spread across all slots; then clearing 10,000 keys
 // (native clearAsync: SCAN of every primary + UNLINK per slot; ioredis: SCAN
 // of every primary + a pipeline of UNLINKs, as its docs suggest).
-// Rounds alternate between clients; the median round is reported.
+// Rounds alternate between clients; the median round is reported. JS-thread
+// CPU per op is the main event loop's active time / ops.
 
 import { createRequire } from 'node:module'
 import { performance } from 'node:perf_hooks'
@@ -22,8 +23,7 @@ const REPEATS = Number(process.env.BENCH_REPEATS ?? 3)
 const ENTRIES = 10_000
 const VALUE = 'x'.repeat(1024)
 
-const opsPerSec = async (inflightN, op) =>
-  (await measureInFlight(inflightN, op, { ms: MEASURE_MS, warmupMs: Math.min(200, MEASURE_MS / 4), entries: ENTRIES })).opsPerSec
+const measure = (inflightN, op) => measureInFlight(inflightN, op, { ms: MEASURE_MS, warmupMs: Math.min(200, MEASURE_MS / 4), entries: ENTRIES })
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
@@ -48,15 +48,24 @@ export async function run() {
       await Promise.all(Array.from({ length: 500 }, (_, j) => native.set(key(i + j), VALUE)))
     }
     const rows = []
+    const cpuRows = []
     for (const op of ['set', 'get']) {
       for (const n of [1, 16, 256]) {
         const rounds = Object.fromEntries(Object.keys(clients).map((c) => [c, []]))
+        const cpu = Object.fromEntries(Object.keys(clients).map((c) => [c, []]))
         for (let r = 0; r < REPEATS; r++) {
-          for (const [name, c] of Object.entries(clients)) rounds[name].push(await opsPerSec(n, c[op]))
+          for (const [name, c] of Object.entries(clients)) {
+            const got = await measure(n, c[op])
+            rounds[name].push(got.opsPerSec)
+            cpu[name].push(got.jsUsPerOp)
+          }
         }
         const m = Object.fromEntries(Object.entries(rounds).map(([k, v]) => [k, median(v)]))
         const best = Math.max(m.ioredis, m['npm redis'])
         rows.push([op, n, fmt(m.native), fmt(m.ioredis), fmt(m['npm redis']), ratio(m.native, best)])
+        const js = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, median(v)]))
+        const least = Math.min(js.ioredis, js['npm redis'])
+        cpuRows.push([op, n, js.native.toFixed(2), js.ioredis.toFixed(2), js['npm redis'].toFixed(2), ratio(js.native, least)])
       }
     }
 
@@ -117,6 +126,12 @@ export async function run() {
         columns: ['op', 'in flight', 'native', 'ioredis Cluster', 'npm redis createCluster', 'native / best'],
         rows,
         notes: [`median of ${REPEATS} interleaved rounds of ${MEASURE_MS} ms; 10,000 keys over all slots; peers with default options`],
+      },
+      {
+        title: 'Redis Cluster: JS-thread CPU per op, µs (main event loop active time / ops)',
+        columns: ['op', 'in flight', 'native', 'ioredis Cluster', 'npm redis createCluster', 'native / least peer'],
+        rows: cpuRows,
+        notes: ['the native cluster transport runs its I/O on tokio threads (not counted here)'],
       },
       {
         title: 'Redis Cluster: clearing 10,000 keys (ms, lower is better)',

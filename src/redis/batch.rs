@@ -345,17 +345,24 @@ impl Batch {
         self.ops
             .iter()
             .zip(values)
-            .map(|(op, v)| match (&waited, op) {
-                (Some(Err(e)), Op::SetDurable(..)) if !matches!(v, Value::ServerError(_)) => {
-                    OpResult::Failed(e.clone())
-                }
-                // a fenced write that wrote (1), not one fenced off (0)
-                (Some(Err(e)), Op::Fenced { .. }) if matches!(v, Value::Int(1)) => {
-                    OpResult::Failed(e.clone())
-                }
-                _ => decode(op, v),
-            })
+            .map(|(op, v)| settle(op, v, waited.as_ref()))
             .collect()
+    }
+}
+
+/// The result of `op` from its reply and the verdict of the `WAIT` that
+/// followed it in the same pipeline (None: no WAIT): a durable write the
+/// server took fails when too few replicas acknowledged it.
+pub fn settle(op: &Op, v: Value, waited: Option<&Result<()>>) -> OpResult {
+    match (waited, op) {
+        (Some(Err(e)), Op::SetDurable(..)) if !matches!(v, Value::ServerError(_)) => {
+            OpResult::Failed(e.clone())
+        }
+        // a fenced write that wrote (1), not one fenced off (0)
+        (Some(Err(e)), Op::Fenced { .. }) if matches!(v, Value::Int(1)) => {
+            OpResult::Failed(e.clone())
+        }
+        _ => decode(op, v),
     }
 }
 

@@ -2,12 +2,13 @@
 //! results, the trailing WAIT; `codes`: the numbers JS reads; `results`:
 //! results on their way to JS), the protocol state of a connection
 //! (`wire`), the calls made of several batches (`keys`: SCAN, clearing a
-//! prefix; `lease`: run leases), the tokio connections and the cluster
-//! (`store`), the JS-thread socket (`direct`, libuv; `tls`: its TLS
+//! prefix; `lease`: run leases), the tokio connections (`store`), the
+//! cluster's routing (`cluster`), the JS-thread socket (`direct`, libuv; `tls`: its TLS
 //! session) and the thin napi `binding`.
 
 pub mod batch;
 pub(crate) mod binding;
+pub mod cluster;
 pub mod codes;
 #[cfg(unix)]
 pub(crate) mod direct;
