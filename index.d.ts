@@ -455,8 +455,10 @@ export interface RedisStoreOptions {
    * Where the calls run. `'auto'` (the default): on one server (`redis://`, `rediss://`,
    * `unix:`), over a socket of the JS thread itself, watched by Node's own event loop (no
    * thread hop per call: data calls, `keys`/`clearAsync`/`list`, run leases and snapshot
-   * saves alike; connecting, DNS and the TLS handshake run on a Rust thread); where that
-   * is not possible (a Redis Cluster, or a Node whose libuv functions cannot be found in
+   * saves alike; connecting, DNS and the TLS handshake run on a Rust thread). On a Redis
+   * Cluster, one such socket per primary: data calls, run leases and snapshot saves run
+   * there (`keys`/`clearAsync`/`list`, the slot map and connecting stay on the Rust
+   * thread). Where that is not possible (a Node whose libuv functions cannot be found in
    * the process) it falls back to `'tokio'`. `'tokio'`: every call on the Rust `redis`
    * crate's tokio connection. The store's `transport` property says which one is in use.
    * @default 'auto'
@@ -495,8 +497,8 @@ export interface RedisStore extends KeyValueStore {
   /** Connections opened so far (1 + reconnects). */
   readonly connectionsOpened: number
   /**
-   * Where the calls run: `'direct'` (a socket of the JS thread, what `transport: 'auto'`
-   * gives on one server) or `'tokio'` (asked for, a cluster, or no libuv found in the host).
+   * Where the calls run: `'direct'` (sockets of the JS thread, what `transport: 'auto'`
+   * gives on one server and on a cluster) or `'tokio'` (asked for, or no libuv found in the host).
    */
   readonly transport: 'direct' | 'tokio'
   /** Native calls made so far for get/set/delete/exists (and ping, on the direct transport): one per tick (or per `maxBatch` calls), one pipeline each. */

@@ -242,10 +242,10 @@ function clusterOption(options) {
 }
 
 /**
- * A KeyValueStore on Redis, native. One connection, replaced when it breaks:
- * on one server, with `transport: 'auto'`, a socket of the JS thread itself
- * (`store.transport === 'direct'`); else the tokio connection of the Rust
- * `redis` crate (`'tokio'`; a cluster: one per primary). Calls made in the
+ * A KeyValueStore on Redis, native. One connection (a cluster: one per
+ * primary), replaced when it breaks: with `transport: 'auto'`, sockets of the
+ * JS thread itself (`store.transport === 'direct'`); else the tokio
+ * connections of the Rust `redis` crate (`'tokio'`). Calls made in the
  * same tick go out as one batch (in a cluster, one pipeline per primary).
  */
 /** @param {Record<string, any>} [options] user input, checked here */
@@ -283,7 +283,9 @@ function createRedisStore(options = {}) {
     waitReplicas,
     transport === 'auto' && !HOST_IS_NODE ? 'tokio' : transport,
   )
-  const direct = native.transport === 'direct' ? new DirectLink(native, maxBatch) : null
+  // one server: the JS-thread connection driven from here; a cluster's
+  // JS-thread transport is driven in Rust (native.exec resolves from there)
+  const direct = native.transport === 'direct' && !clusterNodes ? new DirectLink(native, maxBatch) : null
   /**
    * Run a native call made of several batches (keys, clearing, leases) on the
    * JS-thread connection once it is up (when the store has one).
@@ -297,7 +299,14 @@ function createRedisStore(options = {}) {
     sent.batches++
     sent.calls += batch.ops.length
     if (direct) return direct.send(batch)
-    native.exec(Uint8Array.from(batch.ops), Uint32Array.from(batch.ttls), Uint32Array.from(batch.lens), batch.blob).then(
+    let p
+    try {
+      p = native.exec(Uint8Array.from(batch.ops), Uint32Array.from(batch.ttls), Uint32Array.from(batch.lens), batch.blob)
+    } catch (e) {
+      settleAll(batch.waiters, fromNative(/** @type {Error} */ (e)))
+      return
+    }
+    p.then(
       (out) => settleResults([batch], 0, out.meta.length, out.meta, out.blob, out.errors),
       (/** @type {Error} */ e) => settleAll(batch.waiters, fromNative(e)),
     )
@@ -369,9 +378,9 @@ function createRedisStore(options = {}) {
     get connectionsOpened() {
       return native.connectionsOpened
     },
-    /** Where get/set/delete/exists go: 'direct' (a connection on the JS thread) or 'tokio'. */
+    /** Where the calls go: 'direct' (connections on the JS thread: one server's, or one per cluster primary) or 'tokio'. */
     get transport() {
-      return direct ? 'direct' : 'tokio'
+      return native.transport
     },
     /** Native calls made so far for get/set/delete/exists (and ping, on the direct transport): one per tick (or per maxBatch calls), one pipeline each. */
     get batchesSent() {

@@ -153,6 +153,9 @@ pub struct NativeRedisStore {
     direct: std::cell::RefCell<Option<crate::redis::direct::Direct>>,
     #[cfg(unix)]
     parked: std::sync::Arc<std::sync::Mutex<Option<crate::redis::store::DirectSocket>>>,
+    /// A cluster store's calls on the JS thread (`redis::direct::cluster`).
+    #[cfg(unix)]
+    cluster_direct: std::cell::RefCell<Option<crate::redis::direct::cluster::DirectCluster>>,
 }
 
 #[napi]
@@ -196,13 +199,26 @@ impl NativeRedisStore {
                 tls_key,
             })
         })
-        .map(|core| NativeRedisStore {
-            direct_transport: want_direct && core.direct_capable() && direct_available(),
-            core,
+        .and_then(|core| {
+            let direct_transport = want_direct && core.direct_capable() && direct_available();
             #[cfg(unix)]
-            direct: Default::default(),
-            #[cfg(unix)]
-            parked: Default::default(),
+            let cluster_direct = match direct_transport && core.is_cluster() {
+                // SAFETY: a JS call of this env, on its thread
+                true => Some(unsafe {
+                    crate::redis::direct::cluster::DirectCluster::new(env.raw(), core.clone())
+                }?),
+                false => None,
+            };
+            Ok(NativeRedisStore {
+                direct_transport,
+                core,
+                #[cfg(unix)]
+                direct: Default::default(),
+                #[cfg(unix)]
+                parked: Default::default(),
+                #[cfg(unix)]
+                cluster_direct: std::cell::RefCell::new(cluster_direct),
+            })
         })
         .map_err(|e| js_error::throw(&env, e))
     }
@@ -361,16 +377,25 @@ impl NativeRedisStore {
         blob: Utf16String,
     ) -> Result<PromiseRaw<'env, ExecOut>> {
         let batch = decode_batch(&ops, &ttls, &lens, &blob);
-        let core = self.core.clone();
-        env.spawn_future(async move {
-            let batch = batch.map_err(js_error::to_async)?;
-            let results = guarded(core.exec(batch)).await?;
+        let out = |results| {
             let Encoded { meta, blob, errors } = encode_results(results);
-            Ok(ExecOut {
+            ExecOut {
                 meta: Int32Array::new(meta),
                 blob: blob_text(blob),
                 errors,
-            })
+            }
+        };
+        #[cfg(unix)]
+        if self.is_cluster_direct() {
+            let batch = batch.map_err(|e| js_error::throw(env, e))?;
+            return self.start_cluster(env, move |link| async move {
+                link.exec(batch).await.map(out)
+            });
+        }
+        let core = self.core.clone();
+        env.spawn_future(async move {
+            let batch = batch.map_err(js_error::to_async)?;
+            guarded(core.exec(batch)).await.map(out)
         })
     }
 
@@ -477,6 +502,10 @@ impl NativeRedisStore {
 
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        #[cfg(unix)]
+        if let Some(c) = self.cluster_direct.try_borrow_mut().ok().and_then(|mut c| c.take()) {
+            c.close();
+        }
         let core = self.core.clone();
         env.spawn_future(async move {
             core.close().await;
@@ -515,6 +544,13 @@ impl NativeRedisStore {
                 Ok(lease_out(&batch, results))
             });
         }
+        #[cfg(unix)]
+        if self.is_cluster_direct() {
+            return self.start_cluster(env, move |link| async move {
+                let results = lease_exec(&link, &batch).await?;
+                Ok(lease_out(&batch, results))
+            });
+        }
         let core = self.core.clone();
         env.spawn_future(async move {
             let results = guarded(lease_exec(&core, &batch)).await?;
@@ -535,6 +571,12 @@ impl NativeRedisStore {
         let out = |ttls: Vec<i64>| Float64Array::new(ttls.into_iter().map(|t| t as f64).collect());
         if let Some(link) = self.direct_link() {
             return self.start_direct(env, async move { lease_ttls(&link, keys).await.map(out) });
+        }
+        #[cfg(unix)]
+        if self.is_cluster_direct() {
+            return self.start_cluster(env, move |link| async move {
+                lease_ttls(&link, keys).await.map(out)
+            });
         }
         let core = self.core.clone();
         env.spawn_future(async move { guarded(lease_ttls(&core, keys)).await.map(out) })
@@ -572,6 +614,33 @@ impl NativeRedisStore {
         }
         #[cfg(not(unix))]
         None
+    }
+
+    /// Does this cluster store run its calls on the JS thread?
+    #[cfg(unix)]
+    fn is_cluster_direct(&self) -> bool {
+        matches!(self.cluster_direct.try_borrow().as_deref(), Ok(Some(_)))
+    }
+
+    /// Run `job` on the cluster's JS-thread transport: its promise.
+    #[cfg(unix)]
+    fn start_cluster<'env, T, F>(
+        &self,
+        env: &'env Env,
+        job: impl FnOnce(crate::redis::direct::cluster::ClusterLink) -> F,
+    ) -> Result<PromiseRaw<'env, T>>
+    where
+        T: ToNapiValue + 'static,
+        F: std::future::Future<Output = crate::error::Result<T>> + 'static,
+    {
+        let started = match self.cluster_direct.try_borrow().as_deref() {
+            // SAFETY: called from a JS call of this env, on its thread
+            Ok(Some(c)) => unsafe { c.start(env.raw(), job) },
+            _ => Err(PersistError::Closed),
+        };
+        started
+            .map(|p| PromiseRaw::new(env.raw(), p))
+            .map_err(|e| js_error::throw(env, e))
     }
 
     /// Run `job` (made for [`NativeRedisStore::direct_link`]'s connection)

@@ -412,8 +412,9 @@ impl RedisStore {
     /// How many connections were opened so far (1 after the first call; in
     /// a cluster, one per primary reached).
     pub fn connections_opened(&self) -> u64 {
+        // a cluster's JS-thread sockets count in `reconnects`
         match self.cluster() {
-            Some(c) => c.connections_opened(),
+            Some(c) => c.connections_opened() + self.inner.reconnects.load(Ordering::Relaxed),
             None => self.inner.reconnects.load(Ordering::Relaxed),
         }
     }
@@ -494,12 +495,16 @@ impl RedisStore {
         }
     }
 
-    /// Can the connection be a socket of the JS thread's own
-    /// (`redis::direct`)? One server over TCP, TLS or a unix socket, RESP2;
-    /// clusters go through the crate's async connections.
+    /// Can the connections be sockets of the JS thread's own
+    /// (`redis::direct`)? One server over TCP, TLS or a unix socket, or a
+    /// cluster's primaries (their client made as the first seed's), RESP2.
     pub fn direct_capable(&self) -> bool {
-        match &self.inner.transport {
-            Transport::Single(c) => {
+        let client = match &self.inner.transport {
+            Transport::Single(c) => Some(c.clone()),
+            Transport::Cluster(c) => c.seed_client().ok(),
+        };
+        match client {
+            Some(c) => {
                 let info = c.get_connection_info();
                 let addr_ok = match info.addr() {
                     redis::ConnectionAddr::Tcp(..) | redis::ConnectionAddr::Unix(..) => true,
@@ -510,7 +515,26 @@ impl RedisStore {
                 };
                 addr_ok && info.redis_settings().protocol() == redis::ProtocolVersion::RESP2
             }
-            Transport::Cluster(_) => false,
+            None => false,
+        }
+    }
+
+    /// Open a socket to the cluster primary `node` as
+    /// [`RedisStore::connect_direct`] does for one server.
+    #[cfg(unix)]
+    pub async fn connect_direct_node(&self, node: &Node) -> Result<DirectSocket> {
+        let Some(c) = self.cluster() else {
+            return Err(PersistError::Internal("connect_direct_node: not a cluster".into()));
+        };
+        let client = c.client_of(node)?;
+        self.connect_socket(client.get_connection_info()).await
+    }
+
+    /// The cluster's slot map, read again now (`CLUSTER SLOTS`, on tokio).
+    pub async fn cluster_map(&self) -> Result<crate::redis::cluster::slots::SlotMap> {
+        match self.cluster() {
+            Some(c) => c.fresh_map().await,
+            None => Err(PersistError::Internal("cluster_map: not a cluster".into())),
         }
     }
 
@@ -519,15 +543,19 @@ impl RedisStore {
     /// done as the URL says, non-blocking. Counts as a connection opened.
     #[cfg(unix)]
     pub async fn connect_direct(&self) -> Result<DirectSocket> {
+        let Transport::Single(client) = &self.inner.transport else {
+            return Err(PersistError::Internal("connect_direct on a cluster".into()));
+        };
+        self.connect_socket(client.get_connection_info()).await
+    }
+
+    #[cfg(unix)]
+    async fn connect_socket(&self, info: &redis::ConnectionInfo) -> Result<DirectSocket> {
         use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
         use tokio_util::codec::Decoder;
         if self.is_closed() {
             return Err(PersistError::Closed);
         }
-        let Transport::Single(client) = &self.inner.transport else {
-            return Err(PersistError::Internal("connect_direct on a cluster".into()));
-        };
-        let info = client.get_connection_info();
         let settings = info.redis_settings();
         let mut hello = Vec::new();
         let mut replies = 0;

@@ -6,7 +6,9 @@
 //! an integer), which [`fast_reply`] reads in place, checked byte for byte
 //! against the crate (the tests below, every split point of the input).
 //! Each batch carries an owner tag `T` (who gets its results), handed back
-//! with them. The socket (plain or TLS) is driven by the caller; time comes
+//! with them. A batch is the store's ops ([`Wire::send`]: results) or a
+//! pipeline packed by the caller ([`Wire::send_raw`]: the replies as they
+//! came, for a cluster's dispatch, which reads its redirects). The socket (plain or TLS) is driven by the caller; time comes
 //! in as numbers, so `cargo test` covers all of it.
 
 use std::collections::VecDeque;
@@ -18,10 +20,25 @@ use tokio_util::codec::Decoder;
 use crate::error::{PersistError, Result};
 use crate::redis::batch::{Batch, Op, OpResult, Wait};
 
+/// What a batch in flight turns its replies into.
+enum Pending {
+    /// The store's ops: their values dropped once packed (decoding needs
+    /// kinds and keys).
+    Ops(Batch),
+    /// A caller's pipeline of this many replies, handed back as they came.
+    Raw(usize),
+}
+
+/// A completed batch's replies: one result per op, or the raw replies.
+#[derive(Debug, PartialEq)]
+pub enum Replies {
+    Results(Vec<OpResult>),
+    Values(Vec<Value>),
+}
+
 /// A batch written and waiting for its replies.
 struct Sent<T> {
-    /// Values dropped once packed (decoding needs kinds and keys).
-    batch: Batch,
+    batch: Pending,
     /// When it was written (caller's clock, ms).
     sent_ms: u64,
     owner: T,
@@ -69,7 +86,22 @@ impl<T> Wire<T> {
         batch.pack(&mut self.out);
         batch.shed_values();
         self.sent.push_back(Sent {
-            batch,
+            batch: Pending::Ops(batch),
+            sent_ms: now_ms,
+            owner,
+        });
+    }
+
+    /// Write `packed` (RESP commands, `replies` of them back) at `now_ms`;
+    /// the replies go to `owner` as they came.
+    pub fn send_raw(&mut self, packed: &[u8], replies: usize, owner: T, now_ms: u64) {
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        }
+        self.out.extend_from_slice(packed);
+        self.sent.push_back(Sent {
+            batch: Pending::Raw(replies),
             sent_ms: now_ms,
             owner,
         });
@@ -104,7 +136,7 @@ impl<T> Wire<T> {
     /// oldest first (one `Vec` per batch, one result per op). A reply that
     /// cannot be decoded is an error: the connection is out of step and
     /// must be dropped.
-    pub fn received(&mut self, bytes: &[u8], done: &mut Vec<(T, Vec<OpResult>)>) -> Result<()> {
+    pub fn received(&mut self, bytes: &[u8], done: &mut Vec<(T, Replies)>) -> Result<()> {
         self.inb.extend_from_slice(bytes);
         self.parse(done)
     }
@@ -127,7 +159,7 @@ impl<T> Wire<T> {
 
     /// Decode what [`Wire::fill`] / [`Wire::received`] brought in: the
     /// results of every batch it completes go to `done`, oldest first.
-    pub fn parse(&mut self, done: &mut Vec<(T, Vec<OpResult>)>) -> Result<()> {
+    pub fn parse(&mut self, done: &mut Vec<(T, Replies)>) -> Result<()> {
         loop {
             let Some(front) = self.sent.front() else {
                 if self.inb.is_empty() {
@@ -137,7 +169,10 @@ impl<T> Wire<T> {
                     "the server sent a reply nobody asked for".into(),
                 ));
             };
-            let want = front.batch.replies();
+            let want = match &front.batch {
+                Pending::Ops(b) => b.replies(),
+                Pending::Raw(n) => *n,
+            };
             while self.replies.len() < want {
                 match self.next_value()? {
                     Some(v) => self.replies.push(v),
@@ -151,7 +186,13 @@ impl<T> Wire<T> {
                 return Ok(());
             };
             let values = std::mem::take(&mut self.replies);
-            done.push((sent.owner, sent.batch.finish(values)));
+            done.push((
+                sent.owner,
+                match sent.batch {
+                    Pending::Ops(b) => Replies::Results(b.finish(values)),
+                    Pending::Raw(_) => Replies::Values(values),
+                },
+            ));
         }
     }
 
@@ -400,8 +441,8 @@ mod tests {
                 0,
             );
             let mut done = Vec::new();
-            w2.received(&replies[..cut], &mut done)?;
-            w2.received(&replies[cut..], &mut done)?;
+            recv(&mut w2, &replies[..cut], &mut done)?;
+            recv(&mut w2, &replies[cut..], &mut done)?;
             assert_eq!(
                 done,
                 vec![
@@ -418,12 +459,28 @@ mod tests {
         Ok(())
     }
 
+    /// The results of the op batches `bytes` complete.
+    fn recv(
+        w: &mut Wire<u32>,
+        bytes: &[u8],
+        done: &mut Vec<(u32, Vec<OpResult>)>,
+    ) -> Result<()> {
+        let mut got = Vec::new();
+        let r = w.received(bytes, &mut got);
+        for (t, replies) in got {
+            if let Replies::Results(rs) = replies {
+                done.push((t, rs));
+            }
+        }
+        r
+    }
+
     #[test]
     fn server_errors_fail_one_op_and_nil_is_a_miss() -> Result<()> {
         let mut w = Wire::<u32>::new(None);
         w.send(vec![Op::Get(b"a".to_vec()), Op::Get(b"b".to_vec())], 1, 0);
         let mut done = Vec::new();
-        w.received(b"-WRONGTYPE Operation against a key\r\n$-1\r\n", &mut done)?;
+        recv(&mut w, b"-WRONGTYPE Operation against a key\r\n$-1\r\n", &mut done)?;
         assert_eq!(done.len(), 1);
         assert!(
             matches!(&done[0].1[0], OpResult::Failed(PersistError::Store(m)) if m.starts_with("WRONGTYPE"))
@@ -452,7 +509,7 @@ mod tests {
         // a plain write adds no WAIT
         w.send(vec![Op::Set(b"p".to_vec(), b"1".to_vec(), None)], 2, 0);
         let mut done = Vec::new();
-        w.received(b"+OK\r\n$-1\r\n:0\r\n+OK\r\n", &mut done)?;
+        recv(&mut w, b"+OK\r\n$-1\r\n:0\r\n+OK\r\n", &mut done)?;
         assert_eq!(done.len(), 2);
         assert!(
             matches!(&done[0].1[0], OpResult::Failed(PersistError::Unavailable(m)) if m.contains("only 0 of 1"))
@@ -469,7 +526,7 @@ mod tests {
             0,
         );
         let mut done = Vec::new();
-        ok.received(b"+OK\r\n:1\r\n", &mut done)?;
+        recv(&mut ok, b"+OK\r\n:1\r\n", &mut done)?;
         assert_eq!(done, vec![(3, vec![OpResult::Done])]);
         Ok(())
     }
@@ -478,10 +535,10 @@ mod tests {
     fn unsolicited_or_garbled_replies_are_errors() {
         let mut w = Wire::<u32>::new(None);
         let mut done = Vec::new();
-        assert!(w.received(b"+OK\r\n", &mut done).is_err());
+        assert!(recv(&mut w, b"+OK\r\n", &mut done).is_err());
         let mut w = Wire::<u32>::new(None);
         w.send(vec![Op::Get(b"a".to_vec())], 7, 0);
-        assert!(w.received(b"?what\r\n", &mut done).is_err());
+        assert!(recv(&mut w, b"?what\r\n", &mut done).is_err());
         assert_eq!(w.abandon(), vec![7]);
         assert_eq!(w.in_flight(), 0);
     }

@@ -94,6 +94,26 @@ impl Cluster {
         }
     }
 
+    /// The client of `node` (the first seed's credentials and TLS).
+    pub fn client_of(&self, node: &Node) -> Result<redis::Client> {
+        (self.sh.make)(node)
+    }
+
+    /// The client of the first seed.
+    pub fn seed_client(&self) -> Result<redis::Client> {
+        match self.sh.seeds.first() {
+            Some(n) => (self.sh.make)(n),
+            None => Err(PersistError::Internal("a cluster without seeds".into())),
+        }
+    }
+
+    /// The slot map, read again now (from a known primary, else a seed).
+    pub async fn fresh_map(&self) -> Result<SlotMap> {
+        self.refresh(Instant::now() + ms(self.sh.command_timeout_ms))
+            .await?;
+        Ok(self.map().clone())
+    }
+
     /// Node connections opened so far.
     pub fn connections_opened(&self) -> u64 {
         self.sh.opened.load(Ordering::Relaxed)

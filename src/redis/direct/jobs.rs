@@ -23,12 +23,18 @@ use crate::redis::batch::{Exec, Op, OpResult};
 /// Where a job's batch results wait for the job to be polled.
 pub(super) type Slot = RefCell<Option<Result<Vec<OpResult>, PersistError>>>;
 
+/// Where a raw pipeline's replies (a cluster's, see [`super::cluster`])
+/// wait for its job to be polled.
+pub(crate) type RawSlot = RefCell<Option<Result<Vec<redis::Value>, PersistError>>>;
+
 /// Who gets a batch's results.
 pub(super) enum Owner {
     /// The JS glue's batch: through `onWire`, in order.
     Js,
     /// A job's batch.
     Job(Rc<Slot>),
+    /// A raw pipeline of a cluster job.
+    Raw(Rc<RawSlot>),
 }
 
 /// What a job settles its promise with: a maker of the JS value, or the error.
@@ -101,9 +107,7 @@ pub(super) fn send_job(cell: &Rc<Cell>, ops: Vec<Op>, slot: Rc<Slot>) -> Result<
 }
 
 /// Poll every job once (each waits on one batch at a time), settling the
-/// promises of those done. `from_loop`: called from a libuv callback, so a
-/// callback scope is opened (its close runs the microtasks the settled
-/// promises queued).
+/// promises of those done (see [`poll_list`]).
 pub(super) fn poll_jobs(cell: &Rc<Cell>, from_loop: bool) {
     let (env, ctx, mut jobs) = match cell.try_borrow_mut() {
         Ok(mut st) if !st.jobs.is_empty() && !st.env.is_null() => {
@@ -113,36 +117,83 @@ pub(super) fn poll_jobs(cell: &Rc<Cell>, from_loop: bool) {
     };
     // SAFETY: on the env's thread; the env is alive (its cleanup hook, which
     // drops the jobs unpolled, has not run)
-    unsafe {
-        let mut hs = ptr::null_mut();
-        if sys::napi_open_handle_scope(env, &mut hs) != sys::Status::napi_ok {
-            return;
-        }
-        let mut cs = ptr::null_mut();
-        if from_loop && !ctx.is_null() {
-            let mut resource = ptr::null_mut();
-            if sys::napi_create_object(env, &mut resource) == sys::Status::napi_ok {
-                sys::napi_open_callback_scope(env, resource, ctx, &mut cs);
-            }
-        }
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        jobs.retain_mut(|job| match job.fut.as_mut().poll(&mut cx) {
-            Poll::Pending => true,
-            Poll::Ready(r) => {
-                settle(env, job.deferred, r);
-                false
-            }
-        });
-        if let Ok(mut st) = cell.try_borrow_mut() {
-            let newer = std::mem::take(&mut st.jobs);
-            st.jobs = jobs;
-            st.jobs.extend(newer);
-        }
-        if !cs.is_null() {
-            sys::napi_close_callback_scope(env, cs);
-        }
-        sys::napi_close_handle_scope(env, hs);
+    unsafe { poll_list(env, ctx, &mut jobs, from_loop) };
+    if let Ok(mut st) = cell.try_borrow_mut() {
+        let newer = std::mem::take(&mut st.jobs);
+        st.jobs = jobs;
+        st.jobs.extend(newer);
     }
+}
+
+/// Poll each of `jobs` once, settling (and removing) those done.
+/// `from_loop`: called from a libuv callback, so a callback scope is opened
+/// (its close runs the microtasks the settled promises queued).
+///
+/// # Safety
+/// On the env's thread, the env alive; `ctx` its async context (or null).
+pub(super) unsafe fn poll_list(
+    env: sys::napi_env,
+    ctx: sys::napi_async_context,
+    jobs: &mut Vec<Job>,
+    from_loop: bool,
+) {
+    let mut hs = ptr::null_mut();
+    if sys::napi_open_handle_scope(env, &mut hs) != sys::Status::napi_ok {
+        return;
+    }
+    let mut cs = ptr::null_mut();
+    if from_loop && !ctx.is_null() {
+        let mut resource = ptr::null_mut();
+        if sys::napi_create_object(env, &mut resource) == sys::Status::napi_ok {
+            sys::napi_open_callback_scope(env, resource, ctx, &mut cs);
+        }
+    }
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    jobs.retain_mut(|job| match job.fut.as_mut().poll(&mut cx) {
+        Poll::Pending => true,
+        Poll::Ready(r) => {
+            settle(env, job.deferred, r);
+            false
+        }
+    });
+    if !cs.is_null() {
+        sys::napi_close_callback_scope(env, cs);
+    }
+    sys::napi_close_handle_scope(env, hs);
+}
+
+/// A job of `job` and the promise it settles.
+///
+/// # Safety
+/// `env` is the current env; on its JS thread.
+pub(super) unsafe fn make_job<T, F>(
+    env: sys::napi_env,
+    job: F,
+) -> Result<(Job, sys::napi_value), PersistError>
+where
+    T: napi::bindgen_prelude::ToNapiValue + 'static,
+    F: Future<Output = Result<T, PersistError>> + 'static,
+{
+    let mut deferred = ptr::null_mut();
+    let mut promise = ptr::null_mut();
+    if sys::napi_create_promise(env, &mut deferred, &mut promise) != sys::Status::napi_ok {
+        return Err(PersistError::Internal("napi_create_promise".into()));
+    }
+    let fut = async move {
+        job.await.map(|v| {
+            Box::new(move |env| {
+                // SAFETY: called by `settle` on the env's thread
+                unsafe { T::to_napi_value(env, v) }
+            }) as Box<dyn FnOnce(sys::napi_env) -> napi::Result<sys::napi_value>>
+        })
+    };
+    Ok((
+        Job {
+            fut: Box::pin(fut),
+            deferred,
+        },
+        promise,
+    ))
 }
 
 /// Resolve or reject a job's promise.

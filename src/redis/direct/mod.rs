@@ -17,11 +17,16 @@
 //! here by [`Link`]) and polled on this thread each time a batch of theirs
 //! completes; each settles a promise.
 //!
+//! A Redis Cluster store runs its calls here too ([`cluster`]): one such
+//! connection per primary, no JS callback of their own (their pipelines
+//! are raw, [`Direct::send_raw`]), each delivery waking the cluster's jobs.
+//!
 //! libuv's functions are looked up in the running process (Node exports
 //! them, [`uv`]); where they are not found the store keeps the tokio
 //! transport. [`sock`] moves the bytes (plain, or TLS records by rustls);
 //! [`jobs`] runs the calls made of several batches.
 
+pub mod cluster;
 mod jobs;
 mod sock;
 mod uv;
@@ -41,9 +46,9 @@ use crate::error::PersistError;
 use crate::redis::batch::{Op, OpResult, Wait};
 use crate::redis::results::{encode_results, Blob};
 use crate::redis::store::DirectSocket;
-use crate::redis::wire::Wire;
+use crate::redis::wire::{Replies, Wire};
 pub use jobs::Link;
-use jobs::{poll_jobs, settle, Job, Owner};
+use jobs::{make_job, poll_jobs, settle, Job, Owner, RawSlot};
 use sock::{closed_by_server, Sock};
 #[cfg(feature = "redis-tls")]
 use sock::{flush_tls, read_tls};
@@ -81,6 +86,8 @@ struct State {
     open: bool,
     /// The env cleanup hook is registered (its `Rc` is held by the hook).
     hooked: bool,
+    /// Called after each delivery (a cluster's connection: its jobs).
+    wake: Option<Rc<dyn Fn()>>,
 }
 
 /// The JS thread's data connection of one store (see the module docs).
@@ -90,7 +97,7 @@ pub struct Direct {
 
 /// What a callback found, handed to JS once no borrow is held.
 struct Outcome {
-    done: Vec<(Owner, Vec<OpResult>)>,
+    done: Vec<(Owner, Replies)>,
     failure: Option<PersistError>,
 }
 
@@ -98,8 +105,9 @@ impl Direct {
     /// Watch `fd` on `env`'s event loop; replies go to `callback`.
     ///
     /// # Safety
-    /// `env` is the current env and `callback` a function value of it; call
-    /// on its JS thread.
+    /// `env` is the current env and `callback` a function value of it (or
+    /// null: a cluster's connection, raw pipelines only); call on its JS
+    /// thread.
     pub unsafe fn attach(
         env: sys::napi_env,
         socket: DirectSocket,
@@ -109,36 +117,27 @@ impl Direct {
     ) -> Result<Direct, PersistError> {
         let uv = uv().ok_or_else(|| PersistError::Internal("libuv is not available".into()))?;
         let fail = |what: &str| PersistError::Internal(format!("direct transport: {what}"));
-        let mut lp: *mut sys::uv_loop_s = ptr::null_mut();
-        if sys::napi_get_uv_event_loop(env, &mut lp) != sys::Status::napi_ok || lp.is_null() {
-            return Err(fail("no event loop"));
-        }
-        let lp = lp as *mut c_void;
+        let lp = event_loop(env).ok_or_else(|| fail("no event loop"))?;
         let mut callback_ref = ptr::null_mut();
-        if sys::napi_create_reference(env, callback, 0, &mut callback_ref) != sys::Status::napi_ok {
+        if !callback.is_null()
+            && sys::napi_create_reference(env, callback, 0, &mut callback_ref)
+                != sys::Status::napi_ok
+        {
             return Err(fail("napi_create_reference"));
         }
-        let mut resource = ptr::null_mut();
-        let mut name = ptr::null_mut();
-        let mut async_ctx = ptr::null_mut();
-        let label = "awaitly-persistence-native:redis";
-        if sys::napi_create_object(env, &mut resource) != sys::Status::napi_ok
-            || sys::napi_create_string_utf8(
-                env,
-                label.as_ptr() as *const c_char,
-                label.len() as isize,
-                &mut name,
-            ) != sys::Status::napi_ok
-            || sys::napi_async_init(env, resource, name, &mut async_ctx) != sys::Status::napi_ok
-        {
-            sys::napi_delete_reference(env, callback_ref);
+        let Some(async_ctx) = async_context(env) else {
+            if !callback_ref.is_null() {
+                sys::napi_delete_reference(env, callback_ref);
+            }
             return Err(fail("napi_async_init"));
-        }
+        };
         let poll = alloc_handle((uv.handle_size)(UV_POLL));
         if (uv.poll_init)(lp, poll, socket.fd.as_raw_fd()) != 0 {
             free_handle(poll, (uv.handle_size)(UV_POLL));
             sys::napi_async_destroy(env, async_ctx);
-            sys::napi_delete_reference(env, callback_ref);
+            if !callback_ref.is_null() {
+                sys::napi_delete_reference(env, callback_ref);
+            }
             return Err(fail("uv_poll_init"));
         }
         let timer = alloc_handle((uv.handle_size)(UV_TIMER));
@@ -162,6 +161,7 @@ impl Direct {
             busy: false,
             open: true,
             hooked: false,
+            wake: None,
         }));
         set_handle_data(poll, Rc::into_raw(cell.clone()) as *mut c_void);
         set_handle_data(timer, Rc::into_raw(cell.clone()) as *mut c_void);
@@ -209,6 +209,43 @@ impl Direct {
         Ok(())
     }
 
+    /// Write a pipeline packed by the caller (`replies` replies back); the
+    /// replies, or the connection's failure, go to `slot`.
+    pub(crate) fn send_raw(
+        &self,
+        packed: &[u8],
+        replies: usize,
+        slot: Rc<RawSlot>,
+    ) -> Result<(), PersistError> {
+        let mut st = self
+            .cell
+            .try_borrow_mut()
+            .map_err(|_| PersistError::Internal("direct transport: re-entered".into()))?;
+        if !st.open {
+            return Err(PersistError::Unavailable(
+                "the connection was closed".into(),
+            ));
+        }
+        let uv = uv().ok_or_else(|| PersistError::Internal("libuv is not available".into()))?;
+        st.wire
+            .send_raw(packed, replies, Owner::Raw(slot), now_ms(uv));
+        if let Err(e) = st.flush() {
+            st.shutdown(false, Some(&e));
+            return Ok(());
+        }
+        if !st.busy {
+            st.set_busy(true);
+        }
+        Ok(())
+    }
+
+    /// Call `wake` after each delivery on this connection.
+    pub(crate) fn on_wake(&self, wake: Rc<dyn Fn()>) {
+        if let Ok(mut st) = self.cell.try_borrow_mut() {
+            st.wake = Some(wake);
+        }
+    }
+
     /// Is the connection still up?
     pub fn is_open(&self) -> bool {
         self.cell.try_borrow().map(|st| st.open).unwrap_or(false)
@@ -232,24 +269,7 @@ impl Direct {
         T: napi::bindgen_prelude::ToNapiValue + 'static,
         F: Future<Output = Result<T, PersistError>> + 'static,
     {
-        let mut deferred = ptr::null_mut();
-        let mut promise = ptr::null_mut();
-        if sys::napi_create_promise(env, &mut deferred, &mut promise) != sys::Status::napi_ok {
-            return Err(PersistError::Internal("napi_create_promise".into()));
-        }
-        let fut = async move {
-            job.await.map(|v| {
-                Box::new(move |env| {
-                    // SAFETY: called by `settle` on the env's thread
-                    unsafe { T::to_napi_value(env, v) }
-                })
-                    as Box<dyn FnOnce(sys::napi_env) -> napi::Result<sys::napi_value>>
-            })
-        };
-        let job = Job {
-            fut: Box::pin(fut),
-            deferred,
-        };
+        let (job, promise) = make_job(env, job)?;
         match self.cell.try_borrow_mut() {
             Ok(mut st) => st.jobs.push(job),
             Err(_) => {
@@ -350,13 +370,18 @@ impl State {
         // SAFETY: handles open, on their loop's thread
         unsafe {
             let mut count = 0u32;
+            let held = !self.callback.is_null();
             if busy {
                 (uv.uv_ref)(self.poll);
-                sys::napi_reference_ref(self.env, self.callback, &mut count);
+                if held {
+                    sys::napi_reference_ref(self.env, self.callback, &mut count);
+                }
                 (uv.timer_start)(self.timer, on_timer, self.timeout_ms.max(1), 0);
             } else {
                 (uv.uv_unref)(self.poll);
-                sys::napi_reference_unref(self.env, self.callback, &mut count);
+                if held {
+                    sys::napi_reference_unref(self.env, self.callback, &mut count);
+                }
                 (uv.timer_stop)(self.timer);
             }
         }
@@ -373,14 +398,23 @@ impl State {
             self.set_busy(false);
         }
         self.open = false;
+        let err = || match why {
+            Some(e) => e.clone(),
+            None => PersistError::Unavailable("the connection was closed".into()),
+        };
         for owner in self.wire.abandon() {
-            if let Owner::Job(slot) = owner {
-                if let Ok(mut s) = slot.try_borrow_mut() {
-                    *s = Some(Err(match why {
-                        Some(e) => e.clone(),
-                        None => PersistError::Unavailable("the connection was closed".into()),
-                    }));
+            match owner {
+                Owner::Job(slot) => {
+                    if let Ok(mut s) = slot.try_borrow_mut() {
+                        *s = Some(Err(err()));
+                    }
                 }
+                Owner::Raw(slot) => {
+                    if let Ok(mut s) = slot.try_borrow_mut() {
+                        *s = Some(Err(err()));
+                    }
+                }
+                Owner::Js => {}
             }
         }
         if let Some(uv) = uv() {
@@ -404,8 +438,41 @@ impl State {
             self.async_ctx = ptr::null_mut();
             self.meta_ref = ptr::null_mut();
             self.hooked = false;
+            self.wake = None;
         }
     }
+}
+
+/// The event loop of `env`.
+///
+/// # Safety
+/// `env` is the current env.
+unsafe fn event_loop(env: sys::napi_env) -> Option<*mut c_void> {
+    let mut lp: *mut sys::uv_loop_s = ptr::null_mut();
+    if sys::napi_get_uv_event_loop(env, &mut lp) != sys::Status::napi_ok || lp.is_null() {
+        return None;
+    }
+    Some(lp as *mut c_void)
+}
+
+/// An async context for the callbacks this transport makes into `env`.
+///
+/// # Safety
+/// `env` is the current env.
+unsafe fn async_context(env: sys::napi_env) -> Option<sys::napi_async_context> {
+    let mut resource = ptr::null_mut();
+    let mut name = ptr::null_mut();
+    let mut async_ctx = ptr::null_mut();
+    let label = "awaitly-persistence-native:redis";
+    let ok = sys::napi_create_object(env, &mut resource) == sys::Status::napi_ok
+        && sys::napi_create_string_utf8(
+            env,
+            label.as_ptr() as *const c_char,
+            label.len() as isize,
+            &mut name,
+        ) == sys::Status::napi_ok
+        && sys::napi_async_init(env, resource, name, &mut async_ctx) == sys::Status::napi_ok;
+    ok.then_some(async_ctx)
 }
 
 /// Run `f` on the state behind a handle's data pointer, without panicking
@@ -496,7 +563,7 @@ unsafe extern "C" fn on_timer(h: *mut c_void) {
 
 impl State {
     /// Read what the socket has; the batches it completes go to `done`.
-    fn read(&mut self, done: &mut Vec<(Owner, Vec<OpResult>)>) -> Result<(), PersistError> {
+    fn read(&mut self, done: &mut Vec<(Owner, Replies)>) -> Result<(), PersistError> {
         let Some(fd) = self.fd.as_ref().map(|f| f.as_raw_fd()) else {
             return Ok(());
         };
@@ -552,19 +619,38 @@ fn deliver(cell: &Rc<Cell>, outcome: Outcome) {
     let mut results: Vec<OpResult> = Vec::new();
     let mut woken = false;
     for (owner, r) in outcome.done {
-        match owner {
-            Owner::Js => results.extend(r),
-            Owner::Job(slot) => {
+        match (owner, r) {
+            (Owner::Js, Replies::Results(r)) => results.extend(r),
+            (Owner::Job(slot), Replies::Results(r)) => {
                 if let Ok(mut s) = slot.try_borrow_mut() {
                     *s = Some(Ok(r));
                     woken = true;
                 }
             }
+            (Owner::Raw(slot), Replies::Values(v)) => {
+                if let Ok(mut s) = slot.try_borrow_mut() {
+                    *s = Some(Ok(v));
+                    woken = true;
+                }
+            }
+            _ => {}
         }
     }
-    if results.is_empty() && outcome.failure.is_none() {
+    let wake = cell.try_borrow().ok().and_then(|st| st.wake.clone());
+    if results.is_empty() && (outcome.failure.is_none() || wake.is_some()) {
+        if outcome.failure.is_some() {
+            // a cluster's connection: no JS callback; its raw pipelines fail
+            if let Ok(mut st) = cell.try_borrow_mut() {
+                st.shutdown(false, outcome.failure.as_ref());
+            }
+            release_callback(cell);
+            woken = true;
+        }
         if woken {
             poll_jobs(cell, true);
+            if let Some(wake) = wake {
+                wake();
+            }
         }
         return;
     }

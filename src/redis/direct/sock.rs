@@ -6,8 +6,7 @@ use std::os::fd::RawFd;
 
 use super::Owner;
 use crate::error::PersistError;
-use crate::redis::batch::OpResult;
-use crate::redis::wire::Wire;
+use crate::redis::wire::{Replies, Wire};
 
 pub(super) fn closed_by_server() -> PersistError {
     PersistError::Unavailable("the server closed the connection".into())
@@ -116,7 +115,7 @@ pub(super) fn read_tls(
     tls: &mut crate::redis::tls::Session,
     wire: &mut Wire<Owner>,
     fd: RawFd,
-    done: &mut Vec<(Owner, Vec<OpResult>)>,
+    done: &mut Vec<(Owner, Replies)>,
 ) -> Result<(), PersistError> {
     use std::io::Read;
     // level-triggered: what is left is read on the next callback

@@ -8,7 +8,9 @@ use std::sync::OnceLock;
 pub(super) type PollCb = unsafe extern "C" fn(*mut c_void, c_int, c_int);
 pub(super) type TimerCb = unsafe extern "C" fn(*mut c_void);
 pub(super) type CloseCb = unsafe extern "C" fn(*mut c_void);
+pub(super) type AsyncCb = unsafe extern "C" fn(*mut c_void);
 
+pub(super) const UV_ASYNC: c_int = 1;
 pub(super) const UV_POLL: c_int = 8;
 pub(super) const UV_TIMER: c_int = 13;
 pub(super) const UV_READABLE: c_int = 1;
@@ -27,6 +29,9 @@ pub(super) struct Uv {
     pub(super) uv_ref: unsafe extern "C" fn(*mut c_void),
     pub(super) uv_unref: unsafe extern "C" fn(*mut c_void),
     pub(super) hrtime: unsafe extern "C" fn() -> u64,
+    pub(super) async_init: unsafe extern "C" fn(*mut c_void, *mut c_void, AsyncCb) -> c_int,
+    /// The one libuv function safe to call from any thread.
+    pub(super) async_send: unsafe extern "C" fn(*mut c_void) -> c_int,
 }
 
 /// libuv of this process, if it exports its functions.
@@ -54,6 +59,8 @@ pub(super) fn uv() -> Option<&'static Uv> {
                 uv_ref: sym(b"uv_ref\0")?,
                 uv_unref: sym(b"uv_unref\0")?,
                 hrtime: sym(b"uv_hrtime\0")?,
+                async_init: sym(b"uv_async_init\0")?,
+                async_send: sym(b"uv_async_send\0")?,
             })
         }
     })

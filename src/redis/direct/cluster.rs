@@ -1,0 +1,695 @@
+//! A Redis Cluster store's calls on the JS thread: one [`Direct`]
+//! connection per primary (opened on tokio by
+//! [`RedisStore::connect_direct_node`], then watched here), and each call a
+//! job ([`super::jobs`]) that runs the routing core
+//! ([`crate::redis::cluster::dispatch`]): the ops of one batch packed into
+//! one raw pipeline per node (`ASKING` before an asked command, one `WAIT`
+//! after durable writes), the replies handed back to the core, redirects
+//! and retries followed within the command timeout, each result settled by
+//! the batch seam ([`settle`]).
+//!
+//! What must not block the JS thread runs on tokio: connecting a node and
+//! reading the slot map (`CLUSTER SLOTS`, [`RedisStore::cluster_map`]).
+//! Their outcomes arrive in an [`Inbox`] whose libuv async handle wakes
+//! the jobs; a timer wakes them for a paused retry or a deadline, and every
+//! delivery on a node's connection wakes them too.
+//!
+//! The env is never touched after its cleanup hook ran: the hook drops the
+//! jobs unsettled and closes the handles (each node's connection has its
+//! own hook). A collected or closed store shuts down once its jobs are done.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::future::Future;
+use std::ptr;
+use std::rc::{Rc, Weak};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+
+use napi::sys;
+
+use super::jobs::{make_job, poll_list, settle, Job, RawSlot};
+use super::uv::{
+    alloc_handle, free_handle, handle_data, now_ms, set_handle_data, uv, UV_ASYNC, UV_TIMER,
+};
+use super::{async_context, event_loop, Direct};
+use crate::error::PersistError;
+use crate::redis::batch::{op_cmd, op_key, settle as settle_op, Op, OpResult, Wait};
+use crate::redis::cluster::dispatch::{Dispatch, Reply, Send};
+use crate::redis::cluster::slots::{key_slot, Node, SlotMap};
+use crate::redis::store::{DirectSocket, RedisStore};
+
+type CCell = RefCell<CState>;
+
+/// What tokio hands to the JS thread.
+enum Arrival {
+    Map(Result<SlotMap, PersistError>),
+    Conn(Node, u64, Result<DirectSocket, PersistError>),
+}
+
+/// Where tokio puts its outcomes; `handle` (the async handle, as an
+/// address; 0 once closed) is sent to under its lock, so never after it
+/// was closed.
+struct Inbox {
+    handle: Mutex<usize>,
+    got: Mutex<Vec<Arrival>>,
+}
+
+impl Inbox {
+    fn post(&self, a: Arrival) {
+        if let Ok(mut got) = self.got.lock() {
+            got.push(a);
+        }
+        if let (Ok(h), Some(uv)) = (self.handle.lock(), uv()) {
+            if *h != 0 {
+                // SAFETY: the handle is open while its address is here
+                unsafe { (uv.async_send)(*h as *mut c_void) };
+            }
+        }
+    }
+}
+
+/// How a node's connection attempt ended.
+enum Attempt {
+    Connecting(u64),
+    Failed(u64, PersistError),
+}
+
+struct CState {
+    env: sys::napi_env,
+    async_ctx: sys::napi_async_context,
+    core: RedisStore,
+    timeout_ms: u64,
+    wait: Option<Wait>,
+    jobs: Vec<Job>,
+    map: SlotMap,
+    refreshing: bool,
+    /// The last reading of the map failed: why (for calls waiting on one).
+    map_error: Option<PersistError>,
+    nodes: HashMap<Node, Direct>,
+    attempts: HashMap<Node, Attempt>,
+    next_attempt: u64,
+    inbox: Arc<Inbox>,
+    async_h: *mut c_void,
+    timer: *mut c_void,
+    /// The earliest time a job asked to be polled again.
+    wake_at: Option<u64>,
+    open: bool,
+    /// No more calls (closed, or the store collected): shut down once the
+    /// jobs are done.
+    ending: bool,
+    hooked: bool,
+}
+
+/// The JS-thread transport of one cluster store (see the module docs).
+pub struct DirectCluster {
+    cell: Rc<CCell>,
+}
+
+impl DirectCluster {
+    /// Set up on `env`'s event loop; nothing connects before the first call.
+    ///
+    /// # Safety
+    /// `env` is the current env; call on its JS thread.
+    pub unsafe fn new(env: sys::napi_env, core: RedisStore) -> Result<DirectCluster, PersistError> {
+        let fail = |what: &str| PersistError::Internal(format!("direct cluster: {what}"));
+        let uv = uv().ok_or_else(|| fail("libuv is not available"))?;
+        let lp = event_loop(env).ok_or_else(|| fail("no event loop"))?;
+        let async_ctx = async_context(env).ok_or_else(|| fail("napi_async_init"))?;
+        let async_h = alloc_handle((uv.handle_size)(UV_ASYNC));
+        if (uv.async_init)(lp, async_h, on_async) != 0 {
+            free_handle(async_h, (uv.handle_size)(UV_ASYNC));
+            sys::napi_async_destroy(env, async_ctx);
+            return Err(fail("uv_async_init"));
+        }
+        let timer = alloc_handle((uv.handle_size)(UV_TIMER));
+        (uv.timer_init)(lp, timer);
+        let cfg = core.config();
+        let timeout_ms = cfg.command_timeout_ms;
+        let wait = core.wait();
+        let cell = Rc::new(RefCell::new(CState {
+            env,
+            async_ctx,
+            core,
+            timeout_ms,
+            wait,
+            jobs: Vec::new(),
+            map: SlotMap::default(),
+            refreshing: false,
+            map_error: None,
+            nodes: HashMap::new(),
+            attempts: HashMap::new(),
+            next_attempt: 0,
+            inbox: Arc::new(Inbox {
+                handle: Mutex::new(async_h as usize),
+                got: Mutex::new(Vec::new()),
+            }),
+            async_h,
+            timer,
+            wake_at: None,
+            open: true,
+            ending: false,
+            hooked: false,
+        }));
+        set_handle_data(async_h, Rc::into_raw(cell.clone()) as *mut c_void);
+        set_handle_data(timer, Rc::into_raw(cell.clone()) as *mut c_void);
+        (uv.uv_unref)(async_h);
+        (uv.uv_unref)(timer);
+        let hook_arg = Rc::into_raw(cell.clone()) as *mut c_void;
+        if sys::napi_add_env_cleanup_hook(env, Some(on_env_teardown), hook_arg)
+            == sys::Status::napi_ok
+        {
+            cell.borrow_mut().hooked = true;
+        } else {
+            drop(Rc::from_raw(hook_arg as *const CCell));
+        }
+        Ok(DirectCluster { cell })
+    }
+
+    /// Run `ops` as one batch over the cluster: a promise of one result
+    /// per op, in order.
+    ///
+    /// # Safety
+    /// `env` is the current env; call on its JS thread, from a JS call.
+    pub unsafe fn start<T, F>(
+        &self,
+        env: sys::napi_env,
+        job: impl FnOnce(ClusterLink) -> F,
+    ) -> Result<sys::napi_value, PersistError>
+    where
+        T: napi::bindgen_prelude::ToNapiValue + 'static,
+        F: Future<Output = Result<T, PersistError>> + 'static,
+    {
+        if self.cell.try_borrow().map(|st| st.ending).unwrap_or(true) {
+            return Err(PersistError::Closed);
+        }
+        let link = ClusterLink {
+            cell: Rc::downgrade(&self.cell),
+        };
+        let (job, promise) = make_job(env, job(link))?;
+        match self.cell.try_borrow_mut() {
+            Ok(mut st) => st.jobs.push(job),
+            Err(_) => {
+                settle(
+                    env,
+                    job.deferred,
+                    Err(PersistError::Internal("direct cluster: re-entered".into())),
+                );
+                return Ok(promise);
+            }
+        }
+        poll(&self.cell, false);
+        Ok(promise)
+    }
+
+    /// No more calls; the connections close once the calls in flight are
+    /// done.
+    pub fn close(&self) {
+        end(&self.cell);
+    }
+}
+
+impl Drop for DirectCluster {
+    fn drop(&mut self) {
+        end(&self.cell);
+    }
+}
+
+fn end(cell: &Rc<CCell>) {
+    let idle = match cell.try_borrow_mut() {
+        Ok(mut st) => {
+            st.ending = true;
+            st.jobs.is_empty()
+        }
+        Err(_) => false,
+    };
+    if idle {
+        shutdown(cell, false);
+    }
+}
+
+/// Close the nodes' connections and the handles. `teardown`: the env is
+/// going away (no napi call may be made; the jobs are dropped unsettled).
+fn shutdown(cell: &Rc<CCell>, teardown: bool) {
+    let (nodes, hooked, env) = {
+        let Ok(mut st) = cell.try_borrow_mut() else {
+            return;
+        };
+        if !st.open {
+            return;
+        }
+        st.open = false;
+        if let Ok(mut h) = st.inbox.handle.lock() {
+            *h = 0;
+        }
+        if let Some(uv) = uv() {
+            // SAFETY: handles open; their close callbacks free them and
+            // release the `Rc`s they hold
+            unsafe {
+                (uv.timer_stop)(st.timer);
+                (uv.close)(st.async_h, Some(on_async_closed));
+                (uv.close)(st.timer, Some(on_timer_closed));
+            }
+        }
+        if teardown {
+            st.jobs.clear();
+            st.async_ctx = ptr::null_mut();
+            st.hooked = false;
+        } else if !st.async_ctx.is_null() {
+            // SAFETY: env alive, on its thread
+            unsafe { sys::napi_async_destroy(st.env, st.async_ctx) };
+            st.async_ctx = ptr::null_mut();
+        }
+        let hooked = std::mem::replace(&mut st.hooked, false);
+        (std::mem::take(&mut st.nodes), hooked, st.env)
+    };
+    if !teardown {
+        for d in nodes.values() {
+            d.close();
+        }
+    }
+    drop(nodes);
+    if hooked {
+        let arg = Rc::as_ptr(cell) as *mut c_void;
+        // SAFETY: registered with this arg in `new`; the hook's Rc is ours
+        // to release once it is removed
+        unsafe {
+            if sys::napi_remove_env_cleanup_hook(env, Some(on_env_teardown), arg)
+                == sys::Status::napi_ok
+            {
+                drop(Rc::from_raw(arg as *const CCell));
+            }
+        }
+    }
+}
+
+/// Take in what tokio delivered, poll every job, arm the timer for the
+/// earliest wake asked for; shut down an ended store once idle.
+fn poll(cell: &Rc<CCell>, from_loop: bool) {
+    let env = match cell.try_borrow() {
+        Ok(st) if st.open => st.env,
+        _ => return,
+    };
+    // SAFETY: on the env's thread, the env alive (the transport is open);
+    // attaching a socket makes napi values
+    unsafe {
+        let mut hs = ptr::null_mut();
+        if sys::napi_open_handle_scope(env, &mut hs) != sys::Status::napi_ok {
+            return;
+        }
+        take_inbox(cell);
+        sys::napi_close_handle_scope(env, hs);
+    }
+    let (env, ctx, mut jobs) = match cell.try_borrow_mut() {
+        Ok(mut st) if st.open && !st.jobs.is_empty() => {
+            st.wake_at = None;
+            (st.env, st.async_ctx, std::mem::take(&mut st.jobs))
+        }
+        _ => return,
+    };
+    // SAFETY: on the env's thread; the env is alive (its cleanup hook
+    // closes this transport first)
+    unsafe { poll_list(env, ctx, &mut jobs, from_loop) };
+    let ended = {
+        let Ok(mut st) = cell.try_borrow_mut() else {
+            return;
+        };
+        let newer = std::mem::take(&mut st.jobs);
+        st.jobs = jobs;
+        st.jobs.extend(newer);
+        if let Some(uv) = uv() {
+            // SAFETY: handles open, on their loop's thread
+            unsafe {
+                if st.jobs.is_empty() {
+                    (uv.uv_unref)(st.async_h);
+                    (uv.timer_stop)(st.timer);
+                } else {
+                    // calls in flight keep the process alive
+                    (uv.uv_ref)(st.async_h);
+                    if let Some(at) = st.wake_at {
+                        let left = at.saturating_sub(now_ms(uv)).max(1);
+                        (uv.timer_start)(st.timer, on_timer, left, 0);
+                    }
+                }
+            }
+        }
+        st.ending && st.jobs.is_empty()
+    };
+    if ended {
+        shutdown(cell, false);
+    }
+}
+
+/// Attach the sockets that arrived, note the maps read.
+fn take_inbox(cell: &Rc<CCell>) {
+    let Ok(mut st) = cell.try_borrow_mut() else {
+        return;
+    };
+    let got = match st.inbox.got.lock() {
+        Ok(mut g) => std::mem::take(&mut *g),
+        Err(_) => return,
+    };
+    for a in got {
+        match a {
+            Arrival::Map(Ok(m)) => {
+                st.refreshing = false;
+                st.map_error = None;
+                st.map = m;
+            }
+            Arrival::Map(Err(e)) => {
+                st.refreshing = false;
+                st.map_error = Some(e);
+            }
+            Arrival::Conn(node, id, r) => {
+                if !matches!(st.attempts.get(&node), Some(Attempt::Connecting(a)) if *a == id) {
+                    continue;
+                }
+                let attached = r.and_then(|socket| {
+                    // SAFETY: on the env's thread (a libuv callback or a JS
+                    // call); the env is alive (the transport is open)
+                    unsafe {
+                        Direct::attach(st.env, socket, ptr::null_mut(), st.timeout_ms, None)
+                    }
+                });
+                match attached {
+                    Ok(d) => {
+                        let weak = Rc::downgrade(cell);
+                        d.on_wake(Rc::new(move || {
+                            if let Some(c) = weak.upgrade() {
+                                poll(&c, true);
+                            }
+                        }));
+                        st.attempts.remove(&node);
+                        st.nodes.insert(node, d);
+                    }
+                    Err(e) => {
+                        st.attempts.insert(node, Attempt::Failed(id, e));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl CState {
+    /// Read the map again on tokio (one reading at a time).
+    fn refresh_soon(&mut self) {
+        if self.refreshing || !self.open {
+            return;
+        }
+        self.refreshing = true;
+        let core = self.core.clone();
+        let inbox = self.inbox.clone();
+        napi::bindgen_prelude::spawn(async move {
+            inbox.post(Arrival::Map(core.cluster_map().await));
+        });
+    }
+
+    /// Connect `node` on tokio: the attempt's id.
+    fn connect(&mut self, node: &Node) -> u64 {
+        self.next_attempt += 1;
+        let id = self.next_attempt;
+        self.attempts.insert(node.clone(), Attempt::Connecting(id));
+        let core = self.core.clone();
+        let inbox = self.inbox.clone();
+        let n = node.clone();
+        napi::bindgen_prelude::spawn(async move {
+            let r = core.connect_direct_node(&n).await;
+            inbox.post(Arrival::Conn(n, id, r));
+        });
+        id
+    }
+
+    fn wake_by(&mut self, at: u64) {
+        self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+    }
+}
+
+/// The batch seam on a cluster's JS-thread transport, for jobs.
+pub struct ClusterLink {
+    cell: Weak<CCell>,
+}
+
+/// A node's pipeline: sent (its replies' slot), or waiting for the node's
+/// connection attempt.
+enum Flight {
+    Sent(Send, Rc<RawSlot>),
+    Connecting(Send, u64),
+}
+
+fn closed() -> PersistError {
+    PersistError::Unavailable("the connection was closed".into())
+}
+
+impl ClusterLink {
+    /// Run `ops` over the cluster (see the module docs).
+    pub async fn exec(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, PersistError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let uv = uv().ok_or_else(|| PersistError::Internal("libuv is not available".into()))?;
+        let cell = self.cell.upgrade().ok_or_else(closed)?;
+        let (timeout, wait) = {
+            let st = cell.try_borrow().map_err(|_| closed())?;
+            (st.timeout_ms, st.wait)
+        };
+        let start = now_ms(uv);
+        let deadline = start + timeout.max(1);
+        self.first_map(&cell, deadline).await?;
+        let mut d = Dispatch::new(
+            ops.iter().map(|op| (key_slot(op_key(op)), op.is_durable())),
+            start,
+            timeout,
+            wait,
+        );
+        let wait_cmd = wait.map(|w| w.cmd().get_packed_command());
+        let mut flights: Vec<Flight> = Vec::new();
+        let mut packed = Vec::new();
+        loop {
+            let now = now_ms(uv);
+            {
+                let mut st = cell.try_borrow_mut().map_err(|_| closed())?;
+                if !st.open {
+                    return Err(closed());
+                }
+                let (sends, effect) = d.sends(&st.map, now);
+                if effect.refresh {
+                    st.refresh_soon();
+                }
+                for s in sends {
+                    flights.push(Flight::Connecting(s, 0));
+                }
+                // write what can go; connect the nodes not connected
+                for f in std::mem::take(&mut flights) {
+                    let Flight::Connecting(s, id) = f else {
+                        flights.push(f);
+                        continue;
+                    };
+                    if let Some(conn) = st.nodes.get(&s.node) {
+                        if conn.is_open() {
+                            packed.clear();
+                            for (&i, &asking) in s.items.iter().zip(&s.asking) {
+                                if asking {
+                                    redis::cmd("ASKING").write_packed_command(&mut packed);
+                                }
+                                op_cmd(&ops[i]).write_packed_command(&mut packed);
+                            }
+                            if let (true, Some(w)) = (s.wait, &wait_cmd) {
+                                packed.extend_from_slice(w);
+                            }
+                            let slot: Rc<RawSlot> = Rc::new(RefCell::new(None));
+                            match conn.send_raw(&packed, s.replies(), slot.clone()) {
+                                Ok(()) => flights.push(Flight::Sent(s, slot)),
+                                Err(e) => {
+                                    let effect = d.failed(&s, e, false, now);
+                                    if effect.refresh {
+                                        st.refresh_soon();
+                                    }
+                                }
+                            }
+                            continue;
+                        }
+                        st.nodes.remove(&s.node);
+                    }
+                    match st.attempts.get(&s.node) {
+                        Some(Attempt::Connecting(a)) => flights.push(Flight::Connecting(s, *a)),
+                        Some(Attempt::Failed(a, e)) if *a == id => {
+                            let e = e.clone();
+                            d.failed(&s, e, false, now);
+                            st.refresh_soon();
+                        }
+                        _ => {
+                            let a = st.connect(&s.node);
+                            flights.push(Flight::Connecting(s, a));
+                        }
+                    }
+                }
+            }
+            if flights.is_empty() && d.is_done() {
+                break;
+            }
+            // until a pipeline's replies, a connection, or the time to
+            // send again (a paused retry, the deadline)
+            std::future::poll_fn(|_| {
+                let now = now_ms(uv);
+                let Ok(mut st) = cell.try_borrow_mut() else {
+                    return Poll::Ready(());
+                };
+                if !st.open {
+                    return Poll::Ready(());
+                }
+                let ready = flights.iter().any(|f| match f {
+                    Flight::Sent(_, slot) => slot.try_borrow().map(|s| s.is_some()).unwrap_or(true),
+                    Flight::Connecting(s, a) => !matches!(
+                        st.attempts.get(&s.node),
+                        Some(Attempt::Connecting(b)) if b == a
+                    ),
+                });
+                let at = d.next_wake().unwrap_or(deadline).min(deadline);
+                if ready || now >= at {
+                    return Poll::Ready(());
+                }
+                st.wake_by(at);
+                Poll::Pending
+            })
+            .await;
+            let now = now_ms(uv);
+            let mut st = cell.try_borrow_mut().map_err(|_| closed())?;
+            if !st.open {
+                return Err(closed());
+            }
+            for f in std::mem::take(&mut flights) {
+                match f {
+                    Flight::Sent(s, slot) => {
+                        let got = slot.try_borrow_mut().ok().and_then(|mut r| r.take());
+                        let effect = match got {
+                            None => {
+                                flights.push(Flight::Sent(s, slot));
+                                continue;
+                            }
+                            Some(Ok(values)) => {
+                                let st = &mut *st;
+                                d.replies(&s, values, &mut st.map, now)
+                            }
+                            Some(Err(e)) => d.failed(&s, e, true, now),
+                        };
+                        if effect.refresh {
+                            st.refresh_soon();
+                        }
+                    }
+                    Flight::Connecting(s, _) if now >= deadline => {
+                        // the node did not answer in time: nothing written
+                        d.failed(&s, PersistError::Timeout(timeout), false, now);
+                    }
+                    f => flights.push(f),
+                }
+            }
+            d.expire(now);
+        }
+        Ok(ops
+            .iter()
+            .zip(d.results())
+            .map(|(op, r)| match r {
+                Ok(Reply { value, waited }) => settle_op(op, value, waited.as_ref()),
+                Err(e) => OpResult::Failed(e),
+            })
+            .collect())
+    }
+
+    /// Wait for the first slot map (read on tokio) within `deadline`.
+    async fn first_map(&self, cell: &Rc<CCell>, deadline: u64) -> Result<(), PersistError> {
+        let uv = uv().ok_or_else(|| PersistError::Internal("libuv is not available".into()))?;
+        {
+            let mut st = cell.try_borrow_mut().map_err(|_| closed())?;
+            if !st.map.is_empty() {
+                return Ok(());
+            }
+            st.map_error = None;
+            st.refresh_soon();
+        }
+        std::future::poll_fn(|_| {
+            let Ok(mut st) = cell.try_borrow_mut() else {
+                return Poll::Ready(Err(closed()));
+            };
+            if !st.open {
+                return Poll::Ready(Err(closed()));
+            }
+            if !st.map.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(e) = st.map_error.clone() {
+                return Poll::Ready(Err(e));
+            }
+            if now_ms(uv) >= deadline {
+                return Poll::Ready(Err(PersistError::Timeout(st.timeout_ms)));
+            }
+            st.wake_by(deadline);
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+impl crate::redis::batch::Exec for ClusterLink {
+    fn exec(
+        &self,
+        ops: Vec<Op>,
+    ) -> impl Future<Output = Result<Vec<OpResult>, PersistError>> {
+        ClusterLink::exec(self, ops)
+    }
+}
+
+/// Run `f` on the cluster behind a handle's data pointer, without panicking
+/// across the C boundary.
+///
+/// # Safety
+/// `h` is one of our live handles.
+unsafe fn with_cell(h: *mut c_void, f: impl FnOnce(&Rc<CCell>)) {
+    let data = handle_data(h) as *const CCell;
+    if data.is_null() {
+        return;
+    }
+    let rc = std::mem::ManuallyDrop::new(Rc::from_raw(data));
+    let rc: &Rc<CCell> = &rc;
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(rc)));
+}
+
+unsafe extern "C" fn on_async(h: *mut c_void) {
+    with_cell(h, |cell| poll(cell, true));
+}
+
+unsafe extern "C" fn on_timer(h: *mut c_void) {
+    with_cell(h, |cell| poll(cell, true));
+}
+
+unsafe extern "C" fn on_env_teardown(arg: *mut c_void) {
+    let _ = std::panic::catch_unwind(|| {
+        let cell = Rc::from_raw(arg as *const CCell);
+        if let Ok(mut st) = cell.try_borrow_mut() {
+            st.hooked = false;
+        }
+        shutdown(&cell, true);
+        drop(cell);
+    });
+}
+
+unsafe extern "C" fn on_async_closed(h: *mut c_void) {
+    release_handle(h, UV_ASYNC);
+}
+
+unsafe extern "C" fn on_timer_closed(h: *mut c_void) {
+    release_handle(h, UV_TIMER);
+}
+
+unsafe fn release_handle(h: *mut c_void, kind: std::ffi::c_int) {
+    let _ = std::panic::catch_unwind(|| {
+        let data = handle_data(h) as *const CCell;
+        if !data.is_null() {
+            drop(Rc::from_raw(data));
+        }
+        if let Some(uv) = uv() {
+            free_handle(h, (uv.handle_size)(kind));
+        }
+    });
+}
