@@ -5,8 +5,14 @@
 // the primaries see them (INFO stats), a slot migrated during reads and
 // writes (no error of any kind allowed; 3 migrations in a row, 30 under
 // `npm run stress`), and a primary SIGKILLed with 64 calls in flight.
+// Every store runs on the JS-thread transport (`transport: 'auto'`) unless
+// named 'tokio': the compliance suite and the migrations run on both, the
+// failover kills a primary under stores of both; worker threads are
+// terminated with cluster calls in flight (in a child process).
 // Runs in this order: the failover test leaves one shard without a replica.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { spawn } from 'node:child_process'
+import path from 'node:path'
 import { createRequire } from 'node:module'
 import { defineStoreCompliance } from '../helpers/store-compliance'
 import { startCluster, type LocalCluster } from '../helpers/redis-cluster'
@@ -37,6 +43,7 @@ afterAll(async () => {
 })
 
 defineStoreCompliance('native-redis-cluster', () => clusterStore(), { isolated: true })
+defineStoreCompliance('native-redis-cluster (tokio)', () => clusterStore({ transport: 'tokio' }), { isolated: true })
 
 describe('createRedisStore: the cluster option', () => {
   const bad = (options: unknown, message: RegExp) => {
@@ -65,6 +72,23 @@ describe('createRedisStore: the cluster option', () => {
     bad({ cluster: { nodes: ['redis://127.0.0.1:99999'] } }, /cluster.nodes: invalid Redis URL/)
     bad({ cluster: { nodes: ['redis://127.0.0.1:7000'] }, tls: { ca: 'x' } }, /tls options need a rediss:\/\/ cluster.nodes/)
     for (const w of [-1, 1.5, '1', null, Number.NaN]) bad({ waitReplicas: w }, /waitReplicas must be a whole number/)
+  })
+
+  it("runs its calls on the JS-thread transport ('direct') by default; transport: 'tokio' keeps the tokio path", async () => {
+    const direct = clusterStore()
+    const tokio = clusterStore({ transport: 'tokio' })
+    expect(direct.transport).toBe('direct')
+    expect(tokio.transport).toBe('tokio')
+    const pre = `transport:${process.pid}:`
+    await Promise.all(Array.from({ length: 50 }, (_, i) => direct.set(`${pre}${i}`, `d${i}`)))
+    expect(await Promise.all(Array.from({ length: 50 }, (_, i) => tokio.get(`${pre}${i}`)))).toEqual(
+      Array.from({ length: 50 }, (_, i) => `d${i}`),
+    )
+    // one JS-thread socket per primary (besides the tokio connections that read the slot map)
+    expect(direct.connectionsOpened).toBeGreaterThanOrEqual(3)
+    await direct.close()
+    await expect(direct.get(`${pre}0`)).rejects.toMatchObject({ code: 'ERR_STORE_CLOSED' })
+    for (let i = 0; i < 50; i++) await tokio.delete(`${pre}${i}`)
   })
 
   it('finds the whole cluster from one seed node', async () => {
@@ -301,9 +325,10 @@ describe('a slot migrating during reads and writes', () => {
   // one migration per run, each from the slot's current owner to another
   // primary; `npm run stress` makes 30 in a row, CI 3
   const RUNS = STRESS ? 30 : 3
-  it(`MOVED/ASK are followed: no error of any kind reaches the caller, every value read is the last one written (${RUNS} migrations)`, async () => {
-    const store = clusterStore({ commandTimeout: 5000 })
-    const pre = `mig:${process.pid}:{slot}:` // one hash tag: every key in one slot
+  for (const transport of ['auto', 'tokio'] as const)
+  it(`${transport}: MOVED/ASK are followed: no error of any kind reaches the caller, every value read is the last one written (${RUNS} migrations)`, async () => {
+    const store = clusterStore({ commandTimeout: 5000, transport })
+    const pre = `mig:${process.pid}:${transport}:{slot}:` // one hash tag: every key in one slot
     const keys = Array.from({ length: 300 }, (_, i) => `${pre}${i}`)
     await Promise.all(keys.map((k) => store.set(k, 'v0')))
     const slot = Number(await cluster.cli(cluster.ports[0], 'CLUSTER', 'KEYSLOT', pre))
@@ -390,6 +415,8 @@ describe('failover: a primary SIGKILLed with 64 calls in flight', () => {
     const TIMEOUT = 1000
     const store = clusterStore({ connectTimeout: TIMEOUT, commandTimeout: TIMEOUT })
     const durableStore = clusterStore({ connectTimeout: TIMEOUT, commandTimeout: TIMEOUT, waitReplicas: 1 })
+    // a quarter of the plain calls on the tokio transport
+    const tokioStore = clusterStore({ connectTimeout: TIMEOUT, commandTimeout: TIMEOUT, transport: 'tokio' })
     const pre = `fo:${process.pid}:`
     const states = createStatePersistence(durableStore, `${pre}state:`)
     const saved = new Map<string, number>() // runId -> the attempt whose save resolved
@@ -411,7 +438,8 @@ describe('failover: a primary SIGKILLed with 64 calls in flight', () => {
       while (!stop) {
         const n = seq++
         const k = `${pre}${n % 2000}`
-        await timed(n % 2 ? store.set(k, String(n)) : store.get(k))
+        const s = w % 4 === 3 ? tokioStore : store
+        await timed(n % 2 ? s.set(k, String(n)) : s.get(k))
         if (w < 8) {
           const runId = `r${n % 500}`
           if (await timed(states.save(runId, { steps: new Map() }, { n }))) saved.set(runId, n)
@@ -428,7 +456,9 @@ describe('failover: a primary SIGKILLed with 64 calls in flight', () => {
     const promotedAt = performance.now()
     // calls succeed again, on the same store, within 10 s of the promotion
     for (;;) {
-      const probe = await Promise.allSettled(Array.from({ length: 200 }, (_, i) => store.set(`${pre}probe${i}`, 'x')))
+      const probe = await Promise.allSettled(
+        Array.from({ length: 200 }, (_, i) => (i % 2 ? tokioStore : store).set(`${pre}probe${i}`, 'x')),
+      )
       if (probe.every((r) => r.status === 'fulfilled')) break
       expect(performance.now() - promotedAt).toBeLessThan(10_000)
       await sleep(100)
@@ -456,4 +486,30 @@ describe('failover: a primary SIGKILLed with 64 calls in flight', () => {
     for (const k of await store.keys(`${escapeGlob(pre)}*`)) await store.delete(k)
     expect(await store.keys(`${escapeGlob(pre)}*`)).toEqual([])
   }, 90_000)
+})
+
+describe('worker.terminate() with cluster calls in flight', () => {
+  // the worker-teardown fixture in a child process (a crash is an exit
+  // status here): workers looping data calls, keys and leases on a cluster
+  // store, terminated mid-call; the child's own store works after
+  const ROUNDS = STRESS ? 20 : 3
+  it(`${ROUNDS} rounds of 4 workers terminated mid-call; the process stays up and its own cluster store works`, async () => {
+    const script = path.join(__dirname, '..', 'fixtures', 'worker-teardown.cjs')
+    const r = await new Promise<{ status: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [script, 'redis-cluster', String(ROUNDS), '4', cluster.nodes.join(',')], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      let stdout = ''
+      let stderr = ''
+      child.stdout.on('data', (d) => (stdout += d))
+      child.stderr.on('data', (d) => (stderr += d))
+      const timer = setTimeout(() => child.kill('SIGKILL'), 110_000)
+      child.on('exit', (status, signal) => {
+        clearTimeout(timer)
+        resolve({ status, signal, stdout, stderr })
+      })
+    })
+    expect({ status: r.status, signal: r.signal, stderr: r.stderr.slice(-2000) }).toEqual({ status: 0, signal: null, stderr: '' })
+    expect(r.stdout.trim()).toBe(`ok ${ROUNDS}`)
+  }, 120_000)
 })
