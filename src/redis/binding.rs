@@ -388,9 +388,10 @@ impl NativeRedisStore {
         #[cfg(unix)]
         if self.is_cluster_direct() {
             let batch = batch.map_err(|e| js_error::throw(env, e))?;
-            return self.start_cluster(env, move |link| async move {
-                link.exec(batch).await.map(out)
-            });
+            return self.start_cluster(
+                env,
+                move |link| async move { link.exec(batch).await.map(out) },
+            );
         }
         let core = self.core.clone();
         env.spawn_future(async move {
@@ -503,7 +504,12 @@ impl NativeRedisStore {
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         #[cfg(unix)]
-        if let Some(c) = self.cluster_direct.try_borrow_mut().ok().and_then(|mut c| c.take()) {
+        if let Some(c) = self
+            .cluster_direct
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut c| c.take())
+        {
             c.close();
         }
         let core = self.core.clone();

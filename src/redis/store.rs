@@ -524,7 +524,9 @@ impl RedisStore {
     #[cfg(unix)]
     pub async fn connect_direct_node(&self, node: &Node) -> Result<DirectSocket> {
         let Some(c) = self.cluster() else {
-            return Err(PersistError::Internal("connect_direct_node: not a cluster".into()));
+            return Err(PersistError::Internal(
+                "connect_direct_node: not a cluster".into(),
+            ));
         };
         let client = c.client_of(node)?;
         self.connect_socket(client.get_connection_info()).await

@@ -460,11 +460,7 @@ mod tests {
     }
 
     /// The results of the op batches `bytes` complete.
-    fn recv(
-        w: &mut Wire<u32>,
-        bytes: &[u8],
-        done: &mut Vec<(u32, Vec<OpResult>)>,
-    ) -> Result<()> {
+    fn recv(w: &mut Wire<u32>, bytes: &[u8], done: &mut Vec<(u32, Vec<OpResult>)>) -> Result<()> {
         let mut got = Vec::new();
         let r = w.received(bytes, &mut got);
         for (t, replies) in got {
@@ -480,7 +476,11 @@ mod tests {
         let mut w = Wire::<u32>::new(None);
         w.send(vec![Op::Get(b"a".to_vec()), Op::Get(b"b".to_vec())], 1, 0);
         let mut done = Vec::new();
-        recv(&mut w, b"-WRONGTYPE Operation against a key\r\n$-1\r\n", &mut done)?;
+        recv(
+            &mut w,
+            b"-WRONGTYPE Operation against a key\r\n$-1\r\n",
+            &mut done,
+        )?;
         assert_eq!(done.len(), 1);
         assert!(
             matches!(&done[0].1[0], OpResult::Failed(PersistError::Store(m)) if m.starts_with("WRONGTYPE"))

@@ -368,9 +368,7 @@ fn take_inbox(cell: &Rc<CCell>) {
                 let attached = r.and_then(|socket| {
                     // SAFETY: on the env's thread (a libuv callback or a JS
                     // call); the env is alive (the transport is open)
-                    unsafe {
-                        Direct::attach(st.env, socket, ptr::null_mut(), st.timeout_ms, None)
-                    }
+                    unsafe { Direct::attach(st.env, socket, ptr::null_mut(), st.timeout_ms, None) }
                 });
                 match attached {
                     Ok(d) => {
@@ -632,10 +630,7 @@ impl ClusterLink {
 }
 
 impl crate::redis::batch::Exec for ClusterLink {
-    fn exec(
-        &self,
-        ops: Vec<Op>,
-    ) -> impl Future<Output = Result<Vec<OpResult>, PersistError>> {
+    fn exec(&self, ops: Vec<Op>) -> impl Future<Output = Result<Vec<OpResult>, PersistError>> {
         ClusterLink::exec(self, ops)
     }
 }
