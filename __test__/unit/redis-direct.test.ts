@@ -24,7 +24,7 @@ function cli(...args: string[]) {
 }
 
 describe('the direct transport', () => {
-  it("is what a one-server store uses by default; transport: 'tokio' keeps tokio, as a cluster does", async () => {
+  it("is what a store uses by default, one server or a cluster; transport: 'tokio' keeps tokio", async () => {
     const direct = createRedisStore({ url: server.url })
     const tokio = createRedisStore({ url: server.url, transport: 'tokio' })
     expect(direct.transport).toBe('direct')
@@ -35,7 +35,8 @@ describe('the direct transport', () => {
     expect(await tokio.get('t:a')).toBe('1')
     expect(tokio.batchesSent).toBe(1)
     const cluster = createRedisStore({ cluster: { nodes: ['redis://127.0.0.1:1'] } })
-    expect(cluster.transport).toBe('tokio')
+    expect(cluster.transport).toBe('direct')
+    expect(createRedisStore({ cluster: { nodes: ['redis://127.0.0.1:1'] }, transport: 'tokio' }).transport).toBe('tokio')
     expect(() => createRedisStore({ url: server.url, transport: 'fast' })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG', message: expect.stringMatching(/transport must be 'auto' or 'tokio'/) }),
     )
