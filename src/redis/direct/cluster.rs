@@ -29,11 +29,12 @@ use std::task::Poll;
 
 use napi::sys;
 
-use super::jobs::{make_job, poll_list, settle, Job, RawSlot};
-use super::uv::{
-    alloc_handle, free_handle, handle_data, now_ms, set_handle_data, uv, UV_ASYNC, UV_TIMER,
+use super::jobs::{poll_list, push_job, Job, RawSlot};
+use super::uv::{alloc_handle, free_handle, now_ms, uv, UV_ASYNC, UV_TIMER};
+use super::{
+    add_hook, async_context, event_loop, hold_handles, release_handle, remove_hook, with_state,
+    Direct,
 };
-use super::{async_context, event_loop, Direct};
 use crate::error::PersistError;
 use crate::redis::batch::{op_cmd, op_key, settle as settle_op, Op, OpResult, Wait};
 use crate::redis::cluster::dispatch::{Dispatch, Reply, Send};
@@ -152,17 +153,9 @@ impl DirectCluster {
             ending: false,
             hooked: false,
         }));
-        set_handle_data(async_h, Rc::into_raw(cell.clone()) as *mut c_void);
-        set_handle_data(timer, Rc::into_raw(cell.clone()) as *mut c_void);
-        (uv.uv_unref)(async_h);
-        (uv.uv_unref)(timer);
-        let hook_arg = Rc::into_raw(cell.clone()) as *mut c_void;
-        if sys::napi_add_env_cleanup_hook(env, Some(on_env_teardown), hook_arg)
-            == sys::Status::napi_ok
-        {
+        hold_handles(uv, &cell, &[async_h, timer]);
+        if add_hook(env, &cell, on_env_teardown) {
             cell.borrow_mut().hooked = true;
-        } else {
-            drop(Rc::from_raw(hook_arg as *const CCell));
         }
         Ok(DirectCluster { cell })
     }
@@ -187,18 +180,13 @@ impl DirectCluster {
         let link = ClusterLink {
             cell: Rc::downgrade(&self.cell),
         };
-        let (job, promise) = make_job(env, job(link))?;
-        match self.cell.try_borrow_mut() {
-            Ok(mut st) => st.jobs.push(job),
-            Err(_) => {
-                settle(
-                    env,
-                    job.deferred,
-                    Err(PersistError::Internal("direct cluster: re-entered".into())),
-                );
-                return Ok(promise);
+        let promise = push_job(env, job(link), |job| match self.cell.try_borrow_mut() {
+            Ok(mut st) => {
+                st.jobs.push(job);
+                Ok(())
             }
-        }
+            Err(_) => Err(job),
+        })?;
         poll(&self.cell, false);
         Ok(promise)
     }
@@ -271,16 +259,8 @@ fn shutdown(cell: &Rc<CCell>, teardown: bool) {
     }
     drop(nodes);
     if hooked {
-        let arg = Rc::as_ptr(cell) as *mut c_void;
-        // SAFETY: registered with this arg in `new`; the hook's Rc is ours
-        // to release once it is removed
-        unsafe {
-            if sys::napi_remove_env_cleanup_hook(env, Some(on_env_teardown), arg)
-                == sys::Status::napi_ok
-            {
-                drop(Rc::from_raw(arg as *const CCell));
-            }
-        }
+        // SAFETY: registered by `new`, env alive, on its thread
+        unsafe { remove_hook(env, cell, on_env_teardown) };
     }
 }
 
@@ -635,27 +615,12 @@ impl crate::redis::batch::Exec for ClusterLink {
     }
 }
 
-/// Run `f` on the cluster behind a handle's data pointer, without panicking
-/// across the C boundary.
-///
-/// # Safety
-/// `h` is one of our live handles.
-unsafe fn with_cell(h: *mut c_void, f: impl FnOnce(&Rc<CCell>)) {
-    let data = handle_data(h) as *const CCell;
-    if data.is_null() {
-        return;
-    }
-    let rc = std::mem::ManuallyDrop::new(Rc::from_raw(data));
-    let rc: &Rc<CCell> = &rc;
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(rc)));
-}
-
 unsafe extern "C" fn on_async(h: *mut c_void) {
-    with_cell(h, |cell| poll(cell, true));
+    with_state::<CCell>(h, |cell| poll(cell, true));
 }
 
 unsafe extern "C" fn on_timer(h: *mut c_void) {
-    with_cell(h, |cell| poll(cell, true));
+    with_state::<CCell>(h, |cell| poll(cell, true));
 }
 
 unsafe extern "C" fn on_env_teardown(arg: *mut c_void) {
@@ -670,21 +635,9 @@ unsafe extern "C" fn on_env_teardown(arg: *mut c_void) {
 }
 
 unsafe extern "C" fn on_async_closed(h: *mut c_void) {
-    release_handle(h, UV_ASYNC);
+    release_handle::<CCell>(h, UV_ASYNC);
 }
 
 unsafe extern "C" fn on_timer_closed(h: *mut c_void) {
-    release_handle(h, UV_TIMER);
-}
-
-unsafe fn release_handle(h: *mut c_void, kind: std::ffi::c_int) {
-    let _ = std::panic::catch_unwind(|| {
-        let data = handle_data(h) as *const CCell;
-        if !data.is_null() {
-            drop(Rc::from_raw(data));
-        }
-        if let Some(uv) = uv() {
-            free_handle(h, (uv.handle_size)(kind));
-        }
-    });
+    release_handle::<CCell>(h, UV_TIMER);
 }

@@ -14,8 +14,8 @@ use std::task::{Context, Poll};
 
 use napi::sys;
 
-use super::uv::{now_ms, uv};
-use super::Cell;
+use super::uv::now_ms;
+use super::{writable, Cell};
 use crate::boundary::js_error::coded;
 use crate::error::PersistError;
 use crate::redis::batch::{Exec, Op, OpResult};
@@ -84,19 +84,20 @@ impl Exec for Link {
 
 /// Write a job's batch; its results go to `slot`.
 pub(super) fn send_job(cell: &Rc<Cell>, ops: Vec<Op>, slot: Rc<Slot>) -> Result<(), PersistError> {
-    let mut st = cell
-        .try_borrow_mut()
-        .map_err(|_| PersistError::Internal("direct transport: re-entered".into()))?;
-    if !st.open {
-        return Err(PersistError::Unavailable(
-            "the connection was closed".into(),
-        ));
-    }
-    let uv = uv().ok_or_else(|| PersistError::Internal("libuv is not available".into()))?;
-    st.wire.send(ops, Owner::Job(slot), now_ms(uv));
+    send_with(cell, |wire, now| wire.send(ops, Owner::Job(slot), now))
+}
+
+/// Queue a batch of a job (`write` puts it on the wire at `now`) and write
+/// it. A write error is left to the poll callback, which meets it again and
+/// ends the connection through the one failure path (JS batches and jobs
+/// alike).
+pub(super) fn send_with(
+    cell: &Rc<Cell>,
+    write: impl FnOnce(&mut crate::redis::wire::Wire<Owner>, u64),
+) -> Result<(), PersistError> {
+    let (mut st, uv) = writable(cell)?;
+    write(&mut st.wire, now_ms(uv));
     if st.flush().is_err() {
-        // the poll callback meets the error again and ends the connection
-        // through the one failure path (JS batches and jobs alike)
         st.watching_writes = false;
         st.watch_writes(true);
     }
@@ -162,14 +163,38 @@ pub(super) unsafe fn poll_list(
     sys::napi_close_handle_scope(env, hs);
 }
 
+/// Make a job of `job` and hand it to `push` (which gives it back when its
+/// transport is busy: the promise then rejects): the promise it settles.
+///
+/// # Safety
+/// `env` is the current env; on its JS thread, from a JS call.
+pub(super) unsafe fn push_job<T, F>(
+    env: sys::napi_env,
+    job: F,
+    push: impl FnOnce(Job) -> Result<(), Job>,
+) -> Result<sys::napi_value, PersistError>
+where
+    T: napi::bindgen_prelude::ToNapiValue + 'static,
+    F: Future<Output = Result<T, PersistError>> + 'static,
+{
+    let (job, promise) = make_job(env, job)?;
+    if let Err(job) = push(job) {
+        settle(
+            env,
+            job.deferred,
+            Err(PersistError::Internal(
+                "direct transport: re-entered".into(),
+            )),
+        );
+    }
+    Ok(promise)
+}
+
 /// A job of `job` and the promise it settles.
 ///
 /// # Safety
 /// `env` is the current env; on its JS thread.
-pub(super) unsafe fn make_job<T, F>(
-    env: sys::napi_env,
-    job: F,
-) -> Result<(Job, sys::napi_value), PersistError>
+unsafe fn make_job<T, F>(env: sys::napi_env, job: F) -> Result<(Job, sys::napi_value), PersistError>
 where
     T: napi::bindgen_prelude::ToNapiValue + 'static,
     F: Future<Output = Result<T, PersistError>> + 'static,

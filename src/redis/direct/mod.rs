@@ -48,7 +48,7 @@ use crate::redis::results::{encode_results, Blob};
 use crate::redis::store::DirectSocket;
 use crate::redis::wire::{Replies, Wire};
 pub use jobs::Link;
-use jobs::{make_job, poll_jobs, settle, Job, Owner, RawSlot};
+use jobs::{poll_jobs, push_job, Job, Owner, RawSlot};
 use sock::{closed_by_server, Sock};
 #[cfg(feature = "redis-tls")]
 use sock::{flush_tls, read_tls};
@@ -163,18 +163,10 @@ impl Direct {
             hooked: false,
             wake: None,
         }));
-        set_handle_data(poll, Rc::into_raw(cell.clone()) as *mut c_void);
-        set_handle_data(timer, Rc::into_raw(cell.clone()) as *mut c_void);
-        (uv.uv_unref)(poll);
-        (uv.uv_unref)(timer);
+        hold_handles(uv, &cell, &[poll, timer]);
         (uv.poll_start)(poll, UV_READABLE, on_poll);
-        let hook_arg = Rc::into_raw(cell.clone()) as *mut c_void;
-        if sys::napi_add_env_cleanup_hook(env, Some(on_env_teardown), hook_arg)
-            == sys::Status::napi_ok
-        {
+        if add_hook(env, &cell, on_env_teardown) {
             cell.borrow_mut().hooked = true;
-        } else {
-            drop(Rc::from_raw(hook_arg as *const Cell));
         }
         Ok(Direct { cell })
     }
@@ -183,18 +175,7 @@ impl Direct {
     /// connection is gone (and closed): this batch and every batch in
     /// flight failed with it.
     pub fn send(&self, ops: Vec<Op>) -> Result<(), PersistError> {
-        let mut st = self
-            .cell
-            .try_borrow_mut()
-            .map_err(|_| PersistError::Internal("direct transport: re-entered".into()))?;
-        if !st.open {
-            return Err(PersistError::Unavailable(
-                "the connection was closed".into(),
-            ));
-        }
-        let Some(uv) = uv() else {
-            return Err(PersistError::Internal("libuv is not available".into()));
-        };
+        let (mut st, uv) = writable(&self.cell)?;
         st.wire.send(ops, Owner::Js, now_ms(uv));
         if let Err(e) = st.flush() {
             st.shutdown(false, Some(&e));
@@ -217,26 +198,9 @@ impl Direct {
         replies: usize,
         slot: Rc<RawSlot>,
     ) -> Result<(), PersistError> {
-        let mut st = self
-            .cell
-            .try_borrow_mut()
-            .map_err(|_| PersistError::Internal("direct transport: re-entered".into()))?;
-        if !st.open {
-            return Err(PersistError::Unavailable(
-                "the connection was closed".into(),
-            ));
-        }
-        let uv = uv().ok_or_else(|| PersistError::Internal("libuv is not available".into()))?;
-        st.wire
-            .send_raw(packed, replies, Owner::Raw(slot), now_ms(uv));
-        if let Err(e) = st.flush() {
-            st.shutdown(false, Some(&e));
-            return Ok(());
-        }
-        if !st.busy {
-            st.set_busy(true);
-        }
-        Ok(())
+        jobs::send_with(&self.cell, |wire, now| {
+            wire.send_raw(packed, replies, Owner::Raw(slot), now)
+        })
     }
 
     /// Call `wake` after each delivery on this connection.
@@ -269,20 +233,13 @@ impl Direct {
         T: napi::bindgen_prelude::ToNapiValue + 'static,
         F: Future<Output = Result<T, PersistError>> + 'static,
     {
-        let (job, promise) = make_job(env, job)?;
-        match self.cell.try_borrow_mut() {
-            Ok(mut st) => st.jobs.push(job),
-            Err(_) => {
-                settle(
-                    env,
-                    job.deferred,
-                    Err(PersistError::Internal(
-                        "direct transport: re-entered".into(),
-                    )),
-                );
-                return Ok(promise);
+        let promise = push_job(env, job, |job| match self.cell.try_borrow_mut() {
+            Ok(mut st) => {
+                st.jobs.push(job);
+                Ok(())
             }
-        }
+            Err(_) => Err(job),
+        })?;
         poll_jobs(&self.cell, false);
         Ok(promise)
     }
@@ -443,6 +400,22 @@ impl State {
     }
 }
 
+/// The state of an open connection, to write on, and libuv.
+fn writable(
+    cell: &Rc<Cell>,
+) -> Result<(std::cell::RefMut<'_, State>, &'static uv::Uv), PersistError> {
+    let st = cell
+        .try_borrow_mut()
+        .map_err(|_| PersistError::Internal("direct transport: re-entered".into()))?;
+    if !st.open {
+        return Err(PersistError::Unavailable(
+            "the connection was closed".into(),
+        ));
+    }
+    let uv = uv().ok_or_else(|| PersistError::Internal("libuv is not available".into()))?;
+    Ok((st, uv))
+}
+
 /// The event loop of `env`.
 ///
 /// # Safety
@@ -480,19 +453,19 @@ unsafe fn async_context(env: sys::napi_env) -> Option<sys::napi_async_context> {
 ///
 /// # Safety
 /// `h` is one of our live handles.
-unsafe fn with_state(h: *mut c_void, f: impl FnOnce(&Rc<Cell>)) {
-    let data = handle_data(h) as *const Cell;
+unsafe fn with_state<T>(h: *mut c_void, f: impl FnOnce(&Rc<T>)) {
+    let data = handle_data(h) as *const T;
     if data.is_null() {
         return;
     }
     // borrow the handle's Rc without taking it over
     let rc = std::mem::ManuallyDrop::new(Rc::from_raw(data));
-    let rc: &Rc<Cell> = &rc;
+    let rc: &Rc<T> = &rc;
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(rc)));
 }
 
 unsafe extern "C" fn on_poll(h: *mut c_void, status: c_int, events: c_int) {
-    with_state(h, |cell| {
+    with_state::<Cell>(h, |cell| {
         let outcome = {
             let Ok(mut st) = cell.try_borrow_mut() else {
                 return;
@@ -528,7 +501,7 @@ unsafe extern "C" fn on_poll(h: *mut c_void, status: c_int, events: c_int) {
 }
 
 unsafe extern "C" fn on_timer(h: *mut c_void) {
-    with_state(h, |cell| {
+    with_state::<Cell>(h, |cell| {
         let outcome = {
             let Ok(mut st) = cell.try_borrow_mut() else {
                 return;
@@ -830,16 +803,48 @@ fn release_callback(cell: &Rc<Cell>) {
     if st.hooked {
         st.hooked = false;
         drop(st);
-        let arg = Rc::as_ptr(cell) as *mut c_void;
-        // SAFETY: registered with this arg in `attach`; the hook's Rc is
-        // ours to release once it is removed
-        unsafe {
-            if sys::napi_remove_env_cleanup_hook(env, Some(on_env_teardown), arg)
-                == sys::Status::napi_ok
-            {
-                drop(Rc::from_raw(arg as *const Cell));
-            }
-        }
+        // SAFETY: registered by `attach`, env alive, on its thread
+        unsafe { remove_hook(env, cell, on_env_teardown) };
+    }
+}
+
+/// Give each of `handles` a clone of `cell` as its data (released by its
+/// close callback, [`release_handle`]), and let none keep the loop alive.
+///
+/// # Safety
+/// `handles` are initialised libuv handles of this thread's loop.
+unsafe fn hold_handles<T>(uv: &uv::Uv, cell: &Rc<T>, handles: &[*mut c_void]) {
+    for &h in handles {
+        set_handle_data(h, Rc::into_raw(cell.clone()) as *mut c_void);
+        (uv.uv_unref)(h);
+    }
+}
+
+type Hook = unsafe extern "C" fn(*mut c_void);
+
+/// Register `hook` to run at `env`'s teardown with a clone of `cell` (the
+/// hook owns it); false if napi refused.
+///
+/// # Safety
+/// `env` is the current env; on its thread.
+unsafe fn add_hook<T>(env: sys::napi_env, cell: &Rc<T>, hook: Hook) -> bool {
+    let arg = Rc::into_raw(cell.clone()) as *mut c_void;
+    if sys::napi_add_env_cleanup_hook(env, Some(hook), arg) == sys::Status::napi_ok {
+        return true;
+    }
+    drop(Rc::from_raw(arg as *const T));
+    false
+}
+
+/// Unregister the `hook` [`add_hook`] registered for `cell`, releasing its
+/// clone.
+///
+/// # Safety
+/// `env` alive, on its thread; `hook` registered for `cell` and not run.
+unsafe fn remove_hook<T>(env: sys::napi_env, cell: &Rc<T>, hook: Hook) {
+    let arg = Rc::as_ptr(cell) as *mut c_void;
+    if sys::napi_remove_env_cleanup_hook(env, Some(hook), arg) == sys::Status::napi_ok {
+        drop(Rc::from_raw(arg as *const T));
     }
 }
 
@@ -855,16 +860,20 @@ unsafe extern "C" fn on_env_teardown(arg: *mut c_void) {
 }
 
 unsafe extern "C" fn on_poll_closed(h: *mut c_void) {
-    release_handle(h, UV_POLL);
+    release_handle::<Cell>(h, UV_POLL);
 }
 
 unsafe extern "C" fn on_timer_closed(h: *mut c_void) {
-    release_handle(h, UV_TIMER);
+    release_handle::<Cell>(h, UV_TIMER);
 }
 
-unsafe fn release_handle(h: *mut c_void, kind: c_int) {
+/// Free a closed handle and release the `Rc<T>` its data holds.
+///
+/// # Safety
+/// `h` is a handle of `kind` closed by libuv, its data an `Rc<T>` or null.
+unsafe fn release_handle<T>(h: *mut c_void, kind: c_int) {
     let _ = std::panic::catch_unwind(|| {
-        let data = handle_data(h) as *const Cell;
+        let data = handle_data(h) as *const T;
         if !data.is_null() {
             drop(Rc::from_raw(data));
         }
