@@ -456,9 +456,8 @@ export interface RedisStoreOptions {
    * `unix:`), over a socket of the JS thread itself, watched by Node's own event loop (no
    * thread hop per call: data calls, `keys`/`clearAsync`/`list`, run leases and snapshot
    * saves alike; connecting, DNS and the TLS handshake run on a Rust thread). On a Redis
-   * Cluster, one such socket per primary: data calls, run leases and snapshot saves run
-   * there (`keys`/`clearAsync`/`list`, the slot map and connecting stay on the Rust
-   * thread). Where that is not possible (a Node whose libuv functions cannot be found in
+   * Cluster, one such socket per primary, for every call (reading the slot map and
+   * connecting run on a Rust thread). Where that is not possible (a Node whose libuv functions cannot be found in
    * the process) it falls back to `'tokio'`. `'tokio'`: every call on the Rust `redis`
    * crate's tokio connection. The store's `transport` property says which one is in use.
    * @default 'auto'

@@ -131,7 +131,7 @@ export async function run() {
         title: 'Redis Cluster: JS-thread CPU per op, µs (main event loop active time / ops)',
         columns: ['op', 'in flight', 'native', 'ioredis Cluster', 'npm redis createCluster', 'native / least peer'],
         rows: cpuRows,
-        notes: ['the native cluster transport runs its I/O on tokio threads (not counted here)'],
+        notes: ['native: the JS-thread transport (one socket per primary on the event loop; its reads, writes and parsing are counted here)'],
       },
       {
         title: 'Redis Cluster: clearing 10,000 keys (ms, lower is better)',

@@ -417,6 +417,14 @@ impl NativeRedisStore {
                     .map(keys_out)
             });
         }
+        #[cfg(unix)]
+        if self.is_cluster_direct() {
+            return self.start_cluster(env, move |link| async move {
+                crate::redis::keys::keys(&link, &pattern)
+                    .await
+                    .map(keys_out)
+            });
+        }
         let core = self.core.clone();
         env.spawn_future(async move {
             let keys = guarded(core.keys(&pattern)).await?;
@@ -481,6 +489,14 @@ impl NativeRedisStore {
         let prefix = wtf8::encode(&prefix);
         if let Some(link) = self.direct_link() {
             return self.start_direct(env, async move {
+                crate::redis::keys::clear_cache_prefix(&link, &prefix)
+                    .await
+                    .map(|n| n as f64)
+            });
+        }
+        #[cfg(unix)]
+        if self.is_cluster_direct() {
+            return self.start_cluster(env, move |link| async move {
                 crate::redis::keys::clear_cache_prefix(&link, &prefix)
                     .await
                     .map(|n| n as f64)

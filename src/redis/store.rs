@@ -1,7 +1,8 @@
 //! Native Redis `KeyValueStore` core on tokio: the store's options, the
-//! socket of the JS-thread connection opened here (`connect_direct`:
-//! connect, DNS, TLS handshake, AUTH/SELECT), and the tokio connection for
-//! `transport: 'tokio'` and clusters: one multiplexed connection to one
+//! sockets of the JS-thread connections opened here (`connect_direct`, a
+//! cluster node's `connect_direct_node`: connect, DNS, TLS handshake,
+//! AUTH/SELECT; a cluster's slot map, `cluster_map`), and the tokio
+//! connections for `transport: 'tokio'`: one multiplexed connection to one
 //! server, replaced when it breaks, or a Redis Cluster routed by
 //! [`crate::redis::cluster`] (one connection per primary); every call
 //! bounded by the configured timeouts. Batches go through the batch seam
@@ -780,25 +781,18 @@ impl Exec for RedisStore {
         RedisStore::exec(self, ops)
     }
 
-    fn scan(&self, pattern: &[u8]) -> impl std::future::Future<Output = Result<Vec<Vec<u8>>>> {
-        let pattern = pattern.to_vec();
-        async move {
-            let Some(c) = self.cluster() else {
-                return scan_server(self, pattern).await;
-            };
-            let mut out = Vec::new();
-            c.scan(&pattern, SCAN_COUNT, |page| out.extend(page))
-                .await?;
-            Ok(out)
+    async fn scan(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>> {
+        match self.cluster() {
+            Some(c) => c.scan(pattern).await,
+            None => scan_server(self, pattern.to_vec()).await,
         }
     }
 
     async fn unlink(&self, keys: Vec<Vec<u8>>) -> Result<u64> {
-        let Some(c) = self.cluster() else {
-            return unlink_server(self, keys).await;
-        };
-        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-        c.unlink(&keys, SCAN_COUNT).await
+        match self.cluster() {
+            Some(c) => c.unlink(keys).await,
+            None => unlink_server(self, keys).await,
+        }
     }
 }
 

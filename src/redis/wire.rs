@@ -532,6 +532,27 @@ mod tests {
     }
 
     #[test]
+    fn raw_pipelines_get_their_replies_as_they_came_in_order_with_batches() -> Result<()> {
+        let mut w = Wire::<u32>::new(None);
+        let mut asking = Vec::new();
+        redis::cmd("ASKING").write_packed_command(&mut asking);
+        redis::cmd("GET").arg("k").write_packed_command(&mut asking);
+        w.send_raw(&asking, 2, 1, 0);
+        w.send(vec![Op::Get(b"g".to_vec())], 2, 0);
+        assert!(w.unwritten().starts_with(&asking));
+        let mut done = Vec::new();
+        w.received(b"+OK\r\n-MOVED 3999 127.0.0.1:7001\r\n$-1\r\n", &mut done)?;
+        assert_eq!(done.len(), 2);
+        assert!(matches!(
+            &done[0],
+            (1, Replies::Values(v)) if v.len() == 2 && v[0] == Value::Okay
+                && matches!(&v[1], Value::ServerError(e) if e.code() == "MOVED")
+        ));
+        assert_eq!(done[1], (2, Replies::Results(vec![OpResult::Value(None)])));
+        Ok(())
+    }
+
+    #[test]
     fn unsolicited_or_garbled_replies_are_errors() {
         let mut w = Wire::<u32>::new(None);
         let mut done = Vec::new();

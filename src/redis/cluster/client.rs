@@ -16,10 +16,10 @@ use redis::{AsyncConnectionConfig, Cmd, Value};
 use tokio::time::Instant;
 
 use super::dispatch::{Dispatch, Effect, Reply, Send};
-use super::keyspace::{by_slot, migrating, Scan};
+use super::keyspace::{scan_cluster, unlink_by_slot, NodeIo};
 use super::slots::{key_slot, Node, SlotMap};
 use crate::error::{PersistError, Result};
-use crate::redis::batch::{op_cmd, op_key, settle, Op, OpResult, Wait};
+use crate::redis::batch::{op_cmd, op_key, settle, Exec, Op, OpResult, Wait, SCAN_COUNT};
 use crate::redis::store::classify;
 
 /// Makes the client of one node (same credentials and TLS as the seeds).
@@ -425,97 +425,38 @@ impl Cluster {
             None => Err(PersistError::Internal("no reply".into())),
         }
     }
+}
 
-    /// Is a slot migrating on any primary (asked of each)?
-    async fn any_migrating(&self, deadline: Instant) -> Result<bool> {
-        let nodes = self.map().primaries();
-        let asks = nodes.iter().map(|n| {
-            let mut c = cmd("CLUSTER");
-            c.arg("NODES");
-            self.on_node(n, c, deadline)
-        });
-        let mut moving = false;
-        for v in futures_util::future::join_all(asks).await {
-            let text: String = redis::from_redis_value(v?)
-                .map_err(|e| PersistError::Store(format!("CLUSTER NODES: {e}")))?;
-            moving |= migrating(&text);
-        }
-        Ok(moving)
+/// Node I/O for a pass over the key space (SCAN of every primary).
+impl NodeIo for Cluster {
+    fn fresh_map(&self) -> impl std::future::Future<Output = Result<SlotMap>> {
+        Cluster::fresh_map(self)
     }
 
-    /// SCAN every primary to the end with `MATCH pattern`, handing each
-    /// page to `each` (a key may come twice; callers deduplicate). When the
-    /// topology moved during the pass (a slot migrating, a failover), a
-    /// second pass on the new map follows (see [`Scan`]).
-    pub async fn scan(
-        &self,
-        pattern: &[u8],
-        page_size: usize,
-        mut each: impl FnMut(Vec<Vec<u8>>),
-    ) -> Result<()> {
-        let cmd_to = self.sh.command_timeout_ms;
-        let soon = || Instant::now() + ms(cmd_to);
-        self.refresh(soon()).await?;
-        let mut moving = self.any_migrating(soon()).await?;
-        for _pass in 0..2 {
-            let start = self.map().clone();
-            let mut scan = Scan::new(&start);
-            while !scan.is_done() {
-                let pages = scan.pending();
-                let deadline = soon();
-                let fetch = pages.iter().map(|(node, cursor)| {
-                    let mut c = cmd("SCAN");
-                    c.arg(*cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(page_size);
-                    self.on_node(node, c, deadline)
-                });
-                let replies = futures_util::future::join_all(fetch).await;
-                for ((node, _), r) in pages.iter().zip(replies) {
-                    each(scan.page(node, r?)?);
-                }
-            }
-            self.refresh(soon()).await?;
-            moving |= self.any_migrating(soon()).await?;
-            if scan.settled(&self.map(), moving) {
-                break;
-            }
-            moving = false;
-        }
-        Ok(())
+    async fn on_nodes(&self, cmds: Vec<(Node, Cmd)>) -> Vec<Result<Value>> {
+        let deadline = Instant::now() + ms(self.sh.command_timeout_ms);
+        let asks = cmds
+            .into_iter()
+            .map(|(n, c)| async move { self.on_node(&n, c, deadline).await });
+        futures_util::future::join_all(asks).await
+    }
+}
+
+/// The batch seam over the cluster: batches routed by slot, SCAN of every
+/// primary, UNLINK split per slot.
+impl Exec for Cluster {
+    fn exec(&self, ops: Vec<Op>) -> impl std::future::Future<Output = Result<Vec<OpResult>>> {
+        Cluster::exec(self, ops)
     }
 
-    /// UNLINK `keys` (one command per slot and `page` keys, one pipeline
-    /// per primary): how many existed.
-    pub async fn unlink(&self, keys: &[&[u8]], page: usize) -> Result<u64> {
-        let groups = by_slot(keys.iter().copied(), page);
-        let cmds = groups
-            .iter()
-            .map(|(slot, idx)| {
-                let mut c = cmd("UNLINK");
-                for &i in idx {
-                    c.arg(keys[i]);
-                }
-                (*slot, c, false)
-            })
-            .collect();
-        let mut total = 0u64;
-        for r in self.commands(cmds).await? {
-            match r?.value {
-                Value::Int(n) => total += n.max(0) as u64,
-                Value::ServerError(e) => {
-                    return Err(PersistError::Store(
-                        format!("UNLINK: {} {}", e.code(), e.details().unwrap_or(""))
-                            .trim()
-                            .into(),
-                    ))
-                }
-                _ => {}
-            }
-        }
-        Ok(total)
+    async fn scan(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        scan_cluster(self, pattern, SCAN_COUNT, |page| out.extend(page)).await?;
+        Ok(out)
+    }
+
+    fn unlink(&self, keys: Vec<Vec<u8>>) -> impl std::future::Future<Output = Result<u64>> {
+        unlink_by_slot(self, keys, SCAN_COUNT)
     }
 }
 
@@ -760,15 +701,12 @@ mod tests {
 
         // SCAN of both primaries, UNLINK per slot
         let mut seen = Vec::new();
-        c.scan(b"t:*", 50, |page| seen.extend(page)).await?;
+        scan_cluster(&c, b"t:*", 50, |page| seen.extend(page)).await?;
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), 200);
-        let keys: Vec<&[u8]> = seen.iter().map(Vec::as_slice).collect();
-        assert_eq!(c.unlink(&keys, 10).await?, 200);
-        let mut left = Vec::new();
-        c.scan(b"t:*", 50, |page| left.extend(page)).await?;
-        assert!(left.is_empty());
+        assert_eq!(unlink_by_slot(&c, seen, 10).await?, 200);
+        assert!(Exec::scan(&c, b"t:*").await?.is_empty());
         c.close();
         assert!(matches!(
             c.exec(vec![Op::Get(b"t:1".to_vec())]).await?.pop(),

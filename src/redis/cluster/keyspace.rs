@@ -6,11 +6,18 @@
 //! ([`Scan::settled`]): a key only moves from the source of a migrating
 //! slot to its target, so a second pass finds a key that moved from a node
 //! not yet scanned to one already scanned.
+//!
+//! [`scan_cluster`] and [`unlink_by_slot`] run these rules over a
+//! transport's node I/O ([`NodeIo`], the batch seam [`Exec`]): tokio's and
+//! the JS thread's alike.
 
-use redis::Value;
+use std::future::Future;
+
+use redis::{Cmd, Value};
 
 use super::slots::{key_slot, Node, SlotMap};
 use crate::error::PersistError;
+use crate::redis::batch::{Exec, Op, OpResult};
 
 /// The keys grouped by hash slot, at most `max` keys per group, groups in
 /// the order of their slots' first key: `(slot, key indices)`.
@@ -107,6 +114,108 @@ pub fn migrating(cluster_nodes: &str) -> bool {
                 .is_some_and(|f| f.split(',').any(|x| x == "myself"))
         })
         .any(|l| l.split_whitespace().skip(8).any(|s| s.starts_with('[')))
+}
+
+/// What a pass over the key space needs of a cluster transport.
+pub trait NodeIo {
+    /// The slot map, read again now.
+    fn fresh_map(&self) -> impl Future<Output = Result<SlotMap, PersistError>>;
+
+    /// One command on each node given, all in flight at once: each reply
+    /// (or why there is none), in order.
+    fn on_nodes(
+        &self,
+        cmds: Vec<(Node, Cmd)>,
+    ) -> impl Future<Output = Vec<Result<Value, PersistError>>>;
+}
+
+/// Is a slot migrating on any primary of `map` (each asked)?
+async fn any_migrating<I: NodeIo>(io: &I, map: &SlotMap) -> Result<bool, PersistError> {
+    let asks = map
+        .primaries()
+        .into_iter()
+        .map(|n| {
+            let mut c = redis::cmd("CLUSTER");
+            c.arg("NODES");
+            (n, c)
+        })
+        .collect();
+    let mut moving = false;
+    for v in io.on_nodes(asks).await {
+        let text: String = redis::from_redis_value(v?)
+            .map_err(|e| PersistError::Store(format!("CLUSTER NODES: {e}")))?;
+        moving |= migrating(&text);
+    }
+    Ok(moving)
+}
+
+/// SCAN every primary to the end with `MATCH pattern`, handing each page to
+/// `each` (a key may come twice; callers deduplicate). When the topology
+/// moved during the pass (a slot migrating, a failover), a second pass on
+/// the new map follows (see [`Scan`]).
+pub async fn scan_cluster<I: NodeIo>(
+    io: &I,
+    pattern: &[u8],
+    page_size: usize,
+    mut each: impl FnMut(Vec<Vec<u8>>),
+) -> Result<(), PersistError> {
+    let mut map = io.fresh_map().await?;
+    let mut moving = any_migrating(io, &map).await?;
+    for _pass in 0..2 {
+        let mut scan = Scan::new(&map);
+        while !scan.is_done() {
+            let pages = scan.pending();
+            let cmds = pages
+                .iter()
+                .map(|(node, cursor)| {
+                    let mut c = redis::cmd("SCAN");
+                    c.arg(*cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(page_size);
+                    (node.clone(), c)
+                })
+                .collect();
+            let replies = io.on_nodes(cmds).await;
+            for ((node, _), r) in pages.iter().zip(replies) {
+                each(scan.page(node, r?)?);
+            }
+        }
+        map = io.fresh_map().await?;
+        moving |= any_migrating(io, &map).await?;
+        if scan.settled(&map, moving) {
+            break;
+        }
+        moving = false;
+    }
+    Ok(())
+}
+
+/// UNLINK `keys` on a cluster: one command per slot and `page` keys, as one
+/// batch (one pipeline per primary): how many existed.
+pub async fn unlink_by_slot<X: Exec + ?Sized>(
+    x: &X,
+    keys: Vec<Vec<u8>>,
+    page: usize,
+) -> Result<u64, PersistError> {
+    let ops = by_slot(keys.iter().map(Vec::as_slice), page)
+        .into_iter()
+        .map(|(_, idx)| Op::Unlink(idx.into_iter().map(|i| keys[i].clone()).collect()))
+        .collect();
+    let mut total = 0;
+    for r in x.exec(ops).await? {
+        match r {
+            OpResult::Count(n) => total += n,
+            OpResult::Failed(e) => return Err(e),
+            other => {
+                return Err(PersistError::Internal(format!(
+                    "UNLINK: unexpected result {other:?}"
+                )))
+            }
+        }
+    }
+    Ok(total)
 }
 
 #[cfg(test)]

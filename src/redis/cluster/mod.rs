@@ -11,7 +11,9 @@
 //! - [`keyspace`]: multi-key commands split per slot, SCAN over every
 //!   primary with a second pass when the topology moved.
 //!
-//! [`client`] runs them over one connection per primary (tokio).
+//! [`client`] runs them over one connection per primary on tokio
+//! (`transport: 'tokio'`); `crate::redis::direct::cluster` over one per
+//! primary on the JS thread.
 
 pub mod client;
 pub mod dispatch;

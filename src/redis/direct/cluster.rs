@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use napi::sys;
+use redis::Cmd;
 
 use super::jobs::{poll_list, push_job, Job, RawSlot};
 use super::uv::{alloc_handle, free_handle, now_ms, uv, UV_ASYNC, UV_TIMER};
@@ -36,8 +37,11 @@ use super::{
     Direct,
 };
 use crate::error::PersistError;
-use crate::redis::batch::{op_cmd, op_key, settle as settle_op, Op, OpResult, Wait};
+use crate::redis::batch::{
+    op_cmd, op_key, settle as settle_op, Exec, Op, OpResult, Wait, SCAN_COUNT,
+};
 use crate::redis::cluster::dispatch::{Dispatch, Reply, Send};
+use crate::redis::cluster::keyspace::{scan_cluster, unlink_by_slot, NodeIo};
 use crate::redis::cluster::slots::{key_slot, Node, SlotMap};
 use crate::redis::store::{DirectSocket, RedisStore};
 
@@ -88,6 +92,10 @@ struct CState {
     refreshing: bool,
     /// The last reading of the map failed: why (for calls waiting on one).
     map_error: Option<PersistError>,
+    /// Readings of the map finished so far.
+    maps_read: u64,
+    /// Read the map again once the reading under way is done.
+    refresh_again: bool,
     nodes: HashMap<Node, Direct>,
     attempts: HashMap<Node, Attempt>,
     next_attempt: u64,
@@ -139,6 +147,8 @@ impl DirectCluster {
             map: SlotMap::default(),
             refreshing: false,
             map_error: None,
+            maps_read: 0,
+            refresh_again: false,
             nodes: HashMap::new(),
             attempts: HashMap::new(),
             next_attempt: 0,
@@ -332,14 +342,19 @@ fn take_inbox(cell: &Rc<CCell>) {
     };
     for a in got {
         match a {
-            Arrival::Map(Ok(m)) => {
+            Arrival::Map(r) => {
                 st.refreshing = false;
-                st.map_error = None;
-                st.map = m;
-            }
-            Arrival::Map(Err(e)) => {
-                st.refreshing = false;
-                st.map_error = Some(e);
+                st.maps_read += 1;
+                match r {
+                    Ok(m) => {
+                        st.map_error = None;
+                        st.map = m;
+                    }
+                    Err(e) => st.map_error = Some(e),
+                }
+                if std::mem::take(&mut st.refresh_again) {
+                    st.refresh_soon();
+                }
             }
             Arrival::Conn(node, id, r) => {
                 if !matches!(st.attempts.get(&node), Some(Attempt::Connecting(a)) if *a == id) {
@@ -404,37 +419,109 @@ impl CState {
     }
 }
 
+/// Where a pipeline for one node stands.
+enum Route {
+    /// Written: its replies (or its connection's failure) come to the slot.
+    Sent(Rc<RawSlot>),
+    /// Waiting for the node's connection attempt of this id (0: none yet).
+    Connecting(u64),
+    /// Not written: the node could not be reached.
+    Failed(PersistError),
+}
+
+impl CState {
+    /// Write `packed` (`replies` replies back) to `node` if it is connected;
+    /// else wait for its connection attempt, or start one. `waited`: the
+    /// attempt this pipeline waited for so far (its failure is this
+    /// pipeline's; an older one's is not).
+    fn route(&mut self, node: &Node, waited: u64, packed: &[u8], replies: usize) -> Route {
+        if let Some(conn) = self.nodes.get(node) {
+            if conn.is_open() {
+                let slot: Rc<RawSlot> = Rc::new(RefCell::new(None));
+                return match conn.send_raw(packed, replies, slot.clone()) {
+                    Ok(()) => Route::Sent(slot),
+                    Err(e) => Route::Failed(e),
+                };
+            }
+            self.nodes.remove(node);
+        }
+        match self.attempts.get(node) {
+            Some(Attempt::Connecting(a)) => Route::Connecting(*a),
+            Some(Attempt::Failed(a, e)) if *a == waited => Route::Failed(e.clone()),
+            _ => Route::Connecting(self.connect(node)),
+        }
+    }
+
+    /// Has `route` to `node` moved on (replies in, its attempt over)?
+    fn moved_on(&self, node: &Node, route: &Route) -> bool {
+        match route {
+            Route::Sent(slot) => slot.try_borrow().map(|s| s.is_some()).unwrap_or(true),
+            Route::Connecting(a) => !matches!(
+                self.attempts.get(node),
+                Some(Attempt::Connecting(b)) if b == a
+            ),
+            Route::Failed(_) => true,
+        }
+    }
+}
+
+/// The replies a sent route got, if they are in.
+fn taken(route: &Route) -> Option<Result<Vec<redis::Value>, PersistError>> {
+    match route {
+        Route::Sent(slot) => slot.try_borrow_mut().ok().and_then(|mut r| r.take()),
+        _ => None,
+    }
+}
+
 /// The batch seam on a cluster's JS-thread transport, for jobs.
 pub struct ClusterLink {
     cell: Weak<CCell>,
-}
-
-/// A node's pipeline: sent (its replies' slot), or waiting for the node's
-/// connection attempt.
-enum Flight {
-    Sent(Send, Rc<RawSlot>),
-    Connecting(Send, u64),
 }
 
 fn closed() -> PersistError {
     PersistError::Unavailable("the connection was closed".into())
 }
 
+fn no_uv() -> PersistError {
+    PersistError::Internal("libuv is not available".into())
+}
+
 impl ClusterLink {
+    fn cell(&self) -> Result<Rc<CCell>, PersistError> {
+        self.cell.upgrade().ok_or_else(closed)
+    }
+
+    /// Until `ready` says so, `at` (ms) passes, or the transport closes.
+    async fn until(&self, cell: &Rc<CCell>, ready: impl Fn(&CState) -> bool, at: u64) {
+        std::future::poll_fn(|_| {
+            let Ok(mut st) = cell.try_borrow_mut() else {
+                return Poll::Ready(());
+            };
+            if !st.open || ready(&st) || uv().is_none_or(|uv| now_ms(uv) >= at) {
+                return Poll::Ready(());
+            }
+            st.wake_by(at);
+            Poll::Pending
+        })
+        .await
+    }
+
     /// Run `ops` over the cluster (see the module docs).
     pub async fn exec(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, PersistError> {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
-        let uv = uv().ok_or_else(|| PersistError::Internal("libuv is not available".into()))?;
-        let cell = self.cell.upgrade().ok_or_else(closed)?;
-        let (timeout, wait) = {
+        let uv = uv().ok_or_else(no_uv)?;
+        let cell = self.cell()?;
+        let (timeout, wait, empty) = {
             let st = cell.try_borrow().map_err(|_| closed())?;
-            (st.timeout_ms, st.wait)
+            (st.timeout_ms, st.wait, st.map.is_empty())
         };
         let start = now_ms(uv);
         let deadline = start + timeout.max(1);
-        self.first_map(&cell, deadline).await?;
+        if empty {
+            self.fresh_map().await?;
+        }
         let mut d = Dispatch::new(
             ops.iter().map(|op| (key_slot(op_key(op)), op.is_durable())),
             start,
@@ -442,7 +529,7 @@ impl ClusterLink {
             wait,
         );
         let wait_cmd = wait.map(|w| w.cmd().get_packed_command());
-        let mut flights: Vec<Flight> = Vec::new();
+        let mut flights: Vec<(Send, Route)> = Vec::new();
         let mut packed = Vec::new();
         loop {
             let now = now_ms(uv);
@@ -455,52 +542,29 @@ impl ClusterLink {
                 if effect.refresh {
                     st.refresh_soon();
                 }
-                for s in sends {
-                    flights.push(Flight::Connecting(s, 0));
-                }
+                flights.extend(sends.into_iter().map(|s| (s, Route::Connecting(0))));
                 // write what can go; connect the nodes not connected
-                for f in std::mem::take(&mut flights) {
-                    let Flight::Connecting(s, id) = f else {
-                        flights.push(f);
+                for (s, r) in std::mem::take(&mut flights) {
+                    let Route::Connecting(waited) = r else {
+                        flights.push((s, r));
                         continue;
                     };
-                    if let Some(conn) = st.nodes.get(&s.node) {
-                        if conn.is_open() {
-                            packed.clear();
-                            for (&i, &asking) in s.items.iter().zip(&s.asking) {
-                                if asking {
-                                    redis::cmd("ASKING").write_packed_command(&mut packed);
-                                }
-                                op_cmd(&ops[i]).write_packed_command(&mut packed);
-                            }
-                            if let (true, Some(w)) = (s.wait, &wait_cmd) {
-                                packed.extend_from_slice(w);
-                            }
-                            let slot: Rc<RawSlot> = Rc::new(RefCell::new(None));
-                            match conn.send_raw(&packed, s.replies(), slot.clone()) {
-                                Ok(()) => flights.push(Flight::Sent(s, slot)),
-                                Err(e) => {
-                                    let effect = d.failed(&s, e, false, now);
-                                    if effect.refresh {
-                                        st.refresh_soon();
-                                    }
-                                }
-                            }
-                            continue;
+                    packed.clear();
+                    for (&i, &asking) in s.items.iter().zip(&s.asking) {
+                        if asking {
+                            redis::cmd("ASKING").write_packed_command(&mut packed);
                         }
-                        st.nodes.remove(&s.node);
+                        op_cmd(&ops[i]).write_packed_command(&mut packed);
                     }
-                    match st.attempts.get(&s.node) {
-                        Some(Attempt::Connecting(a)) => flights.push(Flight::Connecting(s, *a)),
-                        Some(Attempt::Failed(a, e)) if *a == id => {
-                            let e = e.clone();
+                    if let (true, Some(w)) = (s.wait, &wait_cmd) {
+                        packed.extend_from_slice(w);
+                    }
+                    match st.route(&s.node, waited, &packed, s.replies()) {
+                        Route::Failed(e) => {
                             d.failed(&s, e, false, now);
                             st.refresh_soon();
                         }
-                        _ => {
-                            let a = st.connect(&s.node);
-                            flights.push(Flight::Connecting(s, a));
-                        }
+                        r => flights.push((s, r)),
                     }
                 }
             }
@@ -509,58 +573,36 @@ impl ClusterLink {
             }
             // until a pipeline's replies, a connection, or the time to
             // send again (a paused retry, the deadline)
-            std::future::poll_fn(|_| {
-                let now = now_ms(uv);
-                let Ok(mut st) = cell.try_borrow_mut() else {
-                    return Poll::Ready(());
-                };
-                if !st.open {
-                    return Poll::Ready(());
-                }
-                let ready = flights.iter().any(|f| match f {
-                    Flight::Sent(_, slot) => slot.try_borrow().map(|s| s.is_some()).unwrap_or(true),
-                    Flight::Connecting(s, a) => !matches!(
-                        st.attempts.get(&s.node),
-                        Some(Attempt::Connecting(b)) if b == a
-                    ),
-                });
-                let at = d.next_wake().unwrap_or(deadline).min(deadline);
-                if ready || now >= at {
-                    return Poll::Ready(());
-                }
-                st.wake_by(at);
-                Poll::Pending
-            })
+            let at = d.next_wake().unwrap_or(deadline).min(deadline);
+            self.until(
+                &cell,
+                |st| flights.iter().any(|(s, r)| st.moved_on(&s.node, r)),
+                at,
+            )
             .await;
             let now = now_ms(uv);
             let mut st = cell.try_borrow_mut().map_err(|_| closed())?;
             if !st.open {
                 return Err(closed());
             }
-            for f in std::mem::take(&mut flights) {
-                match f {
-                    Flight::Sent(s, slot) => {
-                        let got = slot.try_borrow_mut().ok().and_then(|mut r| r.take());
-                        let effect = match got {
-                            None => {
-                                flights.push(Flight::Sent(s, slot));
-                                continue;
-                            }
-                            Some(Ok(values)) => {
-                                let st = &mut *st;
-                                d.replies(&s, values, &mut st.map, now)
-                            }
-                            Some(Err(e)) => d.failed(&s, e, true, now),
-                        };
-                        if effect.refresh {
-                            st.refresh_soon();
-                        }
+            for (s, r) in std::mem::take(&mut flights) {
+                let effect = match (taken(&r), &r) {
+                    (Some(Ok(values)), _) => {
+                        let st = &mut *st;
+                        d.replies(&s, values, &mut st.map, now)
                     }
-                    Flight::Connecting(s, _) if now >= deadline => {
-                        // the node did not answer in time: nothing written
-                        d.failed(&s, PersistError::Timeout(timeout), false, now);
+                    (Some(Err(e)), _) => d.failed(&s, e, true, now),
+                    // the node did not answer in time: nothing written
+                    (None, Route::Connecting(_)) if now >= deadline => {
+                        d.failed(&s, PersistError::Timeout(timeout), false, now)
                     }
-                    f => flights.push(f),
+                    (None, _) => {
+                        flights.push((s, r));
+                        continue;
+                    }
+                };
+                if effect.refresh {
+                    st.refresh_soon();
                 }
             }
             d.expire(now);
@@ -575,43 +617,113 @@ impl ClusterLink {
             .collect())
     }
 
-    /// Wait for the first slot map (read on tokio) within `deadline`.
-    async fn first_map(&self, cell: &Rc<CCell>, deadline: u64) -> Result<(), PersistError> {
-        let uv = uv().ok_or_else(|| PersistError::Internal("libuv is not available".into()))?;
-        {
+    /// The slot map, read again now on tokio (within the command timeout).
+    async fn fresh_map(&self) -> Result<SlotMap, PersistError> {
+        let uv = uv().ok_or_else(no_uv)?;
+        let cell = self.cell()?;
+        let (want, timeout) = {
             let mut st = cell.try_borrow_mut().map_err(|_| closed())?;
-            if !st.map.is_empty() {
-                return Ok(());
-            }
-            st.map_error = None;
+            // a reading under way may have begun before this call: the next
+            // one then answers it
+            let want = st.maps_read + if st.refreshing { 2 } else { 1 };
+            st.refresh_again |= st.refreshing;
             st.refresh_soon();
+            (want, st.timeout_ms)
+        };
+        let deadline = now_ms(uv) + timeout.max(1);
+        self.until(&cell, |st| st.maps_read >= want, deadline).await;
+        let st = cell.try_borrow().map_err(|_| closed())?;
+        if !st.open {
+            return Err(closed());
         }
-        std::future::poll_fn(|_| {
-            let Ok(mut st) = cell.try_borrow_mut() else {
-                return Poll::Ready(Err(closed()));
-            };
-            if !st.open {
-                return Poll::Ready(Err(closed()));
-            }
-            if !st.map.is_empty() {
-                return Poll::Ready(Ok(()));
-            }
-            if let Some(e) = st.map_error.clone() {
-                return Poll::Ready(Err(e));
-            }
-            if now_ms(uv) >= deadline {
-                return Poll::Ready(Err(PersistError::Timeout(st.timeout_ms)));
-            }
-            st.wake_by(deadline);
-            Poll::Pending
-        })
-        .await
+        if st.maps_read < want {
+            return Err(PersistError::Timeout(timeout));
+        }
+        match &st.map_error {
+            Some(e) => Err(e.clone()),
+            None => Ok(st.map.clone()),
+        }
     }
 }
 
-impl crate::redis::batch::Exec for ClusterLink {
+impl NodeIo for ClusterLink {
+    fn fresh_map(&self) -> impl Future<Output = Result<SlotMap, PersistError>> {
+        ClusterLink::fresh_map(self)
+    }
+
+    async fn on_nodes(&self, cmds: Vec<(Node, Cmd)>) -> Vec<Result<redis::Value, PersistError>> {
+        let mut out: Vec<Option<Result<redis::Value, PersistError>>> =
+            cmds.iter().map(|_| None).collect();
+        let mut routes: Vec<Route> = cmds.iter().map(|_| Route::Connecting(0)).collect();
+        let packed: Vec<Vec<u8>> = cmds.iter().map(|(_, c)| c.get_packed_command()).collect();
+        let (cell, uv) = match (self.cell(), uv()) {
+            (Ok(c), Some(uv)) => (c, uv),
+            (Err(e), _) => return cmds.iter().map(|_| Err(e.clone())).collect(),
+            (_, None) => return cmds.iter().map(|_| Err(no_uv())).collect(),
+        };
+        let timeout = cell.try_borrow().map(|st| st.timeout_ms).unwrap_or(1);
+        let deadline = now_ms(uv) + timeout.max(1);
+        loop {
+            let now = now_ms(uv);
+            if let Ok(mut st) = cell.try_borrow_mut() {
+                for (i, (node, _)) in cmds.iter().enumerate() {
+                    if out[i].is_some() {
+                        continue;
+                    }
+                    if let Route::Connecting(waited) = routes[i] {
+                        routes[i] = if !st.open {
+                            Route::Failed(closed())
+                        } else if now >= deadline {
+                            Route::Failed(PersistError::Timeout(timeout))
+                        } else {
+                            st.route(node, waited, &packed[i], 1)
+                        };
+                    }
+                    out[i] = match &routes[i] {
+                        Route::Failed(e) => Some(Err(e.clone())),
+                        r => taken(r).map(|r| {
+                            r.and_then(|mut v| {
+                                v.pop()
+                                    .ok_or_else(|| PersistError::Internal("no reply".into()))
+                            })
+                        }),
+                    };
+                }
+            }
+            if out.iter().all(Option::is_some) {
+                break;
+            }
+            self.until(
+                &cell,
+                |st| {
+                    cmds.iter()
+                        .zip(&routes)
+                        .zip(&out)
+                        .any(|(((n, _), r), o)| o.is_none() && st.moved_on(n, r))
+                },
+                deadline,
+            )
+            .await;
+        }
+        out.into_iter().flatten().collect()
+    }
+}
+
+/// The batch seam over the cluster on the JS thread: batches routed by
+/// slot, SCAN of every primary, UNLINK split per slot.
+impl Exec for ClusterLink {
     fn exec(&self, ops: Vec<Op>) -> impl Future<Output = Result<Vec<OpResult>, PersistError>> {
         ClusterLink::exec(self, ops)
+    }
+
+    async fn scan(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>, PersistError> {
+        let mut out = Vec::new();
+        scan_cluster(self, pattern, SCAN_COUNT, |page| out.extend(page)).await?;
+        Ok(out)
+    }
+
+    fn unlink(&self, keys: Vec<Vec<u8>>) -> impl Future<Output = Result<u64, PersistError>> {
+        unlink_by_slot(self, keys, SCAN_COUNT)
     }
 }
 
