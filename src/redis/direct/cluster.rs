@@ -102,7 +102,8 @@ struct CState {
     inbox: Arc<Inbox>,
     async_h: *mut c_void,
     timer: *mut c_void,
-    /// The earliest time a job asked to be polled again.
+    /// The earliest time a job asked to be polled again, since the timer
+    /// was last armed.
     wake_at: Option<u64>,
     open: bool,
     /// No more calls (closed, or the store collected): shut down once the
@@ -293,7 +294,6 @@ fn poll(cell: &Rc<CCell>, from_loop: bool) {
     }
     let (env, ctx, mut jobs) = match cell.try_borrow_mut() {
         Ok(mut st) if st.open && !st.jobs.is_empty() => {
-            st.wake_at = None;
             (st.env, st.async_ctx, std::mem::take(&mut st.jobs))
         }
         _ => return,
@@ -317,7 +317,10 @@ fn poll(cell: &Rc<CCell>, from_loop: bool) {
                 } else {
                     // calls in flight keep the process alive
                     (uv.uv_ref)(st.async_h);
-                    if let Some(at) = st.wake_at {
+                    // every job polled asked again for its wake; a poll
+                    // nested in this one (a call made by the JS this poll
+                    // settled) armed the earliest asked before it
+                    if let Some(at) = st.wake_at.take() {
                         let left = at.saturating_sub(now_ms(uv)).max(1);
                         (uv.timer_start)(st.timer, on_timer, left, 0);
                     }
@@ -491,16 +494,25 @@ impl ClusterLink {
         self.cell.upgrade().ok_or_else(closed)
     }
 
-    /// Until `ready` says so, `at` (ms) passes, or the transport closes.
-    async fn until(&self, cell: &Rc<CCell>, ready: impl Fn(&CState) -> bool, at: u64) {
+    /// Until `ready` says so, `at` (ms, if any) passes, or the transport
+    /// closes. Without `at`, only what `ready` waits for ends the wait (a
+    /// pipeline written: its connection's own timer bounds it).
+    async fn until(&self, cell: &Rc<CCell>, ready: impl Fn(&CState) -> bool, at: Option<u64>) {
         std::future::poll_fn(|_| {
             let Ok(mut st) = cell.try_borrow_mut() else {
                 return Poll::Ready(());
             };
-            if !st.open || ready(&st) || uv().is_none_or(|uv| now_ms(uv) >= at) {
+            let due = match (at, uv()) {
+                (Some(at), Some(uv)) => now_ms(uv) >= at,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if !st.open || ready(&st) || due {
                 return Poll::Ready(());
             }
-            st.wake_by(at);
+            if let Some(at) = at {
+                st.wake_by(at);
+            }
             Poll::Pending
         })
         .await
@@ -572,8 +584,15 @@ impl ClusterLink {
                 break;
             }
             // until a pipeline's replies, a connection, or the time to
-            // send again (a paused retry, the deadline)
-            let at = d.next_wake().unwrap_or(deadline).min(deadline);
+            // send again (a paused retry; the deadline, for a connection
+            // still being made)
+            let connecting = flights
+                .iter()
+                .any(|(_, r)| matches!(r, Route::Connecting(_)));
+            let at = match d.next_wake() {
+                Some(w) => Some(w.min(deadline)),
+                None => connecting.then_some(deadline),
+            };
             self.until(
                 &cell,
                 |st| flights.iter().any(|(s, r)| st.moved_on(&s.node, r)),
@@ -631,7 +650,8 @@ impl ClusterLink {
             (want, st.timeout_ms)
         };
         let deadline = now_ms(uv) + timeout.max(1);
-        self.until(&cell, |st| st.maps_read >= want, deadline).await;
+        self.until(&cell, |st| st.maps_read >= want, Some(deadline))
+            .await;
         let st = cell.try_borrow().map_err(|_| closed())?;
         if !st.open {
             return Err(closed());
@@ -693,6 +713,11 @@ impl NodeIo for ClusterLink {
             if out.iter().all(Option::is_some) {
                 break;
             }
+            // the deadline, for a connection still being made
+            let connecting = routes
+                .iter()
+                .zip(&out)
+                .any(|(r, o)| o.is_none() && matches!(r, Route::Connecting(_)));
             self.until(
                 &cell,
                 |st| {
@@ -701,7 +726,7 @@ impl NodeIo for ClusterLink {
                         .zip(&out)
                         .any(|(((n, _), r), o)| o.is_none() && st.moved_on(n, r))
                 },
-                deadline,
+                connecting.then_some(deadline),
             )
             .await;
         }
