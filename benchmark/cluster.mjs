@@ -6,7 +6,9 @@
 // (native clearAsync: SCAN of every primary + UNLINK per slot; ioredis: SCAN
 // of every primary + a pipeline of UNLINKs, as its docs suggest).
 // Rounds alternate between clients; the median round is reported. JS-thread
-// CPU per op is the main event loop's active time / ops.
+// CPU per op is the main event loop's active time / ops. `native` is the
+// default transport (the JS thread's sockets); `native tokio` the same store
+// with `transport: 'tokio'`, for the difference.
 
 import { createRequire } from 'node:module'
 import { performance } from 'node:perf_hooks'
@@ -32,14 +34,17 @@ export async function run() {
   const pre = `bench:cluster:${process.pid}:`
   const key = (i) => `${pre}${i}`
   const native = createRedisStore({ cluster: { nodes: cluster.nodes } })
+  const nativeTokio = createRedisStore({ cluster: { nodes: cluster.nodes }, transport: 'tokio' })
   const io = new IORedis.Cluster(cluster.ports.slice(0, 3).map((port) => ({ host: '127.0.0.1', port })))
   const nr = createCluster({ rootNodes: cluster.nodes.slice(0, 3).map((url) => ({ url })) })
   try {
     await nr.connect()
     await native.ping()
+    await nativeTokio.ping()
     await io.set(`${pre}warm`, '1')
     const clients = {
       native: { get: (i) => native.get(key(i)), set: (i) => native.set(key(i), VALUE) },
+      'native tokio': { get: (i) => nativeTokio.get(key(i)), set: (i) => nativeTokio.set(key(i), VALUE) },
       ioredis: { get: (i) => io.get(key(i)), set: (i) => io.set(key(i), VALUE) },
       'npm redis': { get: (i) => nr.get(key(i)), set: (i) => nr.set(key(i), VALUE) },
     }
@@ -62,10 +67,10 @@ export async function run() {
         }
         const m = Object.fromEntries(Object.entries(rounds).map(([k, v]) => [k, median(v)]))
         const best = Math.max(m.ioredis, m['npm redis'])
-        rows.push([op, n, fmt(m.native), fmt(m.ioredis), fmt(m['npm redis']), ratio(m.native, best)])
+        rows.push([op, n, fmt(m.native), fmt(m['native tokio']), fmt(m.ioredis), fmt(m['npm redis']), ratio(m.native, best), ratio(m['native tokio'], best)])
         const js = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, median(v)]))
         const least = Math.min(js.ioredis, js['npm redis'])
-        cpuRows.push([op, n, js.native.toFixed(2), js.ioredis.toFixed(2), js['npm redis'].toFixed(2), ratio(js.native, least)])
+        cpuRows.push([op, n, js.native.toFixed(2), js['native tokio'].toFixed(2), js.ioredis.toFixed(2), js['npm redis'].toFixed(2), ratio(js.native, least)])
       }
     }
 
@@ -75,8 +80,8 @@ export async function run() {
         await Promise.all(Array.from({ length: 500 }, (_, j) => native.set(`${pre}c:${i + j}`, 'v')))
       }
     }
-    const clearNative = async () => {
-      const cache = createKVCache({ store: native, prefix: `${pre}c:` })
+    const clearWith = (store) => async () => {
+      const cache = createKVCache({ store, prefix: `${pre}c:` })
       await cache.clearAsync()
     }
     const clearIo = async () => {
@@ -100,10 +105,11 @@ export async function run() {
         ),
       )
     }
-    const clearMs = { native: [], ioredis: [] }
+    const clearMs = { native: [], 'native tokio': [], ioredis: [] }
     for (let r = 0; r < REPEATS; r++) {
       for (const [name, fn] of [
-        ['native', clearNative],
+        ['native', clearWith(native)],
+        ['native tokio', clearWith(nativeTokio)],
         ['ioredis', clearIo],
       ]) {
         await fill()
@@ -115,6 +121,7 @@ export async function run() {
     }
     const cn = median(clearMs.native)
     const ci = median(clearMs.ioredis)
+    const ct = median(clearMs['native tokio'])
 
     // clean up: everything this run wrote
     await createKVCache({ store: native, prefix: pre }).clearAsync()
@@ -123,24 +130,25 @@ export async function run() {
     return [
       {
         title: 'Redis Cluster (3 primaries + 3 replicas, local): KeyValueStore get/set, 1 KB values, ops/s',
-        columns: ['op', 'in flight', 'native', 'ioredis Cluster', 'npm redis createCluster', 'native / best'],
+        columns: ['op', 'in flight', 'native', 'native tokio', 'ioredis Cluster', 'npm redis createCluster', 'native / best', 'native tokio / best'],
         rows,
         notes: [`median of ${REPEATS} interleaved rounds of ${MEASURE_MS} ms; 10,000 keys over all slots; peers with default options`],
       },
       {
         title: 'Redis Cluster: JS-thread CPU per op, µs (main event loop active time / ops)',
-        columns: ['op', 'in flight', 'native', 'ioredis Cluster', 'npm redis createCluster', 'native / least peer'],
+        columns: ['op', 'in flight', 'native', 'native tokio', 'ioredis Cluster', 'npm redis createCluster', 'native / least peer'],
         rows: cpuRows,
         notes: ['native: the JS-thread transport (one socket per primary on the event loop; its reads, writes and parsing are counted here)'],
       },
       {
         title: 'Redis Cluster: clearing 10,000 keys (ms, lower is better)',
-        columns: ['native clearAsync', 'ioredis SCAN per primary + UNLINK pipeline', 'speed-up'],
-        rows: [[fmt(cn), fmt(ci), ratio(ci, cn)]],
+        columns: ['native clearAsync', 'native tokio clearAsync', 'ioredis SCAN per primary + UNLINK pipeline', 'speed-up', 'speed-up (tokio)'],
+        rows: [[fmt(cn), fmt(ct), fmt(ci), ratio(ci, cn), ratio(ci, ct)]],
       },
     ]
   } finally {
     await native.close()
+    await nativeTokio.close()
     io.disconnect()
     await nr.quit().catch(() => {})
     await cluster.stop()

@@ -472,7 +472,8 @@ describe('failover: a primary SIGKILLed with 64 calls in flight', () => {
     expect(failed.length).toBeGreaterThan(0) // the kill was felt
     for (const f of failed) expect(['ERR_STORE_UNAVAILABLE', 'ERR_STORE_TIMEOUT']).toContain(f.code)
     // no call hung: connect + command timeout bound every one of them
-    expect(Math.max(...outcomes.map((o) => o.ms))).toBeLessThan(2 * TIMEOUT + 1000)
+    // (a loop, not Math.max(...): a fast store makes more outcomes than a call's arguments may be)
+    expect(outcomes.reduce((m, o) => Math.max(m, o.ms), 0)).toBeLessThan(2 * TIMEOUT + 1000)
     expect(outcomes.filter((o) => o.ok).length).toBeGreaterThan(failed.length)
     expect(recoveredMs).toBeLessThan(10_000)
     expect(performance.now() - killedAt).toBeLessThan(30_000)
