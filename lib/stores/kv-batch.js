@@ -3,17 +3,14 @@
 // lib/stores/redis.js, and the PostgreSQL store, lib/stores/postgres.js):
 // the calls of one tick as the native side takes them (op kinds, ttls, keys
 // and values as one string with their UTF-16 lengths), how its results settle
-// them, how a `keys` answer splits, and where a snapshot store's leases live
-// among the keys. The Rust side of the same encoding: src/redis/binding.rs.
+// them, and how a `keys` answer splits. The Rust side of the same encoding:
+// src/redis/binding.rs.
 
 const { fromNative } = require('../internal/binding.js')
 const { OP, OUT } = require('../internal/codes.js')
 
 const { GET: OP_GET } = OP
 const { NONE: OUT_NONE, TRUE: OUT_TRUE, FALSE: OUT_FALSE, VALUE: META_VALUE } = OUT
-
-/** Snapshot stores' lease keys: `<prefix>\u0000lease:<id>` (ids may not start with U+0000, so no snapshot key is one). */
-const LEASE_INFIX = '\u0000lease:'
 
 /**
  * @typedef {{ ops: number[], ttls: number[], lens: number[], blob: string, waiters: Function[] }} DataBatch
@@ -76,9 +73,6 @@ function splitKeys({ lens, blob }) {
   return out
 }
 
-/** @type {(prefix: string, id: string) => string} the lease key of run `id` of a snapshot store with `prefix` */
-const leaseKey = (prefix, id) => prefix + LEASE_INFIX + id
-
 /**
  * Queue one data call in `batcher`'s batch of this tick; its promise.
  * @param {import('../internal/tick-batcher.js').TickBatcher<DataBatch>} batcher
@@ -100,4 +94,4 @@ function pushCall(batcher, op, key, value, ttl) {
   return batcher.wait(b)
 }
 
-module.exports = { emptyBatch, settleResults, splitKeys, leaseKey, pushCall }
+module.exports = { emptyBatch, settleResults, splitKeys, pushCall }

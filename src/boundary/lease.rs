@@ -1,14 +1,17 @@
-//! Run-lease batches across the boundary, for both stores' `leaseExec`
-//! (read by `lib/stores/leases.js`): the op kinds ([`LeaseKind`]) and the
+//! Run-lease batches across the boundary, for the stores' `leaseExec`
+//! (read by `lib/stores/leases.js`): the op kinds ([`LeaseKind`]), the
+//! decoding of a batch into [`LeaseOp`]s ([`decode_leases`]), and the
 //! answer, a [`LeaseOutcome`] per op (`errors[i]` as `[CODE] message` for
 //! an error, e.g. `ERR_LEASE_LOST` for a fenced-off snapshot write) and the tokens of the taken leases, in order, concatenated (32
 //! characters each).
 
-use napi::bindgen_prelude::Uint8Array;
+use napi::bindgen_prelude::{Uint8Array, Utf16String};
 use napi_derive::napi;
 
 use crate::boundary::js_error::coded;
-use crate::error::Result;
+use crate::error::{PersistError, Result};
+use crate::redis::lease::LeaseOp;
+use crate::wtf8;
 
 /// The kind of one run-lease op.
 #[napi]
@@ -82,4 +85,75 @@ impl LeaseOut {
             errors,
         }
     }
+}
+
+/// Lease results as they go to JS (see [`LeaseOut`]).
+pub fn lease_out(batch: &[LeaseOp], results: Vec<Result<bool>>) -> LeaseOut {
+    LeaseOut::encode(batch.iter().zip(results).map(|(op, r)| {
+        let acquired = match op {
+            LeaseOp::Acquire { token, .. } => Some(token.as_str()),
+            _ => None,
+        };
+        (acquired, r)
+    }))
+}
+
+/// The ops of one `leaseExec` call of a server store; acquires get fresh
+/// tokens here. Op `i` is about the lease of snapshot `ids[i]` under
+/// `prefixes[i]`, whose key the store names: `lease_key(prefix, id, state)`,
+/// all WTF-8, `state` the snapshot key (prefix and id as ONE text).
+pub fn decode_leases(
+    kinds: &[u8],
+    ttls: &[u32],
+    prefixes: Vec<Utf16String>,
+    ids: Vec<Utf16String>,
+    tokens: Vec<String>,
+    values: Vec<Utf16String>,
+    lease_key: impl Fn(&[u8], &[u8], &[u8]) -> Result<Vec<u8>>,
+) -> Result<Vec<LeaseOp>> {
+    let n = kinds.len();
+    if ttls.len() != n
+        || prefixes.len() != n
+        || ids.len() != n
+        || tokens.len() != n
+        || values.len() != n
+    {
+        return Err(PersistError::Internal(
+            "lease_exec: batch arrays differ in length".into(),
+        ));
+    }
+    let acquires = kinds
+        .iter()
+        .filter(|&&k| LeaseKind::from_code(k) == Some(LeaseKind::Acquire))
+        .count();
+    let mut fresh = crate::token::new_tokens(acquires)?;
+    let mut out = Vec::with_capacity(n);
+    let rows = kinds.iter().zip(ttls).zip(prefixes).zip(ids);
+    for ((((&kind, &ttl), prefix), id), (token, value)) in rows.zip(tokens.into_iter().zip(values))
+    {
+        let mut units = prefix.to_vec();
+        units.extend_from_slice(&id);
+        let state = wtf8::encode(&units);
+        let key = lease_key(&wtf8::encode(&prefix), &wtf8::encode(&id), &state)?;
+        let ttl_ms = u64::from(ttl);
+        let kind = LeaseKind::from_code(kind)
+            .ok_or_else(|| PersistError::Internal(format!("lease_exec: unknown op {kind}")))?;
+        out.push(match kind {
+            LeaseKind::Acquire => LeaseOp::Acquire {
+                key,
+                token: fresh.pop().unwrap_or_default(),
+                ttl_ms,
+            },
+            LeaseKind::Release => LeaseOp::Release { key, token },
+            LeaseKind::Renew => LeaseOp::Renew { key, token, ttl_ms },
+            LeaseKind::FencedSet => LeaseOp::FencedSet {
+                key,
+                token,
+                state,
+                value: wtf8::encode(&value),
+            },
+            LeaseKind::FencedDelete => LeaseOp::FencedDelete { key, token, state },
+        });
+    }
+    Ok(out)
 }

@@ -11,14 +11,14 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::boundary::js_error;
-use crate::boundary::lease::LeaseOut;
+use crate::boundary::lease::{decode_leases, lease_out, LeaseOut};
 use crate::error::PersistError;
 use crate::postgres::config::{PgConfig, TlsMaterial};
+use crate::postgres::sql::lease_key;
 use crate::postgres::store::PgStore;
-use crate::redis::binding::{
-    blob_text, decode_batch, decode_keyed_leases, js_text, lease_out, ExecOut, KeysOut,
-};
+use crate::redis::binding::{blob_text, decode_batch, js_text, ExecOut, KeysOut};
 use crate::redis::results::{encode_results, Encoded};
+use crate::wtf8;
 
 /// The options of createPostgresStore, checked in JS for type and range.
 #[napi(object)]
@@ -178,19 +178,26 @@ impl NativePostgresStore {
         })
     }
 
-    /// Run-lease ops as one pipeline, encoded as the Redis store's
-    /// `leaseExec` (codes 0/1/4, the taken tokens concatenated).
+    /// Run-lease ops and fenced snapshot writes as one pipeline, encoded as
+    /// the Redis store's `leaseExec` (`boundary::lease`): op `i` is about
+    /// the lease of snapshot `ids[i]` under `prefixes[i]` (its row key is
+    /// made here, `sql::lease_key`).
     #[napi(catch_unwind, ts_return_type = "Promise<LeaseOut>")]
+    #[allow(clippy::too_many_arguments)]
     pub fn lease_exec<'env>(
         &self,
         env: &'env Env,
         kinds: Uint8Array,
         ttls: Uint32Array,
-        keys: Vec<Utf16String>,
+        prefixes: Vec<Utf16String>,
+        ids: Vec<Utf16String>,
         tokens: Vec<String>,
+        values: Vec<Utf16String>,
     ) -> Result<PromiseRaw<'env, LeaseOut>> {
         let core = self.core.clone();
-        let batch = decode_keyed_leases(&kinds, &ttls, keys, tokens);
+        let batch = decode_leases(&kinds, &ttls, prefixes, ids, tokens, values, |p, id, _| {
+            Ok(lease_key(p, id))
+        });
         env.spawn_future(async move {
             let batch = batch.map_err(js_error::to_async)?;
             let results = guarded(core.lease_exec(&batch)).await?;
@@ -203,4 +210,15 @@ impl NativePostgresStore {
     pub fn connections_opened(&self) -> f64 {
         self.core.connections_opened() as f64
     }
+}
+
+/// The row key of the lease that guards snapshot `prefix` + `id` on a
+/// PostgreSQL store (`sql::lease_key`): the inspector lists and evicts
+/// leases through it.
+#[napi(catch_unwind)]
+pub fn postgres_lease_key(prefix: Utf16String, id: Utf16String) -> napi::Result<Utf16String> {
+    let key = lease_key(&wtf8::encode(&prefix), &wtf8::encode(&id));
+    wtf8::decode(&key)
+        .map(Utf16String::from)
+        .ok_or_else(|| js_error::to_async(PersistError::Internal("lease key: not WTF-8".into())))
 }

@@ -122,6 +122,8 @@ struct Statements {
     acquire: Statement,
     release: Statement,
     renew: Statement,
+    fenced_set: Statement,
+    fenced_delete: Statement,
     delete_many: Statement,
 }
 
@@ -130,15 +132,19 @@ impl Statements {
         c: &Client,
         t: &StatementText,
     ) -> std::result::Result<Self, tokio_postgres::Error> {
-        let (get, set, delete, exists, keys, acquire, release, renew, delete_many) = tokio::try_join!(
+        let (get, set, delete, exists, keys) = tokio::try_join!(
             c.prepare(&t.get),
             c.prepare(&t.set),
             c.prepare(&t.delete),
             c.prepare(&t.exists),
             c.prepare(&t.keys),
+        )?;
+        let (acquire, release, renew, fenced_set, fenced_delete, delete_many) = tokio::try_join!(
             c.prepare(&t.acquire),
             c.prepare(&t.release),
             c.prepare(&t.renew),
+            c.prepare(&t.fenced_set),
+            c.prepare(&t.fenced_delete),
             c.prepare(&t.delete_many),
         )?;
         Ok(Statements {
@@ -150,6 +156,8 @@ impl Statements {
             acquire,
             release,
             renew,
+            fenced_set,
+            fenced_delete,
             delete_many,
         })
     }
@@ -607,7 +615,10 @@ impl PgStore {
         }
         self.with_conn(|c| async move {
             let run = || futures_util::future::join_all(ops.iter().map(|op| run_lease(&c, op)));
-            Ok(batch_transaction(&c, ops.len(), run, Result::is_err, Err).await)
+            // a fenced-off write is an answer, not a failed statement
+            let failed =
+                |r: &Result<bool>| matches!(r, Err(e) if !matches!(e, PersistError::LeaseLost(_)));
+            Ok(batch_transaction(&c, ops.len(), run, failed, Err).await)
         })
         .await
     }
@@ -794,14 +805,38 @@ async fn run_lease(c: &Conn, op: &LeaseOp) -> Result<bool> {
                 .await
                 .map(|n| n > 0)
         }
-        // its leaseExec decodes no fenced write (decode_keyed_leases)
-        LeaseOp::FencedSet { .. } | LeaseOp::FencedDelete { .. } => {
-            return Err(PersistError::Internal(
-                "postgres: fenced snapshot writes are not supported".into(),
-            ))
+        LeaseOp::FencedSet {
+            key,
+            token,
+            state,
+            value,
+        } => {
+            return fenced(
+                c.client
+                    .query_opt(&c.st.fenced_set, &[key, &token.as_bytes(), state, value])
+                    .await,
+            )
+        }
+        LeaseOp::FencedDelete { key, token, state } => {
+            return fenced(
+                c.client
+                    .query_opt(&c.st.fenced_delete, &[key, &token.as_bytes(), state])
+                    .await,
+            )
         }
     };
     r.map_err(|e| classify(&e))
+}
+
+/// A fenced write's answer: written (a row came back) or `ERR_LEASE_LOST`.
+fn fenced(
+    row: std::result::Result<Option<tokio_postgres::Row>, tokio_postgres::Error>,
+) -> Result<bool> {
+    match row {
+        Ok(Some(_)) => Ok(true),
+        Ok(None) => Err(PersistError::lease_lost()),
+        Err(e) => Err(classify(&e)),
+    }
 }
 
 #[cfg(test)]
@@ -985,6 +1020,69 @@ mod tests {
             .into_iter()
             .collect::<Result<_>>()?;
         assert_eq!(r, [false, true, false, true, false]);
+        drop_schema(&s).await
+    }
+
+    #[tokio::test]
+    async fn fenced_writes_land_only_while_the_lease_is_the_writers() -> Result<()> {
+        let s = store("fence")?;
+        let k = b"p\0lease:x".to_vec();
+        let state = b"px".to_vec();
+        let acq = |t: &str, ms| LeaseOp::Acquire {
+            key: k.clone(),
+            token: t.into(),
+            ttl_ms: ms,
+        };
+        let set = |t: &str, v: &str| LeaseOp::FencedSet {
+            key: k.clone(),
+            token: t.into(),
+            state: state.clone(),
+            value: v.as_bytes().to_vec(),
+        };
+        let del = |t: &str| LeaseOp::FencedDelete {
+            key: k.clone(),
+            token: t.into(),
+            state: state.clone(),
+        };
+        let lost = |r: &Result<bool>| matches!(r, Err(PersistError::LeaseLost(_)));
+        let get = || async {
+            s.exec(&[Op::Get(state.clone())])
+                .await
+                .map(|mut r| r.remove(0))
+        };
+        let value = |v: &str| OpResult::Value(Some(Text::Ascii(v.as_bytes().to_vec())));
+
+        // no lease row: nothing written
+        let r = s.lease_exec(&[set("a", "A0")]).await?;
+        assert!(lost(&r[0]), "{r:?}");
+        assert_eq!(get().await?, OpResult::Value(None));
+        // A holds it: A writes (twice in one batch), B is fenced off
+        let r = s
+            .lease_exec(&[
+                acq("a", 300),
+                set("a", "A1"),
+                set("b", "B1"),
+                set("a", "A2"),
+            ])
+            .await?;
+        assert!(matches!(r[..], [Ok(true), Ok(true), _, Ok(true)]), "{r:?}");
+        assert!(lost(&r[2]), "{r:?}");
+        assert_eq!(get().await?, value("A2"));
+        // A's lease expires (no one took it): A's write and delete are refused
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let r = s.lease_exec(&[set("a", "A3"), del("a")]).await?;
+        assert!(r.iter().all(lost), "{r:?}");
+        assert_eq!(get().await?, value("A2"));
+        // B takes over and writes; A stays fenced off; B deletes
+        let r = s
+            .lease_exec(&[acq("b", 10_000), set("b", "B2"), set("a", "A4"), del("a")])
+            .await?;
+        assert!(matches!(r[..2], [Ok(true), Ok(true)]), "{r:?}");
+        assert!(lost(&r[2]) && lost(&r[3]), "{r:?}");
+        assert_eq!(get().await?, value("B2"));
+        let r = s.lease_exec(&[del("b")]).await?;
+        assert!(matches!(r[..], [Ok(true)]), "{r:?}");
+        assert_eq!(get().await?, OpResult::Value(None));
         drop_schema(&s).await
     }
 

@@ -16,11 +16,11 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::boundary::js_error;
-use crate::boundary::lease::{LeaseKind, LeaseOut};
+use crate::boundary::lease::{decode_leases, lease_out, LeaseOut};
 use crate::error::PersistError;
 use crate::redis::batch::Op;
 use crate::redis::codes::RedisOp;
-use crate::redis::lease::{lease_exec, lease_id, lease_key, lease_ttls, LeaseOp};
+use crate::redis::lease::{lease_exec, lease_id, lease_key, lease_ttls};
 use crate::redis::results::{encode_results, Blob, Encoded};
 use crate::redis::store::{
     Owners, RedisConfig, RedisStore, KIND_STATE, MARKER_CACHE, MARKER_STATE, MARKER_VALUE,
@@ -505,7 +505,7 @@ impl NativeRedisStore {
         tokens: Vec<String>,
         values: Vec<Utf16String>,
     ) -> Result<PromiseRaw<'env, LeaseOut>> {
-        let batch = match decode_leases(&kinds, &ttls, prefixes, ids, tokens, values) {
+        let batch = match decode_leases(&kinds, &ttls, prefixes, ids, tokens, values, lease_key) {
             Ok(b) => b,
             Err(e) => return Err(js_error::throw(env, e)),
         };
@@ -619,17 +619,6 @@ fn keys_out(keys: Vec<Vec<u8>>) -> KeysOut {
     }
 }
 
-/// Lease results as they go to JS (see [`LeaseOut`]).
-pub(crate) fn lease_out(batch: &[LeaseOp], results: Vec<crate::error::Result<bool>>) -> LeaseOut {
-    LeaseOut::encode(batch.iter().zip(results).map(|(op, r)| {
-        let acquired = match op {
-            LeaseOp::Acquire { token, .. } => Some(token.as_str()),
-            _ => None,
-        };
-        (acquired, r)
-    }))
-}
-
 /// The ints of an Int32Array argument (borrowed for this call).
 fn int32_view<'a>(env: &Env, v: &'a Unknown) -> crate::error::Result<&'a [i32]> {
     let mut kind = 0;
@@ -700,104 +689,6 @@ pub(crate) fn decode_batch(
         });
     }
     Ok(batch)
-}
-
-/// The ops of one `leaseExec` of a store whose lease keys come made by its
-/// JS glue (PostgreSQL's): acquire, release and renew; acquires get fresh
-/// tokens here.
-pub(crate) fn decode_keyed_leases(
-    kinds: &[u8],
-    ttls: &[u32],
-    keys: Vec<Utf16String>,
-    tokens: Vec<String>,
-) -> crate::error::Result<Vec<LeaseOp>> {
-    let n = kinds.len();
-    if ttls.len() != n || keys.len() != n || tokens.len() != n {
-        return Err(PersistError::Internal(
-            "lease_exec: batch arrays differ in length".into(),
-        ));
-    }
-    let acquires = kinds
-        .iter()
-        .filter(|&&k| LeaseKind::from_code(k) == Some(LeaseKind::Acquire))
-        .count();
-    let mut fresh = crate::token::new_tokens(acquires)?;
-    let mut out = Vec::with_capacity(n);
-    for (((&kind, &ttl), key), token) in kinds.iter().zip(ttls).zip(keys).zip(tokens) {
-        let key = wtf8::encode(&key);
-        let ttl_ms = u64::from(ttl);
-        out.push(match LeaseKind::from_code(kind) {
-            Some(LeaseKind::Acquire) => LeaseOp::Acquire {
-                key,
-                token: fresh.pop().unwrap_or_default(),
-                ttl_ms,
-            },
-            Some(LeaseKind::Release) => LeaseOp::Release { key, token },
-            Some(LeaseKind::Renew) => LeaseOp::Renew { key, token, ttl_ms },
-            _ => {
-                return Err(PersistError::Internal(format!(
-                    "lease_exec: unsupported op {kind}"
-                )))
-            }
-        });
-    }
-    Ok(out)
-}
-/// The ops of one `lease_exec` call; acquires get fresh tokens here.
-pub(crate) fn decode_leases(
-    kinds: &[u8],
-    ttls: &[u32],
-    prefixes: Vec<Utf16String>,
-    ids: Vec<Utf16String>,
-    tokens: Vec<String>,
-    values: Vec<Utf16String>,
-) -> crate::error::Result<Vec<LeaseOp>> {
-    let n = kinds.len();
-    if ttls.len() != n
-        || prefixes.len() != n
-        || ids.len() != n
-        || tokens.len() != n
-        || values.len() != n
-    {
-        return Err(PersistError::Internal(
-            "lease_exec: batch arrays differ in length".into(),
-        ));
-    }
-    let acquires = kinds
-        .iter()
-        .filter(|&&k| LeaseKind::from_code(k) == Some(LeaseKind::Acquire))
-        .count();
-    let mut fresh = crate::token::new_tokens(acquires)?;
-    let mut out = Vec::with_capacity(n);
-    let rows = kinds.iter().zip(ttls).zip(prefixes).zip(ids);
-    for ((((&kind, &ttl), prefix), id), (token, value)) in rows.zip(tokens.into_iter().zip(values))
-    {
-        // the snapshot key as the store writes it: prefix and id as ONE text
-        let mut units = prefix.to_vec();
-        units.extend_from_slice(&id);
-        let state = wtf8::encode(&units);
-        let key = lease_key(&wtf8::encode(&prefix), &wtf8::encode(&id), &state)?;
-        let ttl_ms = u64::from(ttl);
-        let kind = LeaseKind::from_code(kind)
-            .ok_or_else(|| PersistError::Internal(format!("lease_exec: unknown op {kind}")))?;
-        out.push(match kind {
-            LeaseKind::Acquire => LeaseOp::Acquire {
-                key,
-                token: fresh.pop().unwrap_or_default(),
-                ttl_ms,
-            },
-            LeaseKind::Release => LeaseOp::Release { key, token },
-            LeaseKind::Renew => LeaseOp::Renew { key, token, ttl_ms },
-            LeaseKind::FencedSet => LeaseOp::FencedSet {
-                key,
-                token,
-                state,
-                value: wtf8::encode(&value),
-            },
-            LeaseKind::FencedDelete => LeaseOp::FencedDelete { key, token, state },
-        });
-    }
-    Ok(out)
 }
 
 /// The marker key (inside `prefix`) that records `prefix` as a `kind`

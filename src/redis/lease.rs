@@ -269,9 +269,7 @@ impl LeaseOp {
         let done = verdict(r)?;
         match self {
             LeaseOp::FencedSet { .. } | LeaseOp::FencedDelete { .. } if !done => {
-                Err(PersistError::LeaseLost(
-                    "the run's lease is no longer this store's (expired or taken over): nothing written".into(),
-                ))
+                Err(PersistError::lease_lost())
             }
             _ => Ok(done),
         }
