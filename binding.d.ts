@@ -409,7 +409,7 @@ export declare function redisLeaseId(prefix: string, key: string): string | null
 export declare function redisLeaseKey(prefix: string, id: string): string
 
 /**
- * The kind of one op of a Redis batch (`lib/redis-store.js` → `exec` /
+ * The kind of one op of a Redis batch (`lib/stores/redis.js` → `exec` /
  * `directSend`).
  */
 export declare const enum RedisOp {

@@ -3,13 +3,14 @@
 // lib/stores/redis.js, and the PostgreSQL store, lib/stores/postgres.js):
 // the calls of one tick as the native side takes them (op kinds, ttls, keys
 // and values as one string with their UTF-16 lengths), how its results settle
-// them, and how a `keys` answer splits. The Rust side of the same encoding:
-// src/redis/binding.rs.
+// them, how a `keys` answer splits, and the stores' data methods over it
+// (kvMethods). The Rust side of the same encoding: src/boundary/batch.rs.
 
 const { fromNative } = require('../internal/binding.js')
 const { OP, OUT } = require('../internal/codes.js')
+const { checkString, storeTtl } = require('../internal/validate.js')
 
-const { GET: OP_GET } = OP
+const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS } = OP
 const { NONE: OUT_NONE, TRUE: OUT_TRUE, FALSE: OUT_FALSE, VALUE: META_VALUE } = OUT
 
 /**
@@ -94,4 +95,53 @@ function pushCall(batcher, op, key, value, ttl) {
   return batcher.wait(b)
 }
 
-module.exports = { emptyBatch, settleResults, splitKeys, pushCall }
+/**
+ * The KeyValueStore data methods of a native server store: the arguments
+ * checked (a bad one rejects with a TypeError, nothing queued), then the
+ * call queued by `enqueue` in this tick's batch.
+ * @param {(op: number, key: string, value: string | undefined, ttl: number) => Promise<any>} enqueue
+ */
+function kvMethods(enqueue) {
+  return {
+    /** @param {string} key */
+    get(key) {
+      try {
+        return enqueue(OP_GET, checkString('get: key', key), undefined, 0)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+    /**
+     * @param {string} key
+     * @param {string} value
+     * @param {{ ttl?: number | null } | null} [opts] ttl in whole seconds
+     */
+    set(key, value, opts) {
+      try {
+        checkString('set: key', key)
+        checkString('set: value', value)
+        return enqueue(OP_SET, key, value, storeTtl(opts))
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+    /** @param {string} key */
+    delete(key) {
+      try {
+        return enqueue(OP_DELETE, checkString('delete: key', key), undefined, 0)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+    /** @param {string} key */
+    exists(key) {
+      try {
+        return enqueue(OP_EXISTS, checkString('exists: key', key), undefined, 0)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+  }
+}
+
+module.exports = { emptyBatch, settleResults, splitKeys, pushCall, kvMethods }

@@ -11,13 +11,13 @@
 
 const { binding, fromNative } = require('../internal/binding.js')
 const { invalidArg, storeClosed } = require('../internal/errors.js')
-const { checkString, describe, storeTtl } = require('../internal/validate.js')
+const { describe } = require('../internal/validate.js')
 const { OP } = require('../internal/codes.js')
 const { TickBatcher, settleAll } = require('../internal/tick-batcher.js')
 const { leaseCalls } = require('./leases.js')
 const { ADAPTED } = require('./adapter.js')
 const { MARKER_VALUE } = require('./ownership.js')
-const { emptyBatch, settleResults, splitKeys, pushCall } = require('./kv-batch.js')
+const { emptyBatch, settleResults, splitKeys, pushCall, kvMethods } = require('./kv-batch.js')
 
 const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS } = OP
 
@@ -156,44 +156,7 @@ function createPostgresStore(options = {}) {
   const lease = (call) => (closed ? Promise.reject(storeClosed()) : call())
 
   const store = {
-    /** @param {string} key */
-    get(key) {
-      try {
-        return enqueue(OP_GET, checkString('get: key', key), undefined, 0)
-      } catch (e) {
-        return Promise.reject(e)
-      }
-    },
-    /**
-     * @param {string} key
-     * @param {string} value
-     * @param {{ ttl?: number | null } | null} [opts] ttl in whole seconds
-     */
-    set(key, value, opts) {
-      try {
-        checkString('set: key', key)
-        checkString('set: value', value)
-        return enqueue(OP_SET, key, value, storeTtl(opts))
-      } catch (e) {
-        return Promise.reject(e)
-      }
-    },
-    /** @param {string} key */
-    delete(key) {
-      try {
-        return enqueue(OP_DELETE, checkString('delete: key', key), undefined, 0)
-      } catch (e) {
-        return Promise.reject(e)
-      }
-    },
-    /** @param {string} key */
-    exists(key) {
-      try {
-        return enqueue(OP_EXISTS, checkString('exists: key', key), undefined, 0)
-      } catch (e) {
-        return Promise.reject(e)
-      }
-    },
+    ...kvMethods(enqueue),
     /**
      * Keys matching a Redis glob: an index range and an escaped LIKE, then the exact glob.
      * @param {string} pattern

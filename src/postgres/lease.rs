@@ -24,32 +24,10 @@ fn key_of(op: &LeaseOp) -> &[u8] {
 impl PgStore {
     /// A batch of lease ops, split as [`PgStore::exec`] splits; one result per op.
     pub async fn lease_exec(&self, ops: &[LeaseOp]) -> Result<Vec<Result<bool>>> {
-        let parts = self.split(ops.iter().map(|op| Some(key_of(op))));
-        let mut out: Vec<Option<Result<bool>>> = (0..ops.len()).map(|_| None).collect();
-        let runs = parts.into_iter().map(|(idx, active)| async move {
-            let part: Vec<LeaseOp> = idx.iter().map(|&i| ops[i].clone()).collect();
-            let r = self.lease_part(&part).await;
-            drop(active);
-            (idx, r)
-        });
-        for (idx, r) in futures_util::future::join_all(runs).await {
-            match r {
-                Ok(results) => {
-                    for (i, res) in idx.into_iter().zip(results) {
-                        out[i] = Some(res);
-                    }
-                }
-                Err(e) => {
-                    for i in idx {
-                        out[i] = Some(Err(e.clone()));
-                    }
-                }
-            }
-        }
-        Ok(out
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(PersistError::Internal("lease op lost".into()))))
-            .collect())
+        let key = |op| Some(key_of(op));
+        Ok(self
+            .run_split(ops, key, |p| async move { self.lease_part(&p).await }, Err)
+            .await)
     }
 
     /// The lease ops of one part on one connection, pipelined.

@@ -5,14 +5,14 @@
 //! version checked; the statements each connection prepares; and how a
 //! client error becomes ours ([`classify`]).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_postgres::{Client, Statement};
 
+use super::config::PgConfig;
 use super::sql::{self, StatementText, SCHEMA_VERSION, VERSION_KEY};
-use super::store::PgStore;
 use crate::error::{PersistError, Result};
 
 pub(super) struct Conn {
@@ -90,14 +90,89 @@ pub fn classify(e: &tokio_postgres::Error) -> PersistError {
     PersistError::Unavailable(e.to_string())
 }
 
-impl PgStore {
+/// The connections of one store: `pool_size` slots, each opened on first
+/// use; calls take slots in turn.
+pub(super) struct Pool {
+    pub(super) cfg: PgConfig,
+    client_cfg: tokio_postgres::Config,
+    tls: bool,
+    /// The quoted, qualified table name.
+    pub(super) table: String,
+    pub(super) text: StatementText,
+    slots: Vec<tokio::sync::Mutex<Option<Arc<Conn>>>>,
+    next: AtomicUsize,
+    closed: AtomicBool,
+    schema_ready: tokio::sync::Mutex<bool>,
+    opened: AtomicU64,
+}
+
+impl Pool {
+    /// Check `cfg` and set up the slots; connects nothing.
+    pub(super) fn new(cfg: PgConfig) -> Result<Self> {
+        cfg.validate()?;
+        let client_cfg = cfg.client_config()?;
+        let tls = cfg.wants_tls()?;
+        let table = cfg.qualified_table();
+        let text = StatementText::new(&table);
+        let slots = (0..cfg.pool_size)
+            .map(|_| tokio::sync::Mutex::new(None))
+            .collect();
+        Ok(Pool {
+            cfg,
+            client_cfg,
+            tls,
+            table,
+            text,
+            slots,
+            next: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            schema_ready: tokio::sync::Mutex::new(false),
+            opened: AtomicU64::new(0),
+        })
+    }
+
+    /// How many connections it holds at most.
+    pub(super) fn size(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Connections opened so far (reconnects add one each).
+    pub(super) fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.is_closed() {
+            Err(PersistError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn command_timeout(&self) -> Duration {
+        Duration::from_millis(self.cfg.command_timeout_ms.max(1))
+    }
+
+    /// Close: later calls fail with ERR_STORE_CLOSED; connections close
+    /// once the calls in flight on them are done.
+    pub(super) async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        for s in &self.slots {
+            s.lock().await.take();
+        }
+    }
+
     /// Open one connection (within connect_timeout_ms); its I/O task runs
     /// on tokio until the client is dropped or the server goes away.
     pub(super) async fn open(&self) -> Result<Client> {
-        let ms = self.inner.cfg.connect_timeout_ms.max(1);
-        let cfg = &self.inner.client_cfg;
+        let ms = self.cfg.connect_timeout_ms.max(1);
+        let cfg = &self.client_cfg;
         let opening = async {
-            if self.inner.tls {
+            if self.tls {
                 self.open_tls(cfg).await
             } else {
                 let (client, conn) = cfg
@@ -111,13 +186,13 @@ impl PgStore {
         let client = tokio::time::timeout(Duration::from_millis(ms), opening)
             .await
             .map_err(|_| PersistError::Timeout(ms))??;
-        self.inner.opened.fetch_add(1, Ordering::Relaxed);
+        self.opened.fetch_add(1, Ordering::Relaxed);
         Ok(client)
     }
 
     #[cfg(feature = "postgres-tls")]
     async fn open_tls(&self, cfg: &tokio_postgres::Config) -> Result<Client> {
-        let material = self.inner.cfg.tls.clone().unwrap_or_default();
+        let material = self.cfg.tls.clone().unwrap_or_default();
         let tls =
             tokio_postgres_rustls::MakeRustlsConnect::new(super::config::rustls_config(&material)?);
         let (client, conn) = cfg.connect(tls).await.map_err(|e| classify(&e))?;
@@ -136,9 +211,9 @@ impl PgStore {
     /// statements prepared) if it has none or its connection closed.
     async fn conn(&self) -> Result<Arc<Conn>> {
         self.check_open()?;
-        let n = self.inner.slots.len();
-        let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % n;
-        let mut slot = self.inner.slots[i].lock().await;
+        let n = self.slots.len();
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let mut slot = self.slots[i].lock().await;
         if let Some(c) = slot.as_ref() {
             if !c.client.is_closed() {
                 return Ok(c.clone());
@@ -146,10 +221,10 @@ impl PgStore {
         }
         *slot = None;
         let client = self.open().await?;
-        let ms = self.inner.cfg.command_timeout_ms.max(1);
+        let ms = self.cfg.command_timeout_ms.max(1);
         let st = tokio::time::timeout(Duration::from_millis(ms), async {
             self.ensure_schema(&client).await?;
-            Statements::prepare(&client, &self.inner.text)
+            Statements::prepare(&client, &self.text)
                 .await
                 .map_err(|e| classify(&e))
         })
@@ -164,13 +239,12 @@ impl PgStore {
         });
         *slot = Some(c.clone());
         drop(slot);
-        self.start_sweep();
         Ok(c)
     }
 
     /// Forget `c` (timed out or broken): the slot opens a new connection.
     async fn discard(&self, c: &Arc<Conn>) {
-        let mut slot = self.inner.slots[c.slot].lock().await;
+        let mut slot = self.slots[c.slot].lock().await;
         if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, c)) {
             *slot = None;
         }
@@ -180,11 +254,11 @@ impl PgStore {
     /// is missing (under an advisory lock, so concurrent first starts are
     /// safe), then check the version. Once per store.
     async fn ensure_schema(&self, client: &Client) -> Result<()> {
-        let mut ready = self.inner.schema_ready.lock().await;
+        let mut ready = self.schema_ready.lock().await;
         if *ready {
             return Ok(());
         }
-        let read = format!("SELECT v FROM {} WHERE k = $1", self.inner.table);
+        let read = format!("SELECT v FROM {} WHERE k = $1", self.table);
         let version =
             |r: std::result::Result<Option<tokio_postgres::Row>, tokio_postgres::Error>| {
                 match r {
@@ -205,11 +279,11 @@ impl PgStore {
             };
         let mut found = version(client.query_opt(&read, &[&VERSION_KEY]).await)?;
         if found.is_none() {
-            let cfg = &self.inner.cfg;
+            let cfg = &self.cfg;
             let ddl = sql::create_schema(
                 cfg.schema.as_deref(),
                 &cfg.table,
-                &self.inner.table,
+                &self.table,
                 cfg.schema_lock_key(),
             );
             client.batch_execute(&ddl).await.map_err(|e| classify(&e))?;
@@ -222,7 +296,7 @@ impl PgStore {
         if v != Some(SCHEMA_VERSION) {
             return Err(PersistError::Store(format!(
                 "table {} has schema version {}; this build reads version {SCHEMA_VERSION}",
-                self.inner.table,
+                self.table,
                 v.map_or_else(|| "(unreadable)".to_string(), |v| v.to_string())
             )));
         }
@@ -248,7 +322,7 @@ impl PgStore {
             }
             Err(_) => {
                 self.discard(&c).await;
-                Err(PersistError::Timeout(self.inner.cfg.command_timeout_ms))
+                Err(PersistError::Timeout(self.cfg.command_timeout_ms))
             }
         }
     }

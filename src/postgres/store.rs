@@ -11,18 +11,18 @@
 //! - **Time:** every expiry is computed and compared by the server (`now()`,
 //!   `clock_timestamp()`); no client clock enters any decision.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::config::{PgConfig, SWEEP_BATCH};
 use super::pipeline::{batch_transaction, run_op};
-use super::pool::{classify, Conn};
-use super::sql::{self, StatementText};
+use super::pool::{classify, Conn, Pool};
+use super::sql;
 use crate::error::{PersistError, Result};
 use crate::glob;
+use crate::ownership::{Owners, MARKER_VALUE, REGISTRY_PREFIX};
 use crate::redis::batch::{Op, OpResult, Text};
-use crate::redis::store::{Owners, MARKER_VALUE, REGISTRY_PREFIX};
 use crate::wtf8;
 
 /// Rows deleted per statement by `clear_cache_prefix`.
@@ -74,80 +74,85 @@ pub struct PgStore {
 }
 
 pub(super) struct Inner {
-    pub(super) cfg: PgConfig,
-    pub(super) client_cfg: tokio_postgres::Config,
-    pub(super) tls: bool,
-    pub(super) table: String,
-    pub(super) text: StatementText,
-    pub(super) slots: Vec<tokio::sync::Mutex<Option<Arc<Conn>>>>,
-    pub(super) next: AtomicUsize,
-    pub(super) closed: AtomicBool,
-    pub(super) schema_ready: tokio::sync::Mutex<bool>,
-    pub(super) sweeping: AtomicBool,
-    pub(super) opened: AtomicU64,
+    pub(super) pool: Pool,
+    sweeping: AtomicBool,
     /// Batches running now (see [`PgStore::split`]).
     pub(super) active: AtomicUsize,
 }
 
 impl PgStore {
     pub fn new(cfg: PgConfig) -> Result<Self> {
-        cfg.validate()?;
-        let client_cfg = cfg.client_config()?;
-        let tls = cfg.wants_tls()?;
-        let table = cfg.qualified_table();
-        let text = StatementText::new(&table);
-        let slots = (0..cfg.pool_size)
-            .map(|_| tokio::sync::Mutex::new(None))
-            .collect();
         Ok(PgStore {
             inner: Arc::new(Inner {
-                cfg,
-                client_cfg,
-                tls,
-                table,
-                text,
-                slots,
-                next: AtomicUsize::new(0),
-                closed: AtomicBool::new(false),
-                schema_ready: tokio::sync::Mutex::new(false),
+                pool: Pool::new(cfg)?,
                 sweeping: AtomicBool::new(false),
-                opened: AtomicU64::new(0),
                 active: AtomicUsize::new(0),
             }),
         })
     }
 
     pub fn config(&self) -> &PgConfig {
-        &self.inner.cfg
+        &self.inner.pool.cfg
     }
 
     pub fn connections_opened(&self) -> u64 {
-        self.inner.opened.load(Ordering::Relaxed)
+        self.inner.pool.opened()
     }
 
-    pub(super) fn command_timeout(&self) -> Duration {
-        Duration::from_millis(self.inner.cfg.command_timeout_ms.max(1))
-    }
-
-    pub(super) fn check_open(&self) -> Result<()> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            Err(PersistError::Closed)
-        } else {
-            Ok(())
+    /// Run `work` on a connection of the pool (see [`Pool::with_conn`]);
+    /// the first that succeeds starts the background sweep.
+    pub(super) async fn with_conn<T, F, Fut>(&self, work: F) -> Result<T>
+    where
+        F: FnOnce(Arc<Conn>) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let r = self.inner.pool.with_conn(work).await;
+        if r.is_ok() && !self.inner.sweeping.load(Ordering::Relaxed) {
+            self.start_sweep();
         }
+        r
     }
 
     /// Run a batch; one result per op. See [`PgStore::split`] for how it
     /// spreads over connections.
     pub async fn exec(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
-        let parts = self.split(ops.iter().map(op_key));
-        let mut out: Vec<Option<OpResult>> = (0..ops.len()).map(|_| None).collect();
-        let runs = parts.into_iter().map(|(idx, active)| async move {
-            let part: Vec<Op> = idx.iter().map(|&i| ops[i].clone()).collect();
-            let r = self.exec_part(&part).await;
-            drop(active);
-            (idx, r)
-        });
+        Ok(self
+            .run_split(
+                ops,
+                op_key,
+                |p| async move { self.exec_part(&p).await },
+                OpResult::Failed,
+            )
+            .await)
+    }
+
+    /// Run a batch split as [`PgStore::split`] splits it, each part by
+    /// `part` on its own connection at once: the results in call order, a
+    /// part's error (`fail`) standing for each of its ops.
+    pub(super) async fn run_split<'o, O, R, F, Fut>(
+        &self,
+        ops: &'o [O],
+        key: impl Fn(&'o O) -> Option<&'o [u8]>,
+        part: F,
+        fail: impl Fn(PersistError) -> R,
+    ) -> Vec<R>
+    where
+        O: Clone,
+        F: Fn(Vec<O>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<R>>>,
+    {
+        let runs = self
+            .split(ops.iter().map(key))
+            .into_iter()
+            .map(|(idx, active)| {
+                let run = part(idx.iter().map(|&i| ops[i].clone()).collect());
+                async move {
+                    let r = run.await;
+                    drop(active);
+                    (idx, r)
+                }
+            });
+        let mut out: Vec<Option<R>> = (0..ops.len()).map(|_| None).collect();
         for (idx, r) in futures_util::future::join_all(runs).await {
             match r {
                 Ok(results) => {
@@ -157,17 +162,14 @@ impl PgStore {
                 }
                 Err(e) => {
                     for i in idx {
-                        out[i] = Some(OpResult::Failed(e.clone()));
+                        out[i] = Some(fail(e.clone()));
                     }
                 }
             }
         }
-        Ok(out
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| OpResult::Failed(PersistError::Internal("op lost".into())))
-            })
-            .collect())
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| fail(PersistError::Internal("op lost".into()))))
+            .collect()
     }
 
     /// Run the ops of one part on one connection, pipelined.
@@ -203,7 +205,7 @@ impl PgStore {
     ) -> Vec<(Vec<usize>, Active)> {
         let n = keys.len();
         let busy = self.inner.active.load(Ordering::Relaxed);
-        let idle = self.inner.slots.len().saturating_sub(busy);
+        let idle = self.inner.pool.size().saturating_sub(busy);
         let parts = idle.min(n / MIN_PART).max(1);
         let mut idx: Vec<Vec<usize>> = vec![Vec::new(); parts];
         for (i, k) in keys.enumerate() {
@@ -315,7 +317,7 @@ impl PgStore {
     /// Delete expired rows, [`SWEEP_BATCH`] per statement, until a statement
     /// deletes fewer. Returns the number deleted.
     pub async fn sweep(&self) -> Result<u64> {
-        let text = &self.inner.text.sweep;
+        let text = &self.inner.pool.text.sweep;
         let mut total = 0;
         loop {
             let n = self
@@ -336,17 +338,17 @@ impl PgStore {
 
     /// Start the background sweep (once): every `sweep_interval_ms`, while
     /// the store lives and is open. It holds only a weak reference.
-    pub(super) fn start_sweep(&self) {
+    fn start_sweep(&self) {
         if self.inner.sweeping.swap(true, Ordering::AcqRel) {
             return;
         }
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
-        let every = Duration::from_millis(self.inner.cfg.sweep_interval_ms.max(1));
+        let every = Duration::from_millis(self.inner.pool.cfg.sweep_interval_ms.max(1));
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 let Some(inner) = weak.upgrade() else { return };
-                if inner.closed.load(Ordering::Acquire) {
+                if inner.pool.is_closed() {
                     return;
                 }
                 let _ = PgStore { inner }.sweep().await;
@@ -357,9 +359,6 @@ impl PgStore {
     /// Close: later calls fail with ERR_STORE_CLOSED; connections close
     /// once the calls in flight on them are done.
     pub async fn close(&self) {
-        self.inner.closed.store(true, Ordering::Release);
-        for s in &self.inner.slots {
-            s.lock().await.take();
-        }
+        self.inner.pool.close().await;
     }
 }

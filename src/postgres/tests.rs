@@ -28,7 +28,7 @@ fn store(tag: &str) -> Result<PgStore> {
 }
 
 async fn drop_schema(s: &PgStore) -> Result<()> {
-    let c = s.open().await?;
+    let c = s.inner.pool.open().await?;
     let schema = s.config().schema.clone().unwrap_or_default();
     c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
         .await

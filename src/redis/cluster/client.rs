@@ -20,7 +20,7 @@ use super::keyspace::{by_slot, migrating, Scan};
 use super::slots::{key_slot, Node, SlotMap};
 use crate::error::{PersistError, Result};
 use crate::redis::batch::{op_cmd, op_key, settle, Op, OpResult, Wait};
-use crate::redis::store::classify;
+use crate::redis::failure::classify;
 
 /// Makes the client of one node (same credentials and TLS as the seeds).
 pub type NodeClient = Box<dyn Fn(&Node) -> Result<redis::Client> + std::marker::Send + Sync>;
