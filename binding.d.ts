@@ -101,10 +101,12 @@ export declare class NativePostgresStore {
   ping(): Promise<void>
   close(): Promise<void>
   /**
-   * Run-lease ops as one pipeline, encoded as the Redis store's
-   * `leaseExec` (codes 0/1/4, the taken tokens concatenated).
+   * Run-lease ops and fenced snapshot writes as one pipeline, encoded as
+   * the Redis store's `leaseExec` (`boundary::lease`): op `i` is about
+   * the lease of snapshot `ids[i]` under `prefixes[i]` (its row key is
+   * made here, `sql::lease_key`).
    */
-  leaseExec(kinds: Uint8Array, ttls: Uint32Array, keys: Array<string>, tokens: Array<string>): Promise<LeaseOut>
+  leaseExec(kinds: Uint8Array, ttls: Uint32Array, prefixes: Array<string>, ids: Array<string>, tokens: Array<string>, values: Array<string>): Promise<LeaseOut>
   /** Connections opened so far (reconnects add one each). */
   get connectionsOpened(): number
 }
@@ -364,6 +366,13 @@ export declare function ownerMarkerSuffixes(): Array<string>
 
 export declare function ownerMarkerValue(): string
 
+/**
+ * The row key of the lease that guards snapshot `prefix` + `id` on a
+ * PostgreSQL store (`sql::lease_key`): the inspector lists and evicts
+ * leases through it.
+ */
+export declare function postgresLeaseKey(prefix: string, id: string): string
+
 /** The options of createPostgresStore, checked in JS for type and range. */
 export interface PostgresOptions {
   connectionString?: string
@@ -400,7 +409,7 @@ export declare function redisLeaseId(prefix: string, key: string): string | null
 export declare function redisLeaseKey(prefix: string, id: string): string
 
 /**
- * The kind of one op of a Redis batch (`lib/redis-store.js` → `exec` /
+ * The kind of one op of a Redis batch (`lib/stores/redis.js` → `exec` /
  * `directSend`).
  */
 export declare const enum RedisOp {

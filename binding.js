@@ -861,6 +861,7 @@ module.exports.memoryCacheUpdate = nativeBinding.memoryCacheUpdate
 module.exports.ownerMarkerKey = nativeBinding.ownerMarkerKey
 module.exports.ownerMarkerSuffixes = nativeBinding.ownerMarkerSuffixes
 module.exports.ownerMarkerValue = nativeBinding.ownerMarkerValue
+module.exports.postgresLeaseKey = nativeBinding.postgresLeaseKey
 module.exports.redisLeaseId = nativeBinding.redisLeaseId
 module.exports.redisLeaseKey = nativeBinding.redisLeaseKey
 module.exports.RedisOp = nativeBinding.RedisOp

@@ -770,10 +770,11 @@ export interface SnapshotStore {
  * Expiry is judged by one clock: the Redis or PostgreSQL server's, or (files) this host's
  * boot-time clock. `ttlMs`: integer 1..2^31-1, default 60000.
  *
- * Fenced checkpoints (Redis, Redis Cluster and file stores; not yet PostgreSQL):
+ * Fenced checkpoints (Redis, Redis Cluster, PostgreSQL and file stores):
  * from `tryAcquire(id)` until `release(id)`, this store's
  * `save(id)` and `delete(id)` write only if the lease is still its own, checked
- * atomically with the write (one script on Redis, the lease lock on files);
+ * atomically with the write (one script on Redis, one statement on
+ * PostgreSQL, the lease lock on files);
  * otherwise they reject with `ERR_LEASE_LOST` and write nothing (README
  * "Fenced checkpoints").
  */

@@ -10,8 +10,9 @@
 // redis-server, a temporary directory. Median of BENCH_REPEATS rounds.
 // Fencing cost: the same save + load by a snapshot store that holds the
 // lease of every id it saves (a fenced save: one script checks the lease and
-// writes, on files the lease record is checked under its lock) against one
-// that holds none (a plain SET / file write).
+// writes on Redis, one statement on PostgreSQL (a private schema of the
+// local server, dropped after), on files the lease record is checked under
+// its lock) against one that holds none (a plain SET / upsert / file write).
 
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -23,9 +24,12 @@ import { performance } from 'node:perf_hooks'
 import { ratio, startRedis } from './harness.mjs'
 
 const require = createRequire(import.meta.url)
-const { createSnapshotStore, createRedisStore, createFileStore } = require('../index.js')
+const { createSnapshotStore, createRedisStore, createFileStore, createPostgresStore } = require('../index.js')
 const { createClient } = require('redis')
 const IORedis = require('ioredis')
+const pg = require('pg')
+const PG = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' }
+const PG_SCHEMA = `bench_fence_${process.pid}`
 
 const MEASURE_MS = Number(process.env.BENCH_MS ?? 500)
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 5)
@@ -240,8 +244,10 @@ export async function run() {
       ['file: tryAcquire + release', lease(nativeFast), lease(plainFast)],
     ])
     // fencing cost: stores over the same KeyValueStores, one holding every lease
+    const pgKv = createPostgresStore({ ...PG, schema: PG_SCHEMA })
     const fenced = [
       ['Redis', createSnapshotStore({ store: kv, prefix: 'bench:u:' }), createSnapshotStore({ store: kv, prefix: 'bench:f:' })],
+      ['PostgreSQL', createSnapshotStore({ store: pgKv, prefix: 'u:' }), createSnapshotStore({ store: pgKv, prefix: 'f:' })],
       ...['atomic (no fsync)', 'durable (fsync)'].map((what, i) => {
         const fileKv = createFileStore({ directory: mk(`fence-${i}`), durable: i === 1 })
         return [`file, ${what}`, createSnapshotStore({ store: fileKv, prefix: 'u:' }), createSnapshotStore({ store: fileKv, prefix: 'f:' })]
@@ -255,6 +261,11 @@ export async function run() {
         fencing.push([`${label}: save + load`, n, unfenced, withLease, ratio(withLease, unfenced)])
       }
     }
+    await pgKv.close()
+    const admin = new pg.Client(PG)
+    await admin.connect()
+    await admin.query(`DROP SCHEMA IF EXISTS ${PG_SCHEMA} CASCADE`)
+    await admin.end()
     await Promise.all([client.quit(), io.quit(), kv.close(), kvTokio.close()])
     return [
       {
@@ -280,7 +291,7 @@ export async function run() {
         columns: ['operation', 'in flight', 'no lease', 'lease held (fenced save)', 'fenced / plain'],
         rows: fencing,
         notes: [
-          'Same KeyValueStore, two snapshot stores: one holds the lease of every id it saves, so its saves are fenced (Redis: one EVALSHA checking the lease token and writing, in place of SET; files: the lease record checked under the lease lock, then the write).',
+          'Same KeyValueStore, two snapshot stores: one holds the lease of every id it saves, so its saves are fenced (Redis: one EVALSHA checking the lease token and writing, in place of SET; PostgreSQL: one statement locking and checking the lease row, then the upsert; files: the lease record checked under the lease lock, then the write).',
           `Plain and fenced alternate; median of ${REPEATS} rounds of ${MEASURE_MS} ms each.`,
         ],
       },

@@ -97,7 +97,7 @@ function openStore(values) {
     source,
     describe,
     close: async () => {
-      if (typeof store.close === 'function') await store.close()
+      if ('close' in store && typeof store.close === 'function') await store.close()
     },
   }
 }

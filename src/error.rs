@@ -131,6 +131,14 @@ impl PersistError {
         }
     }
 
+    /// A fenced write refused: the run's lease is no longer the caller's.
+    pub fn lease_lost() -> Self {
+        PersistError::LeaseLost(
+            "the run's lease is no longer this store's (expired or taken over): nothing written"
+                .into(),
+        )
+    }
+
     pub fn corrupt(location: impl Into<String>, reason: impl Into<String>) -> Self {
         PersistError::Corrupt {
             location: location.into(),

@@ -4,7 +4,7 @@
 //! napi types; time comes in as a `now_ms` argument or, for file leases, an
 //! injected `LeaseClock`; `cargo test`) plus its thin napi `binding.rs`:
 //! `redis/`, `postgres/`, `file/`, `cache/` (the memory LRU), `state/` (resume-state
-//! documents). Shared: `error` (+ `boundary`, what the napi bindings share:
+//! documents), `ownership/` (which store keys a cache may clear). Shared: `error` (+ `boundary`, what the napi bindings share:
 //! its JS mapping, JS text, lease results, test hooks), `json_string`, `glob`
 //! (+ `glob_binding`), `wtf8`, `runtime`.
 
@@ -21,6 +21,7 @@ pub mod error;
 pub mod file;
 pub mod glob;
 pub mod json_string;
+pub mod ownership;
 pub mod postgres;
 pub mod redis;
 mod runtime;

@@ -1,5 +1,6 @@
 // Fenced checkpoints across real processes (issue 21), on our native Redis
-// store (the shared server), a local Redis Cluster and the file store:
+// store (the shared server), a local Redis Cluster, the PostgreSQL store (a
+// private schema of the shared server) and the file store:
 // worker A runs awaitly 1.35's durable.run (5 steps, lockTtlMs 1000) and is
 // SIGSTOPped inside step 3 for 3 s; its lease expires and worker B takes the
 // run over, then either finishes steps 3-5 (the state is deleted) or is gone
@@ -19,9 +20,10 @@ import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { startCluster, type LocalCluster } from '../helpers/redis-cluster'
+import { PG, dropSchema, privateSchema } from '../helpers/postgres'
 
 const require = createRequire(import.meta.url)
-const { createRedisStore, createFileStore, createSnapshotStore, escapeGlob } = require('../../index.js')
+const { createRedisStore, createFileStore, createPostgresStore, createSnapshotStore, escapeGlob } = require('../../index.js')
 const worker = path.join(__dirname, '..', 'fixtures', 'fencing-worker.cjs')
 const STRESS = process.env.AWAITLY_STRESS === '1'
 const ROUNDS = STRESS ? 20 : 2
@@ -38,6 +40,7 @@ function tmp(tag: string) {
 
 let cluster: LocalCluster | undefined
 const fileDir = tmp('store')
+const pgSchema = privateSchema('fencing')
 
 beforeAll(async () => {
   cluster = await startCluster()
@@ -48,6 +51,7 @@ afterAll(async () => {
   for (const k of await kv.keys(`${escapeGlob(RUN)}*`)) await kv.delete(k)
   await kv.close()
   await cluster?.stop()
+  await dropSchema(pgSchema)
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
 
@@ -99,14 +103,17 @@ const calls = (dir: string) =>
     return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean) : []
   })
 
-type Kind = 'redis' | 'cluster' | 'file'
-const targetOf = (kind: Kind) => (kind === 'redis' ? REDIS : kind === 'cluster' ? cluster!.nodes.join(',') : fileDir)
+type Kind = 'redis' | 'cluster' | 'postgres' | 'file'
+const targetOf = (kind: Kind) =>
+  kind === 'redis' ? REDIS : kind === 'cluster' ? cluster!.nodes.join(',') : kind === 'postgres' ? pgSchema : fileDir
 const kvOf = (kind: Kind) =>
   kind === 'redis'
     ? createRedisStore({ url: REDIS })
     : kind === 'cluster'
       ? createRedisStore({ cluster: { nodes: cluster!.nodes } })
-      : createFileStore({ directory: fileDir })
+      : kind === 'postgres'
+        ? createPostgresStore({ ...PG, schema: pgSchema })
+        : createFileStore({ directory: fileDir })
 
 /** One takeover: A paused in step 3, B finishes (`finish`) or is gone after step 4 (`stop-after-4`), A resumes. */
 async function takeover(kind: Kind, round: number, bMode: 'finish' | 'stop-after-4') {
@@ -181,7 +188,7 @@ async function takeover(kind: Kind, round: number, bMode: 'finish' | 'stop-after
   }
 }
 
-describe.each(['redis', 'cluster', 'file'] as const)('fenced checkpoints across processes: %s', (kind) => {
+describe.each(['redis', 'cluster', 'postgres', 'file'] as const)('fenced checkpoints across processes: %s', (kind) => {
   for (let round = 0; round < ROUNDS; round++) {
     it(`round ${round + 1}/${ROUNDS}: A paused in step 3 for 3 s, B takes over (finishes / gone after step 4), A wakes up fenced off`, async () => {
       await Promise.all([takeover(kind, round, 'finish'), takeover(kind, round, 'stop-after-4')])

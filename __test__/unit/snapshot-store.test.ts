@@ -54,8 +54,7 @@ function snapshot(steps = 2) {
 const backends = [
   { name: 'redis', kv: redisKv, native: true, fenced: true },
   { name: 'file', kv: fileKv, native: true, fenced: true },
-  // PostgreSQL holds leases but does not fence its saves yet (README "Fenced checkpoints")
-  { name: 'postgres', kv: pgKv, native: true, fenced: false },
+  { name: 'postgres', kv: pgKv, native: true, fenced: true },
   { name: 'map', kv: createMapStore(), native: false, fenced: false },
 ]
 

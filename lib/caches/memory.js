@@ -136,6 +136,21 @@ function createMemoryCache(options) {
     forget(slot, key)
   }
 
+  /** Has the entry in `slot` outlived its ttl? */
+  function expired(slot) {
+    const ttl = meta[slot * 2 + 1]
+    return ttl !== Infinity && Date.now() - meta[slot * 2] > ttl
+  }
+
+  /** A hit on `slot`, queued in the ring (Rust applies it to the LRU order at the next flush). */
+  function touch(slot) {
+    if (slot !== last) {
+      last = slot
+      if (pending === ringCap) ringFull()
+      ring[pending++] = slot
+    }
+  }
+
   function flush() {
     regs[R_PENDING] = pending
     pending = 0
@@ -178,19 +193,13 @@ function createMemoryCache(options) {
         misses++
         return undefined
       }
-      const b = slot * 2
-      const ttl = meta[b + 1]
-      if (ttl !== Infinity && Date.now() - meta[b] > ttl) {
+      if (expired(slot)) {
         removeSlot(slot, key, true)
         misses++
         return undefined
       }
       hits++
-      if (slot !== last) {
-        last = slot
-        if (pending === ringCap) ringFull()
-        ring[pending++] = slot
-      }
+      touch(slot)
       return kv[slot * 2 + 1]
     },
 
@@ -244,17 +253,11 @@ function createMemoryCache(options) {
         checkKey(key)
         return false
       }
-      const b = slot * 2
-      const ttl = meta[b + 1]
-      if (ttl !== Infinity && Date.now() - meta[b] > ttl) {
+      if (expired(slot)) {
         removeSlot(slot, key, true)
         return false
       }
-      if (slot !== last) {
-        last = slot
-        if (pending === ringCap) ringFull()
-        ring[pending++] = slot
-      }
+      touch(slot)
       return true
     },
 
@@ -264,11 +267,9 @@ function createMemoryCache(options) {
         checkKey(key)
         return false
       }
-      const b = slot * 2
-      const ttl = meta[b + 1]
-      const expired = ttl !== Infinity && Date.now() - meta[b] > ttl
-      removeSlot(slot, key, expired)
-      return !expired
+      const stale = expired(slot)
+      removeSlot(slot, key, stale)
+      return !stale
     },
 
     clear() {

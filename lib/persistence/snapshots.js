@@ -1,9 +1,10 @@
 'use strict'
 // createSnapshotStore: awaitly's SnapshotStore, 1.35 and 4.x (the official adapters'
 // extended contract: save/load of a WorkflowSnapshot or a ResumeState,
-// loadResumeState) over any KeyValueStore, and, over our native Redis and
-// file stores, also its WorkflowLock (tryAcquire/release/renew), which is
-// all Rust (src/redis/lease.rs, src/file/lease.rs), reached through the
+// loadResumeState) over any KeyValueStore, and, over our native Redis, file
+// and PostgreSQL stores, also its WorkflowLock (tryAcquire/release/renew),
+// which is all Rust (src/redis/lease.rs, src/file/lease.rs,
+// src/postgres/sql.rs), reached through the
 // store adapter's leases (lib/stores/adapter.js). The glue is JavaScript
 // only where JavaScript semantics demand it: ResumeState holds Maps and
 // Error objects, which awaitly's own serializeResumeState /
@@ -18,12 +19,13 @@
 // src/redis/lease.rs (`<prefix>\u0000lease…`: ids may not start with U+0000,
 // so no snapshot key is ever a lease key; in the snapshot key's hash slot).
 // File leases: records in `<directory>/.awaitly-leases/`, not store keys.
+// PostgreSQL leases: rows `<prefix>\u0000lease:<id>` of the store's table.
 //
 // Fenced checkpoints: while this store holds the lease of an id (tryAcquire
 // took it, release has not dropped it), save(id) and delete(id) go to the
 // native store as fenced writes: the lease is checked and the snapshot
 // written in one atomic step (a script on Redis, under the lease lock on
-// files), and a lease that is no longer ours (expired, taken over) rejects
+// files, one statement on PostgreSQL), and a lease that is no longer ours (expired, taken over) rejects
 // ERR_LEASE_LOST with nothing written.
 
 const { binding } = require('../internal/binding.js')
@@ -182,10 +184,8 @@ function createSnapshotStore(options) {
   // The prefix is marked as a state persistence's (a marker key inside it),
   // so a KV cache whose clearAsync covers it never deletes snapshots.
   const register = ownerRegistration(adapted, 'state', prefix)
-  // The native leases (fenced writes where the store has them: Redis and
-  // files; PostgreSQL's saves are not fenced yet), and the tokens of the
-  // leases this store holds: id ->
-  // ownerToken, from tryAcquire until release.
+  // The native leases (with fenced writes), and the tokens of the leases
+  // this store holds: id -> ownerToken, from tryAcquire until release.
   const { leases } = adapted
   /** @type {Map<string, string>} */
   const held = new Map()
@@ -197,7 +197,7 @@ function createSnapshotStore(options) {
       const reg = register()
       if (reg) await reg
       const token = held.get(id)
-      if (token === undefined || !leases?.fencedSet) await adapted.setDurable(keyOf(id), text)
+      if (token === undefined || !leases) await adapted.setDurable(keyOf(id), text)
       else await leases.fencedSet(prefix, id, token, text)
     },
     async load(id) {
@@ -214,7 +214,7 @@ function createSnapshotStore(options) {
     async delete(id) {
       checkId('delete', id)
       const token = held.get(id)
-      if (token === undefined || !leases?.fencedDelete) await adapted.delete(keyOf(id))
+      if (token === undefined || !leases) await adapted.delete(keyOf(id))
       else await leases.fencedDelete(prefix, id, token)
     },
     /** `[{ id, updatedAt }]`, newest first; `prefix` is literal text. */

@@ -16,8 +16,8 @@ const { MARKER_VALUE, isMarkerShaped, allKeysUnder } = require('./ownership.js')
  * @property {(prefix: string, id: string, ttlMs: number) => Promise<string | null>} acquire the owner token, or null when held
  * @property {(prefix: string, id: string, token: string) => Promise<boolean>} release
  * @property {(prefix: string, id: string, token: string, ttlMs: number) => Promise<boolean>} renew
- * @property {(prefix: string, id: string, token: string, value: string) => Promise<void>} [fencedSet] writes snapshot `prefix + id` only if `token` still holds its lease (atomically), else rejects ERR_LEASE_LOST
- * @property {(prefix: string, id: string, token: string) => Promise<void>} [fencedDelete] deletes snapshot `prefix + id` likewise
+ * @property {(prefix: string, id: string, token: string, value: string) => Promise<void>} fencedSet writes snapshot `prefix + id` only if `token` still holds its lease (atomically), else rejects ERR_LEASE_LOST
+ * @property {(prefix: string, id: string, token: string) => Promise<void>} fencedDelete deletes snapshot `prefix + id` likewise
  * @property {(prefix: string) => Promise<LeaseRecord[]>} list the leases under `prefix` (the inspector's listing)
  * @property {(prefix: string, id: string) => Promise<boolean>} evict removes a lease whoever holds it: whether a live one was removed
  *

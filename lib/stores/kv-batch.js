@@ -3,17 +3,15 @@
 // lib/stores/redis.js, and the PostgreSQL store, lib/stores/postgres.js):
 // the calls of one tick as the native side takes them (op kinds, ttls, keys
 // and values as one string with their UTF-16 lengths), how its results settle
-// them, how a `keys` answer splits, and where a snapshot store's leases live
-// among the keys. The Rust side of the same encoding: src/redis/binding.rs.
+// them, how a `keys` answer splits, and the stores' data methods over it
+// (kvMethods). The Rust side of the same encoding: src/boundary/batch.rs.
 
 const { fromNative } = require('../internal/binding.js')
 const { OP, OUT } = require('../internal/codes.js')
+const { checkString, storeTtl } = require('../internal/validate.js')
 
-const { GET: OP_GET } = OP
+const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS } = OP
 const { NONE: OUT_NONE, TRUE: OUT_TRUE, FALSE: OUT_FALSE, VALUE: META_VALUE } = OUT
-
-/** Snapshot stores' lease keys: `<prefix>\u0000lease:<id>` (ids may not start with U+0000, so no snapshot key is one). */
-const LEASE_INFIX = '\u0000lease:'
 
 /**
  * @typedef {{ ops: number[], ttls: number[], lens: number[], blob: string, waiters: Function[] }} DataBatch
@@ -76,9 +74,6 @@ function splitKeys({ lens, blob }) {
   return out
 }
 
-/** @type {(prefix: string, id: string) => string} the lease key of run `id` of a snapshot store with `prefix` */
-const leaseKey = (prefix, id) => prefix + LEASE_INFIX + id
-
 /**
  * Queue one data call in `batcher`'s batch of this tick; its promise.
  * @param {import('../internal/tick-batcher.js').TickBatcher<DataBatch>} batcher
@@ -100,4 +95,53 @@ function pushCall(batcher, op, key, value, ttl) {
   return batcher.wait(b)
 }
 
-module.exports = { emptyBatch, settleResults, splitKeys, leaseKey, pushCall }
+/**
+ * The KeyValueStore data methods of a native server store: the arguments
+ * checked (a bad one rejects with a TypeError, nothing queued), then the
+ * call queued by `enqueue` in this tick's batch.
+ * @param {(op: number, key: string, value: string | undefined, ttl: number) => Promise<any>} enqueue
+ */
+function kvMethods(enqueue) {
+  return {
+    /** @param {string} key */
+    get(key) {
+      try {
+        return enqueue(OP_GET, checkString('get: key', key), undefined, 0)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+    /**
+     * @param {string} key
+     * @param {string} value
+     * @param {{ ttl?: number | null } | null} [opts] ttl in whole seconds
+     */
+    set(key, value, opts) {
+      try {
+        checkString('set: key', key)
+        checkString('set: value', value)
+        return enqueue(OP_SET, key, value, storeTtl(opts))
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+    /** @param {string} key */
+    delete(key) {
+      try {
+        return enqueue(OP_DELETE, checkString('delete: key', key), undefined, 0)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+    /** @param {string} key */
+    exists(key) {
+      try {
+        return enqueue(OP_EXISTS, checkString('exists: key', key), undefined, 0)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
+  }
+}
+
+module.exports = { emptyBatch, settleResults, splitKeys, pushCall, kvMethods }

@@ -7,7 +7,7 @@
 // `.awaitly-owner.<hash>`, never a key). A cache's clear deletes only keys
 // whose longest known prefix is its own and not a state prefix
 // (`workflow:state:` always is one); the rule itself is the Rust core's
-// (binding.cacheDeletableKeys, src/redis/store.rs). Keys and run ids shaped
+// (binding.cacheDeletableKeys, src/ownership/). Keys and run ids shaped
 // like a marker are reserved.
 
 const { binding } = require('../internal/binding.js')

@@ -11,13 +11,13 @@
 
 const { binding, fromNative } = require('../internal/binding.js')
 const { invalidArg, storeClosed } = require('../internal/errors.js')
-const { checkString, describe, storeTtl } = require('../internal/validate.js')
+const { describe } = require('../internal/validate.js')
 const { OP } = require('../internal/codes.js')
 const { TickBatcher, settleAll } = require('../internal/tick-batcher.js')
 const { leaseCalls } = require('./leases.js')
 const { ADAPTED } = require('./adapter.js')
 const { MARKER_VALUE } = require('./ownership.js')
-const { emptyBatch, settleResults, splitKeys, leaseKey, pushCall } = require('./kv-batch.js')
+const { emptyBatch, settleResults, splitKeys, pushCall, kvMethods } = require('./kv-batch.js')
 
 const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS } = OP
 
@@ -141,7 +141,10 @@ function createPostgresStore(options = {}) {
       (/** @type {Error} */ e) => settleAll(batch.waiters, fromNative(e)),
     )
   })
-  const leases = leaseCalls((kinds, ttls, _scopes, keys, tokens) => native.leaseExec(kinds, ttls, keys, tokens), maxBatch)
+  const leases = leaseCalls(
+    (kinds, ttls, prefixes, ids, tokens, values) => native.leaseExec(kinds, ttls, prefixes, ids, tokens, values),
+    maxBatch,
+  )
   let closed = false
   /** @type {(op: number, key: string, value: string | undefined, ttl: number) => Promise<any>} */
   const enqueue = (op, key, value, ttl) => (closed ? Promise.reject(storeClosed()) : pushCall(batcher, op, key, value, ttl))
@@ -153,44 +156,7 @@ function createPostgresStore(options = {}) {
   const lease = (call) => (closed ? Promise.reject(storeClosed()) : call())
 
   const store = {
-    /** @param {string} key */
-    get(key) {
-      try {
-        return enqueue(OP_GET, checkString('get: key', key), undefined, 0)
-      } catch (e) {
-        return Promise.reject(e)
-      }
-    },
-    /**
-     * @param {string} key
-     * @param {string} value
-     * @param {{ ttl?: number | null } | null} [opts] ttl in whole seconds
-     */
-    set(key, value, opts) {
-      try {
-        checkString('set: key', key)
-        checkString('set: value', value)
-        return enqueue(OP_SET, key, value, storeTtl(opts))
-      } catch (e) {
-        return Promise.reject(e)
-      }
-    },
-    /** @param {string} key */
-    delete(key) {
-      try {
-        return enqueue(OP_DELETE, checkString('delete: key', key), undefined, 0)
-      } catch (e) {
-        return Promise.reject(e)
-      }
-    },
-    /** @param {string} key */
-    exists(key) {
-      try {
-        return enqueue(OP_EXISTS, checkString('exists: key', key), undefined, 0)
-      } catch (e) {
-        return Promise.reject(e)
-      }
-    },
+    ...kvMethods(enqueue),
     /**
      * Keys matching a Redis glob: an index range and an escaped LIKE, then the exact glob.
      * @param {string} pattern
@@ -234,18 +200,22 @@ function createPostgresStore(options = {}) {
     registerOwner: (marker) => enqueue(OP_SET, marker, MARKER_VALUE, 0),
     clearCachePrefix: (prefix) => native_(native.clearCachePrefix(prefix)),
     ordered: true,
-    // run leases: rows `<prefix>\u0000lease:<id>` of the store's table (src/postgres/sql.rs)
+    // run leases: rows of the store's table, their keys named in Rust
+    // (postgresLeaseKey, src/postgres/sql.rs); saves and deletes of a held
+    // run are fenced (one statement each)
     leases: {
-      acquire: (prefix, id, ttlMs) => lease(() => leases.acquire('', leaseKey(prefix, id), ttlMs)),
-      release: (prefix, id, token) => lease(() => leases.release('', leaseKey(prefix, id), token)),
-      renew: (prefix, id, token, ttlMs) => lease(() => leases.renew('', leaseKey(prefix, id), token, ttlMs)),
+      acquire: (prefix, id, ttlMs) => lease(() => leases.acquire(prefix, id, ttlMs)),
+      release: (prefix, id, token) => lease(() => leases.release(prefix, id, token)),
+      renew: (prefix, id, token, ttlMs) => lease(() => leases.renew(prefix, id, token, ttlMs)),
+      fencedSet: (prefix, id, token, value) => lease(() => leases.fencedSet(prefix, id, token, value)),
+      fencedDelete: (prefix, id, token) => lease(() => leases.fencedDelete(prefix, id, token)),
       // the live lease rows (keys() leaves expired rows out); their expiry is not read
       list: async (prefix) => {
-        const base = leaseKey(prefix, '')
+        const base = binding.postgresLeaseKey(prefix, '')
         const live = (await keys(`${binding.escapeGlob(base)}*`)).filter((k) => k.startsWith(base))
         return live.map((k) => ({ id: k.slice(base.length), state: /** @type {'held'} */ ('held'), expiresInMs: null }))
       },
-      evict: (prefix, id) => adapted.delete(leaseKey(prefix, id)).then(Boolean),
+      evict: (prefix, id) => adapted.delete(binding.postgresLeaseKey(prefix, id)).then(Boolean),
     },
     // keys() reads an index range in one piece: no SCAN pages
     scanPage: () => Promise.resolve(null),

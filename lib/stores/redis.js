@@ -9,13 +9,13 @@
 
 const { binding, fromNative } = require('../internal/binding.js')
 const { invalidArg, storeClosed } = require('../internal/errors.js')
-const { checkString, describe, storeTtl } = require('../internal/validate.js')
+const { describe } = require('../internal/validate.js')
 const { OP } = require('../internal/codes.js')
 const { TickBatcher, settleAll } = require('../internal/tick-batcher.js')
 const { leaseCalls } = require('./leases.js')
 const { ADAPTED } = require('./adapter.js')
 const { MARKER_VALUE } = require('./ownership.js')
-const { emptyBatch, settleResults, splitKeys, pushCall } = require('./kv-batch.js')
+const { emptyBatch, settleResults, splitKeys, pushCall, kvMethods } = require('./kv-batch.js')
 
 const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS, SET_DURABLE: OP_SET_DURABLE, PING: OP_PING } = OP
 
@@ -322,36 +322,7 @@ function createRedisStore(options = {}) {
   const native_ = (p) => (closed ? Promise.reject(storeClosed()) : p.catch((e) => Promise.reject(fromNative(e))))
 
   const store = {
-    get(key) {
-      try {
-        return enqueue(OP_GET, checkString('get: key', key), undefined, 0)
-      } catch (e) {
-        return Promise.reject(e)
-      }
-    },
-    set(key, value, opts) {
-      try {
-        checkString('set: key', key)
-        checkString('set: value', value)
-        return enqueue(OP_SET, key, value, storeTtl(opts))
-      } catch (e) {
-        return Promise.reject(e)
-      }
-    },
-    delete(key) {
-      try {
-        return enqueue(OP_DELETE, checkString('delete: key', key), undefined, 0)
-      } catch (e) {
-        return Promise.reject(e)
-      }
-    },
-    exists(key) {
-      try {
-        return enqueue(OP_EXISTS, checkString('exists: key', key), undefined, 0)
-      } catch (e) {
-        return Promise.reject(e)
-      }
-    },
+    ...kvMethods(enqueue),
     /** Keys matching a Redis glob, by SCAN (never KEYS). Order unspecified. */
     keys(pattern) {
       if (typeof pattern !== 'string') return Promise.reject(invalidArg(`keys: pattern must be a string, got ${describe(pattern)}`))

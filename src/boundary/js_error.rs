@@ -133,6 +133,21 @@ pub async fn catch_panic_async<T>(
     .await
 }
 
+/// Await `fut`, a call of the `store` (its name, for the message), turning
+/// a panic inside it into `ERR_INTERNAL` (napi-rs would reject with a bare
+/// "Panic in async function").
+pub async fn guarded<T>(
+    store: &str,
+    fut: impl std::future::Future<Output = crate::error::Result<T>>,
+) -> napi::Result<T> {
+    match catch_panic_async(fut).await {
+        Ok(r) => r.map_err(to_async),
+        Err(what) => Err(to_async(PersistError::Internal(format!(
+            "panic in the {store} store: {what}"
+        )))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,18 +1,21 @@
-//! Run-lease batches across the boundary, for both stores' `leaseExec`
-//! (read by `lib/stores/leases.js`): the op kinds ([`LeaseKind`]) and the
+//! Run-lease batches across the boundary, for the stores' `leaseExec`
+//! (read by `lib/stores/leases.js`): the op kinds ([`LeaseKind`]), the
+//! decoding of a batch into [`LeaseOp`]s ([`decode_leases`]), and the
 //! answer, a [`LeaseOutcome`] per op (`errors[i]` as `[CODE] message` for
 //! an error, e.g. `ERR_LEASE_LOST` for a fenced-off snapshot write) and the tokens of the taken leases, in order, concatenated (32
 //! characters each).
 
-use napi::bindgen_prelude::Uint8Array;
+use napi::bindgen_prelude::{Uint8Array, Utf16String};
 use napi_derive::napi;
 
 use crate::boundary::js_error::coded;
-use crate::error::Result;
+use crate::error::{PersistError, Result};
+use crate::redis::lease::LeaseOp;
+use crate::wtf8;
 
 /// The kind of one run-lease op.
 #[napi]
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseKind {
     Acquire = 0,
     Release = 1,
@@ -82,4 +85,105 @@ impl LeaseOut {
             errors,
         }
     }
+}
+
+/// Lease results as they go to JS (see [`LeaseOut`]).
+pub fn lease_out(batch: &[LeaseOp], results: Vec<Result<bool>>) -> LeaseOut {
+    LeaseOut::encode(batch.iter().zip(results).map(|(op, r)| {
+        let acquired = match op {
+            LeaseOp::Acquire { token, .. } => Some(token.as_str()),
+            _ => None,
+        };
+        (acquired, r)
+    }))
+}
+
+/// One op of a `leaseExec` batch as it crossed the boundary: about the
+/// lease of snapshot `id` under `prefix` (UTF-16), by `token` (an
+/// acquire's fresh one, made here), `value` a fenced set's.
+pub struct LeaseRow {
+    pub kind: LeaseKind,
+    pub ttl_ms: u64,
+    pub prefix: Vec<u16>,
+    pub id: Vec<u16>,
+    pub token: String,
+    pub value: Vec<u16>,
+}
+
+/// The ops of one `leaseExec` call (every store's): `kinds[i]` a
+/// [`LeaseKind`], `tokens[i]` the owner token ("" for an acquire, which
+/// gets a fresh one here), `values[i]` a fenced set's value ("" otherwise).
+pub fn lease_rows(
+    kinds: &[u8],
+    ttls: &[u32],
+    prefixes: Vec<Utf16String>,
+    ids: Vec<Utf16String>,
+    tokens: Vec<String>,
+    values: Vec<Utf16String>,
+) -> Result<Vec<LeaseRow>> {
+    let n = kinds.len();
+    if ttls.len() != n
+        || prefixes.len() != n
+        || ids.len() != n
+        || tokens.len() != n
+        || values.len() != n
+    {
+        return Err(PersistError::Internal(
+            "lease_exec: batch arrays differ in length".into(),
+        ));
+    }
+    let acquires = kinds
+        .iter()
+        .filter(|&&k| LeaseKind::from_code(k) == Some(LeaseKind::Acquire))
+        .count();
+    let mut fresh = crate::token::new_tokens(acquires)?;
+    let rows = kinds.iter().zip(ttls).zip(prefixes).zip(ids);
+    rows.zip(tokens.into_iter().zip(values))
+        .map(|((((&kind, &ttl), prefix), id), (token, value))| {
+            let kind = LeaseKind::from_code(kind)
+                .ok_or_else(|| PersistError::Internal(format!("lease_exec: unknown op {kind}")))?;
+            Ok(LeaseRow {
+                kind,
+                ttl_ms: u64::from(ttl),
+                prefix: prefix.to_vec(),
+                id: id.to_vec(),
+                token: if kind == LeaseKind::Acquire {
+                    fresh.pop().unwrap_or_default()
+                } else {
+                    token
+                },
+                value: value.to_vec(),
+            })
+        })
+        .collect()
+}
+
+/// The ops of a server store's `leaseExec` (Redis, PostgreSQL): each
+/// row's lease key named by the store, `lease_key(prefix, id, state)`, all
+/// WTF-8, `state` the snapshot key (prefix and id as ONE text).
+pub fn decode_leases(
+    rows: Vec<LeaseRow>,
+    lease_key: impl Fn(&[u8], &[u8], &[u8]) -> Result<Vec<u8>>,
+) -> Result<Vec<LeaseOp>> {
+    rows.into_iter()
+        .map(|r| {
+            let mut units = r.prefix.clone();
+            units.extend_from_slice(&r.id);
+            let state = wtf8::encode(&units);
+            let key = lease_key(&wtf8::encode(&r.prefix), &wtf8::encode(&r.id), &state)?;
+            let (token, ttl_ms) = (r.token, r.ttl_ms);
+            Ok(match r.kind {
+                LeaseKind::Acquire => LeaseOp::Acquire { key, token, ttl_ms },
+                LeaseKind::Release => LeaseOp::Release { key, token },
+                LeaseKind::Renew => LeaseOp::Renew { key, token, ttl_ms },
+                LeaseKind::FencedSet => LeaseOp::FencedSet {
+                    key,
+                    token,
+                    state,
+                    value: wtf8::encode(&r.value),
+                },
+                LeaseKind::FencedDelete => LeaseOp::FencedDelete { key, token, state },
+            })
+        })
+        .collect()
 }

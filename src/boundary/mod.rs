@@ -3,11 +3,13 @@
 //! - `js_error`: a `PersistError` thrown as the right JS class with `code`
 //!   (or an async rejection `[CODE] message`), and panics caught at the
 //!   boundary;
-//! - `text`: JS strings in as exact UTF-16 code units;
-//! - `lease`: the answer of a batch of run-lease ops (`LeaseOut`), the same
-//!   for the file store and the Redis store;
+//! - `text`: JS strings in as exact UTF-16 code units, and text out;
+//! - `batch`: the data batch of the server stores' `exec` and its answers;
+//! - `lease`: a batch of run-lease ops and its answer (`LeaseOut`), the same
+//!   for every store;
 //! - `test_hooks`: internal hooks for our own tests and benchmarks.
 
+pub mod batch;
 pub mod js_error;
 pub mod lease;
 pub mod test_hooks;

@@ -14,7 +14,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::boundary::js_error;
-use crate::boundary::lease::{LeaseKind as LeaseCode, LeaseOut};
+use crate::boundary::lease::{lease_rows, LeaseKind as LeaseCode, LeaseOut};
 use crate::error::PersistError;
 use crate::file::dir::{Done, DrainHandle, FileDir};
 use crate::file::kv::KvFiles;
@@ -390,51 +390,22 @@ impl NativeFileStore {
         let kv = Arc::clone(&self.inner);
         let (kinds, ttls) = (kinds.to_vec(), ttls.to_vec());
         env.spawn_future(blocking(move || {
-            let n = kinds.len();
-            if ttls.len() != n
-                || prefixes.len() != n
-                || ids.len() != n
-                || tokens.len() != n
-                || values.len() != n
-            {
-                return Err(PersistError::Internal(
-                    "lease_exec: batch arrays differ in length".into(),
-                ));
-            }
-            let acquires = kinds
-                .iter()
-                .filter(|&&k| LeaseCode::from_code(k) == Some(LeaseCode::Acquire))
-                .count();
-            let mut fresh = crate::token::new_tokens(acquires)?;
-            let mut ops = Vec::with_capacity(n);
-            let rows = kinds.into_iter().zip(ttls).zip(prefixes).zip(ids);
-            for ((((kind, ttl), prefix), id), (token, value)) in
-                rows.zip(tokens.into_iter().zip(values))
-            {
-                let ttl_ms = u64::from(ttl);
-                let (kind, token) = match LeaseCode::from_code(kind) {
-                    Some(LeaseCode::Acquire) => (
-                        LeaseKind::Acquire { ttl_ms },
-                        fresh.pop().unwrap_or_default(),
-                    ),
-                    Some(LeaseCode::Release) => (LeaseKind::Release, token),
-                    Some(LeaseCode::Renew) => (LeaseKind::Renew { ttl_ms }, token),
-                    Some(LeaseCode::FencedSet) => (LeaseKind::FencedSet, token),
-                    Some(LeaseCode::FencedDelete) => (LeaseKind::FencedDelete, token),
-                    None => {
-                        return Err(PersistError::Internal(format!(
-                            "lease_exec: unknown op {kind}"
-                        )))
-                    }
-                };
-                ops.push(FileLeaseOp {
-                    kind,
-                    prefix: prefix.to_vec(),
-                    id: id.to_vec(),
-                    token,
-                    value: value.to_vec(),
-                });
-            }
+            let ops = lease_rows(&kinds, &ttls, prefixes, ids, tokens, values)?
+                .into_iter()
+                .map(|r| FileLeaseOp {
+                    kind: match r.kind {
+                        LeaseCode::Acquire => LeaseKind::Acquire { ttl_ms: r.ttl_ms },
+                        LeaseCode::Release => LeaseKind::Release,
+                        LeaseCode::Renew => LeaseKind::Renew { ttl_ms: r.ttl_ms },
+                        LeaseCode::FencedSet => LeaseKind::FencedSet,
+                        LeaseCode::FencedDelete => LeaseKind::FencedDelete,
+                    },
+                    prefix: r.prefix,
+                    id: r.id,
+                    token: r.token,
+                    value: r.value,
+                })
+                .collect::<Vec<_>>();
             let write = |op: &FileLeaseOp| -> Pending {
                 let mut key = op.prefix.clone();
                 key.extend_from_slice(&op.id);

@@ -151,7 +151,7 @@ impl KvFiles {
     }
 
     /// Record an owner marker key (a KV cache's or state persistence's, see
-    /// `redis::store::Owners`) as the hidden file `.awaitly-owner.<sha256>`,
+    /// `ownership::Owners`) as the hidden file `.awaitly-owner.<sha256>`,
     /// holding the marker key as a JSON string: no key file (never listed by
     /// `keys()`, never removed by a clear). Written like a value (atomic, and
     /// durable if the store is).

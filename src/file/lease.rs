@@ -300,9 +300,7 @@ impl FileLeases {
                             started.push((i, write(op)));
                             Ok(true)
                         }
-                        Ok(false) => Err(PersistError::LeaseLost(
-                            "the run's lease is no longer this store's (expired or taken over): nothing written".into(),
-                        )),
+                        Ok(false) => Err(PersistError::lease_lost()),
                         Err(e) => Err(e),
                     },
                     _ => self.decide(op),

@@ -1,8 +1,8 @@
 //! Thin napi layer over [`crate::postgres::store`]. The JS glue
-//! (`lib/postgres-store.js`) gathers the calls of one tick into ONE `exec`
-//! (or `leaseExec`) call, encoded as the Redis store's batches are (see
-//! `redis::binding`: op kinds, ttls, UTF-16 lengths, one string), and
-//! settles them from the results, encoded the same way.
+//! (`lib/stores/postgres.js`) gathers the calls of one tick into ONE `exec`
+//! (or `leaseExec`) call, encoded as every server store's batches are
+//! (`boundary::batch`, `boundary::lease`), and settles them from the
+//! results, encoded the same way.
 
 // napi registers these at load time; `cargo test` builds never call them.
 #![cfg_attr(test, allow(dead_code))]
@@ -10,15 +10,16 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::boundary::js_error;
-use crate::boundary::lease::LeaseOut;
+use crate::boundary::batch::{blob_text, decode_batch, ExecOut, KeysOut};
+use crate::boundary::js_error::{self, guarded};
+use crate::boundary::lease::{decode_leases, lease_out, lease_rows, LeaseOut};
+use crate::boundary::text::js_text;
 use crate::error::PersistError;
 use crate::postgres::config::{PgConfig, TlsMaterial};
+use crate::postgres::sql::lease_key;
 use crate::postgres::store::PgStore;
-use crate::redis::binding::{
-    blob_text, decode_batch, decode_keyed_leases, js_text, lease_out, ExecOut, KeysOut,
-};
 use crate::redis::results::{encode_results, Encoded};
+use crate::wtf8;
 
 /// The options of createPostgresStore, checked in JS for type and range.
 #[napi(object)]
@@ -40,15 +41,6 @@ pub struct PostgresOptions {
     pub tls_ca: Option<String>,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
-}
-
-async fn guarded<T>(fut: impl std::future::Future<Output = crate::error::Result<T>>) -> Result<T> {
-    match js_error::catch_panic_async(fut).await {
-        Ok(r) => r.map_err(js_error::to_async),
-        Err(what) => Err(js_error::to_async(PersistError::Internal(format!(
-            "panic in the PostgreSQL store: {what}"
-        )))),
-    }
 }
 
 /// Every async method clones the core into a `'static` future: a call never
@@ -109,7 +101,7 @@ impl NativePostgresStore {
         let core = self.core.clone();
         env.spawn_future(async move {
             let batch = batch.map_err(js_error::to_async)?;
-            let results = guarded(core.exec(&batch)).await?;
+            let results = guarded("PostgreSQL", core.exec(&batch)).await?;
             let Encoded { meta, blob, errors } = encode_results(results);
             Ok(ExecOut {
                 meta: Int32Array::new(meta),
@@ -129,7 +121,7 @@ impl NativePostgresStore {
         let core = self.core.clone();
         let pattern: Vec<u16> = pattern.to_vec();
         env.spawn_future(async move {
-            let keys = guarded(core.keys(&pattern)).await?;
+            let keys = guarded("PostgreSQL", core.keys(&pattern)).await?;
             let lens: Vec<u32> = keys.iter().map(|k| k.len() as u32).collect();
             let blob: Vec<u16> = keys.concat();
             Ok(KeysOut {
@@ -149,7 +141,7 @@ impl NativePostgresStore {
         let core = self.core.clone();
         let prefix: Vec<u16> = prefix.to_vec();
         env.spawn_future(async move {
-            guarded(core.clear_cache_prefix(&prefix))
+            guarded("PostgreSQL", core.clear_cache_prefix(&prefix))
                 .await
                 .map(|n| n as f64)
         })
@@ -160,13 +152,13 @@ impl NativePostgresStore {
     #[napi(catch_unwind, ts_return_type = "Promise<number>")]
     pub fn sweep<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, f64>> {
         let core = self.core.clone();
-        env.spawn_future(async move { guarded(core.sweep()).await.map(|n| n as f64) })
+        env.spawn_future(async move { guarded("PostgreSQL", core.sweep()).await.map(|n| n as f64) })
     }
 
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn ping<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         let core = self.core.clone();
-        env.spawn_future(async move { guarded(core.ping()).await })
+        env.spawn_future(async move { guarded("PostgreSQL", core.ping()).await })
     }
 
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
@@ -178,22 +170,28 @@ impl NativePostgresStore {
         })
     }
 
-    /// Run-lease ops as one pipeline, encoded as the Redis store's
-    /// `leaseExec` (codes 0/1/4, the taken tokens concatenated).
+    /// Run-lease ops and fenced snapshot writes as one pipeline, encoded as
+    /// the Redis store's `leaseExec` (`boundary::lease`): op `i` is about
+    /// the lease of snapshot `ids[i]` under `prefixes[i]` (its row key is
+    /// made here, `sql::lease_key`).
     #[napi(catch_unwind, ts_return_type = "Promise<LeaseOut>")]
+    #[allow(clippy::too_many_arguments)]
     pub fn lease_exec<'env>(
         &self,
         env: &'env Env,
         kinds: Uint8Array,
         ttls: Uint32Array,
-        keys: Vec<Utf16String>,
+        prefixes: Vec<Utf16String>,
+        ids: Vec<Utf16String>,
         tokens: Vec<String>,
+        values: Vec<Utf16String>,
     ) -> Result<PromiseRaw<'env, LeaseOut>> {
         let core = self.core.clone();
-        let batch = decode_keyed_leases(&kinds, &ttls, keys, tokens);
+        let batch = lease_rows(&kinds, &ttls, prefixes, ids, tokens, values)
+            .and_then(|rows| decode_leases(rows, |p, id, _| Ok(lease_key(p, id))));
         env.spawn_future(async move {
             let batch = batch.map_err(js_error::to_async)?;
-            let results = guarded(core.lease_exec(&batch)).await?;
+            let results = guarded("PostgreSQL", core.lease_exec(&batch)).await?;
             Ok(lease_out(&batch, results))
         })
     }
@@ -203,4 +201,15 @@ impl NativePostgresStore {
     pub fn connections_opened(&self) -> f64 {
         self.core.connections_opened() as f64
     }
+}
+
+/// The row key of the lease that guards snapshot `prefix` + `id` on a
+/// PostgreSQL store (`sql::lease_key`): the inspector lists and evicts
+/// leases through it.
+#[napi(catch_unwind)]
+pub fn postgres_lease_key(prefix: Utf16String, id: Utf16String) -> napi::Result<Utf16String> {
+    let key = lease_key(&wtf8::encode(&prefix), &wtf8::encode(&id));
+    wtf8::decode(&key)
+        .map(Utf16String::from)
+        .ok_or_else(|| js_error::to_async(PersistError::Internal("lease key: not WTF-8".into())))
 }

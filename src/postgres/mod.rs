@@ -3,8 +3,10 @@
 //! Owns everything between our ops and a PostgreSQL server: the connection
 //! settings and identifier rules (`config`), the SQL text and the pure
 //! encodings it relies on (`sql`: LIKE escaping, glob → index range + LIKE,
-//! key/value bytes), the pool, schema creation, batches, leases and the
-//! background sweep of expired rows (`store`), and the thin napi `binding`.
+//! key/value bytes), the pool and schema creation (`pool`), a batch on one
+//! connection (`pipeline`), the store's calls, batch splitting and the
+//! background sweep of expired rows (`store`), leases and fenced writes
+//! (`lease`), and the thin napi `binding`.
 //!
 //! Keys and values are stored as `bytea` holding the WTF-8 of the JS string
 //! (`crate::wtf8`): UTF-8 for every well-formed string, and exact for
@@ -12,5 +14,10 @@
 
 pub(crate) mod binding;
 pub mod config;
+mod lease;
+mod pipeline;
+mod pool;
 pub mod sql;
 pub mod store;
+#[cfg(test)]
+mod tests;

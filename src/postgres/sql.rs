@@ -24,6 +24,13 @@ pub const SCHEMA_VERSION: i32 = 1;
 /// The key of the version row: starts with 0xFF, which no WTF-8 holds.
 pub const VERSION_KEY: &[u8] = b"\xffawaitly:schema-version";
 
+/// The row key of the lease that guards snapshot `prefix` + `id`:
+/// `<prefix>\0lease:<id>`, a row of the store's table under its prefix,
+/// never a snapshot key (a snapshot id never starts with U+0000).
+pub fn lease_key(prefix: &[u8], id: &[u8]) -> Vec<u8> {
+    [prefix, b"\0lease:", id].concat()
+}
+
 /// Escape the LIKE metacharacters `%`, `_` and the escape character `\`
 /// (PostgreSQL's default) in `literal`: it then matches only itself.
 pub fn like_escape(literal: &[u8]) -> Vec<u8> {
@@ -121,11 +128,22 @@ pub struct StatementText {
     pub acquire: String,
     pub release: String,
     pub renew: String,
+    pub fenced_set: String,
+    pub fenced_delete: String,
     pub delete_many: String,
     pub sweep: String,
 }
 
 const LIVE: &str = "(expires_at IS NULL OR expires_at > now())";
+
+/// The lease row `$1` while it holds token `$2` and has not expired, locked
+/// (see [`StatementText::new`], fenced writes).
+fn held_lease(table: &str) -> String {
+    format!(
+        "SELECT 1 FROM {table} WHERE k = $1 AND v = $2 AND expires_at > clock_timestamp() \
+         FOR UPDATE"
+    )
+}
 
 impl StatementText {
     pub fn new(table: &str) -> Self {
@@ -159,6 +177,28 @@ impl StatementText {
             renew: format!(
                 "UPDATE {table} SET expires_at = now() + $3::float8 * interval '1 millisecond' \
                  WHERE k = $1 AND v = $2 AND expires_at > now()"
+            ),
+            // Fenced writes: the snapshot row `$3` is written (value `$4`) or
+            // deleted only while the lease row `$1` holds token `$2`, ONE
+            // statement, returning a row if so. The lease row is locked
+            // FOR UPDATE before the write: a takeover (acquire's ON CONFLICT
+            // DO UPDATE) that committed first makes the re-checked row hold
+            // another token, so nothing is written; one that comes later
+            // waits for this statement's commit. Expiry is the server's
+            // clock at the check (clock_timestamp(), not the transaction's
+            // start: a batch transaction may have begun earlier).
+            fenced_set: format!(
+                "WITH lease AS ({held}) \
+                 INSERT INTO {table} AS cur (k, v, expires_at) SELECT $3, $4, NULL FROM lease \
+                 ON CONFLICT (k) DO UPDATE SET v = excluded.v, expires_at = excluded.expires_at \
+                 RETURNING 1",
+                held = held_lease(table)
+            ),
+            fenced_delete: format!(
+                "WITH lease AS ({held}), \
+                 gone AS (DELETE FROM {table} WHERE k = $3 AND EXISTS (SELECT 1 FROM lease)) \
+                 SELECT 1 FROM lease",
+                held = held_lease(table)
             ),
             delete_many: format!("DELETE FROM {table} WHERE k = ANY($1)"),
             sweep: format!(

@@ -441,6 +441,20 @@ pub fn op_key(op: &Op) -> &[u8] {
     }
 }
 
+/// `EVALSHA` (by SHA1) or `EVAL` (by body) of `script` on `keys` with `args`.
+fn script_cmd(script: &Script, by_sha: bool, keys: &[&Vec<u8>], args: &[Vec<u8>]) -> Cmd {
+    let mut c;
+    if by_sha {
+        c = redis::cmd("EVALSHA");
+        c.arg(script.sha());
+    } else {
+        c = redis::cmd("EVAL");
+        c.arg(script.body());
+    }
+    c.arg(keys.len()).arg(keys).arg(args);
+    c
+}
+
 /// The command of `op`, as the `redis` crate builds it.
 pub fn op_cmd(op: &Op) -> Cmd {
     let mut c;
@@ -478,38 +492,14 @@ pub fn op_cmd(op: &Op) -> Cmd {
             key,
             args,
             by_sha,
-        } => {
-            if *by_sha {
-                c = redis::cmd("EVALSHA");
-                c.arg(script.sha());
-            } else {
-                c = redis::cmd("EVAL");
-                c.arg(script.body());
-            }
-            c.arg(1).arg(key);
-            for a in args {
-                c.arg(a);
-            }
-        }
+        } => c = script_cmd(script, *by_sha, &[key], args),
         Op::Fenced {
             script,
             lease,
             state,
             args,
             by_sha,
-        } => {
-            if *by_sha {
-                c = redis::cmd("EVALSHA");
-                c.arg(script.sha());
-            } else {
-                c = redis::cmd("EVAL");
-                c.arg(script.body());
-            }
-            c.arg(2).arg(lease).arg(state);
-            for a in args {
-                c.arg(a);
-            }
-        }
+        } => c = script_cmd(script, *by_sha, &[lease, state], args),
         Op::Scan { cursor, pattern } => {
             c = redis::cmd("SCAN");
             c.arg(*cursor)

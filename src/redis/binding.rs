@@ -1,13 +1,8 @@
 //! Thin napi layer over [`crate::redis::store`]. The JS glue
-//! (`lib/redis-store.js`) gathers the calls made in one tick and sends them
-//! here as ONE `exec` call (one pipeline, one promise), then settles them.
-//!
-//! Batch encoding: `ops[i]` is the op kind (0 get, 1 set, 2 delete,
-//! 3 exists, 4 durable set: a state write, followed by `WAIT` when the store
-//! has `waitReplicas`), `ttls[i]` the SET ttl in seconds (0: none); the keys and SET
-//! values travel as ONE string plus their UTF-16 lengths (a napi string
-//! conversion per key and value cost ~0.9-1.7 µs per op; one for the batch
-//! is a copy). Results come back the same way: codes, lengths, one string.
+//! (`lib/stores/redis.js`) gathers the calls made in one tick and sends them
+//! here as ONE `exec` call (one pipeline, one promise; the encoding is
+//! `boundary::batch`'s), then settles them; on the JS thread's connection
+//! (`redis::direct`) when the store has one.
 
 // napi registers these at load time; `cargo test` builds never call them.
 #![cfg_attr(test, allow(dead_code))]
@@ -15,127 +10,15 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::boundary::js_error;
-use crate::boundary::lease::{LeaseKind, LeaseOut};
+use crate::boundary::batch::{blob_text, decode_batch, keys_out, ExecOut, KeysOut, ScanPageOut};
+use crate::boundary::js_error::{self, guarded};
+use crate::boundary::lease::{decode_leases, lease_out, lease_rows, LeaseOut};
 use crate::error::PersistError;
-use crate::redis::batch::Op;
-use crate::redis::codes::RedisOp;
-use crate::redis::lease::{lease_exec, lease_id, lease_key, lease_ttls, LeaseOp};
-use crate::redis::results::{encode_results, Blob, Encoded};
-use crate::redis::store::{
-    Owners, RedisConfig, RedisStore, KIND_STATE, MARKER_CACHE, MARKER_STATE, MARKER_VALUE,
-};
+use crate::redis::config::RedisConfig;
+use crate::redis::lease::{lease_exec, lease_id, lease_key, lease_ttls};
+use crate::redis::results::{encode_results, Encoded};
+use crate::redis::store::RedisStore;
 use crate::wtf8;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn split_by_utf16_lengths() -> crate::error::Result<()> {
-        let u = |s: &str| s.encode_utf16().collect::<Vec<u16>>();
-        let units = u("abcde");
-        assert_eq!(
-            split_units(&units, &[2, 0, 3])?,
-            vec![&units[..2], &[][..], &units[2..]]
-        );
-        assert!(split_units(&units, &[1]).is_err());
-        assert!(split_units(&units, &[6]).is_err());
-        // a lone surrogate is one unit like any other
-        let lone = [0x61, 0xD800, 0x62];
-        assert_eq!(split_units(&lone, &[1, 2])?, vec![&lone[..1], &lone[1..]]);
-        Ok(())
-    }
-}
-
-#[napi(object)]
-pub struct ExecOut {
-    /// One int per op: a `RedisOutcome`, or `RedisOutcome.Value + n` for a
-    /// GET hit (its value: the next `n` UTF-16 units of `blob`).
-    pub meta: Int32Array,
-    #[napi(ts_type = "string")]
-    pub blob: JsText,
-    /// Per-op failures, only when some op failed.
-    pub errors: Option<Vec<Option<String>>>,
-}
-
-/// The values' text as a JS string (ASCII as one-byte latin1).
-pub(crate) fn blob_text(blob: Blob) -> JsText {
-    match blob {
-        Blob::Ascii(bytes) => match String::from_utf8(bytes) {
-            Ok(ascii) => Either::A(Latin1String::from(ascii)),
-            Err(e) => Either::B(Utf16String::from(
-                e.into_bytes()
-                    .iter()
-                    .map(|&b| u16::from(b))
-                    .collect::<Vec<u16>>(),
-            )),
-        },
-        Blob::Units(units) => Either::B(Utf16String::from(units)),
-    }
-}
-
-/// One page of `scanPage`: the next cursor and the keys (as `KeysOut`).
-#[napi(object)]
-pub struct ScanPageOut {
-    pub cursor: String,
-    pub lens: Uint32Array,
-    #[napi(ts_type = "string")]
-    pub blob: JsText,
-}
-
-#[napi(object)]
-pub struct KeysOut {
-    pub lens: Uint32Array,
-    #[napi(ts_type = "string")]
-    pub blob: JsText,
-}
-
-/// Text going back to JS: ASCII as a one-byte (latin1) V8 string, which JS
-/// slices and parses faster and stores in half the memory; anything else as
-/// UTF-16 (exact, lone surrogates included).
-pub(crate) type JsText = Either<Latin1String, Utf16String>;
-
-pub(crate) fn js_text(units: Vec<u16>) -> JsText {
-    if units.iter().all(|&u| u < 0x80) {
-        let bytes: Vec<u8> = units.iter().map(|&u| u as u8).collect();
-        if let Ok(ascii) = String::from_utf8(bytes) {
-            return Either::A(Latin1String::from(ascii));
-        }
-    }
-    Either::B(Utf16String::from(units))
-}
-
-/// Split `blob` into pieces of the given UTF-16 lengths (JS string lengths).
-fn split_units<'a>(blob: &'a [u16], lens: &[u32]) -> crate::error::Result<Vec<&'a [u16]>> {
-    let mut out = Vec::with_capacity(lens.len());
-    let mut pos = 0usize;
-    for &l in lens {
-        let end = pos + l as usize;
-        let piece = blob.get(pos..end).ok_or_else(|| {
-            PersistError::Internal("exec: batch text shorter than its lengths".into())
-        })?;
-        out.push(piece);
-        pos = end;
-    }
-    if pos != blob.len() {
-        return Err(PersistError::Internal(
-            "exec: batch text longer than its lengths".into(),
-        ));
-    }
-    Ok(out)
-}
-
-/// Await `fut`, turning a panic inside it into `ERR_INTERNAL` (napi-rs would
-/// reject with a bare "Panic in async function").
-async fn guarded<T>(fut: impl std::future::Future<Output = crate::error::Result<T>>) -> Result<T> {
-    match js_error::catch_panic_async(fut).await {
-        Ok(r) => r.map_err(js_error::to_async),
-        Err(what) => Err(js_error::to_async(PersistError::Internal(format!(
-            "panic in the Redis store: {what}"
-        )))),
-    }
-}
 
 /// The store's core is shared with every call in flight: each method clones
 /// it into a `'static` future, so a call never borrows the JS object, whose
@@ -152,7 +35,7 @@ pub struct NativeRedisStore {
     #[cfg(unix)]
     direct: std::cell::RefCell<Option<crate::redis::direct::Direct>>,
     #[cfg(unix)]
-    parked: std::sync::Arc<std::sync::Mutex<Option<crate::redis::store::DirectSocket>>>,
+    parked: std::sync::Arc<std::sync::Mutex<Option<crate::redis::direct::DirectSocket>>>,
     /// A cluster store's calls on the JS thread (`redis::direct::cluster`).
     #[cfg(unix)]
     cluster_direct: std::cell::RefCell<Option<crate::redis::direct::cluster::DirectCluster>>,
@@ -160,7 +43,7 @@ pub struct NativeRedisStore {
 
 #[napi]
 impl NativeRedisStore {
-    // one argument per option of createRedisStore, validated in lib/redis-store.js
+    // one argument per option of createRedisStore, validated in lib/stores/redis.js
     #[allow(clippy::too_many_arguments)]
     #[napi(constructor, catch_unwind)]
     pub fn new(
@@ -245,7 +128,7 @@ impl NativeRedisStore {
         env.spawn_future(async move {
             #[cfg(unix)]
             {
-                let socket = guarded(core.connect_direct()).await?;
+                let socket = guarded("Redis", core.connect_direct()).await?;
                 if let Ok(mut slot) = parked.lock() {
                     *slot = Some(socket);
                 }
@@ -396,7 +279,7 @@ impl NativeRedisStore {
         let core = self.core.clone();
         env.spawn_future(async move {
             let batch = batch.map_err(js_error::to_async)?;
-            guarded(core.exec(batch)).await.map(out)
+            guarded("Redis", core.exec(batch)).await.map(out)
         })
     }
 
@@ -427,7 +310,7 @@ impl NativeRedisStore {
         }
         let core = self.core.clone();
         env.spawn_future(async move {
-            let keys = guarded(core.keys(&pattern)).await?;
+            let keys = guarded("Redis", core.keys(&pattern)).await?;
             Ok(keys_out(keys))
         })
     }
@@ -472,9 +355,12 @@ impl NativeRedisStore {
         }
         let core = self.core.clone();
         env.spawn_future(async move {
-            guarded(crate::redis::keys::scan_page(&core, cursor, &pattern))
-                .await
-                .map(page)
+            guarded(
+                "Redis",
+                crate::redis::keys::scan_page(&core, cursor, &pattern),
+            )
+            .await
+            .map(page)
         })
     }
 
@@ -504,7 +390,7 @@ impl NativeRedisStore {
         }
         let core = self.core.clone();
         env.spawn_future(async move {
-            guarded(core.clear_cache_prefix(&prefix))
+            guarded("Redis", core.clear_cache_prefix(&prefix))
                 .await
                 .map(|n| n as f64)
         })
@@ -514,7 +400,7 @@ impl NativeRedisStore {
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn ping<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         let core = self.core.clone();
-        env.spawn_future(async move { guarded(core.ping()).await })
+        env.spawn_future(async move { guarded("Redis", core.ping()).await })
     }
 
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
@@ -556,7 +442,8 @@ impl NativeRedisStore {
         tokens: Vec<String>,
         values: Vec<Utf16String>,
     ) -> Result<PromiseRaw<'env, LeaseOut>> {
-        let batch = match decode_leases(&kinds, &ttls, prefixes, ids, tokens, values) {
+        let rows = lease_rows(&kinds, &ttls, prefixes, ids, tokens, values);
+        let batch = match rows.and_then(|rows| decode_leases(rows, lease_key)) {
             Ok(b) => b,
             Err(e) => return Err(js_error::throw(env, e)),
         };
@@ -575,7 +462,7 @@ impl NativeRedisStore {
         }
         let core = self.core.clone();
         env.spawn_future(async move {
-            let results = guarded(lease_exec(&core, &batch)).await?;
+            let results = guarded("Redis", lease_exec(&core, &batch)).await?;
             Ok(lease_out(&batch, results))
         })
     }
@@ -601,7 +488,7 @@ impl NativeRedisStore {
             });
         }
         let core = self.core.clone();
-        env.spawn_future(async move { guarded(lease_ttls(&core, keys)).await.map(out) })
+        env.spawn_future(async move { guarded("Redis", lease_ttls(&core, keys)).await.map(out) })
     }
 
     /// Connections opened so far (reconnects add one each).
@@ -694,33 +581,6 @@ impl NativeRedisStore {
     }
 }
 
-/// The keys found, as they go to JS (not-text keys left out).
-fn keys_out(keys: Vec<Vec<u8>>) -> KeysOut {
-    let mut lens = Vec::with_capacity(keys.len());
-    let mut blob = Vec::with_capacity(keys.iter().map(Vec::len).sum());
-    for k in &keys {
-        let before = blob.len();
-        if wtf8::decode_into(k, &mut blob) {
-            lens.push((blob.len() - before) as u32);
-        }
-    }
-    KeysOut {
-        lens: Uint32Array::new(lens),
-        blob: js_text(blob),
-    }
-}
-
-/// Lease results as they go to JS (see [`LeaseOut`]).
-pub(crate) fn lease_out(batch: &[LeaseOp], results: Vec<crate::error::Result<bool>>) -> LeaseOut {
-    LeaseOut::encode(batch.iter().zip(results).map(|(op, r)| {
-        let acquired = match op {
-            LeaseOp::Acquire { token, .. } => Some(token.as_str()),
-            _ => None,
-        };
-        (acquired, r)
-    }))
-}
-
 /// The ints of an Int32Array argument (borrowed for this call).
 fn int32_view<'a>(env: &Env, v: &'a Unknown) -> crate::error::Result<&'a [i32]> {
     let mut kind = 0;
@@ -752,187 +612,6 @@ fn int32_view<'a>(env: &Env, v: &'a Unknown) -> crate::error::Result<&'a [i32]> 
     }
     // SAFETY: `len` int32s at `data`, per napi_get_typedarray_info
     Ok(unsafe { std::slice::from_raw_parts(data as *const i32, len) })
-}
-
-/// The ops of one `exec` call, keys and values as WTF-8 bytes.
-pub(crate) fn decode_batch(
-    ops: &[u8],
-    ttls: &[u32],
-    lens: &[u32],
-    blob: &[u16],
-) -> crate::error::Result<Vec<Op>> {
-    let n = ops.len();
-    let fail = |m: &str| PersistError::Internal(format!("exec: {m}"));
-    if ttls.len() != n {
-        return Err(fail("batch arrays differ in length"));
-    }
-    let mut pieces = split_units(blob, lens)?.into_iter().map(wtf8::encode);
-    let mut batch = Vec::with_capacity(n);
-    for (&kind, &ttl) in ops.iter().zip(ttls) {
-        let key = pieces.next().ok_or_else(|| fail("missing key"))?;
-        let op = RedisOp::from_code(i32::from(kind))
-            .ok_or_else(|| fail(&format!("unknown op {kind}")))?;
-        let ttl = (ttl > 0).then_some(u64::from(ttl));
-        batch.push(match op {
-            RedisOp::Get => Op::Get(key),
-            RedisOp::Set => Op::Set(
-                key,
-                pieces.next().ok_or_else(|| fail("missing value"))?,
-                ttl,
-            ),
-            RedisOp::SetDurable => Op::SetDurable(
-                key,
-                pieces.next().ok_or_else(|| fail("missing value"))?,
-                ttl,
-            ),
-            RedisOp::Delete => Op::Delete(key),
-            RedisOp::Exists => Op::Exists(key),
-            RedisOp::Ping => Op::Ping,
-        });
-    }
-    Ok(batch)
-}
-
-/// The ops of one `leaseExec` of a store whose lease keys come made by its
-/// JS glue (PostgreSQL's): acquire, release and renew; acquires get fresh
-/// tokens here.
-pub(crate) fn decode_keyed_leases(
-    kinds: &[u8],
-    ttls: &[u32],
-    keys: Vec<Utf16String>,
-    tokens: Vec<String>,
-) -> crate::error::Result<Vec<LeaseOp>> {
-    let n = kinds.len();
-    if ttls.len() != n || keys.len() != n || tokens.len() != n {
-        return Err(PersistError::Internal(
-            "lease_exec: batch arrays differ in length".into(),
-        ));
-    }
-    let acquires = kinds
-        .iter()
-        .filter(|&&k| LeaseKind::from_code(k) == Some(LeaseKind::Acquire))
-        .count();
-    let mut fresh = crate::token::new_tokens(acquires)?;
-    let mut out = Vec::with_capacity(n);
-    for (((&kind, &ttl), key), token) in kinds.iter().zip(ttls).zip(keys).zip(tokens) {
-        let key = wtf8::encode(&key);
-        let ttl_ms = u64::from(ttl);
-        out.push(match LeaseKind::from_code(kind) {
-            Some(LeaseKind::Acquire) => LeaseOp::Acquire {
-                key,
-                token: fresh.pop().unwrap_or_default(),
-                ttl_ms,
-            },
-            Some(LeaseKind::Release) => LeaseOp::Release { key, token },
-            Some(LeaseKind::Renew) => LeaseOp::Renew { key, token, ttl_ms },
-            _ => {
-                return Err(PersistError::Internal(format!(
-                    "lease_exec: unsupported op {kind}"
-                )))
-            }
-        });
-    }
-    Ok(out)
-}
-/// The ops of one `lease_exec` call; acquires get fresh tokens here.
-pub(crate) fn decode_leases(
-    kinds: &[u8],
-    ttls: &[u32],
-    prefixes: Vec<Utf16String>,
-    ids: Vec<Utf16String>,
-    tokens: Vec<String>,
-    values: Vec<Utf16String>,
-) -> crate::error::Result<Vec<LeaseOp>> {
-    let n = kinds.len();
-    if ttls.len() != n
-        || prefixes.len() != n
-        || ids.len() != n
-        || tokens.len() != n
-        || values.len() != n
-    {
-        return Err(PersistError::Internal(
-            "lease_exec: batch arrays differ in length".into(),
-        ));
-    }
-    let acquires = kinds
-        .iter()
-        .filter(|&&k| LeaseKind::from_code(k) == Some(LeaseKind::Acquire))
-        .count();
-    let mut fresh = crate::token::new_tokens(acquires)?;
-    let mut out = Vec::with_capacity(n);
-    let rows = kinds.iter().zip(ttls).zip(prefixes).zip(ids);
-    for ((((&kind, &ttl), prefix), id), (token, value)) in rows.zip(tokens.into_iter().zip(values))
-    {
-        // the snapshot key as the store writes it: prefix and id as ONE text
-        let mut units = prefix.to_vec();
-        units.extend_from_slice(&id);
-        let state = wtf8::encode(&units);
-        let key = lease_key(&wtf8::encode(&prefix), &wtf8::encode(&id), &state)?;
-        let ttl_ms = u64::from(ttl);
-        let kind = LeaseKind::from_code(kind)
-            .ok_or_else(|| PersistError::Internal(format!("lease_exec: unknown op {kind}")))?;
-        out.push(match kind {
-            LeaseKind::Acquire => LeaseOp::Acquire {
-                key,
-                token: fresh.pop().unwrap_or_default(),
-                ttl_ms,
-            },
-            LeaseKind::Release => LeaseOp::Release { key, token },
-            LeaseKind::Renew => LeaseOp::Renew { key, token, ttl_ms },
-            LeaseKind::FencedSet => LeaseOp::FencedSet {
-                key,
-                token,
-                state,
-                value: wtf8::encode(&value),
-            },
-            LeaseKind::FencedDelete => LeaseOp::FencedDelete { key, token, state },
-        });
-    }
-    Ok(out)
-}
-
-/// The marker key (inside `prefix`) that records `prefix` as a `kind`
-/// ('cache' | 'state') owner, and the value it holds.
-#[napi(catch_unwind)]
-pub fn owner_marker_key(kind: String, prefix: Utf16String) -> Utf16String {
-    let suffix = if kind == KIND_STATE {
-        MARKER_STATE
-    } else {
-        MARKER_CACHE
-    };
-    let mut key: Vec<u16> = prefix.to_vec();
-    key.extend(suffix.encode_utf16());
-    Utf16String::from(key)
-}
-
-#[napi(catch_unwind)]
-pub fn owner_marker_value() -> String {
-    MARKER_VALUE.to_string()
-}
-
-/// The suffixes of marker keys: a key ending in one is reserved in a KV
-/// cache or state persistence.
-#[napi(catch_unwind)]
-pub fn owner_marker_suffixes() -> Vec<String> {
-    vec![MARKER_CACHE.to_string(), MARKER_STATE.to_string()]
-}
-
-/// Of `candidates`, the keys a cache with `prefix` may delete, given the
-/// owner keys found in the store: verified markers and legacy registry keys
-/// (for stores written in JavaScript, and the file store's owner files).
-#[napi(catch_unwind)]
-pub fn cache_deletable_keys(
-    prefix: Utf16String,
-    owner_keys: Vec<Utf16String>,
-    candidates: Vec<Utf16String>,
-) -> Vec<Utf16String> {
-    let owner_keys: Vec<Vec<u8>> = owner_keys.iter().map(|k| wtf8::encode(k)).collect();
-    let owners = Owners::from_keys(owner_keys.iter().map(Vec::as_slice));
-    let prefix = wtf8::encode(&prefix);
-    candidates
-        .into_iter()
-        .filter(|k| owners.cache_may_delete(&prefix, &wtf8::encode(k)))
-        .collect()
 }
 
 /// The lease key that guards snapshot `prefix` + `id` on a Redis store

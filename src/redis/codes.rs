@@ -4,7 +4,7 @@
 
 use napi_derive::napi;
 
-/// The kind of one op of a Redis batch (`lib/redis-store.js` → `exec` /
+/// The kind of one op of a Redis batch (`lib/stores/redis.js` → `exec` /
 /// `directSend`).
 #[napi]
 #[derive(Debug, PartialEq, Eq)]

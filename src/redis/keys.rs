@@ -6,8 +6,8 @@ use std::collections::HashSet;
 
 use crate::error::{PersistError, Result};
 use crate::glob;
+use crate::ownership::{Owners, MARKER_VALUE, REGISTRY_PREFIX};
 use crate::redis::batch::{Exec, Op, OpResult, Text, SCAN_COUNT};
-use crate::redis::store::{Owners, MARKER_VALUE, REGISTRY_PREFIX};
 
 /// Every key matching the Redis glob `pattern`, by SCAN (deduplicated;
 /// order unspecified). Reserved registry keys are left out unless the

@@ -30,45 +30,14 @@ use std::sync::OnceLock;
 
 use crate::error::{PersistError, Result};
 use crate::redis::batch::{Exec, Op, OpResult, Script};
+use crate::redis::cluster::slots::{crc16, key_slot};
 
 static RELEASE: Script = Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end");
 static RENEW: Script = Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end");
 static FENCED_SET: Script = Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[2], ARGV[2]) return 1 else return 0 end");
 static FENCED_DELETE: Script = Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[2]) return 1 else return 0 end");
 
-const SLOTS: u16 = 16384;
-
-/// CRC16/XMODEM of `bytes` continued from `crc` (Redis Cluster's key hash).
-fn crc16(mut crc: u16, bytes: &[u8]) -> u16 {
-    for &b in bytes {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
-
-/// The part of `key` Redis Cluster hashes: the text between the first `{`
-/// and the next `}` if non-empty, else the whole key.
-fn hashed_part(key: &[u8]) -> &[u8] {
-    let Some(open) = key.iter().position(|&b| b == b'{') else {
-        return key;
-    };
-    match key[open + 1..].iter().position(|&b| b == b'}') {
-        Some(len) if len > 0 => &key[open + 1..open + 1 + len],
-        _ => key,
-    }
-}
-
-/// The cluster hash slot of `key`.
-pub fn key_slot(key: &[u8]) -> u16 {
-    crc16(0, hashed_part(key)) % SLOTS
-}
+const SLOTS: u16 = crate::redis::cluster::slots::SLOTS as u16;
 
 /// Characters of the slot-matching tails of lease keys: never a brace.
 const TAIL_CHARS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -269,9 +238,7 @@ impl LeaseOp {
         let done = verdict(r)?;
         match self {
             LeaseOp::FencedSet { .. } | LeaseOp::FencedDelete { .. } if !done => {
-                Err(PersistError::LeaseLost(
-                    "the run's lease is no longer this store's (expired or taken over): nothing written".into(),
-                ))
+                Err(PersistError::lease_lost())
             }
             _ => Ok(done),
         }
@@ -342,7 +309,8 @@ pub async fn lease_ttls<X: Exec>(x: &X, keys: Vec<Vec<u8>>) -> Result<Vec<i64>> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::redis::store::{RedisConfig, RedisStore};
+    use crate::redis::config::RedisConfig;
+    use crate::redis::store::RedisStore;
     use crate::token::new_token;
     use std::time::Duration;
 

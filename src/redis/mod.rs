@@ -10,8 +10,10 @@ pub mod batch;
 pub(crate) mod binding;
 pub mod cluster;
 pub mod codes;
+pub mod config;
 #[cfg(unix)]
 pub(crate) mod direct;
+pub(crate) mod failure;
 pub mod keys;
 pub mod lease;
 pub mod results;

@@ -20,7 +20,7 @@ use super::keyspace::{scan_cluster, unlink_by_slot, NodeIo};
 use super::slots::{key_slot, Node, SlotMap};
 use crate::error::{PersistError, Result};
 use crate::redis::batch::{op_cmd, op_key, settle, Exec, Op, OpResult, Wait, SCAN_COUNT};
-use crate::redis::store::classify;
+use crate::redis::failure::classify;
 
 /// Makes the client of one node (same credentials and TLS as the seeds).
 pub type NodeClient = Box<dyn Fn(&Node) -> Result<redis::Client> + std::marker::Send + Sync>;

@@ -12,17 +12,24 @@ pub const SLOTS: usize = 16384;
 /// text between the first `{` and the first `}` after it when that text is
 /// not empty, else of the whole key.
 pub fn key_slot(key: &[u8]) -> u16 {
-    let tagged = key
-        .iter()
+    crc16(0, hashed_part(key)) % SLOTS as u16
+}
+
+/// The part of `key` that Redis Cluster hashes (see [`key_slot`]).
+fn hashed_part(key: &[u8]) -> &[u8] {
+    key.iter()
         .position(|&b| b == b'{')
         .and_then(|open| {
             let rest = &key[open + 1..];
             let close = rest.iter().position(|&b| b == b'}')?;
             (close > 0).then(|| &rest[..close])
         })
-        .unwrap_or(key);
-    let mut crc: u16 = 0;
-    for &b in tagged {
+        .unwrap_or(key)
+}
+
+/// CRC16/XMODEM of `bytes`, continued from `crc` (0 to start).
+pub fn crc16(mut crc: u16, bytes: &[u8]) -> u16 {
+    for &b in bytes {
         crc ^= u16::from(b) << 8;
         for _ in 0..8 {
             crc = if crc & 0x8000 != 0 {
@@ -32,7 +39,7 @@ pub fn key_slot(key: &[u8]) -> u16 {
             };
         }
     }
-    crc % SLOTS as u16
+    crc
 }
 
 /// A cluster node's address.

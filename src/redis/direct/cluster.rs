@@ -34,7 +34,7 @@ use super::jobs::{poll_list, push_job, Job, RawSlot};
 use super::uv::{alloc_handle, free_handle, now_ms, uv, UV_ASYNC, UV_TIMER};
 use super::{
     add_hook, async_context, event_loop, hold_handles, release_handle, remove_hook, with_state,
-    Direct,
+    Direct, DirectSocket,
 };
 use crate::error::PersistError;
 use crate::redis::batch::{
@@ -43,7 +43,7 @@ use crate::redis::batch::{
 use crate::redis::cluster::dispatch::{Dispatch, Reply, Send};
 use crate::redis::cluster::keyspace::{scan_cluster, unlink_by_slot, NodeIo};
 use crate::redis::cluster::slots::{key_slot, Node, SlotMap};
-use crate::redis::store::{DirectSocket, RedisStore};
+use crate::redis::store::RedisStore;
 
 type CCell = RefCell<CState>;
 

@@ -1,5 +1,5 @@
 //! The data connection on the JS thread itself: the store's socket, opened
-//! (and authenticated) by [`crate::redis::store::RedisStore::connect_direct`]
+//! (and authenticated) by [`crate::redis::store::RedisStore::connect_direct`] (`connect`)
 //! on tokio, is then watched by a libuv poll handle on the event loop of the
 //! env that made the store. A batch is packed and written by the call that
 //! sends it; its replies are read, decoded ([`crate::redis::wire`]) and
@@ -27,6 +27,7 @@
 //! [`jobs`] runs the calls made of several batches.
 
 pub mod cluster;
+mod connect;
 mod jobs;
 mod sock;
 mod uv;
@@ -45,8 +46,8 @@ use crate::boundary::js_error::coded;
 use crate::error::PersistError;
 use crate::redis::batch::{Op, OpResult, Wait};
 use crate::redis::results::{encode_results, Blob};
-use crate::redis::store::DirectSocket;
 use crate::redis::wire::{Replies, Wire};
+pub use connect::DirectSocket;
 pub use jobs::Link;
 use jobs::{poll_jobs, push_job, Job, Owner, RawSlot};
 use sock::{closed_by_server, Sock};

@@ -1,0 +1,104 @@
+//! Run leases and fenced snapshot writes on PostgreSQL: lease rows of the
+//! store's table (their keys: `sql::lease_key`), the ops of one batch split
+//! over connections as data batches are, each op one prepared statement
+//! (`sql::StatementText`: acquire, release, renew, fenced set / delete),
+//! judged by the server's clock.
+
+use super::pipeline::batch_transaction;
+use super::pool::{classify, Conn};
+use super::store::PgStore;
+use crate::error::{PersistError, Result};
+use crate::redis::lease::LeaseOp;
+
+/// The lease row an op is about.
+fn key_of(op: &LeaseOp) -> &[u8] {
+    match op {
+        LeaseOp::Acquire { key, .. }
+        | LeaseOp::Release { key, .. }
+        | LeaseOp::Renew { key, .. }
+        | LeaseOp::FencedSet { key, .. }
+        | LeaseOp::FencedDelete { key, .. } => key,
+    }
+}
+
+impl PgStore {
+    /// A batch of lease ops, split as [`PgStore::exec`] splits; one result per op.
+    pub async fn lease_exec(&self, ops: &[LeaseOp]) -> Result<Vec<Result<bool>>> {
+        let key = |op| Some(key_of(op));
+        Ok(self
+            .run_split(ops, key, |p| async move { self.lease_part(&p).await }, Err)
+            .await)
+    }
+
+    /// The lease ops of one part on one connection, pipelined.
+    async fn lease_part(&self, ops: &[LeaseOp]) -> Result<Vec<Result<bool>>> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with_conn(|c| async move {
+            let run = || futures_util::future::join_all(ops.iter().map(|op| run_lease(&c, op)));
+            // a fenced-off write is an answer, not a failed statement
+            let failed =
+                |r: &Result<bool>| matches!(r, Err(e) if !matches!(e, PersistError::LeaseLost(_)));
+            Ok(batch_transaction(&c, ops.len(), run, failed, Err).await)
+        })
+        .await
+    }
+}
+
+async fn run_lease(c: &Conn, op: &LeaseOp) -> Result<bool> {
+    let r = match op {
+        LeaseOp::Acquire { key, token, ttl_ms } => {
+            let ms = (*ttl_ms).max(1) as f64;
+            c.client
+                .query_opt(&c.st.acquire, &[key, &token.as_bytes(), &ms])
+                .await
+                .map(|row| row.is_some())
+        }
+        LeaseOp::Release { key, token } => c
+            .client
+            .query_opt(&c.st.release, &[key, &token.as_bytes()])
+            .await
+            .map(|row| {
+                row.is_some_and(|r| r.try_get::<_, Option<bool>>(0).ok().flatten() == Some(true))
+            }),
+        LeaseOp::Renew { key, token, ttl_ms } => {
+            let ms = (*ttl_ms).max(1) as f64;
+            c.client
+                .execute(&c.st.renew, &[key, &token.as_bytes(), &ms])
+                .await
+                .map(|n| n > 0)
+        }
+        LeaseOp::FencedSet {
+            key,
+            token,
+            state,
+            value,
+        } => {
+            return fenced(
+                c.client
+                    .query_opt(&c.st.fenced_set, &[key, &token.as_bytes(), state, value])
+                    .await,
+            )
+        }
+        LeaseOp::FencedDelete { key, token, state } => {
+            return fenced(
+                c.client
+                    .query_opt(&c.st.fenced_delete, &[key, &token.as_bytes(), state])
+                    .await,
+            )
+        }
+    };
+    r.map_err(|e| classify(&e))
+}
+
+/// A fenced write's answer: written (a row came back) or `ERR_LEASE_LOST`.
+fn fenced(
+    row: std::result::Result<Option<tokio_postgres::Row>, tokio_postgres::Error>,
+) -> Result<bool> {
+    match row {
+        Ok(Some(_)) => Ok(true),
+        Ok(None) => Err(PersistError::lease_lost()),
+        Err(e) => Err(classify(&e)),
+    }
+}

@@ -1,0 +1,326 @@
+//! The PostgreSQL store against the local server (127.0.0.1:5432, database
+//! `test`, trust auth), each test on a private schema it drops: data ops,
+//! batches and transactions, expiry and the sweep, leases and fenced
+//! writes, splitting, outages.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::config::PgConfig;
+use super::pool::classify;
+use super::store::PgStore;
+use crate::error::{PersistError, Result};
+use crate::glob;
+use crate::redis::batch::{Op, OpResult, Text};
+use crate::redis::lease::LeaseOp;
+use crate::wtf8;
+
+/// A store on a private schema of the local server (`test` database).
+fn store(tag: &str) -> Result<PgStore> {
+    PgStore::new(PgConfig {
+        host: Some("127.0.0.1".into()),
+        user: Some("postgres".into()),
+        database: Some("test".into()),
+        schema: Some(format!("rs_{tag}_{}", std::process::id())),
+        pool_size: 2,
+        ..PgConfig::default()
+    })
+}
+
+async fn drop_schema(s: &PgStore) -> Result<()> {
+    let c = s.inner.pool.open().await?;
+    let schema = s.config().schema.clone().unwrap_or_default();
+    c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await
+        .map_err(|e| classify(&e))
+}
+
+fn u(s: &str) -> Vec<u16> {
+    s.encode_utf16().collect()
+}
+
+#[tokio::test]
+async fn kv_keys_and_exact_bytes_against_local_postgres() -> Result<()> {
+    let s = store("kv")?;
+    let odd: Vec<u16> = vec![0x61, 0, 0xD800, 0x25, 0x5F, 0x5C];
+    let r = s
+        .exec(&[
+            Op::Set(b"a:1".to_vec(), b"one".to_vec(), None),
+            Op::Set(wtf8::encode(&odd), wtf8::encode(&odd), None),
+            Op::Set(b"a:2".to_vec(), "é".as_bytes().to_vec(), Some(100)),
+            Op::Get(b"a:1".to_vec()),
+            Op::Get(wtf8::encode(&odd)),
+            Op::Get(b"a:2".to_vec()),
+            Op::Get(b"nope".to_vec()),
+            Op::Exists(b"a:1".to_vec()),
+            Op::Delete(b"a:1".to_vec()),
+            Op::Delete(b"a:1".to_vec()),
+        ])
+        .await?;
+    assert_eq!(r[3], OpResult::Value(Some(Text::of("one"))));
+    assert_eq!(r[4], OpResult::Value(Some(Text::Units(odd.clone()))));
+    assert_eq!(r[5], OpResult::Value(Some(Text::of("é"))));
+    assert_eq!(r[6], OpResult::Value(None));
+    assert_eq!(r[7], OpResult::Bool(true));
+    assert_eq!(
+        (&r[8], &r[9]),
+        (&OpResult::Bool(true), &OpResult::Bool(false))
+    );
+    assert_eq!(s.keys(&u("a:*")).await?, vec![u("a:2")]);
+    // % _ \ in the key are literal, a class is exact
+    let mut p = glob::escape_units(&odd);
+    p.push(u16::from(b'*'));
+    assert_eq!(s.keys(&p).await?, vec![odd.clone()]);
+    assert_eq!(s.keys(&u("a%")).await?, Vec::<Vec<u16>>::new());
+    assert_eq!(s.keys(&u("a:[12]")).await?, vec![u("a:2")]);
+    // the version row is never a key
+    assert_eq!(s.keys(&u("*")).await?.len(), 2);
+    drop_schema(&s).await
+}
+
+#[tokio::test]
+async fn a_batch_is_one_transaction_in_call_order_and_batches_never_mix() -> Result<()> {
+    let s = store("txn")?;
+    let k = || b"k".to_vec();
+    let r = s
+        .exec(&[
+            Op::Set(k(), b"a".to_vec(), None),
+            Op::Get(k()),
+            Op::Delete(k()),
+            Op::Delete(k()),
+            Op::Get(k()),
+            Op::Set(k(), b"b".to_vec(), None),
+        ])
+        .await?;
+    assert_eq!(
+        r,
+        vec![
+            OpResult::Done,
+            OpResult::Value(Some(Text::of("a"))),
+            OpResult::Bool(true),
+            OpResult::Bool(false),
+            OpResult::Value(None),
+            OpResult::Done
+        ]
+    );
+    // 40 batches at once on 2 connections: each sees only its own order
+    let runs = (0..40).map(|i| {
+        let s = s.clone();
+        async move {
+            let key = format!("b{i}").into_bytes();
+            let v1 = format!("{i}.1");
+            let v2 = format!("{i}.2");
+            let r = s
+                .exec(&[
+                    Op::Set(key.clone(), v1.clone().into_bytes(), None),
+                    Op::Get(key.clone()),
+                    Op::Set(key.clone(), v2.clone().into_bytes(), None),
+                    Op::Get(key.clone()),
+                ])
+                .await?;
+            assert_eq!(r[1], OpResult::Value(Some(Text::of(&v1))));
+            assert_eq!(r[3], OpResult::Value(Some(Text::of(&v2))));
+            Ok::<_, PersistError>(())
+        }
+    });
+    for r in futures_util::future::join_all(runs).await {
+        r?;
+    }
+    drop_schema(&s).await
+}
+
+#[tokio::test]
+async fn expiry_is_the_servers_and_the_sweep_deletes() -> Result<()> {
+    let s = store("ttl")?;
+    s.exec(&[Op::Set(b"t".to_vec(), b"x".to_vec(), Some(1))])
+        .await?;
+    assert_eq!(
+        s.exec(&[Op::Exists(b"t".to_vec())]).await?[0],
+        OpResult::Bool(true)
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = s
+        .exec(&[Op::Get(b"t".to_vec()), Op::Exists(b"t".to_vec())])
+        .await?;
+    assert_eq!(r, vec![OpResult::Value(None), OpResult::Bool(false)]);
+    assert_eq!(s.keys(&u("*")).await?.len(), 0);
+    assert_eq!(s.sweep().await?, 1, "the expired row is deleted");
+    assert_eq!(s.sweep().await?, 0);
+    drop_schema(&s).await
+}
+
+#[tokio::test]
+async fn leases_take_release_renew_and_expire() -> Result<()> {
+    let s = store("lease")?;
+    let k = b"p\0lease:x".to_vec();
+    let acq = |t: &str, ms| LeaseOp::Acquire {
+        key: k.clone(),
+        token: t.into(),
+        ttl_ms: ms,
+    };
+    let rel = |t: &str| LeaseOp::Release {
+        key: k.clone(),
+        token: t.into(),
+    };
+    let ren = |t: &str, ms| LeaseOp::Renew {
+        key: k.clone(),
+        token: t.into(),
+        ttl_ms: ms,
+    };
+    let r: Vec<bool> = s
+        .lease_exec(&[
+            acq("a", 10_000),
+            acq("b", 10_000),
+            ren("b", 10_000),
+            rel("b"),
+            ren("a", 100),
+        ])
+        .await?
+        .into_iter()
+        .collect::<Result<_>>()?;
+    assert_eq!(r, [true, false, false, false, true]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r: Vec<bool> = s
+        .lease_exec(&[
+            ren("a", 100),
+            acq("b", 10_000),
+            rel("a"),
+            rel("b"),
+            rel("b"),
+        ])
+        .await?
+        .into_iter()
+        .collect::<Result<_>>()?;
+    assert_eq!(r, [false, true, false, true, false]);
+    drop_schema(&s).await
+}
+
+#[tokio::test]
+async fn fenced_writes_land_only_while_the_lease_is_the_writers() -> Result<()> {
+    let s = store("fence")?;
+    let k = b"p\0lease:x".to_vec();
+    let state = b"px".to_vec();
+    let acq = |t: &str, ms| LeaseOp::Acquire {
+        key: k.clone(),
+        token: t.into(),
+        ttl_ms: ms,
+    };
+    let set = |t: &str, v: &str| LeaseOp::FencedSet {
+        key: k.clone(),
+        token: t.into(),
+        state: state.clone(),
+        value: v.as_bytes().to_vec(),
+    };
+    let del = |t: &str| LeaseOp::FencedDelete {
+        key: k.clone(),
+        token: t.into(),
+        state: state.clone(),
+    };
+    let lost = |r: &Result<bool>| matches!(r, Err(PersistError::LeaseLost(_)));
+    let get = || async {
+        s.exec(&[Op::Get(state.clone())])
+            .await
+            .map(|mut r| r.remove(0))
+    };
+    let value = |v: &str| OpResult::Value(Some(Text::Ascii(v.as_bytes().to_vec())));
+
+    // no lease row: nothing written
+    let r = s.lease_exec(&[set("a", "A0")]).await?;
+    assert!(lost(&r[0]), "{r:?}");
+    assert_eq!(get().await?, OpResult::Value(None));
+    // A holds it: A writes (twice in one batch), B is fenced off
+    let r = s
+        .lease_exec(&[
+            acq("a", 300),
+            set("a", "A1"),
+            set("b", "B1"),
+            set("a", "A2"),
+        ])
+        .await?;
+    assert!(matches!(r[..], [Ok(true), Ok(true), _, Ok(true)]), "{r:?}");
+    assert!(lost(&r[2]), "{r:?}");
+    assert_eq!(get().await?, value("A2"));
+    // A's lease expires (no one took it): A's write and delete are refused
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let r = s.lease_exec(&[set("a", "A3"), del("a")]).await?;
+    assert!(r.iter().all(lost), "{r:?}");
+    assert_eq!(get().await?, value("A2"));
+    // B takes over and writes; A stays fenced off; B deletes
+    let r = s
+        .lease_exec(&[acq("b", 10_000), set("b", "B2"), set("a", "A4"), del("a")])
+        .await?;
+    assert!(matches!(r[..2], [Ok(true), Ok(true)]), "{r:?}");
+    assert!(lost(&r[2]) && lost(&r[3]), "{r:?}");
+    assert_eq!(get().await?, value("B2"));
+    let r = s.lease_exec(&[del("b")]).await?;
+    assert!(matches!(r[..], [Ok(true)]), "{r:?}");
+    assert_eq!(get().await?, OpResult::Value(None));
+    drop_schema(&s).await
+}
+
+#[test]
+fn a_batch_splits_over_idle_connections_keeping_each_keys_ops_together() -> Result<()> {
+    let s = PgStore::new(PgConfig::default())?; // pool_size 4, never connected
+    let keys: Vec<Vec<u8>> = (0..32)
+        .map(|i| format!("k{}", i % 16).into_bytes())
+        .collect();
+    let parts = s.split(keys.iter().map(|k| Some(k.as_slice())));
+    assert_eq!(parts.len(), 4);
+    assert_eq!(s.inner.active.load(Ordering::Relaxed), 4);
+    let mut seen = 0;
+    for (idx, _) in &parts {
+        assert!(
+            idx.windows(2).all(|w| w[0] < w[1]),
+            "call order within a part"
+        );
+        for &i in idx {
+            // both calls on key i % 16 are in this part
+            assert!(idx.contains(&(i % 16)) && idx.contains(&(i % 16 + 16)));
+        }
+        seen += idx.len();
+    }
+    assert_eq!(seen, 32);
+    // the connections are busy now: the next batch is not split
+    let again = s.split(keys.iter().map(|k| Some(k.as_slice())));
+    assert_eq!(again.len(), 1);
+    drop(parts);
+    drop(again);
+    assert_eq!(s.inner.active.load(Ordering::Relaxed), 0);
+    // small batches stay whole
+    assert_eq!(
+        s.split(keys[..7].iter().map(|k| Some(k.as_slice()))).len(),
+        1
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dead_server_is_unavailable_and_a_closed_store_closed() -> Result<()> {
+    let s = PgStore::new(PgConfig {
+        port: Some(1),
+        connect_timeout_ms: 500,
+        ..PgConfig::default()
+    })?;
+    // each op of the batch fails with the connection's error
+    let r = s.exec(&[Op::Get(b"k".to_vec()), Op::Ping]).await?;
+    for res in r {
+        assert!(
+            matches!(&res, OpResult::Failed(e) if e.code() == "ERR_STORE_UNAVAILABLE"),
+            "{res:?}"
+        );
+    }
+    let l = s
+        .lease_exec(&[LeaseOp::Release {
+            key: b"k".to_vec(),
+            token: "t".into(),
+        }])
+        .await?;
+    assert_eq!(
+        l[0].as_ref().err().map(|e| e.code()),
+        Some("ERR_STORE_UNAVAILABLE")
+    );
+    s.close().await;
+    let e = s.ping().await.err();
+    assert_eq!(e.map(|e| e.code()), Some("ERR_STORE_CLOSED"));
+    Ok(())
+}
