@@ -11,7 +11,7 @@
 // terminated with cluster calls in flight (in a child process).
 // Runs in this order: the failover test leaves one shard without a replica.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 import { defineStoreCompliance } from '../helpers/store-compliance'
@@ -513,4 +513,40 @@ describe('worker.terminate() with cluster calls in flight', () => {
     expect({ status: r.status, signal: r.signal, stderr: r.stderr.slice(-2000) }).toEqual({ status: 0, signal: null, stderr: '' })
     expect(r.stdout.trim()).toBe(`ok ${ROUNDS}`)
   }, 120_000)
+})
+
+describe('a cluster store on the JS-thread transport and its process', () => {
+  const INDEX = path.join(__dirname, '..', '..', 'index.js')
+  const child = (body: string) =>
+    spawnSync(
+      process.execPath,
+      ['--expose-gc', '-e', `const m = require(${JSON.stringify(INDEX)}); const nodes = ${JSON.stringify(cluster.nodes)}; (async () => { ${body} })()`],
+      { encoding: 'utf8', timeout: 20_000 },
+    )
+
+  it('an idle connected store lets the process exit; process.exit() with calls in flight ends it cleanly', () => {
+    const idle = child(`const s = m.createRedisStore({ cluster: { nodes } }); await s.set('life:idle', '1'); console.log(s.transport, await s.get('life:idle')); await s.delete('life:idle')`)
+    expect({ status: idle.status, signal: idle.signal, out: idle.stdout.trim() }).toEqual({ status: 0, signal: null, out: 'direct 1' })
+    const exit = child(
+      `const s = m.createRedisStore({ cluster: { nodes } }); await s.get('life:x');
+       for (let i = 0; i < 500; i++) s.set('life:exit' + i, 'v').then(() => { if (i === 100) process.exit(7) })
+       setTimeout(() => process.exit(9), 10000)`,
+    )
+    expect({ status: exit.status, signal: exit.signal }).toEqual({ status: 7, signal: null })
+  })
+
+  it('stores dropped without close() are collected with their connections', async () => {
+    const ports = await cluster.primaryPorts()
+    const r = child(
+      `const clients = () => ${JSON.stringify(ports)}.reduce((n, p) => n + Number(require('node:child_process').execFileSync('redis-cli', ['-p', String(p), 'INFO', 'clients']).toString().match(/connected_clients:(\\d+)/)[1]), 0);
+       const before = clients();
+       for (let i = 0; i < 20; i++) { const s = m.createRedisStore({ cluster: { nodes } }); await Promise.all([s.get('life:gc:a'), s.get('life:gc:b'), s.get('life:gc:c')]) }
+       for (let i = 0; i < 20; i++) { global.gc(); await new Promise((r) => setTimeout(r, 50)) }
+       console.log(clients() - before)`,
+    )
+    expect(r.signal).toBeNull()
+    expect(r.stderr).toBe('')
+    // 20 stores of one socket per primary (and the tokio connections that read the map) made and dropped
+    expect(Number(r.stdout.trim())).toBeLessThan(10)
+  })
 })
