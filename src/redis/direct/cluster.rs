@@ -30,12 +30,12 @@ use std::task::Poll;
 use napi::sys;
 use redis::Cmd;
 
+use super::env::{
+    add_hook, async_context, event_loop, hold_handles, release_handle, remove_hook, with_state,
+};
 use super::jobs::{poll_list, push_job, Job, RawSlot};
 use super::uv::{alloc_handle, free_handle, now_ms, uv, UV_ASYNC, UV_TIMER};
-use super::{
-    add_hook, async_context, event_loop, hold_handles, release_handle, remove_hook, with_state,
-    Direct, DirectSocket,
-};
+use super::{Direct, DirectSocket};
 use crate::error::PersistError;
 use crate::redis::batch::{
     op_cmd, op_key, settle as settle_op, Exec, Op, OpResult, Wait, SCAN_COUNT,

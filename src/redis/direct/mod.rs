@@ -24,10 +24,12 @@
 //! libuv's functions are looked up in the running process (Node exports
 //! them, [`uv`]); where they are not found the store keeps the tokio
 //! transport. [`sock`] moves the bytes (plain, or TLS records by rustls);
-//! [`jobs`] runs the calls made of several batches.
+//! [`jobs`] runs the calls made of several batches; [`env`] holds the env
+//! and libuv handle plumbing both kinds of connection share.
 
 pub mod cluster;
 mod connect;
+mod env;
 mod jobs;
 mod sock;
 mod uv;
@@ -48,16 +50,16 @@ use crate::redis::batch::{Op, OpResult, Wait};
 use crate::redis::results::{encode_results, Blob};
 use crate::redis::wire::{Replies, Wire};
 pub use connect::DirectSocket;
+use env::{
+    add_hook, async_context, event_loop, hold_handles, release_handle, remove_hook, with_state,
+};
 pub use jobs::Link;
 use jobs::{poll_jobs, push_job, Job, Owner, RawSlot};
 use sock::{closed_by_server, Sock};
 #[cfg(feature = "redis-tls")]
 use sock::{flush_tls, read_tls};
 pub use uv::available;
-use uv::{
-    alloc_handle, free_handle, handle_data, now_ms, set_handle_data, uv, UV_POLL, UV_READABLE,
-    UV_TIMER, UV_WRITABLE,
-};
+use uv::{alloc_handle, free_handle, now_ms, uv, UV_POLL, UV_READABLE, UV_TIMER, UV_WRITABLE};
 
 type Cell = RefCell<State>;
 
@@ -417,54 +419,6 @@ fn writable(
     Ok((st, uv))
 }
 
-/// The event loop of `env`.
-///
-/// # Safety
-/// `env` is the current env.
-unsafe fn event_loop(env: sys::napi_env) -> Option<*mut c_void> {
-    let mut lp: *mut sys::uv_loop_s = ptr::null_mut();
-    if sys::napi_get_uv_event_loop(env, &mut lp) != sys::Status::napi_ok || lp.is_null() {
-        return None;
-    }
-    Some(lp as *mut c_void)
-}
-
-/// An async context for the callbacks this transport makes into `env`.
-///
-/// # Safety
-/// `env` is the current env.
-unsafe fn async_context(env: sys::napi_env) -> Option<sys::napi_async_context> {
-    let mut resource = ptr::null_mut();
-    let mut name = ptr::null_mut();
-    let mut async_ctx = ptr::null_mut();
-    let label = "awaitly-persistence-native:redis";
-    let ok = sys::napi_create_object(env, &mut resource) == sys::Status::napi_ok
-        && sys::napi_create_string_utf8(
-            env,
-            label.as_ptr() as *const c_char,
-            label.len() as isize,
-            &mut name,
-        ) == sys::Status::napi_ok
-        && sys::napi_async_init(env, resource, name, &mut async_ctx) == sys::Status::napi_ok;
-    ok.then_some(async_ctx)
-}
-
-/// Run `f` on the state behind a handle's data pointer, without panicking
-/// across the C boundary.
-///
-/// # Safety
-/// `h` is one of our live handles.
-unsafe fn with_state<T>(h: *mut c_void, f: impl FnOnce(&Rc<T>)) {
-    let data = handle_data(h) as *const T;
-    if data.is_null() {
-        return;
-    }
-    // borrow the handle's Rc without taking it over
-    let rc = std::mem::ManuallyDrop::new(Rc::from_raw(data));
-    let rc: &Rc<T> = &rc;
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(rc)));
-}
-
 unsafe extern "C" fn on_poll(h: *mut c_void, status: c_int, events: c_int) {
     with_state::<Cell>(h, |cell| {
         let outcome = {
@@ -809,46 +763,6 @@ fn release_callback(cell: &Rc<Cell>) {
     }
 }
 
-/// Give each of `handles` a clone of `cell` as its data (released by its
-/// close callback, [`release_handle`]), and let none keep the loop alive.
-///
-/// # Safety
-/// `handles` are initialised libuv handles of this thread's loop.
-unsafe fn hold_handles<T>(uv: &uv::Uv, cell: &Rc<T>, handles: &[*mut c_void]) {
-    for &h in handles {
-        set_handle_data(h, Rc::into_raw(cell.clone()) as *mut c_void);
-        (uv.uv_unref)(h);
-    }
-}
-
-type Hook = unsafe extern "C" fn(*mut c_void);
-
-/// Register `hook` to run at `env`'s teardown with a clone of `cell` (the
-/// hook owns it); false if napi refused.
-///
-/// # Safety
-/// `env` is the current env; on its thread.
-unsafe fn add_hook<T>(env: sys::napi_env, cell: &Rc<T>, hook: Hook) -> bool {
-    let arg = Rc::into_raw(cell.clone()) as *mut c_void;
-    if sys::napi_add_env_cleanup_hook(env, Some(hook), arg) == sys::Status::napi_ok {
-        return true;
-    }
-    drop(Rc::from_raw(arg as *const T));
-    false
-}
-
-/// Unregister the `hook` [`add_hook`] registered for `cell`, releasing its
-/// clone.
-///
-/// # Safety
-/// `env` alive, on its thread; `hook` registered for `cell` and not run.
-unsafe fn remove_hook<T>(env: sys::napi_env, cell: &Rc<T>, hook: Hook) {
-    let arg = Rc::as_ptr(cell) as *mut c_void;
-    if sys::napi_remove_env_cleanup_hook(env, Some(hook), arg) == sys::Status::napi_ok {
-        drop(Rc::from_raw(arg as *const T));
-    }
-}
-
 unsafe extern "C" fn on_env_teardown(arg: *mut c_void) {
     let _ = std::panic::catch_unwind(|| {
         let cell = Rc::from_raw(arg as *const Cell);
@@ -866,20 +780,4 @@ unsafe extern "C" fn on_poll_closed(h: *mut c_void) {
 
 unsafe extern "C" fn on_timer_closed(h: *mut c_void) {
     release_handle::<Cell>(h, UV_TIMER);
-}
-
-/// Free a closed handle and release the `Rc<T>` its data holds.
-///
-/// # Safety
-/// `h` is a handle of `kind` closed by libuv, its data an `Rc<T>` or null.
-unsafe fn release_handle<T>(h: *mut c_void, kind: c_int) {
-    let _ = std::panic::catch_unwind(|| {
-        let data = handle_data(h) as *const T;
-        if !data.is_null() {
-            drop(Rc::from_raw(data));
-        }
-        if let Some(uv) = uv() {
-            free_handle(h, (uv.handle_size)(kind));
-        }
-    });
 }
