@@ -87,7 +87,23 @@ pub fn classify(e: &tokio_postgres::Error) -> PersistError {
             PersistError::Store(msg)
         };
     }
-    PersistError::Unavailable(e.to_string())
+    PersistError::Unavailable(with_causes(e))
+}
+
+/// `e`'s message and those of its causes (a TLS handshake error names the
+/// certificate problem only in its source), `: `-separated.
+fn with_causes(e: &tokio_postgres::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        cause = c.source();
+    }
+    msg
 }
 
 /// The connections of one store: `pool_size` slots, each opened on first

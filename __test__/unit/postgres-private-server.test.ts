@@ -1,0 +1,184 @@
+// createPostgresStore against a private PostgreSQL cluster of this test
+// (helpers/private-postgres.ts: initdb + pg_ctl on a spare port) that accepts
+// TCP connections over TLS only (hostssl; hostnossl rejected), with a CA made
+// for the run:
+// - `tls: { ca }` connects, and the server's pg_stat_ssl shows our sessions
+//   encrypted; a CA that did not sign the server's certificate, and no TLS at
+//   all, are refused with a code, quickly, not a hang;
+// - the server restarted (`pg_ctl restart -m fast`) with calls in flight:
+//   every call settles, the failed ones with ERR_STORE_UNAVAILABLE or
+//   ERR_STORE_TIMEOUT, and the store then works again on its own (data and
+//   leases) without being recreated.
+import { execFileSync } from 'node:child_process'
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { giveToServer, startPrivatePostgres, type PrivatePostgres } from '../helpers/private-postgres'
+
+const require = createRequire(import.meta.url)
+const { createPostgresStore, createSnapshotStore } = require('../../index.js')
+
+let server: PrivatePostgres
+let ca: string
+let otherCa: string
+
+function ossl(dir: string, ...args: string[]) {
+  execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' })
+}
+
+beforeAll(async () => {
+  server = await startPrivatePostgres({
+    hba: ['hostssl all all 127.0.0.1/32 trust', 'hostnossl all all 127.0.0.1/32 reject'],
+    settings: { ssl: 'on', ssl_cert_file: 'server.pem', ssl_key_file: 'server.key' },
+    // a CA made for the run signs the server's certificate (SAN 127.0.0.1); a second CA signs nothing of it
+    prepare: (dir, data) => {
+      ossl(dir, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=test-ca', '-keyout', 'ca.key', '-out', 'ca.pem')
+      ossl(dir, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=other-ca', '-keyout', 'other.key', '-out', 'other.pem')
+      ossl(dir, 'req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'srv.key', '-out', 'srv.csr')
+      writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n')
+      ossl(dir, 'x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'srv.pem')
+      for (const [from, to] of [
+        ['srv.pem', 'server.pem'],
+        ['srv.key', 'server.key'],
+      ]) {
+        copyFileSync(join(dir, from), join(data, to))
+        giveToServer(join(data, to), 0o600)
+      }
+      ca = readFileSync(join(dir, 'ca.pem'), 'utf8')
+      otherCa = readFileSync(join(dir, 'other.pem'), 'utf8')
+    },
+  }).catch((e) => {
+    throw new Error(`private PostgreSQL did not start: ${e.stderr ?? e.message}`)
+  })
+}, 120_000)
+
+afterAll(() => {
+  server?.stop()
+})
+
+const options = (extra: object) => ({ host: '127.0.0.1', port: server.port, user: 'postgres', database: 'postgres', connectTimeout: 3000, commandTimeout: 3000, ...extra })
+
+/** An admin session over the unix socket (trust, no TLS). */
+async function admin() {
+  const c = new pg.Client({ host: server.socketDir, port: server.port, user: 'postgres', database: 'postgres' })
+  await c.connect()
+  return c
+}
+
+async function rejection(p: Promise<unknown>) {
+  const e = await p.then(
+    () => null,
+    (x) => x,
+  )
+  expect(e, 'expected a rejection').toBeInstanceOf(Error)
+  return e
+}
+
+describe('createPostgresStore over TLS (a private server that refuses plain TCP)', () => {
+  it('tls: { ca } connects, and the server sees our sessions encrypted', async () => {
+    const store = createPostgresStore(options({ tls: { ca }, schema: 'tls_ok', poolSize: 2 }))
+    try {
+      await store.set('k', 'über \u0000 value')
+      expect(await store.get('k')).toBe('über \u0000 value')
+      const a = await admin()
+      try {
+        const { rows } = await a.query(
+          `SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity x USING (pid)
+           WHERE x.client_addr IS NOT NULL AND x.datname = 'postgres'`,
+        )
+        expect(rows.length).toBeGreaterThanOrEqual(1)
+        for (const r of rows) expect(r.ssl).toBe(true)
+        expect(rows[0].version).toMatch(/^TLSv1\.[23]$/)
+      } finally {
+        await a.end()
+      }
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('a CA that did not sign the server certificate is refused with a code, not a hang', async () => {
+    const store = createPostgresStore(options({ tls: { ca: otherCa } }))
+    const started = Date.now()
+    const e = await rejection(store.ping())
+    expect(e.code).toBe('ERR_STORE_UNAVAILABLE')
+    expect(e.message).toMatch(/certificate|UnknownIssuer/i)
+    expect(Date.now() - started).toBeLessThan(3000)
+    await store.close()
+  })
+
+  it('no TLS against a TLS-only server: refused by the server (pg_hba), a code', async () => {
+    const store = createPostgresStore(options({}))
+    const e = await rejection(store.ping())
+    expect(['ERR_STORE', 'ERR_STORE_UNAVAILABLE']).toContain(e.code)
+    expect(e.message).toMatch(/pg_hba|no encryption|SSL off|rejects/i)
+    await store.close()
+  })
+})
+
+describe('createPostgresStore: the server restarted with calls in flight', () => {
+  it('every call settles (failures ERR_STORE_UNAVAILABLE / ERR_STORE_TIMEOUT), then the same store works again, leases too', async () => {
+    const store = createPostgresStore(options({ tls: { ca }, schema: 'restart', poolSize: 4 }))
+    const snapshots = createSnapshotStore({ store, prefix: 'run:' })
+    try {
+      await store.set('before', 'x')
+      let stop = false
+      const codes = new Map<string, number>()
+      let ok = 0
+      // four loops of calls that run through the restart
+      const loops = Array.from({ length: 4 }, async (_, w) => {
+        for (let i = 0; !stop; i++) {
+          const key = `k${w}:${i % 50}`
+          const calls = [store.set(key, `v${i}`), store.get(key), store.exists(key)]
+          const settled = await Promise.allSettled(calls)
+          for (const s of settled) {
+            if (s.status === 'fulfilled') ok++
+            else codes.set(s.reason.code, (codes.get(s.reason.code) ?? 0) + 1)
+          }
+          if (settled.some((s) => s.status === 'rejected')) await new Promise((r) => setTimeout(r, 20))
+        }
+      })
+      await new Promise((r) => setTimeout(r, 300))
+      const okBefore = ok
+      await server.restart('fast')
+      await new Promise((r) => setTimeout(r, 300))
+      stop = true
+      await Promise.all(loops)
+      expect(okBefore).toBeGreaterThan(0)
+      // the restart was seen: some calls failed, and only with the outage codes
+      const failed = [...codes.values()].reduce((a, b) => a + b, 0)
+      expect(failed, `codes: ${JSON.stringify([...codes])}`).toBeGreaterThan(0)
+      for (const code of codes.keys()) expect(['ERR_STORE_UNAVAILABLE', 'ERR_STORE_TIMEOUT']).toContain(code)
+      // the same store, reconnected on its own: data written before is there, writes work, leases work
+      let back = false
+      for (let i = 0; i < 50 && !back; i++) {
+        back = await store.get('before').then(
+          (v: string | null) => v === 'x',
+          () => false,
+        )
+        if (!back) await new Promise((r) => setTimeout(r, 100))
+      }
+      expect(back).toBe(true)
+      await store.set('after', 'y')
+      expect(await store.get('after')).toBe('y')
+      const lease = await snapshots.tryAcquire('order-1', { ttlMs: 5000 })
+      expect(lease).not.toBeNull()
+      expect(await snapshots.tryAcquire('order-1', { ttlMs: 5000 })).toBeNull()
+      // a save while holding the lease: fenced, on the reconnected store
+      await snapshots.save('order-1', {
+        formatVersion: 1,
+        workflowName: 'wf',
+        steps: { a: { ok: true, value: 1 } },
+        execution: { status: 'running', lastUpdated: new Date().toISOString(), currentStepId: 'a' },
+        metadata: { version: 1, lastStepKey: 'a' },
+      })
+      expect((await snapshots.load('order-1')).steps.a).toEqual({ ok: true, value: 1 })
+      await snapshots.release('order-1', lease.ownerToken)
+      expect(store.connectionsOpened).toBeGreaterThan(4)
+    } finally {
+      await store.close()
+    }
+  }, 60_000)
+})
