@@ -180,13 +180,26 @@ impl StatementText {
             ),
             // Fenced writes: the snapshot row `$3` is written (value `$4`) or
             // deleted only while the lease row `$1` holds token `$2`, ONE
-            // statement, returning a row if so. The lease row is locked
-            // FOR UPDATE before the write: a takeover (acquire's ON CONFLICT
-            // DO UPDATE) that committed first makes the re-checked row hold
-            // another token, so nothing is written; one that comes later
-            // waits for this statement's commit. Expiry is the server's
-            // clock at the check (clock_timestamp(), not the transaction's
-            // start: a batch transaction may have begun earlier).
+            // statement, returning a row if so (none: ERR_LEASE_LOST).
+            //
+            // Why this is safe under READ COMMITTED: the statement's snapshot
+            // may still show our old version of the lease row while a
+            // takeover (acquire's ON CONFLICT DO UPDATE ... WHERE expired)
+            // is pending or has just committed; a plain SELECT would read
+            // that stale version and write. FOR UPDATE instead waits for a
+            // pending writer of the row and then re-checks the WHERE on the
+            // newest committed version: a takeover that got there first
+            // leaves another token (no row, nothing written); a row deleted
+            // by `release` or the sweep is skipped (nothing written). Once
+            // the lock is ours, every other writer of the row (a takeover,
+            // renew, release, another store's fenced write) waits for our
+            // commit, so the snapshot write lands while the lease is still
+            // ours and any takeover is ordered after it. The snapshot row
+            // needs no lock of its own: every fenced writer of it locks this
+            // lease row first. Expiry is the server's clock at the check
+            // (clock_timestamp(), not the transaction's start: a batch
+            // transaction may have begun earlier). Tested in
+            // `postgres::tests::fenced_writes_against_a_concurrent_takeover`.
             fenced_set: format!(
                 "WITH lease AS ({held}) \
                  INSERT INTO {table} AS cur (k, v, expires_at) SELECT $3, $4, NULL FROM lease \

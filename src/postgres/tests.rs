@@ -258,6 +258,122 @@ async fn fenced_writes_land_only_while_the_lease_is_the_writers() -> Result<()> 
     drop_schema(&s).await
 }
 
+/// The fenced statement against a takeover on another connection, READ
+/// COMMITTED (see `sql::StatementText::new`): a takeover whose write of the
+/// lease row is pending makes the fenced write wait, then refuse once it
+/// commits; a fenced write whose transaction is open makes a takeover wait,
+/// which then takes the expired lease. A released lease fences too.
+#[tokio::test]
+async fn fenced_writes_against_a_concurrent_takeover() -> Result<()> {
+    let s = store("fence_race")?;
+    let table = s.config().qualified_table();
+    let k = b"p\0lease:x".to_vec();
+    let state = b"px".to_vec();
+    let acq = |t: &str, ms| LeaseOp::Acquire {
+        key: k.clone(),
+        token: t.into(),
+        ttl_ms: ms,
+    };
+    let set = |t: &str, v: &str| LeaseOp::FencedSet {
+        key: k.clone(),
+        token: t.into(),
+        state: state.clone(),
+        value: v.as_bytes().to_vec(),
+    };
+    let del = |t: &str| LeaseOp::FencedDelete {
+        key: k.clone(),
+        token: t.into(),
+        state: state.clone(),
+    };
+    let lost = |r: &Result<bool>| matches!(r, Err(PersistError::LeaseLost(_)));
+    let value = || async {
+        let r = s.exec(&[Op::Get(state.clone())]).await?;
+        Ok::<_, PersistError>(match &r[0] {
+            OpResult::Value(Some(Text::Ascii(v))) => Some(String::from_utf8_lossy(v).into_owned()),
+            OpResult::Value(None) => None,
+            other => panic!("{other:?}"),
+        })
+    };
+    let other = s.inner.pool.open().await?;
+    let sql = |q: String| {
+        let other = &other;
+        async move { other.batch_execute(&q).await.map_err(|e| classify(&e)) }
+    };
+
+    // released: the row is gone, the old token writes nothing
+    let r = s.lease_exec(&[acq("a", 10_000), set("a", "A1")]).await?;
+    assert!(matches!(r[..], [Ok(true), Ok(true)]), "{r:?}");
+    let r = s
+        .lease_exec(&[LeaseOp::Release {
+            key: k.clone(),
+            token: "a".into(),
+        }])
+        .await?;
+    assert!(matches!(r[..], [Ok(true)]), "{r:?}");
+    let r = s.lease_exec(&[set("a", "A2"), del("a")]).await?;
+    assert!(r.iter().all(lost), "{r:?}");
+    assert_eq!(value().await?.as_deref(), Some("A1"));
+
+    // A holds a live lease; a takeover's write of the row is pending on
+    // another connection: A's save and delete wait for it, then re-check
+    // the committed row (B's token) and write nothing
+    let r = s.lease_exec(&[acq("a", 10_000)]).await?;
+    assert!(matches!(r[..], [Ok(true)]), "{r:?}");
+    sql("BEGIN".into()).await?;
+    let takeover =
+        format!("UPDATE {table} SET v = 'b', expires_at = now() + interval '10 s' WHERE k = $1");
+    let n = other
+        .execute(&takeover, &[&k])
+        .await
+        .map_err(|e| classify(&e))?;
+    assert_eq!(n, 1);
+    let a = tokio::spawn({
+        let (s, ops) = (s.clone(), [set("a", "A3"), del("a")]);
+        async move { s.lease_exec(&ops).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!a.is_finished(), "A's fenced write waits for the row lock");
+    sql("COMMIT".into()).await?;
+    let r = a.await.expect("joined")?;
+    assert!(r.iter().all(lost), "{r:?}");
+    assert_eq!(value().await?.as_deref(), Some("A1"));
+
+    // B (the row's owner now) saves inside an open transaction on another
+    // connection while its lease is live; the lease expires; C's takeover
+    // waits for that commit, then takes the expired lease: B's write landed
+    // while B held the lease, C's later writes land, B's do not
+    let fenced_set = super::sql::StatementText::new(&table).fenced_set;
+    let renew = LeaseOp::Renew {
+        key: k.clone(),
+        token: "b".into(),
+        ttl_ms: 300,
+    };
+    let r = s.lease_exec(&[renew]).await?;
+    assert!(matches!(r[..], [Ok(true)]), "{r:?}");
+    sql("BEGIN".into()).await?;
+    let written = other
+        .query_opt(&fenced_set, &[&k, &&b"b"[..], &state, &&b"B1"[..]])
+        .await
+        .map_err(|e| classify(&e))?;
+    assert!(written.is_some(), "B holds the lease: its save is written");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let c = tokio::spawn({
+        let (s, ops) = (s.clone(), [acq("c", 10_000)]);
+        async move { s.lease_exec(&ops).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!c.is_finished(), "the takeover waits for B's commit");
+    sql("COMMIT".into()).await?;
+    let r = c.await.expect("joined")?;
+    assert!(matches!(r[..], [Ok(true)]), "{r:?}");
+    assert_eq!(value().await?.as_deref(), Some("B1"));
+    let r = s.lease_exec(&[set("b", "B2"), set("c", "C1")]).await?;
+    assert!(lost(&r[0]) && matches!(r[1], Ok(true)), "{r:?}");
+    assert_eq!(value().await?.as_deref(), Some("C1"));
+    drop(other);
+    drop_schema(&s).await
+}
+
 #[test]
 fn a_batch_splits_over_idle_connections_keeping_each_keys_ops_together() -> Result<()> {
     let s = PgStore::new(PgConfig::default())?; // pool_size 4, never connected
