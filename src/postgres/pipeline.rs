@@ -25,7 +25,8 @@ fn text_of(key: &[u8], bytes: Vec<u8>) -> Result<Text> {
 /// writes they go inside ONE transaction, `BEGIN` and `COMMIT` pipelined
 /// with them: one commit (one WAL flush) for the batch instead of one per
 /// write, which a single connection would otherwise wait for in turn.
-/// Statements run in call order and see each other's writes, as before.
+/// Statements run in the order given (a part of a batch: key order, see
+/// `PgStore::split`) and see each other's writes.
 ///
 /// If a statement failed (`failed`), the server rolled the transaction back
 /// and the batch is run again without one, each statement on its own, so

@@ -199,21 +199,33 @@ impl PgStore {
     /// into one WAL flush) instead of one after another on one connection.
     /// One key's ops always share a part, in call order. Each part holds an
     /// [`Active`] guard while it runs.
+    ///
+    /// A part runs in key order (its indexes sorted by key, stable: one
+    /// key's ops keep their call order; ops of different keys are
+    /// independent, and parts of one batch already run at once). So every
+    /// batch transaction, of this process or another, locks rows in
+    /// ascending key order, and two that write the same keys (acquires of
+    /// live leases included: `ON CONFLICT DO UPDATE` locks the row) never
+    /// deadlock. In call order they could, crosswise, each costing the
+    /// server's `deadlock_timeout` and a rerun of the aborted batch.
     pub(super) fn split<'k>(
         &self,
         keys: impl ExactSizeIterator<Item = Option<&'k [u8]>>,
     ) -> Vec<(Vec<usize>, Active)> {
-        let n = keys.len();
+        let keys: Vec<Option<&[u8]>> = keys.collect();
         let busy = self.inner.active.load(Ordering::Relaxed);
         let idle = self.inner.pool.size().saturating_sub(busy);
-        let parts = idle.min(n / MIN_PART).max(1);
+        let parts = idle.min(keys.len() / MIN_PART).max(1);
         let mut idx: Vec<Vec<usize>> = vec![Vec::new(); parts];
-        for (i, k) in keys.enumerate() {
+        for (i, k) in keys.iter().enumerate() {
             idx[k.map_or(0, |k| part_of(k, parts))].push(i);
         }
         idx.into_iter()
             .filter(|p| !p.is_empty())
-            .map(|p| (p, Active::new(&self.inner)))
+            .map(|mut p| {
+                p.sort_by_key(|&i| keys[i]);
+                (p, Active::new(&self.inner))
+            })
             .collect()
     }
 

@@ -374,6 +374,64 @@ async fn fenced_writes_against_a_concurrent_takeover() -> Result<()> {
     drop_schema(&s).await
 }
 
+/// A batch transaction takes its row locks in key order (`PgStore::split`):
+/// another session holding key `a` and then locking `b` never meets the
+/// batch `[b, a]` crosswise. In call order the batch would hold `b` while
+/// waiting for `a`, and that session's lock of `b` would end in a deadlock
+/// (detected after its 100 ms `deadlock_timeout`, reported to it).
+#[tokio::test]
+async fn a_batch_takes_its_row_locks_in_key_order() -> Result<()> {
+    let s = store("lock_order")?;
+    let table = s.config().qualified_table();
+    let (a, b) = (b"p\0lease:a".to_vec(), b"p\0lease:b".to_vec());
+    let acq = |k: &Vec<u8>, t: &str| LeaseOp::Acquire {
+        key: k.clone(),
+        token: t.into(),
+        ttl_ms: 60_000,
+    };
+    let r = s.lease_exec(&[acq(&a, "h"), acq(&b, "h")]).await?;
+    assert!(matches!(r[..], [Ok(true), Ok(true)]), "{r:?}");
+    let other = s.inner.pool.open().await?;
+    let err = |e: tokio_postgres::Error| classify(&e);
+    other
+        .batch_execute("SET deadlock_timeout = '100ms'; BEGIN")
+        .await
+        .map_err(err)?;
+    let lock = format!("SELECT 1 FROM {table} WHERE k = $1 FOR UPDATE");
+    other.query_one(&lock, &[&a]).await.map_err(err)?;
+    // the batch [b, a] (both held by "h": each acquire locks its row)
+    let batch = tokio::spawn({
+        let (s, ops) = (s.clone(), [acq(&b, "x"), acq(&a, "x")]);
+        async move { s.lease_exec(&ops).await }
+    });
+    // until the batch waits for a row lock (ours, on `a`)
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                   AND pid <> pg_backend_pid() AND strpos(query, $1) > 0";
+    let watcher = s.inner.pool.open().await?;
+    let mut polls = 0;
+    loop {
+        let n: i64 = watcher
+            .query_one(waiting, &[&table])
+            .await
+            .map_err(err)?
+            .get(0);
+        if n > 0 {
+            break;
+        }
+        polls += 1;
+        assert!(polls < 500, "the batch never waited for the row lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // `b` is free: the batch took no lock past the one it waits for
+    let locked = other.query_one(&lock, &[&b]).await;
+    assert!(locked.is_ok(), "deadlock: {locked:?}");
+    other.batch_execute("COMMIT").await.map_err(err)?;
+    let r = batch.await.expect("joined")?;
+    assert!(matches!(r[..], [Ok(false), Ok(false)]), "{r:?}");
+    drop((other, watcher));
+    drop_schema(&s).await
+}
+
 #[test]
 fn a_batch_splits_over_idle_connections_keeping_each_keys_ops_together() -> Result<()> {
     let s = PgStore::new(PgConfig::default())?; // pool_size 4, never connected
@@ -386,8 +444,9 @@ fn a_batch_splits_over_idle_connections_keeping_each_keys_ops_together() -> Resu
     let mut seen = 0;
     for (idx, _) in &parts {
         assert!(
-            idx.windows(2).all(|w| w[0] < w[1]),
-            "call order within a part"
+            idx.windows(2)
+                .all(|w| (&keys[w[0]], w[0]) < (&keys[w[1]], w[1])),
+            "key order, then call order, within a part"
         );
         for &i in idx {
             // both calls on key i % 16 are in this part
