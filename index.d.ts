@@ -553,6 +553,12 @@ export interface PostgresStoreOptions {
  * `ERR_STORE_UNAVAILABLE` (refused / dropped / server restarting), `ERR_STORE_TIMEOUT`,
  * `ERR_STORE` (the server rejected a statement), `ERR_STORE_CLOSED`, `ERR_INVALID_ARG`
  * (TypeError, before any query).
+ *
+ * A {@link createSnapshotStore} over it is a `WorkflowLock` (lease rows in the same table,
+ * judged by the server's clock), and its `save(id)` / `delete(id)` of an id whose lease it
+ * holds are fenced: ONE statement locks the lease row (`FOR UPDATE`), checks the token and
+ * the expiry, and writes the snapshot row only then; otherwise `ERR_LEASE_LOST`, nothing
+ * written. No extra round trip.
  */
 export interface PostgresStore extends KeyValueStore {
   /** Connect now if needed (creating the schema on first use) and run an empty query. */
