@@ -42,14 +42,24 @@ impl Statements {
         c: &Client,
         t: &StatementText,
     ) -> std::result::Result<Self, tokio_postgres::Error> {
-        let (get, set, delete, exists, keys) = tokio::try_join!(
+        let (
+            get,
+            set,
+            delete,
+            exists,
+            keys,
+            acquire,
+            release,
+            renew,
+            fenced_set,
+            fenced_delete,
+            delete_many,
+        ) = tokio::try_join!(
             c.prepare(&t.get),
             c.prepare(&t.set),
             c.prepare(&t.delete),
             c.prepare(&t.exists),
             c.prepare(&t.keys),
-        )?;
-        let (acquire, release, renew, fenced_set, fenced_delete, delete_many) = tokio::try_join!(
             c.prepare(&t.acquire),
             c.prepare(&t.release),
             c.prepare(&t.renew),

@@ -195,28 +195,57 @@ async fn leases_take_release_renew_and_expire() -> Result<()> {
     drop_schema(&s).await
 }
 
+/// The lease of snapshot `px` (row `p\0lease:x`) and the ops of the fenced
+/// tests on it.
+struct Fence {
+    key: Vec<u8>,
+    state: Vec<u8>,
+}
+
+impl Fence {
+    fn new() -> Self {
+        Fence {
+            key: b"p\0lease:x".to_vec(),
+            state: b"px".to_vec(),
+        }
+    }
+    fn acquire(token: &str, ttl_ms: u64) -> LeaseOp {
+        let f = Fence::new();
+        LeaseOp::Acquire {
+            key: f.key,
+            token: token.into(),
+            ttl_ms,
+        }
+    }
+    fn set(token: &str, value: &str) -> LeaseOp {
+        let f = Fence::new();
+        LeaseOp::FencedSet {
+            key: f.key,
+            token: token.into(),
+            state: f.state,
+            value: value.as_bytes().to_vec(),
+        }
+    }
+    fn delete(token: &str) -> LeaseOp {
+        let f = Fence::new();
+        LeaseOp::FencedDelete {
+            key: f.key,
+            token: token.into(),
+            state: f.state,
+        }
+    }
+}
+
+/// A fenced write refused.
+fn lost(r: &Result<bool>) -> bool {
+    matches!(r, Err(PersistError::LeaseLost(_)))
+}
+
 #[tokio::test]
 async fn fenced_writes_land_only_while_the_lease_is_the_writers() -> Result<()> {
     let s = store("fence")?;
-    let k = b"p\0lease:x".to_vec();
-    let state = b"px".to_vec();
-    let acq = |t: &str, ms| LeaseOp::Acquire {
-        key: k.clone(),
-        token: t.into(),
-        ttl_ms: ms,
-    };
-    let set = |t: &str, v: &str| LeaseOp::FencedSet {
-        key: k.clone(),
-        token: t.into(),
-        state: state.clone(),
-        value: v.as_bytes().to_vec(),
-    };
-    let del = |t: &str| LeaseOp::FencedDelete {
-        key: k.clone(),
-        token: t.into(),
-        state: state.clone(),
-    };
-    let lost = |r: &Result<bool>| matches!(r, Err(PersistError::LeaseLost(_)));
+    let state = Fence::new().state;
+    let (acq, set, del) = (Fence::acquire, Fence::set, Fence::delete);
     let get = || async {
         s.exec(&[Op::Get(state.clone())])
             .await
@@ -267,25 +296,8 @@ async fn fenced_writes_land_only_while_the_lease_is_the_writers() -> Result<()> 
 async fn fenced_writes_against_a_concurrent_takeover() -> Result<()> {
     let s = store("fence_race")?;
     let table = s.config().qualified_table();
-    let k = b"p\0lease:x".to_vec();
-    let state = b"px".to_vec();
-    let acq = |t: &str, ms| LeaseOp::Acquire {
-        key: k.clone(),
-        token: t.into(),
-        ttl_ms: ms,
-    };
-    let set = |t: &str, v: &str| LeaseOp::FencedSet {
-        key: k.clone(),
-        token: t.into(),
-        state: state.clone(),
-        value: v.as_bytes().to_vec(),
-    };
-    let del = |t: &str| LeaseOp::FencedDelete {
-        key: k.clone(),
-        token: t.into(),
-        state: state.clone(),
-    };
-    let lost = |r: &Result<bool>| matches!(r, Err(PersistError::LeaseLost(_)));
+    let Fence { key: k, state } = Fence::new();
+    let (acq, set, del) = (Fence::acquire, Fence::set, Fence::delete);
     let value = || async {
         let r = s.exec(&[Op::Get(state.clone())]).await?;
         Ok::<_, PersistError>(match &r[0] {
