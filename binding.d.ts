@@ -118,7 +118,7 @@ export declare class NativePostgresStore {
  * `&self` then read freed memory: the crash of issue 9).
  */
 export declare class NativeRedisStore {
-  constructor(url: string, connectTimeoutMs: number, commandTimeoutMs: number, tlsCa?: string | undefined | null, tlsCert?: string | undefined | null, tlsKey?: string | undefined | null, clusterNodes?: Array<string> | undefined | null, waitReplicas?: number | undefined | null, transport?: string | undefined | null)
+  constructor(url: string, connectTimeoutMs: number, commandTimeoutMs: number, tlsCa?: string | undefined | null, tlsCert?: string | undefined | null, tlsKey?: string | undefined | null, tlsServername?: string | undefined | null, tlsRejectUnauthorized?: boolean | undefined | null, clusterNodes?: Array<string> | undefined | null, waitReplicas?: number | undefined | null, transport?: string | undefined | null)
   /**
    * Where this store's calls run: `'direct'`, on the JS thread's own
    * socket (one server, with `transport: 'auto'`, in a Node whose libuv
@@ -387,11 +387,13 @@ export interface PostgresOptions {
   connectTimeout: number
   commandTimeout: number
   sweepInterval: number
-  /** TLS required (with the PEM material below, each optional). */
+  /** TLS required (with the settings below, each optional). */
   tls: boolean
   tlsCa?: string
   tlsCert?: string
   tlsKey?: string
+  tlsServername?: string
+  tlsRejectUnauthorized?: boolean
 }
 
 /**

@@ -427,8 +427,31 @@ export interface KeyValueStore {
   keys(pattern: string): Promise<string[]>
 }
 
+/**
+ * TLS settings of the Redis and PostgreSQL stores, named as Node's `tls.connect` names them.
+ * Checked at creation: `ca` must hold at least one certificate usable as a trust anchor,
+ * `cert` at least one certificate, `key` a usable private key belonging to `cert`, and
+ * `servername` must be a DNS name or IP address; else a TypeError (`ERR_INVALID_ARG`)
+ * naming the field. Unknown fields are refused too.
+ */
+export interface TlsOptions {
+  /** PEM: the CA(s) to trust. Default: the web PKI roots (Mozilla's, built in). */
+  ca?: string
+  /** PEM: a client certificate chain for mutual TLS, with `key`. */
+  cert?: string
+  /** PEM: the private key of `cert` (PKCS#1, PKCS#8 or SEC1). */
+  key?: string
+  /** The name sent (SNI) and that the server's certificate must hold. Default: the host connected to. */
+  servername?: string
+  /**
+   * `false`: accept any server certificate (neither its chain nor its name is checked; the
+   * handshake is still signed by it). For test servers only. Default `true`.
+   */
+  rejectUnauthorized?: boolean
+}
+
 export interface RedisStoreOptions {
-  /** `redis://[user:pass@]host:port[/db]`, `unix:/path` or `redis+unix:`. `rediss://` only in builds with the `redis-tls` feature. Default `redis://127.0.0.1:6379`. */
+  /** `redis://[user:pass@]host:port[/db]`, `rediss://` (TLS, see `tls`; `rediss://…#insecure` is `rejectUnauthorized: false`), `unix:/path` or `redis+unix:`. Default `redis://127.0.0.1:6379`. */
   url?: string
   /** Max ms to obtain a connection (connect, handshake, or wait for another call's attempt). Default 5000. */
   connectTimeout?: number
@@ -437,13 +460,10 @@ export interface RedisStoreOptions {
   /** Max calls per pipeline; the calls of one tick are split into pipelines of this size. Default 64. */
   maxBatch?: number
   /**
-   * For `rediss://`: PEM strings of the CA to trust, and a client certificate and key for
-   * mutual TLS. Default: the web PKI roots, no client certificate. Checked at creation:
-   * `ca` must hold at least one certificate usable as a trust anchor, `cert` at least one
-   * certificate, `key` a usable private key belonging to `cert`; else a TypeError
-   * (`ERR_INVALID_ARG`) naming `tls.ca`, `tls.cert` or `tls.key`.
+   * For `rediss://` (one server or every cluster node; both transports): the CA to trust, a
+   * client certificate, `servername`, `rejectUnauthorized` ({@link TlsOptions}).
    */
-  tls?: { ca?: string; cert?: string; key?: string }
+  tls?: TlsOptions
   /**
    * Redis Cluster instead of one server (not together with `url`): seed nodes as
    * `redis://host:port` (or all `rediss://`); the rest of the cluster is discovered.
@@ -540,10 +560,11 @@ export interface PostgresStoreOptions {
   /** Max calls per pipeline; the calls of one tick are split into batches of this size. Default 64. */
   maxBatch?: number
   /**
-   * TLS required: `true` (the web PKI roots) or PEM strings `{ ca, cert, key }` (`cert` with `key`:
-   * client certificate). Without it, TLS is used only if `connectionString` says `sslmode=require`.
+   * TLS required: `true` (the web PKI roots) or {@link TlsOptions} (`cert` with `key`: client
+   * certificate). Without it, TLS is used only if `connectionString` says `sslmode=require`,
+   * `verify-ca` or `verify-full` (all three verify the server's chain and name here).
    */
-  tls?: boolean | { ca?: string; cert?: string; key?: string }
+  tls?: boolean | TlsOptions
 }
 
 /**

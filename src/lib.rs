@@ -6,7 +6,8 @@
 //! `redis/`, `postgres/`, `file/`, `cache/` (the memory LRU), `state/` (resume-state
 //! documents), `ownership/` (which store keys a cache may clear). Shared: `error` (+ `boundary`, what the napi bindings share:
 //! its JS mapping, JS text, lease results, test hooks), `json_string`, `glob`
-//! (+ `glob_binding`), `wtf8`, `runtime`.
+//! (+ `glob_binding`), `wtf8`, `runtime`, `tls` (the
+//! TLS client settings of the Redis and PostgreSQL stores).
 
 #![deny(clippy::unwrap_used)]
 // a panic in a sync napi function would abort the user's process: outside
@@ -26,6 +27,7 @@ pub mod postgres;
 pub mod redis;
 mod runtime;
 pub mod state;
+pub mod tls;
 pub mod token;
 pub mod wtf8;
 

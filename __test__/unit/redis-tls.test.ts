@@ -20,7 +20,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'kv-tls-'))
   ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=test-ca', '-keyout', 'ca.key', '-out', 'ca.pem')
   ossl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'srv.key', '-out', 'srv.csr')
-  require('node:fs').writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n')
+  require('node:fs').writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,DNS:redis.internal\n')
   ossl('x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'srv.pem')
   port = await sparePort()
   child = spawn(
@@ -124,6 +124,67 @@ describe('native Redis store over TLS (rediss://)', () => {
 
   it('tls options without rediss:// are a TypeError', () => {
     expect(() => createRedisStore({ url: 'redis://127.0.0.1:1', tls: { ca: 'x' } })).toThrow(TypeError)
+    expect(() => createRedisStore({ url: 'redis://127.0.0.1:1', tls: { rejectUnauthorized: false } })).toThrow(TypeError)
+  })
+
+  // The server's certificate names localhost and redis.internal, not 127.0.0.1.
+  for (const transport of ['direct', 'tokio'] as const) {
+    const ca = () => readFileSync(join(dir, 'ca.pem'), 'utf8')
+    const attempt = async (url: string, tls: object) => {
+      const store = createRedisStore(withTransport(transport, { url, tls, connectTimeout: 2000 }))
+      expect(store.transport).toBe(transport)
+      try {
+        await store.set(`sni:${transport}`, 'v')
+        return (await store.get(`sni:${transport}`)) as string
+      } catch (e: any) {
+        return e
+      } finally {
+        await store.close()
+      }
+    }
+
+    it(`tls.servername: the name sent and verified in place of the host (${transport} transport)`, async () => {
+      const byIp = await attempt(`rediss://127.0.0.1:${port}`, { ca: ca() })
+      expect(byIp.code).toBe('ERR_STORE_UNAVAILABLE')
+      expect(byIp.message).toMatch(/certificate/i)
+      expect(await attempt(`rediss://127.0.0.1:${port}`, { ca: ca(), servername: 'redis.internal' })).toBe('v')
+      const wrongName = await attempt(`rediss://localhost:${port}`, { ca: ca(), servername: 'other.internal' })
+      expect(wrongName.code).toBe('ERR_STORE_UNAVAILABLE')
+      expect(wrongName.message).toMatch(/certificate/i)
+    })
+
+    it(`tls.rejectUnauthorized: false (or rediss://…#insecure) accepts a certificate no CA given vouches for (${transport} transport)`, async () => {
+      const refused = await attempt(`rediss://127.0.0.1:${port}`, {})
+      expect(refused.code).toBe('ERR_STORE_UNAVAILABLE')
+      expect(await attempt(`rediss://127.0.0.1:${port}`, { rejectUnauthorized: false })).toBe('v')
+      expect(await attempt(`rediss://127.0.0.1:${port}/#insecure`, {})).toBe('v')
+      // a client certificate still goes with it
+      const pem = (f: string) => readFileSync(join(dir, f), 'utf8')
+      expect(await attempt(`rediss://localhost:${port}`, { rejectUnauthorized: false, cert: pem('srv.pem'), key: pem('srv.key') })).toBe('v')
+    })
+  }
+
+  it('tls options of the wrong type, or unknown, are a TypeError ERR_INVALID_ARG naming the field', () => {
+    const url = `rediss://localhost:${port}`
+    for (const [tls, message] of [
+      [{ servername: '' }, /^createRedisStore: tls\.servername must be a non-empty string/],
+      [{ servername: 42 }, /^createRedisStore: tls\.servername must be a non-empty string/],
+      [{ servername: 'not a name' }, /^createRedisStore: tls\.servername: "not a name" is not a DNS name or IP address/],
+      [{ rejectUnauthorized: 'no' }, /^createRedisStore: tls\.rejectUnauthorized must be a boolean/],
+      [{ ca: Buffer.from('x') }, /^createRedisStore: tls\.ca must be a PEM string/],
+      [{ cafile: '/etc/ca.pem' }, /^createRedisStore: tls\.cafile is not an option/],
+      [[], /^createRedisStore: tls must be an object/],
+    ] as const) {
+      let e: any = null
+      try {
+        createRedisStore({ url, tls })
+      } catch (x) {
+        e = x
+      }
+      expect(e, JSON.stringify(tls)).toBeInstanceOf(TypeError)
+      expect(e.code).toBe('ERR_INVALID_ARG')
+      expect(e.message).toMatch(message)
+    }
   })
 
   // Bad PEM material is a TypeError naming the option when the store is

@@ -63,4 +63,32 @@ function storeTtl(options) {
   return options.ttl === null ? 0 : wholeSecondsTtl('set: ttl', options.ttl)
 }
 
-module.exports = { describe, checkString, checkKey, checkPrefix, wholeSecondsTtl, storeTtl }
+const TLS_FIELDS = ['ca', 'cert', 'key', 'servername', 'rejectUnauthorized']
+
+/**
+ * The `tls` option of a store (`fn`: its factory, for messages), as Node's
+ * tls.connect names them: { ca, cert, key } PEM strings, servername (the
+ * name sent and verified instead of the host), rejectUnauthorized (false:
+ * any server certificate). The PEM text itself is checked in Rust.
+ * @param {string} fn
+ * @param {Record<string, unknown>} tls an object (the caller checked)
+ * @returns {{ ca?: string, cert?: string, key?: string, servername?: string, rejectUnauthorized?: boolean }}
+ */
+function tlsSettings(fn, tls) {
+  for (const f of Object.keys(tls)) {
+    if (!TLS_FIELDS.includes(f)) throw invalidArg(`${fn}: tls.${f} is not an option (tls takes { ${TLS_FIELDS.join(', ')} })`)
+  }
+  for (const f of ['ca', 'cert', 'key']) {
+    if (tls[f] !== undefined && typeof tls[f] !== 'string')
+      throw invalidArg(`${fn}: tls.${f} must be a PEM string, got ${describe(tls[f])}`)
+  }
+  if (tls.servername !== undefined && (typeof tls.servername !== 'string' || tls.servername === '')) {
+    throw invalidArg(`${fn}: tls.servername must be a non-empty string (a DNS name or IP address), got ${describe(tls.servername)}`)
+  }
+  if (tls.rejectUnauthorized !== undefined && typeof tls.rejectUnauthorized !== 'boolean') {
+    throw invalidArg(`${fn}: tls.rejectUnauthorized must be a boolean, got ${describe(tls.rejectUnauthorized)}`)
+  }
+  return /** @type {any} */ (tls)
+}
+
+module.exports = { describe, checkString, checkKey, checkPrefix, wholeSecondsTtl, storeTtl, tlsSettings }

@@ -11,7 +11,7 @@
 
 const { binding, fromNative } = require('../internal/binding.js')
 const { invalidArg, storeClosed } = require('../internal/errors.js')
-const { describe } = require('../internal/validate.js')
+const { describe, tlsSettings } = require('../internal/validate.js')
 const { OP } = require('../internal/codes.js')
 const { TickBatcher, settleAll } = require('../internal/tick-batcher.js')
 const { leaseCalls } = require('./leases.js')
@@ -83,25 +83,23 @@ function stringOption(options, name, empty = false) {
 }
 
 /**
- * The `tls` option: true, or PEM strings { ca, cert, key }.
+ * The `tls` option: true, or { ca, cert, key, servername, rejectUnauthorized }.
  * @param {unknown} tls
  */
 function tlsOption(tls) {
   if (tls === undefined || tls === false) return { tls: false }
   if (tls === true) return { tls: true }
   if (tls === null || typeof tls !== 'object' || Array.isArray(tls)) {
-    throw invalidArg('createPostgresStore: tls must be true or an object like { ca, cert, key } (PEM strings)')
+    throw invalidArg('createPostgresStore: tls must be true or an object like { ca, cert, key, servername, rejectUnauthorized }')
   }
-  const t = /** @type {Record<string, unknown>} */ (tls)
-  for (const f of Object.keys(t)) {
-    if (!['ca', 'cert', 'key'].includes(f)) throw invalidArg(`createPostgresStore: tls.${f} is not an option (tls takes { ca, cert, key })`)
-    if (t[f] !== undefined && typeof t[f] !== 'string') throw invalidArg(`createPostgresStore: tls.${f} must be a PEM string`)
-  }
+  const t = tlsSettings('createPostgresStore', /** @type {Record<string, unknown>} */ (tls))
   return {
     tls: true,
-    tlsCa: /** @type {string | undefined} */ (t.ca),
-    tlsCert: /** @type {string | undefined} */ (t.cert),
-    tlsKey: /** @type {string | undefined} */ (t.key),
+    tlsCa: t.ca,
+    tlsCert: t.cert,
+    tlsKey: t.key,
+    tlsServername: t.servername,
+    tlsRejectUnauthorized: t.rejectUnauthorized,
   }
 }
 

@@ -9,7 +9,7 @@
 
 const { binding, fromNative } = require('../internal/binding.js')
 const { invalidArg, storeClosed } = require('../internal/errors.js')
-const { describe } = require('../internal/validate.js')
+const { describe, tlsSettings } = require('../internal/validate.js')
 const { OP } = require('../internal/codes.js')
 const { TickBatcher, settleAll } = require('../internal/tick-batcher.js')
 const { leaseCalls } = require('./leases.js')
@@ -267,11 +267,11 @@ function createRedisStore(options = {}) {
   if (typeof waitReplicas !== 'number' || !Number.isInteger(waitReplicas) || waitReplicas < 0 || waitReplicas > 1000) {
     throw invalidArg(`createRedisStore: waitReplicas must be a whole number of replicas (0 = off), got ${String(waitReplicas)}`)
   }
-  const tls = options.tls === undefined || options.tls === null ? {} : options.tls
-  if (typeof tls !== 'object') throw invalidArg('createRedisStore: tls must be an object like { ca, cert, key } (PEM strings)')
-  for (const f of ['ca', 'cert', 'key']) {
-    if (tls[f] !== undefined && typeof tls[f] !== 'string') throw invalidArg(`createRedisStore: tls.${f} must be a PEM string`)
+  const tlsOpt = options.tls === undefined || options.tls === null ? {} : options.tls
+  if (typeof tlsOpt !== 'object' || Array.isArray(tlsOpt)) {
+    throw invalidArg('createRedisStore: tls must be an object like { ca, cert, key, servername, rejectUnauthorized }')
   }
+  const tls = tlsSettings('createRedisStore', tlsOpt)
   const native = new binding.NativeRedisStore(
     url,
     connectTimeout,
@@ -279,6 +279,8 @@ function createRedisStore(options = {}) {
     tls.ca,
     tls.cert,
     tls.key,
+    tls.servername,
+    tls.rejectUnauthorized,
     clusterNodes,
     waitReplicas,
     transport === 'auto' && !HOST_IS_NODE ? 'tokio' : transport,

@@ -15,10 +15,11 @@ use crate::boundary::js_error::{self, guarded};
 use crate::boundary::lease::{decode_leases, lease_out, lease_rows, LeaseOut};
 use crate::boundary::text::js_text;
 use crate::error::PersistError;
-use crate::postgres::config::{PgConfig, TlsMaterial};
+use crate::postgres::config::PgConfig;
 use crate::postgres::sql::lease_key;
 use crate::postgres::store::PgStore;
 use crate::redis::results::{encode_results, Encoded};
+use crate::tls::TlsOptions;
 use crate::wtf8;
 
 /// The options of createPostgresStore, checked in JS for type and range.
@@ -36,11 +37,13 @@ pub struct PostgresOptions {
     pub connect_timeout: u32,
     pub command_timeout: u32,
     pub sweep_interval: u32,
-    /// TLS required (with the PEM material below, each optional).
+    /// TLS required (with the settings below, each optional).
     pub tls: bool,
     pub tls_ca: Option<String>,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
+    pub tls_servername: Option<String>,
+    pub tls_reject_unauthorized: Option<bool>,
 }
 
 /// Every async method clones the core into a `'static` future: a call never
@@ -76,10 +79,12 @@ impl NativePostgresStore {
                 connect_timeout_ms: u64::from(o.connect_timeout),
                 command_timeout_ms: u64::from(o.command_timeout),
                 sweep_interval_ms: u64::from(o.sweep_interval),
-                tls: o.tls.then_some(TlsMaterial {
+                tls: o.tls.then_some(TlsOptions {
                     ca: o.tls_ca,
                     cert: o.tls_cert,
                     key: o.tls_key,
+                    servername: o.tls_servername,
+                    reject_unauthorized: o.tls_reject_unauthorized.unwrap_or(true),
                 }),
             })
         })

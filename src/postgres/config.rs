@@ -6,21 +6,12 @@
 use std::time::Duration;
 
 use crate::error::{PersistError, Result};
+use crate::tls::TlsOptions;
 
 /// The longest table name: the expiry index is named `<table>_expires_at`,
 /// and PostgreSQL cuts identifiers at 63 bytes.
 pub const MAX_TABLE_LEN: usize = 52;
 pub const MAX_SCHEMA_LEN: usize = 63;
-
-/// `tls` of createPostgresStore: PEM strings, each optional.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TlsMaterial {
-    /// Trusted roots (else the webpki roots).
-    pub ca: Option<String>,
-    /// Client certificate chain and its key, for certificate authentication.
-    pub cert: Option<String>,
-    pub key: Option<String>,
-}
 
 #[derive(Debug, Clone)]
 pub struct PgConfig {
@@ -39,8 +30,8 @@ pub struct PgConfig {
     pub command_timeout_ms: u64,
     /// How often expired rows are deleted (in batches of [`SWEEP_BATCH`]).
     pub sweep_interval_ms: u64,
-    /// Some: TLS required, with this material.
-    pub tls: Option<TlsMaterial>,
+    /// Some: TLS required, with these settings.
+    pub tls: Option<TlsOptions>,
 }
 
 /// Rows deleted per statement by the sweep of expired rows.
@@ -104,7 +95,7 @@ impl PgConfig {
         }
         self.client_config()?;
         if let Some(tls) = &self.tls {
-            check_tls_material(tls)?;
+            tls.check("createPostgresStore")?;
         }
         Ok(())
     }
@@ -127,7 +118,7 @@ impl PgConfig {
     /// The client settings: the connection string, then the fields.
     pub fn client_config(&self) -> Result<tokio_postgres::Config> {
         let mut c = match &self.connection_string {
-            Some(s) => s.parse::<tokio_postgres::Config>().map_err(|e| {
+            Some(s) => with_verified_sslmode(s).parse::<tokio_postgres::Config>().map_err(|e| {
                 PersistError::InvalidArgument(format!(
                     "createPostgresStore: connectionString is not a PostgreSQL connection string: {e}"
                 ))
@@ -182,67 +173,18 @@ impl PgConfig {
     }
 }
 
-#[cfg(feature = "postgres-tls")]
-fn check_tls_material(tls: &TlsMaterial) -> Result<()> {
-    rustls_config(tls).map(|_| ())
-}
-
-#[cfg(not(feature = "postgres-tls"))]
-fn check_tls_material(_tls: &TlsMaterial) -> Result<()> {
-    Err(PersistError::InvalidArgument(
-        "createPostgresStore: this build has no TLS (feature postgres-tls)".into(),
-    ))
-}
-
-/// The rustls client settings for `tls`: its CA (else the webpki roots),
-/// and its client certificate when given. Bad PEM is an ERR_INVALID_ARG
-/// naming the field.
-#[cfg(feature = "postgres-tls")]
-pub fn rustls_config(tls: &TlsMaterial) -> Result<rustls::ClientConfig> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let bad = |field: &str, why: &str| {
-        PersistError::InvalidArgument(format!("createPostgresStore: tls.{field}: {why}"))
-    };
-    let certs = |field: &str, pem: &str| -> Result<Vec<CertificateDer<'static>>> {
-        let list = CertificateDer::pem_slice_iter(pem.as_bytes())
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| bad(field, &format!("not PEM certificates: {e}")))?;
-        if list.is_empty() {
-            return Err(bad(field, "holds no PEM certificate"));
+/// libpq's `sslmode=verify-full` and `sslmode=verify-ca` as `require`,
+/// which tokio-postgres parses: every TLS connection of ours verifies the
+/// server's chain and name (unless `tls.rejectUnauthorized` is false), so
+/// both ask for what `require` does here.
+fn with_verified_sslmode(conn: &str) -> std::borrow::Cow<'_, str> {
+    let mut out = std::borrow::Cow::Borrowed(conn);
+    for mode in ["sslmode=verify-full", "sslmode=verify-ca"] {
+        if out.contains(mode) {
+            out = std::borrow::Cow::Owned(out.replace(mode, "sslmode=require"));
         }
-        Ok(list)
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    match &tls.ca {
-        Some(ca) => {
-            for c in certs("ca", ca)? {
-                roots
-                    .add(c)
-                    .map_err(|e| bad("ca", &format!("not a usable CA certificate: {e}")))?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| PersistError::Internal(format!("rustls: {e}")))?
-        .with_root_certificates(roots);
-    match (&tls.cert, &tls.key) {
-        (Some(cert), Some(key)) => {
-            let chain = certs("cert", cert)?;
-            let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
-                .map_err(|e| bad("key", &format!("not a PEM private key: {e}")))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| bad("key", &format!("{e}")))
-        }
-        (None, None) => Ok(builder.with_no_client_auth()),
-        _ => Err(PersistError::InvalidArgument(
-            "createPostgresStore: tls.cert and tls.key go together".into(),
-        )),
-    }
+    out
 }
 
 #[cfg(test)]
@@ -327,25 +269,19 @@ mod tests {
         assert_eq!(a.schema_lock_key(), PgConfig::default().schema_lock_key());
     }
 
-    #[cfg(feature = "postgres-tls")]
     #[test]
-    fn bad_tls_material_names_its_field() {
-        let e = rustls_config(&TlsMaterial {
-            ca: Some("garbage".into()),
-            ..TlsMaterial::default()
-        })
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-        assert!(e.contains("tls.ca"), "{e}");
-        assert!(rustls_config(&TlsMaterial::default()).is_ok());
-        let e = rustls_config(&TlsMaterial {
-            cert: Some("x".into()),
-            ..TlsMaterial::default()
-        })
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-        assert!(e.contains("go together"), "{e}");
+    fn libpq_verify_sslmodes_mean_tls() -> Result<()> {
+        for conn in [
+            "postgres://u@h/db?sslmode=verify-full",
+            "postgres://u@h/db?sslmode=verify-ca",
+            "host=h user=u sslmode=verify-full",
+        ] {
+            let c = PgConfig {
+                connection_string: Some(conn.into()),
+                ..PgConfig::default()
+            };
+            assert!(c.wants_tls()?, "{conn}");
+        }
+        Ok(())
     }
 }

@@ -216,21 +216,17 @@ impl Pool {
         Ok(client)
     }
 
-    #[cfg(feature = "postgres-tls")]
     async fn open_tls(&self, cfg: &tokio_postgres::Config) -> Result<Client> {
-        let material = self.cfg.tls.clone().unwrap_or_default();
-        let tls =
-            tokio_postgres_rustls::MakeRustlsConnect::new(super::config::rustls_config(&material)?);
+        let options = self.cfg.tls.clone().unwrap_or_default();
+        let tls = Named {
+            servername: options.servername.clone(),
+            inner: tokio_postgres_rustls::MakeRustlsConnect::new(
+                options.client_config("createPostgresStore")?,
+            ),
+        };
         let (client, conn) = cfg.connect(tls).await.map_err(|e| classify(&e))?;
         tokio::spawn(conn);
         Ok(client)
-    }
-
-    #[cfg(not(feature = "postgres-tls"))]
-    async fn open_tls(&self, _cfg: &tokio_postgres::Config) -> Result<Client> {
-        Err(PersistError::InvalidArgument(
-            "createPostgresStore: this build has no TLS (feature postgres-tls)".into(),
-        ))
     }
 
     /// The next slot's connection, opened (with the schema checked and the
@@ -351,5 +347,30 @@ impl Pool {
                 Err(PersistError::Timeout(self.cfg.command_timeout_ms))
             }
         }
+    }
+}
+
+/// rustls over the connection, verifying `tls.servername` when set, else
+/// the host connected to.
+struct Named {
+    servername: Option<String>,
+    inner: tokio_postgres_rustls::MakeRustlsConnect,
+}
+
+impl<S> tokio_postgres::tls::MakeTlsConnect<S> for Named
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::Stream;
+    type TlsConnect = <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::TlsConnect;
+    type Error =
+        <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::Error;
+
+    fn make_tls_connect(
+        &mut self,
+        host: &str,
+    ) -> std::result::Result<Self::TlsConnect, Self::Error> {
+        let name = self.servername.as_deref().unwrap_or(host);
+        tokio_postgres::tls::MakeTlsConnect::<S>::make_tls_connect(&mut self.inner, name)
     }
 }

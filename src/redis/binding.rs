@@ -18,6 +18,7 @@ use crate::redis::config::RedisConfig;
 use crate::redis::lease::{lease_exec, lease_id, lease_key, lease_ttls};
 use crate::redis::results::{encode_results, Encoded};
 use crate::redis::store::RedisStore;
+use crate::tls::TlsOptions;
 use crate::wtf8;
 
 /// The store's core is shared with every call in flight: each method clones
@@ -54,6 +55,8 @@ impl NativeRedisStore {
         tls_ca: Option<String>,
         tls_cert: Option<String>,
         tls_key: Option<String>,
+        tls_servername: Option<String>,
+        tls_reject_unauthorized: Option<bool>,
         cluster_nodes: Option<Vec<String>>,
         wait_replicas: Option<u32>,
         transport: Option<String>,
@@ -77,9 +80,13 @@ impl NativeRedisStore {
                 wait_replicas: wait_replicas.unwrap_or(0),
                 connect_timeout_ms: u64::from(connect_timeout_ms),
                 command_timeout_ms: u64::from(command_timeout_ms),
-                tls_ca,
-                tls_cert,
-                tls_key,
+                tls: TlsOptions {
+                    ca: tls_ca,
+                    cert: tls_cert,
+                    key: tls_key,
+                    servername: tls_servername,
+                    reject_unauthorized: tls_reject_unauthorized.unwrap_or(true),
+                },
             })
         })
         .and_then(|core| {

@@ -1,6 +1,8 @@
 //! The Redis store's options ([`RedisConfig`]), as the binding passes them
 //! on after the JS glue checked their types and ranges.
 
+use crate::tls::TlsOptions;
+
 /// Options of [`RedisStore::new`].
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
@@ -16,11 +18,9 @@ pub struct RedisConfig {
     pub connect_timeout_ms: u64,
     /// Upper bound for one command / pipeline once connected, ms.
     pub command_timeout_ms: u64,
-    /// TLS material (PEM) for `rediss://`: a CA to trust instead of the
-    /// system roots, and a client certificate + key for mutual TLS.
-    pub tls_ca: Option<String>,
-    pub tls_cert: Option<String>,
-    pub tls_key: Option<String>,
+    /// The `tls` options of `rediss://` (CA, client certificate, servername,
+    /// rejectUnauthorized).
+    pub tls: TlsOptions,
 }
 
 impl Default for RedisConfig {
@@ -31,9 +31,7 @@ impl Default for RedisConfig {
             wait_replicas: 0,
             connect_timeout_ms: 5000,
             command_timeout_ms: 5000,
-            tls_ca: None,
-            tls_cert: None,
-            tls_key: None,
+            tls: TlsOptions::default(),
         }
     }
 }

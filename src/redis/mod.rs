@@ -2,9 +2,9 @@
 //! results, the trailing WAIT; `codes`: the numbers JS reads; `results`:
 //! results on their way to JS), the protocol state of a connection
 //! (`wire`), the calls made of several batches (`keys`: SCAN, clearing a
-//! prefix; `lease`: run leases), the tokio connections (`store`), the
-//! cluster's routing (`cluster`), the JS-thread socket (`direct`, libuv; `tls`: its TLS
-//! session) and the thin napi `binding`.
+//! prefix; `lease`: run leases), the tokio connections (`store`, opened by
+//! `tokio_conn`), the cluster's routing (`cluster`), the JS-thread socket
+//! (`direct`, libuv) and the thin napi `binding`. TLS settings: `crate::tls`.
 
 pub mod batch;
 pub(crate) mod binding;
@@ -18,6 +18,5 @@ pub mod keys;
 pub mod lease;
 pub mod results;
 pub mod store;
-#[cfg(feature = "redis-tls")]
-pub mod tls;
+pub mod tokio_conn;
 pub mod wire;

@@ -29,6 +29,8 @@ use crate::redis::cluster::slots::Node;
 use crate::redis::config::RedisConfig;
 use crate::redis::failure::{classify, outcome, Fail};
 use crate::redis::keys;
+use crate::redis::tokio_conn;
+use crate::tls::TlsOptions;
 
 /// The transport: one server, or a Redis Cluster ([`Cluster`]: our own
 /// routing over one connection per primary). One per store: the size of
@@ -65,7 +67,7 @@ fn ms(d: u64) -> Duration {
 impl RedisStore {
     /// Parse the URL (or the cluster nodes) and set up the store. Does not
     /// connect: the first call (or [`RedisStore::ping`]) does.
-    pub fn new(config: RedisConfig) -> Result<Self> {
+    pub fn new(mut config: RedisConfig) -> Result<Self> {
         let cluster = !config.cluster_nodes.is_empty();
         let urls: Vec<&str> = if cluster {
             config.cluster_nodes.iter().map(|u| u.trim()).collect()
@@ -74,11 +76,6 @@ impl RedisStore {
         };
         let field = if cluster { "cluster.nodes" } else { "url" };
         let tls = urls.iter().any(|u| u.starts_with("rediss://"));
-        if tls && !cfg!(feature = "redis-tls") {
-            return Err(PersistError::InvalidArgument(format!(
-                "createRedisStore: {field}: rediss:// (TLS) is not supported by this build"
-            )));
-        }
         if cluster && urls.iter().any(|u| u.starts_with("rediss://") != tls) {
             return Err(PersistError::InvalidArgument(
                 "createRedisStore: cluster.nodes: all redis:// or all rediss://, not both".into(),
@@ -89,17 +86,10 @@ impl RedisStore {
                 "createRedisStore: {field}: invalid Redis URL: {e}"
             ))
         };
-        let has_tls_material =
-            config.tls_ca.is_some() || config.tls_cert.is_some() || config.tls_key.is_some();
-        if has_tls_material && !tls {
+        if config.tls != TlsOptions::default() && !tls {
             return Err(PersistError::InvalidArgument(format!(
                 "createRedisStore: tls options need a rediss:// {field}"
             )));
-        }
-        if config.tls_cert.is_some() != config.tls_key.is_some() {
-            return Err(PersistError::InvalidArgument(
-                "createRedisStore: tls.cert and tls.key go together".into(),
-            ));
         }
         // TCP_NODELAY, as every Redis client sets it: pipelined writes must
         // not wait for the ACK of the previous one (Nagle).
@@ -115,7 +105,15 @@ impl RedisStore {
                     "createRedisStore: cluster.nodes: {u}: a cluster node is a redis:// or rediss:// address"
                 )));
             }
+            // `rediss://…#insecure` is `tls: { rejectUnauthorized: false }`
+            if let redis::ConnectionAddr::TcpTls { insecure: true, .. } = info.addr() {
+                config.tls.reject_unauthorized = false;
+            }
             infos.push(info.set_tcp_settings(nodelay.clone()));
+        }
+        if tls {
+            // the TLS options are checked now, not at the first call
+            config.tls.check("createRedisStore")?;
         }
         let transport = if cluster {
             let mut seeds = Vec::with_capacity(infos.len());
@@ -128,11 +126,6 @@ impl RedisStore {
             }
             // every node with the first seed's credentials and TLS
             let template = infos.remove(0);
-            if tls {
-                // the TLS material is checked now, not at the first call
-                Self::tls_client(template.clone(), &config)?;
-            }
-            let tls_config = config.clone();
             let make = move |node: &Node| {
                 let addr = match template.addr() {
                     redis::ConnectionAddr::TcpTls { insecure, .. } => {
@@ -145,12 +138,8 @@ impl RedisStore {
                     }
                     _ => redis::ConnectionAddr::Tcp(node.host.clone(), node.port),
                 };
-                let info = template.clone().set_addr(addr);
-                if tls {
-                    Self::tls_client(info, &tls_config)
-                } else {
-                    Client::open(info).map_err(|e| PersistError::Unavailable(e.to_string()))
-                }
+                Client::open(template.clone().set_addr(addr))
+                    .map_err(|e| PersistError::Unavailable(e.to_string()))
             };
             let wait = (config.wait_replicas > 0).then(|| Wait {
                 replicas: config.wait_replicas,
@@ -162,14 +151,10 @@ impl RedisStore {
                 config.connect_timeout_ms,
                 config.command_timeout_ms,
                 wait,
+                config.tls.clone(),
             ))
         } else {
-            let info = infos.remove(0);
-            Transport::Single(if tls {
-                Self::tls_client(info, &config)?
-            } else {
-                Client::open(info).map_err(bad_url)?
-            })
+            Transport::Single(Client::open(infos.remove(0)).map_err(bad_url)?)
         };
         Ok(RedisStore {
             inner: Arc::new(Inner {
@@ -183,34 +168,6 @@ impl RedisStore {
                 reconnects: AtomicU64::new(0),
             }),
         })
-    }
-
-    #[cfg(feature = "redis-tls")]
-    fn tls_certs(config: &RedisConfig) -> Result<redis::TlsCertificates> {
-        crate::redis::tls::check_material(config)?;
-        Ok(redis::TlsCertificates {
-            client_tls: match (&config.tls_cert, &config.tls_key) {
-                (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
-                    client_cert: c.as_bytes().to_vec(),
-                    client_key: k.as_bytes().to_vec(),
-                }),
-                _ => None,
-            },
-            root_cert: config.tls_ca.as_ref().map(|c| c.as_bytes().to_vec()),
-        })
-    }
-
-    #[cfg(feature = "redis-tls")]
-    fn tls_client(url: redis::ConnectionInfo, config: &RedisConfig) -> Result<Client> {
-        Client::build_with_tls(url, Self::tls_certs(config)?)
-            .map_err(|e| PersistError::InvalidArgument(format!("createRedisStore: tls: {e}")))
-    }
-
-    #[cfg(not(feature = "redis-tls"))]
-    fn tls_client(_url: redis::ConnectionInfo, _config: &RedisConfig) -> Result<Client> {
-        Err(PersistError::InvalidArgument(
-            "createRedisStore: rediss:// (TLS) is not supported by this build".into(),
-        ))
     }
 
     pub fn config(&self) -> &RedisConfig {
@@ -261,9 +218,7 @@ impl RedisStore {
                 let cfg = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(cto))
                     .set_response_timeout(None);
-                client
-                    .get_multiplexed_async_connection_with_config(&cfg)
-                    .await
+                tokio_conn::open(client, &self.inner.config.tls, &cfg).await
             }
             Transport::Cluster(_) => Err(RedisError::from((
                 redis::ErrorKind::Client,
@@ -326,13 +281,12 @@ impl RedisStore {
         match client {
             Some(c) => {
                 let info = c.get_connection_info();
-                let addr_ok = match info.addr() {
-                    redis::ConnectionAddr::Tcp(..) | redis::ConnectionAddr::Unix(..) => true,
-                    redis::ConnectionAddr::TcpTls { insecure, .. } => {
-                        cfg!(feature = "redis-tls") && !insecure
-                    }
-                    _ => false,
-                };
+                let addr_ok = matches!(
+                    info.addr(),
+                    redis::ConnectionAddr::Tcp(..)
+                        | redis::ConnectionAddr::TcpTls { .. }
+                        | redis::ConnectionAddr::Unix(..)
+                );
                 addr_ok && info.redis_settings().protocol() == redis::ProtocolVersion::RESP2
             }
             None => false,

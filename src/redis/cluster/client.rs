@@ -21,6 +21,8 @@ use super::slots::{key_slot, Node, SlotMap};
 use crate::error::{PersistError, Result};
 use crate::redis::batch::{op_cmd, op_key, settle, Exec, Op, OpResult, Wait, SCAN_COUNT};
 use crate::redis::failure::classify;
+use crate::redis::tokio_conn;
+use crate::tls::TlsOptions;
 
 /// Makes the client of one node (same credentials and TLS as the seeds).
 pub type NodeClient = Box<dyn Fn(&Node) -> Result<redis::Client> + std::marker::Send + Sync>;
@@ -40,6 +42,8 @@ struct Shared {
     command_timeout_ms: u64,
     /// The WAIT after durable writes.
     wait: Option<Wait>,
+    /// The `tls` options of `rediss://` nodes.
+    tls: TlsOptions,
     map: Mutex<SlotMap>,
     conns: Mutex<HashMap<Node, NodeConn>>,
     /// Serialises the reading of the first map.
@@ -76,6 +80,7 @@ impl Cluster {
         connect_timeout_ms: u64,
         command_timeout_ms: u64,
         wait: Option<Wait>,
+        tls: TlsOptions,
     ) -> Cluster {
         Cluster {
             sh: Arc::new(Shared {
@@ -84,6 +89,7 @@ impl Cluster {
                 connect_timeout_ms,
                 command_timeout_ms,
                 wait,
+                tls,
                 map: Mutex::new(SlotMap::default()),
                 conns: Mutex::new(HashMap::new()),
                 first_map: tokio::sync::Mutex::new(()),
@@ -169,11 +175,8 @@ impl Cluster {
         let cfg = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(ms(cto)))
             .set_response_timeout(None);
-        let opened = tokio::time::timeout_at(
-            until,
-            client.get_multiplexed_async_connection_with_config(&cfg),
-        )
-        .await;
+        let opened =
+            tokio::time::timeout_at(until, tokio_conn::open(&client, &self.sh.tls, &cfg)).await;
         match opened {
             Ok(Ok(c)) => {
                 if self.sh.closed.load(Ordering::SeqCst) {
@@ -596,7 +599,14 @@ mod tests {
             redis::Client::open(format!("redis://{n}"))
                 .map_err(|e| PersistError::Unavailable(e.to_string()))
         });
-        Cluster::new(vec![Node::new("127.0.0.1", seed)], make, 2000, 5000, None)
+        Cluster::new(
+            vec![Node::new("127.0.0.1", seed)],
+            make,
+            2000,
+            5000,
+            None,
+            TlsOptions::default(),
+        )
     }
 
     async fn id_of(port: u16) -> String {

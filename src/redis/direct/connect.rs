@@ -18,17 +18,12 @@ use crate::redis::store::{RedisStore, Transport};
 pub struct DirectSocket {
     pub fd: std::os::fd::OwnedFd,
     /// The TLS session of a `rediss://` store.
-    #[cfg(feature = "redis-tls")]
-    pub tls: Option<Box<crate::redis::tls::Session>>,
+    pub tls: Option<Box<crate::tls::Session>>,
 }
 
 impl DirectSocket {
     fn plain(fd: std::os::fd::OwnedFd) -> DirectSocket {
-        DirectSocket {
-            fd,
-            #[cfg(feature = "redis-tls")]
-            tls: None,
-        }
+        DirectSocket { fd, tls: None }
     }
 }
 
@@ -127,13 +122,17 @@ impl RedisStore {
                     handshake(&mut s, &hello, replies).await?;
                     DirectSocket::plain(s.into_std().map_err(refused)?.into())
                 }
-                #[cfg(feature = "redis-tls")]
                 redis::ConnectionAddr::TcpTls { host, port, .. } => {
                     let s = tokio::net::TcpStream::connect((host.as_str(), *port))
                         .await
                         .map_err(refused)?;
                     s.set_nodelay(true).map_err(refused)?;
-                    let mut s = crate::redis::tls::handshake(s, host, &self.inner.config).await?;
+                    let mut s = self
+                        .inner
+                        .config
+                        .tls
+                        .handshake("createRedisStore", s, host)
+                        .await?;
                     handshake(&mut s, &hello, replies).await?;
                     let (tcp, session) = s.into_inner();
                     DirectSocket {

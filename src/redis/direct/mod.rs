@@ -56,7 +56,6 @@ use env::{
 pub use jobs::Link;
 use jobs::{poll_jobs, push_job, Job, Owner, RawSlot};
 use sock::{closed_by_server, Sock};
-#[cfg(feature = "redis-tls")]
 use sock::{flush_tls, read_tls};
 pub use uv::available;
 use uv::{alloc_handle, free_handle, now_ms, uv, UV_POLL, UV_READABLE, UV_TIMER, UV_WRITABLE};
@@ -68,8 +67,7 @@ struct State {
     fd: Option<OwnedFd>,
     /// The TLS session of a `rediss://` connection: records in and out of
     /// the socket, plaintext in and out of `wire`.
-    #[cfg(feature = "redis-tls")]
-    tls: Option<Box<crate::redis::tls::Session>>,
+    tls: Option<Box<crate::tls::Session>>,
     wire: Wire<Owner>,
     /// Jobs waiting for a batch of theirs.
     jobs: Vec<Job>,
@@ -148,7 +146,6 @@ impl Direct {
         let cell = Rc::new(RefCell::new(State {
             env,
             fd: Some(socket.fd),
-            #[cfg(feature = "redis-tls")]
             tls: socket.tls,
             wire: Wire::new(wait),
             jobs: Vec::new(),
@@ -279,7 +276,6 @@ impl State {
                 "the connection was closed".into(),
             ));
         };
-        #[cfg(feature = "redis-tls")]
         if let Some(tls) = self.tls.as_deref_mut() {
             let blocked = flush_tls(tls, &mut self.wire, fd)?;
             self.watch_writes(blocked);
@@ -495,7 +491,6 @@ impl State {
         let Some(fd) = self.fd.as_ref().map(|f| f.as_raw_fd()) else {
             return Ok(());
         };
-        #[cfg(feature = "redis-tls")]
         if let Some(tls) = self.tls.as_deref_mut() {
             read_tls(tls, &mut self.wire, fd, done)?;
             // records to answer with (alerts, key updates): out at once

@@ -72,9 +72,8 @@ impl std::io::Write for Sock {
 
 /// Encrypt `wire`'s unwritten bytes and write the records to `fd` until
 /// everything is out (false) or the socket would block (true).
-#[cfg(feature = "redis-tls")]
 pub(super) fn flush_tls(
-    tls: &mut crate::redis::tls::Session,
+    tls: &mut crate::tls::Session,
     wire: &mut Wire<Owner>,
     fd: RawFd,
 ) -> Result<bool, PersistError> {
@@ -110,9 +109,8 @@ pub(super) fn flush_tls(
 
 /// Read records from `fd`, decrypt them, and hand the plaintext to `wire`:
 /// the batches it completes go to `done`.
-#[cfg(feature = "redis-tls")]
 pub(super) fn read_tls(
-    tls: &mut crate::redis::tls::Session,
+    tls: &mut crate::tls::Session,
     wire: &mut Wire<Owner>,
     fd: RawFd,
     done: &mut Vec<(Owner, Replies)>,
