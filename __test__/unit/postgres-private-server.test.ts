@@ -116,6 +116,39 @@ describe('createPostgresStore over TLS (a private server that refuses plain TCP)
     expect(e.message).toMatch(/pg_hba|no encryption|SSL off|rejects/i)
     await store.close()
   })
+
+  async function works(extra: object) {
+    const store = createPostgresStore(options({ schema: 'tls_opts', poolSize: 1, ...extra }))
+    try {
+      await store.set('k', 'v')
+      return await store.get('k')
+    } catch (e) {
+      return e as any
+    } finally {
+      await store.close()
+    }
+  }
+
+  it('tls.servername is the name verified in place of the host; a wrong one is refused', async () => {
+    // the certificate names localhost and 127.0.0.1, not db.internal
+    expect(await works({ tls: { ca, servername: 'localhost' } })).toBe('v')
+    const e = await works({ tls: { ca, servername: 'db.internal' } })
+    expect(e.code).toBe('ERR_STORE_UNAVAILABLE')
+    expect(e.message).toMatch(/certificate|NotValidForName/i)
+  })
+
+  it('tls.rejectUnauthorized: false accepts a certificate no given CA vouches for', async () => {
+    expect(await works({ tls: { rejectUnauthorized: false } })).toBe('v')
+    expect(await works({ tls: { ca: otherCa, rejectUnauthorized: false } })).toBe('v')
+    expect((await works({ tls: true })).code).toBe('ERR_STORE_UNAVAILABLE')
+  })
+
+  it("libpq's sslmode=verify-full in the connection string means TLS, verified", async () => {
+    const url = `postgres://postgres@127.0.0.1:${server.port}/postgres?sslmode=verify-full`
+    expect(await works({ host: undefined, port: undefined, user: undefined, database: undefined, connectionString: url, tls: { ca } })).toBe('v')
+    const e = await works({ host: undefined, port: undefined, user: undefined, database: undefined, connectionString: url })
+    expect(e.code).toBe('ERR_STORE_UNAVAILABLE') // the web PKI roots do not hold the run's CA
+  })
 })
 
 describe('createPostgresStore: the server restarted with calls in flight', () => {
