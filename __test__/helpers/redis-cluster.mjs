@@ -4,8 +4,10 @@
 // a failover takes seconds. Created with `redis-cli --cluster create`; ready
 // when every node reports cluster_state:ok and all 16384 slots. Stopped by
 // PID (SIGKILL), temp dir removed. Never touches the shared server on 6379.
-import { spawn, execFile } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+// With `tls: true`, every node speaks TLS only (clients, the cluster bus and
+// replication), with a certificate (SAN 127.0.0.1) from a CA made for the run.
+import { spawn, execFile, execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -27,8 +29,13 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 /** Run redis-cli; resolves its stdout (rejects on a non-zero exit). */
 export function cli(port, ...args) {
+  return cliWith([], port, ...args)
+}
+
+/** redis-cli with `flags` first (TLS ones). */
+function cliWith(flags, port, ...args) {
   return new Promise((resolve, reject) => {
-    execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 30000 }, (err, out, errOut) => {
+    execFile('redis-cli', [...flags, '-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 30000 }, (err, out, errOut) => {
       if (err) reject(new Error(`redis-cli -p ${port} ${args.join(' ')}: ${err.message} ${errOut}`))
       else resolve(out)
     })
@@ -54,14 +61,30 @@ export function parseNodes(text) {
 }
 
 /**
+ * A CA and a server certificate it signed (SAN IP:127.0.0.1, DNS:localhost)
+ * in `dir`: ca.pem, srv.pem, srv.key.
+ */
+function makeCertificates(dir) {
+  const ossl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' })
+  ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=cluster-test-ca', '-keyout', 'ca.key', '-out', 'ca.pem')
+  ossl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'srv.key', '-out', 'srv.csr')
+  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n')
+  ossl('x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'srv.pem')
+}
+
+/**
  * Start a cluster. `options.primaries` (3), `options.replicas` per primary
- * (1), `options.nodeTimeout` ms (1000).
+ * (1), `options.nodeTimeout` ms (1000), `options.tls` (false).
  */
 export async function startCluster(options = {}) {
   const primaries = options.primaries ?? 3
   const replicas = options.replicas ?? 1
   const nodeTimeout = options.nodeTimeout ?? 1000
+  const tls = options.tls ?? false
   const dir = mkdtempSync(join(tmpdir(), 'awaitly-cluster-'))
+  if (tls) makeCertificates(dir)
+  const tlsFlags = tls ? ['--tls', '--cacert', join(dir, 'ca.pem')] : []
+  const cli = (port, ...args) => cliWith(tlsFlags, port, ...args)
   /** @type {Map<number, import('node:child_process').ChildProcess>} */
   const children = new Map()
   const ports = []
@@ -88,7 +111,18 @@ export async function startCluster(options = {}) {
     const c = spawn(
       'redis-server',
       [
-        '--port', String(port),
+        ...(tls
+          ? [
+              '--port', '0',
+              '--tls-port', String(port),
+              '--tls-cluster', 'yes',
+              '--tls-replication', 'yes',
+              '--tls-cert-file', join(dir, 'srv.pem'),
+              '--tls-key-file', join(dir, 'srv.key'),
+              '--tls-ca-cert-file', join(dir, 'ca.pem'),
+              '--tls-auth-clients', 'no',
+            ]
+          : ['--port', String(port)]),
         '--cluster-port', String(busPort),
         '--bind', '127.0.0.1',
         '--protected-mode', 'no',
@@ -118,10 +152,12 @@ export async function startCluster(options = {}) {
   const self = {
     dir,
     ports,
-    /** seed URLs, one per node */
+    /** seed URLs, one per node (rediss:// with tls) */
     get nodes() {
-      return ports.map((p) => `redis://127.0.0.1:${p}`)
+      return ports.map((p) => `${tls ? 'rediss' : 'redis'}://127.0.0.1:${p}`)
     },
+    /** with tls: the CA that signed every node's certificate (PEM) */
+    ca: tls ? readFileSync(join(dir, 'ca.pem'), 'utf8') : undefined,
     cli,
     /** CLUSTER NODES as seen from `port` (default: the first live node). */
     async topology(port) {

@@ -14,8 +14,10 @@ export interface ClusterNode {
 export interface LocalCluster {
   dir: string
   ports: number[]
-  /** seed URLs, one per node */
+  /** seed URLs, one per node (rediss:// with tls) */
   readonly nodes: string[]
+  /** with tls: the CA that signed every node's certificate (PEM) */
+  ca?: string
   cli(port: number, ...args: string[]): Promise<string>
   topology(port?: number): Promise<ClusterNode[]>
   primaryPorts(): Promise<number[]>
@@ -24,6 +26,6 @@ export interface LocalCluster {
   stop(): Promise<void>
 }
 
-export const startCluster: (options?: { primaries?: number; replicas?: number; nodeTimeout?: number }) => Promise<LocalCluster> =
+export const startCluster: (options?: { primaries?: number; replicas?: number; nodeTimeout?: number; tls?: boolean }) => Promise<LocalCluster> =
   impl.startCluster
 export const cli: (port: number, ...args: string[]) => Promise<string> = impl.cli
