@@ -109,20 +109,21 @@ impl TlsOptions {
                 })?;
                 let signer = rustls::crypto::ring::sign::any_supported_type(&key)
                     .map_err(|e| bad("key", format!("not a usable private key: {e}")))?;
-                match rustls::sign::CertifiedKey::new(chain.clone(), signer).keys_match() {
-                    Ok(())
-                    | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
-                    Err(rustls::Error::InconsistentKeys(_)) => {
-                        return Err(bad(
-                            "key",
-                            "does not belong to the certificate in tls.cert".into(),
-                        ))
-                    }
-                    Err(e) => return Err(bad("cert", format!("not a usable certificate: {e}"))),
+                let certified = rustls::sign::CertifiedKey::new(chain, signer);
+                // a key that is not the certificate's is refused now; a
+                // certificate webpki cannot read (X.509 v1, as `openssl x509
+                // -req` makes without extensions) is the server's to judge
+                if let Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) =
+                    certified.keys_match()
+                {
+                    return Err(bad(
+                        "key",
+                        "does not belong to the certificate in tls.cert".into(),
+                    ));
                 }
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| bad("key", e.to_string()))?
+                builder.with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(
+                    certified,
+                )))
             }
             (None, None) => builder.with_no_client_auth(),
             _ => {

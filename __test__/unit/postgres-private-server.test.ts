@@ -5,6 +5,10 @@
 // - `tls: { ca }` connects, and the server's pg_stat_ssl shows our sessions
 //   encrypted; a CA that did not sign the server's certificate, and no TLS at
 //   all, are refused with a code, quickly, not a hang;
+// - client certificates (pg_hba `cert` for one user): tls.cert + tls.key
+//   connect (X.509 v3 and v1); without them, or with one of another CA,
+//   refused with a code; a key not of the certificate is a TypeError;
+// - tls.servername, tls.rejectUnauthorized: false, sslmode=verify-full;
 // - the server restarted (`pg_ctl restart -m fast`) with calls in flight:
 //   every call settles, the failed ones with ERR_STORE_UNAVAILABLE or
 //   ERR_STORE_TIMEOUT, and the store then works again on its own (data and
@@ -23,6 +27,7 @@ const { createPostgresStore, createSnapshotStore } = require('../../index.js')
 let server: PrivatePostgres
 let ca: string
 let otherCa: string
+const clientCerts: Record<string, { cert: string; key: string }> = {}
 
 function ossl(dir: string, ...args: string[]) {
   execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' })
@@ -30,8 +35,9 @@ function ossl(dir: string, ...args: string[]) {
 
 beforeAll(async () => {
   server = await startPrivatePostgres({
-    hba: ['hostssl all all 127.0.0.1/32 trust', 'hostnossl all all 127.0.0.1/32 reject'],
-    settings: { ssl: 'on', ssl_cert_file: 'server.pem', ssl_key_file: 'server.key' },
+    // certuser must show a client certificate of the run's CA naming it
+    hba: ['hostssl all certuser 127.0.0.1/32 cert', 'hostssl all all 127.0.0.1/32 trust', 'hostnossl all all 127.0.0.1/32 reject'],
+    settings: { ssl: 'on', ssl_cert_file: 'server.pem', ssl_key_file: 'server.key', ssl_ca_file: 'root.pem' },
     // a CA made for the run signs the server's certificate (SAN 127.0.0.1); a second CA signs nothing of it
     prepare: (dir, data) => {
       ossl(dir, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=test-ca', '-keyout', 'ca.key', '-out', 'ca.pem')
@@ -39,9 +45,23 @@ beforeAll(async () => {
       ossl(dir, 'req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'srv.key', '-out', 'srv.csr')
       writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n')
       ossl(dir, 'x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'srv.pem')
+      // client certificates for certuser: X.509 v3 of the run's CA and of the other CA, and
+      // an X.509 v1 one of the run's CA (what `openssl x509 -req` makes without extensions)
+      writeFileSync(join(dir, 'client.cnf'), 'extendedKeyUsage=clientAuth\n')
+      for (const [name, signer, v3] of [
+        ['client', 'ca', true],
+        ['foreign', 'other', true],
+        ['legacy', 'ca', false],
+      ] as const) {
+        ossl(dir, 'req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=certuser', '-keyout', `${name}.key`, '-out', `${name}.csr`)
+        ossl(dir, 'x509', '-req', '-in', `${name}.csr`, '-CA', `${signer}.pem`, '-CAkey', `${signer}.key`, '-CAcreateserial', '-days', '1',
+          ...(v3 ? ['-extfile', 'client.cnf'] : []), '-out', `${name}.pem`)
+        clientCerts[name] = { cert: readFileSync(join(dir, `${name}.pem`), 'utf8'), key: readFileSync(join(dir, `${name}.key`), 'utf8') }
+      }
       for (const [from, to] of [
         ['srv.pem', 'server.pem'],
         ['srv.key', 'server.key'],
+        ['ca.pem', 'root.pem'],
       ]) {
         copyFileSync(join(dir, from), join(data, to))
         giveToServer(join(data, to), 0o600)
@@ -128,6 +148,34 @@ describe('createPostgresStore over TLS (a private server that refuses plain TCP)
       await store.close()
     }
   }
+
+  it('client certificates: a user the server authenticates by certificate connects with tls.cert and tls.key, and is refused without them or with one of another CA', async () => {
+    const a = await admin()
+    try {
+      await a.query('CREATE ROLE certuser LOGIN SUPERUSER')
+    } finally {
+      await a.end()
+    }
+    const as = (tls: object) => works({ user: 'certuser', tls })
+    expect(await as({ ca, ...clientCerts.client })).toBe('v')
+    expect(await as({ ca, ...clientCerts.legacy })).toBe('v')
+    const none = await as({ ca })
+    expect(['ERR_STORE', 'ERR_STORE_UNAVAILABLE']).toContain(none.code)
+    expect(none.message).toMatch(/certificate/i)
+    const foreign = await as({ ca, ...clientCerts.foreign })
+    expect(['ERR_STORE', 'ERR_STORE_UNAVAILABLE']).toContain(foreign.code)
+    expect(foreign.message).toMatch(/certificate|unknown ca|alert/i)
+    // a key that is not the certificate's is refused before any connection
+    let e: any = null
+    try {
+      createPostgresStore(options({ user: 'certuser', tls: { ca, cert: clientCerts.client.cert, key: clientCerts.foreign.key } }))
+    } catch (x) {
+      e = x
+    }
+    expect(e).toBeInstanceOf(TypeError)
+    expect(e.code).toBe('ERR_INVALID_ARG')
+    expect(e.message).toMatch(/^createPostgresStore: tls\.key: does not belong to the certificate in tls\.cert/)
+  })
 
   it('tls.servername is the name verified in place of the host; a wrong one is refused', async () => {
     // the certificate names localhost and 127.0.0.1, not db.internal
