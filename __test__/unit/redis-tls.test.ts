@@ -1,4 +1,7 @@
-// rediss:// against a private TLS redis-server with a CA made for this run.
+// rediss:// against private TLS redis-servers with a CA made for this run (one
+// that does not ask for client certificates, one that requires them): both
+// transports, the tls options (ca, cert/key, servername, rejectUnauthorized),
+// bad material, outages, the inspector over TLS.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -14,6 +17,9 @@ const { createRedisStore } = require('../../index.js')
 let dir: string
 let child: ChildProcess
 let port: number
+// a second server that requires a client certificate of the run's CA
+let mtlsChild: ChildProcess
+let mtlsPort: number
 const ossl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' })
 
 beforeAll(async () => {
@@ -22,27 +28,36 @@ beforeAll(async () => {
   ossl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'srv.key', '-out', 'srv.csr')
   require('node:fs').writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,DNS:redis.internal\n')
   ossl('x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'srv.pem')
-  port = await sparePort()
-  child = spawn(
-    'redis-server',
-    ['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--tls-cert-file', join(dir, 'srv.pem'), '--tls-key-file', join(dir, 'srv.key'), '--tls-ca-cert-file', join(dir, 'ca.pem'), '--tls-auth-clients', 'no'],
-    { stdio: 'ignore' },
-  )
-  for (let i = 0; i < 200; i++) {
-    const up = await new Promise((r) => {
-      const s = net.connect(port, '127.0.0.1')
-      s.once('connect', () => (s.destroy(), r(true)))
-      s.once('error', () => r(false))
-    })
-    if (up) return
-    await new Promise((r) => setTimeout(r, 25))
+  require('node:fs').writeFileSync(join(dir, 'client.cnf'), 'extendedKeyUsage=clientAuth\n')
+  ossl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=client', '-keyout', 'client.key', '-out', 'client.csr')
+  ossl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'client.cnf', '-out', 'client.pem')
+  const start = async (authClients: 'yes' | 'no') => {
+    const p = await sparePort()
+    const c = spawn(
+      'redis-server',
+      ['--port', '0', '--tls-port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+        '--tls-cert-file', join(dir, 'srv.pem'), '--tls-key-file', join(dir, 'srv.key'), '--tls-ca-cert-file', join(dir, 'ca.pem'), '--tls-auth-clients', authClients],
+      { stdio: 'ignore' },
+    )
+    for (let i = 0; i < 200; i++) {
+      const up = await new Promise((r) => {
+        const s = net.connect(p, '127.0.0.1')
+        s.once('connect', () => (s.destroy(), r(true)))
+        s.once('error', () => r(false))
+      })
+      if (up) return { p, c }
+      await new Promise((r) => setTimeout(r, 25))
+    }
+    c.kill('SIGKILL')
+    throw new Error('TLS redis-server did not start')
   }
-  throw new Error('TLS redis-server did not start')
+  ;({ p: port, c: child } = await start('no'))
+  ;({ p: mtlsPort, c: mtlsChild } = await start('yes'))
 })
 
 afterAll(() => {
   child?.kill('SIGKILL')
+  mtlsChild?.kill('SIGKILL')
   if (dir) rmSync(dir, { recursive: true, force: true })
 })
 
@@ -161,6 +176,25 @@ describe('native Redis store over TLS (rediss://)', () => {
       // a client certificate still goes with it
       const pem = (f: string) => readFileSync(join(dir, f), 'utf8')
       expect(await attempt(`rediss://localhost:${port}`, { rejectUnauthorized: false, cert: pem('srv.pem'), key: pem('srv.key') })).toBe('v')
+    })
+  }
+
+  for (const transport of ['direct', 'tokio'] as const) {
+    it(`mutual TLS: a server that requires client certificates takes tls.cert + tls.key, and refuses a client without one (${transport} transport)`, async () => {
+      const pem = (f: string) => readFileSync(join(dir, f), 'utf8')
+      const store = createRedisStore(withTransport(transport, { url: `rediss://localhost:${mtlsPort}`, tls: { ca: pem('ca.pem'), cert: pem('client.pem'), key: pem('client.key') }, connectTimeout: 2000 }))
+      await store.set('m', '1')
+      expect(await store.get('m')).toBe('1')
+      await store.close()
+      const anonymous = createRedisStore(withTransport(transport, { url: `rediss://localhost:${mtlsPort}`, tls: { ca: pem('ca.pem') }, connectTimeout: 2000, commandTimeout: 2000 }))
+      const t0 = Date.now()
+      const e = await anonymous.get('m').then(
+        () => null,
+        (x: any) => x,
+      )
+      expect(e?.code).toBe('ERR_STORE_UNAVAILABLE')
+      expect(Date.now() - t0).toBeLessThan(2500)
+      await anonymous.close()
     })
   }
 
