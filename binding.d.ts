@@ -170,8 +170,6 @@ export declare class NativeRedisStore {
    * owns (see `Owners`). Resolves to the number of keys removed.
    */
   clearCachePrefix(prefix: string): Promise<number>
-  /** Connect now (if needed) and PING. */
-  ping(): Promise<void>
   close(): Promise<void>
   /**
    * A batch of run-lease ops as one batch (see `redis::lease`), on the

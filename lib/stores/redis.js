@@ -332,7 +332,7 @@ function createRedisStore(options = {}) {
     },
     /** Connect now (if not connected) and PING; rejects with ERR_STORE_UNAVAILABLE / ERR_STORE_TIMEOUT. */
     ping() {
-      return direct ? enqueue(OP_PING, '', undefined, 0) : native_(native.ping())
+      return enqueue(OP_PING, '', undefined, 0)
     },
     /** Close the connection; later calls reject with ERR_STORE_CLOSED. */
     async close() {

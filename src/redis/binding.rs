@@ -403,13 +403,6 @@ impl NativeRedisStore {
         })
     }
 
-    /// Connect now (if needed) and PING.
-    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
-    pub fn ping<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
-        let core = self.core.clone();
-        env.spawn_future(async move { guarded("Redis", core.ping()).await })
-    }
-
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         #[cfg(unix)]

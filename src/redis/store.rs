@@ -66,7 +66,7 @@ fn ms(d: u64) -> Duration {
 
 impl RedisStore {
     /// Parse the URL (or the cluster nodes) and set up the store. Does not
-    /// connect: the first call (or [`RedisStore::ping`]) does.
+    /// connect: the first call (a ping included) does.
     pub fn new(mut config: RedisConfig) -> Result<Self> {
         let cluster = !config.cluster_nodes.is_empty();
         let urls: Vec<&str> = if cluster {
@@ -346,16 +346,6 @@ impl RedisStore {
         }
         self.call(|mut c| async move { pipe.query_async::<Vec<Value>>(&mut c).await })
             .await
-    }
-
-    /// PING: connects if needed.
-    pub async fn ping(&self) -> Result<()> {
-        if let Some(c) = self.cluster() {
-            return c.ping().await;
-        }
-        let mut p = redis::pipe();
-        p.cmd("PING");
-        self.run(&p).await.map(|_| ())
     }
 
     /// The `WAIT` after durable writes, when the store waits for replicas:

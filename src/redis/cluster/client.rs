@@ -413,21 +413,6 @@ impl Cluster {
             })
             .collect())
     }
-
-    /// PING a primary (the map is read first if needed).
-    pub async fn ping(&self) -> Result<()> {
-        let mut r = self.commands(vec![(0, cmd("PING"), false)]).await?;
-        match r.pop().map(|r| r.map(|r| r.value)) {
-            Some(Ok(Value::ServerError(e))) => Err(PersistError::Store(format!(
-                "{} {}",
-                e.code(),
-                e.details().unwrap_or("")
-            ))),
-            Some(Ok(_)) => Ok(()),
-            Some(Err(e)) => Err(e),
-            None => Err(PersistError::Internal("no reply".into())),
-        }
-    }
 }
 
 /// Node I/O for a pass over the key space (SCAN of every primary).
