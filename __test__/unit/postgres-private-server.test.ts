@@ -6,8 +6,10 @@
 //   encrypted; a CA that did not sign the server's certificate, and no TLS at
 //   all, are refused with a code, quickly, not a hang;
 // - client certificates (pg_hba `cert` for one user): tls.cert + tls.key
-//   connect (X.509 v3 and v1); without them, or with one of another CA,
-//   refused with a code; a key not of the certificate is a TypeError;
+//   connect (X.509 v3 and v1) and the server sees the certificate; refused
+//   without them (the server's FATAL: ERR_STORE), with one of another CA (the
+//   handshake: ERR_STORE_UNAVAILABLE) or naming another user (ERR_STORE); a
+//   key not of the certificate is a TypeError;
 // - tls.servername, tls.rejectUnauthorized: false, sslmode=verify-full;
 // - the server restarted (`pg_ctl restart -m fast`) with calls in flight:
 //   every call settles, the failed ones with ERR_STORE_UNAVAILABLE or
@@ -45,15 +47,17 @@ beforeAll(async () => {
       ossl(dir, 'req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'srv.key', '-out', 'srv.csr')
       writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n')
       ossl(dir, 'x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'srv.pem')
-      // client certificates for certuser: X.509 v3 of the run's CA and of the other CA, and
-      // an X.509 v1 one of the run's CA (what `openssl x509 -req` makes without extensions)
+      // client certificates: for certuser, X.509 v3 of the run's CA and of the other CA, and
+      // an X.509 v1 one of the run's CA (what `openssl x509 -req` makes without extensions);
+      // one of the run's CA for another user
       writeFileSync(join(dir, 'client.cnf'), 'extendedKeyUsage=clientAuth\n')
-      for (const [name, signer, v3] of [
-        ['client', 'ca', true],
-        ['foreign', 'other', true],
-        ['legacy', 'ca', false],
+      for (const [name, signer, v3, cn] of [
+        ['client', 'ca', true, 'certuser'],
+        ['foreign', 'other', true, 'certuser'],
+        ['legacy', 'ca', false, 'certuser'],
+        ['stranger', 'ca', true, 'someone-else'],
       ] as const) {
-        ossl(dir, 'req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=certuser', '-keyout', `${name}.key`, '-out', `${name}.csr`)
+        ossl(dir, 'req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${cn}`, '-keyout', `${name}.key`, '-out', `${name}.csr`)
         ossl(dir, 'x509', '-req', '-in', `${name}.csr`, '-CA', `${signer}.pem`, '-CAkey', `${signer}.key`, '-CAcreateserial', '-days', '1',
           ...(v3 ? ['-extfile', 'client.cnf'] : []), '-out', `${name}.pem`)
         clientCerts[name] = { cert: readFileSync(join(dir, `${name}.pem`), 'utf8'), key: readFileSync(join(dir, `${name}.key`), 'utf8') }
@@ -149,32 +153,98 @@ describe('createPostgresStore over TLS (a private server that refuses plain TCP)
     }
   }
 
-  it('client certificates: a user the server authenticates by certificate connects with tls.cert and tls.key, and is refused without them or with one of another CA', async () => {
-    const a = await admin()
-    try {
-      await a.query('CREATE ROLE certuser LOGIN SUPERUSER')
-    } finally {
-      await a.end()
-    }
-    const as = (tls: object) => works({ user: 'certuser', tls })
-    expect(await as({ ca, ...clientCerts.client })).toBe('v')
-    expect(await as({ ca, ...clientCerts.legacy })).toBe('v')
-    const none = await as({ ca })
-    expect(['ERR_STORE', 'ERR_STORE_UNAVAILABLE']).toContain(none.code)
-    expect(none.message).toMatch(/certificate/i)
-    const foreign = await as({ ca, ...clientCerts.foreign })
-    expect(['ERR_STORE', 'ERR_STORE_UNAVAILABLE']).toContain(foreign.code)
-    expect(foreign.message).toMatch(/certificate|unknown ca|alert/i)
-    // a key that is not the certificate's is refused before any connection
-    let e: any = null
-    try {
-      createPostgresStore(options({ user: 'certuser', tls: { ca, cert: clientCerts.client.cert, key: clientCerts.foreign.key } }))
-    } catch (x) {
-      e = x
-    }
-    expect(e).toBeInstanceOf(TypeError)
-    expect(e.code).toBe('ERR_INVALID_ARG')
-    expect(e.message).toMatch(/^createPostgresStore: tls\.key: does not belong to the certificate in tls\.cert/)
+  describe('client certificates (pg_hba `cert` for certuser: a certificate of the run\'s CA with CN certuser)', () => {
+    beforeAll(async () => {
+      const a = await admin()
+      try {
+        await a.query('CREATE ROLE certuser LOGIN SUPERUSER')
+      } finally {
+        await a.end()
+      }
+    })
+
+    const as = (tls: object) => createPostgresStore(options({ user: 'certuser', schema: 'tls_cert', poolSize: 1, tls }))
+
+    it('tls.cert + tls.key connect: set, get, delete work, and the server saw the certificate', async () => {
+      for (const material of [clientCerts.client, clientCerts.legacy]) {
+        const store = as({ ca, ...material })
+        try {
+          await store.set('k', 'v')
+          expect(await store.get('k')).toBe('v')
+          expect(await store.delete('k')).toBe(true)
+          expect(await store.get('k')).toBeNull()
+        } finally {
+          await store.close()
+        }
+      }
+      const a = await admin()
+      const store = as({ ca, ...clientCerts.client })
+      try {
+        await store.ping()
+        const { rows } = await a.query(
+          `SELECT s.client_dn, s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity x USING (pid) WHERE x.usename = 'certuser'`,
+        )
+        expect(rows).toEqual([{ client_dn: '/CN=certuser', ssl: true }])
+      } finally {
+        await store.close()
+        await a.end()
+      }
+    })
+
+    it('without a client certificate: refused by the server, every call rejects with ERR_STORE naming the cause', async () => {
+      const store = as({ ca })
+      try {
+        for (const call of [() => store.get('k'), () => store.set('k', 'v'), () => store.delete('k'), () => store.ping()]) {
+          const e = await rejection(call())
+          expect(e.code).toBe('ERR_STORE')
+          expect(e.message).toBe('store error: connection requires a valid client certificate (28000)')
+        }
+      } finally {
+        await store.close()
+      }
+    })
+
+    it('a certificate of another CA: the server ends the handshake, ERR_STORE_UNAVAILABLE naming the alert', async () => {
+      const store = as({ ca, ...clientCerts.foreign })
+      try {
+        const e = await rejection(store.set('k', 'v'))
+        expect(e.code).toBe('ERR_STORE_UNAVAILABLE')
+        expect(e.message).toMatch(/received fatal alert: UnknownCA$/)
+      } finally {
+        await store.close()
+      }
+    })
+
+    it("a certificate of the run's CA naming another user: refused by the server, ERR_STORE", async () => {
+      const store = as({ ca, ...clientCerts.stranger })
+      try {
+        const e = await rejection(store.get('k'))
+        expect(e.code).toBe('ERR_STORE')
+        expect(e.message).toBe('store error: certificate authentication failed for user "certuser" (28000)')
+      } finally {
+        await store.close()
+      }
+      // the same certificate is the server's to accept where pg_hba asks for none
+      const trusted = createPostgresStore(options({ schema: 'tls_cert', poolSize: 1, tls: { ca, ...clientCerts.stranger } }))
+      try {
+        await trusted.set('k', 'v')
+        expect(await trusted.get('k')).toBe('v')
+      } finally {
+        await trusted.close()
+      }
+    })
+
+    it('a key that is not the certificate\'s: a TypeError at createPostgresStore, before any connection', () => {
+      let e: any = null
+      try {
+        as({ ca, cert: clientCerts.client.cert, key: clientCerts.foreign.key })
+      } catch (x) {
+        e = x
+      }
+      expect(e).toBeInstanceOf(TypeError)
+      expect(e.code).toBe('ERR_INVALID_ARG')
+      expect(e.message).toMatch(/^createPostgresStore: tls\.key: does not belong to the certificate in tls\.cert/)
+    })
   })
 
   it('tls.servername is the name verified in place of the host; a wrong one is refused', async () => {
