@@ -156,12 +156,17 @@ describe.each(backends)('snapshot leases across processes: $kind', ({ kind, targ
     expect(all.length).toBe(procs * rounds)
     // the shifted racers held the lease too: their clock changed nothing
     for (let i = 0; i < shifts.length; i++) expect(outs[i].intervals.length).toBe(rounds)
-    all.sort((a, b) => a[0] - b[0])
+    // A racer descheduled past its lease before it saw the reply owned it
+    // certainly for no time at all (its interval ends before it starts):
+    // another racer may rightly hold the lease by then. Only non-empty
+    // intervals are holdings.
+    const held = all.filter(([from, to]) => to > from).sort((a, b) => a[0] - b[0])
+    expect(held.length).toBeGreaterThan(all.length / 2)
     let ended = -Infinity
-    for (let i = 0; i < all.length; i++) {
+    for (let i = 0; i < held.length; i++) {
       // each interval starts after every earlier one ended
-      expect(all[i][0], `interval ${i} starts inside an earlier one`).toBeGreaterThanOrEqual(ended)
-      ended = Math.max(ended, all[i][1])
+      expect(held[i][0], `interval ${i} starts inside an earlier one`).toBeGreaterThanOrEqual(ended)
+      ended = Math.max(ended, held[i][1])
     }
     // contention was real: processes were refused while another held the lease
     const tries = outs.reduce((n, o) => n + o.tries, 0)
