@@ -26,7 +26,13 @@ impl PgStore {
     pub async fn lease_exec(&self, ops: &[LeaseOp]) -> Result<Vec<Result<bool>>> {
         let key = |op| Some(key_of(op));
         Ok(self
-            .run_split(ops, key, |p| async move { self.lease_part(&p).await }, Err)
+            .run_split(
+                ops,
+                key,
+                super::store::MIN_PART,
+                |p| async move { self.lease_part(&p).await },
+                Err,
+            )
             .await)
     }
 

@@ -1,7 +1,8 @@
-//! How one batch runs on one connection: its statements pipelined (written
-//! back to back, each with its own Sync, the replies read in order: one
-//! round trip), inside ONE transaction when it writes twice or more, and
-//! each op's reply turned into its result.
+//! How one batch runs on one connection: a batch of only gets or only sets
+//! as ONE statement; else its statements pipelined (written back to back,
+//! each with its own Sync, the replies read in order: one round trip),
+//! inside ONE transaction when it writes twice or more; and each op's reply
+//! turned into its result.
 
 use super::pool::{classify, Conn};
 use crate::error::{PersistError, Result};
@@ -68,6 +69,70 @@ where
         return results.iter().map(|_| fail(e.clone())).collect();
     }
     contiguous(c, run()).await
+}
+
+/// A part of two or more gets, or of two or more sets, as ONE statement
+/// (`get_many`, `set_many`): the server runs one statement for the part
+/// instead of one per op. Of several sets of one key the last is written,
+/// as in call order; the rows are written in key order. None: not such a
+/// part, or the statement failed: the caller then runs the ops one by one,
+/// so that one bad op fails alone.
+pub(super) async fn run_as_one(c: &Conn, ops: &[Op]) -> Option<Vec<OpResult>> {
+    if ops.len() < 2 {
+        return None;
+    }
+    if ops.iter().all(|op| matches!(op, Op::Get(_))) {
+        let keys: Vec<&[u8]> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Get(k) => Some(k.as_slice()),
+                _ => None,
+            })
+            .collect();
+        let rows = contiguous(c, c.client.query(&c.st.get_many, &[&keys]))
+            .await
+            .ok()?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            found.insert(
+                row.try_get::<_, Vec<u8>>(0).ok()?,
+                row.try_get::<_, Vec<u8>>(1).ok()?,
+            );
+        }
+        return Some(
+            keys.iter()
+                .map(|k| match found.get(*k) {
+                    None => OpResult::Value(None),
+                    Some(v) => match text_of(k, v.clone()) {
+                        Ok(t) => OpResult::Value(Some(t)),
+                        Err(e) => OpResult::Failed(e),
+                    },
+                })
+                .collect(),
+        );
+    }
+    if ops
+        .iter()
+        .all(|op| matches!(op, Op::Set(..) | Op::SetDurable(..)))
+    {
+        let mut last = std::collections::BTreeMap::new();
+        for op in ops {
+            if let Op::Set(k, v, ttl) | Op::SetDurable(k, v, ttl) = op {
+                last.insert(k.as_slice(), (v.as_slice(), ttl.unwrap_or(0) as f64));
+            }
+        }
+        let keys: Vec<&[u8]> = last.keys().copied().collect();
+        let values: Vec<&[u8]> = last.values().map(|(v, _)| *v).collect();
+        let secs: Vec<f64> = last.values().map(|(_, s)| *s).collect();
+        contiguous(
+            c,
+            c.client.execute(&c.st.set_many, &[&keys, &values, &secs]),
+        )
+        .await
+        .ok()?;
+        return Some(ops.iter().map(|_| OpResult::Done).collect());
+    }
+    None
 }
 
 /// Await `fut`, its first poll under the connection's `sending` lock. A

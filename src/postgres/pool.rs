@@ -25,7 +25,9 @@ pub(super) struct Conn {
 
 pub(super) struct Statements {
     pub(super) get: Statement,
+    pub(super) get_many: Statement,
     pub(super) set: Statement,
+    pub(super) set_many: Statement,
     pub(super) delete: Statement,
     pub(super) exists: Statement,
     pub(super) keys: Statement,
@@ -43,8 +45,7 @@ impl Statements {
         t: &StatementText,
     ) -> std::result::Result<Self, tokio_postgres::Error> {
         let (
-            get,
-            set,
+            (get, get_many, set, set_many),
             delete,
             exists,
             keys,
@@ -55,8 +56,14 @@ impl Statements {
             fenced_delete,
             delete_many,
         ) = tokio::try_join!(
-            c.prepare(&t.get),
-            c.prepare(&t.set),
+            async {
+                tokio::try_join!(
+                    c.prepare(&t.get),
+                    c.prepare(&t.get_many),
+                    c.prepare(&t.set),
+                    c.prepare(&t.set_many)
+                )
+            },
             c.prepare(&t.delete),
             c.prepare(&t.exists),
             c.prepare(&t.keys),
@@ -69,7 +76,9 @@ impl Statements {
         )?;
         Ok(Statements {
             get,
+            get_many,
             set,
+            set_many,
             delete,
             exists,
             keys,

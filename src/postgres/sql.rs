@@ -121,7 +121,9 @@ pub fn key_scan(pattern: &[u16]) -> KeyScan {
 #[derive(Debug, Clone)]
 pub struct StatementText {
     pub get: String,
+    pub get_many: String,
     pub set: String,
+    pub set_many: String,
     pub delete: String,
     pub exists: String,
     pub keys: String,
@@ -149,10 +151,21 @@ impl StatementText {
     pub fn new(table: &str) -> Self {
         StatementText {
             get: format!("SELECT v FROM {table} WHERE k = $1 AND {LIVE}"),
+            // the live rows of the keys `$1` (a batch's gets in one statement)
+            get_many: format!("SELECT k, v FROM {table} WHERE k = ANY($1) AND {LIVE}"),
             // $3: seconds to live, 0 = no expiry
             set: format!(
                 "INSERT INTO {table} AS cur (k, v, expires_at) VALUES ($1, $2, \
                  CASE WHEN $3::float8 > 0 THEN now() + $3::float8 * interval '1 second' END) \
+                 ON CONFLICT (k) DO UPDATE SET v = excluded.v, expires_at = excluded.expires_at"
+            ),
+            // a batch's sets in one statement: keys `$1` (distinct, in key
+            // order, so rows are locked in that order), values `$2`,
+            // seconds to live `$3` (0 = no expiry)
+            set_many: format!(
+                "INSERT INTO {table} AS cur (k, v, expires_at) \
+                 SELECT k, v, CASE WHEN s > 0 THEN now() + s * interval '1 second' END \
+                 FROM unnest($1::bytea[], $2::bytea[], $3::float8[]) AS u(k, v, s) \
                  ON CONFLICT (k) DO UPDATE SET v = excluded.v, expires_at = excluded.expires_at"
             ),
             // deletes an expired row too, but reports only a live one

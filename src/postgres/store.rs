@@ -16,7 +16,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::config::{PgConfig, SWEEP_BATCH};
-use super::pipeline::{batch_transaction, run_op};
+use super::pipeline::{batch_transaction, run_as_one, run_op};
 use super::pool::{classify, Conn, Pool};
 use super::sql;
 use crate::error::{PersistError, Result};
@@ -29,7 +29,12 @@ use crate::wtf8;
 const DELETE_CHUNK: usize = 5000;
 
 /// The fewest ops per part when a batch is split over connections.
-const MIN_PART: usize = 4;
+pub(super) const MIN_PART: usize = 4;
+
+/// The same for a batch of only gets or only sets, whose part is ONE
+/// statement (`pipeline::run_as_one`): the server runs one statement per
+/// part, so a part holds more before the batch is split.
+const MIN_PART_ONE_STATEMENT: usize = 64;
 
 /// One running batch part, counted in `Inner::active` while it lives.
 pub(super) struct Active(Arc<Inner>);
@@ -116,10 +121,20 @@ impl PgStore {
     /// Run a batch; one result per op. See [`PgStore::split`] for how it
     /// spreads over connections.
     pub async fn exec(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
+        let min_part = if ops.iter().all(|op| matches!(op, Op::Get(_)))
+            || ops
+                .iter()
+                .all(|op| matches!(op, Op::Set(..) | Op::SetDurable(..)))
+        {
+            MIN_PART_ONE_STATEMENT
+        } else {
+            MIN_PART
+        };
         Ok(self
             .run_split(
                 ops,
                 op_key,
+                min_part,
                 |p| async move { self.exec_part(&p).await },
                 OpResult::Failed,
             )
@@ -133,6 +148,7 @@ impl PgStore {
         &self,
         ops: &'o [O],
         key: impl Fn(&'o O) -> Option<&'o [u8]>,
+        min_part: usize,
         part: F,
         fail: impl Fn(PersistError) -> R,
     ) -> Vec<R>
@@ -142,7 +158,7 @@ impl PgStore {
         Fut: std::future::Future<Output = Result<Vec<R>>>,
     {
         let runs = self
-            .split(ops.iter().map(key))
+            .split(ops.iter().map(key), min_part)
             .into_iter()
             .map(|(idx, active)| {
                 let run = part(idx.iter().map(|&i| ops[i].clone()).collect());
@@ -182,6 +198,9 @@ impl PgStore {
             .filter(|op| matches!(op, Op::Set(..) | Op::SetDurable(..) | Op::Delete(_)))
             .count();
         self.with_conn(|c| async move {
+            if let Some(results) = run_as_one(&c, ops).await {
+                return Ok(results);
+            }
             let run = || futures_util::future::join_all(ops.iter().map(|op| run_op(&c, op)));
             let rolled_back = |r: &OpResult| {
                 matches!(r, OpResult::Failed(e) if !matches!(e, PersistError::Corrupt { .. }))
@@ -194,7 +213,7 @@ impl PgStore {
     /// The parts a batch of ops on these keys runs as, each on its own
     /// connection at once: indexes into the batch, in call order. With
     /// connections idle (fewer batches running than `pool_size`), a batch of
-    /// at least [`MIN_PART`] ops per part is split by key hash over them, so
+    /// at least `min_part` ops per part is split by key hash over them, so
     /// their commits happen together (the server groups concurrent commits
     /// into one WAL flush) instead of one after another on one connection.
     /// One key's ops always share a part, in call order. Each part holds an
@@ -211,11 +230,12 @@ impl PgStore {
     pub(super) fn split<'k>(
         &self,
         keys: impl ExactSizeIterator<Item = Option<&'k [u8]>>,
+        min_part: usize,
     ) -> Vec<(Vec<usize>, Active)> {
         let keys: Vec<Option<&[u8]>> = keys.collect();
         let busy = self.inner.active.load(Ordering::Relaxed);
         let idle = self.inner.pool.size().saturating_sub(busy);
-        let parts = idle.min(keys.len() / MIN_PART).max(1);
+        let parts = idle.min(keys.len() / min_part).max(1);
         let mut idx: Vec<Vec<usize>> = vec![Vec::new(); parts];
         for (i, k) in keys.iter().enumerate() {
             idx[k.map_or(0, |k| part_of(k, parts))].push(i);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::config::PgConfig;
 use super::pool::classify;
-use super::store::PgStore;
+use super::store::{PgStore, MIN_PART};
 use crate::error::{PersistError, Result};
 use crate::glob;
 use crate::redis::batch::{Op, OpResult, Text};
@@ -126,6 +126,119 @@ async fn a_batch_is_one_transaction_in_call_order_and_batches_never_mix() -> Res
     for r in futures_util::future::join_all(runs).await {
         r?;
     }
+    drop_schema(&s).await
+}
+
+/// The last statement of each of our connections on `table` (pg_stat_activity).
+async fn last_statements(c: &tokio_postgres::Client, table: &str) -> Result<Vec<String>> {
+    Ok(c.query(
+        "SELECT query FROM pg_stat_activity WHERE application_name = 'awaitly-persistence-native' \
+             AND query LIKE '%' || $1 || '%'",
+        &[&table],
+    )
+    .await
+    .map_err(|e| classify(&e))?
+    .iter()
+    .map(|r| r.get::<_, String>(0))
+    .collect())
+}
+
+#[tokio::test]
+async fn a_batch_of_only_gets_or_only_sets_is_one_statement_with_the_same_results() -> Result<()> {
+    let s = store("many")?;
+    // sets: a key twice (the last wins), a ttl, an odd key
+    let odd = wtf8::encode(&[0x61, 0, 0xD800]);
+    let r = s
+        .exec(&[
+            Op::Set(b"m:1".to_vec(), b"first".to_vec(), None),
+            Op::Set(b"m:2".to_vec(), "é".as_bytes().to_vec(), Some(100)),
+            Op::SetDurable(odd.clone(), b"odd".to_vec(), None),
+            Op::Set(b"m:1".to_vec(), b"last".to_vec(), None),
+        ])
+        .await?;
+    assert!(r.iter().all(|r| *r == OpResult::Done), "{r:?}");
+    // the server ran them as one statement
+    let c = s.inner.pool.open().await?;
+    let table = s.config().qualified_table();
+    assert!(last_statements(&c, &table)
+        .await?
+        .iter()
+        .any(|q| q.contains("unnest($1::bytea[]")));
+    // a stored value that is no string's bytes
+    c.execute(
+        &format!("INSERT INTO {table} (k, v) VALUES ('m:bad', '\\xff'::bytea)"),
+        &[],
+    )
+    .await
+    .map_err(|e| classify(&e))?;
+    // gets: present, twice, missing, odd, corrupt
+    let r = s
+        .exec(&[
+            Op::Get(b"m:1".to_vec()),
+            Op::Get(b"m:2".to_vec()),
+            Op::Get(b"m:1".to_vec()),
+            Op::Get(b"nope".to_vec()),
+            Op::Get(odd.clone()),
+            Op::Get(b"m:bad".to_vec()),
+        ])
+        .await?;
+    // the server ran the part's gets as one statement
+    assert!(last_statements(&c, &table)
+        .await?
+        .iter()
+        .any(|q| q.contains("k = ANY($1)")));
+    assert_eq!(r[0], OpResult::Value(Some(Text::of("last"))));
+    assert_eq!(r[1], OpResult::Value(Some(Text::of("é"))));
+    assert_eq!(r[2], OpResult::Value(Some(Text::of("last"))));
+    assert_eq!(r[3], OpResult::Value(None));
+    assert_eq!(r[4], OpResult::Value(Some(Text::of("odd"))));
+    assert!(
+        matches!(&r[5], OpResult::Failed(PersistError::Corrupt { .. })),
+        "{:?}",
+        r[5]
+    );
+    // the ttl was set: the row expires on the server's clock
+    let row = c
+        .query_one(
+            &format!(
+                "SELECT expires_at > now() + interval '90 seconds' FROM {table} WHERE k = 'm:2'"
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| classify(&e))?;
+    assert_eq!(row.get::<_, Option<bool>>(0), Some(true));
+    // a key the index cannot hold fails alone: the others are written
+    let mut x: u32 = 7;
+    let huge: Vec<u8> = (0..6000)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 16) as u8
+        })
+        .collect();
+    let r = s
+        .exec(&[
+            Op::Set(b"m:3".to_vec(), b"3".to_vec(), None),
+            Op::Set(huge, b"x".to_vec(), None),
+            Op::Set(b"m:4".to_vec(), b"4".to_vec(), None),
+        ])
+        .await?;
+    assert_eq!((&r[0], &r[2]), (&OpResult::Done, &OpResult::Done));
+    assert!(
+        matches!(&r[1], OpResult::Failed(PersistError::Store(_))),
+        "{:?}",
+        r[1]
+    );
+    let r = s
+        .exec(&[Op::Get(b"m:3".to_vec()), Op::Get(b"m:4".to_vec())])
+        .await?;
+    assert_eq!(
+        r,
+        vec![
+            OpResult::Value(Some(Text::of("3"))),
+            OpResult::Value(Some(Text::of("4")))
+        ]
+    );
     drop_schema(&s).await
 }
 
@@ -450,7 +563,7 @@ fn a_batch_splits_over_idle_connections_keeping_each_keys_ops_together() -> Resu
     let keys: Vec<Vec<u8>> = (0..32)
         .map(|i| format!("k{}", i % 16).into_bytes())
         .collect();
-    let parts = s.split(keys.iter().map(|k| Some(k.as_slice())));
+    let parts = s.split(keys.iter().map(|k| Some(k.as_slice())), MIN_PART);
     assert_eq!(parts.len(), 4);
     assert_eq!(s.inner.active.load(Ordering::Relaxed), 4);
     let mut seen = 0;
@@ -468,14 +581,15 @@ fn a_batch_splits_over_idle_connections_keeping_each_keys_ops_together() -> Resu
     }
     assert_eq!(seen, 32);
     // the connections are busy now: the next batch is not split
-    let again = s.split(keys.iter().map(|k| Some(k.as_slice())));
+    let again = s.split(keys.iter().map(|k| Some(k.as_slice())), MIN_PART);
     assert_eq!(again.len(), 1);
     drop(parts);
     drop(again);
     assert_eq!(s.inner.active.load(Ordering::Relaxed), 0);
     // small batches stay whole
     assert_eq!(
-        s.split(keys[..7].iter().map(|k| Some(k.as_slice()))).len(),
+        s.split(keys[..7].iter().map(|k| Some(k.as_slice())), MIN_PART)
+            .len(),
         1
     );
     Ok(())
