@@ -2,11 +2,12 @@
 //! store's table (their keys: `sql::lease_key`), the ops of one batch split
 //! over connections as data batches are, each op one prepared statement
 //! (`sql::StatementText`: acquire, release, renew, fenced set / delete),
-//! judged by the server's clock.
+//! or a part of only acquires or only releases of distinct keys as ONE
+//! statement; judged by the server's clock.
 
-use super::pipeline::batch_transaction;
+use super::pipeline::{batch_transaction, contiguous};
 use super::pool::{classify, Conn};
-use super::store::PgStore;
+use super::store::{PgStore, MIN_PART, MIN_PART_ONE_STATEMENT};
 use crate::error::{PersistError, Result};
 use crate::redis::lease::LeaseOp;
 
@@ -25,11 +26,18 @@ impl PgStore {
     /// A batch of lease ops, split as [`PgStore::exec`] splits; one result per op.
     pub async fn lease_exec(&self, ops: &[LeaseOp]) -> Result<Vec<Result<bool>>> {
         let key = |op| Some(key_of(op));
+        let min_part = if ops.iter().all(|op| matches!(op, LeaseOp::Acquire { .. }))
+            || ops.iter().all(|op| matches!(op, LeaseOp::Release { .. }))
+        {
+            MIN_PART_ONE_STATEMENT
+        } else {
+            MIN_PART
+        };
         Ok(self
             .run_split(
                 ops,
                 key,
-                super::store::MIN_PART,
+                min_part,
                 |p| async move { self.lease_part(&p).await },
                 Err,
             )
@@ -42,6 +50,9 @@ impl PgStore {
             return Ok(Vec::new());
         }
         self.with_conn(|c| async move {
+            if let Some(results) = lease_as_one(&c, ops).await {
+                return Ok(results);
+            }
             let run = || futures_util::future::join_all(ops.iter().map(|op| run_lease(&c, op)));
             // a fenced-off write is an answer, not a failed statement
             let failed =
@@ -50,6 +61,58 @@ impl PgStore {
         })
         .await
     }
+}
+
+/// A part of two or more acquires, or of two or more releases, of
+/// distinct keys as ONE statement (`acquire_many`, `release_many`), each
+/// op's answer as its own statement's would be. None: not such a part, or
+/// the statement failed: the caller runs the ops one by one.
+async fn lease_as_one(c: &Conn, ops: &[LeaseOp]) -> Option<Vec<Result<bool>>> {
+    if ops.len() < 2 {
+        return None;
+    }
+    let keys: Vec<&[u8]> = ops.iter().map(key_of).collect();
+    if keys.iter().collect::<std::collections::HashSet<_>>().len() != keys.len() {
+        return None;
+    }
+    let mut tokens = Vec::with_capacity(ops.len());
+    let mut ms = Vec::with_capacity(ops.len());
+    let (acquires, releases) = ops.iter().fold((0, 0), |(a, r), op| match op {
+        LeaseOp::Acquire { token, ttl_ms, .. } => {
+            tokens.push(token.as_bytes());
+            ms.push((*ttl_ms).max(1) as f64);
+            (a + 1, r)
+        }
+        LeaseOp::Release { token, .. } => {
+            tokens.push(token.as_bytes());
+            (a, r + 1)
+        }
+        _ => (a, r),
+    });
+    let rows = if acquires == ops.len() {
+        contiguous(
+            c,
+            c.client.query(&c.st.acquire_many, &[&keys, &tokens, &ms]),
+        )
+        .await
+    } else if releases == ops.len() {
+        contiguous(c, c.client.query(&c.st.release_many, &[&keys, &tokens])).await
+    } else {
+        return None;
+    }
+    .ok()?;
+    // the keys that came back, with whether the op counts (a release of
+    // an expired lease deletes it but answers false)
+    let mut answered = std::collections::HashMap::with_capacity(rows.len());
+    for row in rows {
+        let counts = acquires > 0 || row.try_get::<_, Option<bool>>(1).ok()? == Some(true);
+        answered.insert(row.try_get::<_, Vec<u8>>(0).ok()?, counts);
+    }
+    Some(
+        keys.iter()
+            .map(|k| Ok(answered.get(*k).copied().unwrap_or(false)))
+            .collect(),
+    )
 }
 
 async fn run_lease(c: &Conn, op: &LeaseOp) -> Result<bool> {

@@ -139,7 +139,7 @@ pub(super) async fn run_as_one(c: &Conn, ops: &[Op]) -> Option<Vec<OpResult>> {
 /// statement's request is written on its future's first poll, so a batch's
 /// requests go out back to back: another batch on the same connection never
 /// lands inside its transaction.
-async fn contiguous<F: std::future::Future>(c: &Conn, fut: F) -> F::Output {
+pub(super) async fn contiguous<F: std::future::Future>(c: &Conn, fut: F) -> F::Output {
     use std::task::Poll;
     let mut fut = std::pin::pin!(fut);
     let first = std::future::poll_fn(|cx| {

@@ -128,7 +128,9 @@ pub struct StatementText {
     pub exists: String,
     pub keys: String,
     pub acquire: String,
+    pub acquire_many: String,
     pub release: String,
+    pub release_many: String,
     pub renew: String,
     pub fenced_set: String,
     pub fenced_delete: String,
@@ -184,8 +186,22 @@ impl StatementText {
                  ON CONFLICT (k) DO UPDATE SET v = excluded.v, expires_at = excluded.expires_at \
                  WHERE cur.expires_at IS NOT NULL AND cur.expires_at <= now() RETURNING 1"
             ),
+            // acquires of distinct keys `$1` (in key order), tokens `$2`,
+            // ms `$3`, as `acquire` each: the keys taken come back
+            acquire_many: format!(
+                "INSERT INTO {table} AS cur (k, v, expires_at) \
+                 SELECT k, v, now() + ms * interval '1 millisecond' \
+                 FROM unnest($1::bytea[], $2::bytea[], $3::float8[]) AS u(k, v, ms) \
+                 ON CONFLICT (k) DO UPDATE SET v = excluded.v, expires_at = excluded.expires_at \
+                 WHERE cur.expires_at IS NOT NULL AND cur.expires_at <= now() RETURNING k"
+            ),
             release: format!(
                 "DELETE FROM {table} WHERE k = $1 AND v = $2 RETURNING expires_at > now()"
+            ),
+            // releases of distinct keys `$1`, tokens `$2`, as `release` each
+            release_many: format!(
+                "DELETE FROM {table} AS t USING unnest($1::bytea[], $2::bytea[]) AS u(k, v) \
+                 WHERE t.k = u.k AND t.v = u.v RETURNING t.k, t.expires_at > now()"
             ),
             renew: format!(
                 "UPDATE {table} SET expires_at = now() + $3::float8 * interval '1 millisecond' \

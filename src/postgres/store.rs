@@ -31,10 +31,11 @@ const DELETE_CHUNK: usize = 5000;
 /// The fewest ops per part when a batch is split over connections.
 pub(super) const MIN_PART: usize = 4;
 
-/// The same for a batch of only gets or only sets, whose part is ONE
-/// statement (`pipeline::run_as_one`): the server runs one statement per
+/// The same for a batch of only gets or only sets (or only acquires or
+/// only releases), whose part is ONE statement (`pipeline::run_as_one`,
+/// `lease::lease_as_one`): the server runs one statement per
 /// part, so a part holds more before the batch is split.
-const MIN_PART_ONE_STATEMENT: usize = 64;
+pub(super) const MIN_PART_ONE_STATEMENT: usize = 64;
 
 /// One running batch part, counted in `Inner::active` while it lives.
 pub(super) struct Active(Arc<Inner>);

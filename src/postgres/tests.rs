@@ -263,6 +263,88 @@ async fn expiry_is_the_servers_and_the_sweep_deletes() -> Result<()> {
 }
 
 #[tokio::test]
+async fn a_batch_of_only_acquires_or_only_releases_is_one_statement_with_the_same_answers(
+) -> Result<()> {
+    let s = store("lease_many")?;
+    let key = |i: u32| format!("p\0lease:{i}").into_bytes();
+    let acq = |i, t: &str, ms| LeaseOp::Acquire {
+        key: key(i),
+        token: t.into(),
+        ttl_ms: ms,
+    };
+    let rel = |i, t: &str| LeaseOp::Release {
+        key: key(i),
+        token: t.into(),
+    };
+    let answers = |r: Vec<Result<bool>>| r.into_iter().collect::<Result<Vec<bool>>>();
+    // 1 held, 2 about to expire, 5 a plain row (no expiry: never a lease)
+    answers(
+        s.lease_exec(&[acq(1, "a", 10_000), acq(2, "a", 50)])
+            .await?,
+    )?;
+    s.exec(&[Op::Set(key(5), b"v".to_vec(), None)]).await?;
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let r = answers(
+        s.lease_exec(&[
+            acq(1, "b", 10_000),
+            acq(2, "b", 10_000),
+            acq(3, "b", 10_000),
+            acq(5, "b", 10_000),
+        ])
+        .await?,
+    )?;
+    assert_eq!(r, [false, true, true, false]);
+    let c = s.inner.pool.open().await?;
+    let table = s.config().qualified_table();
+    assert!(last_statements(&c, &table)
+        .await?
+        .iter()
+        .any(|q| q.contains("RETURNING k")));
+    // 4 taken briefly, then expired: its release deletes it but answers false
+    answers(s.lease_exec(&[acq(4, "b", 50)]).await?)?;
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let r = answers(
+        s.lease_exec(&[
+            rel(1, "a"),
+            rel(2, "b"),
+            rel(3, "x"),
+            rel(4, "b"),
+            rel(9, "b"),
+        ])
+        .await?,
+    )?;
+    assert_eq!(r, [true, true, false, false, false]);
+    assert!(last_statements(&c, &table)
+        .await?
+        .iter()
+        .any(|q| q.contains("USING unnest")));
+    // what is left: 3 (held by b), 5 (the plain row); 1, 2 and 4 are gone
+    let r = s
+        .exec(&[
+            Op::Exists(key(1)),
+            Op::Exists(key(2)),
+            Op::Exists(key(3)),
+            Op::Exists(key(4)),
+            Op::Exists(key(5)),
+        ])
+        .await?;
+    assert_eq!(
+        r,
+        [false, false, true, false, true]
+            .map(OpResult::Bool)
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    // one key twice in a batch: one statement per op, in call order
+    let r = answers(
+        s.lease_exec(&[acq(7, "a", 10_000), acq(7, "b", 10_000)])
+            .await?,
+    )?;
+    assert_eq!(r, [true, false]);
+    drop_schema(&s).await
+}
+
+#[tokio::test]
 async fn leases_take_release_renew_and_expire() -> Result<()> {
     let s = store("lease")?;
     let k = b"p\0lease:x".to_vec();
