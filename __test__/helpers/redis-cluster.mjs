@@ -241,3 +241,33 @@ export async function startCluster(options = {}) {
   }
   return self
 }
+
+/**
+ * After a failover: resolves once 200 sets under `prefix` (over many slots,
+ * the stores taking turns) all succeed, trying every 100 ms; fails the test
+ * if that takes longer than 10 s after `since` (performance.now()).
+ */
+export async function untilWritesSucceed(stores, prefix, since) {
+  const { expect } = await import('vitest')
+  for (;;) {
+    const probe = await Promise.allSettled(Array.from({ length: 200 }, (_, i) => stores[i % stores.length].set(`${prefix}probe${i}`, 'x')))
+    if (probe.every((r) => r.status === 'fulfilled')) return
+    expect(performance.now() - since).toBeLessThan(10_000)
+    await sleep(100)
+  }
+}
+
+/**
+ * The calls made across a failover ({ ok, ms, code }): some failed (the
+ * kill was felt), each with a store code, none later than both timeouts
+ * allow, most succeeded.
+ */
+export async function expectFailoverOutcomes(outcomes, timeoutMs) {
+  const { expect } = await import('vitest')
+  const failed = outcomes.filter((o) => !o.ok)
+  expect(failed.length).toBeGreaterThan(0)
+  for (const f of failed) expect(['ERR_STORE_UNAVAILABLE', 'ERR_STORE_TIMEOUT']).toContain(f.code)
+  // a loop, not Math.max(...): a fast store makes more outcomes than a call's arguments may be
+  expect(outcomes.reduce((m, o) => Math.max(m, o.ms), 0)).toBeLessThan(2 * timeoutMs + 1000)
+  expect(outcomes.filter((o) => o.ok).length).toBeGreaterThan(failed.length)
+}

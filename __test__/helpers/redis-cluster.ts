@@ -29,3 +29,14 @@ export interface LocalCluster {
 export const startCluster: (options?: { primaries?: number; replicas?: number; nodeTimeout?: number; tls?: boolean }) => Promise<LocalCluster> =
   impl.startCluster
 export const cli: (port: number, ...args: string[]) => Promise<string> = impl.cli
+
+/** One call's outcome during a failover test. */
+export interface Outcome {
+  ok: boolean
+  ms: number
+  code?: string
+}
+
+export const untilWritesSucceed: (stores: { set(k: string, v: string): Promise<unknown> }[], prefix: string, since: number) => Promise<void> =
+  impl.untilWritesSucceed
+export const expectFailoverOutcomes: (outcomes: Outcome[], timeoutMs: number) => Promise<void> = impl.expectFailoverOutcomes

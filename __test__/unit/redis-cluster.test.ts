@@ -15,7 +15,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 import { defineStoreCompliance } from '../helpers/store-compliance'
-import { startCluster, type LocalCluster } from '../helpers/redis-cluster'
+import { expectFailoverOutcomes, startCluster, untilWritesSucceed, type LocalCluster, type Outcome } from '../helpers/redis-cluster'
 
 const require = createRequire(import.meta.url)
 const { createRedisStore, createKVCache, createStatePersistence, createSnapshotStore, escapeGlob } = require('../../index.js')
@@ -317,7 +317,9 @@ describe('the calls of one tick, as the primaries see them', () => {
     const [seq] = await observe([ports[0]], async () => {
       for (const k of one) await store.get(k)
     })
-    expect(seq.reads).toBeGreaterThanOrEqual(one.length)
+    // (less 2: the INFO round's own cost is estimated from one round, which
+    // a replica's REPLCONF ACK read can inflate by one or two)
+    expect(seq.reads).toBeGreaterThanOrEqual(one.length - 2)
   })
 })
 
@@ -420,7 +422,7 @@ describe('failover: a primary SIGKILLed with 64 calls in flight', () => {
     const pre = `fo:${process.pid}:`
     const states = createStatePersistence(durableStore, `${pre}state:`)
     const saved = new Map<string, number>() // runId -> the attempt whose save resolved
-    const outcomes: { ok: boolean; ms: number; code?: string }[] = []
+    const outcomes: Outcome[] = []
     let stop = false
     let seq = 0
     const timed = async (p: Promise<unknown>) => {
@@ -447,34 +449,28 @@ describe('failover: a primary SIGKILLed with 64 calls in flight', () => {
       }
     }
     const workers = Array.from({ length: 64 }, (_, w) => worker(w))
-    await sleep(300)
-    const victim = (await cluster.primaryPorts())[0]
-    await cluster.kill(victim)
-    const killedAt = performance.now()
-    // the replica takes over (cluster-node-timeout 1000 ms)
-    await cluster.waitHealthy(30_000)
-    const promotedAt = performance.now()
-    // calls succeed again, on the same store, within 10 s of the promotion
-    for (;;) {
-      const probe = await Promise.allSettled(
-        Array.from({ length: 200 }, (_, i) => (i % 2 ? tokioStore : store).set(`${pre}probe${i}`, 'x')),
-      )
-      if (probe.every((r) => r.status === 'fulfilled')) break
-      expect(performance.now() - promotedAt).toBeLessThan(10_000)
-      await sleep(100)
+    let killedAt = 0
+    let recoveredMs = 0
+    try {
+      await sleep(300)
+      const victim = (await cluster.primaryPorts())[0]
+      await cluster.kill(victim)
+      killedAt = performance.now()
+      // the replica takes over (cluster-node-timeout 1000 ms)
+      await cluster.waitHealthy(30_000)
+      const promotedAt = performance.now()
+      // calls succeed again, on the same store, within 10 s of the promotion
+      await untilWritesSucceed([store, tokioStore], pre, promotedAt)
+      recoveredMs = performance.now() - promotedAt
+      await sleep(STRESS ? 3000 : 300)
+    } finally {
+      // the loops end whatever happened (else they would run on, filling `outcomes`)
+      stop = true
+      await Promise.all(workers)
     }
-    const recoveredMs = performance.now() - promotedAt
-    await sleep(STRESS ? 3000 : 300)
-    stop = true
-    await Promise.all(workers)
 
-    const failed = outcomes.filter((o) => !o.ok)
-    expect(failed.length).toBeGreaterThan(0) // the kill was felt
-    for (const f of failed) expect(['ERR_STORE_UNAVAILABLE', 'ERR_STORE_TIMEOUT']).toContain(f.code)
-    // no call hung: connect + command timeout bound every one of them
-    // (a loop, not Math.max(...): a fast store makes more outcomes than a call's arguments may be)
-    expect(outcomes.reduce((m, o) => Math.max(m, o.ms), 0)).toBeLessThan(2 * TIMEOUT + 1000)
-    expect(outcomes.filter((o) => o.ok).length).toBeGreaterThan(failed.length)
+    // the kill was felt, with codes; no call hung: connect + command timeout bound every one
+    await expectFailoverOutcomes(outcomes, TIMEOUT)
     expect(recoveredMs).toBeLessThan(10_000)
     expect(performance.now() - killedAt).toBeLessThan(30_000)
 

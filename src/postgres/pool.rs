@@ -47,35 +47,33 @@ impl Statements {
         t: &StatementText,
     ) -> std::result::Result<Self, tokio_postgres::Error> {
         let (
-            (get, get_many, set, set_many),
+            get,
+            get_many,
+            set,
+            set_many,
             delete,
             exists,
             keys,
-            (acquire, acquire_many, release, release_many),
+            acquire,
+            acquire_many,
+            release,
+            release_many,
             renew,
             fenced_set,
             fenced_delete,
             delete_many,
         ) = tokio::try_join!(
-            async {
-                tokio::try_join!(
-                    c.prepare(&t.get),
-                    c.prepare(&t.get_many),
-                    c.prepare(&t.set),
-                    c.prepare(&t.set_many)
-                )
-            },
+            c.prepare(&t.get),
+            c.prepare(&t.get_many),
+            c.prepare(&t.set),
+            c.prepare(&t.set_many),
             c.prepare(&t.delete),
             c.prepare(&t.exists),
             c.prepare(&t.keys),
-            async {
-                tokio::try_join!(
-                    c.prepare(&t.acquire),
-                    c.prepare(&t.acquire_many),
-                    c.prepare(&t.release),
-                    c.prepare(&t.release_many)
-                )
-            },
+            c.prepare(&t.acquire),
+            c.prepare(&t.acquire_many),
+            c.prepare(&t.release),
+            c.prepare(&t.release_many),
             c.prepare(&t.renew),
             c.prepare(&t.fenced_set),
             c.prepare(&t.fenced_delete),
