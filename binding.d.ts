@@ -107,6 +107,11 @@ export declare class NativePostgresStore {
    * made here, `sql::lease_key`).
    */
   leaseExec(kinds: Uint8Array, ttls: Uint32Array, prefixes: Array<string>, ids: Array<string>, tokens: Array<string>, values: Array<string>): Promise<LeaseOut>
+  /**
+   * Where the calls run: 'direct' (the JS thread's own sockets and
+   * executor, what `transport: 'auto'` takes in Node) or 'tokio'.
+   */
+  get transport(): 'direct' | 'tokio'
   /** Connections opened so far (reconnects add one each). */
   get connectionsOpened(): number
 }
@@ -392,6 +397,8 @@ export interface PostgresOptions {
   tlsKey?: string
   tlsServername?: string
   tlsRejectUnauthorized?: boolean
+  /** 'auto' (the JS thread where the runtime allows) or 'tokio'. */
+  transport: string
 }
 
 /**

@@ -565,6 +565,13 @@ export interface PostgresStoreOptions {
    * `verify-ca` or `verify-full` (all three verify the server's chain and name here).
    */
   tls?: boolean | TlsOptions
+  /**
+   * Where the connections and calls run. `'auto'` (default): in Node, on the JS thread
+   * itself (its event loop watches the sockets; a call costs no thread hop); in Bun and
+   * Deno, tokio. `'tokio'`: on the addon's tokio thread. The store's `transport` property
+   * says which one is in use.
+   */
+  transport?: 'auto' | 'tokio'
 }
 
 /**
@@ -590,6 +597,8 @@ export interface PostgresStore extends KeyValueStore {
   close(): Promise<void>
   /** Connections opened so far (pool slots + reconnects). */
   readonly connectionsOpened: number
+  /** Where the calls run: `'direct'` (the JS thread, what `transport: 'auto'` takes in Node) or `'tokio'`. */
+  readonly transport: 'direct' | 'tokio'
   readonly [nativeLeases]: 'postgres'
 }
 

@@ -7,7 +7,9 @@
 //! documents), `ownership/` (which store keys a cache may clear). Shared: `error` (+ `boundary`, what the napi bindings share:
 //! its JS mapping, JS text, lease results, test hooks), `json_string`, `glob`
 //! (+ `glob_binding`), `wtf8`, `runtime`, `tls` (the
-//! TLS client settings of the Redis and PostgreSQL stores).
+//! TLS client settings of the Redis and PostgreSQL stores), `js_loop` (the
+//! JS thread's event loop: libuv, promises settled from it, an executor of
+//! futures and sockets on it, for the Redis and PostgreSQL transports).
 
 #![deny(clippy::unwrap_used)]
 // a panic in a sync napi function would abort the user's process: outside
@@ -32,3 +34,4 @@ pub mod token;
 pub mod wtf8;
 
 mod glob_binding;
+mod js_loop;

@@ -18,13 +18,14 @@ const { createPostgresStore, createSnapshotStore, escapeGlob } = require('../../
 
 const schemas: string[] = []
 const stores: any[] = []
-function open(tag: string, extra: object = {}) {
+function openStore(tag: string, extra: object = {}) {
   const schema = privateSchema(tag)
   schemas.push(schema)
   const store = createPostgresStore({ ...PG, schema, ...extra })
   stores.push(store)
   return { store, schema }
 }
+const open = openStore
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 afterAll(async () => {
@@ -268,7 +269,76 @@ describe('createPostgresStore: table, expiry, schema creation', () => {
   })
 })
 
-describe('createPostgresStore: connections terminated with calls in flight', () => {
+describe('createPostgresStore: transport', () => {
+  it("'auto' (the default) runs on the JS thread in Node, 'tokio' on tokio; anything else is a TypeError", async () => {
+    const auto = open('tr_auto').store
+    const tokio = open('tr_tokio', { transport: 'tokio' }).store
+    expect(auto.transport).toBe('direct')
+    expect(open('tr_auto2', { transport: 'auto' }).store.transport).toBe('direct')
+    expect(tokio.transport).toBe('tokio')
+    for (const s of [auto, tokio]) {
+      await s.set('k', 'v')
+      expect(await s.get('k')).toBe('v')
+    }
+    for (const bad of ['direct', '', 1, null]) {
+      let e: any
+      try {
+        createPostgresStore({ ...PG, transport: bad })
+      } catch (err) {
+        e = err
+      }
+      expect(e).toBeInstanceOf(TypeError)
+      expect(e.code).toBe('ERR_INVALID_ARG')
+      expect(e.message).toMatch(/transport must be 'auto' or 'tokio'/)
+    }
+  })
+
+  // a child process (--expose-gc): `body` runs with `m` (the package) and `schema`
+  function child(schema: string, body: string) {
+    return new Promise<{ code: number | null; out: string; err: string; ms: number }>((resolve) => {
+      const started = Date.now()
+      const c = spawn(process.execPath, ['--expose-gc', '-e', `const m = require(${JSON.stringify(path.join(__dirname, '..', '..', 'index.js'))}); const schema = ${JSON.stringify(schema)}; const PG = ${JSON.stringify(PG)}; (async () => { ${body} })().catch((e) => { console.error(e); process.exit(3) })`], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let out = ''
+      let err = ''
+      c.stdout.on('data', (d) => (out += d))
+      c.stderr.on('data', (d) => (err += d))
+      const timer = setTimeout(() => c.kill('SIGKILL'), 20_000)
+      c.on('exit', (code) => {
+        clearTimeout(timer)
+        resolve({ code, out, err, ms: Date.now() - started })
+      })
+    })
+  }
+
+  it('an idle connected store lets the process end on its own (its sockets keep no loop alive)', async () => {
+    const schema = privateSchema('idle')
+    schemas.push(schema)
+    const r = await child(schema, `const s = m.createPostgresStore({ ...PG, schema }); await s.set('a', 'v'); await s.get('a'); console.log(s.transport)`)
+    expect(r).toMatchObject({ code: 0, out: 'direct\n', err: '' })
+    expect(r.ms).toBeLessThan(10_000)
+  }, 30_000)
+
+  it('a store collected by GC closes its connections: the server sees them go', async () => {
+    const schema = privateSchema('gc')
+    schemas.push(schema)
+    const r = await child(
+      schema,
+      `const pg = require('pg'); const admin = new pg.Client(PG); await admin.connect()
+       const count = async () => Number((await admin.query("SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()", ['%"' + schema + '"%'])).rows[0].n)
+       await (async () => { const s = m.createPostgresStore({ ...PG, schema, poolSize: 3 }); for (let i = 0; i < 3; i++) await s.set('k' + i, 'v') })()
+       const before = await count()
+       let after = before
+       for (let i = 0; i < 50 && after > 0; i++) { global.gc(); await new Promise((r) => setTimeout(r, 100)); after = await count() }
+       console.log(JSON.stringify({ before, after }))
+       await admin.end()`,
+    )
+    expect(r.err).toBe('')
+    expect(JSON.parse(r.out)).toEqual({ before: 3, after: 0 })
+  }, 30_000)
+})
+
+describe.each(['auto', 'tokio'])('createPostgresStore: connections terminated with calls in flight (transport %s)', (transport) => {
+  const open = (tag: string, extra: object = {}) => openStore(tag, { transport, ...extra })
   it('blocked calls settle with ERR_STORE_UNAVAILABLE, later calls reconnect', async () => {
     const { store, schema } = open('kill', { poolSize: 2, commandTimeout: 4000 })
     await store.set('hot', 'v0')
@@ -367,7 +437,7 @@ describe('createPostgresStore: connections terminated with calls in flight', () 
   it.each(['exit', 'natural'])('process end (%s) with 2,000 calls in flight: status 0, no crash, no hang', async (mode) => {
     const schema = privateSchema('exit')
     schemas.push(schema)
-    const child = spawn(process.execPath, [path.join(__dirname, '..', 'fixtures', 'postgres-exit.cjs'), schema, mode], { stdio: ['ignore', 'ignore', 'pipe'] })
+    const child = spawn(process.execPath, [path.join(__dirname, '..', 'fixtures', 'postgres-exit.cjs'), schema, mode, transport], { stdio: ['ignore', 'ignore', 'pipe'] })
     let stderr = ''
     child.stderr.on('data', (d) => (stderr += d))
     const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
@@ -377,7 +447,7 @@ describe('createPostgresStore: connections terminated with calls in flight', () 
   }, 30_000)
 
   it('a server that is not there is ERR_STORE_UNAVAILABLE; a closed store ERR_STORE_CLOSED', async () => {
-    const dead = createPostgresStore({ ...PG, port: 1, connectTimeout: 1000 })
+    const dead = createPostgresStore({ ...PG, port: 1, connectTimeout: 1000, transport })
     const e = await rejection(dead.get('k'))
     expect(e.code).toBe('ERR_STORE_UNAVAILABLE')
     const snap = createSnapshotStore({ store: dead })

@@ -95,4 +95,12 @@ async function call(promise) {
   }
 }
 
-module.exports = { binding, fromNative, call }
+/**
+ * Whether this host's event loop is Node's libuv. Bun and Deno export functions
+ * under libuv's names that are not libuv (Bun's abort the process, Deno's poll
+ * handles never fire), so there the stores' `transport: 'auto'` takes tokio
+ * without looking them up.
+ */
+const HOST_IS_NODE = !process.versions.bun && !process.versions.deno
+
+module.exports = { binding, fromNative, call, HOST_IS_NODE }

@@ -9,7 +9,7 @@
 // and a snapshot store over it is a WorkflowLock (leases are rows of the
 // same table, judged by the server's clock).
 
-const { binding, fromNative } = require('../internal/binding.js')
+const { binding, fromNative, HOST_IS_NODE } = require('../internal/binding.js')
 const { invalidArg, storeClosed } = require('../internal/errors.js')
 const { describe, tlsSettings } = require('../internal/validate.js')
 const { OP } = require('../internal/codes.js')
@@ -46,6 +46,7 @@ const OPTIONS = [
   'sweepInterval',
   'maxBatch',
   'tls',
+  'transport',
 ]
 
 /**
@@ -116,6 +117,10 @@ function createPostgresStore(options = {}) {
     if (!OPTIONS.includes(k)) throw invalidArg(`createPostgresStore: ${k} is not an option (${OPTIONS.join(', ')})`)
   }
   const maxBatch = intOption(options, 'maxBatch', 1, 100_000, ' (calls per pipeline)')
+  const transport = options.transport === undefined ? 'auto' : options.transport
+  if (transport !== 'auto' && transport !== 'tokio') {
+    throw invalidArg(`createPostgresStore: transport must be 'auto' or 'tokio', got ${describe(transport)}`)
+  }
   const native = new binding.NativePostgresStore({
     connectionString: stringOption(options, 'connectionString'),
     host: stringOption(options, 'host'),
@@ -131,6 +136,8 @@ function createPostgresStore(options = {}) {
     commandTimeout: intOption(options, 'commandTimeout', 1, 2 ** 31 - 1, ' number of milliseconds'),
     sweepInterval: intOption(options, 'sweepInterval', 1, 2 ** 31 - 1, ' number of milliseconds'),
     ...tlsOption(options.tls),
+    // Bun and Deno run napi without Node's libuv loop: tokio there
+    transport: transport === 'auto' && !HOST_IS_NODE ? 'tokio' : transport,
   })
   /** @type {TickBatcher<import('./kv-batch.js').DataBatch>} */
   const batcher = new TickBatcher(maxBatch, emptyBatch, (batch) => {
@@ -178,6 +185,10 @@ function createPostgresStore(options = {}) {
       leases.flush()
       closed = true
       await native.close()
+    },
+    /** Where the calls run: 'direct' (the JS thread itself, `transport: 'auto'` in Node) or 'tokio'. */
+    get transport() {
+      return native.transport
     },
     /** Connections opened so far (pool slots + reconnects). */
     get connectionsOpened() {

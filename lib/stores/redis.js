@@ -7,7 +7,7 @@
 // the JS thread's; and the store's adapted operations
 // (lib/stores/adapter.js), which the caches and persistences use.
 
-const { binding, fromNative } = require('../internal/binding.js')
+const { binding, fromNative, HOST_IS_NODE } = require('../internal/binding.js')
 const { invalidArg, storeClosed } = require('../internal/errors.js')
 const { describe, tlsSettings } = require('../internal/validate.js')
 const { OP } = require('../internal/codes.js')
@@ -21,13 +21,6 @@ const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS, SET_DURA
 
 const DEFAULTS = { url: 'redis://127.0.0.1:6379', connectTimeout: 5000, commandTimeout: 5000, maxBatch: 64, transport: 'auto' }
 
-/**
- * Whether this host's event loop is Node's libuv. Bun and Deno export functions
- * under libuv's names that are not libuv (Bun's abort the process, Deno's poll
- * handles never fire), so there `transport: 'auto'` takes the tokio transport
- * without looking them up.
- */
-const HOST_IS_NODE = !process.versions.bun && !process.versions.deno
 const TRANSPORTS = ['auto', 'tokio']
 
 /** A positive integer option (`unit` names it in the error), or its default. */

@@ -134,18 +134,26 @@ pub async fn catch_panic_async<T>(
 }
 
 /// Await `fut`, a call of the `store` (its name, for the message), turning
-/// a panic inside it into `ERR_INTERNAL` (napi-rs would reject with a bare
-/// "Panic in async function").
+/// a panic inside it into `ERR_INTERNAL`.
+pub async fn caught<T>(
+    store: &str,
+    fut: impl std::future::Future<Output = crate::error::Result<T>>,
+) -> crate::error::Result<T> {
+    match catch_panic_async(fut).await {
+        Ok(r) => r,
+        Err(what) => Err(PersistError::Internal(format!(
+            "panic in the {store} store: {what}"
+        ))),
+    }
+}
+
+/// [`caught`] with the error as napi-rs rejects it (napi-rs alone would
+/// reject a panic with a bare "Panic in async function").
 pub async fn guarded<T>(
     store: &str,
     fut: impl std::future::Future<Output = crate::error::Result<T>>,
 ) -> napi::Result<T> {
-    match catch_panic_async(fut).await {
-        Ok(r) => r.map_err(to_async),
-        Err(what) => Err(to_async(PersistError::Internal(format!(
-            "panic in the {store} store: {what}"
-        )))),
-    }
+    caught(store, fut).await.map_err(to_async)
 }
 
 #[cfg(test)]

@@ -7,15 +7,21 @@
 // napi registers these at load time; `cargo test` builds never call them.
 #![cfg_attr(test, allow(dead_code))]
 
+use std::rc::Rc;
+use std::sync::Arc;
+
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::boundary::batch::{blob_text, decode_batch, ExecOut, KeysOut};
-use crate::boundary::js_error::{self, guarded};
+use crate::boundary::js_error::{self, caught};
 use crate::boundary::lease::{decode_leases, lease_out, lease_rows, LeaseOut};
 use crate::boundary::text::js_text;
 use crate::error::PersistError;
+use crate::js_loop::executor::Executor;
 use crate::postgres::config::PgConfig;
+use crate::postgres::connect::Runner;
+use crate::postgres::js_thread::JsThread;
 use crate::postgres::sql::lease_key;
 use crate::postgres::store::PgStore;
 use crate::redis::results::{encode_results, Encoded};
@@ -44,6 +50,8 @@ pub struct PostgresOptions {
     pub tls_key: Option<String>,
     pub tls_servername: Option<String>,
     pub tls_reject_unauthorized: Option<bool>,
+    /// 'auto' (the JS thread where the runtime allows) or 'tokio'.
+    pub transport: String,
 }
 
 /// Every async method clones the core into a `'static` future: a call never
@@ -51,6 +59,8 @@ pub struct PostgresOptions {
 #[napi]
 pub struct NativePostgresStore {
     core: PgStore,
+    /// The JS thread's executor, when the calls run there.
+    executor: Option<Rc<Executor>>,
 }
 
 #[napi]
@@ -65,30 +75,47 @@ impl NativePostgresStore {
                 ))
             }),
         };
+        // SAFETY: in a JS call, on the env's thread
+        let executor = match o.transport.as_str() {
+            "auto" if direct_available() => Some(unsafe { Executor::of(env.raw()) }),
+            "auto" | "tokio" => None,
+            other => Some(Err(PersistError::InvalidArgument(format!(
+                "createPostgresStore: transport must be 'auto' or 'tokio', got {other:?}"
+            )))),
+        }
+        .transpose()
+        .map_err(|e| js_error::throw(&env, e))?;
+        let runner = match &executor {
+            Some(e) => Runner::Driven(Arc::new(JsThread::here(e.shared().clone()))),
+            None => Runner::Tokio,
+        };
         js_error::guard(|| {
-            PgStore::new(PgConfig {
-                connection_string: o.connection_string,
-                host: o.host,
-                port: port?,
-                user: o.user,
-                password: o.password,
-                database: o.database,
-                schema: o.schema,
-                table: o.table,
-                pool_size: o.pool_size as usize,
-                connect_timeout_ms: u64::from(o.connect_timeout),
-                command_timeout_ms: u64::from(o.command_timeout),
-                sweep_interval_ms: u64::from(o.sweep_interval),
-                tls: o.tls.then_some(TlsOptions {
-                    ca: o.tls_ca,
-                    cert: o.tls_cert,
-                    key: o.tls_key,
-                    servername: o.tls_servername,
-                    reject_unauthorized: o.tls_reject_unauthorized.unwrap_or(true),
-                }),
-            })
+            PgStore::new(
+                PgConfig {
+                    connection_string: o.connection_string,
+                    host: o.host,
+                    port: port?,
+                    user: o.user,
+                    password: o.password,
+                    database: o.database,
+                    schema: o.schema,
+                    table: o.table,
+                    pool_size: o.pool_size as usize,
+                    connect_timeout_ms: u64::from(o.connect_timeout),
+                    command_timeout_ms: u64::from(o.command_timeout),
+                    sweep_interval_ms: u64::from(o.sweep_interval),
+                    tls: o.tls.then_some(TlsOptions {
+                        ca: o.tls_ca,
+                        cert: o.tls_cert,
+                        key: o.tls_key,
+                        servername: o.tls_servername,
+                        reject_unauthorized: o.tls_reject_unauthorized.unwrap_or(true),
+                    }),
+                },
+                runner,
+            )
         })
-        .map(|core| NativePostgresStore { core })
+        .map(|core| NativePostgresStore { core, executor })
         .map_err(|e| js_error::throw(&env, e))
     }
 
@@ -104,9 +131,8 @@ impl NativePostgresStore {
     ) -> Result<PromiseRaw<'env, ExecOut>> {
         let batch = decode_batch(&ops, &ttls, &lens, &blob);
         let core = self.core.clone();
-        env.spawn_future(async move {
-            let batch = batch.map_err(js_error::to_async)?;
-            let results = guarded("PostgreSQL", core.exec(&batch)).await?;
+        self.start(env, async move {
+            let results = core.exec(&batch?).await?;
             let Encoded { meta, blob, errors } = encode_results(results);
             Ok(ExecOut {
                 meta: Int32Array::new(meta),
@@ -125,8 +151,8 @@ impl NativePostgresStore {
     ) -> Result<PromiseRaw<'env, KeysOut>> {
         let core = self.core.clone();
         let pattern: Vec<u16> = pattern.to_vec();
-        env.spawn_future(async move {
-            let keys = guarded("PostgreSQL", core.keys(&pattern)).await?;
+        self.start(env, async move {
+            let keys = core.keys(&pattern).await?;
             let lens: Vec<u32> = keys.iter().map(|k| k.len() as u32).collect();
             let blob: Vec<u16> = keys.concat();
             Ok(KeysOut {
@@ -145,10 +171,8 @@ impl NativePostgresStore {
     ) -> Result<PromiseRaw<'env, f64>> {
         let core = self.core.clone();
         let prefix: Vec<u16> = prefix.to_vec();
-        env.spawn_future(async move {
-            guarded("PostgreSQL", core.clear_cache_prefix(&prefix))
-                .await
-                .map(|n| n as f64)
+        self.start(env, async move {
+            core.clear_cache_prefix(&prefix).await.map(|n| n as f64)
         })
     }
 
@@ -157,19 +181,19 @@ impl NativePostgresStore {
     #[napi(catch_unwind, ts_return_type = "Promise<number>")]
     pub fn sweep<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, f64>> {
         let core = self.core.clone();
-        env.spawn_future(async move { guarded("PostgreSQL", core.sweep()).await.map(|n| n as f64) })
+        self.start(env, async move { core.sweep().await.map(|n| n as f64) })
     }
 
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn ping<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         let core = self.core.clone();
-        env.spawn_future(async move { guarded("PostgreSQL", core.ping()).await })
+        self.start(env, async move { core.ping().await })
     }
 
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         let core = self.core.clone();
-        env.spawn_future(async move {
+        self.start(env, async move {
             core.close().await;
             Ok(())
         })
@@ -194,11 +218,22 @@ impl NativePostgresStore {
         let core = self.core.clone();
         let batch = lease_rows(&kinds, &ttls, prefixes, ids, tokens, values)
             .and_then(|rows| decode_leases(rows, |p, id, _| Ok(lease_key(p, id))));
-        env.spawn_future(async move {
-            let batch = batch.map_err(js_error::to_async)?;
-            let results = guarded("PostgreSQL", core.lease_exec(&batch)).await?;
+        self.start(env, async move {
+            let batch = batch?;
+            let results = core.lease_exec(&batch).await?;
             Ok(lease_out(&batch, results))
         })
+    }
+
+    /// Where the calls run: 'direct' (the JS thread's own sockets and
+    /// executor, what `transport: 'auto'` takes in Node) or 'tokio'.
+    #[napi(getter, ts_return_type = "'direct' | 'tokio'")]
+    pub fn transport(&self) -> &'static str {
+        if self.executor.is_some() {
+            "direct"
+        } else {
+            "tokio"
+        }
     }
 
     /// Connections opened so far (reconnects add one each).
@@ -217,4 +252,33 @@ pub fn postgres_lease_key(prefix: Utf16String, id: Utf16String) -> napi::Result<
     wtf8::decode(&key)
         .map(Utf16String::from)
         .ok_or_else(|| js_error::to_async(PersistError::Internal("lease key: not WTF-8".into())))
+}
+
+impl NativePostgresStore {
+    /// Run a call where the store's calls run (the JS thread's executor,
+    /// or tokio): its promise. A panic in it rejects with `ERR_INTERNAL`.
+    fn start<'env, T, F>(&self, env: &'env Env, call: F) -> Result<PromiseRaw<'env, T>>
+    where
+        T: ToNapiValue + Send + 'static,
+        F: std::future::Future<Output = crate::error::Result<T>> + Send + 'static,
+    {
+        let call = caught("PostgreSQL", call);
+        match &self.executor {
+            // SAFETY: in a JS call of the executor's env, on its thread
+            Some(e) => unsafe { e.spawn_promise(call) }
+                .map(|p| PromiseRaw::new(env.raw(), p))
+                .map_err(|e| js_error::throw(env, e)),
+            None => env.spawn_future(async move { call.await.map_err(js_error::to_async) }),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn direct_available() -> bool {
+    crate::js_loop::uv::available()
+}
+
+#[cfg(not(unix))]
+fn direct_available() -> bool {
+    false
 }

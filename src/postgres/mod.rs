@@ -3,7 +3,8 @@
 //! Owns everything between our ops and a PostgreSQL server: the connection
 //! settings and identifier rules (`config`), the SQL text and the pure
 //! encodings it relies on (`sql`: LIKE escaping, glob → index range + LIKE,
-//! key/value bytes), the pool and schema creation (`pool`), a batch on one
+//! key/value bytes), opening a connection on tokio or on the JS thread
+//! (`connect`, `js_thread`), the pool and schema creation (`pool`), a batch on one
 //! connection (`pipeline`), the store's calls, batch splitting and the
 //! background sweep of expired rows (`store`), leases and fenced writes
 //! (`lease`), and the thin napi `binding`.
@@ -14,6 +15,8 @@
 
 pub(crate) mod binding;
 pub mod config;
+pub mod connect;
+mod js_thread;
 mod lease;
 mod pipeline;
 mod pool;

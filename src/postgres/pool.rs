@@ -1,5 +1,5 @@
 //! The PostgreSQL store's connections: a pool of `pool_size` slots, each one
-//! tokio-postgres connection opened on first use (TLS when configured) and
+//! tokio-postgres connection opened on first use (`connect`) and
 //! replaced when it closes (server restart, network) or a call on it times
 //! out; the schema created on first use (under an advisory lock) and its
 //! version checked; the statements each connection prepares; and how a
@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio_postgres::{Client, Statement};
 
 use super::config::PgConfig;
+use super::connect::{self, Named, Runner};
 use super::sql::{self, StatementText, SCHEMA_VERSION, VERSION_KEY};
 use crate::error::{PersistError, Result};
 
@@ -137,7 +138,9 @@ fn with_causes(e: &tokio_postgres::Error) -> String {
 pub(super) struct Pool {
     pub(super) cfg: PgConfig,
     client_cfg: tokio_postgres::Config,
-    tls: bool,
+    /// rustls, when the connection uses TLS.
+    tls: Option<Arc<Named>>,
+    runner: Runner,
     /// The quoted, qualified table name.
     pub(super) table: String,
     pub(super) text: StatementText,
@@ -150,10 +153,13 @@ pub(super) struct Pool {
 
 impl Pool {
     /// Check `cfg` and set up the slots; connects nothing.
-    pub(super) fn new(cfg: PgConfig) -> Result<Self> {
+    pub(super) fn new(cfg: PgConfig, runner: Runner) -> Result<Self> {
         cfg.validate()?;
         let client_cfg = cfg.client_config()?;
-        let tls = cfg.wants_tls()?;
+        let tls = match cfg.wants_tls()? {
+            true => Some(Arc::new(Named::new(&cfg.tls.clone().unwrap_or_default())?)),
+            false => None,
+        };
         let table = cfg.qualified_table();
         let text = StatementText::new(&table);
         let slots = (0..cfg.pool_size)
@@ -163,6 +169,7 @@ impl Pool {
             cfg,
             client_cfg,
             tls,
+            runner,
             table,
             text,
             slots,
@@ -208,40 +215,13 @@ impl Pool {
         }
     }
 
-    /// Open one connection (within connect_timeout_ms); its I/O task runs
-    /// on tokio until the client is dropped or the server goes away.
+    /// Open one connection (within connect_timeout_ms) where the runner
+    /// runs connections.
     pub(super) async fn open(&self) -> Result<Client> {
-        let ms = self.cfg.connect_timeout_ms.max(1);
-        let cfg = &self.client_cfg;
-        let opening = async {
-            if self.tls {
-                self.open_tls(cfg).await
-            } else {
-                let (client, conn) = cfg
-                    .connect(tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| classify(&e))?;
-                tokio::spawn(conn);
-                Ok(client)
-            }
-        };
-        let client = tokio::time::timeout(Duration::from_millis(ms), opening)
-            .await
-            .map_err(|_| PersistError::Timeout(ms))??;
+        let timeout = Duration::from_millis(self.cfg.connect_timeout_ms.max(1));
+        let client =
+            connect::open(&self.client_cfg, self.tls.clone(), &self.runner, timeout).await?;
         self.opened.fetch_add(1, Ordering::Relaxed);
-        Ok(client)
-    }
-
-    async fn open_tls(&self, cfg: &tokio_postgres::Config) -> Result<Client> {
-        let options = self.cfg.tls.clone().unwrap_or_default();
-        let tls = Named {
-            servername: options.servername.clone(),
-            inner: tokio_postgres_rustls::MakeRustlsConnect::new(
-                options.client_config("createPostgresStore")?,
-            ),
-        };
-        let (client, conn) = cfg.connect(tls).await.map_err(|e| classify(&e))?;
-        tokio::spawn(conn);
         Ok(client)
     }
 
@@ -363,30 +343,5 @@ impl Pool {
                 Err(PersistError::Timeout(self.cfg.command_timeout_ms))
             }
         }
-    }
-}
-
-/// rustls over the connection, verifying `tls.servername` when set, else
-/// the host connected to.
-struct Named {
-    servername: Option<String>,
-    inner: tokio_postgres_rustls::MakeRustlsConnect,
-}
-
-impl<S> tokio_postgres::tls::MakeTlsConnect<S> for Named
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    type Stream = <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::Stream;
-    type TlsConnect = <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::TlsConnect;
-    type Error =
-        <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::Error;
-
-    fn make_tls_connect(
-        &mut self,
-        host: &str,
-    ) -> std::result::Result<Self::TlsConnect, Self::Error> {
-        let name = self.servername.as_deref().unwrap_or(host);
-        tokio_postgres::tls::MakeTlsConnect::<S>::make_tls_connect(&mut self.inner, name)
     }
 }

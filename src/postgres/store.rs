@@ -16,6 +16,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::config::{PgConfig, SWEEP_BATCH};
+use super::connect::Runner;
 use super::pipeline::{batch_transaction, run_as_one, run_op};
 use super::pool::{classify, Conn, Pool};
 use super::sql;
@@ -87,10 +88,11 @@ pub(super) struct Inner {
 }
 
 impl PgStore {
-    pub fn new(cfg: PgConfig) -> Result<Self> {
+    /// A store whose connections run where `runner` runs them.
+    pub fn new(cfg: PgConfig, runner: Runner) -> Result<Self> {
         Ok(PgStore {
             inner: Arc::new(Inner {
-                pool: Pool::new(cfg)?,
+                pool: Pool::new(cfg, runner)?,
                 sweeping: AtomicBool::new(false),
                 active: AtomicUsize::new(0),
             }),

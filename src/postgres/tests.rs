@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::config::PgConfig;
+use super::connect::{Driver, Io, Runner, Task};
 use super::pool::classify;
 use super::store::{PgStore, MIN_PART};
 use crate::error::{PersistError, Result};
@@ -17,14 +18,17 @@ use crate::wtf8;
 
 /// A store on a private schema of the local server (`test` database).
 fn store(tag: &str) -> Result<PgStore> {
-    PgStore::new(PgConfig {
-        host: Some("127.0.0.1".into()),
-        user: Some("postgres".into()),
-        database: Some("test".into()),
-        schema: Some(format!("rs_{tag}_{}", std::process::id())),
-        pool_size: 2,
-        ..PgConfig::default()
-    })
+    PgStore::new(
+        PgConfig {
+            host: Some("127.0.0.1".into()),
+            user: Some("postgres".into()),
+            database: Some("test".into()),
+            schema: Some(format!("rs_{tag}_{}", std::process::id())),
+            pool_size: 2,
+            ..PgConfig::default()
+        },
+        Runner::Tokio,
+    )
 }
 
 async fn drop_schema(s: &PgStore) -> Result<()> {
@@ -641,7 +645,7 @@ async fn a_batch_takes_its_row_locks_in_key_order() -> Result<()> {
 
 #[test]
 fn a_batch_splits_over_idle_connections_keeping_each_keys_ops_together() -> Result<()> {
-    let s = PgStore::new(PgConfig::default())?; // pool_size 4, never connected
+    let s = PgStore::new(PgConfig::default(), Runner::Tokio)?; // pool_size 4, never connected
     let keys: Vec<Vec<u8>> = (0..32)
         .map(|i| format!("k{}", i % 16).into_bytes())
         .collect();
@@ -679,11 +683,14 @@ fn a_batch_splits_over_idle_connections_keeping_each_keys_ops_together() -> Resu
 
 #[tokio::test]
 async fn a_dead_server_is_unavailable_and_a_closed_store_closed() -> Result<()> {
-    let s = PgStore::new(PgConfig {
-        port: Some(1),
-        connect_timeout_ms: 500,
-        ..PgConfig::default()
-    })?;
+    let s = PgStore::new(
+        PgConfig {
+            port: Some(1),
+            connect_timeout_ms: 500,
+            ..PgConfig::default()
+        },
+        Runner::Tokio,
+    )?;
     // each op of the batch fails with the connection's error
     let r = s.exec(&[Op::Get(b"k".to_vec()), Op::Ping]).await?;
     for res in r {
@@ -706,4 +713,54 @@ async fn a_dead_server_is_unavailable_and_a_closed_store_closed() -> Result<()> 
     let e = s.ping().await.err();
     assert_eq!(e.map(|e| e.code()), Some("ERR_STORE_CLOSED"));
     Ok(())
+}
+
+/// A [`Driver`] that counts what it adopts and runs, doing both on tokio.
+#[derive(Default)]
+struct Counting {
+    adopted: std::sync::atomic::AtomicUsize,
+    spawned: std::sync::atomic::AtomicUsize,
+}
+
+impl Driver for Counting {
+    fn adopt(&self, fd: std::os::fd::OwnedFd) -> std::io::Result<Box<dyn Io>> {
+        self.adopted.fetch_add(1, Ordering::Relaxed);
+        let s = std::net::TcpStream::from(fd);
+        Ok(Box::new(tokio::net::TcpStream::from_std(s)?))
+    }
+
+    fn spawn(&self, task: Task) {
+        self.spawned.fetch_add(1, Ordering::Relaxed);
+        drop(tokio::spawn(task));
+    }
+}
+
+#[tokio::test]
+async fn a_driven_store_hands_every_socket_and_connection_to_its_driver() -> Result<()> {
+    let driver = std::sync::Arc::new(Counting::default());
+    let s = PgStore::new(
+        PgConfig {
+            host: Some("127.0.0.1".into()),
+            user: Some("postgres".into()),
+            database: Some("test".into()),
+            schema: Some(format!("rs_driven_{}", std::process::id())),
+            pool_size: 2,
+            ..PgConfig::default()
+        },
+        Runner::Driven(driver.clone()),
+    )?;
+    for i in 0..4u8 {
+        let r = s
+            .exec(&[
+                Op::Set(vec![b'k', i], b"v".to_vec(), None),
+                Op::Get(vec![b'k', i]),
+            ])
+            .await?;
+        assert_eq!(r[1], OpResult::Value(Some(Text::of("v"))));
+    }
+    // two slots: two sockets adopted, two connections (startup + I/O) run by it
+    assert_eq!(driver.adopted.load(Ordering::Relaxed), 2);
+    assert_eq!(driver.spawned.load(Ordering::Relaxed), 2);
+    assert_eq!(s.connections_opened(), 2);
+    drop_schema(&s).await
 }

@@ -30,13 +30,13 @@ use std::task::Poll;
 use napi::sys;
 use redis::Cmd;
 
-use super::env::{
-    add_hook, async_context, event_loop, hold_handles, release_handle, remove_hook, with_state,
-};
 use super::jobs::{poll_list, push_job, Job, RawSlot};
-use super::uv::{alloc_handle, free_handle, now_ms, uv, UV_ASYNC, UV_TIMER};
 use super::{Direct, DirectSocket};
 use crate::error::PersistError;
+use crate::js_loop::env::{
+    add_hook, async_context, event_loop, hold_handles, release_handle, remove_hook, with_state,
+};
+use crate::js_loop::uv::{alloc_handle, free_handle, now_ms, uv, UV_ASYNC, UV_TIMER};
 use crate::redis::batch::{
     op_cmd, op_key, settle as settle_op, Exec, Op, OpResult, Wait, SCAN_COUNT,
 };
@@ -126,7 +126,8 @@ impl DirectCluster {
         let fail = |what: &str| PersistError::Internal(format!("direct cluster: {what}"));
         let uv = uv().ok_or_else(|| fail("libuv is not available"))?;
         let lp = event_loop(env).ok_or_else(|| fail("no event loop"))?;
-        let async_ctx = async_context(env).ok_or_else(|| fail("napi_async_init"))?;
+        let async_ctx = async_context(env, "awaitly-persistence-native:redis")
+            .ok_or_else(|| fail("napi_async_init"))?;
         let async_h = alloc_handle((uv.handle_size)(UV_ASYNC));
         if (uv.async_init)(lp, async_h, on_async) != 0 {
             free_handle(async_h, (uv.handle_size)(UV_ASYNC));

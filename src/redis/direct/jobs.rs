@@ -5,19 +5,17 @@
 //! a finished job settles its promise.
 
 use std::cell::RefCell;
-use std::ffi::c_char;
 use std::future::Future;
 use std::pin::Pin;
-use std::ptr;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 
 use napi::sys;
 
-use super::uv::now_ms;
 use super::{writable, Cell};
-use crate::boundary::js_error::coded;
 use crate::error::PersistError;
+use crate::js_loop::promise::{new_promise, settle, settled_with, Scopes, Settled};
+use crate::js_loop::uv::now_ms;
 use crate::redis::batch::{Exec, Op, OpResult};
 
 /// Where a job's batch results wait for the job to be polled.
@@ -36,10 +34,6 @@ pub(super) enum Owner {
     /// A raw pipeline of a cluster job.
     Raw(Rc<RawSlot>),
 }
-
-/// What a job settles its promise with: a maker of the JS value, or the error.
-pub(super) type Settled =
-    Result<Box<dyn FnOnce(sys::napi_env) -> napi::Result<sys::napi_value>>, PersistError>;
 
 /// A call made of several batches, running on this connection.
 pub(super) struct Job {
@@ -138,17 +132,9 @@ pub(super) unsafe fn poll_list(
     jobs: &mut Vec<Job>,
     from_loop: bool,
 ) {
-    let mut hs = ptr::null_mut();
-    if sys::napi_open_handle_scope(env, &mut hs) != sys::Status::napi_ok {
+    let Some(_scope) = Scopes::open(env, ctx, from_loop) else {
         return;
-    }
-    let mut cs = ptr::null_mut();
-    if from_loop && !ctx.is_null() {
-        let mut resource = ptr::null_mut();
-        if sys::napi_create_object(env, &mut resource) == sys::Status::napi_ok {
-            sys::napi_open_callback_scope(env, resource, ctx, &mut cs);
-        }
-    }
+    };
     let mut cx = Context::from_waker(std::task::Waker::noop());
     jobs.retain_mut(|job| match job.fut.as_mut().poll(&mut cx) {
         Poll::Pending => true,
@@ -157,10 +143,6 @@ pub(super) unsafe fn poll_list(
             false
         }
     });
-    if !cs.is_null() {
-        sys::napi_close_callback_scope(env, cs);
-    }
-    sys::napi_close_handle_scope(env, hs);
 }
 
 /// Make a job of `job` and hand it to `push` (which gives it back when its
@@ -199,19 +181,8 @@ where
     T: napi::bindgen_prelude::ToNapiValue + 'static,
     F: Future<Output = Result<T, PersistError>> + 'static,
 {
-    let mut deferred = ptr::null_mut();
-    let mut promise = ptr::null_mut();
-    if sys::napi_create_promise(env, &mut deferred, &mut promise) != sys::Status::napi_ok {
-        return Err(PersistError::Internal("napi_create_promise".into()));
-    }
-    let fut = async move {
-        job.await.map(|v| {
-            Box::new(move |env| {
-                // SAFETY: called by `settle` on the env's thread
-                unsafe { T::to_napi_value(env, v) }
-            }) as Box<dyn FnOnce(sys::napi_env) -> napi::Result<sys::napi_value>>
-        })
-    };
+    let (deferred, promise) = new_promise(env)?;
+    let fut = async move { settled_with(job.await) };
     Ok((
         Job {
             fut: Box::pin(fut),
@@ -219,30 +190,4 @@ where
         },
         promise,
     ))
-}
-
-/// Resolve or reject a job's promise.
-///
-/// # Safety
-/// On the env's thread, inside a handle scope; `deferred` unsettled.
-pub(super) unsafe fn settle(env: sys::napi_env, deferred: sys::napi_deferred, r: Settled) {
-    let value = r.and_then(|make| make(env).map_err(|e| PersistError::Internal(e.reason.clone())));
-    match value {
-        Ok(v) => {
-            sys::napi_resolve_deferred(env, deferred, v);
-        }
-        Err(e) => {
-            let text = coded(&e);
-            let mut msg = ptr::null_mut();
-            let mut err = ptr::null_mut();
-            sys::napi_create_string_utf8(
-                env,
-                text.as_ptr() as *const c_char,
-                text.len() as isize,
-                &mut msg,
-            );
-            sys::napi_create_error(env, ptr::null_mut(), msg, &mut err);
-            sys::napi_reject_deferred(env, deferred, err);
-        }
-    }
 }

@@ -22,17 +22,16 @@
 //! are raw, [`Direct::send_raw`]), each delivery waking the cluster's jobs.
 //!
 //! libuv's functions are looked up in the running process (Node exports
-//! them, [`uv`]); where they are not found the store keeps the tokio
-//! transport. [`sock`] moves the bytes (plain, or TLS records by rustls);
-//! [`jobs`] runs the calls made of several batches; [`env`] holds the env
-//! and libuv handle plumbing both kinds of connection share.
+//! them, [`crate::js_loop::uv`]); where they are not found the store keeps
+//! the tokio transport. [`sock`] moves the bytes (plain, or TLS records by
+//! rustls); [`jobs`] runs the calls made of several batches;
+//! [`crate::js_loop::env`] holds the env and libuv handle plumbing both
+//! kinds of connection share.
 
 pub mod cluster;
 mod connect;
-mod env;
 mod jobs;
 mod sock;
-mod uv;
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void};
@@ -46,19 +45,21 @@ use napi::sys;
 
 use crate::boundary::js_error::coded;
 use crate::error::PersistError;
+use crate::js_loop::env::{
+    add_hook, async_context, event_loop, hold_handles, release_handle, remove_hook, with_state,
+};
+pub use crate::js_loop::uv::available;
+use crate::js_loop::uv::{
+    alloc_handle, free_handle, now_ms, uv, UV_POLL, UV_READABLE, UV_TIMER, UV_WRITABLE,
+};
 use crate::redis::batch::{Op, OpResult, Wait};
 use crate::redis::results::{encode_results, Blob};
 use crate::redis::wire::{Replies, Wire};
 pub use connect::DirectSocket;
-use env::{
-    add_hook, async_context, event_loop, hold_handles, release_handle, remove_hook, with_state,
-};
 pub use jobs::Link;
 use jobs::{poll_jobs, push_job, Job, Owner, RawSlot};
 use sock::{closed_by_server, Sock};
 use sock::{flush_tls, read_tls};
-pub use uv::available;
-use uv::{alloc_handle, free_handle, now_ms, uv, UV_POLL, UV_READABLE, UV_TIMER, UV_WRITABLE};
 
 type Cell = RefCell<State>;
 
@@ -126,7 +127,7 @@ impl Direct {
         {
             return Err(fail("napi_create_reference"));
         }
-        let Some(async_ctx) = async_context(env) else {
+        let Some(async_ctx) = async_context(env, "awaitly-persistence-native:redis") else {
             if !callback_ref.is_null() {
                 sys::napi_delete_reference(env, callback_ref);
             }
@@ -402,7 +403,13 @@ impl State {
 /// The state of an open connection, to write on, and libuv.
 fn writable(
     cell: &Rc<Cell>,
-) -> Result<(std::cell::RefMut<'_, State>, &'static uv::Uv), PersistError> {
+) -> Result<
+    (
+        std::cell::RefMut<'_, State>,
+        &'static crate::js_loop::uv::Uv,
+    ),
+    PersistError,
+> {
     let st = cell
         .try_borrow_mut()
         .map_err(|_| PersistError::Internal("direct transport: re-entered".into()))?;

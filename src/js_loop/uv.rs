@@ -5,37 +5,37 @@ use std::ffi::{c_char, c_int, c_void};
 use std::ptr;
 use std::sync::OnceLock;
 
-pub(super) type PollCb = unsafe extern "C" fn(*mut c_void, c_int, c_int);
-pub(super) type TimerCb = unsafe extern "C" fn(*mut c_void);
-pub(super) type CloseCb = unsafe extern "C" fn(*mut c_void);
-pub(super) type AsyncCb = unsafe extern "C" fn(*mut c_void);
+pub(crate) type PollCb = unsafe extern "C" fn(*mut c_void, c_int, c_int);
+pub(crate) type TimerCb = unsafe extern "C" fn(*mut c_void);
+pub(crate) type CloseCb = unsafe extern "C" fn(*mut c_void);
+pub(crate) type AsyncCb = unsafe extern "C" fn(*mut c_void);
 
-pub(super) const UV_ASYNC: c_int = 1;
-pub(super) const UV_POLL: c_int = 8;
-pub(super) const UV_TIMER: c_int = 13;
-pub(super) const UV_READABLE: c_int = 1;
-pub(super) const UV_WRITABLE: c_int = 2;
+pub(crate) const UV_ASYNC: c_int = 1;
+pub(crate) const UV_POLL: c_int = 8;
+pub(crate) const UV_TIMER: c_int = 13;
+pub(crate) const UV_READABLE: c_int = 1;
+pub(crate) const UV_WRITABLE: c_int = 2;
 
 /// The libuv functions we use, from the Node binary.
-pub(super) struct Uv {
-    pub(super) handle_size: unsafe extern "C" fn(c_int) -> usize,
-    pub(super) poll_init: unsafe extern "C" fn(*mut c_void, *mut c_void, c_int) -> c_int,
-    pub(super) poll_start: unsafe extern "C" fn(*mut c_void, c_int, PollCb) -> c_int,
-    pub(super) poll_stop: unsafe extern "C" fn(*mut c_void) -> c_int,
-    pub(super) timer_init: unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int,
-    pub(super) timer_start: unsafe extern "C" fn(*mut c_void, TimerCb, u64, u64) -> c_int,
-    pub(super) timer_stop: unsafe extern "C" fn(*mut c_void) -> c_int,
-    pub(super) close: unsafe extern "C" fn(*mut c_void, Option<CloseCb>),
-    pub(super) uv_ref: unsafe extern "C" fn(*mut c_void),
-    pub(super) uv_unref: unsafe extern "C" fn(*mut c_void),
-    pub(super) hrtime: unsafe extern "C" fn() -> u64,
-    pub(super) async_init: unsafe extern "C" fn(*mut c_void, *mut c_void, AsyncCb) -> c_int,
+pub(crate) struct Uv {
+    pub(crate) handle_size: unsafe extern "C" fn(c_int) -> usize,
+    pub(crate) poll_init: unsafe extern "C" fn(*mut c_void, *mut c_void, c_int) -> c_int,
+    pub(crate) poll_start: unsafe extern "C" fn(*mut c_void, c_int, PollCb) -> c_int,
+    pub(crate) poll_stop: unsafe extern "C" fn(*mut c_void) -> c_int,
+    pub(crate) timer_init: unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int,
+    pub(crate) timer_start: unsafe extern "C" fn(*mut c_void, TimerCb, u64, u64) -> c_int,
+    pub(crate) timer_stop: unsafe extern "C" fn(*mut c_void) -> c_int,
+    pub(crate) close: unsafe extern "C" fn(*mut c_void, Option<CloseCb>),
+    pub(crate) uv_ref: unsafe extern "C" fn(*mut c_void),
+    pub(crate) uv_unref: unsafe extern "C" fn(*mut c_void),
+    pub(crate) hrtime: unsafe extern "C" fn() -> u64,
+    pub(crate) async_init: unsafe extern "C" fn(*mut c_void, *mut c_void, AsyncCb) -> c_int,
     /// The one libuv function safe to call from any thread.
-    pub(super) async_send: unsafe extern "C" fn(*mut c_void) -> c_int,
+    pub(crate) async_send: unsafe extern "C" fn(*mut c_void) -> c_int,
 }
 
 /// libuv of this process, if it exports its functions.
-pub(super) fn uv() -> Option<&'static Uv> {
+pub(crate) fn uv() -> Option<&'static Uv> {
     static UV: OnceLock<Option<Uv>> = OnceLock::new();
     UV.get_or_init(|| {
         /// # Safety
@@ -70,7 +70,7 @@ pub(super) fn uv() -> Option<&'static Uv> {
 /// Real monotonic time in ms. Not the loop's cached `uv_now`: a JS thread
 /// that blocked (a sync call, a long loop) would stamp a batch with a time
 /// from before the block and time it out at once.
-pub(super) fn now_ms(uv: &Uv) -> u64 {
+pub(crate) fn now_ms(uv: &Uv) -> u64 {
     // SAFETY: no arguments, no state
     unsafe { (uv.hrtime)() / 1_000_000 }
 }
@@ -81,14 +81,14 @@ pub fn available() -> bool {
 }
 
 /// A zeroed, 8-aligned block of `size` bytes for a libuv handle.
-pub(super) fn alloc_handle(size: usize) -> *mut c_void {
+pub(crate) fn alloc_handle(size: usize) -> *mut c_void {
     let words = size.div_ceil(8).max(1);
     Box::into_raw(vec![0u64; words].into_boxed_slice()) as *mut c_void
 }
 
 /// # Safety
 /// `h` came from [`alloc_handle`] with the same `size`, and libuv is done with it.
-pub(super) unsafe fn free_handle(h: *mut c_void, size: usize) {
+pub(crate) unsafe fn free_handle(h: *mut c_void, size: usize) {
     let words = size.div_ceil(8).max(1);
     drop(Box::from_raw(ptr::slice_from_raw_parts_mut(
         h as *mut u64,
@@ -100,10 +100,10 @@ pub(super) unsafe fn free_handle(h: *mut c_void, size: usize) {
 ///
 /// # Safety
 /// `h` is a live libuv handle.
-pub(super) unsafe fn handle_data(h: *mut c_void) -> *mut c_void {
+pub(crate) unsafe fn handle_data(h: *mut c_void) -> *mut c_void {
     *(h as *mut *mut c_void)
 }
 
-pub(super) unsafe fn set_handle_data(h: *mut c_void, data: *mut c_void) {
+pub(crate) unsafe fn set_handle_data(h: *mut c_void, data: *mut c_void) {
     *(h as *mut *mut c_void) = data;
 }

@@ -1,5 +1,5 @@
-//! The env and libuv plumbing the JS-thread connections share (one
-//! server's, [`super::Direct`], and a cluster's, [`super::cluster`]): the
+//! The env and libuv plumbing the JS-thread connections share (Redis's,
+//! [`crate::redis::direct`], and PostgreSQL's, [`super::executor`]): the
 //! env's event loop and async context, handles that own an `Rc` of their
 //! state, env cleanup hooks that own one too.
 
@@ -15,7 +15,7 @@ use super::uv::{free_handle, handle_data, set_handle_data, uv, Uv};
 ///
 /// # Safety
 /// `env` is the current env.
-pub(super) unsafe fn event_loop(env: sys::napi_env) -> Option<*mut c_void> {
+pub(crate) unsafe fn event_loop(env: sys::napi_env) -> Option<*mut c_void> {
     let mut lp: *mut sys::uv_loop_s = ptr::null_mut();
     if sys::napi_get_uv_event_loop(env, &mut lp) != sys::Status::napi_ok || lp.is_null() {
         return None;
@@ -27,11 +27,13 @@ pub(super) unsafe fn event_loop(env: sys::napi_env) -> Option<*mut c_void> {
 ///
 /// # Safety
 /// `env` is the current env.
-pub(super) unsafe fn async_context(env: sys::napi_env) -> Option<sys::napi_async_context> {
+pub(crate) unsafe fn async_context(
+    env: sys::napi_env,
+    label: &str,
+) -> Option<sys::napi_async_context> {
     let mut resource = ptr::null_mut();
     let mut name = ptr::null_mut();
     let mut async_ctx = ptr::null_mut();
-    let label = "awaitly-persistence-native:redis";
     let ok = sys::napi_create_object(env, &mut resource) == sys::Status::napi_ok
         && sys::napi_create_string_utf8(
             env,
@@ -48,7 +50,7 @@ pub(super) unsafe fn async_context(env: sys::napi_env) -> Option<sys::napi_async
 ///
 /// # Safety
 /// `h` is one of our live handles.
-pub(super) unsafe fn with_state<T>(h: *mut c_void, f: impl FnOnce(&Rc<T>)) {
+pub(crate) unsafe fn with_state<T>(h: *mut c_void, f: impl FnOnce(&Rc<T>)) {
     let data = handle_data(h) as *const T;
     if data.is_null() {
         return;
@@ -64,21 +66,21 @@ pub(super) unsafe fn with_state<T>(h: *mut c_void, f: impl FnOnce(&Rc<T>)) {
 ///
 /// # Safety
 /// `handles` are initialised libuv handles of this thread's loop.
-pub(super) unsafe fn hold_handles<T>(uv: &Uv, cell: &Rc<T>, handles: &[*mut c_void]) {
+pub(crate) unsafe fn hold_handles<T>(uv: &Uv, cell: &Rc<T>, handles: &[*mut c_void]) {
     for &h in handles {
         set_handle_data(h, Rc::into_raw(cell.clone()) as *mut c_void);
         (uv.uv_unref)(h);
     }
 }
 
-pub(super) type Hook = unsafe extern "C" fn(*mut c_void);
+pub(crate) type Hook = unsafe extern "C" fn(*mut c_void);
 
 /// Register `hook` to run at `env`'s teardown with a clone of `cell` (the
 /// hook owns it); false if napi refused.
 ///
 /// # Safety
 /// `env` is the current env; on its thread.
-pub(super) unsafe fn add_hook<T>(env: sys::napi_env, cell: &Rc<T>, hook: Hook) -> bool {
+pub(crate) unsafe fn add_hook<T>(env: sys::napi_env, cell: &Rc<T>, hook: Hook) -> bool {
     let arg = Rc::into_raw(cell.clone()) as *mut c_void;
     if sys::napi_add_env_cleanup_hook(env, Some(hook), arg) == sys::Status::napi_ok {
         return true;
@@ -92,7 +94,7 @@ pub(super) unsafe fn add_hook<T>(env: sys::napi_env, cell: &Rc<T>, hook: Hook) -
 ///
 /// # Safety
 /// `env` alive, on its thread; `hook` registered for `cell` and not run.
-pub(super) unsafe fn remove_hook<T>(env: sys::napi_env, cell: &Rc<T>, hook: Hook) {
+pub(crate) unsafe fn remove_hook<T>(env: sys::napi_env, cell: &Rc<T>, hook: Hook) {
     let arg = Rc::as_ptr(cell) as *mut c_void;
     if sys::napi_remove_env_cleanup_hook(env, Some(hook), arg) == sys::Status::napi_ok {
         drop(Rc::from_raw(arg as *const T));
@@ -103,7 +105,7 @@ pub(super) unsafe fn remove_hook<T>(env: sys::napi_env, cell: &Rc<T>, hook: Hook
 ///
 /// # Safety
 /// `h` is a handle of `kind` closed by libuv, its data an `Rc<T>` or null.
-pub(super) unsafe fn release_handle<T>(h: *mut c_void, kind: c_int) {
+pub(crate) unsafe fn release_handle<T>(h: *mut c_void, kind: c_int) {
     let _ = std::panic::catch_unwind(|| {
         let data = handle_data(h) as *const T;
         if !data.is_null() {
