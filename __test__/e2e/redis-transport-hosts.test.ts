@@ -1,4 +1,4 @@
-// The Redis store's transport on each JavaScript host, with the default
+// The Redis and PostgreSQL stores' transport on each JavaScript host, with the default
 // `transport: 'auto'` (README "Stores"): on Node, the JS thread's own socket
 // watched by Node's libuv (`store.transport === 'direct'`); on Bun and Deno,
 // which export functions under libuv's names that are not libuv (Bun's abort
@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest'
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
+import { dropSchema } from '../helpers/postgres'
 
 const root = join(__dirname, '..', '..')
 const child = join(__dirname, '..', 'fixtures', 'transport-host.cjs')
@@ -23,14 +24,19 @@ for (const h of hosts) {
   if (!h.argv && process.env.HOSTS_REQUIRED === '1') throw new Error(`${h.name} is not installed (${(h as any).bin}); .ci/run installs it`)
 }
 
-describe.each(hosts.filter((h) => h.argv))('createRedisStore() on $name', ({ argv, transport }) => {
-  it(`uses the ${transport} transport and works`, async () => {
+describe.each(hosts.filter((h) => h.argv))('createRedisStore() and createPostgresStore() on $name', ({ name, argv, transport }) => {
+  it(`use the ${transport} transport and work`, async () => {
     const key = `transport-host:${process.pid}:${transport}:${Math.random().toString(36).slice(2)}`
-    const out = await new Promise<string>((resolve, reject) =>
-      execFile(argv![0], [...argv!.slice(1), key], { cwd: __dirname, encoding: 'utf8', timeout: 20_000 }, (error, stdout, stderr) =>
-        error ? reject(new Error(`${argv![0]} exited ${error.code ?? error.signal}: ${stderr}`)) : resolve(stdout),
-      ),
-    )
-    expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual({ transport, value: 'through' })
+    const schema = `host_${name.toLowerCase()}_${process.pid}_${Date.now().toString(36)}`
+    try {
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(argv![0], [...argv!.slice(1), key, schema], { cwd: __dirname, encoding: 'utf8', timeout: 20_000 }, (error, stdout, stderr) =>
+          error ? reject(new Error(`${argv![0]} exited ${error.code ?? error.signal}: ${stderr}`)) : resolve(stdout),
+        ),
+      )
+      expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual({ transport, value: 'through', postgres: { transport, value: 'through' } })
+    } finally {
+      await dropSchema(schema)
+    }
   }, 30_000)
 })
