@@ -48,6 +48,15 @@ thread_local! {
     static IN_PASS: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Marks this thread out of a pass when dropped, even by an unwind.
+struct PassGuard;
+
+impl Drop for PassGuard {
+    fn drop(&mut self) {
+        IN_PASS.with(|p| p.set(false));
+    }
+}
+
 struct Handle(*mut c_void);
 // SAFETY: only `uv_async_send`, safe from any thread, is called through it
 // off the JS thread, and only while the handle is open (under the lock).
@@ -223,6 +232,7 @@ impl Executor {
             deferred,
         });
         self.pending.set(self.pending.get() + 1);
+        self.hold_loop();
         self.shared.woken.store(true, Ordering::Release);
         self.run(false);
         Ok(promise)
@@ -240,6 +250,7 @@ impl Executor {
             return;
         };
         IN_PASS.with(|p| p.set(true));
+        let pass = PassGuard;
         let rt = self.rt.as_ref().map(|h| h.enter());
         let mut cx = Context::from_waker(&self.waker);
         let mut rounds = 0;
@@ -262,31 +273,43 @@ impl Executor {
                 }),
                 deferred: ptr::null_mut(),
             }));
-            tasks.retain_mut(|task| {
+            let mut pending = Vec::with_capacity(tasks.len());
+            let mut finished = Vec::new();
+            for mut task in tasks {
                 let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     task.fut.as_mut().poll(&mut cx)
                 }));
-                let done = match polled {
-                    Ok(Poll::Pending) => return true,
-                    Ok(Poll::Ready(r)) => r,
-                    Err(_) => Some(Err(PersistError::Internal(
-                        "a PostgreSQL call panicked".into(),
-                    ))),
-                };
-                if !task.deferred.is_null() {
+                match polled {
+                    Ok(Poll::Pending) => pending.push(task),
+                    Ok(Poll::Ready(r)) => finished.push((task, r)),
+                    Err(_) => finished.push((
+                        task,
+                        Some(Err(PersistError::Internal(
+                            "a PostgreSQL call panicked".into(),
+                        ))),
+                    )),
+                }
+            }
+            for (Task { fut, deferred }, done) in finished {
+                // neither a future's drop nor making the JS value may unwind
+                // out of the pass
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(fut)));
+                if !deferred.is_null() {
                     let r = done.unwrap_or_else(|| Err(PersistError::Internal("no result".into())));
-                    // SAFETY: on the env's thread, in the handle scope opened above
-                    unsafe { settle(self.env, task.deferred, r) };
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        // SAFETY: on the env's thread, in the handle scope opened above
+                        unsafe { settle(self.env, deferred, r) }
+                    }));
                     self.pending.set(self.pending.get().saturating_sub(1));
                 }
-                false
-            });
+            }
+            let mut tasks = pending;
             let mut slot = self.tasks.borrow_mut();
             tasks.append(&mut slot);
             *slot = tasks;
         }
         drop(rt);
-        IN_PASS.with(|p| p.set(false));
+        drop(pass);
         self.hold_loop();
         // closing the callback scope runs the microtasks (JS may call in again)
         drop(scopes);
@@ -314,14 +337,21 @@ impl Executor {
         if self.closed.replace(true) {
             return;
         }
-        if let Ok(mut inbox) = self.shared.inbox.lock() {
-            inbox.take();
-        }
+        // taken under the lock, dropped outside it (a drop may spawn again)
+        let queued = self
+            .shared
+            .inbox
+            .lock()
+            .ok()
+            .and_then(|mut inbox| inbox.take());
         if let Ok(mut h) = self.shared.handle.lock() {
             h.0 = ptr::null_mut();
         }
         let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(tasks)));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop((tasks, queued))));
+        // SAFETY: on the env's thread, the env still valid (its cleanup hook or
+        // creation), the context ours and destroyed once
+        unsafe { sys::napi_async_destroy(self.env, self.async_ctx) };
         // SAFETY: our open handle, closed once; its close callback frees it
         unsafe { (uv.close)(self.handle, Some(on_async_closed)) };
     }

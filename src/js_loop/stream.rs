@@ -254,6 +254,13 @@ unsafe extern "C" fn on_poll(h: *mut c_void, status: c_int, events: c_int) {
             ready.writable.set(true);
         }
         let left = ready.watching.get() & !done;
+        if status < 0 {
+            // libuv stopped the handle before reporting the error: nothing
+            // is watched now; the next read or write meets the error and
+            // watches again if it would block
+            ready.watching.set(0);
+            return;
+        }
         if left != ready.watching.get() {
             ready.watching.set(left);
             if let Some(uv) = uv() {

@@ -183,7 +183,9 @@ pub(super) async fn open(
 ) -> Result<Client> {
     let ms = timeout.as_millis() as u64;
     let timed_out = |_| PersistError::Timeout(ms);
-    let (dialed, host) = tokio::time::timeout(timeout, dial(cfg))
+    // one deadline for the dial and the startup together
+    let deadline = tokio::time::Instant::now() + timeout;
+    let (dialed, host) = tokio::time::timeout_at(deadline, dial(cfg))
         .await
         .map_err(timed_out)??;
     let socket = runner
@@ -198,7 +200,7 @@ pub(super) async fn open(
         timeout,
         tx,
     )));
-    tokio::time::timeout(timeout, rx)
+    tokio::time::timeout_at(deadline, rx)
         .await
         .map_err(timed_out)?
         .map_err(|_| PersistError::Unavailable("the connection's task ended".into()))?
