@@ -77,7 +77,7 @@ impl NativePostgresStore {
         };
         // SAFETY: in a JS call, on the env's thread
         let executor = match o.transport.as_str() {
-            "auto" if direct_available() => Some(unsafe { Executor::of(env.raw()) }),
+            "auto" if crate::js_loop::uv::available() => Some(unsafe { Executor::of(env.raw()) }),
             "auto" | "tokio" => None,
             other => Some(Err(PersistError::InvalidArgument(format!(
                 "createPostgresStore: transport must be 'auto' or 'tokio', got {other:?}"
@@ -271,14 +271,4 @@ impl NativePostgresStore {
             None => env.spawn_future(async move { call.await.map_err(js_error::to_async) }),
         }
     }
-}
-
-#[cfg(unix)]
-fn direct_available() -> bool {
-    crate::js_loop::uv::available()
-}
-
-#[cfg(not(unix))]
-fn direct_available() -> bool {
-    false
 }

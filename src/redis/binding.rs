@@ -90,7 +90,8 @@ impl NativeRedisStore {
             })
         })
         .and_then(|core| {
-            let direct_transport = want_direct && core.direct_capable() && direct_available();
+            let direct_transport =
+                want_direct && core.direct_capable() && crate::js_loop::uv::available();
             #[cfg(unix)]
             let cluster_direct = match direct_transport && core.is_cluster() {
                 // SAFETY: a JS call of this env, on its thread
@@ -496,16 +497,6 @@ impl NativeRedisStore {
     pub fn connections_opened(&self) -> f64 {
         self.core.connections_opened() as f64
     }
-}
-
-#[cfg(unix)]
-fn direct_available() -> bool {
-    crate::redis::direct::available()
-}
-
-#[cfg(not(unix))]
-fn direct_available() -> bool {
-    false
 }
 
 #[cfg(unix)]

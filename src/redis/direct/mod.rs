@@ -48,7 +48,6 @@ use crate::error::PersistError;
 use crate::js_loop::env::{
     add_hook, async_context, event_loop, hold_handles, release_handle, remove_hook, with_state,
 };
-pub use crate::js_loop::uv::available;
 use crate::js_loop::uv::{
     alloc_handle, free_handle, now_ms, uv, UV_POLL, UV_READABLE, UV_TIMER, UV_WRITABLE,
 };
