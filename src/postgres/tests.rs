@@ -16,8 +16,9 @@ use crate::redis::batch::{Op, OpResult, Text};
 use crate::redis::lease::LeaseOp;
 use crate::wtf8;
 
-/// A store on a private schema of the local server (`test` database).
-fn store(tag: &str) -> Result<PgStore> {
+/// A store on a private schema of the local server (`test` database),
+/// its connections run by `runner`.
+fn store_on(tag: &str, runner: Runner) -> Result<PgStore> {
     PgStore::new(
         PgConfig {
             host: Some("127.0.0.1".into()),
@@ -27,8 +28,13 @@ fn store(tag: &str) -> Result<PgStore> {
             pool_size: 2,
             ..PgConfig::default()
         },
-        Runner::Tokio,
+        runner,
     )
+}
+
+/// The same on tokio.
+fn store(tag: &str) -> Result<PgStore> {
+    store_on(tag, Runner::Tokio)
 }
 
 async fn drop_schema(s: &PgStore) -> Result<()> {
@@ -738,17 +744,7 @@ impl Driver for Counting {
 #[tokio::test]
 async fn a_driven_store_hands_every_socket_and_connection_to_its_driver() -> Result<()> {
     let driver = std::sync::Arc::new(Counting::default());
-    let s = PgStore::new(
-        PgConfig {
-            host: Some("127.0.0.1".into()),
-            user: Some("postgres".into()),
-            database: Some("test".into()),
-            schema: Some(format!("rs_driven_{}", std::process::id())),
-            pool_size: 2,
-            ..PgConfig::default()
-        },
-        Runner::Driven(driver.clone()),
-    )?;
+    let s = store_on("driven", Runner::Driven(driver.clone()))?;
     for i in 0..4u8 {
         let r = s
             .exec(&[
