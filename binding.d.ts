@@ -177,18 +177,6 @@ export declare class NativeRedisStore {
   clearCachePrefix(prefix: string): Promise<number>
   close(): Promise<void>
   /**
-   * A batch of run-lease ops as one batch (see `redis::lease`), on the
-   * JS thread's connection when the store has one, on the lease of
-   * snapshot `ids[i]` under `prefixes[i]` (the lease key is made here):
-   * `kinds[i]` a `LeaseKind` (an acquire's new token is made here; a
-   * fenced set writes `values[i]`, "" for the other kinds), `tokens[i]`
-   * the owner token ("" for acquire). Resolves to a `LeaseOutcome` per op
-   * (`errors[i]` for an error: `ERR_LEASE_LOST` for a fenced-off write)
-   * and the tokens of the taken leases, in order, concatenated (32
-   * characters each).
-   */
-  leaseExec(kinds: Uint8Array, ttls: Uint32Array, prefixes: Array<string>, ids: Array<string>, tokens: Array<string>, values: Array<string>): Promise<LeaseOut>
-  /**
    * The time left on each lease key in ms (-1 no expiry, -2 absent),
    * read only, on the JS thread's connection when the store has one: the
    * inspector's lease listing (`redis::lease`).
@@ -417,7 +405,8 @@ export declare function redisLeaseKey(prefix: string, id: string): string
 
 /**
  * The kind of one op of a Redis batch (`lib/stores/redis.js` → `exec` /
- * `directSend`).
+ * `directSend`): a data op (pieces: key, then a SET's value) or a run-lease
+ * op (`redis::lease`; its pieces are named below).
  */
 export declare const enum RedisOp {
   Get = 0,
@@ -430,6 +419,31 @@ export declare const enum RedisOp {
    */
   SetDurable = 4,
   Ping = 5,
+  /**
+   * Take the lease of snapshot `prefix + id` (pieces: prefix, id; ttl in
+   * ms): the new owner token, or a miss (held by someone).
+   */
+  LeaseAcquire = 6,
+  /**
+   * Drop the lease if `token` holds it (pieces: prefix, id, token):
+   * whether it did.
+   */
+  LeaseRelease = 7,
+  /**
+   * Re-arm the lease to ttl ms if `token` holds it (pieces: prefix, id,
+   * token): whether it did.
+   */
+  LeaseRenew = 8,
+  /**
+   * Write snapshot `prefix + id` if `token` still holds its lease
+   * (pieces: prefix, id, token, value); else `ERR_LEASE_LOST`.
+   */
+  FencedSet = 9,
+  /**
+   * Delete snapshot `prefix + id` if `token` still holds its lease
+   * (pieces: prefix, id, token); else `ERR_LEASE_LOST`.
+   */
+  FencedDelete = 10,
 }
 
 /**

@@ -273,7 +273,7 @@ export async function run() {
         columns: ['operation', 'in flight', 'npm redis 5', 'ioredis 5', 'native', 'native (tokio transport)', 'native / best peer'],
         rows: redisTable,
         notes: [
-          'A private redis-server on loopback. The JS lease is SET NX PX + EVAL; ours the same commands (EVALSHA, EVAL on NOSCRIPT), on the JS thread\'s connection (native) or on tokio.',
+          'A private redis-server on loopback. The JS lease is SET NX PX + EVAL; ours the same commands, in the store\'s data batch, on the JS thread\'s connection (native) or on tokio.',
           `All four alternate; median of ${REPEATS} rounds of ${MEASURE_MS} ms each. Goals: ≥ 1.0× at 1 in flight, ≥ 1.5× at 64.`,
         ],
       },
@@ -291,7 +291,7 @@ export async function run() {
         columns: ['operation', 'in flight', 'no lease', 'lease held (fenced save)', 'fenced / plain'],
         rows: fencing,
         notes: [
-          'Same KeyValueStore, two snapshot stores: one holds the lease of every id it saves, so its saves are fenced (Redis: one EVALSHA checking the lease token and writing, in place of SET; PostgreSQL: one statement locking and checking the lease row, then the upsert; files: the lease record checked under the lease lock, then the write).',
+          'Same KeyValueStore, two snapshot stores: one holds the lease of every id it saves, so its saves are fenced (Redis: one EVAL checking the lease token and writing, in place of SET; PostgreSQL: one statement locking and checking the lease row, then the upsert; files: the lease record checked under the lease lock, then the write).',
           `Plain and fenced alternate; median of ${REPEATS} rounds of ${MEASURE_MS} ms each.`,
         ],
       },

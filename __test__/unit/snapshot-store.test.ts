@@ -395,11 +395,11 @@ describe('Redis leases on a private server', () => {
       const a = await store.tryAcquire('x', { ttlMs: 10_000 })
       const leaseKeys = await admin.keys('p:\u0000lease*')
       expect(leaseKeys).toHaveLength(1)
-      expect(await store.renew('x', a.ownerToken, { ttlMs: 10_000 })).toBe(true) // the scripts' SHAs are known now
+      expect(await store.renew('x', a.ownerToken, { ttlMs: 10_000 })).toBe(true) // the server has filed the scripts now
       expect(await admin.sendCommand(['SCRIPT', 'FLUSH'])).toBe('OK')
       expect(await store.renew('x', a.ownerToken, { ttlMs: 10_000 })).toBe(true)
       expect(await store.renew('x', 'f'.repeat(32), { ttlMs: 10_000 })).toBe(false)
-      // a fenced save and delete after a flush: EVAL after NOSCRIPT
+      // a fenced save and delete after a flush: scripts go by body
       await admin.sendCommand(['SCRIPT', 'FLUSH'])
       await store.save('x', snapshot())
       expect(await admin.exists('p:x')).toBe(1)

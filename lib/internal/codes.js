@@ -8,7 +8,7 @@ const { binding } = require('./binding.js')
 
 const { RedisOp, RedisOutcome, LeaseKind, LeaseOutcome } = binding
 
-/** Redis data operations (one per call of a batch). */
+/** Redis batch operations (one per call of a batch): data calls, and run leases with fenced snapshot writes. */
 const OP = Object.freeze({
   GET: RedisOp.Get,
   SET: RedisOp.Set,
@@ -17,6 +17,12 @@ const OP = Object.freeze({
   /** a SET followed by WAIT <waitReplicas> (state documents) */
   SET_DURABLE: RedisOp.SetDurable,
   PING: RedisOp.Ping,
+  /** run-lease ops in the same batch (src/redis/codes.rs names their pieces) */
+  LEASE_ACQUIRE: RedisOp.LeaseAcquire,
+  LEASE_RELEASE: RedisOp.LeaseRelease,
+  LEASE_RENEW: RedisOp.LeaseRenew,
+  FENCED_SET: RedisOp.FencedSet,
+  FENCED_DELETE: RedisOp.FencedDelete,
 })
 
 /** Outcomes of a Redis batch, one per op: OUT.NONE, TRUE, FALSE, ERROR, or OUT.VALUE + n for a GET hit of n UTF-16 units. */
@@ -28,7 +34,7 @@ const OUT = Object.freeze({
   VALUE: RedisOutcome.Value,
 })
 
-/** Run-lease operations and their outcomes (YES: taken / released / renewed; NO: not; anything else: an error). */
+/** Run-lease operations of the file and PostgreSQL stores' lease batches, and their outcomes (YES: taken / released / renewed; NO: not; anything else: an error). */
 const LEASE = Object.freeze({
   ACQUIRE: LeaseKind.Acquire,
   RELEASE: LeaseKind.Release,

@@ -2,7 +2,8 @@
 // The data batch of our native KeyValueStores on a server (the Redis store,
 // lib/stores/redis.js, and the PostgreSQL store, lib/stores/postgres.js):
 // the calls of one tick as the native side takes them (op kinds, ttls, keys
-// and values as one string with their UTF-16 lengths), how its results settle
+// and values as one string with their UTF-16 lengths; on Redis also the run
+// leases and fenced snapshot writes, pushLease), how its results settle
 // them, how a `keys` answer splits, and the stores' data methods over it
 // (kvMethods). The Rust side of the same encoding: src/boundary/batch.rs.
 
@@ -10,7 +11,7 @@ const { fromNative } = require('../internal/binding.js')
 const { OP, OUT } = require('../internal/codes.js')
 const { checkString, storeTtl } = require('../internal/validate.js')
 
-const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS } = OP
+const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS, LEASE_ACQUIRE: OP_ACQUIRE, FENCED_SET: OP_FENCED_SET } = OP
 const { NONE: OUT_NONE, TRUE: OUT_TRUE, FALSE: OUT_FALSE, VALUE: META_VALUE } = OUT
 
 /**
@@ -46,7 +47,7 @@ function settleResults(batches, from, count, meta, blob, errors) {
       }
       switch (m) {
         case OUT_NONE:
-          waiters[2 * i](ops[i] === OP_GET ? null : undefined)
+          waiters[2 * i](ops[i] === OP_GET || ops[i] === OP_ACQUIRE ? null : undefined)
           break
         case OUT_TRUE:
           waiters[2 * i](true)
@@ -89,6 +90,37 @@ function pushCall(batcher, op, key, value, ttl) {
   b.lens.push(key.length)
   b.blob += key
   if (value !== undefined) {
+    b.lens.push(value.length)
+    b.blob += value
+  }
+  return batcher.wait(b)
+}
+
+/**
+ * Queue one run-lease op (the Redis store's: src/redis/lease.rs) in
+ * `batcher`'s batch of this tick, on the lease of snapshot `prefix + id`;
+ * its promise: an acquire's new token or null, a release's / renew's
+ * boolean, a fenced write's undefined (or ERR_LEASE_LOST).
+ * @param {import('../internal/tick-batcher.js').TickBatcher<DataBatch>} batcher
+ * @param {number} op an OP.LEASE_* or OP.FENCED_* code
+ * @param {number} ttlMs
+ * @param {string} prefix
+ * @param {string} id
+ * @param {string} token the owner token ('' for an acquire)
+ * @param {string} value a fenced set's value ('' otherwise)
+ */
+function pushLease(batcher, op, ttlMs, prefix, id, token, value) {
+  const b = batcher.current()
+  b.ops.push(op)
+  b.ttls.push(ttlMs)
+  b.lens.push(prefix.length, id.length)
+  b.blob += prefix
+  b.blob += id
+  if (op !== OP_ACQUIRE) {
+    b.lens.push(token.length)
+    b.blob += token
+  }
+  if (op === OP_FENCED_SET) {
     b.lens.push(value.length)
     b.blob += value
   }
@@ -144,4 +176,4 @@ function kvMethods(enqueue) {
   }
 }
 
-module.exports = { emptyBatch, settleResults, splitKeys, pushCall, kvMethods }
+module.exports = { emptyBatch, settleResults, splitKeys, pushCall, pushLease, kvMethods }

@@ -2,9 +2,10 @@
 // createRedisStore: a KeyValueStore on the native Redis core (src/redis/).
 // Its JS side: option checks; the tick batcher of the data calls (every call
 // made in one tick goes to Rust as ONE native call: one batch, one round
-// trip), written through the JS-thread connection (DirectLink) or to tokio
-// (exec); keys, clearing and leases, run on that same connection when it is
-// the JS thread's; and the store's adapted operations
+// trip; run leases and fenced snapshot writes travel in the same batches),
+// written through the JS-thread connection (DirectLink) or to tokio (exec);
+// keys and clearing, run on that same connection when it is the JS
+// thread's; and the store's adapted operations
 // (lib/stores/adapter.js), which the caches and persistences use.
 
 const { binding, fromNative, HOST_IS_NODE } = require('../internal/binding.js')
@@ -12,12 +13,12 @@ const { invalidArg, storeClosed } = require('../internal/errors.js')
 const { describe, tlsSettings } = require('../internal/validate.js')
 const { OP } = require('../internal/codes.js')
 const { TickBatcher, settleAll } = require('../internal/tick-batcher.js')
-const { leaseCalls } = require('./leases.js')
 const { ADAPTED } = require('./adapter.js')
 const { MARKER_VALUE } = require('./ownership.js')
-const { emptyBatch, settleResults, splitKeys, pushCall, kvMethods } = require('./kv-batch.js')
+const { emptyBatch, settleResults, splitKeys, pushCall, pushLease, kvMethods } = require('./kv-batch.js')
 
 const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS, SET_DURABLE: OP_SET_DURABLE, PING: OP_PING } = OP
+const { LEASE_ACQUIRE, LEASE_RELEASE, LEASE_RENEW, FENCED_SET, FENCED_DELETE } = OP
 
 const DEFAULTS = { url: 'redis://127.0.0.1:6379', connectTimeout: 5000, commandTimeout: 5000, maxBatch: 64, transport: 'auto' }
 
@@ -306,13 +307,12 @@ function createRedisStore(options = {}) {
       (/** @type {Error} */ e) => settleAll(batch.waiters, fromNative(e)),
     )
   })
-  const leases = leaseCalls(
-    (kinds, ttls, prefixes, ids, tokens, values) => onConn(() => native.leaseExec(kinds, ttls, prefixes, ids, tokens, values)),
-    maxBatch,
-  )
   let closed = false
   /** @type {(op: number, key: string, value: string | undefined, ttl: number) => Promise<any>} */
   const enqueue = (op, key, value, ttl) => (closed ? Promise.reject(storeClosed()) : pushCall(batcher, op, key, value, ttl))
+  /** @type {(op: number, ttlMs: number, prefix: string, id: string, token: string, value: string) => Promise<any>} */
+  const lease = (op, ttlMs, prefix, id, token, value) =>
+    closed ? Promise.reject(storeClosed()) : pushLease(batcher, op, ttlMs, prefix, id, token, value)
   /** @type {(p: Promise<any>) => Promise<any>} */
   const native_ = (p) => (closed ? Promise.reject(storeClosed()) : p.catch((e) => Promise.reject(fromNative(e))))
 
@@ -331,7 +331,6 @@ function createRedisStore(options = {}) {
     async close() {
       if (closed) return
       batcher.flush()
-      leases.flush()
       closed = true
       // calls already made complete (within commandTimeout) before the end
       if (direct) {
@@ -370,14 +369,15 @@ function createRedisStore(options = {}) {
     registerOwner: (marker) => enqueue(OP_SET, marker, MARKER_VALUE, 0),
     clearCachePrefix: (prefix) => native_(onConn(() => native.clearCachePrefix(prefix))),
     ordered: true,
-    // run leases and fenced snapshot writes (src/redis/lease.rs, which names
-    // the lease key: under the prefix, in the snapshot key's hash slot)
+    // run leases and fenced snapshot writes: ops of the data batch
+    // (src/redis/lease.rs names the lease key: under the prefix, in the
+    // snapshot key's hash slot)
     leases: {
-      acquire: (prefix, id, ttlMs) => (closed ? Promise.reject(storeClosed()) : leases.acquire(prefix, id, ttlMs)),
-      release: (prefix, id, token) => (closed ? Promise.reject(storeClosed()) : leases.release(prefix, id, token)),
-      renew: (prefix, id, token, ttlMs) => (closed ? Promise.reject(storeClosed()) : leases.renew(prefix, id, token, ttlMs)),
-      fencedSet: (prefix, id, token, value) => (closed ? Promise.reject(storeClosed()) : leases.fencedSet(prefix, id, token, value)),
-      fencedDelete: (prefix, id, token) => (closed ? Promise.reject(storeClosed()) : leases.fencedDelete(prefix, id, token)),
+      acquire: (prefix, id, ttlMs) => lease(LEASE_ACQUIRE, ttlMs, prefix, id, '', ''),
+      release: (prefix, id, token) => lease(LEASE_RELEASE, 0, prefix, id, token, ''),
+      renew: (prefix, id, token, ttlMs) => lease(LEASE_RENEW, ttlMs, prefix, id, token, ''),
+      fencedSet: (prefix, id, token, value) => lease(FENCED_SET, 0, prefix, id, token, value),
+      fencedDelete: (prefix, id, token) => lease(FENCED_DELETE, 0, prefix, id, token, ''),
       // a lease key exists only while held (PX): its PTTL is the time left;
       // the key's form is Rust's (redisLeaseKey / redisLeaseId)
       list: async (prefix) => {

@@ -1,6 +1,7 @@
 //! The data batch across the boundary, for every server store's `exec`
 //! (Redis, PostgreSQL): the calls of one JS tick decoded ([`decode_batch`]:
-//! op kinds, ttls, and keys and values as ONE string with their UTF-16
+//! op kinds (on Redis also its run-lease ops), ttls, and keys, values and
+//! lease names as ONE string with their UTF-16
 //! lengths; a napi string per key and value cost ~0.9-1.7 µs per op, one
 //! for the batch is a copy), and the answers' shapes ([`ExecOut`]: codes,
 //! lengths, one string; [`KeysOut`], [`ScanPageOut`]).
@@ -8,6 +9,7 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::boundary::lease::{LeaseKind, LeaseRow};
 use crate::boundary::text::{js_text, JsText};
 use crate::error::PersistError;
 use crate::redis::batch::Op;
@@ -94,41 +96,86 @@ fn split_units<'a>(blob: &'a [u16], lens: &[u32]) -> crate::error::Result<Vec<&'
     Ok(out)
 }
 
-/// The ops of one `exec` call, keys and values as WTF-8 bytes.
+/// How a store makes the op of a run-lease row of its data batch (the Redis
+/// store: `redis::lease::data_op`); None: the store takes no lease ops
+/// there.
+pub type LeaseOps<'a> = Option<&'a dyn Fn(LeaseRow) -> crate::error::Result<Op>>;
+
+/// The ops of one `exec` call, keys and values as WTF-8 bytes. A data op's
+/// pieces of text: its key, then a SET's value; a run-lease op's: prefix,
+/// id, then the owner token (not for an acquire, whose fresh token is made
+/// here), then a fenced set's value (see `RedisOp`); its ttl in ms.
 pub fn decode_batch(
     ops: &[u8],
     ttls: &[u32],
     lens: &[u32],
     blob: &[u16],
+    leases: LeaseOps<'_>,
 ) -> crate::error::Result<Vec<Op>> {
     let n = ops.len();
     let fail = |m: &str| PersistError::Internal(format!("exec: {m}"));
     if ttls.len() != n {
         return Err(fail("batch arrays differ in length"));
     }
-    let mut pieces = split_units(blob, lens)?.into_iter().map(wtf8::encode);
+    let mut pieces = split_units(blob, lens)?.into_iter();
+    let mut next = || pieces.next().ok_or_else(|| fail("missing text"));
+    let acquires = ops
+        .iter()
+        .filter(|&&k| RedisOp::from_code(i32::from(k)) == Some(RedisOp::LeaseAcquire))
+        .count();
+    let mut fresh = if acquires > 0 && leases.is_some() {
+        crate::token::new_tokens(acquires)?
+    } else {
+        Vec::new()
+    };
     let mut batch = Vec::with_capacity(n);
     for (&kind, &ttl) in ops.iter().zip(ttls) {
-        let key = pieces.next().ok_or_else(|| fail("missing key"))?;
         let op = RedisOp::from_code(i32::from(kind))
             .ok_or_else(|| fail(&format!("unknown op {kind}")))?;
-        let ttl = (ttl > 0).then_some(u64::from(ttl));
+        let secs = (ttl > 0).then_some(u64::from(ttl));
+        let lease = match op {
+            RedisOp::LeaseAcquire => Some(LeaseKind::Acquire),
+            RedisOp::LeaseRelease => Some(LeaseKind::Release),
+            RedisOp::LeaseRenew => Some(LeaseKind::Renew),
+            RedisOp::FencedSet => Some(LeaseKind::FencedSet),
+            RedisOp::FencedDelete => Some(LeaseKind::FencedDelete),
+            _ => None,
+        };
+        if let Some(kind) = lease {
+            let make =
+                leases.ok_or_else(|| fail("run-lease ops are not data ops of this store"))?;
+            let (prefix, id) = (next()?.to_vec(), next()?.to_vec());
+            let token = match kind {
+                LeaseKind::Acquire => fresh.pop().ok_or_else(|| fail("missing token"))?,
+                _ => String::from_utf16_lossy(next()?),
+            };
+            let value = match kind {
+                LeaseKind::FencedSet => next()?.to_vec(),
+                _ => Vec::new(),
+            };
+            batch.push(make(LeaseRow {
+                kind,
+                ttl_ms: u64::from(ttl),
+                prefix,
+                id,
+                token,
+                value,
+            })?);
+            continue;
+        }
+        let key = wtf8::encode(next()?);
         batch.push(match op {
             RedisOp::Get => Op::Get(key),
-            RedisOp::Set => Op::Set(
-                key,
-                pieces.next().ok_or_else(|| fail("missing value"))?,
-                ttl,
-            ),
-            RedisOp::SetDurable => Op::SetDurable(
-                key,
-                pieces.next().ok_or_else(|| fail("missing value"))?,
-                ttl,
-            ),
+            RedisOp::Set => Op::Set(key, wtf8::encode(next()?), secs),
+            RedisOp::SetDurable => Op::SetDurable(key, wtf8::encode(next()?), secs),
             RedisOp::Delete => Op::Delete(key),
             RedisOp::Exists => Op::Exists(key),
             RedisOp::Ping => Op::Ping,
+            other => return Err(fail(&format!("op {other:?} has no key"))),
         });
+    }
+    if pieces.next().is_some() {
+        return Err(fail("batch text longer than its ops"));
     }
     Ok(batch)
 }
@@ -150,6 +197,45 @@ mod tests {
         // a lone surrogate is one unit like any other
         let lone = [0x61, 0xD800, 0x62];
         assert_eq!(split_units(&lone, &[1, 2])?, vec![&lone[..1], &lone[1..]]);
+        Ok(())
+    }
+
+    #[test]
+    fn lease_ops_travel_in_the_data_batch_of_a_store_that_takes_them() -> crate::error::Result<()> {
+        let u = |s: &str| s.encode_utf16().collect::<Vec<u16>>();
+        // GET k; acquire p:/run (fresh token); fenced set p:/run by tok to v
+        let blob = u("kp:runp:runtokv");
+        let lens = [1, 2, 3, 2, 3, 3, 1];
+        let kinds = [
+            RedisOp::Get as u8,
+            RedisOp::LeaseAcquire as u8,
+            RedisOp::FencedSet as u8,
+        ];
+        let ttls = [0, 30_000, 0];
+        let seen = std::cell::RefCell::new(Vec::new());
+        let make = |row: LeaseRow| {
+            seen.borrow_mut().push((
+                row.kind, row.ttl_ms, row.prefix, row.id, row.token, row.value,
+            ));
+            Ok(Op::Ping)
+        };
+        let ops = decode_batch(&kinds, &ttls, &lens, &blob, Some(&make))?;
+        assert_eq!(ops.len(), 3);
+        assert!(matches!(&ops[0], Op::Get(k) if k == b"k"));
+        let seen = seen.borrow().clone();
+        assert_eq!(seen[0].0, LeaseKind::Acquire);
+        assert_eq!(
+            (seen[0].1, &seen[0].2, &seen[0].3),
+            (30_000, &u("p:"), &u("run"))
+        );
+        assert_eq!(seen[0].4.len(), 32, "a fresh token");
+        assert_eq!(seen[1].0, LeaseKind::FencedSet);
+        assert_eq!((&seen[1].4, &seen[1].5), (&"tok".to_string(), &u("v")));
+        // a store without lease ops (PostgreSQL's data batch) refuses them
+        assert!(decode_batch(&kinds, &ttls, &lens, &blob, None).is_err());
+        // pieces left over, or missing: refused
+        assert!(decode_batch(&kinds[..1], &ttls[..1], &lens, &blob, Some(&make)).is_err());
+        assert!(decode_batch(&kinds, &ttls, &lens[..6], &blob[..14], Some(&make)).is_err());
         Ok(())
     }
 }

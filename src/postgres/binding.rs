@@ -129,7 +129,7 @@ impl NativePostgresStore {
         lens: Uint32Array,
         blob: Utf16String,
     ) -> Result<PromiseRaw<'env, ExecOut>> {
-        let batch = decode_batch(&ops, &ttls, &lens, &blob);
+        let batch = decode_batch(&ops, &ttls, &lens, &blob, None);
         let core = self.core.clone();
         self.start(env, async move {
             let results = core.exec(&batch?).await?;

@@ -7,11 +7,10 @@
 //! caller writes [`Batch::pack`]'s bytes (or [`Batch::commands`]) to the
 //! node it chose and hands the replies, in order, to [`Batch::finish`].
 //! A server's error reply fails its one op ([`OpResult::server_error_code`]
-//! names it: `NOSCRIPT`, `MOVED`, `ASK`...), so a caller that re-sends
-//! (a lease script as `EVAL`, a cluster's redirects) decides per op.
+//! names it: `MOVED`, `ASK`, `TRYAGAIN`...), so a caller that re-sends (a
+//! cluster's redirects) decides per op.
 
 use std::future::Future;
-use std::sync::OnceLock;
 
 use redis::{Cmd, Value};
 
@@ -21,35 +20,19 @@ use crate::wtf8;
 /// Keys per SCAN page and per UNLINK.
 pub const SCAN_COUNT: usize = 5000;
 
-/// A Lua script run by `EVALSHA` (its SHA1 computed here), or by `EVAL`
-/// when the server does not know it (`NOSCRIPT`).
+/// A Lua script, run by `EVAL` (its body sent with every call).
+#[derive(Debug)]
 pub struct Script {
     body: &'static str,
-    sha: OnceLock<String>,
 }
 
 impl Script {
     pub const fn new(body: &'static str) -> Script {
-        Script {
-            body,
-            sha: OnceLock::new(),
-        }
+        Script { body }
     }
 
     pub fn body(&self) -> &'static str {
         self.body
-    }
-
-    /// The SHA1 the server files the script under (hex).
-    pub fn sha(&self) -> &str {
-        self.sha
-            .get_or_init(|| sha1_smol::Sha1::from(self.body).digest().to_string())
-    }
-}
-
-impl std::fmt::Debug for Script {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Script({})", self.sha())
     }
 }
 
@@ -73,22 +56,20 @@ pub enum Op {
         token: String,
         ttl_ms: u64,
     },
-    /// A script on one key: `EVALSHA` (or `EVAL` when `by_sha` is false).
+    /// A script on one key (`EVAL`): its verdict.
     Eval {
         script: &'static Script,
         key: Vec<u8>,
         args: Vec<Vec<u8>>,
-        by_sha: bool,
     },
     /// A fenced snapshot write: `script` on the lease key and the snapshot
-    /// key (one hash slot), `EVALSHA` (or `EVAL` when `by_sha` is false);
-    /// its verdict says whether it wrote. A durable write: `WAIT` follows.
+    /// key (one hash slot); done when it wrote, `ERR_LEASE_LOST` when the
+    /// lease was not the writer's. A durable write: `WAIT` follows.
     Fenced {
         script: &'static Script,
         lease: Vec<u8>,
         state: Vec<u8>,
         args: Vec<Vec<u8>>,
-        by_sha: bool,
     },
     /// One page of `SCAN cursor MATCH pattern COUNT SCAN_COUNT`.
     Scan {
@@ -190,20 +171,14 @@ pub enum OpResult {
 }
 
 impl OpResult {
-    /// The code of the server's error reply this op got (`NOSCRIPT`,
-    /// `MOVED`, `ASK`, `TRYAGAIN`, `WRONGTYPE`...), if it got one: what a
-    /// caller that re-sends (a script as `EVAL`, a cluster's redirects)
-    /// decides on.
+    /// The code of the server's error reply this op got (`MOVED`, `ASK`,
+    /// `TRYAGAIN`, `WRONGTYPE`...), if it got one: what a caller that
+    /// re-sends (a cluster's redirects) decides on.
     pub fn server_error_code(&self) -> Option<&str> {
         match self {
             OpResult::Failed(PersistError::Store(m)) => m.split(' ').next(),
             _ => None,
         }
-    }
-
-    /// The server did not know the script of an [`Op::Eval`] by its SHA.
-    pub fn is_noscript(&self) -> bool {
-        self.server_error_code() == Some("NOSCRIPT")
     }
 }
 
@@ -441,17 +416,10 @@ pub fn op_key(op: &Op) -> &[u8] {
     }
 }
 
-/// `EVALSHA` (by SHA1) or `EVAL` (by body) of `script` on `keys` with `args`.
-fn script_cmd(script: &Script, by_sha: bool, keys: &[&Vec<u8>], args: &[Vec<u8>]) -> Cmd {
-    let mut c;
-    if by_sha {
-        c = redis::cmd("EVALSHA");
-        c.arg(script.sha());
-    } else {
-        c = redis::cmd("EVAL");
-        c.arg(script.body());
-    }
-    c.arg(keys.len()).arg(keys).arg(args);
+/// `EVAL` of `script` on `keys` with `args`.
+fn script_cmd(script: &Script, keys: &[&Vec<u8>], args: &[Vec<u8>]) -> Cmd {
+    let mut c = redis::cmd("EVAL");
+    c.arg(script.body()).arg(keys.len()).arg(keys).arg(args);
     c
 }
 
@@ -487,19 +455,13 @@ pub fn op_cmd(op: &Op) -> Cmd {
                 .arg("PX")
                 .arg((*ttl_ms).max(1));
         }
-        Op::Eval {
-            script,
-            key,
-            args,
-            by_sha,
-        } => c = script_cmd(script, *by_sha, &[key], args),
+        Op::Eval { script, key, args } => c = script_cmd(script, &[key], args),
         Op::Fenced {
             script,
             lease,
             state,
             args,
-            by_sha,
-        } => c = script_cmd(script, *by_sha, &[lease, state], args),
+        } => c = script_cmd(script, &[lease, state], args),
         Op::Scan { cursor, pattern } => {
             c = redis::cmd("SCAN");
             c.arg(*cursor)
@@ -625,10 +587,15 @@ pub fn decode(op: &Op, v: Value) -> OpResult {
             other => unexpected("GET", &other),
         },
         Op::Set(..) | Op::SetDurable(..) | Op::Ping => OpResult::Done,
-        Op::Delete(_) | Op::Exists(_) | Op::Eval { .. } | Op::Fenced { .. } => match v {
+        Op::Delete(_) | Op::Exists(_) | Op::Eval { .. } => match v {
             Value::Int(n) => OpResult::Bool(n > 0),
             Value::Boolean(b) => OpResult::Bool(b),
             other => unexpected("reply", &other),
+        },
+        Op::Fenced { .. } => match v {
+            Value::Int(1) => OpResult::Done,
+            Value::Int(0) => OpResult::Failed(PersistError::lease_lost()),
+            other => unexpected("fenced write", &other),
         },
         Op::Acquire { token, .. } => match v {
             Value::Okay | Value::SimpleString(_) => OpResult::Value(Some(Text::of(token))),
@@ -681,12 +648,6 @@ mod tests {
             pack(op, &mut ours);
             assert_eq!(ours, op_cmd(op).get_packed_command(), "{op:?}");
         }
-    }
-
-    #[test]
-    fn script_sha_is_the_servers() {
-        // SHA1("return 1"), as SCRIPT LOAD answers it
-        assert_eq!(ECHO.sha(), "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
     }
 
     #[test]
@@ -769,12 +730,22 @@ mod tests {
             script: &ECHO,
             key: b"l".to_vec(),
             args: vec![b"t0".to_vec()],
-            by_sha: true,
         };
         let mut out = Vec::new();
         pack(&eval, &mut out);
-        assert!(out.starts_with(b"*5\r\n$7\r\nEVALSHA\r\n$40\r\ne0e1"));
+        assert!(out.starts_with(b"*5\r\n$4\r\nEVAL\r\n$8\r\nreturn 1\r\n"));
         assert_eq!(decode(&eval, Value::Int(1)), OpResult::Bool(true));
+        let fenced = Op::Fenced {
+            script: &ECHO,
+            lease: b"l".to_vec(),
+            state: b"s".to_vec(),
+            args: vec![b"t0".to_vec(), b"v".to_vec()],
+        };
+        assert_eq!(decode(&fenced, Value::Int(1)), OpResult::Done);
+        assert!(matches!(
+            decode(&fenced, Value::Int(0)),
+            OpResult::Failed(PersistError::LeaseLost(_))
+        ));
         let scan = Op::Scan {
             cursor: 0,
             pattern: b"p*".to_vec(),

@@ -12,10 +12,9 @@ use napi_derive::napi;
 
 use crate::boundary::batch::{blob_text, decode_batch, keys_out, ExecOut, KeysOut, ScanPageOut};
 use crate::boundary::js_error::{self, guarded};
-use crate::boundary::lease::{decode_leases, lease_out, lease_rows, LeaseOut};
 use crate::error::PersistError;
 use crate::redis::config::RedisConfig;
-use crate::redis::lease::{lease_exec, lease_id, lease_key, lease_ttls};
+use crate::redis::lease::{data_op, lease_id, lease_key, lease_ttls};
 use crate::redis::results::{encode_results, Encoded};
 use crate::redis::store::RedisStore;
 use crate::tls::TlsOptions;
@@ -224,7 +223,7 @@ impl NativeRedisStore {
                 let ops: Vec<u8> = ints[..n_ops].iter().map(|&k| k as u8).collect();
                 let ttls: Vec<u32> = ints[n_ops..2 * n_ops].iter().map(|&t| t as u32).collect();
                 let lens: Vec<u32> = ints[2 * n_ops..].iter().map(|&l| l as u32).collect();
-                decode_batch(&ops, &ttls, &lens, &blob)
+                decode_batch(&ops, &ttls, &lens, &blob, Some(&data_op))
             })
             .and_then(|batch| {
                 #[cfg(unix)]
@@ -267,7 +266,7 @@ impl NativeRedisStore {
         lens: Uint32Array,
         blob: Utf16String,
     ) -> Result<PromiseRaw<'env, ExecOut>> {
-        let batch = decode_batch(&ops, &ttls, &lens, &blob);
+        let batch = decode_batch(&ops, &ttls, &lens, &blob, Some(&data_op));
         let out = |results| {
             let Encoded { meta, blob, errors } = encode_results(results);
             ExecOut {
@@ -419,52 +418,6 @@ impl NativeRedisStore {
         env.spawn_future(async move {
             core.close().await;
             Ok(())
-        })
-    }
-
-    /// A batch of run-lease ops as one batch (see `redis::lease`), on the
-    /// JS thread's connection when the store has one, on the lease of
-    /// snapshot `ids[i]` under `prefixes[i]` (the lease key is made here):
-    /// `kinds[i]` a `LeaseKind` (an acquire's new token is made here; a
-    /// fenced set writes `values[i]`, "" for the other kinds), `tokens[i]`
-    /// the owner token ("" for acquire). Resolves to a `LeaseOutcome` per op
-    /// (`errors[i]` for an error: `ERR_LEASE_LOST` for a fenced-off write)
-    /// and the tokens of the taken leases, in order, concatenated (32
-    /// characters each).
-    #[napi(catch_unwind, ts_return_type = "Promise<LeaseOut>")]
-    #[allow(clippy::too_many_arguments)]
-    pub fn lease_exec<'env>(
-        &self,
-        env: &'env Env,
-        kinds: Uint8Array,
-        ttls: Uint32Array,
-        prefixes: Vec<Utf16String>,
-        ids: Vec<Utf16String>,
-        tokens: Vec<String>,
-        values: Vec<Utf16String>,
-    ) -> Result<PromiseRaw<'env, LeaseOut>> {
-        let rows = lease_rows(&kinds, &ttls, prefixes, ids, tokens, values);
-        let batch = match rows.and_then(|rows| decode_leases(rows, lease_key)) {
-            Ok(b) => b,
-            Err(e) => return Err(js_error::throw(env, e)),
-        };
-        if let Some(link) = self.direct_link() {
-            return self.start_direct(env, async move {
-                let results = lease_exec(&link, &batch).await?;
-                Ok(lease_out(&batch, results))
-            });
-        }
-        #[cfg(unix)]
-        if self.is_cluster_direct() {
-            return self.start_cluster(env, move |link| async move {
-                let results = lease_exec(&link, &batch).await?;
-                Ok(lease_out(&batch, results))
-            });
-        }
-        let core = self.core.clone();
-        env.spawn_future(async move {
-            let results = guarded("Redis", lease_exec(&core, &batch)).await?;
-            Ok(lease_out(&batch, results))
         })
     }
 

@@ -5,7 +5,8 @@
 use napi_derive::napi;
 
 /// The kind of one op of a Redis batch (`lib/stores/redis.js` → `exec` /
-/// `directSend`).
+/// `directSend`): a data op (pieces: key, then a SET's value) or a run-lease
+/// op (`redis::lease`; its pieces are named below).
 #[napi]
 #[derive(Debug, PartialEq, Eq)]
 pub enum RedisOp {
@@ -17,6 +18,21 @@ pub enum RedisOp {
     /// documents, snapshots).
     SetDurable = 4,
     Ping = 5,
+    /// Take the lease of snapshot `prefix + id` (pieces: prefix, id; ttl in
+    /// ms): the new owner token, or a miss (held by someone).
+    LeaseAcquire = 6,
+    /// Drop the lease if `token` holds it (pieces: prefix, id, token):
+    /// whether it did.
+    LeaseRelease = 7,
+    /// Re-arm the lease to ttl ms if `token` holds it (pieces: prefix, id,
+    /// token): whether it did.
+    LeaseRenew = 8,
+    /// Write snapshot `prefix + id` if `token` still holds its lease
+    /// (pieces: prefix, id, token, value); else `ERR_LEASE_LOST`.
+    FencedSet = 9,
+    /// Delete snapshot `prefix + id` if `token` still holds its lease
+    /// (pieces: prefix, id, token); else `ERR_LEASE_LOST`.
+    FencedDelete = 10,
 }
 
 impl RedisOp {
@@ -28,6 +44,11 @@ impl RedisOp {
             3 => RedisOp::Exists,
             4 => RedisOp::SetDurable,
             5 => RedisOp::Ping,
+            6 => RedisOp::LeaseAcquire,
+            7 => RedisOp::LeaseRelease,
+            8 => RedisOp::LeaseRenew,
+            9 => RedisOp::FencedSet,
+            10 => RedisOp::FencedDelete,
             _ => return None,
         })
     }

@@ -17,10 +17,10 @@
 //! a lease key, and the inspector reads the time left on lease keys
 //! ([`lease_ttls`], `PTTL`), never writing.
 //!
-//! Scripts go as `EVALSHA` (their SHA1 computed here), and again as `EVAL`
-//! when the server answers `NOSCRIPT` (script cache flushed, failover to a
-//! replica that never saw the script). A batch of lease ops is one batch of
-//! the connection ([`Exec`]): on the JS thread's socket or on tokio alike.
+//! Lease ops are ops of the store's data batch (`RedisOp::LeaseAcquire`..
+//! `FencedDelete`, decoded by [`data_op`]): they travel with the data calls
+//! of their tick, in call order, on every transport (the JS thread's
+//! socket, tokio, a cluster's nodes). Scripts go as `EVAL` (by body).
 //!
 //! A failover can lose a lease: Redis replicates asynchronously, so a lease
 //! acknowledged by the old primary may be missing on the promoted replica
@@ -28,6 +28,7 @@
 
 use std::sync::OnceLock;
 
+use crate::boundary::lease::{decode_leases, LeaseRow};
 use crate::error::{PersistError, Result};
 use crate::redis::batch::{Exec, Op, OpResult, Script};
 use crate::redis::cluster::slots::{crc16, key_slot};
@@ -155,7 +156,17 @@ pub fn lease_id<'k>(prefix: &[u8], key: &'k [u8]) -> Option<&'k [u8]> {
     }
 }
 
-/// One lease operation of a batch ([`lease_exec`]).
+/// The batch op of a run-lease op as it crossed the boundary (one row of
+/// the data batch, `boundary::batch::decode_batch`): its lease key named
+/// here ([`lease_key`]).
+pub fn data_op(row: LeaseRow) -> Result<Op> {
+    decode_leases(vec![row], lease_key)?
+        .pop()
+        .map(LeaseOp::op)
+        .ok_or_else(|| PersistError::Internal("lease op: nothing decoded".into()))
+}
+
+/// One lease operation (see [`LeaseOp::op`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum LeaseOp {
     /// `SET key token NX PX ttl_ms`: taken (true) or held by someone (false).
@@ -188,28 +199,23 @@ pub enum LeaseOp {
 }
 
 impl LeaseOp {
-    /// Its command; scripts by SHA when `by_sha`.
-    fn op(&self, by_sha: bool) -> Op {
+    /// Its command in a batch, scripts sent by body (`EVAL`: the server
+    /// files them by SHA itself, so a flushed script cache or a failover to
+    /// a replica that never saw them changes nothing). Its result: an
+    /// acquire's token (taken) or a miss; a release's / renew's verdict; a
+    /// fenced write's `Done`, or `ERR_LEASE_LOST` ([`crate::redis::batch::decode`]).
+    pub fn op(self) -> Op {
         match self {
-            LeaseOp::Acquire { key, token, ttl_ms } => Op::Acquire {
-                key: key.clone(),
-                token: token.clone(),
-                ttl_ms: *ttl_ms,
-            },
+            LeaseOp::Acquire { key, token, ttl_ms } => Op::Acquire { key, token, ttl_ms },
             LeaseOp::Release { key, token } => Op::Eval {
                 script: &RELEASE,
-                key: key.clone(),
-                args: vec![token.as_bytes().to_vec()],
-                by_sha,
+                key,
+                args: vec![token.into_bytes()],
             },
             LeaseOp::Renew { key, token, ttl_ms } => Op::Eval {
                 script: &RENEW,
-                key: key.clone(),
-                args: vec![
-                    token.as_bytes().to_vec(),
-                    (*ttl_ms).max(1).to_string().into_bytes(),
-                ],
-                by_sha,
+                key,
+                args: vec![token.into_bytes(), ttl_ms.max(1).to_string().into_bytes()],
             },
             LeaseOp::FencedSet {
                 key,
@@ -218,72 +224,18 @@ impl LeaseOp {
                 value,
             } => Op::Fenced {
                 script: &FENCED_SET,
-                lease: key.clone(),
-                state: state.clone(),
-                args: vec![token.as_bytes().to_vec(), value.clone()],
-                by_sha,
+                lease: key,
+                state,
+                args: vec![token.into_bytes(), value],
             },
             LeaseOp::FencedDelete { key, token, state } => Op::Fenced {
                 script: &FENCED_DELETE,
-                lease: key.clone(),
-                state: state.clone(),
-                args: vec![token.as_bytes().to_vec()],
-                by_sha,
+                lease: key,
+                state,
+                args: vec![token.into_bytes()],
             },
         }
     }
-
-    /// Its result: for a fenced write, written (true) or `ERR_LEASE_LOST`.
-    fn verdict(&self, r: OpResult) -> Result<bool> {
-        let done = verdict(r)?;
-        match self {
-            LeaseOp::FencedSet { .. } | LeaseOp::FencedDelete { .. } if !done => {
-                Err(PersistError::lease_lost())
-            }
-            _ => Ok(done),
-        }
-    }
-}
-
-/// Taken / released / renewed (true) or not (false), from an op's result.
-fn verdict(r: OpResult) -> Result<bool> {
-    match r {
-        OpResult::Value(v) => Ok(v.is_some()),
-        OpResult::Bool(b) => Ok(b),
-        OpResult::Failed(e) => Err(e),
-        other => Err(PersistError::Store(format!(
-            "lease: unexpected result {other:?}"
-        ))),
-    }
-}
-
-/// Run a batch of lease ops as one batch on `x` (one round trip; two when
-/// a script must go again as `EVAL`); one result per op, in order. A
-/// connection failure or timeout fails the whole batch.
-pub async fn lease_exec<X: Exec>(x: &X, ops: &[LeaseOp]) -> Result<Vec<Result<bool>>> {
-    if ops.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut results = x.exec(ops.iter().map(|op| op.op(true)).collect()).await?;
-    let retry: Vec<usize> = (0..results.len())
-        .filter(|&i| results[i].is_noscript())
-        .collect();
-    if !retry.is_empty() {
-        let again = x
-            .exec(retry.iter().map(|&i| ops[i].op(false)).collect())
-            .await?;
-        if again.len() != retry.len() {
-            return Err(PersistError::Internal("lease retry: reply count".into()));
-        }
-        for (&i, r) in retry.iter().zip(again) {
-            results[i] = r;
-        }
-    }
-    Ok(ops
-        .iter()
-        .zip(results)
-        .map(|(op, r)| op.verdict(r))
-        .collect())
 }
 
 /// The time left on each lease key, read only (the inspector's listing of
@@ -344,8 +296,25 @@ mod tests {
         }
     }
 
+    /// Taken / released / renewed / written (true) or not (false).
+    fn verdict(r: OpResult) -> Result<bool> {
+        match r {
+            OpResult::Value(v) => Ok(v.is_some()),
+            OpResult::Bool(b) => Ok(b),
+            OpResult::Done => Ok(true),
+            OpResult::Failed(e) => Err(e),
+            other => Err(PersistError::Internal(format!("unexpected {other:?}"))),
+        }
+    }
+
+    /// Lease ops as one batch of `s`: a verdict each, in order.
+    async fn run(s: &RedisStore, ops: Vec<LeaseOp>) -> Result<Vec<Result<bool>>> {
+        let results = s.exec(ops.into_iter().map(LeaseOp::op).collect()).await?;
+        Ok(results.into_iter().map(verdict).collect())
+    }
+
     async fn one(s: &RedisStore, op: LeaseOp) -> Result<bool> {
-        lease_exec(s, &[op])
+        run(s, vec![op])
             .await?
             .pop()
             .unwrap_or_else(|| Err(PersistError::Internal("no result".into())))
@@ -399,9 +368,9 @@ mod tests {
         let s = RedisStore::new(RedisConfig::default())?;
         let (k1, k2) = (key("batch1")?, key("batch2")?);
         let (a, b) = (new_token()?, new_token()?);
-        let r = lease_exec(
+        let r = run(
             &s,
-            &[
+            vec![
                 acquire(&k1, &a, 10_000),
                 acquire(&k1, &b, 10_000),
                 acquire(&k2, &b, 10_000),
@@ -534,9 +503,9 @@ mod tests {
         assert!(matches!(lost, Err(PersistError::LeaseLost(_))), "{lost:?}");
         assert!(one(&s, acquire(&k, &b, 10_000)).await?);
         assert!(one(&s, fenced_set(&k, &b, &state, "by-b")).await?);
-        let r = lease_exec(
+        let r = run(
             &s,
-            &[
+            vec![
                 fenced_set(&k, &a, &state, "stale-a"),
                 LeaseOp::FencedDelete {
                     key: k.clone(),
