@@ -457,7 +457,11 @@ export interface RedisStoreOptions {
   connectTimeout?: number
   /** Max ms for a command / pipeline once connected. Default 5000. */
   commandTimeout?: number
-  /** Max calls per pipeline; the calls of one tick are split into pipelines of this size. Default 64. */
+  /**
+   * Max calls per pipeline; the calls of one tick are split into pipelines of this size (and
+   * of at most 32K UTF-16 units of keys and values), written back to back: the server starts
+   * on the first while the rest are encoded. Default 32.
+   */
   maxBatch?: number
   /**
    * For `rediss://` (one server or every cluster node; both transports): the CA to trust, a

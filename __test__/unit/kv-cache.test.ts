@@ -175,11 +175,18 @@ describe('native store batching', () => {
       await s.get(`${base}batch:${transport}:k1`)
       await s.get(`${base}batch:${transport}:k2`)
       expect(s.batchesSent).toBe(4)
-      // the default maxBatch (64) splits a big tick into pipelines of 64
+      // the default maxBatch (32) splits a big tick into pipelines of 32
       const d = open()
       await Promise.all(Array.from({ length: 100 }, (_, i) => d.get(`${base}batch:${transport}:k${i}`)))
-      expect(d.batchesSent).toBe(2)
+      expect(d.batchesSent).toBe(4)
       expect(d.callsSent).toBe(100)
+      // and so does its text: a pipeline is sent once its keys and values
+      // reach 32K UTF-16 units (10 sets of 10,000 units: 4 + 4 + 2)
+      const big = 'b'.repeat(10_000)
+      await Promise.all(Array.from({ length: 10 }, (_, i) => s.set(`${base}batch:${transport}:big${i}`, big)))
+      expect(s.batchesSent).toBe(4 + 3)
+      expect(await s.get(`${base}batch:${transport}:big9`)).toBe(big)
+      await Promise.all(Array.from({ length: 10 }, (_, i) => s.delete(`${base}batch:${transport}:big${i}`)))
       await d.close()
       await c.clearAsync()
       await s.close()

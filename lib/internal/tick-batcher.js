@@ -29,11 +29,14 @@ class TickBatcher {
    * @param {() => B} empty a new batch with empty columns
    * @param {(batch: B) => void} send hands a batch over; it must settle every
    *   call (a synchronous throw rejects them all)
+   * @param {(batch: B) => boolean} [full] whether a batch is full before it
+   *   holds maxBatch calls (its size in bytes, say)
    */
-  constructor(maxBatch, empty, send) {
+  constructor(maxBatch, empty, send, full = () => false) {
     this.maxBatch = maxBatch
     this.empty = empty
     this.send = send
+    this.full = full
     /** @type {B | null} */
     this.batch = null
     this.scheduled = false
@@ -54,7 +57,7 @@ class TickBatcher {
   wait(batch) {
     return new Promise((resolve, reject) => {
       batch.waiters.push(resolve, reject)
-      if (batch.waiters.length >= 2 * this.maxBatch) this.flush()
+      if (batch.waiters.length >= 2 * this.maxBatch || this.full(batch)) this.flush()
       else if (!this.scheduled) {
         this.scheduled = true
         process.nextTick(this.flush)
@@ -62,7 +65,7 @@ class TickBatcher {
     })
   }
 
-  /** Send this tick's batch now (also at the end of the tick, and when full). */
+  /** Send this tick's batch now (also at the end of the tick, and when full: maxBatch calls, or `full`). */
   flush() {
     this.scheduled = false
     const batch = this.batch
