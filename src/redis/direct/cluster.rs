@@ -38,7 +38,7 @@ use crate::js_loop::env::{
 };
 use crate::js_loop::uv::{alloc_handle, free_handle, now_ms, uv, UV_ASYNC, UV_TIMER};
 use crate::redis::batch::{
-    op_cmd, op_key, settle as settle_op, Exec, Op, OpResult, Wait, SCAN_COUNT,
+    op_key, pack, settle as settle_op, Exec, Op, OpResult, Wait, SCAN_COUNT,
 };
 use crate::redis::cluster::dispatch::{Dispatch, Reply, Send};
 use crate::redis::cluster::keyspace::{scan_cluster, unlink_by_slot, NodeIo};
@@ -567,7 +567,7 @@ impl ClusterLink {
                         if asking {
                             redis::cmd("ASKING").write_packed_command(&mut packed);
                         }
-                        op_cmd(&ops[i]).write_packed_command(&mut packed);
+                        pack(&ops[i], &mut packed);
                     }
                     if let (true, Some(w)) = (s.wait, &wait_cmd) {
                         packed.extend_from_slice(w);
