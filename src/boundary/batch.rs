@@ -11,17 +11,19 @@ use napi_derive::napi;
 
 use crate::boundary::lease::{LeaseKind, LeaseRow};
 use crate::boundary::text::{js_text, JsText};
+use crate::boundary::typed::Copied;
 use crate::error::PersistError;
 use crate::redis::batch::Op;
 use crate::redis::codes::RedisOp;
 use crate::redis::results::Blob;
 use crate::wtf8;
 
-#[napi(object)]
+#[napi(object, object_from_js = false)]
 pub struct ExecOut {
     /// One int per op: a `RedisOutcome`, or `RedisOutcome.Value + n` for a
     /// GET hit (its value: the next `n` UTF-16 units of `blob`).
-    pub meta: Int32Array,
+    #[napi(ts_type = "Int32Array")]
+    pub meta: Copied<i32>,
     #[napi(ts_type = "string")]
     pub blob: JsText,
     /// Per-op failures, only when some op failed.
@@ -45,17 +47,19 @@ pub fn blob_text(blob: Blob) -> JsText {
 }
 
 /// One page of `scanPage`: the next cursor and the keys (as `KeysOut`).
-#[napi(object)]
+#[napi(object, object_from_js = false)]
 pub struct ScanPageOut {
     pub cursor: String,
-    pub lens: Uint32Array,
+    #[napi(ts_type = "Uint32Array")]
+    pub lens: Copied<u32>,
     #[napi(ts_type = "string")]
     pub blob: JsText,
 }
 
-#[napi(object)]
+#[napi(object, object_from_js = false)]
 pub struct KeysOut {
-    pub lens: Uint32Array,
+    #[napi(ts_type = "Uint32Array")]
+    pub lens: Copied<u32>,
     #[napi(ts_type = "string")]
     pub blob: JsText,
 }
@@ -71,7 +75,7 @@ pub fn keys_out(keys: Vec<Vec<u8>>) -> KeysOut {
         }
     }
     KeysOut {
-        lens: Uint32Array::new(lens),
+        lens: Copied(lens),
         blob: js_text(blob),
     }
 }

@@ -5,10 +5,11 @@
 //! an error, e.g. `ERR_LEASE_LOST` for a fenced-off snapshot write) and the tokens of the taken leases, in order, concatenated (32
 //! characters each).
 
-use napi::bindgen_prelude::{Uint8Array, Utf16String};
+use napi::bindgen_prelude::Utf16String;
 use napi_derive::napi;
 
 use crate::boundary::js_error::coded;
+use crate::boundary::typed::Copied;
 use crate::error::{PersistError, Result};
 use crate::redis::lease::LeaseOp;
 use crate::wtf8;
@@ -49,9 +50,10 @@ pub enum LeaseOutcome {
     Error = 4,
 }
 
-#[napi(object)]
+#[napi(object, object_from_js = false)]
 pub struct LeaseOut {
-    pub codes: Uint8Array,
+    #[napi(ts_type = "Uint8Array")]
+    pub codes: Copied<u8>,
     pub tokens: String,
     pub errors: Option<Vec<Option<String>>>,
 }
@@ -80,7 +82,7 @@ impl LeaseOut {
             }
         }
         LeaseOut {
-            codes: Uint8Array::new(codes),
+            codes: Copied(codes),
             tokens,
             errors,
         }

@@ -7,6 +7,7 @@
 //! - `batch`: the data batch of the server stores' `exec` and its answers;
 //! - `lease`: a batch of run-lease ops and its answer (`LeaseOut`), the same
 //!   for every store;
+//! - `typed`: typed arrays out, copied into V8's own buffers;
 //! - `test_hooks`: internal hooks for our own tests and benchmarks.
 
 pub mod batch;
@@ -14,3 +15,4 @@ pub mod js_error;
 pub mod lease;
 pub mod test_hooks;
 pub mod text;
+pub mod typed;

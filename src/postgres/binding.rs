@@ -17,6 +17,7 @@ use crate::boundary::batch::{blob_text, decode_batch, ExecOut, KeysOut};
 use crate::boundary::js_error::{self, caught};
 use crate::boundary::lease::{decode_leases, lease_out, lease_rows, LeaseOut};
 use crate::boundary::text::js_text;
+use crate::boundary::typed::Copied;
 use crate::error::PersistError;
 use crate::js_loop::executor::Executor;
 use crate::postgres::config::PgConfig;
@@ -135,7 +136,7 @@ impl NativePostgresStore {
             let results = core.exec(&batch?).await?;
             let Encoded { meta, blob, errors } = encode_results(results);
             Ok(ExecOut {
-                meta: Int32Array::new(meta),
+                meta: Copied(meta),
                 blob: blob_text(blob),
                 errors,
             })
@@ -156,7 +157,7 @@ impl NativePostgresStore {
             let lens: Vec<u32> = keys.iter().map(|k| k.len() as u32).collect();
             let blob: Vec<u16> = keys.concat();
             Ok(KeysOut {
-                lens: Uint32Array::new(lens),
+                lens: Copied(lens),
                 blob: js_text(blob),
             })
         })

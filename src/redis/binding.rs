@@ -12,6 +12,7 @@ use napi_derive::napi;
 
 use crate::boundary::batch::{blob_text, decode_batch, keys_out, ExecOut, KeysOut, ScanPageOut};
 use crate::boundary::js_error::{self, guarded};
+use crate::boundary::typed::Copied;
 use crate::error::PersistError;
 use crate::redis::config::RedisConfig;
 use crate::redis::lease::{data_op, lease_id, lease_key, lease_ttls};
@@ -270,7 +271,7 @@ impl NativeRedisStore {
         let out = |results| {
             let Encoded { meta, blob, errors } = encode_results(results);
             ExecOut {
-                meta: Int32Array::new(meta),
+                meta: Copied(meta),
                 blob: blob_text(blob),
                 errors,
             }
