@@ -88,7 +88,7 @@ export declare class NativeFileStore {
 export declare class NativePostgresStore {
   constructor(o: PostgresOptions)
   /** A batch (the calls of one tick) on one connection, pipelined. */
-  exec(ops: Uint8Array, ttls: Uint32Array, lens: Uint32Array, blob: string): Promise<ExecOut>
+  exec(io: Int32Array, nOps: number, nLens: number, blob: string): Promise<ExecOut>
   /** Keys matching a Redis glob, concatenated, with their UTF-16 lengths. */
   keys(pattern: string): Promise<KeysOut>
   /** `clearAsync` of the KV cache with `prefix`; resolves to rows deleted. */
@@ -148,16 +148,18 @@ export declare class NativeRedisStore {
    * or `[CODE] message` when the connection is gone: then this batch and
    * every batch in flight failed with it.
    */
-  directSend(io: unknown, nOps: number, nLens: number, blob: string): string | null
+  directSend(io: Int32Array, nOps: number, nLens: number, blob: string): string | null
   /** Close the data connection (its batches in flight are the caller's). */
   directClose(): void
   /**
-   * Run a batch as one pipeline. `blob` is the op keys and the SET values
-   * concatenated (key, then value for a SET), `lens` their UTF-16 lengths:
-   * one string crosses the boundary instead of one per key and value. It
-   * crosses as UTF-16, so lone surrogates survive (stored as WTF-8).
+   * Run a batch as one pipeline. `io` holds the op kinds, their ttls and
+   * the UTF-16 lengths of the text pieces (`boundary::batch::decode_io`);
+   * `blob` is the pieces concatenated (a key, then a SET's value; a lease
+   * op's names): one string crosses the boundary instead of one per key
+   * and value. It crosses as UTF-16, so lone surrogates survive (stored
+   * as WTF-8).
    */
-  exec(ops: Uint8Array, ttls: Uint32Array, lens: Uint32Array, blob: string): Promise<ExecOut>
+  exec(io: Int32Array, nOps: number, nLens: number, blob: string): Promise<ExecOut>
   /**
    * Keys matching a Redis glob, by SCAN: concatenated in `blob`, with
    * their UTF-16 lengths (one string crosses instead of one per key).

@@ -1,8 +1,8 @@
 'use strict'
 // The data batch of our native KeyValueStores on a server (the Redis store,
 // lib/stores/redis.js, and the PostgreSQL store, lib/stores/postgres.js):
-// the calls of one tick as the native side takes them (op kinds, ttls, keys
-// and values as one string with their UTF-16 lengths; on Redis also the run
+// the calls of one tick as the native side takes them (op kinds, ttls and
+// text lengths in one Int32Array, keys and values as one string; on Redis also the run
 // leases and fenced snapshot writes, pushLease), how its results settle
 // them, how a `keys` answer splits, and the stores' data methods over it
 // (kvMethods). The Rust side of the same encoding: src/boundary/batch.rs.
@@ -23,6 +23,26 @@ const { NONE: OUT_NONE, TRUE: OUT_TRUE, FALSE: OUT_FALSE, VALUE: META_VALUE } = 
 
 /** @returns {DataBatch} */
 const emptyBatch = () => ({ ops: [], ttls: [], lens: [], blob: '', waiters: [] })
+
+/**
+ * A batch's op kinds, ttls and text lengths in ONE Int32Array, as the native
+ * `exec` / `directSend` read them (src/boundary/batch.rs decode_io): kinds
+ * (n), ttls (n), then the lengths. Fills `io` when it is large enough, else
+ * a new one; returns the array filled (the caller keeps it for the next).
+ * @param {DataBatch} batch
+ * @param {Int32Array} io
+ * @returns {Int32Array}
+ */
+function packIo({ ops, ttls, lens }, io) {
+  const n = ops.length
+  if (io.length < 2 * n + lens.length) io = new Int32Array(2 * (2 * n + lens.length))
+  for (let i = 0; i < n; i++) {
+    io[i] = ops[i]
+    io[n + i] = ttls[i]
+  }
+  for (let i = 0; i < lens.length; i++) io[2 * n + i] = lens[i]
+  return io
+}
 
 /**
  * Settle `batches[from..]` from the native results of their first `count`
@@ -176,4 +196,4 @@ function kvMethods(enqueue) {
   }
 }
 
-module.exports = { emptyBatch, settleResults, splitKeys, pushCall, pushLease, kvMethods }
+module.exports = { emptyBatch, packIo, settleResults, splitKeys, pushCall, pushLease, kvMethods }

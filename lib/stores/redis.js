@@ -15,7 +15,7 @@ const { OP } = require('../internal/codes.js')
 const { TickBatcher, settleAll } = require('../internal/tick-batcher.js')
 const { ADAPTED } = require('./adapter.js')
 const { MARKER_VALUE } = require('./ownership.js')
-const { emptyBatch, settleResults, splitKeys, pushCall, pushLease, kvMethods } = require('./kv-batch.js')
+const { emptyBatch, packIo, settleResults, splitKeys, pushCall, pushLease, kvMethods } = require('./kv-batch.js')
 
 const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS, SET_DURABLE: OP_SET_DURABLE, PING: OP_PING } = OP
 const { LEASE_ACQUIRE, LEASE_RELEASE, LEASE_RENEW, FENCED_SET, FENCED_DELETE } = OP
@@ -51,8 +51,9 @@ function positiveIntOption(name, value, dflt, unit) {
 class DirectLink {
   constructor(native, maxBatch) {
     this.native = native
-    // a batch's kinds, ttls and key/value lengths go to directSend in this
-    // (reused) buffer: kinds and ttls, one each per op; up to two lengths
+    // a batch's kinds, ttls and text lengths go to directSend in this
+    // (reused) buffer (packIo)
+    /** @type {Int32Array} */
     this.io = new Int32Array(4 * maxBatch)
     this.ready = false
     this.connecting = false
@@ -133,16 +134,8 @@ class DirectLink {
   }
 
   write(batch) {
-    const { ops, ttls, lens } = batch
-    const n = ops.length
-    let io = this.io
-    if (io.length < 2 * n + lens.length) io = this.io = new Int32Array(2 * (2 * n + lens.length))
-    for (let i = 0; i < n; i++) {
-      io[i] = ops[i]
-      io[n + i] = ttls[i]
-    }
-    for (let i = 0; i < lens.length; i++) io[2 * n + i] = lens[i]
-    const failure = this.native.directSend(io, n, lens.length, batch.blob)
+    this.io = packIo(batch, this.io)
+    const failure = this.native.directSend(this.io, batch.ops.length, batch.lens.length, batch.blob)
     if (failure === null) {
       this.inflight.push(batch)
       return
@@ -298,6 +291,9 @@ function createRedisStore(options = {}) {
   const onConn = direct ? (call) => direct.run(call) : (call) => call()
   // what the data calls cost: native calls (batches) made, and the calls they carried
   const sent = { batches: 0, calls: 0 }
+  // a batch's kinds, ttls and lengths on their way to exec (packIo), reused
+  /** @type {Int32Array} */
+  let io = new Int32Array(0)
   /** @type {TickBatcher<import('./kv-batch.js').DataBatch>} */
   const batcher = new TickBatcher(
     maxBatch,
@@ -308,7 +304,8 @@ function createRedisStore(options = {}) {
       if (direct) return direct.send(batch)
       let p
       try {
-        p = native.exec(Uint8Array.from(batch.ops), Uint32Array.from(batch.ttls), Uint32Array.from(batch.lens), batch.blob)
+        io = packIo(batch, io)
+        p = native.exec(io, batch.ops.length, batch.lens.length, batch.blob)
       } catch (e) {
         settleAll(batch.waiters, fromNative(/** @type {Error} */ (e)))
         return

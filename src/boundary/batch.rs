@@ -184,6 +184,65 @@ pub fn decode_batch(
     Ok(batch)
 }
 
+/// The ops of a batch as the JS glue packs them (`lib/stores/kv-batch.js`
+/// `packIo`): ONE Int32Array `io` holding the op kinds (`n_ops`), then
+/// their ttls (`n_ops`), then the text pieces' UTF-16 lengths (`n_lens`);
+/// the text as one string (see [`decode_batch`]).
+pub fn decode_io(
+    env: &Env,
+    io: &Unknown,
+    n_ops: u32,
+    n_lens: u32,
+    blob: &[u16],
+    leases: LeaseOps<'_>,
+) -> crate::error::Result<Vec<Op>> {
+    let (n_ops, n_lens) = (n_ops as usize, n_lens as usize);
+    let ints = int32_view(env, io)?;
+    let ints = ints
+        .get(..2 * n_ops + n_lens)
+        .ok_or_else(|| PersistError::Internal("exec: io buffer shorter than the batch".into()))?;
+    let ops: Vec<u8> = ints[..n_ops]
+        .iter()
+        .map(|&k| u8::try_from(k).unwrap_or(u8::MAX))
+        .collect();
+    let ttls: Vec<u32> = ints[n_ops..2 * n_ops].iter().map(|&t| t as u32).collect();
+    let lens: Vec<u32> = ints[2 * n_ops..].iter().map(|&l| l as u32).collect();
+    decode_batch(&ops, &ttls, &lens, blob, leases)
+}
+
+/// The ints of an Int32Array argument (borrowed for this call).
+fn int32_view<'a>(env: &Env, v: &'a Unknown) -> crate::error::Result<&'a [i32]> {
+    let mut kind = 0;
+    let mut len = 0usize;
+    let mut data = std::ptr::null_mut();
+    let mut ab = std::ptr::null_mut();
+    let mut offset = 0usize;
+    // SAFETY: `v` is a value of `env`, alive for this call; a typed array's
+    // data stays put while it is referenced (it is an argument)
+    let status = unsafe {
+        napi::sys::napi_get_typedarray_info(
+            env.raw(),
+            v.raw(),
+            &mut kind,
+            &mut len,
+            &mut data,
+            &mut ab,
+            &mut offset,
+        )
+    };
+    if status != napi::sys::Status::napi_ok
+        || kind != napi::sys::TypedarrayType::int32_array
+        || (data.is_null() && len > 0)
+    {
+        return Err(PersistError::Internal("expected an Int32Array".into()));
+    }
+    if len == 0 {
+        return Ok(&[]);
+    }
+    // SAFETY: `len` int32s at `data`, per napi_get_typedarray_info
+    Ok(unsafe { std::slice::from_raw_parts(data as *const i32, len) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::boundary::batch::{blob_text, decode_batch, ExecOut, KeysOut};
+use crate::boundary::batch::{blob_text, decode_io, ExecOut, KeysOut};
 use crate::boundary::js_error::{self, caught};
 use crate::boundary::lease::{decode_leases, lease_out, lease_rows, LeaseOut};
 use crate::boundary::text::js_text;
@@ -125,12 +125,12 @@ impl NativePostgresStore {
     pub fn exec<'env>(
         &self,
         env: &'env Env,
-        ops: Uint8Array,
-        ttls: Uint32Array,
-        lens: Uint32Array,
+        #[napi(ts_arg_type = "Int32Array")] io: Unknown,
+        n_ops: u32,
+        n_lens: u32,
         blob: Utf16String,
     ) -> Result<PromiseRaw<'env, ExecOut>> {
-        let batch = decode_batch(&ops, &ttls, &lens, &blob, None);
+        let batch = decode_io(env, &io, n_ops, n_lens, &blob, None);
         let core = self.core.clone();
         self.start(env, async move {
             let results = core.exec(&batch?).await?;

@@ -10,7 +10,7 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::boundary::batch::{blob_text, decode_batch, keys_out, ExecOut, KeysOut, ScanPageOut};
+use crate::boundary::batch::{blob_text, decode_io, keys_out, ExecOut, KeysOut, ScanPageOut};
 use crate::boundary::js_error::{self, guarded};
 use crate::boundary::typed::Copied;
 use crate::error::PersistError;
@@ -209,38 +209,26 @@ impl NativeRedisStore {
     pub fn direct_send(
         &self,
         env: Env,
-        io: Unknown,
+        #[napi(ts_arg_type = "Int32Array")] io: Unknown,
         n_ops: u32,
         n_lens: u32,
         blob: Utf16String,
     ) -> Option<String> {
-        let (n_ops, n_lens) = (n_ops as usize, n_lens as usize);
-        let r = int32_view(&env, &io)
-            .and_then(|ints| {
-                let need = 2 * n_ops + n_lens;
-                let ints = ints.get(..need).ok_or_else(|| {
-                    PersistError::Internal("directSend: io buffer shorter than the batch".into())
-                })?;
-                let ops: Vec<u8> = ints[..n_ops].iter().map(|&k| k as u8).collect();
-                let ttls: Vec<u32> = ints[n_ops..2 * n_ops].iter().map(|&t| t as u32).collect();
-                let lens: Vec<u32> = ints[2 * n_ops..].iter().map(|&l| l as u32).collect();
-                decode_batch(&ops, &ttls, &lens, &blob, Some(&data_op))
-            })
-            .and_then(|batch| {
-                #[cfg(unix)]
-                {
-                    match self.direct.try_borrow().as_deref() {
-                        Ok(Some(d)) => d.send(batch),
-                        Ok(None) => Err(PersistError::Unavailable("not connected".into())),
-                        Err(_) => Err(PersistError::Internal("directSend: re-entered".into())),
-                    }
+        let r = decode_io(&env, &io, n_ops, n_lens, &blob, Some(&data_op)).and_then(|batch| {
+            #[cfg(unix)]
+            {
+                match self.direct.try_borrow().as_deref() {
+                    Ok(Some(d)) => d.send(batch),
+                    Ok(None) => Err(PersistError::Unavailable("not connected".into())),
+                    Err(_) => Err(PersistError::Internal("directSend: re-entered".into())),
                 }
-                #[cfg(not(unix))]
-                {
-                    let _ = batch;
-                    Err(PersistError::Internal("no direct transport".into()))
-                }
-            });
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = batch;
+                Err(PersistError::Internal("no direct transport".into()))
+            }
+        });
         r.err().map(|e| js_error::coded(&e))
     }
 
@@ -254,20 +242,22 @@ impl NativeRedisStore {
         }
     }
 
-    /// Run a batch as one pipeline. `blob` is the op keys and the SET values
-    /// concatenated (key, then value for a SET), `lens` their UTF-16 lengths:
-    /// one string crosses the boundary instead of one per key and value. It
-    /// crosses as UTF-16, so lone surrogates survive (stored as WTF-8).
+    /// Run a batch as one pipeline. `io` holds the op kinds, their ttls and
+    /// the UTF-16 lengths of the text pieces (`boundary::batch::decode_io`);
+    /// `blob` is the pieces concatenated (a key, then a SET's value; a lease
+    /// op's names): one string crosses the boundary instead of one per key
+    /// and value. It crosses as UTF-16, so lone surrogates survive (stored
+    /// as WTF-8).
     #[napi(catch_unwind, ts_return_type = "Promise<ExecOut>")]
     pub fn exec<'env>(
         &self,
         env: &'env Env,
-        ops: Uint8Array,
-        ttls: Uint32Array,
-        lens: Uint32Array,
+        #[napi(ts_arg_type = "Int32Array")] io: Unknown,
+        n_ops: u32,
+        n_lens: u32,
         blob: Utf16String,
     ) -> Result<PromiseRaw<'env, ExecOut>> {
-        let batch = decode_batch(&ops, &ttls, &lens, &blob, Some(&data_op));
+        let batch = decode_io(env, &io, n_ops, n_lens, &blob, Some(&data_op));
         let out = |results| {
             let Encoded { meta, blob, errors } = encode_results(results);
             ExecOut {
@@ -524,39 +514,6 @@ impl NativeRedisStore {
             ))
         }
     }
-}
-
-/// The ints of an Int32Array argument (borrowed for this call).
-fn int32_view<'a>(env: &Env, v: &'a Unknown) -> crate::error::Result<&'a [i32]> {
-    let mut kind = 0;
-    let mut len = 0usize;
-    let mut data = std::ptr::null_mut();
-    let mut ab = std::ptr::null_mut();
-    let mut offset = 0usize;
-    // SAFETY: `v` is a value of `env`, alive for this call; a typed array's
-    // data stays put while it is referenced (it is an argument)
-    let status = unsafe {
-        napi::sys::napi_get_typedarray_info(
-            env.raw(),
-            v.raw(),
-            &mut kind,
-            &mut len,
-            &mut data,
-            &mut ab,
-            &mut offset,
-        )
-    };
-    if status != napi::sys::Status::napi_ok
-        || kind != napi::sys::TypedarrayType::int32_array
-        || (data.is_null() && len > 0)
-    {
-        return Err(PersistError::Internal("expected an Int32Array".into()));
-    }
-    if len == 0 {
-        return Ok(&[]);
-    }
-    // SAFETY: `len` int32s at `data`, per napi_get_typedarray_info
-    Ok(unsafe { std::slice::from_raw_parts(data as *const i32, len) })
 }
 
 /// The lease key that guards snapshot `prefix` + `id` on a Redis store
