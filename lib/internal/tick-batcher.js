@@ -29,18 +29,25 @@ class TickBatcher {
    * @param {() => B} empty a new batch with empty columns
    * @param {(batch: B) => void} send hands a batch over; it must settle every
    *   call (a synchronous throw rejects them all)
-   * @param {(batch: B) => boolean} [full] whether a batch is full before it
-   *   holds maxBatch calls (its size in bytes, say)
+   * @param {{ full?: (batch: B) => boolean, first?: number }} [options]
+   *   `full`: whether a batch is full before it holds its count of calls
+   *   (its size in bytes, say); `first`: the first batch of a tick is full
+   *   at this many calls, each next one at twice the last, up to maxBatch
+   *   (default maxBatch: every batch holds maxBatch)
    */
-  constructor(maxBatch, empty, send, full = () => false) {
+  constructor(maxBatch, empty, send, { full = () => false, first = maxBatch } = {}) {
     this.maxBatch = maxBatch
     this.empty = empty
     this.send = send
     this.full = full
+    this.first = Math.min(first, maxBatch)
+    // calls that fill the batch being made in this tick
+    this.limit = this.first
     /** @type {B | null} */
     this.batch = null
     this.scheduled = false
     this.flush = this.flush.bind(this)
+    this.endTick = this.endTick.bind(this)
   }
 
   /** The batch of this tick, to append a call's columns to before `wait`. */
@@ -57,15 +64,23 @@ class TickBatcher {
   wait(batch) {
     return new Promise((resolve, reject) => {
       batch.waiters.push(resolve, reject)
-      if (batch.waiters.length >= 2 * this.maxBatch || this.full(batch)) this.flush()
-      else if (!this.scheduled) {
+      if (batch.waiters.length >= 2 * this.limit || this.full(batch)) {
+        this.flush()
+        this.limit = Math.min(this.maxBatch, 2 * this.limit)
+      } else if (!this.scheduled) {
         this.scheduled = true
-        process.nextTick(this.flush)
+        process.nextTick(this.endTick)
       }
     })
   }
 
-  /** Send this tick's batch now (also at the end of the tick, and when full: maxBatch calls, or `full`). */
+  /** The end of the tick: its last batch goes; the next tick starts small again. */
+  endTick() {
+    this.limit = this.first
+    this.flush()
+  }
+
+  /** Send this tick's batch now (also at the end of the tick, and when full). */
   flush() {
     this.scheduled = false
     const batch = this.batch
