@@ -160,7 +160,7 @@ describe('native store batching', () => {
   // both transports: the JS-thread socket and tokio; store.batchesSent counts
   // the native calls (one pipeline each), store.callsSent the calls they carried
   for (const transport of ['direct', 'tokio'] as const) {
-    it(`the calls made in one tick go to Rust as pipelines of up to maxBatch (4, 8, 16... first on the JS-thread connection): ${transport}`, async () => {
+    it(`the calls made in one tick go to Rust as pipelines of up to maxBatch (4, 8, 16... first on an idle JS-thread connection): ${transport}`, async () => {
       const open = (options: Record<string, unknown> = {}) => createRedisStore(withTransport(transport, options))
       const s = open({ maxBatch: 1000 })
       expect(s.transport).toBe(transport)

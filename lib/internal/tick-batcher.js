@@ -29,20 +29,21 @@ class TickBatcher {
    * @param {() => B} empty a new batch with empty columns
    * @param {(batch: B) => void} send hands a batch over; it must settle every
    *   call (a synchronous throw rejects them all)
-   * @param {{ full?: (batch: B) => boolean, first?: number }} [options]
+   * @param {{ full?: (batch: B) => boolean, first?: () => number }} [options]
    *   `full`: whether a batch is full before it holds its count of calls
-   *   (its size in bytes, say); `first`: the first batch of a tick is full
-   *   at this many calls, each next one at twice the last, up to maxBatch
-   *   (default maxBatch: every batch holds maxBatch)
+   *   (its size in bytes, say); `first`: asked as a tick's first call comes,
+   *   how many calls fill that tick's first batch; each next one holds twice
+   *   the last, up to maxBatch (default: maxBatch)
    */
-  constructor(maxBatch, empty, send, { full = () => false, first = maxBatch } = {}) {
+  constructor(maxBatch, empty, send, { full = () => false, first = () => maxBatch } = {}) {
     this.maxBatch = maxBatch
     this.empty = empty
     this.send = send
     this.full = full
-    this.first = Math.min(first, maxBatch)
-    // calls that fill the batch being made in this tick
-    this.limit = this.first
+    this.first = first
+    // calls that fill the batch being made; whether a tick's calls are coming
+    this.limit = maxBatch
+    this.inTick = false
     /** @type {B | null} */
     this.batch = null
     this.scheduled = false
@@ -52,7 +53,13 @@ class TickBatcher {
 
   /** The batch of this tick, to append a call's columns to before `wait`. */
   current() {
-    if (this.batch === null) this.batch = this.empty()
+    if (this.batch === null) {
+      this.batch = this.empty()
+      if (!this.inTick) {
+        this.inTick = true
+        this.limit = Math.max(1, Math.min(this.maxBatch, this.first()))
+      }
+    }
     return this.batch
   }
 
@@ -74,9 +81,9 @@ class TickBatcher {
     })
   }
 
-  /** The end of the tick: its last batch goes; the next tick starts small again. */
+  /** The end of the tick: its last batch goes. */
   endTick() {
-    this.limit = this.first
+    this.inTick = false
     this.flush()
   }
 

@@ -2,8 +2,8 @@
 // createRedisStore: a KeyValueStore on the native Redis core (src/redis/).
 // Its JS side: option checks; the tick batcher of the data calls (the calls
 // made in one tick go to Rust as pipelines of up to maxBatch calls (on one
-// server's JS-thread connection of 4, 8, 16... first), all written in that
-// tick: one round trip; run leases and fenced
+// server's JS-thread connection of 4, 8, 16... first when little is in
+// flight), all written in that tick: one round trip; run leases and fenced
 // snapshot writes travel in the same batches),
 // written through the JS-thread connection (DirectLink) or to tokio (exec);
 // keys and clearing, run on that same connection when it is the JS
@@ -34,13 +34,15 @@ const TRANSPORTS = ['auto', 'tokio']
 // 26.8k → 29.9k save + load/s (npm run bench -- snapshot).
 const MAX_BATCH_TEXT = 32 * 1024
 
-// On the JS thread's connection to one server, the first pipeline of a tick
-// is sent at this many calls, the next at twice that, and so on up to
-// maxBatch, all written in that tick (a cluster's and tokio's batches are
-// maxBatch calls, each a job of its own): the server
-// starts on the first while the rest are still being made, and replies
-// stream back instead of arriving all at once (16 gets in flight: 1.2x ->
-// 1.45x npm redis; 16 sets 1.2x -> 1.9x; npm run bench -- redis-clients).
+// On the JS thread's connection to one server, while fewer than two full
+// pipelines of ours are in flight, a tick's first pipeline is sent at this
+// many calls, the next at twice that, and so on up to maxBatch, all written
+// in that tick: the server starts on the first while the rest are made, and
+// replies stream back instead of arriving all at once (16 gets in flight:
+// 1.2x -> 1.45x npm redis, 16 sets 1.2x -> 1.9x; over TLS 0.8x -> 1.5x). With
+// more in flight the server has plenty to work on: full pipelines, which
+// cost it and us the least. (A cluster's and tokio's batches are maxBatch
+// calls, each a job of its own.)
 const FIRST_BATCH = 4
 
 /** A positive integer option (`unit` names it in the error), or its default. */
@@ -74,9 +76,23 @@ class DirectLink {
     // batches written, oldest first, from index `head`
     this.inflight = []
     this.head = 0
+    // calls written and not answered yet
+    this.opsInFlight = 0
     /** @type {{ p: Promise<unknown>, resolve: () => void } | null} */
     this.drained = null
     this.onWire = this.onWire.bind(this)
+  }
+
+  /**
+   * How many calls fill a tick's first pipeline: FIRST_BATCH while fewer
+   * than two full pipelines of ours are in flight (the server starts on it
+   * at once while the rest are made, and replies stream back), else
+   * `maxBatch` (the server has plenty to work on: full pipelines cost it
+   * and us the least).
+   * @param {number} maxBatch
+   */
+  firstBatch(maxBatch) {
+    return this.opsInFlight < 2 * maxBatch ? FIRST_BATCH : maxBatch
   }
 
   send(batch) {
@@ -149,6 +165,7 @@ class DirectLink {
     const failure = this.native.directSend(this.io, batch.ops.length, batch.lens.length, batch.blob)
     if (failure === null) {
       this.inflight.push(batch)
+      this.opsInFlight += batch.ops.length
       return
     }
     // the connection is gone: this batch and every batch in flight
@@ -158,6 +175,7 @@ class DirectLink {
 
   onWire(count, meta, blob, errors, failure) {
     if (count > 0) {
+      this.opsInFlight -= count
       this.head = settleResults(this.inflight, this.head, count, meta, blob, errors)
       if (this.head === this.inflight.length) {
         this.inflight = []
@@ -177,6 +195,7 @@ class DirectLink {
     const pending = this.inflight.slice(this.head)
     this.inflight = []
     this.head = 0
+    this.opsInFlight = 0
     for (const b of pending) settleAll(b.waiters, e)
   }
 
@@ -326,7 +345,7 @@ function createRedisStore(options = {}) {
         (/** @type {Error} */ e) => settleAll(batch.waiters, fromNative(e)),
       )
     },
-    { full: (batch) => batch.blob.length >= MAX_BATCH_TEXT, first: direct ? FIRST_BATCH : maxBatch },
+    { full: (batch) => batch.blob.length >= MAX_BATCH_TEXT, first: direct ? () => direct.firstBatch(maxBatch) : undefined },
   )
   let closed = false
   /** @type {(op: number, key: string, value: string | undefined, ttl: number) => Promise<any>} */
