@@ -2,10 +2,10 @@
 // The data batch of our native KeyValueStores on a server (the Redis store,
 // lib/stores/redis.js, and the PostgreSQL store, lib/stores/postgres.js):
 // the calls of one tick as the native side takes them (op kinds, ttls and
-// text lengths in one Int32Array, keys and values as one string; on Redis also the run
-// leases and fenced snapshot writes, pushLease), how its results settle
-// them, how a `keys` answer splits, and the stores' data methods over it
-// (kvMethods). The Rust side of the same encoding: src/boundary/batch.rs.
+// text lengths in one Int32Array, keys and values as one string; on Redis
+// also the run leases and fenced snapshot writes, pushLease), how its
+// results settle them, how a `keys` answer splits, and the stores' data
+// methods over it (kvMethods). The Rust side of the same encoding: src/boundary/batch.rs.
 
 const { fromNative } = require('../internal/binding.js')
 const { OP, OUT } = require('../internal/codes.js')

@@ -1,12 +1,10 @@
 'use strict'
 // createRedisStore: a KeyValueStore on the native Redis core (src/redis/).
-// Its JS side: option checks; the tick batcher of the data calls (the calls
-// made in one tick go to Rust as pipelines of up to maxBatch calls (on one
-// server's JS-thread connection of 4, 8, 16... first when little is in
-// flight), all written in that tick: one round trip; run leases and fenced
-// snapshot writes travel in the same batches),
-// written through the JS-thread connection (DirectLink) or to tokio (exec);
-// keys and clearing, run on that same connection when it is the JS
+// Its JS side: option checks; the tick batcher of the data calls, run
+// leases and fenced snapshot writes (the calls made in one tick go to Rust
+// as pipelines of up to maxBatch calls, all written in that tick: one round
+// trip), written through the JS-thread connection (DirectLink) or to tokio
+// (exec); keys and clearing, run on that same connection when it is the JS
 // thread's; and the store's adapted operations
 // (lib/stores/adapter.js), which the caches and persistences use.
 
@@ -30,8 +28,8 @@ const TRANSPORTS = ['auto', 'tokio']
 // units, before maxBatch calls: the text stays a regular V8 string and its
 // UTF-16 copy in Rust a regular heap block (V8 gives strings over ~128 KB
 // pages of their own, and malloc maps blocks over 128 KB anew: both fault
-// in fresh pages every batch). 64 saves of a 3.2 KB snapshot in one tick:
-// 26.8k → 29.9k save + load/s (npm run bench -- snapshot).
+// in fresh pages every batch). The snapshot bench's save + load of a 3.2 KB
+// snapshot at 64 in flight, in a probe: 26.8k → 29.9k/s.
 const MAX_BATCH_TEXT = 32 * 1024
 
 // On the JS thread's connection to one server, while fewer than two full

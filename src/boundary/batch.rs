@@ -81,11 +81,13 @@ pub fn keys_out(keys: Vec<Vec<u8>>) -> KeysOut {
 }
 
 /// Split `blob` into pieces of the given UTF-16 lengths (JS string lengths).
-fn split_units<'a>(blob: &'a [u16], lens: &[u32]) -> crate::error::Result<Vec<&'a [u16]>> {
+fn split_units<'a>(blob: &'a [u16], lens: &[i32]) -> crate::error::Result<Vec<&'a [u16]>> {
     let mut out = Vec::with_capacity(lens.len());
     let mut pos = 0usize;
     for &l in lens {
-        let end = pos + l as usize;
+        let len = usize::try_from(l)
+            .map_err(|_| PersistError::Internal("exec: a negative text length".into()))?;
+        let end = pos + len;
         let piece = blob.get(pos..end).ok_or_else(|| {
             PersistError::Internal("exec: batch text shorter than its lengths".into())
         })?;
@@ -105,14 +107,16 @@ fn split_units<'a>(blob: &'a [u16], lens: &[u32]) -> crate::error::Result<Vec<&'
 /// there.
 pub type LeaseOps<'a> = Option<&'a dyn Fn(LeaseRow) -> crate::error::Result<Op>>;
 
-/// The ops of one `exec` call, keys and values as WTF-8 bytes. A data op's
-/// pieces of text: its key, then a SET's value; a run-lease op's: prefix,
-/// id, then the owner token (not for an acquire, whose fresh token is made
-/// here), then a fenced set's value (see `RedisOp`); its ttl in ms.
+/// The ops of one `exec` call, keys and values as WTF-8 bytes: `ops[i]` a
+/// `RedisOp` code, `ttls[i]` its ttl, `lens` the UTF-16 lengths of the
+/// pieces of `blob`. A data op's pieces of text: its key, then a SET's
+/// value; a run-lease op's: prefix, id, then the owner token (not for an
+/// acquire, whose fresh token is made here), then a fenced set's value (see
+/// `RedisOp`); its ttl in ms.
 pub fn decode_batch(
-    ops: &[u8],
-    ttls: &[u32],
-    lens: &[u32],
+    ops: &[i32],
+    ttls: &[i32],
+    lens: &[i32],
     blob: &[u16],
     leases: LeaseOps<'_>,
 ) -> crate::error::Result<Vec<Op>> {
@@ -125,7 +129,7 @@ pub fn decode_batch(
     let mut next = || pieces.next().ok_or_else(|| fail("missing text"));
     let acquires = ops
         .iter()
-        .filter(|&&k| RedisOp::from_code(i32::from(k)) == Some(RedisOp::LeaseAcquire))
+        .filter(|&&k| RedisOp::from_code(k) == Some(RedisOp::LeaseAcquire))
         .count();
     let mut fresh = if acquires > 0 && leases.is_some() {
         crate::token::new_tokens(acquires)?
@@ -134,9 +138,9 @@ pub fn decode_batch(
     };
     let mut batch = Vec::with_capacity(n);
     for (&kind, &ttl) in ops.iter().zip(ttls) {
-        let op = RedisOp::from_code(i32::from(kind))
-            .ok_or_else(|| fail(&format!("unknown op {kind}")))?;
-        let secs = (ttl > 0).then_some(u64::from(ttl));
+        let op = RedisOp::from_code(kind).ok_or_else(|| fail(&format!("unknown op {kind}")))?;
+        let ttl = u64::try_from(ttl).map_err(|_| fail("negative ttl"))?;
+        let secs = (ttl > 0).then_some(ttl);
         let lease = match op {
             RedisOp::LeaseAcquire => Some(LeaseKind::Acquire),
             RedisOp::LeaseRelease => Some(LeaseKind::Release),
@@ -159,7 +163,7 @@ pub fn decode_batch(
             };
             batch.push(make(LeaseRow {
                 kind,
-                ttl_ms: u64::from(ttl),
+                ttl_ms: ttl,
                 prefix,
                 id,
                 token,
@@ -201,13 +205,9 @@ pub fn decode_io(
     let ints = ints
         .get(..2 * n_ops + n_lens)
         .ok_or_else(|| PersistError::Internal("exec: io buffer shorter than the batch".into()))?;
-    let ops: Vec<u8> = ints[..n_ops]
-        .iter()
-        .map(|&k| u8::try_from(k).unwrap_or(u8::MAX))
-        .collect();
-    let ttls: Vec<u32> = ints[n_ops..2 * n_ops].iter().map(|&t| t as u32).collect();
-    let lens: Vec<u32> = ints[2 * n_ops..].iter().map(|&l| l as u32).collect();
-    decode_batch(&ops, &ttls, &lens, blob, leases)
+    let (ops, rest) = ints.split_at(n_ops);
+    let (ttls, lens) = rest.split_at(n_ops);
+    decode_batch(ops, ttls, lens, blob, leases)
 }
 
 /// The ints of an Int32Array argument (borrowed for this call).
@@ -270,9 +270,9 @@ mod tests {
         let blob = u("kp:runp:runtokv");
         let lens = [1, 2, 3, 2, 3, 3, 1];
         let kinds = [
-            RedisOp::Get as u8,
-            RedisOp::LeaseAcquire as u8,
-            RedisOp::FencedSet as u8,
+            RedisOp::Get as i32,
+            RedisOp::LeaseAcquire as i32,
+            RedisOp::FencedSet as i32,
         ];
         let ttls = [0, 30_000, 0];
         let seen = std::cell::RefCell::new(Vec::new());

@@ -160,32 +160,39 @@ pub fn lease_rows(
         .collect()
 }
 
-/// The ops of a server store's `leaseExec` (Redis, PostgreSQL): each
-/// row's lease key named by the store, `lease_key(prefix, id, state)`, all
-/// WTF-8, `state` the snapshot key (prefix and id as ONE text).
+/// The ops of a server store's `leaseExec` (PostgreSQL): each row's lease
+/// key named by the store ([`decode_lease`]).
 pub fn decode_leases(
     rows: Vec<LeaseRow>,
     lease_key: impl Fn(&[u8], &[u8], &[u8]) -> Result<Vec<u8>>,
 ) -> Result<Vec<LeaseOp>> {
     rows.into_iter()
-        .map(|r| {
-            let mut units = r.prefix.clone();
-            units.extend_from_slice(&r.id);
-            let state = wtf8::encode(&units);
-            let key = lease_key(&wtf8::encode(&r.prefix), &wtf8::encode(&r.id), &state)?;
-            let (token, ttl_ms) = (r.token, r.ttl_ms);
-            Ok(match r.kind {
-                LeaseKind::Acquire => LeaseOp::Acquire { key, token, ttl_ms },
-                LeaseKind::Release => LeaseOp::Release { key, token },
-                LeaseKind::Renew => LeaseOp::Renew { key, token, ttl_ms },
-                LeaseKind::FencedSet => LeaseOp::FencedSet {
-                    key,
-                    token,
-                    state,
-                    value: wtf8::encode(&r.value),
-                },
-                LeaseKind::FencedDelete => LeaseOp::FencedDelete { key, token, state },
-            })
-        })
+        .map(|r| decode_lease(r, &lease_key))
         .collect()
+}
+
+/// One run-lease op (of a `leaseExec` batch, or of the Redis data batch):
+/// its lease key named by the store, `lease_key(prefix, id, state)`, all
+/// WTF-8, `state` the snapshot key (prefix and id as ONE text).
+pub fn decode_lease(
+    r: LeaseRow,
+    lease_key: impl Fn(&[u8], &[u8], &[u8]) -> Result<Vec<u8>>,
+) -> Result<LeaseOp> {
+    let mut units = r.prefix.clone();
+    units.extend_from_slice(&r.id);
+    let state = wtf8::encode(&units);
+    let key = lease_key(&wtf8::encode(&r.prefix), &wtf8::encode(&r.id), &state)?;
+    let (token, ttl_ms) = (r.token, r.ttl_ms);
+    Ok(match r.kind {
+        LeaseKind::Acquire => LeaseOp::Acquire { key, token, ttl_ms },
+        LeaseKind::Release => LeaseOp::Release { key, token },
+        LeaseKind::Renew => LeaseOp::Renew { key, token, ttl_ms },
+        LeaseKind::FencedSet => LeaseOp::FencedSet {
+            key,
+            token,
+            state,
+            value: wtf8::encode(&r.value),
+        },
+        LeaseKind::FencedDelete => LeaseOp::FencedDelete { key, token, state },
+    })
 }

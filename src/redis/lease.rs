@@ -28,7 +28,7 @@
 
 use std::sync::OnceLock;
 
-use crate::boundary::lease::{decode_leases, LeaseRow};
+use crate::boundary::lease::{decode_lease, LeaseRow};
 use crate::error::{PersistError, Result};
 use crate::redis::batch::{Exec, Op, OpResult, Script};
 use crate::redis::cluster::slots::{crc16, key_slot};
@@ -160,10 +160,7 @@ pub fn lease_id<'k>(prefix: &[u8], key: &'k [u8]) -> Option<&'k [u8]> {
 /// the data batch, `boundary::batch::decode_batch`): its lease key named
 /// here ([`lease_key`]).
 pub fn data_op(row: LeaseRow) -> Result<Op> {
-    decode_leases(vec![row], lease_key)?
-        .pop()
-        .map(LeaseOp::op)
-        .ok_or_else(|| PersistError::Internal("lease op: nothing decoded".into()))
+    decode_lease(row, lease_key).map(LeaseOp::op)
 }
 
 /// One lease operation (see [`LeaseOp::op`]).
