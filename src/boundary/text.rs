@@ -19,7 +19,7 @@ pub fn units_of(s: JsString<'_>) -> Result<Vec<u16>> {
 pub type JsText = Either<Latin1String, Utf16String>;
 
 pub fn js_text(units: Vec<u16>) -> JsText {
-    if units.iter().all(|&u| u < 0x80) {
+    if crate::wtf8::is_ascii_units(&units) {
         let bytes: Vec<u8> = units.iter().map(|&u| u as u8).collect();
         if let Ok(ascii) = String::from_utf8(bytes) {
             return Either::A(Latin1String::from(ascii));

@@ -134,7 +134,9 @@ fn with_causes(e: &tokio_postgres::Error) -> String {
 }
 
 /// The connections of one store: `pool_size` slots, each opened on first
-/// use; calls take slots in turn.
+/// use. A call takes the slot with the fewest calls on it, the first of
+/// those on a tie: one call at a time keeps to one connection (its server
+/// backend stays hot), concurrent calls spread over the pool.
 pub(super) struct Pool {
     pub(super) cfg: PgConfig,
     client_cfg: tokio_postgres::Config,
@@ -145,7 +147,8 @@ pub(super) struct Pool {
     pub(super) table: String,
     pub(super) text: StatementText,
     slots: Vec<tokio::sync::Mutex<Option<Arc<Conn>>>>,
-    next: AtomicUsize,
+    /// Calls running on each slot.
+    busy: Vec<AtomicUsize>,
     closed: AtomicBool,
     schema_ready: tokio::sync::Mutex<bool>,
     opened: AtomicU64,
@@ -165,6 +168,7 @@ impl Pool {
         let slots = (0..cfg.pool_size)
             .map(|_| tokio::sync::Mutex::new(None))
             .collect();
+        let busy = (0..cfg.pool_size).map(|_| AtomicUsize::new(0)).collect();
         Ok(Pool {
             cfg,
             client_cfg,
@@ -173,7 +177,7 @@ impl Pool {
             table,
             text,
             slots,
-            next: AtomicUsize::new(0),
+            busy,
             closed: AtomicBool::new(false),
             schema_ready: tokio::sync::Mutex::new(false),
             opened: AtomicU64::new(0),
@@ -225,12 +229,19 @@ impl Pool {
         Ok(client)
     }
 
-    /// The next slot's connection, opened (with the schema checked and the
+    /// The least busy slot (see [`Pool`]), counted busy until the guard drops.
+    fn take_slot(&self) -> Busy<'_> {
+        let i = (0..self.busy.len())
+            .min_by_key(|&i| self.busy[i].load(Ordering::Relaxed))
+            .unwrap_or(0);
+        self.busy[i].fetch_add(1, Ordering::Relaxed);
+        Busy { pool: self, i }
+    }
+
+    /// Slot `i`'s connection, opened (with the schema checked and the
     /// statements prepared) if it has none or its connection closed.
-    async fn conn(&self) -> Result<Arc<Conn>> {
+    async fn conn(&self, i: usize) -> Result<Arc<Conn>> {
         self.check_open()?;
-        let n = self.slots.len();
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % n;
         let mut slot = self.slots[i].lock().await;
         if let Some(c) = slot.as_ref() {
             if !c.client.is_closed() {
@@ -329,7 +340,8 @@ impl Pool {
         F: FnOnce(Arc<Conn>) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let c = self.conn().await?;
+        let busy = self.take_slot();
+        let c = self.conn(busy.i).await?;
         let r = tokio::time::timeout(self.command_timeout(), work(c.clone())).await;
         match r {
             Ok(r) => {
@@ -343,5 +355,17 @@ impl Pool {
                 Err(PersistError::Timeout(self.cfg.command_timeout_ms))
             }
         }
+    }
+}
+
+/// A call on slot `i` of `pool`, uncounted when dropped.
+struct Busy<'p> {
+    pool: &'p Pool,
+    i: usize,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.pool.busy[self.i].fetch_sub(1, Ordering::Relaxed);
     }
 }

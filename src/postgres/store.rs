@@ -164,7 +164,8 @@ impl PgStore {
             .split(ops.iter().map(key), min_part)
             .into_iter()
             .map(|(idx, active)| {
-                let run = part(idx.iter().map(|&i| ops[i].clone()).collect());
+                // boxed: a part's future is large, and join_all moves it
+                let run = Box::pin(part(idx.iter().map(|&i| ops[i].clone()).collect()));
                 async move {
                     let r = run.await;
                     drop(active);
@@ -204,7 +205,9 @@ impl PgStore {
             if let Some(results) = run_as_one(&c, ops).await {
                 return Ok(results);
             }
-            let run = || futures_util::future::join_all(ops.iter().map(|op| run_op(&c, op)));
+            // boxed: join_all moves each op's (large) future
+            let run =
+                || futures_util::future::join_all(ops.iter().map(|op| Box::pin(run_op(&c, op))));
             let rolled_back = |r: &OpResult| {
                 matches!(r, OpResult::Failed(e) if !matches!(e, PersistError::Corrupt { .. }))
             };
