@@ -161,6 +161,17 @@ export declare class NativeRedisStore {
    */
   exec(io: Int32Array, nOps: number, nLens: number, blob: string): Promise<ExecOut>
   /**
+   * A cluster store's JS-thread transport: take `onBatch(token, count,
+   * meta, blob, errors, failure)` as the function `clusterSend`'s batches
+   * answer (`meta`: a kept Int32Array, read at once).
+   */
+  clusterAttach(onBatch: () => void): void
+  /**
+   * A cluster store's JS-thread transport: run a batch (as `exec` takes
+   * it) over the cluster, its results to `onBatch` with `token`.
+   */
+  clusterSend(io: Int32Array, nOps: number, nLens: number, blob: string, token: number): void
+  /**
    * Keys matching a Redis glob, by SCAN: concatenated in `blob`, with
    * their UTF-16 lengths (one string crosses instead of one per key).
    * Keys that are not text (no JS string maps to them) are left out.

@@ -234,6 +234,61 @@ class DirectLink {
 }
 
 /**
+ * A cluster's data batches on the JS-thread transport
+ * (src/redis/direct/cluster.rs): each goes to `clusterSend` with a token and
+ * is answered through `onBatch`, called from the event loop (or during
+ * `clusterSend`, when it fails before anything is written). No promise and
+ * no result object per batch; `meta` is an Int32Array Rust keeps and refills.
+ */
+class ClusterBatches {
+  constructor(native) {
+    this.native = native
+    // a batch's kinds, ttls and text lengths (packIo), reused
+    /** @type {Int32Array} */
+    this.io = new Int32Array(0)
+    this.next = 0
+    /** @type {Map<number, import('./kv-batch.js').DataBatch>} */
+    this.pending = new Map()
+    this.attached = false
+    this.onBatch = this.onBatch.bind(this)
+  }
+
+  /** @param {import('./kv-batch.js').DataBatch} batch */
+  send(batch) {
+    const token = this.next
+    this.next = (this.next + 1) >>> 0
+    try {
+      if (!this.attached) {
+        this.native.clusterAttach(this.onBatch)
+        this.attached = true
+      }
+      this.io = packIo(batch, this.io)
+      this.pending.set(token, batch)
+      this.native.clusterSend(this.io, batch.ops.length, batch.lens.length, batch.blob, token)
+    } catch (e) {
+      this.pending.delete(token)
+      settleAll(batch.waiters, fromNative(/** @type {Error} */ (e)))
+    }
+  }
+
+  /**
+   * @param {number} token
+   * @param {number} count
+   * @param {Int32Array | null} meta
+   * @param {string | null} blob
+   * @param {any} errors
+   * @param {string | null} failure
+   */
+  onBatch(token, count, meta, blob, errors, failure) {
+    const batch = this.pending.get(token)
+    if (batch === undefined) return
+    this.pending.delete(token)
+    if (failure !== null) settleAll(batch.waiters, fromNative(new Error(failure)))
+    else settleResults([batch], 0, count, meta, blob, errors)
+  }
+}
+
+/**
  * The `cluster` option: `{ nodes: ['redis://host:port', ...] }` (seed nodes;
  * the others are discovered), or undefined. Strict: anything else, unknown
  * fields, and `url` alongside it are TypeErrors.
@@ -309,8 +364,10 @@ function createRedisStore(options = {}) {
     transport === 'auto' && !HOST_IS_NODE ? 'tokio' : transport,
   )
   // one server: the JS-thread connection driven from here; a cluster's
-  // JS-thread transport is driven in Rust (native.exec resolves from there)
+  // JS-thread transport is driven in Rust, its data batches answered
+  // through ClusterBatches; on tokio, native.exec resolves a promise
   const direct = native.transport === 'direct' && !clusterNodes ? new DirectLink(native, maxBatch) : null
+  const clusterDirect = native.transport === 'direct' && clusterNodes ? new ClusterBatches(native) : null
   /**
    * Run a native call made of several batches (keys, clearing, leases) on the
    * JS-thread connection once it is up (when the store has one).
@@ -330,6 +387,7 @@ function createRedisStore(options = {}) {
       sent.batches++
       sent.calls += batch.ops.length
       if (direct) return direct.send(batch)
+      if (clusterDirect) return clusterDirect.send(batch)
       let p
       try {
         io = packIo(batch, io)

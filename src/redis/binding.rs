@@ -266,19 +266,69 @@ impl NativeRedisStore {
                 errors,
             }
         };
-        #[cfg(unix)]
-        if self.is_cluster_direct() {
-            let batch = batch.map_err(|e| js_error::throw(env, e))?;
-            return self.start_cluster(
-                env,
-                move |link| async move { link.exec(batch).await.map(out) },
-            );
-        }
         let core = self.core.clone();
         env.spawn_future(async move {
             let batch = batch.map_err(js_error::to_async)?;
             guarded("Redis", core.exec(batch)).await.map(out)
         })
+    }
+
+    /// A cluster store's JS-thread transport: take `onBatch(token, count,
+    /// meta, blob, errors, failure)` as the function `clusterSend`'s batches
+    /// answer (`meta`: a kept Int32Array, read at once).
+    #[napi(catch_unwind)]
+    pub fn cluster_attach(&self, env: Env, on_batch: Function<'_, (), ()>) -> Result<()> {
+        #[cfg(unix)]
+        {
+            let attached = match self.cluster_direct.try_borrow().as_deref() {
+                // SAFETY: called by JS on this env's thread, `on_batch` a function of it
+                Ok(Some(c)) => unsafe { c.attach(env.raw(), on_batch.raw()) },
+                _ => Err(PersistError::Internal(
+                    "clusterAttach: not a cluster on the JS thread".into(),
+                )),
+            };
+            attached.map_err(|e| js_error::throw(&env, e))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = on_batch;
+            Err(js_error::throw(
+                &env,
+                PersistError::Internal("no direct transport on this platform".into()),
+            ))
+        }
+    }
+
+    /// A cluster store's JS-thread transport: run a batch (as `exec` takes
+    /// it) over the cluster, its results to `onBatch` with `token`.
+    #[napi(catch_unwind)]
+    pub fn cluster_send(
+        &self,
+        env: Env,
+        #[napi(ts_arg_type = "Int32Array")] io: Unknown,
+        n_ops: u32,
+        n_lens: u32,
+        blob: Utf16String,
+        token: u32,
+    ) -> Result<()> {
+        let batch = decode_io(&env, &io, n_ops, n_lens, &blob, Some(&data_op))
+            .map_err(|e| js_error::throw(&env, e))?;
+        #[cfg(unix)]
+        {
+            let sent = match self.cluster_direct.try_borrow().as_deref() {
+                Ok(Some(c)) => c.send(token, batch),
+                _ => Err(PersistError::Closed),
+            };
+            sent.map_err(|e| js_error::throw(&env, e))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (batch, token);
+            Err(js_error::throw(
+                &env,
+                PersistError::Internal("no direct transport on this platform".into()),
+            ))
+        }
     }
 
     /// Keys matching a Redis glob, by SCAN: concatenated in `blob`, with

@@ -6,7 +6,10 @@
 //! one raw pipeline per node (`ASKING` before an asked command, one `WAIT`
 //! after durable writes), the replies handed back to the core, redirects
 //! and retries followed within the command timeout, each result settled by
-//! the batch seam ([`settle`]).
+//! the batch seam ([`settle`]). The JS glue's data batches (`clusterSend`)
+//! are answered like a single server's: through one JS callback
+//! (`onBatch(token, count, meta, blob, errors, failure)`), the outcome codes
+//! in a kept Int32Array, with no promise or result object per batch.
 //!
 //! What must not block the JS thread runs on tokio: connecting a node and
 //! reading the slot map (`CLUSTER SLOTS`, [`RedisStore::cluster_map`]).
@@ -22,20 +25,25 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::future::Future;
+use std::pin::Pin;
 use std::ptr;
 use std::rc::{Rc, Weak};
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
+use std::task::{Context, Poll};
 
+use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
 use redis::Cmd;
 
 use super::jobs::{poll_list, push_job, Job, RawSlot};
-use super::{Direct, DirectSocket};
+use super::{blob_value, Direct, DirectSocket};
+use crate::boundary::js_error::coded;
+use crate::boundary::typed::KeptInt32;
 use crate::error::PersistError;
 use crate::js_loop::env::{
     add_hook, async_context, event_loop, hold_handles, release_handle, remove_hook, with_state,
 };
+use crate::js_loop::promise::Scopes;
 use crate::js_loop::uv::{alloc_handle, free_handle, now_ms, uv, UV_ASYNC, UV_TIMER};
 use crate::redis::batch::{
     op_key, pack, settle as settle_op, Exec, Op, OpResult, Wait, SCAN_COUNT,
@@ -43,9 +51,13 @@ use crate::redis::batch::{
 use crate::redis::cluster::dispatch::{Dispatch, Reply, Send};
 use crate::redis::cluster::keyspace::{scan_cluster, unlink_by_slot, NodeIo};
 use crate::redis::cluster::slots::{key_slot, Node, SlotMap};
+use crate::redis::results::encode_results;
 use crate::redis::store::RedisStore;
 
 type CCell = RefCell<CState>;
+
+/// A data batch of the JS glue running over the cluster.
+type BatchFut = Pin<Box<dyn Future<Output = Result<Vec<OpResult>, PersistError>>>>;
 
 /// What tokio hands to the JS thread.
 enum Arrival {
@@ -88,6 +100,16 @@ struct CState {
     timeout_ms: u64,
     wait: Option<Wait>,
     jobs: Vec<Job>,
+    /// The JS glue's data batches in flight, each with its token.
+    batches: Vec<(u32, BatchFut)>,
+    /// Batches taken out by polls under way (see [`CState::idle`]).
+    batches_polled: usize,
+    /// `onBatch`, held strongly only while batches are in flight (else the
+    /// store could never be GC'd); null until attached.
+    callback: sys::napi_ref,
+    callback_held: bool,
+    /// The Int32Array that carries the outcome codes to `onBatch`.
+    meta: KeptInt32,
     map: SlotMap,
     refreshing: bool,
     /// The last reading of the map failed: why (for calls waiting on one).
@@ -146,6 +168,11 @@ impl DirectCluster {
             timeout_ms,
             wait,
             jobs: Vec::new(),
+            batches: Vec::new(),
+            batches_polled: 0,
+            callback: ptr::null_mut(),
+            callback_held: false,
+            meta: KeptInt32::default(),
             map: SlotMap::default(),
             refreshing: false,
             map_error: None,
@@ -203,6 +230,61 @@ impl DirectCluster {
         Ok(promise)
     }
 
+    /// Take `on_batch` as the function the data batches of [`send`] answer
+    /// (`onBatch(token, count, meta, blob, errors, failure)`).
+    ///
+    /// # Safety
+    /// `env` is the current env, `on_batch` a function of it; on its JS thread.
+    ///
+    /// [`send`]: DirectCluster::send
+    pub unsafe fn attach(
+        &self,
+        env: sys::napi_env,
+        on_batch: sys::napi_value,
+    ) -> Result<(), PersistError> {
+        let mut st = self.cell.try_borrow_mut().map_err(|_| closed())?;
+        if !st.open || st.ending {
+            return Err(PersistError::Closed);
+        }
+        let mut r = ptr::null_mut();
+        if sys::napi_create_reference(env, on_batch, 0, &mut r) != sys::Status::napi_ok {
+            return Err(PersistError::Internal("napi_create_reference".into()));
+        }
+        if !st.callback.is_null() {
+            sys::napi_delete_reference(env, st.callback);
+        }
+        st.callback = r;
+        st.callback_held = false;
+        st.hold_callback();
+        Ok(())
+    }
+
+    /// Run the JS glue's data batch `ops` over the cluster; its results go
+    /// to `onBatch` with `token`.
+    ///
+    /// Call on the env's JS thread, from a JS call.
+    pub fn send(&self, token: u32, ops: Vec<Op>) -> Result<(), PersistError> {
+        {
+            let mut st = self.cell.try_borrow_mut().map_err(|_| closed())?;
+            if st.ending || !st.open {
+                return Err(PersistError::Closed);
+            }
+            if st.callback.is_null() {
+                return Err(PersistError::Internal(
+                    "clusterSend before clusterAttach".into(),
+                ));
+            }
+            let link = ClusterLink {
+                cell: Rc::downgrade(&self.cell),
+            };
+            st.batches
+                .push((token, Box::pin(async move { link.exec(ops).await })));
+            st.hold_callback();
+        }
+        poll(&self.cell, false);
+        Ok(())
+    }
+
     /// No more calls; the connections close once the calls in flight are
     /// done.
     pub fn close(&self) {
@@ -220,7 +302,7 @@ fn end(cell: &Rc<CCell>) {
     let idle = match cell.try_borrow_mut() {
         Ok(mut st) => {
             st.ending = true;
-            st.jobs.is_empty()
+            st.idle()
         }
         Err(_) => false,
     };
@@ -253,13 +335,29 @@ fn shutdown(cell: &Rc<CCell>, teardown: bool) {
             }
         }
         if teardown {
+            // the env frees its references itself; nothing may call it now
             st.jobs.clear();
+            st.batches.clear();
             st.async_ctx = ptr::null_mut();
+            st.callback = ptr::null_mut();
+            st.callback_held = false;
+            st.meta.forget();
             st.hooked = false;
-        } else if !st.async_ctx.is_null() {
+        } else {
+            let env = st.env;
             // SAFETY: env alive, on its thread
-            unsafe { sys::napi_async_destroy(st.env, st.async_ctx) };
-            st.async_ctx = ptr::null_mut();
+            unsafe {
+                if !st.async_ctx.is_null() {
+                    sys::napi_async_destroy(env, st.async_ctx);
+                    st.async_ctx = ptr::null_mut();
+                }
+                if !st.callback.is_null() {
+                    sys::napi_delete_reference(env, st.callback);
+                    st.callback = ptr::null_mut();
+                    st.callback_held = false;
+                }
+                st.meta.release(env);
+            }
         }
         let hooked = std::mem::replace(&mut st.hooked, false);
         (std::mem::take(&mut st.nodes), hooked, st.env)
@@ -276,32 +374,47 @@ fn shutdown(cell: &Rc<CCell>, teardown: bool) {
     }
 }
 
-/// Take in what tokio delivered, poll every job, arm the timer for the
-/// earliest wake asked for; shut down an ended store once idle.
+/// Take in what tokio delivered, poll every job and batch, arm the timer
+/// for the earliest wake asked for; shut down an ended store once idle.
 fn poll(cell: &Rc<CCell>, from_loop: bool) {
-    let env = match cell.try_borrow() {
-        Ok(st) if st.open => st.env,
+    let (env, arrived) = match cell.try_borrow() {
+        Ok(st) if st.open => (
+            st.env,
+            st.inbox.got.lock().map(|g| !g.is_empty()).unwrap_or(false),
+        ),
         _ => return,
     };
-    // SAFETY: on the env's thread, the env alive (the transport is open);
-    // attaching a socket makes napi values
-    unsafe {
-        let mut hs = ptr::null_mut();
-        if sys::napi_open_handle_scope(env, &mut hs) != sys::Status::napi_ok {
-            return;
+    if arrived {
+        // SAFETY: on the env's thread, the env alive (the transport is
+        // open); attaching a socket makes napi values
+        unsafe {
+            let mut hs = ptr::null_mut();
+            if sys::napi_open_handle_scope(env, &mut hs) != sys::Status::napi_ok {
+                return;
+            }
+            take_inbox(cell);
+            sys::napi_close_handle_scope(env, hs);
         }
-        take_inbox(cell);
-        sys::napi_close_handle_scope(env, hs);
     }
-    let (env, ctx, mut jobs) = match cell.try_borrow_mut() {
-        Ok(mut st) if st.open && !st.jobs.is_empty() => {
-            (st.env, st.async_ctx, std::mem::take(&mut st.jobs))
+    let (env, ctx, mut jobs, mut batches) = match cell.try_borrow_mut() {
+        Ok(mut st) if st.open && !st.idle() => {
+            let batches = std::mem::take(&mut st.batches);
+            st.batches_polled += batches.len();
+            (st.env, st.async_ctx, std::mem::take(&mut st.jobs), batches)
         }
         _ => return,
     };
+    let polled = batches.len();
     // SAFETY: on the env's thread; the env is alive (its cleanup hook
     // closes this transport first)
-    unsafe { poll_list(env, ctx, &mut jobs, from_loop) };
+    unsafe {
+        if !jobs.is_empty() {
+            poll_list(env, ctx, &mut jobs, from_loop);
+        }
+        if !batches.is_empty() {
+            poll_batches(cell, env, ctx, &mut batches, from_loop);
+        }
+    }
     let ended = {
         let Ok(mut st) = cell.try_borrow_mut() else {
             return;
@@ -309,10 +422,15 @@ fn poll(cell: &Rc<CCell>, from_loop: bool) {
         let newer = std::mem::take(&mut st.jobs);
         st.jobs = jobs;
         st.jobs.extend(newer);
+        let newer = std::mem::take(&mut st.batches);
+        st.batches = batches;
+        st.batches.extend(newer);
+        st.batches_polled -= polled;
+        st.hold_callback();
         if let Some(uv) = uv() {
             // SAFETY: handles open, on their loop's thread
             unsafe {
-                if st.jobs.is_empty() {
+                if st.idle() {
                     (uv.uv_unref)(st.async_h);
                     (uv.timer_stop)(st.timer);
                 } else {
@@ -328,10 +446,123 @@ fn poll(cell: &Rc<CCell>, from_loop: bool) {
                 }
             }
         }
-        st.ending && st.jobs.is_empty()
+        st.ending && st.idle()
     };
     if ended {
         shutdown(cell, false);
+    }
+}
+
+/// Poll each of `batches` once; hand those done to `onBatch` (and remove
+/// them). `from_loop`: as [`poll_list`]'s.
+///
+/// # Safety
+/// On the env's thread, the env alive; `ctx` its async context (or null).
+unsafe fn poll_batches(
+    cell: &Rc<CCell>,
+    env: sys::napi_env,
+    ctx: sys::napi_async_context,
+    batches: &mut Vec<(u32, BatchFut)>,
+    from_loop: bool,
+) {
+    let Some(_scope) = Scopes::open(env, ctx, from_loop) else {
+        return;
+    };
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    batches.retain_mut(|(token, fut)| match fut.as_mut().poll(&mut cx) {
+        Poll::Pending => true,
+        Poll::Ready(r) => {
+            answer(cell, env, *token, r);
+            false
+        }
+    });
+}
+
+/// Call `onBatch(token, count, meta, blob, errors, failure)` with a batch's
+/// results (`failure` null), or with its failure (the rest null).
+///
+/// # Safety
+/// On the env's thread, the env alive, inside a handle scope.
+unsafe fn answer(
+    cell: &Rc<CCell>,
+    env: sys::napi_env,
+    token: u32,
+    r: Result<Vec<OpResult>, PersistError>,
+) {
+    let mut null = ptr::null_mut();
+    sys::napi_get_null(env, &mut null);
+    let args = (|| -> napi::Result<[sys::napi_value; 6]> {
+        let mut tok = ptr::null_mut();
+        sys::napi_create_uint32(env, token, &mut tok);
+        Ok(match r {
+            Ok(results) => {
+                let out = encode_results(results);
+                let meta = cell
+                    .try_borrow_mut()
+                    .ok()
+                    .and_then(|mut st| st.meta.fill(env, &out.meta))
+                    .ok_or_else(|| {
+                        napi::Error::new(napi::Status::GenericFailure, "no outcome array")
+                    })?;
+                let mut count = ptr::null_mut();
+                sys::napi_create_uint32(env, out.meta.len() as u32, &mut count);
+                [
+                    tok,
+                    count,
+                    meta,
+                    blob_value(env, &out.blob)?,
+                    ToNapiValue::to_napi_value(env, out.errors)?,
+                    null,
+                ]
+            }
+            Err(e) => {
+                let mut zero = ptr::null_mut();
+                sys::napi_create_uint32(env, 0, &mut zero);
+                [
+                    tok,
+                    zero,
+                    null,
+                    null,
+                    null,
+                    ToNapiValue::to_napi_value(env, coded(&e))?,
+                ]
+            }
+        })
+    })();
+    let args = match args {
+        Ok(a) => a,
+        // V8 could not make the answer: the batch fails with why
+        Err(e) => {
+            let mut tok = ptr::null_mut();
+            sys::napi_create_uint32(env, token, &mut tok);
+            let mut zero = ptr::null_mut();
+            sys::napi_create_uint32(env, 0, &mut zero);
+            let why = coded(&PersistError::Internal(e.reason.clone()));
+            match ToNapiValue::to_napi_value(env, why) {
+                Ok(w) => [tok, zero, null, null, null, w],
+                Err(_) => return,
+            }
+        }
+    };
+    let callback = cell
+        .try_borrow()
+        .map(|st| st.callback)
+        .unwrap_or(ptr::null_mut());
+    let mut func = ptr::null_mut();
+    if callback.is_null()
+        || sys::napi_get_reference_value(env, callback, &mut func) != sys::Status::napi_ok
+        || func.is_null()
+    {
+        return;
+    }
+    let mut recv = ptr::null_mut();
+    sys::napi_get_global(env, &mut recv);
+    let mut result = ptr::null_mut();
+    let status = sys::napi_call_function(env, recv, func, args.len(), args.as_ptr(), &mut result);
+    if status == sys::Status::napi_pending_exception {
+        let mut exc = ptr::null_mut();
+        sys::napi_get_and_clear_last_exception(env, &mut exc);
+        sys::napi_fatal_exception(env, exc);
     }
 }
 
@@ -390,6 +621,29 @@ fn take_inbox(cell: &Rc<CCell>) {
 }
 
 impl CState {
+    /// No job and no batch in flight.
+    fn idle(&self) -> bool {
+        self.jobs.is_empty() && self.batches.is_empty() && self.batches_polled == 0
+    }
+
+    /// Hold `onBatch` strongly while batches are in flight, weakly else.
+    fn hold_callback(&mut self) {
+        let want = !self.batches.is_empty() || self.batches_polled > 0;
+        if want == self.callback_held || self.callback.is_null() || !self.open {
+            return;
+        }
+        self.callback_held = want;
+        let mut count = 0;
+        // SAFETY: the env is alive while the transport is open; on its thread
+        unsafe {
+            if want {
+                sys::napi_reference_ref(self.env, self.callback, &mut count);
+            } else {
+                sys::napi_reference_unref(self.env, self.callback, &mut count);
+            }
+        }
+    }
+
     /// Read the map again on tokio (one reading at a time).
     fn refresh_soon(&mut self) {
         if self.refreshing || !self.open {

@@ -44,6 +44,7 @@ use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
 
 use crate::boundary::js_error::coded;
+use crate::boundary::typed::KeptInt32;
 use crate::error::PersistError;
 use crate::js_loop::env::{
     add_hook, async_context, event_loop, hold_handles, release_handle, remove_hook, with_state,
@@ -77,10 +78,8 @@ struct State {
     /// while batches are in flight (else the store could never be GC'd).
     callback: sys::napi_ref,
     async_ctx: sys::napi_async_context,
-    /// The Int32Array of [`State::meta_with`] (strong), its data, its length.
-    meta_ref: sys::napi_ref,
-    meta_ptr: *mut i32,
-    meta_cap: usize,
+    /// The Int32Array that carries the outcome codes to `onWire`.
+    meta: KeptInt32,
     timeout_ms: u64,
     watching_writes: bool,
     busy: bool,
@@ -153,9 +152,7 @@ impl Direct {
             timer,
             callback: callback_ref,
             async_ctx,
-            meta_ref: ptr::null_mut(),
-            meta_ptr: ptr::null_mut(),
-            meta_cap: 0,
+            meta: KeptInt32::default(),
             timeout_ms,
             watching_writes: false,
             busy: false,
@@ -392,7 +389,7 @@ impl State {
             self.env = ptr::null_mut();
             self.callback = ptr::null_mut();
             self.async_ctx = ptr::null_mut();
-            self.meta_ref = ptr::null_mut();
+            self.meta.forget();
             self.hooked = false;
             self.wake = None;
         }
@@ -602,7 +599,7 @@ fn deliver(cell: &Rc<Cell>, outcome: Outcome) {
         let meta = cell
             .try_borrow_mut()
             .ok()
-            .and_then(|mut st| st.meta_with(&out.meta));
+            .and_then(|mut st| st.meta.fill(env, &out.meta));
         let args = (|| -> napi::Result<[sys::napi_value; 5]> {
             let mut count = ptr::null_mut();
             sys::napi_create_uint32(env, out.meta.len() as u32, &mut count);
@@ -658,7 +655,7 @@ fn deliver(cell: &Rc<Cell>, outcome: Outcome) {
 ///
 /// # Safety
 /// On the env's thread, inside a handle scope.
-unsafe fn blob_value(env: sys::napi_env, blob: &Blob) -> napi::Result<sys::napi_value> {
+pub(super) unsafe fn blob_value(env: sys::napi_env, blob: &Blob) -> napi::Result<sys::napi_value> {
     let mut v = ptr::null_mut();
     let status = match blob {
         // ASCII is latin1: one byte per unit
@@ -679,58 +676,6 @@ unsafe fn blob_value(env: sys::napi_env, blob: &Blob) -> napi::Result<sys::napi_
     Ok(v)
 }
 
-impl State {
-    /// The Int32Array that carries `meta` to JS: one kept per connection
-    /// (no typed array made per callback), replaced by a larger one when a
-    /// callback carries more ops than it holds.
-    ///
-    /// # Safety
-    /// On the env's thread, inside a handle scope.
-    unsafe fn meta_with(&mut self, meta: &[i32]) -> Option<sys::napi_value> {
-        let env = self.env;
-        if self.meta_ref.is_null() || self.meta_cap < meta.len() {
-            let cap = meta.len().max(1024).next_power_of_two();
-            let mut data = ptr::null_mut();
-            let mut ab = ptr::null_mut();
-            if sys::napi_create_arraybuffer(env, cap * 4, &mut data, &mut ab)
-                != sys::Status::napi_ok
-            {
-                return None;
-            }
-            let mut ta = ptr::null_mut();
-            if sys::napi_create_typedarray(
-                env,
-                sys::TypedarrayType::int32_array,
-                cap,
-                ab,
-                0,
-                &mut ta,
-            ) != sys::Status::napi_ok
-            {
-                return None;
-            }
-            let mut r = ptr::null_mut();
-            if sys::napi_create_reference(env, ta, 1, &mut r) != sys::Status::napi_ok {
-                return None;
-            }
-            if !self.meta_ref.is_null() {
-                sys::napi_delete_reference(env, self.meta_ref);
-            }
-            self.meta_ref = r;
-            self.meta_ptr = data as *mut i32;
-            self.meta_cap = cap;
-        }
-        let mut ta = ptr::null_mut();
-        sys::napi_get_reference_value(env, self.meta_ref, &mut ta);
-        if ta.is_null() {
-            return None;
-        }
-        // SAFETY: `meta_cap` ints at `meta_ptr`, kept alive by `meta_ref`
-        ptr::copy_nonoverlapping(meta.as_ptr(), self.meta_ptr, meta.len());
-        Some(ta)
-    }
-}
-
 /// Delete the callback reference, the async context and the cleanup hook of
 /// a shut-down connection (all already gone after an env teardown).
 fn release_callback(cell: &Rc<Cell>) {
@@ -746,11 +691,8 @@ fn release_callback(cell: &Rc<Cell>) {
         unsafe { sys::napi_async_destroy(env, st.async_ctx) };
         st.async_ctx = ptr::null_mut();
     }
-    if !st.meta_ref.is_null() {
-        // SAFETY: env alive, on its thread
-        unsafe { sys::napi_delete_reference(env, st.meta_ref) };
-        st.meta_ref = ptr::null_mut();
-    }
+    // SAFETY: env alive, on its thread
+    unsafe { st.meta.release(env) };
     if !st.callback.is_null() {
         // SAFETY: env alive, on its thread
         unsafe { sys::napi_delete_reference(env, st.callback) };
