@@ -89,6 +89,17 @@ export declare class NativePostgresStore {
   constructor(o: PostgresOptions)
   /** A batch (the calls of one tick) on one connection, pipelined. */
   exec(io: Int32Array, nOps: number, nLens: number, blob: string): Promise<ExecOut>
+  /**
+   * On the JS thread: take `onBatch(token, count, meta, blob, errors,
+   * failure)` as the function `batchSend`'s batches answer
+   * (`boundary::answer`).
+   */
+  batchAttach(onBatch: () => void): void
+  /**
+   * On the JS thread: a batch (as `exec` takes it) on one connection,
+   * pipelined; its results to `onBatch` with `token`.
+   */
+  batchSend(io: Int32Array, nOps: number, nLens: number, blob: string, token: number): void
   /** Keys matching a Redis glob, concatenated, with their UTF-16 lengths. */
   keys(pattern: string): Promise<KeysOut>
   /** `clearAsync` of the KV cache with `prefix`; resolves to rows deleted. */
@@ -162,15 +173,15 @@ export declare class NativeRedisStore {
   exec(io: Int32Array, nOps: number, nLens: number, blob: string): Promise<ExecOut>
   /**
    * A cluster store's JS-thread transport: take `onBatch(token, count,
-   * meta, blob, errors, failure)` as the function `clusterSend`'s batches
-   * answer (`meta`: a kept Int32Array, read at once).
+   * meta, blob, errors, failure)` as the function `batchSend`'s batches
+   * answer (`boundary::answer`).
    */
-  clusterAttach(onBatch: () => void): void
+  batchAttach(onBatch: () => void): void
   /**
    * A cluster store's JS-thread transport: run a batch (as `exec` takes
    * it) over the cluster, its results to `onBatch` with `token`.
    */
-  clusterSend(io: Int32Array, nOps: number, nLens: number, blob: string, token: number): void
+  batchSend(io: Int32Array, nOps: number, nLens: number, blob: string, token: number): void
   /**
    * Keys matching a Redis glob, by SCAN: concatenated in `blob`, with
    * their UTF-16 lengths (one string crosses instead of one per key).

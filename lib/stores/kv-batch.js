@@ -5,9 +5,12 @@
 // text lengths in one Int32Array, keys and values as one string; on Redis
 // also the run leases and fenced snapshot writes, pushLease), how its
 // results settle them, how a `keys` answer splits, and the stores' data
-// methods over it (kvMethods). The Rust side of the same encoding: src/boundary/batch.rs.
+// methods over it (kvMethods), and batches answered through one callback
+// (CallbackBatches). The Rust side of the same encoding: src/boundary/batch.rs
+// and src/boundary/answer.rs.
 
 const { fromNative } = require('../internal/binding.js')
+const { settleAll } = require('../internal/tick-batcher.js')
 const { OP, OUT } = require('../internal/codes.js')
 const { checkString, storeTtl } = require('../internal/validate.js')
 
@@ -196,4 +199,61 @@ function kvMethods(enqueue) {
   }
 }
 
-module.exports = { emptyBatch, packIo, settleResults, splitKeys, pushCall, pushLease, kvMethods }
+/**
+ * Data batches run by a JS-thread transport whose batches are Rust futures
+ * (a Redis Cluster's, a PostgreSQL store's; src/boundary/answer.rs): each
+ * goes to `batchSend` with a token and is answered through `onBatch`, called
+ * from the event loop (or during `batchSend`, when it fails before anything
+ * is written). No promise and no result object per batch; `meta` is an
+ * Int32Array Rust keeps and refills, read here at once.
+ */
+class CallbackBatches {
+  /** @param {{ batchAttach: Function, batchSend: Function }} native */
+  constructor(native) {
+    this.native = native
+    // a batch's kinds, ttls and text lengths (packIo), reused
+    /** @type {Int32Array} */
+    this.io = new Int32Array(0)
+    this.next = 0
+    /** @type {Map<number, DataBatch>} */
+    this.pending = new Map()
+    this.attached = false
+    this.onBatch = this.onBatch.bind(this)
+  }
+
+  /** @param {DataBatch} batch */
+  send(batch) {
+    const token = this.next
+    this.next = (this.next + 1) >>> 0
+    try {
+      if (!this.attached) {
+        this.native.batchAttach(this.onBatch)
+        this.attached = true
+      }
+      this.io = packIo(batch, this.io)
+      this.pending.set(token, batch)
+      this.native.batchSend(this.io, batch.ops.length, batch.lens.length, batch.blob, token)
+    } catch (e) {
+      this.pending.delete(token)
+      settleAll(batch.waiters, fromNative(/** @type {Error} */ (e)))
+    }
+  }
+
+  /**
+   * @param {number} token
+   * @param {number} count
+   * @param {Int32Array} meta
+   * @param {string} blob
+   * @param {any} errors
+   * @param {string | null} failure
+   */
+  onBatch(token, count, meta, blob, errors, failure) {
+    const batch = this.pending.get(token)
+    if (batch === undefined) return
+    this.pending.delete(token)
+    if (failure !== null) settleAll(batch.waiters, fromNative(new Error(failure)))
+    else settleResults([batch], 0, count, meta, blob, errors)
+  }
+}
+
+module.exports = { emptyBatch, packIo, settleResults, splitKeys, pushCall, pushLease, kvMethods, CallbackBatches }

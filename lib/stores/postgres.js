@@ -17,7 +17,7 @@ const { TickBatcher, settleAll } = require('../internal/tick-batcher.js')
 const { leaseCalls } = require('./leases.js')
 const { ADAPTED } = require('./adapter.js')
 const { MARKER_VALUE } = require('./ownership.js')
-const { emptyBatch, packIo, settleResults, splitKeys, pushCall, kvMethods } = require('./kv-batch.js')
+const { emptyBatch, packIo, settleResults, splitKeys, pushCall, kvMethods, CallbackBatches } = require('./kv-batch.js')
 
 const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS } = OP
 
@@ -139,11 +139,15 @@ function createPostgresStore(options = {}) {
     // Bun and Deno run napi without Node's libuv loop: tokio there
     transport: transport === 'auto' && !HOST_IS_NODE ? 'tokio' : transport,
   })
+  // on the JS thread, batches are answered through one callback; on tokio,
+  // native.exec resolves a promise per batch
+  const answered = native.transport === 'direct' ? new CallbackBatches(native) : null
   // a batch's kinds, ttls and lengths on their way to exec (packIo), reused
   /** @type {Int32Array} */
   let io = new Int32Array(0)
   /** @type {TickBatcher<import('./kv-batch.js').DataBatch>} */
   const batcher = new TickBatcher(maxBatch, emptyBatch, (batch) => {
+    if (answered) return answered.send(batch)
     io = packIo(batch, io)
     native.exec(io, batch.ops.length, batch.lens.length, batch.blob).then(
       (out) => settleResults([batch], 0, out.meta.length, out.meta, out.blob, out.errors),

@@ -15,7 +15,7 @@ const { OP } = require('../internal/codes.js')
 const { TickBatcher, settleAll } = require('../internal/tick-batcher.js')
 const { ADAPTED } = require('./adapter.js')
 const { MARKER_VALUE } = require('./ownership.js')
-const { emptyBatch, packIo, settleResults, splitKeys, pushCall, pushLease, kvMethods } = require('./kv-batch.js')
+const { emptyBatch, packIo, settleResults, splitKeys, pushCall, pushLease, kvMethods, CallbackBatches } = require('./kv-batch.js')
 
 const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS, SET_DURABLE: OP_SET_DURABLE, PING: OP_PING } = OP
 const { LEASE_ACQUIRE, LEASE_RELEASE, LEASE_RENEW, FENCED_SET, FENCED_DELETE } = OP
@@ -234,61 +234,6 @@ class DirectLink {
 }
 
 /**
- * A cluster's data batches on the JS-thread transport
- * (src/redis/direct/cluster.rs): each goes to `clusterSend` with a token and
- * is answered through `onBatch`, called from the event loop (or during
- * `clusterSend`, when it fails before anything is written). No promise and
- * no result object per batch; `meta` is an Int32Array Rust keeps and refills.
- */
-class ClusterBatches {
-  constructor(native) {
-    this.native = native
-    // a batch's kinds, ttls and text lengths (packIo), reused
-    /** @type {Int32Array} */
-    this.io = new Int32Array(0)
-    this.next = 0
-    /** @type {Map<number, import('./kv-batch.js').DataBatch>} */
-    this.pending = new Map()
-    this.attached = false
-    this.onBatch = this.onBatch.bind(this)
-  }
-
-  /** @param {import('./kv-batch.js').DataBatch} batch */
-  send(batch) {
-    const token = this.next
-    this.next = (this.next + 1) >>> 0
-    try {
-      if (!this.attached) {
-        this.native.clusterAttach(this.onBatch)
-        this.attached = true
-      }
-      this.io = packIo(batch, this.io)
-      this.pending.set(token, batch)
-      this.native.clusterSend(this.io, batch.ops.length, batch.lens.length, batch.blob, token)
-    } catch (e) {
-      this.pending.delete(token)
-      settleAll(batch.waiters, fromNative(/** @type {Error} */ (e)))
-    }
-  }
-
-  /**
-   * @param {number} token
-   * @param {number} count
-   * @param {Int32Array | null} meta
-   * @param {string | null} blob
-   * @param {any} errors
-   * @param {string | null} failure
-   */
-  onBatch(token, count, meta, blob, errors, failure) {
-    const batch = this.pending.get(token)
-    if (batch === undefined) return
-    this.pending.delete(token)
-    if (failure !== null) settleAll(batch.waiters, fromNative(new Error(failure)))
-    else settleResults([batch], 0, count, meta, blob, errors)
-  }
-}
-
-/**
  * The `cluster` option: `{ nodes: ['redis://host:port', ...] }` (seed nodes;
  * the others are discovered), or undefined. Strict: anything else, unknown
  * fields, and `url` alongside it are TypeErrors.
@@ -365,9 +310,9 @@ function createRedisStore(options = {}) {
   )
   // one server: the JS-thread connection driven from here; a cluster's
   // JS-thread transport is driven in Rust, its data batches answered
-  // through ClusterBatches; on tokio, native.exec resolves a promise
+  // through CallbackBatches; on tokio, native.exec resolves a promise
   const direct = native.transport === 'direct' && !clusterNodes ? new DirectLink(native, maxBatch) : null
-  const clusterDirect = native.transport === 'direct' && clusterNodes ? new ClusterBatches(native) : null
+  const clusterDirect = native.transport === 'direct' && clusterNodes ? new CallbackBatches(native) : null
   /**
    * Run a native call made of several batches (keys, clearing, leases) on the
    * JS-thread connection once it is up (when the store has one).

@@ -6,6 +6,9 @@
 //! for the batch is a copy), and the answers' shapes ([`ExecOut`]: codes,
 //! lengths, one string; [`KeysOut`], [`ScanPageOut`]).
 
+use std::ffi::c_char;
+use std::ptr;
+
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -44,6 +47,31 @@ pub fn blob_text(blob: Blob) -> JsText {
         },
         Blob::Units(units) => Either::B(Utf16String::from(units)),
     }
+}
+
+/// The values' text as a JS string, made from our buffer (V8 copies it).
+///
+/// # Safety
+/// On the env's thread, inside a handle scope.
+pub unsafe fn blob_value(env: sys::napi_env, blob: &Blob) -> napi::Result<sys::napi_value> {
+    let mut v = ptr::null_mut();
+    let status = match blob {
+        // ASCII is latin1: one byte per unit
+        Blob::Ascii(b) => sys::napi_create_string_latin1(
+            env,
+            b.as_ptr() as *const c_char,
+            b.len() as isize,
+            &mut v,
+        ),
+        Blob::Units(u) => sys::napi_create_string_utf16(env, u.as_ptr(), u.len() as isize, &mut v),
+    };
+    if status != sys::Status::napi_ok || v.is_null() {
+        return Err(napi::Error::new(
+            napi::Status::GenericFailure,
+            "could not make the reply string",
+        ));
+    }
+    Ok(v)
 }
 
 /// One page of `scanPage`: the next cursor and the keys (as `KeysOut`).

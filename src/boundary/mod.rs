@@ -5,11 +5,13 @@
 //!   boundary;
 //! - `text`: JS strings in as exact UTF-16 code units, and text out;
 //! - `batch`: the data batch of the server stores' `exec` and its answers;
+//! - `answer`: data batches answered through one JS callback (`onBatch`);
 //! - `lease`: a batch of run-lease ops and its answer (`LeaseOut`), the same
 //!   for every store;
 //! - `typed`: typed arrays out, copied into V8's own buffers;
 //! - `test_hooks`: internal hooks for our own tests and benchmarks.
 
+pub mod answer;
 pub mod batch;
 pub mod js_error;
 pub mod lease;

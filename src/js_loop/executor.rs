@@ -12,9 +12,12 @@
 //!   pass. Sockets ([`super::stream`]) run a pass from their poll callback.
 //! - **Tokio.** Passes run inside napi's tokio runtime context, so tokio's
 //!   timers and DNS work from here; their wake-ups arrive as above.
-//! - **Promises.** A task made by [`Executor::spawn_promise`] settles its
-//!   promise when done; while any is pending the async handle keeps the
-//!   loop (the process) alive. Other tasks (connections) do not.
+//! - **Promises and answers.** A task made by [`Executor::spawn_promise`]
+//!   settles its promise when done; one made by
+//!   [`Executor::spawn_answered`] (a data batch) calls its store's
+//!   `onBatch` ([`crate::boundary::answer`]). While any of those is pending
+//!   the async handle keeps the loop (the process) alive. Other tasks
+//!   (connections) do not.
 //! - **Teardown.** At env cleanup (worker terminated, process exiting) the
 //!   tasks are dropped unpolled, their promises never settle (as every
 //!   other pending promise of that env), tasks spawned later from other
@@ -35,7 +38,9 @@ use napi::sys;
 use super::env::{add_hook, async_context, event_loop, release_handle};
 use super::promise::{new_promise, settle, settled_with, Scopes, Settled};
 use super::uv::{alloc_handle, free_handle, uv, Uv, UV_ASYNC};
+use crate::boundary::answer::{self, BatchAnswers};
 use crate::error::PersistError;
+use crate::redis::batch::OpResult;
 
 /// A task spawned from any thread.
 pub(crate) type SendTask = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -124,9 +129,26 @@ impl Wake for Shared {
 }
 
 struct Task {
-    fut: Pin<Box<dyn Future<Output = Option<Settled>>>>,
-    /// The promise it settles, or null.
-    deferred: sys::napi_deferred,
+    fut: Pin<Box<dyn Future<Output = Out>>>,
+    /// Who learns how it ended.
+    then: Then,
+}
+
+/// How a task ended.
+enum Out {
+    Nothing,
+    Settled(Settled),
+    Results(Result<Vec<OpResult>, PersistError>),
+}
+
+/// Who learns how a task ended (each but `Nothing` keeps the loop alive
+/// until then).
+enum Then {
+    Nothing,
+    /// Its promise.
+    Settle(sys::napi_deferred),
+    /// A data batch's `onBatch`, with its token.
+    Answer(Rc<RefCell<BatchAnswers>>, u32),
 }
 
 /// The executor of one env (see the module docs).
@@ -206,6 +228,11 @@ impl Executor {
         Ok(e)
     }
 
+    /// Closed: the env's teardown began (or it failed to start).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
@@ -227,15 +254,49 @@ impl Executor {
             return Err(PersistError::Internal("JS-thread executor: closed".into()));
         }
         let (deferred, promise) = new_promise(self.env)?;
-        self.tasks.borrow_mut().push(Task {
-            fut: Box::pin(async move { Some(settled_with(fut.await)) }),
-            deferred,
+        self.start(Task {
+            fut: Box::pin(async move { Out::Settled(settled_with(fut.await)) }),
+            then: Then::Settle(deferred),
         });
+        Ok(promise)
+    }
+
+    /// Run the data batch `fut` here; its results go to `answers`' `onBatch`
+    /// with `token` (see [`crate::boundary::answer`]). The pass that starts
+    /// it runs now, as for [`Executor::spawn_promise`].
+    ///
+    /// # Safety
+    /// `env` is this executor's env, current; on its JS thread, from a JS call.
+    pub(crate) unsafe fn spawn_answered<F>(
+        self: &Rc<Self>,
+        answers: Rc<RefCell<BatchAnswers>>,
+        token: u32,
+        fut: F,
+    ) -> Result<(), PersistError>
+    where
+        F: Future<Output = Result<Vec<OpResult>, PersistError>> + 'static,
+    {
+        if self.closed.get() {
+            return Err(PersistError::Internal("JS-thread executor: closed".into()));
+        }
+        answers
+            .try_borrow_mut()
+            .map_err(|_| PersistError::Internal("batchSend: re-entered".into()))?
+            .sent();
+        self.start(Task {
+            fut: Box::pin(async move { Out::Results(fut.await) }),
+            then: Then::Answer(answers, token),
+        });
+        Ok(())
+    }
+
+    /// Take in a task that settles or answers, and run a pass.
+    fn start(self: &Rc<Self>, task: Task) {
+        self.tasks.borrow_mut().push(task);
         self.pending.set(self.pending.get() + 1);
         self.hold_loop();
         self.shared.woken.store(true, Ordering::Release);
         self.run(false);
-        Ok(promise)
     }
 
     /// A pass (see the module docs). `from_loop`: called from a libuv
@@ -269,9 +330,9 @@ impl Executor {
             tasks.extend(arrived.into_iter().map(|t| Task {
                 fut: Box::pin(async move {
                     t.await;
-                    None
+                    Out::Nothing
                 }),
-                deferred: ptr::null_mut(),
+                then: Then::Nothing,
             }));
             let mut pending = Vec::with_capacity(tasks.len());
             let mut finished = Vec::new();
@@ -284,24 +345,24 @@ impl Executor {
                     Ok(Poll::Ready(r)) => finished.push((task, r)),
                     Err(_) => finished.push((
                         task,
-                        Some(Err(PersistError::Internal(
+                        Out::Settled(Err(PersistError::Internal(
                             "a PostgreSQL call panicked".into(),
                         ))),
                     )),
                 }
             }
-            for (Task { fut, deferred }, done) in finished {
+            for (Task { fut, then }, done) in finished {
                 // neither a future's drop nor making the JS value may unwind
                 // out of the pass
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(fut)));
-                if !deferred.is_null() {
-                    let r = done.unwrap_or_else(|| Err(PersistError::Internal("no result".into())));
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        // SAFETY: on the env's thread, in the handle scope opened above
-                        unsafe { settle(self.env, deferred, r) }
-                    }));
-                    self.pending.set(self.pending.get().saturating_sub(1));
+                if matches!(then, Then::Nothing) {
+                    continue;
                 }
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // SAFETY: on the env's thread, in the handle scope opened above
+                    unsafe { self.finish(then, done) }
+                }));
+                self.pending.set(self.pending.get().saturating_sub(1));
             }
             let mut tasks = pending;
             let mut slot = self.tasks.borrow_mut();
@@ -313,6 +374,38 @@ impl Executor {
         self.hold_loop();
         // closing the callback scope runs the microtasks (JS may call in again)
         drop(scopes);
+    }
+
+    /// Tell `then` how a task ended.
+    ///
+    /// # Safety
+    /// On the env's thread, inside a handle scope.
+    unsafe fn finish(&self, then: Then, done: Out) {
+        let failed = |what: &str| PersistError::Internal(format!("a PostgreSQL call {what}"));
+        match then {
+            Then::Nothing => {}
+            Then::Settle(deferred) => {
+                let r = match done {
+                    Out::Settled(r) => r,
+                    Out::Results(_) | Out::Nothing => Err(failed("gave no value")),
+                };
+                settle(self.env, deferred, r);
+            }
+            Then::Answer(answers, token) => {
+                let r = match done {
+                    Out::Results(r) => r,
+                    Out::Settled(Err(e)) => Err(e),
+                    Out::Settled(Ok(_)) | Out::Nothing => Err(failed("gave no results")),
+                };
+                let answer = match answers.try_borrow_mut() {
+                    Ok(mut a) => a.prepare(token, r),
+                    Err(_) => None,
+                };
+                if let Some(a) = answer {
+                    answer::call(self.env, a);
+                }
+            }
+        }
     }
 
     /// Keep the loop alive exactly while a promise is pending.

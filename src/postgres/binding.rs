@@ -7,12 +7,14 @@
 // napi registers these at load time; `cargo test` builds never call them.
 #![cfg_attr(test, allow(dead_code))]
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::boundary::answer::BatchAnswers;
 use crate::boundary::batch::{blob_text, decode_io, ExecOut, KeysOut};
 use crate::boundary::js_error::{self, caught};
 use crate::boundary::lease::{decode_leases, lease_out, lease_rows, LeaseOut};
@@ -62,6 +64,22 @@ pub struct NativePostgresStore {
     core: PgStore,
     /// The JS thread's executor, when the calls run there.
     executor: Option<Rc<Executor>>,
+    /// How `batchSend`'s batches are answered (JS-thread calls only).
+    answers: Rc<RefCell<BatchAnswers>>,
+}
+
+impl Drop for NativePostgresStore {
+    /// Collected: let go of `onBatch`. After the env's teardown began (the
+    /// executor closed first) the env frees it itself.
+    fn drop(&mut self) {
+        if let Ok(mut a) = self.answers.try_borrow_mut() {
+            match &self.executor {
+                // SAFETY: a finalizer of the live env, on its thread
+                Some(e) if !e.is_closed() => unsafe { a.release() },
+                _ => a.forget(),
+            }
+        }
+    }
 }
 
 #[napi]
@@ -116,7 +134,11 @@ impl NativePostgresStore {
                 runner,
             )
         })
-        .map(|core| NativePostgresStore { core, executor })
+        .map(|core| NativePostgresStore {
+            core,
+            executor,
+            answers: Rc::default(),
+        })
         .map_err(|e| js_error::throw(&env, e))
     }
 
@@ -141,6 +163,58 @@ impl NativePostgresStore {
                 errors,
             })
         })
+    }
+
+    /// On the JS thread: take `onBatch(token, count, meta, blob, errors,
+    /// failure)` as the function `batchSend`'s batches answer
+    /// (`boundary::answer`).
+    #[napi(catch_unwind)]
+    pub fn batch_attach(&self, env: Env, on_batch: Function<'_, (), ()>) -> Result<()> {
+        if self.executor.is_none() {
+            return Err(js_error::throw(
+                &env,
+                PersistError::Internal("batchAttach: the store runs on tokio".into()),
+            ));
+        }
+        let attached = match self.answers.try_borrow_mut() {
+            // SAFETY: called by JS on this env's thread, `on_batch` a function of it
+            Ok(mut a) => unsafe { a.attach(env.raw(), on_batch.raw()) },
+            Err(_) => Err(PersistError::Internal("batchAttach: re-entered".into())),
+        };
+        attached.map_err(|e| js_error::throw(&env, e))
+    }
+
+    /// On the JS thread: a batch (as `exec` takes it) on one connection,
+    /// pipelined; its results to `onBatch` with `token`.
+    #[napi(catch_unwind)]
+    pub fn batch_send(
+        &self,
+        env: Env,
+        #[napi(ts_arg_type = "Int32Array")] io: Unknown,
+        n_ops: u32,
+        n_lens: u32,
+        blob: Utf16String,
+        token: u32,
+    ) -> Result<()> {
+        let batch = decode_io(&env, &io, n_ops, n_lens, &blob, None)
+            .map_err(|e| js_error::throw(&env, e))?;
+        let Some(executor) = &self.executor else {
+            return Err(js_error::throw(
+                &env,
+                PersistError::Internal("batchSend: the store runs on tokio".into()),
+            ));
+        };
+        if !self.answers.try_borrow().is_ok_and(|a| a.attached()) {
+            return Err(js_error::throw(
+                &env,
+                PersistError::Internal("batchSend before batchAttach".into()),
+            ));
+        }
+        let core = self.core.clone();
+        let call = caught("PostgreSQL", async move { core.exec(&batch).await });
+        // SAFETY: in a JS call of the executor's env, on its thread
+        unsafe { executor.spawn_answered(self.answers.clone(), token, call) }
+            .map_err(|e| js_error::throw(&env, e))
     }
 
     /// Keys matching a Redis glob, concatenated, with their UTF-16 lengths.

@@ -274,17 +274,17 @@ impl NativeRedisStore {
     }
 
     /// A cluster store's JS-thread transport: take `onBatch(token, count,
-    /// meta, blob, errors, failure)` as the function `clusterSend`'s batches
-    /// answer (`meta`: a kept Int32Array, read at once).
+    /// meta, blob, errors, failure)` as the function `batchSend`'s batches
+    /// answer (`boundary::answer`).
     #[napi(catch_unwind)]
-    pub fn cluster_attach(&self, env: Env, on_batch: Function<'_, (), ()>) -> Result<()> {
+    pub fn batch_attach(&self, env: Env, on_batch: Function<'_, (), ()>) -> Result<()> {
         #[cfg(unix)]
         {
             let attached = match self.cluster_direct.try_borrow().as_deref() {
                 // SAFETY: called by JS on this env's thread, `on_batch` a function of it
                 Ok(Some(c)) => unsafe { c.attach(env.raw(), on_batch.raw()) },
                 _ => Err(PersistError::Internal(
-                    "clusterAttach: not a cluster on the JS thread".into(),
+                    "batchAttach: not a cluster on the JS thread".into(),
                 )),
             };
             attached.map_err(|e| js_error::throw(&env, e))
@@ -302,7 +302,7 @@ impl NativeRedisStore {
     /// A cluster store's JS-thread transport: run a batch (as `exec` takes
     /// it) over the cluster, its results to `onBatch` with `token`.
     #[napi(catch_unwind)]
-    pub fn cluster_send(
+    pub fn batch_send(
         &self,
         env: Env,
         #[napi(ts_arg_type = "Int32Array")] io: Unknown,

@@ -34,7 +34,7 @@ mod jobs;
 mod sock;
 
 use std::cell::RefCell;
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_int, c_void};
 use std::future::Future;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr;
@@ -43,6 +43,7 @@ use std::rc::Rc;
 use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
 
+use crate::boundary::batch::blob_value;
 use crate::boundary::js_error::coded;
 use crate::boundary::typed::KeptInt32;
 use crate::error::PersistError;
@@ -53,7 +54,7 @@ use crate::js_loop::uv::{
     alloc_handle, free_handle, now_ms, uv, UV_POLL, UV_READABLE, UV_TIMER, UV_WRITABLE,
 };
 use crate::redis::batch::{Op, OpResult, Wait};
-use crate::redis::results::{encode_results, Blob};
+use crate::redis::results::encode_results;
 use crate::redis::wire::{Replies, Wire};
 pub use connect::DirectSocket;
 pub use jobs::Link;
@@ -649,31 +650,6 @@ fn deliver(cell: &Rc<Cell>, outcome: Outcome) {
     if outcome.failure.is_some() {
         release_callback(cell);
     }
-}
-
-/// The values' text as a JS string, made from our buffer (V8 copies it).
-///
-/// # Safety
-/// On the env's thread, inside a handle scope.
-pub(super) unsafe fn blob_value(env: sys::napi_env, blob: &Blob) -> napi::Result<sys::napi_value> {
-    let mut v = ptr::null_mut();
-    let status = match blob {
-        // ASCII is latin1: one byte per unit
-        Blob::Ascii(b) => sys::napi_create_string_latin1(
-            env,
-            b.as_ptr() as *const c_char,
-            b.len() as isize,
-            &mut v,
-        ),
-        Blob::Units(u) => sys::napi_create_string_utf16(env, u.as_ptr(), u.len() as isize, &mut v),
-    };
-    if status != sys::Status::napi_ok || v.is_null() {
-        return Err(napi::Error::new(
-            napi::Status::GenericFailure,
-            "could not make the reply string",
-        ));
-    }
-    Ok(v)
 }
 
 /// Delete the callback reference, the async context and the cleanup hook of

@@ -5,7 +5,7 @@
 //! runs its batches through [`ClusterLink`] (`link`: the routing core's
 //! pipelines written per node, replies handed back, redirects and retries
 //! followed). Jobs (keys, clearing, leases) settle a promise; the JS glue's
-//! data batches (`clusterSend`) are answered like a single server's:
+//! data batches (`batchSend`) are answered like a single server's:
 //! through one JS callback (`onBatch(token, count, meta, blob, errors,
 //! failure)`), the outcome codes in a kept Int32Array, with no promise or
 //! result object per batch.
@@ -30,13 +30,11 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
 
 use super::jobs::{poll_list, push_job, Job};
-use super::{blob_value, Direct, DirectSocket};
-use crate::boundary::js_error::coded;
-use crate::boundary::typed::KeptInt32;
+use super::{Direct, DirectSocket};
+use crate::boundary::answer::{self, BatchAnswers};
 use crate::error::PersistError;
 use crate::js_loop::env::{
     add_hook, async_context, event_loop, hold_handles, release_handle, remove_hook, with_state,
@@ -45,7 +43,6 @@ use crate::js_loop::promise::Scopes;
 use crate::js_loop::uv::{alloc_handle, free_handle, now_ms, uv, UV_ASYNC, UV_TIMER};
 use crate::redis::batch::{Op, OpResult, Wait};
 use crate::redis::cluster::slots::{Node, SlotMap};
-use crate::redis::results::encode_results;
 
 mod link;
 use crate::redis::store::RedisStore;
@@ -102,12 +99,8 @@ struct CState {
     batches: Vec<(u32, BatchFut)>,
     /// Batches taken out by polls under way (see [`CState::idle`]).
     batches_polled: usize,
-    /// `onBatch`, held strongly only while batches are in flight (else the
-    /// store could never be GC'd); null until attached.
-    callback: sys::napi_ref,
-    callback_held: bool,
-    /// The Int32Array that carries the outcome codes to `onBatch`.
-    meta: KeptInt32,
+    /// How the batches are answered (`onBatch`).
+    answers: BatchAnswers,
     map: SlotMap,
     refreshing: bool,
     /// The last reading of the map failed: why (for calls waiting on one).
@@ -168,9 +161,7 @@ impl DirectCluster {
             jobs: Vec::new(),
             batches: Vec::new(),
             batches_polled: 0,
-            callback: ptr::null_mut(),
-            callback_held: false,
-            meta: KeptInt32::default(),
+            answers: BatchAnswers::default(),
             map: SlotMap::default(),
             refreshing: false,
             map_error: None,
@@ -244,17 +235,7 @@ impl DirectCluster {
         if !st.open || st.ending {
             return Err(PersistError::Closed);
         }
-        let mut r = ptr::null_mut();
-        if sys::napi_create_reference(env, on_batch, 0, &mut r) != sys::Status::napi_ok {
-            return Err(PersistError::Internal("napi_create_reference".into()));
-        }
-        if !st.callback.is_null() {
-            sys::napi_delete_reference(env, st.callback);
-        }
-        st.callback = r;
-        st.callback_held = false;
-        st.hold_callback();
-        Ok(())
+        st.answers.attach(env, on_batch)
     }
 
     /// Run the JS glue's data batch `ops` over the cluster; its results go
@@ -267,9 +248,9 @@ impl DirectCluster {
             if st.ending || !st.open {
                 return Err(PersistError::Closed);
             }
-            if st.callback.is_null() {
+            if !st.answers.attached() {
                 return Err(PersistError::Internal(
-                    "clusterSend before clusterAttach".into(),
+                    "batchSend before batchAttach".into(),
                 ));
             }
             let link = ClusterLink {
@@ -277,7 +258,8 @@ impl DirectCluster {
             };
             st.batches
                 .push((token, Box::pin(async move { link.exec(ops).await })));
-            st.hold_callback();
+            // SAFETY: from a JS call, on the env's thread
+            unsafe { st.answers.sent() };
         }
         poll(&self.cell, false);
         Ok(())
@@ -337,9 +319,7 @@ fn shutdown(cell: &Rc<CCell>, teardown: bool) {
             st.jobs.clear();
             st.batches.clear();
             st.async_ctx = ptr::null_mut();
-            st.callback = ptr::null_mut();
-            st.callback_held = false;
-            st.meta.forget();
+            st.answers.forget();
             st.hooked = false;
         } else {
             let env = st.env;
@@ -349,12 +329,7 @@ fn shutdown(cell: &Rc<CCell>, teardown: bool) {
                     sys::napi_async_destroy(env, st.async_ctx);
                     st.async_ctx = ptr::null_mut();
                 }
-                if !st.callback.is_null() {
-                    sys::napi_delete_reference(env, st.callback);
-                    st.callback = ptr::null_mut();
-                    st.callback_held = false;
-                }
-                st.meta.release(env);
+                st.answers.release();
             }
         }
         let hooked = std::mem::replace(&mut st.hooked, false);
@@ -424,7 +399,6 @@ fn poll(cell: &Rc<CCell>, from_loop: bool) {
         st.batches = batches;
         st.batches.extend(newer);
         st.batches_polled -= polled;
-        st.hold_callback();
         if let Some(uv) = uv() {
             // SAFETY: handles open, on their loop's thread
             unsafe {
@@ -470,98 +444,16 @@ unsafe fn poll_batches(
     batches.retain_mut(|(token, fut)| match fut.as_mut().poll(&mut cx) {
         Poll::Pending => true,
         Poll::Ready(r) => {
-            answer(cell, env, *token, r);
+            let answer = match cell.try_borrow_mut() {
+                Ok(mut st) => st.answers.prepare(*token, r),
+                Err(_) => None,
+            };
+            if let Some(a) = answer {
+                answer::call(env, a);
+            }
             false
         }
     });
-}
-
-/// Call `onBatch(token, count, meta, blob, errors, failure)` with a batch's
-/// results (`failure` null), or with its failure (the rest null).
-///
-/// # Safety
-/// On the env's thread, the env alive, inside a handle scope.
-unsafe fn answer(
-    cell: &Rc<CCell>,
-    env: sys::napi_env,
-    token: u32,
-    r: Result<Vec<OpResult>, PersistError>,
-) {
-    let mut null = ptr::null_mut();
-    sys::napi_get_null(env, &mut null);
-    let args = (|| -> napi::Result<[sys::napi_value; 6]> {
-        let mut tok = ptr::null_mut();
-        sys::napi_create_uint32(env, token, &mut tok);
-        Ok(match r {
-            Ok(results) => {
-                let out = encode_results(results);
-                let meta = cell
-                    .try_borrow_mut()
-                    .ok()
-                    .and_then(|mut st| st.meta.fill(env, &out.meta))
-                    .ok_or_else(|| {
-                        napi::Error::new(napi::Status::GenericFailure, "no outcome array")
-                    })?;
-                let mut count = ptr::null_mut();
-                sys::napi_create_uint32(env, out.meta.len() as u32, &mut count);
-                [
-                    tok,
-                    count,
-                    meta,
-                    blob_value(env, &out.blob)?,
-                    ToNapiValue::to_napi_value(env, out.errors)?,
-                    null,
-                ]
-            }
-            Err(e) => {
-                let mut zero = ptr::null_mut();
-                sys::napi_create_uint32(env, 0, &mut zero);
-                [
-                    tok,
-                    zero,
-                    null,
-                    null,
-                    null,
-                    ToNapiValue::to_napi_value(env, coded(&e))?,
-                ]
-            }
-        })
-    })();
-    let args = match args {
-        Ok(a) => a,
-        // V8 could not make the answer: the batch fails with why
-        Err(e) => {
-            let mut tok = ptr::null_mut();
-            sys::napi_create_uint32(env, token, &mut tok);
-            let mut zero = ptr::null_mut();
-            sys::napi_create_uint32(env, 0, &mut zero);
-            let why = coded(&PersistError::Internal(e.reason.clone()));
-            match ToNapiValue::to_napi_value(env, why) {
-                Ok(w) => [tok, zero, null, null, null, w],
-                Err(_) => return,
-            }
-        }
-    };
-    let callback = cell
-        .try_borrow()
-        .map(|st| st.callback)
-        .unwrap_or(ptr::null_mut());
-    let mut func = ptr::null_mut();
-    if callback.is_null()
-        || sys::napi_get_reference_value(env, callback, &mut func) != sys::Status::napi_ok
-        || func.is_null()
-    {
-        return;
-    }
-    let mut recv = ptr::null_mut();
-    sys::napi_get_global(env, &mut recv);
-    let mut result = ptr::null_mut();
-    let status = sys::napi_call_function(env, recv, func, args.len(), args.as_ptr(), &mut result);
-    if status == sys::Status::napi_pending_exception {
-        let mut exc = ptr::null_mut();
-        sys::napi_get_and_clear_last_exception(env, &mut exc);
-        sys::napi_fatal_exception(env, exc);
-    }
 }
 
 /// Attach the sockets that arrived, note the maps read.
@@ -622,24 +514,6 @@ impl CState {
     /// No job and no batch in flight.
     fn idle(&self) -> bool {
         self.jobs.is_empty() && self.batches.is_empty() && self.batches_polled == 0
-    }
-
-    /// Hold `onBatch` strongly while batches are in flight, weakly else.
-    fn hold_callback(&mut self) {
-        let want = !self.batches.is_empty() || self.batches_polled > 0;
-        if want == self.callback_held || self.callback.is_null() || !self.open {
-            return;
-        }
-        self.callback_held = want;
-        let mut count = 0;
-        // SAFETY: the env is alive while the transport is open; on its thread
-        unsafe {
-            if want {
-                sys::napi_reference_ref(self.env, self.callback, &mut count);
-            } else {
-                sys::napi_reference_unref(self.env, self.callback, &mut count);
-            }
-        }
     }
 
     /// Read the map again on tokio (one reading at a time).
