@@ -745,15 +745,23 @@ impl Driver for Counting {
 async fn a_driven_store_hands_every_socket_and_connection_to_its_driver() -> Result<()> {
     let driver = std::sync::Arc::new(Counting::default());
     let s = store_on("driven", Runner::Driven(driver.clone()))?;
+    let batch = |i: u8| {
+        vec![
+            Op::Set(vec![b'k', i], b"v".to_vec(), None),
+            Op::Get(vec![b'k', i]),
+        ]
+    };
     for i in 0..4u8 {
-        let r = s
-            .exec(&[
-                Op::Set(vec![b'k', i], b"v".to_vec(), None),
-                Op::Get(vec![b'k', i]),
-            ])
-            .await?;
+        let r = s.exec(&batch(i)).await?;
         assert_eq!(r[1], OpResult::Value(Some(Text::of("v"))));
     }
+    // one batch at a time keeps to one connection
+    assert_eq!(driver.adopted.load(Ordering::Relaxed), 1);
+    // two at once take both slots
+    let (four, five) = (batch(4), batch(5));
+    let (a, b) = tokio::join!(s.exec(&four), s.exec(&five));
+    assert_eq!(a?[1], OpResult::Value(Some(Text::of("v"))));
+    assert_eq!(b?[1], OpResult::Value(Some(Text::of("v"))));
     // two slots: two sockets adopted, two connections (startup + I/O) run by it
     assert_eq!(driver.adopted.load(Ordering::Relaxed), 2);
     assert_eq!(driver.spawned.load(Ordering::Relaxed), 2);
