@@ -54,6 +54,8 @@ export async function run() {
     }
     const rows = []
     const cpuRows = []
+    // ops/s per client, for the chart (benchmark/cluster.svg)
+    const groups = []
     for (const op of ['set', 'get']) {
       for (const n of [1, 16, 256]) {
         const rounds = Object.fromEntries(Object.keys(clients).map((c) => [c, []]))
@@ -66,6 +68,7 @@ export async function run() {
           }
         }
         const m = Object.fromEntries(Object.entries(rounds).map(([k, v]) => [k, median(v)]))
+        groups.push({ label: `${op}, ${n} in flight`, values: Object.keys(clients).map((c) => m[c]) })
         const best = Math.max(m.ioredis, m['npm redis'])
         rows.push([op, n, fmt(m.native), fmt(m['native tokio']), fmt(m.ioredis), fmt(m['npm redis']), ratio(m.native, best), ratio(m['native tokio'], best)])
         const js = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, median(v)]))
@@ -132,6 +135,13 @@ export async function run() {
         title: 'Redis Cluster (3 primaries + 3 replicas, local): KeyValueStore get/set, 1 KB values, ops/s',
         columns: ['op', 'in flight', 'native', 'native tokio', 'ioredis Cluster', 'npm redis createCluster', 'native / best', 'native tokio / best'],
         rows,
+        chart: {
+          file: 'cluster.svg',
+          title: 'Redis Cluster, get/set 1 KB: ops/s by client (same run, median of interleaved rounds)',
+          groups,
+          series: ['native', 'native (tokio transport)', 'ioredis Cluster', 'npm redis createCluster'],
+          unit: '/s',
+        },
         notes: [`median of ${REPEATS} interleaved rounds of ${MEASURE_MS} ms; 10,000 keys over all slots; peers with default options`],
       },
       {
