@@ -6,7 +6,7 @@
 //! statement; judged by the server's clock.
 
 use super::pipeline::{batch_transaction, contiguous};
-use super::pool::{classify, Conn};
+use super::pool::{classify, Busy, Conn};
 use super::store::{PgStore, MIN_PART, MIN_PART_ONE_STATEMENT};
 use crate::error::{PersistError, Result};
 use crate::redis::lease::LeaseOp;
@@ -38,22 +38,24 @@ impl PgStore {
                 ops,
                 key,
                 min_part,
-                |p| async move { self.lease_part(&p).await },
+                |p, slot| async move { self.lease_part(&p, slot).await },
                 Err,
             )
             .await)
     }
 
-    /// The lease ops of one part on one connection, pipelined.
-    async fn lease_part(&self, ops: &[LeaseOp]) -> Result<Vec<Result<bool>>> {
+    /// The lease ops of one part on the connection of its slot, pipelined.
+    async fn lease_part(&self, ops: &[LeaseOp], slot: Busy<'_>) -> Result<Vec<Result<bool>>> {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
-        self.with_conn(|c| async move {
+        self.with_slot(slot, |c| async move {
             if let Some(results) = lease_as_one(&c, ops).await {
                 return Ok(results);
             }
-            let run = || futures_util::future::join_all(ops.iter().map(|op| run_lease(&c, op)));
+            // boxed: join_all moves each op's (large) future
+            let run =
+                || futures_util::future::join_all(ops.iter().map(|op| Box::pin(run_lease(&c, op))));
             // a fenced-off write is an answer, not a failed statement
             let failed =
                 |r: &Result<bool>| matches!(r, Err(e) if !matches!(e, PersistError::LeaseLost(_)));

@@ -184,11 +184,6 @@ impl Pool {
         })
     }
 
-    /// How many connections it holds at most.
-    pub(super) fn size(&self) -> usize {
-        self.slots.len()
-    }
-
     /// Connections opened so far (reconnects add one each).
     pub(super) fn opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
@@ -229,8 +224,16 @@ impl Pool {
         Ok(client)
     }
 
+    /// Slots with no call on them.
+    pub(super) fn idle_slots(&self) -> usize {
+        self.busy
+            .iter()
+            .filter(|b| b.load(Ordering::Relaxed) == 0)
+            .count()
+    }
+
     /// The least busy slot (see [`Pool`]), counted busy until the guard drops.
-    fn take_slot(&self) -> Busy<'_> {
+    pub(super) fn take_slot(&self) -> Busy<'_> {
         let i = (0..self.busy.len())
             .min_by_key(|&i| self.busy[i].load(Ordering::Relaxed))
             .unwrap_or(0);
@@ -333,14 +336,14 @@ impl Pool {
         Ok(())
     }
 
-    /// Run `work` on a connection within the command timeout; on a timeout
-    /// or a closed connection the connection is discarded.
-    pub(super) async fn with_conn<T, F, Fut>(&self, work: F) -> Result<T>
+    /// Run `work` on the connection of the slot `busy` holds, within the
+    /// command timeout; on a timeout or a closed connection the connection
+    /// is discarded.
+    pub(super) async fn with_slot<T, F, Fut>(&self, busy: Busy<'_>, work: F) -> Result<T>
     where
         F: FnOnce(Arc<Conn>) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let busy = self.take_slot();
         let c = self.conn(busy.i).await?;
         let r = tokio::time::timeout(self.command_timeout(), work(c.clone())).await;
         match r {
@@ -359,7 +362,7 @@ impl Pool {
 }
 
 /// A call on slot `i` of `pool`, uncounted when dropped.
-struct Busy<'p> {
+pub(super) struct Busy<'p> {
     pool: &'p Pool,
     i: usize,
 }

@@ -11,14 +11,14 @@
 //! - **Time:** every expiry is computed and compared by the server (`now()`,
 //!   `clock_timestamp()`); no client clock enters any decision.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::config::{PgConfig, SWEEP_BATCH};
 use super::connect::Runner;
 use super::pipeline::{batch_transaction, run_as_one, run_op};
-use super::pool::{classify, Conn, Pool};
+use super::pool::{classify, Busy, Conn, Pool};
 use super::sql;
 use crate::error::{PersistError, Result};
 use crate::glob;
@@ -37,22 +37,6 @@ pub(super) const MIN_PART: usize = 4;
 /// `lease::lease_as_one`): the server runs one statement per
 /// part, so a part holds more before the batch is split.
 pub(super) const MIN_PART_ONE_STATEMENT: usize = 64;
-
-/// One running batch part, counted in `Inner::active` while it lives.
-pub(super) struct Active(Arc<Inner>);
-
-impl Active {
-    fn new(inner: &Arc<Inner>) -> Self {
-        inner.active.fetch_add(1, Ordering::Relaxed);
-        Active(inner.clone())
-    }
-}
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// The key an op is about (None: a ping).
 fn op_key(op: &Op) -> Option<&[u8]> {
@@ -83,8 +67,6 @@ pub struct PgStore {
 pub(super) struct Inner {
     pub(super) pool: Pool,
     sweeping: AtomicBool,
-    /// Batches running now (see [`PgStore::split`]).
-    pub(super) active: AtomicUsize,
 }
 
 impl PgStore {
@@ -94,7 +76,6 @@ impl PgStore {
             inner: Arc::new(Inner {
                 pool: Pool::new(cfg, runner)?,
                 sweeping: AtomicBool::new(false),
-                active: AtomicUsize::new(0),
             }),
         })
     }
@@ -107,14 +88,24 @@ impl PgStore {
         self.inner.pool.opened()
     }
 
-    /// Run `work` on a connection of the pool (see [`Pool::with_conn`]);
-    /// the first that succeeds starts the background sweep.
+    /// Run `work` on the least busy connection of the pool (see [`Pool`]).
     pub(super) async fn with_conn<T, F, Fut>(&self, work: F) -> Result<T>
     where
         F: FnOnce(Arc<Conn>) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let r = self.inner.pool.with_conn(work).await;
+        self.with_slot(self.inner.pool.take_slot(), work).await
+    }
+
+    /// Run `work` on the connection of the slot `busy` holds (see
+    /// [`Pool::with_slot`]); the first that succeeds starts the background
+    /// sweep.
+    pub(super) async fn with_slot<T, F, Fut>(&self, busy: Busy<'_>, work: F) -> Result<T>
+    where
+        F: FnOnce(Arc<Conn>) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let r = self.inner.pool.with_slot(busy, work).await;
         if r.is_ok() && !self.inner.sweeping.load(Ordering::Relaxed) {
             self.start_sweep();
         }
@@ -138,17 +129,17 @@ impl PgStore {
                 ops,
                 op_key,
                 min_part,
-                |p| async move { self.exec_part(&p).await },
+                |p, slot| async move { self.exec_part(&p, slot).await },
                 OpResult::Failed,
             )
             .await)
     }
 
     /// Run a batch split as [`PgStore::split`] splits it, each part by
-    /// `part` on its own connection at once: the results in call order, a
-    /// part's error (`fail`) standing for each of its ops.
-    pub(super) async fn run_split<'o, O, R, F, Fut>(
-        &self,
+    /// `part` on the slot it reserved, all at once: the results in call
+    /// order, a part's error (`fail`) standing for each of its ops.
+    pub(super) async fn run_split<'s, 'o, O, R, F, Fut>(
+        &'s self,
         ops: &'o [O],
         key: impl Fn(&'o O) -> Option<&'o [u8]>,
         min_part: usize,
@@ -157,20 +148,16 @@ impl PgStore {
     ) -> Vec<R>
     where
         O: Clone,
-        F: Fn(Vec<O>) -> Fut,
+        F: Fn(Vec<O>, Busy<'s>) -> Fut,
         Fut: std::future::Future<Output = Result<Vec<R>>>,
     {
         let runs = self
             .split(ops.iter().map(key), min_part)
             .into_iter()
-            .map(|(idx, active)| {
+            .map(|(idx, slot)| {
                 // boxed: a part's future is large, and join_all moves it
-                let run = Box::pin(part(idx.iter().map(|&i| ops[i].clone()).collect()));
-                async move {
-                    let r = run.await;
-                    drop(active);
-                    (idx, r)
-                }
+                let run = Box::pin(part(idx.iter().map(|&i| ops[i].clone()).collect(), slot));
+                async move { (idx, run.await) }
             });
         let mut out: Vec<Option<R>> = (0..ops.len()).map(|_| None).collect();
         for (idx, r) in futures_util::future::join_all(runs).await {
@@ -192,8 +179,8 @@ impl PgStore {
             .collect()
     }
 
-    /// Run the ops of one part on one connection, pipelined.
-    async fn exec_part(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
+    /// Run the ops of one part on the connection of its slot, pipelined.
+    async fn exec_part(&self, ops: &[Op], slot: Busy<'_>) -> Result<Vec<OpResult>> {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
@@ -201,7 +188,7 @@ impl PgStore {
             .iter()
             .filter(|op| matches!(op, Op::Set(..) | Op::SetDurable(..) | Op::Delete(_)))
             .count();
-        self.with_conn(|c| async move {
+        self.with_slot(slot, |c| async move {
             if let Some(results) = run_as_one(&c, ops).await {
                 return Ok(results);
             }
@@ -222,8 +209,9 @@ impl PgStore {
     /// at least `min_part` ops per part is split by key hash over them, so
     /// their commits happen together (the server groups concurrent commits
     /// into one WAL flush) instead of one after another on one connection.
-    /// One key's ops always share a part, in call order. Each part holds an
-    /// [`Active`] guard while it runs.
+    /// One key's ops always share a part, in call order. Each part holds
+    /// its slot of the pool ([`Busy`], the least busy one) from here on, so
+    /// the connections it takes count as busy for the next batch at once.
     ///
     /// A part runs in key order (its indexes sorted by key, stable: one
     /// key's ops keep their call order; ops of different keys are
@@ -237,10 +225,9 @@ impl PgStore {
         &self,
         keys: impl ExactSizeIterator<Item = Option<&'k [u8]>>,
         min_part: usize,
-    ) -> Vec<(Vec<usize>, Active)> {
+    ) -> Vec<(Vec<usize>, Busy<'_>)> {
         let keys: Vec<Option<&[u8]>> = keys.collect();
-        let busy = self.inner.active.load(Ordering::Relaxed);
-        let idle = self.inner.pool.size().saturating_sub(busy);
+        let idle = self.inner.pool.idle_slots();
         let parts = idle.min(keys.len() / min_part).max(1);
         let mut idx: Vec<Vec<usize>> = vec![Vec::new(); parts];
         for (i, k) in keys.iter().enumerate() {
@@ -250,7 +237,7 @@ impl PgStore {
             .filter(|p| !p.is_empty())
             .map(|mut p| {
                 p.sort_by_key(|&i| keys[i]);
-                (p, Active::new(&self.inner))
+                (p, self.inner.pool.take_slot())
             })
             .collect()
     }

@@ -657,7 +657,11 @@ fn a_batch_splits_over_idle_connections_keeping_each_keys_ops_together() -> Resu
         .collect();
     let parts = s.split(keys.iter().map(|k| Some(k.as_slice())), MIN_PART);
     assert_eq!(parts.len(), 4);
-    assert_eq!(s.inner.active.load(Ordering::Relaxed), 4);
+    assert_eq!(
+        s.inner.pool.idle_slots(),
+        0,
+        "each part holds a slot of its own"
+    );
     let mut seen = 0;
     for (idx, _) in &parts {
         assert!(
@@ -677,7 +681,7 @@ fn a_batch_splits_over_idle_connections_keeping_each_keys_ops_together() -> Resu
     assert_eq!(again.len(), 1);
     drop(parts);
     drop(again);
-    assert_eq!(s.inner.active.load(Ordering::Relaxed), 0);
+    assert_eq!(s.inner.pool.idle_slots(), 4);
     // small batches stay whole
     assert_eq!(
         s.split(keys[..7].iter().map(|k| Some(k.as_slice())), MIN_PART)
