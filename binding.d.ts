@@ -112,13 +112,6 @@ export declare class NativePostgresStore {
   ping(): Promise<void>
   close(): Promise<void>
   /**
-   * Run-lease ops and fenced snapshot writes as one pipeline, encoded as
-   * the Redis store's `leaseExec` (`boundary::lease`): op `i` is about
-   * the lease of snapshot `ids[i]` under `prefixes[i]` (its row key is
-   * made here, `sql::lease_key`).
-   */
-  leaseExec(kinds: Uint8Array, ttls: Uint32Array, prefixes: Array<string>, ids: Array<string>, tokens: Array<string>, values: Array<string>): Promise<LeaseOut>
-  /**
    * Where the calls run: 'direct' (the JS thread's own sockets and
    * executor, what `transport: 'auto'` takes in Node) or 'tokio'.
    */

@@ -2,8 +2,8 @@
 // The tick batcher: the calls made in one tick are gathered into one batch,
 // handed to the native side as ONE call at the end of the tick (or as soon
 // as it holds maxBatch calls), and each call's promise is settled from that
-// batch's results. The Redis store's data calls and the run-lease calls of
-// the Redis and file stores each use one.
+// batch's results. The server stores' data batches (their run-lease ops
+// included) and the file store's run-lease calls each use one.
 
 const { fromNative } = require('./binding.js')
 const { copyError } = require('./errors.js')

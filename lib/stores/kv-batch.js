@@ -2,8 +2,8 @@
 // The data batch of our native KeyValueStores on a server (the Redis store,
 // lib/stores/redis.js, and the PostgreSQL store, lib/stores/postgres.js):
 // the calls of one tick as the native side takes them (op kinds, ttls and
-// text lengths in one Int32Array, keys and values as one string; on Redis
-// also the run leases and fenced snapshot writes, pushLease), how its
+// text lengths in one Int32Array, keys and values as one string; also the
+// run leases and fenced snapshot writes, pushLease), how its
 // results settle them, how a `keys` answer splits, and the stores' data
 // methods over it (kvMethods), and batches answered through one callback
 // (CallbackBatches). The Rust side of the same encoding: src/boundary/batch.rs
@@ -120,7 +120,7 @@ function pushCall(batcher, op, key, value, ttl) {
 }
 
 /**
- * Queue one run-lease op (the Redis store's: src/redis/lease.rs) in
+ * Queue one run-lease op (src/redis/lease.rs, src/postgres/lease.rs) in
  * `batcher`'s batch of this tick, on the lease of snapshot `prefix + id`;
  * its promise: an acquire's new token or null, a release's / renew's
  * boolean, a fenced write's undefined (or ERR_LEASE_LOST).

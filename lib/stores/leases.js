@@ -1,11 +1,10 @@
 'use strict'
-// Run leases (the snapshot store's WorkflowLock) on the file and PostgreSQL
-// stores, and the fenced snapshot writes (set / delete only if the caller
-// still holds the lease): the calls of one tick go to Rust as ONE native
-// call through a tick batcher: one lock-holding pass on files
-// (src/file/lease.rs), one pipeline on PostgreSQL (src/postgres/lease.rs).
-// (The Redis store's leases are ops of its data batch: lib/stores/kv-batch.js
-// pushLease.) Every op names the lease of snapshot `id`
+// Run leases (the snapshot store's WorkflowLock) on the file store, and the
+// fenced snapshot writes (set / delete only if the caller still holds the
+// lease): the calls of one tick go to Rust as ONE native call through a
+// tick batcher, one lock-holding pass (src/file/lease.rs). (The server
+// stores' leases, Redis and PostgreSQL, are ops of their data batch:
+// lib/stores/kv-batch.js pushLease.) Every op names the lease of snapshot `id`
 // under `prefix`. `send(kinds, ttls, prefixes, ids, tokens, values)` returns
 // the native promise of `{ codes, tokens, errors }`: a LEASE outcome per op
 // (YES / NO, else an error in errors[i]: ERR_LEASE_LOST for a fenced-off

@@ -7,19 +7,20 @@
 // Redis store's batch encoding (kv-batch.js), and the store's adapted
 // operations (lib/stores/adapter.js): the caches and persistences use them,
 // and a snapshot store over it is a WorkflowLock (leases are rows of the
-// same table, judged by the server's clock).
+// same table, judged by the server's clock; their ops travel in the data
+// batch, pushLease).
 
 const { binding, fromNative, HOST_IS_NODE } = require('../internal/binding.js')
 const { invalidArg, storeClosed } = require('../internal/errors.js')
 const { describe, tlsSettings } = require('../internal/validate.js')
 const { OP } = require('../internal/codes.js')
 const { TickBatcher, settleAll } = require('../internal/tick-batcher.js')
-const { leaseCalls } = require('./leases.js')
 const { ADAPTED } = require('./adapter.js')
 const { MARKER_VALUE } = require('./ownership.js')
-const { emptyBatch, packIo, settleResults, splitKeys, pushCall, kvMethods, CallbackBatches } = require('./kv-batch.js')
+const { emptyBatch, packIo, settleResults, splitKeys, pushCall, pushLease, kvMethods, CallbackBatches } = require('./kv-batch.js')
 
 const { GET: OP_GET, SET: OP_SET, DELETE: OP_DELETE, EXISTS: OP_EXISTS } = OP
+const { LEASE_ACQUIRE, LEASE_RELEASE, LEASE_RENEW, FENCED_SET, FENCED_DELETE } = OP
 
 const DEFAULT_TABLE = 'awaitly_kv'
 /** @type {Record<string, number>} */
@@ -154,10 +155,6 @@ function createPostgresStore(options = {}) {
       (/** @type {Error} */ e) => settleAll(batch.waiters, fromNative(e)),
     )
   })
-  const leases = leaseCalls(
-    (kinds, ttls, prefixes, ids, tokens, values) => native.leaseExec(kinds, ttls, prefixes, ids, tokens, values),
-    maxBatch,
-  )
   let closed = false
   /** @type {(op: number, key: string, value: string | undefined, ttl: number) => Promise<any>} */
   const enqueue = (op, key, value, ttl) => (closed ? Promise.reject(storeClosed()) : pushCall(batcher, op, key, value, ttl))
@@ -165,8 +162,9 @@ function createPostgresStore(options = {}) {
   const native_ = (p) => (closed ? Promise.reject(storeClosed()) : p.catch((e) => Promise.reject(fromNative(e))))
   /** @type {(pattern: string) => Promise<string[]>} */
   const keys = (pattern) => native_(native.keys(pattern)).then(splitKeys)
-  /** @type {<T>(call: () => Promise<T>) => Promise<T>} */
-  const lease = (call) => (closed ? Promise.reject(storeClosed()) : call())
+  /** @type {(op: number, ttlMs: number, prefix: string, id: string, token: string, value: string) => Promise<any>} */
+  const lease = (op, ttlMs, prefix, id, token, value) =>
+    closed ? Promise.reject(storeClosed()) : pushLease(batcher, op, ttlMs, prefix, id, token, value)
 
   const store = {
     ...kvMethods(enqueue),
@@ -190,7 +188,6 @@ function createPostgresStore(options = {}) {
     async close() {
       if (closed) return
       batcher.flush()
-      leases.flush()
       closed = true
       await native.close()
     },
@@ -221,11 +218,11 @@ function createPostgresStore(options = {}) {
     // (postgresLeaseKey, src/postgres/sql.rs); saves and deletes of a held
     // run are fenced (one statement each)
     leases: {
-      acquire: (prefix, id, ttlMs) => lease(() => leases.acquire(prefix, id, ttlMs)),
-      release: (prefix, id, token) => lease(() => leases.release(prefix, id, token)),
-      renew: (prefix, id, token, ttlMs) => lease(() => leases.renew(prefix, id, token, ttlMs)),
-      fencedSet: (prefix, id, token, value) => lease(() => leases.fencedSet(prefix, id, token, value)),
-      fencedDelete: (prefix, id, token) => lease(() => leases.fencedDelete(prefix, id, token)),
+      acquire: (prefix, id, ttlMs) => lease(LEASE_ACQUIRE, ttlMs, prefix, id, '', ''),
+      release: (prefix, id, token) => lease(LEASE_RELEASE, 0, prefix, id, token, ''),
+      renew: (prefix, id, token, ttlMs) => lease(LEASE_RENEW, ttlMs, prefix, id, token, ''),
+      fencedSet: (prefix, id, token, value) => lease(FENCED_SET, 0, prefix, id, token, value),
+      fencedDelete: (prefix, id, token) => lease(FENCED_DELETE, 0, prefix, id, token, ''),
       // the live lease rows (keys() leaves expired rows out); their expiry is not read
       list: async (prefix) => {
         const base = binding.postgresLeaseKey(prefix, '')

@@ -131,9 +131,8 @@ fn split_units<'a>(blob: &'a [u16], lens: &[i32]) -> crate::error::Result<Vec<&'
 }
 
 /// How a store makes the op of a run-lease row of its data batch (the Redis
-/// store: `redis::lease::data_op`); None: the store takes no lease ops
-/// there.
-pub type LeaseOps<'a> = Option<&'a dyn Fn(LeaseRow) -> crate::error::Result<Op>>;
+/// store: `redis::lease::data_op`; PostgreSQL: `postgres::store::lease_op`).
+pub type LeaseOps<'a, T> = &'a dyn Fn(LeaseRow) -> crate::error::Result<T>;
 
 /// The ops of one `exec` call, keys and values as WTF-8 bytes: `ops[i]` a
 /// `RedisOp` code, `ttls[i]` its ttl, `lens` the UTF-16 lengths of the
@@ -141,13 +140,13 @@ pub type LeaseOps<'a> = Option<&'a dyn Fn(LeaseRow) -> crate::error::Result<Op>>
 /// value; a run-lease op's: prefix, id, then the owner token (not for an
 /// acquire, whose fresh token is made here), then a fenced set's value (see
 /// `RedisOp`); its ttl in ms.
-pub fn decode_batch(
+pub fn decode_batch<T: From<Op>>(
     ops: &[i32],
     ttls: &[i32],
     lens: &[i32],
     blob: &[u16],
-    leases: LeaseOps<'_>,
-) -> crate::error::Result<Vec<Op>> {
+    lease_op: LeaseOps<'_, T>,
+) -> crate::error::Result<Vec<T>> {
     let n = ops.len();
     let fail = |m: &str| PersistError::Internal(format!("exec: {m}"));
     if ttls.len() != n {
@@ -159,7 +158,7 @@ pub fn decode_batch(
         .iter()
         .filter(|&&k| RedisOp::from_code(k) == Some(RedisOp::LeaseAcquire))
         .count();
-    let mut fresh = if acquires > 0 && leases.is_some() {
+    let mut fresh = if acquires > 0 {
         crate::token::new_tokens(acquires)?
     } else {
         Vec::new()
@@ -178,8 +177,6 @@ pub fn decode_batch(
             _ => None,
         };
         if let Some(kind) = lease {
-            let make =
-                leases.ok_or_else(|| fail("run-lease ops are not data ops of this store"))?;
             let (prefix, id) = (next()?.to_vec(), next()?.to_vec());
             let token = match kind {
                 LeaseKind::Acquire => fresh.pop().ok_or_else(|| fail("missing token"))?,
@@ -189,7 +186,7 @@ pub fn decode_batch(
                 LeaseKind::FencedSet => next()?.to_vec(),
                 _ => Vec::new(),
             };
-            batch.push(make(LeaseRow {
+            batch.push(lease_op(LeaseRow {
                 kind,
                 ttl_ms: ttl,
                 prefix,
@@ -200,7 +197,7 @@ pub fn decode_batch(
             continue;
         }
         let key = wtf8::encode(next()?);
-        batch.push(match op {
+        batch.push(T::from(match op {
             RedisOp::Get => Op::Get(key),
             RedisOp::Set => Op::Set(key, wtf8::encode(next()?), secs),
             RedisOp::SetDurable => Op::SetDurable(key, wtf8::encode(next()?), secs),
@@ -208,7 +205,7 @@ pub fn decode_batch(
             RedisOp::Exists => Op::Exists(key),
             RedisOp::Ping => Op::Ping,
             other => return Err(fail(&format!("op {other:?} has no key"))),
-        });
+        }));
     }
     if pieces.next().is_some() {
         return Err(fail("batch text longer than its ops"));
@@ -220,14 +217,14 @@ pub fn decode_batch(
 /// `packIo`): ONE Int32Array `io` holding the op kinds (`n_ops`), then
 /// their ttls (`n_ops`), then the text pieces' UTF-16 lengths (`n_lens`);
 /// the text as one string (see [`decode_batch`]).
-pub fn decode_io(
+pub fn decode_io<T: From<Op>>(
     env: &Env,
     io: &Unknown,
     n_ops: u32,
     n_lens: u32,
     blob: &[u16],
-    leases: LeaseOps<'_>,
-) -> crate::error::Result<Vec<Op>> {
+    lease: LeaseOps<'_, T>,
+) -> crate::error::Result<Vec<T>> {
     let (n_ops, n_lens) = (n_ops as usize, n_lens as usize);
     let ints = int32_view(env, io)?;
     let ints = ints
@@ -235,7 +232,7 @@ pub fn decode_io(
         .ok_or_else(|| PersistError::Internal("exec: io buffer shorter than the batch".into()))?;
     let (ops, rest) = ints.split_at(n_ops);
     let (ttls, lens) = rest.split_at(n_ops);
-    decode_batch(ops, ttls, lens, blob, leases)
+    decode_batch(ops, ttls, lens, blob, lease)
 }
 
 /// The ints of an Int32Array argument (borrowed for this call).
@@ -310,7 +307,7 @@ mod tests {
             ));
             Ok(Op::Ping)
         };
-        let ops = decode_batch(&kinds, &ttls, &lens, &blob, Some(&make))?;
+        let ops = decode_batch(&kinds, &ttls, &lens, &blob, &make)?;
         assert_eq!(ops.len(), 3);
         assert!(matches!(&ops[0], Op::Get(k) if k == b"k"));
         let seen = seen.borrow().clone();
@@ -322,11 +319,9 @@ mod tests {
         assert_eq!(seen[0].4.len(), 32, "a fresh token");
         assert_eq!(seen[1].0, LeaseKind::FencedSet);
         assert_eq!((&seen[1].4, &seen[1].5), (&"tok".to_string(), &u("v")));
-        // a store without lease ops (PostgreSQL's data batch) refuses them
-        assert!(decode_batch(&kinds, &ttls, &lens, &blob, None).is_err());
         // pieces left over, or missing: refused
-        assert!(decode_batch(&kinds[..1], &ttls[..1], &lens, &blob, Some(&make)).is_err());
-        assert!(decode_batch(&kinds, &ttls, &lens[..6], &blob[..14], Some(&make)).is_err());
+        assert!(decode_batch(&kinds[..1], &ttls[..1], &lens, &blob, &make).is_err());
+        assert!(decode_batch(&kinds, &ttls, &lens[..6], &blob[..14], &make).is_err());
         Ok(())
     }
 }

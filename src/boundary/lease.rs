@@ -1,9 +1,11 @@
-//! Run-lease batches across the boundary, for the stores' `leaseExec`
-//! (read by `lib/stores/leases.js`): the op kinds ([`LeaseKind`]), the
-//! decoding of a batch into [`LeaseOp`]s ([`decode_leases`]), and the
-//! answer, a [`LeaseOutcome`] per op (`errors[i]` as `[CODE] message` for
-//! an error, e.g. `ERR_LEASE_LOST` for a fenced-off snapshot write) and the tokens of the taken leases, in order, concatenated (32
-//! characters each).
+//! Run-lease ops across the boundary: the op kinds ([`LeaseKind`]), a row
+//! as it crossed ([`LeaseRow`]) and its [`LeaseOp`] ([`decode_lease`]:
+//! the server stores' data batches carry them, `boundary::batch`), and
+//! the file store's `leaseExec` batch (read by `lib/stores/leases.js`,
+//! [`lease_rows`]) with its answer, a [`LeaseOutcome`] per op (`errors[i]`
+//! as `[CODE] message` for an error, e.g. `ERR_LEASE_LOST` for a
+//! fenced-off snapshot write) and the tokens of the taken leases, in
+//! order, concatenated (32 characters each).
 
 use napi::bindgen_prelude::Utf16String;
 use napi_derive::napi;
@@ -89,17 +91,6 @@ impl LeaseOut {
     }
 }
 
-/// Lease results as they go to JS (see [`LeaseOut`]).
-pub fn lease_out(batch: &[LeaseOp], results: Vec<Result<bool>>) -> LeaseOut {
-    LeaseOut::encode(batch.iter().zip(results).map(|(op, r)| {
-        let acquired = match op {
-            LeaseOp::Acquire { token, .. } => Some(token.as_str()),
-            _ => None,
-        };
-        (acquired, r)
-    }))
-}
-
 /// One op of a `leaseExec` batch as it crossed the boundary: about the
 /// lease of snapshot `id` under `prefix` (UTF-16), by `token` (an
 /// acquire's fresh one, made here), `value` a fenced set's.
@@ -160,18 +151,7 @@ pub fn lease_rows(
         .collect()
 }
 
-/// The ops of a server store's `leaseExec` (PostgreSQL): each row's lease
-/// key named by the store ([`decode_lease`]).
-pub fn decode_leases(
-    rows: Vec<LeaseRow>,
-    lease_key: impl Fn(&[u8], &[u8], &[u8]) -> Result<Vec<u8>>,
-) -> Result<Vec<LeaseOp>> {
-    rows.into_iter()
-        .map(|r| decode_lease(r, &lease_key))
-        .collect()
-}
-
-/// One run-lease op (of a `leaseExec` batch, or of the Redis data batch):
+/// One run-lease op of a server store's data batch (Redis, PostgreSQL):
 /// its lease key named by the store, `lease_key(prefix, id, state)`, all
 /// WTF-8, `state` the snapshot key (prefix and id as ONE text).
 pub fn decode_lease(

@@ -1,8 +1,9 @@
 //! Thin napi layer over [`crate::postgres::store`]. The JS glue
-//! (`lib/stores/postgres.js`) gathers the calls of one tick into ONE `exec`
-//! (or `leaseExec`) call, encoded as every server store's batches are
-//! (`boundary::batch`, `boundary::lease`), and settles them from the
-//! results, encoded the same way.
+//! (`lib/stores/postgres.js`) gathers the calls of one tick, data calls
+//! and run-lease ops alike, into ONE `batchSend` (JS thread) or `exec`
+//! (tokio) call, encoded as every server store's batches are
+//! (`boundary::batch`), and settles them from the results, encoded the
+//! same way.
 
 // napi registers these at load time; `cargo test` builds never call them.
 #![cfg_attr(test, allow(dead_code))]
@@ -17,7 +18,6 @@ use napi_derive::napi;
 use crate::boundary::answer::BatchAnswers;
 use crate::boundary::batch::{blob_text, decode_io, ExecOut, KeysOut};
 use crate::boundary::js_error::{self, caught};
-use crate::boundary::lease::{decode_leases, lease_out, lease_rows, LeaseOut};
 use crate::boundary::text::js_text;
 use crate::boundary::typed::Copied;
 use crate::error::PersistError;
@@ -26,7 +26,7 @@ use crate::postgres::config::PgConfig;
 use crate::postgres::connect::Runner;
 use crate::postgres::js_thread::JsThread;
 use crate::postgres::sql::lease_key;
-use crate::postgres::store::PgStore;
+use crate::postgres::store::{lease_op, PgStore};
 use crate::redis::results::{encode_results, Encoded};
 use crate::tls::TlsOptions;
 use crate::wtf8;
@@ -152,10 +152,10 @@ impl NativePostgresStore {
         n_lens: u32,
         blob: Utf16String,
     ) -> Result<PromiseRaw<'env, ExecOut>> {
-        let batch = decode_io(env, &io, n_ops, n_lens, &blob, None);
+        let batch = decode_io(env, &io, n_ops, n_lens, &blob, &lease_op);
         let core = self.core.clone();
         self.start(env, async move {
-            let results = core.exec(&batch?).await?;
+            let results = core.exec_batch(batch?).await?;
             let Encoded { meta, blob, errors } = encode_results(results);
             Ok(ExecOut {
                 meta: Copied(meta),
@@ -196,7 +196,7 @@ impl NativePostgresStore {
         blob: Utf16String,
         token: u32,
     ) -> Result<()> {
-        let batch = decode_io(&env, &io, n_ops, n_lens, &blob, None)
+        let batch = decode_io(&env, &io, n_ops, n_lens, &blob, &lease_op)
             .map_err(|e| js_error::throw(&env, e))?;
         let Some(executor) = &self.executor else {
             return Err(js_error::throw(
@@ -211,7 +211,7 @@ impl NativePostgresStore {
             ));
         }
         let core = self.core.clone();
-        let call = caught("PostgreSQL", async move { core.exec(&batch).await });
+        let call = caught("PostgreSQL", async move { core.exec_batch(batch).await });
         // SAFETY: in a JS call of the executor's env, on its thread
         unsafe { executor.spawn_answered(self.answers.clone(), token, call) }
             .map_err(|e| js_error::throw(&env, e))
@@ -271,32 +271,6 @@ impl NativePostgresStore {
         self.start(env, async move {
             core.close().await;
             Ok(())
-        })
-    }
-
-    /// Run-lease ops and fenced snapshot writes as one pipeline, encoded as
-    /// the Redis store's `leaseExec` (`boundary::lease`): op `i` is about
-    /// the lease of snapshot `ids[i]` under `prefixes[i]` (its row key is
-    /// made here, `sql::lease_key`).
-    #[napi(catch_unwind, ts_return_type = "Promise<LeaseOut>")]
-    #[allow(clippy::too_many_arguments)]
-    pub fn lease_exec<'env>(
-        &self,
-        env: &'env Env,
-        kinds: Uint8Array,
-        ttls: Uint32Array,
-        prefixes: Vec<Utf16String>,
-        ids: Vec<Utf16String>,
-        tokens: Vec<String>,
-        values: Vec<Utf16String>,
-    ) -> Result<PromiseRaw<'env, LeaseOut>> {
-        let core = self.core.clone();
-        let batch = lease_rows(&kinds, &ttls, prefixes, ids, tokens, values)
-            .and_then(|rows| decode_leases(rows, |p, id, _| Ok(lease_key(p, id))));
-        self.start(env, async move {
-            let batch = batch?;
-            let results = core.lease_exec(&batch).await?;
-            Ok(lease_out(&batch, results))
         })
     }
 

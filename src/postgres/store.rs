@@ -20,10 +20,12 @@ use super::connect::Runner;
 use super::pipeline::{batch_transaction, run_as_one, run_op};
 use super::pool::{classify, Busy, Conn, Pool};
 use super::sql;
+use crate::boundary::lease::{decode_lease, LeaseRow};
 use crate::error::{PersistError, Result};
 use crate::glob;
 use crate::ownership::{Owners, MARKER_VALUE, REGISTRY_PREFIX};
 use crate::redis::batch::{Op, OpResult, Text};
+use crate::redis::lease::LeaseOp;
 use crate::wtf8;
 
 /// Rows deleted per statement by `clear_cache_prefix`.
@@ -45,6 +47,40 @@ fn op_key(op: &Op) -> Option<&[u8]> {
             Some(k)
         }
         _ => None,
+    }
+}
+
+/// One op of the store's data batch: a data call, or a run-lease op or
+/// fenced snapshot write (see `lease`).
+#[derive(Debug)]
+pub enum PgOp {
+    Data(Op),
+    Lease(LeaseOp),
+}
+
+impl From<Op> for PgOp {
+    fn from(op: Op) -> PgOp {
+        PgOp::Data(op)
+    }
+}
+
+/// The op of a run-lease row of the data batch (`boundary::batch::decode_batch`),
+/// its row key named by [`sql::lease_key`].
+pub fn lease_op(row: LeaseRow) -> Result<PgOp> {
+    decode_lease(row, |prefix, id, _| Ok(sql::lease_key(prefix, id))).map(PgOp::Lease)
+}
+
+/// A lease op's answer as a data batch's result (as the Redis store's
+/// lease ops answer): an acquire's token or None, a release's or renew's
+/// verdict, a fenced write done (or `ERR_LEASE_LOST`).
+fn lease_result(op: LeaseOp, r: Result<bool>) -> OpResult {
+    match (op, r) {
+        (_, Err(e)) => OpResult::Failed(e),
+        (LeaseOp::Acquire { token, .. }, Ok(taken)) => {
+            OpResult::Value(taken.then(|| Text::Ascii(token.into_bytes())))
+        }
+        (LeaseOp::Release { .. } | LeaseOp::Renew { .. }, Ok(b)) => OpResult::Bool(b),
+        (LeaseOp::FencedSet { .. } | LeaseOp::FencedDelete { .. }, Ok(_)) => OpResult::Done,
     }
 }
 
@@ -133,6 +169,57 @@ impl PgStore {
                 OpResult::Failed,
             )
             .await)
+    }
+
+    /// Run a data batch whose ops may include lease ops: its data ops as
+    /// [`PgStore::exec`] runs them and its lease ops as
+    /// [`PgStore::lease_exec`] does, both at once; one result per op, in
+    /// call order.
+    pub async fn exec_batch(&self, ops: Vec<PgOp>) -> Result<Vec<OpResult>> {
+        let mut data = Vec::new();
+        let mut leases = Vec::new();
+        let is_lease: Vec<bool> = ops
+            .into_iter()
+            .map(|op| match op {
+                PgOp::Data(op) => {
+                    data.push(op);
+                    false
+                }
+                PgOp::Lease(op) => {
+                    leases.push(op);
+                    true
+                }
+            })
+            .collect();
+        let lease_results = |leases: Vec<LeaseOp>, results: Vec<Result<bool>>| {
+            leases
+                .into_iter()
+                .zip(results)
+                .map(|(op, r)| lease_result(op, r))
+        };
+        if leases.is_empty() {
+            return self.exec(&data).await;
+        }
+        if data.is_empty() {
+            let results = self.lease_exec(&leases).await?;
+            return Ok(lease_results(leases, results).collect());
+        }
+        let (data_results, results) =
+            futures_util::future::join(self.exec(&data), self.lease_exec(&leases)).await;
+        let mut data_results = data_results?.into_iter();
+        let mut lease_results = lease_results(leases, results?);
+        let lost = || OpResult::Failed(PersistError::Internal("op lost".into()));
+        Ok(is_lease
+            .into_iter()
+            .map(|l| {
+                let next = if l {
+                    lease_results.next()
+                } else {
+                    data_results.next()
+                };
+                next.unwrap_or_else(lost)
+            })
+            .collect())
     }
 
     /// Run a batch split as [`PgStore::split`] splits it, each part by

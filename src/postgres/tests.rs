@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::config::PgConfig;
 use super::connect::{Driver, Io, Runner, Task};
 use super::pool::classify;
-use super::store::{PgStore, MIN_PART};
+use super::store::{PgOp, PgStore, MIN_PART};
 use crate::error::{PersistError, Result};
 use crate::glob;
 use crate::redis::batch::{Op, OpResult, Text};
@@ -439,6 +439,73 @@ impl Fence {
             state: f.state,
         }
     }
+}
+
+#[tokio::test]
+async fn a_data_batch_carries_lease_ops_answered_in_call_order() -> Result<()> {
+    let s = store("mixed")?;
+    let lease = b"l:run".to_vec();
+    let (data, lease_op) = (PgOp::Data, PgOp::Lease);
+    let value = |v: &str| OpResult::Value(Some(Text::Ascii(v.as_bytes().to_vec())));
+    let r = s
+        .exec_batch(vec![
+            data(Op::Set(b"k".to_vec(), b"v".to_vec(), None)),
+            lease_op(LeaseOp::Acquire {
+                key: lease.clone(),
+                token: "t1".into(),
+                ttl_ms: 10_000,
+            }),
+            data(Op::Get(b"absent".to_vec())),
+            lease_op(LeaseOp::Release {
+                key: lease.clone(),
+                token: "not-t1".into(),
+            }),
+            lease_op(LeaseOp::FencedSet {
+                key: lease.clone(),
+                token: "t1".into(),
+                state: b"snap".to_vec(),
+                value: b"S".to_vec(),
+            }),
+        ])
+        .await?;
+    assert_eq!(r.len(), 5, "{r:?}");
+    assert_eq!(r[0], OpResult::Done);
+    assert_eq!(r[1], value("t1"), "an acquire answers its token");
+    assert_eq!(r[2], OpResult::Value(None));
+    assert_eq!(
+        r[3],
+        OpResult::Bool(false),
+        "another token releases nothing"
+    );
+    assert_eq!(r[4], OpResult::Done);
+    // held: a second acquire answers None; a fenced write by another token is lost
+    let r = s
+        .exec_batch(vec![
+            lease_op(LeaseOp::Acquire {
+                key: lease.clone(),
+                token: "t2".into(),
+                ttl_ms: 10_000,
+            }),
+            lease_op(LeaseOp::FencedDelete {
+                key: lease.clone(),
+                token: "t2".into(),
+                state: b"snap".to_vec(),
+            }),
+            data(Op::Get(b"snap".to_vec())),
+            lease_op(LeaseOp::Release {
+                key: lease.clone(),
+                token: "t1".into(),
+            }),
+        ])
+        .await?;
+    assert_eq!(r[0], OpResult::Value(None), "{r:?}");
+    assert!(
+        matches!(&r[1], OpResult::Failed(PersistError::LeaseLost(_))),
+        "{r:?}"
+    );
+    assert_eq!(r[2], value("S"));
+    assert_eq!(r[3], OpResult::Bool(true));
+    drop_schema(&s).await
 }
 
 /// A fenced write refused.

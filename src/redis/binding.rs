@@ -214,7 +214,7 @@ impl NativeRedisStore {
         n_lens: u32,
         blob: Utf16String,
     ) -> Option<String> {
-        let r = decode_io(&env, &io, n_ops, n_lens, &blob, Some(&data_op)).and_then(|batch| {
+        let r = decode_io(&env, &io, n_ops, n_lens, &blob, &data_op).and_then(|batch| {
             #[cfg(unix)]
             {
                 match self.direct.try_borrow().as_deref() {
@@ -257,7 +257,7 @@ impl NativeRedisStore {
         n_lens: u32,
         blob: Utf16String,
     ) -> Result<PromiseRaw<'env, ExecOut>> {
-        let batch = decode_io(env, &io, n_ops, n_lens, &blob, Some(&data_op));
+        let batch = decode_io(env, &io, n_ops, n_lens, &blob, &data_op);
         let out = |results| {
             let Encoded { meta, blob, errors } = encode_results(results);
             ExecOut {
@@ -311,7 +311,7 @@ impl NativeRedisStore {
         blob: Utf16String,
         token: u32,
     ) -> Result<()> {
-        let batch = decode_io(&env, &io, n_ops, n_lens, &blob, Some(&data_op))
+        let batch = decode_io(&env, &io, n_ops, n_lens, &blob, &data_op)
             .map_err(|e| js_error::throw(&env, e))?;
         #[cfg(unix)]
         {
