@@ -8,11 +8,14 @@
 // round) and the median round of each client is reported.
 //
 // Ceilings from the same server in the same run: `redis-benchmark -c 1`
-// (one round trip at a time: the latency floor) and `redis-benchmark -P 16`.
+// (one round trip at a time: the latency floor) and `redis-benchmark -P 16`;
+// and the floor of any Node client: a bare net.Socket writing one command
+// and waiting for its whole reply, one at a time (no client library).
 // JS-thread CPU per op is the main event loop's active time / ops.
 
 import { execFileSync } from 'node:child_process'
 import { createRequire } from 'node:module'
+import net from 'node:net'
 import { fmt, measureInFlight, ratio, startRedis } from './harness.mjs'
 
 const require = createRequire(import.meta.url)
@@ -37,6 +40,48 @@ function redisBenchmark(port, args) {
   })
   const rate = (name) => Number(new RegExp(`${name}: ([0-9.]+) requests per second`).exec(out.replace(/\r/g, '\n'))?.[1] ?? NaN)
   return { set: rate('SET'), get: rate('GET') }
+}
+
+/**
+ * µs per get and per set of a 1 KB value at 1 in flight on a bare
+ * net.Socket (RESP written by hand, the reply awaited by its length): the
+ * round trip of Node's event loop with no client library; median of
+ * REPEATS rounds.
+ */
+async function socketFloor(port) {
+  const sock = net.connect(port, '127.0.0.1')
+  sock.setNoDelay(true)
+  await new Promise((resolve, reject) => sock.once('connect', resolve).once('error', reject))
+  let want = 0
+  let got = 0
+  let wake = null
+  sock.on('data', (b) => {
+    got += b.length
+    if (got >= want && wake) {
+      const w = wake
+      wake = null
+      w()
+    }
+  })
+  const resp = (...args) => Buffer.from(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`)
+  const get = resp('GET', 'bench:kv:0')
+  const set = resp('SET', 'bench:kv:0', VALUE)
+  const call = (cmd, replyLen) =>
+    new Promise((resolve) => {
+      want = replyLen
+      got = 0
+      wake = resolve
+      sock.write(cmd)
+    })
+  const ops = { get: () => call(get, `$${VALUE.length}\r\n`.length + VALUE.length + 2), set: () => call(set, '+OK\r\n'.length) }
+  const out = {}
+  for (const [op, f] of Object.entries(ops)) {
+    const rounds = []
+    for (let rep = 0; rep < REPEATS; rep++) rounds.push(await measure(1, f))
+    out[op] = 1e6 / median(rounds).opsPerSec
+  }
+  sock.destroy()
+  return out
 }
 
 /**
@@ -101,13 +146,16 @@ export async function run() {
     // every client reads keys that exist (1 KB values)
     await fill(native)
     const c1 = redisBenchmark(server.port, ['-c', '1', '-n', '20000'])
+    const bare = await socketFloor(server.port)
     const p16 = redisBenchmark(server.port, ['-c', '50', '-P', '16', '-n', '400000'])
     const { rows, groups, cpuRows, medians } = await compareClients(clients, PEERS)
     const summary = []
     for (const op of ['get', 'set']) {
       const one = medians[`${op} 1`].native
       const floorUs = 1e6 / c1[op]
-      summary.push(`${op} at 1 in flight: native ${(1e6 / one.opsPerSec).toFixed(1)} µs per call, redis-benchmark -c 1 ${floorUs.toFixed(1)} µs: ${ratio(1e6 / one.opsPerSec, floorUs)} of the floor (goal ≤ 1.15×)`)
+      summary.push(
+        `${op} at 1 in flight: native ${(1e6 / one.opsPerSec).toFixed(1)} µs per call, redis-benchmark -c 1 ${floorUs.toFixed(1)} µs: ${ratio(1e6 / one.opsPerSec, floorUs)} of the floor (goal ≤ 1.15×); a bare net.Socket, no client library: ${bare[op].toFixed(1)} µs, ${ratio(bare[op], floorUs)} of it (the floor of any Node client here), native ${ratio(1e6 / one.opsPerSec, bare[op])} of that`,
+      )
       summary.push(`${op} at 256 in flight: native ${ratio(medians[`${op} 256`].native.opsPerSec, p16[op])} of redis-benchmark -P 16 (${fmt(p16[op])}/s; goal ≥ 0.5×)`)
     }
     return [
