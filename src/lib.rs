@@ -5,7 +5,8 @@
 //! injected `LeaseClock`; `cargo test`) plus its thin napi `binding.rs`:
 //! `redis/`, `postgres/`, `file/`, `cache/` (the memory LRU), `state/` (resume-state
 //! documents), `ownership/` (which store keys a cache may clear). Shared: `error` (+ `boundary`, what the napi bindings share:
-//! its JS mapping, JS text, lease results, test hooks), `json_string`, `glob`
+//! its JS mapping, JS text, lease results, test hooks), `lease_op` (the
+//! server stores' run-lease operation), `json_string`, `glob`
 //! (+ `glob_binding`), `wtf8`, `runtime`, `tls` (the
 //! TLS client settings of the Redis and PostgreSQL stores), `js_loop` (the
 //! JS thread's event loop: libuv, promises settled from it, an executor of
@@ -24,6 +25,7 @@ pub mod error;
 pub mod file;
 pub mod glob;
 pub mod json_string;
+pub mod lease_op;
 pub mod ownership;
 pub mod postgres;
 pub mod redis;

@@ -13,7 +13,7 @@ use napi_derive::napi;
 use crate::boundary::js_error::coded;
 use crate::boundary::typed::Copied;
 use crate::error::{PersistError, Result};
-use crate::redis::lease::LeaseOp;
+use crate::lease_op::LeaseOp;
 use crate::wtf8;
 
 /// The kind of one run-lease op.

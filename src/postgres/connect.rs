@@ -18,7 +18,7 @@ use tokio_postgres::config::Host;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, Config, NoTls};
 
-use super::pool::classify;
+use super::failure::classify;
 use crate::error::{PersistError, Result};
 use crate::tls::TlsOptions;
 

@@ -5,11 +5,12 @@
 //! or a part of only acquires or only releases of distinct keys as ONE
 //! statement; judged by the server's clock.
 
+use super::failure::classify;
 use super::pipeline::{batch_transaction, contiguous};
-use super::pool::{classify, Busy, Conn};
+use super::pool::{Busy, Conn};
 use super::store::{PgStore, MIN_PART, MIN_PART_ONE_STATEMENT};
 use crate::error::{PersistError, Result};
-use crate::redis::lease::LeaseOp;
+use crate::lease_op::LeaseOp;
 
 /// The lease row an op is about.
 fn key_of(op: &LeaseOp) -> &[u8] {

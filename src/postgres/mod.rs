@@ -4,7 +4,8 @@
 //! settings and identifier rules (`config`), the SQL text and the pure
 //! encodings it relies on (`sql`: LIKE escaping, glob → index range + LIKE,
 //! key/value bytes), opening a connection on tokio or on the JS thread
-//! (`connect`, `js_thread`), the pool and schema creation (`pool`), a batch on one
+//! (`connect`, `js_thread`), client errors into our codes (`failure`), the
+//! pool and schema creation (`pool`), a batch on one
 //! connection (`pipeline`), the store's calls, batch splitting and the
 //! background sweep of expired rows (`store`), leases and fenced writes
 //! (`lease`), and the thin napi `binding`.
@@ -16,6 +17,7 @@
 pub(crate) mod binding;
 pub mod config;
 pub mod connect;
+mod failure;
 mod js_thread;
 mod lease;
 mod pipeline;

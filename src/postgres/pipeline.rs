@@ -4,7 +4,8 @@
 //! inside ONE transaction when it writes twice or more; and each op's reply
 //! turned into its result.
 
-use super::pool::{classify, Conn};
+use super::failure::classify;
+use super::pool::Conn;
 use crate::error::{PersistError, Result};
 use crate::redis::batch::{Op, OpResult, Text};
 use crate::wtf8;

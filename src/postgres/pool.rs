@@ -2,8 +2,7 @@
 //! tokio-postgres connection opened on first use (`connect`) and
 //! replaced when it closes (server restart, network) or a call on it times
 //! out; the schema created on first use (under an advisory lock) and its
-//! version checked; the statements each connection prepares; and how a
-//! client error becomes ours ([`classify`]).
+//! version checked; and the statements each connection prepares.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,6 +12,7 @@ use tokio_postgres::{Client, Statement};
 
 use super::config::PgConfig;
 use super::connect::{self, Named, Runner};
+use super::failure::classify;
 use super::sql::{self, StatementText, SCHEMA_VERSION, VERSION_KEY};
 use crate::error::{PersistError, Result};
 
@@ -98,39 +98,6 @@ impl Statements {
             delete_many,
         })
     }
-}
-
-/// Our error for a client error: connection trouble is
-/// `Unavailable`, anything the server rejected is `Store`.
-pub fn classify(e: &tokio_postgres::Error) -> PersistError {
-    if let Some(db) = e.as_db_error() {
-        let code = db.code().code();
-        let msg = format!("{} ({code})", db.message());
-        // 08: connection exception; 57P0x: shutdown, crash, not yet
-        // accepting; 53300: too many connections
-        return if code.starts_with("08") || code.starts_with("57P") || code == "53300" {
-            PersistError::Unavailable(msg)
-        } else {
-            PersistError::Store(msg)
-        };
-    }
-    PersistError::Unavailable(with_causes(e))
-}
-
-/// `e`'s message and those of its causes (a TLS handshake error names the
-/// certificate problem only in its source), `: `-separated.
-fn with_causes(e: &tokio_postgres::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        cause = c.source();
-    }
-    msg
 }
 
 /// The connections of one store: `pool_size` slots, each opened on first

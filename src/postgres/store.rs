@@ -17,15 +17,16 @@ use std::time::Duration;
 
 use super::config::{PgConfig, SWEEP_BATCH};
 use super::connect::Runner;
+use super::failure::classify;
 use super::pipeline::{batch_transaction, run_as_one, run_op};
-use super::pool::{classify, Busy, Conn, Pool};
+use super::pool::{Busy, Conn, Pool};
 use super::sql;
 use crate::boundary::lease::{decode_lease, LeaseRow};
 use crate::error::{PersistError, Result};
 use crate::glob;
+use crate::lease_op::LeaseOp;
 use crate::ownership::{Owners, MARKER_VALUE, REGISTRY_PREFIX};
 use crate::redis::batch::{Op, OpResult, Text};
-use crate::redis::lease::LeaseOp;
 use crate::wtf8;
 
 /// Rows deleted per statement by `clear_cache_prefix`.

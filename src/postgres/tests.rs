@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use super::config::PgConfig;
 use super::connect::{Driver, Io, Runner, Task};
-use super::pool::classify;
+use super::failure::classify;
 use super::store::{PgOp, PgStore, MIN_PART};
 use crate::error::{PersistError, Result};
 use crate::glob;
+use crate::lease_op::LeaseOp;
 use crate::redis::batch::{Op, OpResult, Text};
-use crate::redis::lease::LeaseOp;
 use crate::wtf8;
 
 /// A store on a private schema of the local server (`test` database),

@@ -30,6 +30,7 @@ use std::sync::OnceLock;
 
 use crate::boundary::lease::{decode_lease, LeaseRow};
 use crate::error::{PersistError, Result};
+use crate::lease_op::LeaseOp;
 use crate::redis::batch::{Exec, Op, OpResult, Script};
 use crate::redis::cluster::slots::{crc16, key_slot};
 
@@ -161,38 +162,6 @@ pub fn lease_id<'k>(prefix: &[u8], key: &'k [u8]) -> Option<&'k [u8]> {
 /// here ([`lease_key`]).
 pub fn data_op(row: LeaseRow) -> Result<Op> {
     decode_lease(row, lease_key).map(LeaseOp::op)
-}
-
-/// One lease operation (see [`LeaseOp::op`]).
-#[derive(Debug, Clone, PartialEq)]
-pub enum LeaseOp {
-    /// `SET key token NX PX ttl_ms`: taken (true) or held by someone (false).
-    Acquire {
-        key: Vec<u8>,
-        token: String,
-        ttl_ms: u64,
-    },
-    /// Delete `key` if it holds `token`: whether it did.
-    Release { key: Vec<u8>, token: String },
-    /// Re-arm `key` to `ttl_ms` if it holds `token`: whether it did.
-    Renew {
-        key: Vec<u8>,
-        token: String,
-        ttl_ms: u64,
-    },
-    /// `SET state value` if the lease `key` holds `token`; else `ERR_LEASE_LOST`.
-    FencedSet {
-        key: Vec<u8>,
-        token: String,
-        state: Vec<u8>,
-        value: Vec<u8>,
-    },
-    /// `DEL state` if the lease `key` holds `token`; else `ERR_LEASE_LOST`.
-    FencedDelete {
-        key: Vec<u8>,
-        token: String,
-        state: Vec<u8>,
-    },
 }
 
 impl LeaseOp {
