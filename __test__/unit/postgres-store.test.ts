@@ -298,7 +298,7 @@ describe.each(['auto', 'tokio'])('createPostgresStore: which pooled connection a
 })
 
 describe('createPostgresStore: transport', () => {
-  it("'auto' (the default) runs on the JS thread in Node, 'tokio' on tokio; anything else is a TypeError", async () => {
+  it("'auto' (the default) runs on the JS thread in Node, 'tokio' on tokio, leases included; anything else is a TypeError", async () => {
     const auto = open('tr_auto').store
     const tokio = open('tr_tokio', { transport: 'tokio' }).store
     expect(auto.transport).toBe('direct')
@@ -307,6 +307,20 @@ describe('createPostgresStore: transport', () => {
     for (const s of [auto, tokio]) {
       await s.set('k', 'v')
       expect(await s.get('k')).toBe('v')
+      // run leases and fenced writes travel in the same batches as the data calls
+      const snaps = createSnapshotStore({ store: s, prefix: 'tr:' })
+      const other = createSnapshotStore({ store: s, prefix: 'tr:' })
+      const snap = { formatVersion: 1, workflowName: 'w', steps: {}, execution: { status: 'running', lastUpdated: '2026-01-01T00:00:00.000Z' } }
+      const [lease, denied, plain] = await Promise.all([snaps.tryAcquire('run', { ttlMs: 10_000 }), other.tryAcquire('run', { ttlMs: 10_000 }), s.get('k')])
+      expect(lease?.ownerToken).toMatch(/^[0-9a-f]{32}$/)
+      expect(denied).toBeNull()
+      expect(plain).toBe('v')
+      await Promise.all([snaps.save('run', snap), s.set('k', 'w')])
+      expect(await other.load('run')).toEqual(snap)
+      expect(await s.get('k')).toBe('w')
+      expect(await snaps.renew?.('run', lease!.ownerToken, { ttlMs: 10_000 })).toBe(true)
+      await snaps.release('run', lease!.ownerToken)
+      expect(await other.tryAcquire('run', { ttlMs: 10_000 })).not.toBeNull()
     }
     for (const bad of ['direct', '', 1, null]) {
       let e: any
