@@ -91,7 +91,8 @@ impl LeaseOut {
     }
 }
 
-/// One op of a `leaseExec` batch as it crossed the boundary: about the
+/// One run-lease op as it crossed the boundary (a row of a server store's
+/// data batch, or of the file store's `leaseExec` batch): about the
 /// lease of snapshot `id` under `prefix` (UTF-16), by `token` (an
 /// acquire's fresh one, made here), `value` a fenced set's.
 pub struct LeaseRow {
@@ -103,7 +104,7 @@ pub struct LeaseRow {
     pub value: Vec<u16>,
 }
 
-/// The ops of one `leaseExec` call (every store's): `kinds[i]` a
+/// The ops of one `leaseExec` call (the file store's): `kinds[i]` a
 /// [`LeaseKind`], `tokens[i]` the owner token ("" for an acquire, which
 /// gets a fresh one here), `values[i]` a fenced set's value ("" otherwise).
 pub fn lease_rows(

@@ -142,7 +142,8 @@ impl NativePostgresStore {
         .map_err(|e| js_error::throw(&env, e))
     }
 
-    /// A batch (the calls of one tick) on one connection, pipelined.
+    /// A batch (the calls of one tick, run-lease ops included), run as
+    /// [`PgStore::exec_batch`] runs it.
     #[napi(catch_unwind, ts_return_type = "Promise<ExecOut>")]
     pub fn exec<'env>(
         &self,
@@ -184,7 +185,7 @@ impl NativePostgresStore {
         attached.map_err(|e| js_error::throw(&env, e))
     }
 
-    /// On the JS thread: a batch (as `exec` takes it) on one connection,
+    /// On the JS thread: a batch (as `exec` takes it),
     /// pipelined; its results to `onBatch` with `token`.
     #[napi(catch_unwind)]
     pub fn batch_send(
